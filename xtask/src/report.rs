@@ -1,0 +1,183 @@
+//! Rendering of command results: aligned text tables for terminals and CI logs, Markdown for docs
+//! and `$GITHUB_STEP_SUMMARY`, JSON for machines.
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+use std::io::Write;
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Aligned columns for people.
+    #[default]
+    Table,
+    /// A GitHub-flavoured Markdown table.
+    Markdown,
+    /// JSON on stdout, for machines.
+    Json,
+}
+
+/// A table of strings; every command's human output goes through it.
+#[derive(Debug, Clone, Default)]
+pub struct Table {
+    pub headers: Vec<String>,
+    pub rows: Vec<Vec<String>>,
+    /// Columns that hold numbers are right-aligned in text.
+    pub right_aligned: Vec<usize>,
+}
+
+impl Table {
+    pub fn new(headers: &[&str]) -> Table {
+        Table {
+            headers: headers.iter().map(|h| h.to_string()).collect(),
+            ..Table::default()
+        }
+    }
+
+    pub fn right_align(mut self, cols: &[usize]) -> Table {
+        self.right_aligned = cols.to_vec();
+        self
+    }
+
+    pub fn row(&mut self, cells: Vec<String>) {
+        self.rows.push(cells);
+    }
+
+    pub fn render_text(&self) -> String {
+        let cols = self.headers.len();
+        let mut widths: Vec<usize> = self.headers.iter().map(|h| h.chars().count()).collect();
+        for row in &self.rows {
+            for (i, cell) in row.iter().enumerate().take(cols) {
+                widths[i] = widths[i].max(cell.chars().count());
+            }
+        }
+        let line = |cells: &[String]| -> String {
+            let mut out = String::new();
+            for (i, width) in widths.iter().enumerate() {
+                let cell = cells.get(i).map(String::as_str).unwrap_or("");
+                let pad = width - cell.chars().count();
+                if i > 0 {
+                    out.push_str("  ");
+                }
+                if self.right_aligned.contains(&i) {
+                    out.push_str(&" ".repeat(pad));
+                    out.push_str(cell);
+                } else {
+                    out.push_str(cell);
+                    if i + 1 < widths.len() {
+                        out.push_str(&" ".repeat(pad));
+                    }
+                }
+            }
+            out.trim_end().to_string() + "\n"
+        };
+        let mut out = line(&self.headers);
+        out.push_str(&line(
+            &widths.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>(),
+        ));
+        for row in &self.rows {
+            out.push_str(&line(row));
+        }
+        out
+    }
+
+    pub fn render_markdown(&self) -> String {
+        let esc = |s: &str| s.replace('|', "\\|").replace('\n', " ");
+        let mut out = format!(
+            "| {} |\n",
+            self.headers
+                .iter()
+                .map(|h| esc(h))
+                .collect::<Vec<_>>()
+                .join(" | ")
+        );
+        let seps: Vec<&str> = (0..self.headers.len())
+            .map(|i| {
+                if self.right_aligned.contains(&i) {
+                    "---:"
+                } else {
+                    "---"
+                }
+            })
+            .collect();
+        out.push_str(&format!("| {} |\n", seps.join(" | ")));
+        for row in &self.rows {
+            let cells: Vec<String> = (0..self.headers.len())
+                .map(|i| esc(row.get(i).map_or("", |s| s)))
+                .collect();
+            out.push_str(&format!("| {} |\n", cells.join(" | ")));
+        }
+        out
+    }
+}
+
+/// Prints a report on stdout in the chosen format: `table` and `markdown` from the table, `json`
+/// from the serializable value.
+pub fn emit<T: Serialize>(format: Format, table: &Table, value: &T) -> Result<()> {
+    let text = match format {
+        Format::Table => table.render_text(),
+        Format::Markdown => table.render_markdown(),
+        Format::Json => {
+            serde_json::to_string_pretty(value).context("serializing the report")? + "\n"
+        }
+    };
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(text.as_bytes())
+        .context("writing the report")?;
+    Ok(())
+}
+
+/// Appends Markdown to the GitHub Actions step summary when `$GITHUB_STEP_SUMMARY` is set.
+pub fn step_summary(title: &str, markdown: &str) -> Result<()> {
+    let Ok(path) = std::env::var("GITHUB_STEP_SUMMARY") else {
+        return Ok(());
+    };
+    if path.is_empty() {
+        return Ok(());
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .with_context(|| format!("opening $GITHUB_STEP_SUMMARY ({path})"))?;
+    write!(file, "### {title}\n\n{markdown}\n")
+        .with_context(|| format!("writing $GITHUB_STEP_SUMMARY ({path})"))
+}
+
+/// Writes a file atomically (temp file + rename) so an interrupted run leaves no half-written report.
+pub fn write_atomic(path: &camino::Utf8Path, contents: &[u8]) -> Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {dir}"))?;
+    }
+    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+    std::fs::write(&tmp, contents).with_context(|| format!("writing {tmp}"))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("moving {tmp} to {path}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Table {
+        let mut t = Table::new(&["variant", "size"]).right_align(&[1]);
+        t.row(vec!["cpu".into(), "1.0 GB".into()]);
+        t.row(vec!["cpu|minimal".into(), "90 MB".into()]);
+        t
+    }
+
+    #[test]
+    fn text_table_aligns_columns() {
+        assert_eq!(
+            sample().render_text(),
+            "variant        size\n-----------  ------\ncpu          1.0 GB\ncpu|minimal   90 MB\n"
+        );
+    }
+
+    #[test]
+    fn markdown_table_escapes_pipes() {
+        let md = sample().render_markdown();
+        assert_eq!(md.lines().nth(1), Some("| --- | ---: |"));
+        assert!(md.contains("cpu\\|minimal"), "{md}");
+        assert!(md.lines().all(|l| l.starts_with('|') && l.ends_with('|')));
+    }
+}

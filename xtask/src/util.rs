@@ -1,0 +1,169 @@
+//! Shared context (project root, shell, config path), exit codes and small helpers.
+
+use anyhow::{Context, Result};
+use camino::{Utf8Path, Utf8PathBuf};
+use std::process::ExitCode;
+use std::sync::OnceLock;
+use xshell::Shell;
+
+use crate::config::Config;
+
+/// What every command receives: one `Shell` rooted at the project root and the images config.
+pub struct Ctx {
+    pub sh: Shell,
+    /// The workspace root (where `Cargo.toml` and `target/` live).
+    pub root: Utf8PathBuf,
+    /// The images config file; its directory is the base of the paths it names.
+    pub config_path: Utf8PathBuf,
+    config: OnceLock<Config>,
+}
+
+impl Ctx {
+    pub fn new(config: Option<Utf8PathBuf>) -> Result<Ctx> {
+        let root = project_root();
+        let sh = Shell::new().context("creating a shell")?;
+        sh.change_dir(&root);
+        let config_path = match config {
+            Some(path) if path.is_absolute() => path,
+            // A relative --config is relative to where the user typed it.
+            Some(path) => Utf8PathBuf::try_from(std::env::current_dir()?)
+                .context("the current directory is not UTF-8")?
+                .join(path),
+            None => root.join("images.toml"),
+        };
+        Ok(Ctx {
+            sh,
+            root,
+            config_path,
+            config: OnceLock::new(),
+        })
+    }
+
+    /// The parsed and validated images config, loaded on first use.
+    pub fn config(&self) -> Result<&Config> {
+        if let Some(config) = self.config.get() {
+            return Ok(config);
+        }
+        let config = Config::load(&self.config_path)?;
+        Ok(self.config.get_or_init(|| config))
+    }
+
+    /// `target/xtask`: reports and scratch space of the xtask.
+    pub fn out_dir(&self) -> Utf8PathBuf {
+        self.root.join("target").join("xtask")
+    }
+}
+
+/// The workspace root, from this crate's manifest directory (never the current directory).
+pub fn project_root() -> Utf8PathBuf {
+    Utf8Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives one level below the project root")
+        .to_path_buf()
+}
+
+/// A check ran and said no (budget exceeded, smoke check failed, tool missing): exit code 1.
+/// Every other error is a usage, input or tool error: exit code 2.
+#[derive(Debug)]
+pub struct CheckFailed(pub String);
+
+impl std::fmt::Display for CheckFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for CheckFailed {}
+
+pub fn report_error(err: &anyhow::Error) -> ExitCode {
+    eprintln!("error: {err}");
+    for cause in err.chain().skip(1) {
+        eprintln!("  caused by: {cause}");
+    }
+    if err.downcast_ref::<CheckFailed>().is_some() {
+        ExitCode::from(1)
+    } else {
+        ExitCode::from(2)
+    }
+}
+
+/// Progress for long steps goes to stderr so that stdout stays clean for `--format json`.
+#[macro_export]
+macro_rules! progress {
+    ($($arg:tt)*) => {
+        eprintln!("==> {}", format_args!($($arg)*))
+    };
+}
+
+/// Seconds since the epoch as an RFC 3339 UTC timestamp (`2025-11-28T00:00:00Z`).
+pub fn rfc3339(epoch: u64) -> String {
+    let days = (epoch / 86_400) as i64;
+    let secs = epoch % 86_400;
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}
+
+/// A short random-enough suffix for names of containers and temporary directories.
+pub fn unique_suffix() -> String {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("{}-{:08x}", std::process::id(), nanos)
+}
+
+/// A directory under `target/xtask/tmp` removed on drop and on Ctrl-C.
+pub struct TempDir {
+    path: Utf8PathBuf,
+    _guard: crate::cleanup::Guard,
+}
+
+impl TempDir {
+    pub fn new(ctx: &Ctx, prefix: &str) -> Result<TempDir> {
+        let path = ctx
+            .out_dir()
+            .join("tmp")
+            .join(format!("{prefix}-{}", unique_suffix()));
+        std::fs::create_dir_all(&path).with_context(|| format!("creating {path}"))?;
+        let remove = path.clone();
+        let guard = crate::cleanup::Guard::new(move || {
+            let _ = std::fs::remove_dir_all(&remove);
+        });
+        Ok(TempDir {
+            path,
+            _guard: guard,
+        })
+    }
+
+    pub fn path(&self) -> &Utf8Path {
+        &self.path
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_formats_known_instants() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(1_764_288_000), "2025-11-28T00:00:00Z");
+        assert_eq!(rfc3339(1_764_288_000 + 3_661), "2025-11-28T01:01:01Z");
+    }
+}
