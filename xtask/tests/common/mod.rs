@@ -1,0 +1,202 @@
+//! Shared harness of the integration tests: they run the real `xtask` binary against the real
+//! Docker engine. It makes sure the engine answers and the offline base exists, builds fixture
+//! images once per test binary, and labels everything it creates so a run can prove it leaked
+//! nothing.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::{Mutex, OnceLock};
+
+/// The image the fixtures start from (`[base].image` of the repository's images.toml).
+pub const BASE_IMAGE: &str = "localhost/debian:trixie-slim";
+
+/// Label put on everything the tests create; its value is unique to this test process.
+pub const LABEL: &str = "voxserve.xtask.test";
+
+pub fn run_id() -> &'static str {
+    static ID: OnceLock<String> = OnceLock::new();
+    ID.get_or_init(|| {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        format!("{}-{nanos:08x}", std::process::id())
+    })
+}
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+pub fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join("fixtures")
+}
+
+/// The xtask binary, as `cargo xtask` runs it.
+pub fn xtask() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_xtask"));
+    cmd.current_dir(repo_root());
+    cmd.env_remove("XTASK_CONFIG");
+    cmd.env_remove("GITHUB_STEP_SUMMARY");
+    cmd
+}
+
+/// Runs a command and returns its output, with stdout and stderr as text.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn of(cmd: &mut Command) -> Run {
+        let out: Output = cmd
+            .output()
+            .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    pub fn assert_ok(self) -> Run {
+        assert_eq!(
+            self.code, 0,
+            "expected success\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+}
+
+pub fn docker(args: &[&str]) -> Run {
+    Run::of(Command::new("docker").args(args))
+}
+
+/// Panics with the fix when no engine answers: these tests need a real Docker engine.
+pub fn ensure_engine() {
+    static UP: OnceLock<()> = OnceLock::new();
+    UP.get_or_init(|| {
+        let run = docker(&["version", "--format", "{{.Server.Version}}"]);
+        assert!(
+            run.code == 0 && !run.stdout.trim().is_empty(),
+            "these tests need a running Docker engine with buildx (start one with \
+             `bash .ci/start-docker /tmp/dockerd.pid /tmp/dockerd.log` as root): {}",
+            run.stderr
+        );
+    });
+}
+
+/// Makes sure the offline base image exists, building it with `cargo xtask base` if needed.
+pub fn ensure_base() {
+    ensure_engine();
+    static BASE: OnceLock<()> = OnceLock::new();
+    BASE.get_or_init(|| {
+        if docker(&["image", "inspect", BASE_IMAGE]).code != 0 {
+            xtask_run(&["base"]).assert_ok();
+        }
+    });
+}
+
+pub fn xtask_run(args: &[&str]) -> Run {
+    Run::of(xtask().args(args))
+}
+
+/// Builds a fixture directory (`tests/fixtures/<name>`) into an image once per test binary and
+/// returns its tag. The image carries the test label; `extra` are more buildx arguments.
+pub fn fixture_image(name: &str, extra: &[&str]) -> String {
+    ensure_base();
+    static BUILT: Mutex<Vec<(String, String)>> = Mutex::new(Vec::new());
+    let key = format!("{name} {}", extra.join(" "));
+    let mut built = BUILT.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((_, tag)) = built.iter().find(|(k, _)| *k == key) {
+        return tag.clone();
+    }
+    let tag = format!("localhost/xtask-fixture-{name}:{}", run_id());
+    let dir = fixtures().join(name);
+    let mut args: Vec<String> = vec![
+        "buildx".into(),
+        "build".into(),
+        "--load".into(),
+        "--provenance=false".into(),
+        format!("--build-arg=BASE_IMAGE={BASE_IMAGE}"),
+        format!("--label={LABEL}={}", run_id()),
+        format!("--tag={tag}"),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args.push(dir.to_string_lossy().into_owned());
+    let run = Run::of(Command::new("docker").args(&args));
+    assert_eq!(
+        run.code, 0,
+        "building fixture {name} failed:\n{}",
+        run.stderr
+    );
+    built.push((key, tag.clone()));
+    tag
+}
+
+/// A scratch directory removed on drop.
+pub struct Scratch(pub PathBuf);
+
+impl Scratch {
+    pub fn new(name: &str) -> Scratch {
+        let dir = repo_root()
+            .join("target")
+            .join("xtask-tests")
+            .join(format!("{name}-{}", run_id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    pub fn write(&self, rel: &str, contents: &str) -> PathBuf {
+        let path = self.0.join(rel);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).unwrap();
+        }
+        std::fs::write(&path, contents).unwrap();
+        path
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Minimal valid images.toml head (project + base) for test configs; append variants to it.
+pub fn config_head() -> String {
+    format!(
+        "[project]\nname = \"xtask-test\"\ndescription = \"fixture\"\nlicenses = \"Apache-2.0\"\nversion = \"0.0.1\"\n\n\
+         [base]\nimage = \"{BASE_IMAGE}\"\nsuite = \"trixie\"\nsource_date_epoch = 1764288000\n\n"
+    )
+}
+
+/// Containers carrying this run's label (running or not).
+pub fn labelled_containers() -> Vec<String> {
+    let run = docker(&[
+        "ps",
+        "-a",
+        "--filter",
+        &format!("label={LABEL}={}", run_id()),
+        "--format",
+        "{{.Names}}",
+    ]);
+    run.stdout
+        .lines()
+        .map(str::to_owned)
+        .filter(|l| !l.is_empty())
+        .collect()
+}

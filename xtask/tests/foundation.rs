@@ -1,0 +1,191 @@
+//! Foundation tests against the real engine: `base` reproducibility, `doctor` without an engine,
+//! images.toml errors, unknown variants.
+
+mod common;
+
+use common::*;
+
+#[test]
+fn base_twice_gives_the_same_image_id_with_updates_and_security_sources() {
+    ensure_engine();
+    let first = xtask_run(&["base"]).assert_ok();
+    let second = xtask_run(&["base"]).assert_ok();
+    let id1 = first.stdout.trim();
+    let id2 = second.stdout.trim();
+    assert!(
+        id1.starts_with("sha256:"),
+        "base printed no image ID: {:?}",
+        first.stdout
+    );
+    assert_eq!(id1, id2, "base is not reproducible");
+
+    let run = docker(&[
+        "run",
+        "--rm",
+        "--label",
+        &format!("{LABEL}={}", run_id()),
+        BASE_IMAGE,
+        "sh",
+        "-c",
+        "cat /etc/os-release && cat /etc/apt/sources.list /etc/apt/sources.list.d/* 2>/dev/null",
+    ])
+    .assert_ok();
+    assert!(run.stdout.contains("trixie"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("trixie-updates"),
+        "no updates suite in apt sources:\n{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("trixie-security"),
+        "no security suite in apt sources:\n{}",
+        run.stdout
+    );
+    assert!(labelled_containers().is_empty());
+}
+
+#[test]
+fn doctor_without_an_engine_names_the_fix() {
+    let run = Run::of(
+        xtask()
+            .args(["doctor"])
+            .env("DOCKER_HOST", "unix:///nonexistent/docker.sock"),
+    );
+    assert_eq!(
+        run.code, 1,
+        "stdout:\n{}\nstderr:\n{}",
+        run.stdout, run.stderr
+    );
+    let last = run
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("error:"))
+        .expect("an error line");
+    assert!(
+        last.contains("DOCKER_HOST=unix:///nonexistent/docker.sock"),
+        "{last}"
+    );
+    assert!(
+        last.contains("start it") && last.contains("DOCKER_HOST"),
+        "{last}"
+    );
+}
+
+#[test]
+fn doctor_with_an_engine_reports_store_and_builder() {
+    ensure_engine();
+    let run = xtask_run(&["doctor", "--format", "json"]);
+    // Optional tools may be missing; required ones are not on a machine that runs these tests.
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let checks: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let names: Vec<&str> = checks
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    for want in [
+        "docker client",
+        "docker engine",
+        "buildx",
+        "image store",
+        "buildx builder",
+        "CA bundle for builds",
+        "trivy",
+    ] {
+        assert!(
+            names.contains(&want),
+            "doctor did not check {want}: {names:?}"
+        );
+    }
+}
+
+fn bad_config(body: &str) -> Run {
+    let dir = Scratch::new("badcfg");
+    dir.write("Dockerfile", "FROM scratch\n");
+    let path = dir.write("images.toml", &format!("{}{body}", config_head()));
+    xtask_run(&["--config", path.to_str().unwrap(), "config"])
+}
+
+#[test]
+fn invalid_toml_names_file_line_and_column() {
+    let run = bad_config("[variants.one]\ndockerfile = \"Dockerfile\"\nimage = \"x\nbroken\n");
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("images.toml:15:7"), "{}", run.stderr);
+}
+
+#[test]
+fn unknown_key_names_the_variant_and_position() {
+    let run = bad_config(
+        "[variants.one]\ndockerfile = \"Dockerfile\"\nimage = \"x\"\ndockerfle = \"oops\"\n",
+    );
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("images.toml:15:1"), "{}", run.stderr);
+    assert!(run.stderr.contains("variant `one`"), "{}", run.stderr);
+    assert!(run.stderr.contains("dockerfle"), "{}", run.stderr);
+}
+
+#[test]
+fn budget_with_a_bad_unit_names_the_variant() {
+    let run = bad_config("[variants.two]\ndockerfile = \"Dockerfile\"\nimage = \"x\"\nbudget = { unpacked = \"3 GX\" }\n");
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("images.toml:15:23"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("variant `two`") && run.stderr.contains("unknown unit `GX`"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn missing_dockerfile_names_the_variant() {
+    let run = bad_config("[variants.three]\ndockerfile = \"Dockerfile.nope\"\nimage = \"x\"\n");
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("images.toml:13:14"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("variant `three`") && run.stderr.contains("Dockerfile.nope"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn empty_variant_list_is_an_error() {
+    let run = bad_config("[variants]\n");
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("no variants declared"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn unknown_variant_lists_the_known_ones() {
+    let dir = Scratch::new("unknownvariant");
+    dir.write("Dockerfile", "FROM scratch\n");
+    let path = dir.write(
+        "images.toml",
+        &format!("{}[variants.alpha]\ndockerfile = \"Dockerfile\"\nimage = \"x\"\n[variants.beta]\ndockerfile = \"Dockerfile\"\nimage = \"x\"\n", config_head()),
+    );
+    let run = xtask_run(&["--config", path.to_str().unwrap(), "config", "gamma"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("unknown variant `gamma`") && run.stderr.contains("alpha, beta"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn repository_config_resolves_every_variant() {
+    let run = xtask_run(&["config", "--format", "json"]).assert_ok();
+    let doc: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let names: Vec<&str> = doc["variants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["cpu", "cpu-minimal", "cuda", "rocm"]);
+}
