@@ -19,7 +19,8 @@ from .backend import BACKEND, Backend
 from .config import Settings
 from .db import Analysis, Database, utcnow
 
-log = logging.getLogger("voxserve")
+# uvicorn configures this logger; messages show up next to its own start-up lines.
+log = logging.getLogger("uvicorn.error")
 
 # Room for the multipart envelope (boundaries, part headers) around the file itself.
 MULTIPART_SLACK_BYTES = 64 * 1024
@@ -119,7 +120,7 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
         try:
             db.ensure_schema()
         except Exception as exc:  # noqa: BLE001 - reported by /health, retried there
-            log.error("database at %s not usable yet: %s", db.path, exc)
+            log.error("database at %s not usable yet: %s", db.path, str(exc).splitlines()[0])
         log.info("voxserve %s, backend %s on %s, data %s", __version__, backend.name,
                  backend.device, settings.data_dir)
         yield

@@ -1,0 +1,201 @@
+"""Build-time trim of a virtual environment, run in the deps stage before the import test.
+
+    python trim_venv.py VENV [--keep-headers-of PKG ...]
+
+Removes what a running service never reads and reports what each step saved:
+  * `tests`/`test` directories inside packages (test suites shipped in wheels). Directories named
+    `testing` (numpy.testing, torch.testing: imported by the libraries themselves) are kept.
+  * C/C++/CUDA headers, `include` directories and static archives (`*.a`): only needed to compile
+    extensions, and the runtime image has no compiler. `--keep-headers-of triton` keeps the
+    headers a JIT compiler needs when such a package is kept on purpose.
+  * type stubs (`*.pyi`): read by type checkers only.
+  * symbol tables and debug info of shared objects (`strip --strip-unneeded`), only for files that
+    actually carry them, and never inside `*.libs/` directories: those hold libraries vendored by
+    auditwheel, whose names embed their hashes and whose RPATH/SONAME wiring must stay exact.
+    Libraries that embed GPU device code (CUDA/HIP fat binaries) are left as their vendor built
+    them: GPU runtimes find kernels through such images and their symbols (stripped HIP libraries
+    are known to break), and no GPU is at hand in the build to prove a stripped one still works.
+
+The import test that follows in the same stage proves nothing needed was removed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import struct
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+TEST_DIR_NAMES = {"tests", "test"}
+GPU_CODE_SECTIONS = {".nv_fatbin", "__nv_relfatbin", ".nvFatBinSegment", ".hip_fatbin",
+                     ".hipFatBinSegment"}
+HEADER_SUFFIXES = {".h", ".hh", ".hpp", ".hxx", ".cuh", ".inl", ".a"}
+STUB_SUFFIXES = {".pyi"}
+
+
+def tree_size(path: Path) -> int:
+    if path.is_symlink() or path.is_file():
+        return path.lstat().st_size
+    total = 0
+    for root, _dirs, files in os.walk(path):
+        for name in files:
+            total += os.lstat(os.path.join(root, name)).st_size
+    return total
+
+
+def top_package(path: Path, site: Path) -> str:
+    return path.relative_to(site).parts[0]
+
+
+def elf_sections(path: Path) -> set[str] | None:
+    """Section names of an ELF file, or None when it is not ELF (or unreadable)."""
+    try:
+        with path.open("rb") as f:
+            ident = f.read(16)
+            if ident[:4] != b"\x7fELF":
+                return None
+            is64, little = ident[4] == 2, ident[5] == 1
+            end = "<" if little else ">"
+            if is64:
+                f.seek(0x28)
+                (shoff,) = struct.unpack(end + "Q", f.read(8))
+                f.seek(0x3A)
+                shentsize, shnum, shstrndx = struct.unpack(end + "HHH", f.read(6))
+            else:
+                f.seek(0x20)
+                (shoff,) = struct.unpack(end + "I", f.read(4))
+                f.seek(0x2E)
+                shentsize, shnum, shstrndx = struct.unpack(end + "HHH", f.read(6))
+            if shoff == 0 or shnum == 0:
+                return set()
+            f.seek(shoff)
+            table = f.read(shentsize * shnum)
+            headers = [table[i * shentsize:(i + 1) * shentsize] for i in range(shnum)]
+            strtab = headers[shstrndx]
+            if is64:
+                str_off, str_size = struct.unpack(end + "QQ", strtab[0x18:0x28])
+            else:
+                str_off, str_size = struct.unpack(end + "II", strtab[0x10:0x18])
+            f.seek(str_off)
+            names = f.read(str_size)
+        sections = set()
+        for h in headers:
+            (name_off,) = struct.unpack(end + "I", h[:4])
+            sections.add(names[name_off:names.index(b"\0", name_off)].decode(errors="replace"))
+        return sections
+    except (OSError, struct.error, ValueError, IndexError):
+        return None
+
+
+def mib(n: int) -> str:
+    return f"{n / 2**20:8.1f} MiB"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("venv", type=Path)
+    parser.add_argument("--keep-headers-of", action="append", default=[], metavar="PKG")
+    args = parser.parse_args()
+
+    sites = sorted(args.venv.glob("lib/python3*/site-packages"))
+    if len(sites) != 1:
+        print(f"expected one site-packages under {args.venv}, found {sites}", file=sys.stderr)
+        return 2
+    site = sites[0]
+    before = tree_size(site)
+    saved: Counter[str] = Counter()
+    by_pkg: Counter[str] = Counter()
+
+    # 1. test suites
+    for root, dirs, _files in os.walk(site):
+        for name in list(dirs):
+            path = Path(root) / name
+            if name in TEST_DIR_NAMES and path.parent != site:
+                size = tree_size(path)
+                shutil.rmtree(path)
+                dirs.remove(name)
+                saved["test directories"] += size
+                by_pkg[top_package(path, site)] += size
+
+    # 2. headers, static archives and type stubs
+    keep = set(args.keep_headers_of)
+    for root, dirs, files in os.walk(site):
+        here = Path(root)
+        if here != site and top_package(here, site) in keep:
+            dirs.clear()
+            continue
+        for name in list(dirs):
+            path = here / name
+            # an `include` directory holding Python code would be a package, not headers
+            if name == "include" and not any(path.rglob("*.py")):
+                size = tree_size(path)
+                shutil.rmtree(path)
+                dirs.remove(name)
+                saved["headers and static libraries"] += size
+                by_pkg[top_package(path, site)] += size
+        for name in files:
+            path = here / name
+            if path.is_symlink():
+                continue
+            if path.suffix in HEADER_SUFFIXES:
+                what = "headers and static libraries"
+            elif path.suffix in STUB_SUFFIXES:
+                what = "type stubs"
+            else:
+                continue
+            size = path.stat().st_size
+            path.unlink()
+            saved[what] += size
+            by_pkg[top_package(path, site)] += size
+
+    # 3. symbols of shared objects
+    stripped = 0
+    gpu_skipped: list[str] = []
+    big_strips: list[tuple[int, str]] = []
+    for root, _dirs, files in os.walk(site):
+        here = Path(root)
+        if any(part.endswith(".libs") for part in here.relative_to(site).parts):
+            continue
+        for name in files:
+            if not (name.endswith(".so") or ".so." in name):
+                continue
+            path = here / name
+            if path.is_symlink():
+                continue
+            sections = elf_sections(path)
+            if not sections or not (".symtab" in sections or any(
+                    s.startswith(".debug") for s in sections)):
+                continue
+            if sections & GPU_CODE_SECTIONS:
+                gpu_skipped.append(path.relative_to(site).as_posix())
+                continue
+            size = path.stat().st_size
+            subprocess.run(["strip", "--strip-unneeded", str(path)], check=True)
+            delta = size - path.stat().st_size
+            saved["strip --strip-unneeded"] += delta
+            by_pkg[top_package(path, site)] += delta
+            stripped += 1
+            big_strips.append((delta, path.relative_to(site).as_posix()))
+
+    after = tree_size(site)
+    print(f"trim {site}: {mib(before)} -> {mib(after)} (saved {mib(before - after)})")
+    for what, size in saved.most_common():
+        print(f"  {what:30s} {mib(size)}")
+    print(f"  shared objects stripped: {stripped}; largest:")
+    for delta, rel in sorted(big_strips, reverse=True)[:6]:
+        print(f"    {rel:60s} {mib(delta)}")
+    if gpu_skipped:
+        print(f"  not stripped, they carry GPU code: {len(gpu_skipped)}, e.g. "
+              + ", ".join(gpu_skipped[:4]))
+    print("  largest savings by package:")
+    for pkg, size in by_pkg.most_common(8):
+        print(f"    {pkg:28s} {mib(size)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
