@@ -1,6 +1,6 @@
 """Build-time trim of a virtual environment, run in the deps stage before the import test.
 
-    python trim_venv.py VENV [--keep-headers-of PKG ...]
+    python trim_venv.py VENV [--keep-headers-of PKG ...] [--no-strip-under DIR ...]
 
 Removes what a running service never reads and reports what each step saved:
   * `tests`/`test` directories inside packages (test suites shipped in wheels). Directories named
@@ -99,6 +99,8 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("venv", type=Path)
     parser.add_argument("--keep-headers-of", action="append", default=[], metavar="PKG")
+    parser.add_argument("--no-strip-under", action="append", default=[], metavar="DIR",
+                        help="site-packages-relative directory whose libraries stay unstripped")
     args = parser.parse_args()
 
     sites = sorted(args.venv.glob("lib/python3*/site-packages"))
@@ -158,7 +160,10 @@ def main() -> int:
     big_strips: list[tuple[int, str]] = []
     for root, _dirs, files in os.walk(site):
         here = Path(root)
-        if any(part.endswith(".libs") for part in here.relative_to(site).parts):
+        rel = here.relative_to(site)
+        if any(part.endswith(".libs") for part in rel.parts):
+            continue
+        if any(rel == Path(d) or Path(d) in rel.parents for d in args.no_strip_under):
             continue
         for name in files:
             if not (name.endswith(".so") or ".so." in name):
