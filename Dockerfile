@@ -25,7 +25,7 @@ SHELL ["/bin/bash", "-euo", "pipefail", "-c"]
 ENV LANG=C.UTF-8
 # Downloaded .debs and package lists live in BuildKit cache mounts, never in a layer: the
 # official image's docker-clean hook would delete the cache, so it goes, and apt is told to keep
-# what it downloads. The mounts are locked because apt cannot share its cache between builds.
+# what it downloads. sharing=locked: two apt runs (parallel builds) must not use one cache at once.
 # Versions are not pinned (DL3008): they come from the Debian release the base image is pinned to.
 # hadolint ignore=DL3008
 RUN --mount=type=cache,target=/var/cache/apt,sharing=locked \
