@@ -303,3 +303,19 @@ pub fn image_id(sh: &Shell, image: &str) -> Result<Option<String>> {
 pub fn command(args: &[String]) -> duct::Expression {
     duct::cmd("docker", args)
 }
+
+/// The plain progress log of a finished build (`docker buildx history logs`), for any progress
+/// mode the build ran with. `build_ref` is `builder/node/id` as in buildx's metadata file.
+pub fn build_log(sh: &Shell, builder: Option<&str>, build_ref: &str) -> Result<String> {
+    let id = build_ref.rsplit('/').next().unwrap_or(build_ref);
+    let builder_flag: Vec<String> = builder
+        .map(|b| format!("--builder={b}"))
+        .into_iter()
+        .collect();
+    let out = cmd!(sh, "docker buildx history logs {builder_flag...} {id}")
+        .quiet()
+        .output()
+        .with_context(|| format!("running `docker buildx history logs {id}`"))?;
+    // buildx writes the log to stderr.
+    Ok(String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout))
+}

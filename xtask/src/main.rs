@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 mod base;
+mod build;
 mod ca;
 mod cleanup;
 mod config;
@@ -36,6 +37,8 @@ enum Command {
     Doctor(doctor::Args),
     /// Build the reproducible offline Debian base image (mmdebstrap, needs root).
     Base(base::Args),
+    /// Build image variants with docker buildx.
+    Build(build::Args),
 }
 
 fn main() -> ExitCode {
@@ -49,6 +52,7 @@ fn main() -> ExitCode {
         Command::Config(args) => args.run(&ctx),
         Command::Doctor(args) => args.run(&ctx),
         Command::Base(args) => args.run(&ctx),
+        Command::Build(args) => args.run(&ctx),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,363 @@
+//! `cargo xtask build` against the real engine, with fixture Dockerfiles built from the offline base.
+
+mod common;
+
+use common::*;
+use std::io::{BufRead, Read};
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// A test config with one variant built from a fixture; images are removed on drop.
+struct Setup {
+    dir: Scratch,
+    config: String,
+    image: String,
+}
+
+impl Setup {
+    fn new(variant: &str, fixture: &str) -> Setup {
+        ensure_base();
+        let dir = Scratch::new(&format!("build-{variant}"));
+        let fixture_dir = fixtures().join(fixture);
+        let image = format!("localhost/xtask-build-{variant}-{}", run_id());
+        let config = dir.write(
+            "images.toml",
+            &format!(
+                "{}[build]\ncache_dir = \"cache\"\n\n[variants.{variant}]\ndockerfile = \"{}\"\ncontext = \"{}\"\nimage = \"{image}\"\n",
+                config_head(),
+                fixture_dir.join("Dockerfile").display(),
+                fixture_dir.display()
+            ),
+        );
+        Setup {
+            dir,
+            config: config.to_string_lossy().into_owned(),
+            image,
+        }
+    }
+
+    fn build(&self, args: &[&str]) -> Run {
+        let reports = self.dir.path().join("reports");
+        let mut cmd = xtask();
+        cmd.args([
+            "--config",
+            &self.config,
+            "build",
+            "--progress",
+            "plain",
+            "--report-dir",
+        ])
+        .arg(&reports)
+        .args(args);
+        Run::of(&mut cmd)
+    }
+
+    fn report(&self, variant: &str) -> serde_json::Value {
+        let path = self
+            .dir
+            .path()
+            .join("reports")
+            .join(format!("build-{variant}.json"));
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+    }
+}
+
+impl Drop for Setup {
+    fn drop(&mut self) {
+        let out = docker(&[
+            "image",
+            "ls",
+            "--format",
+            "{{.Repository}}:{{.Tag}}",
+            &self.image,
+        ]);
+        for tag in out.stdout.lines().filter(|l| !l.is_empty()) {
+            docker(&["image", "rm", "-f", tag]);
+        }
+    }
+}
+
+/// True when `needle` occurs in any file of `docker save IMAGE`, gzip layers decompressed.
+fn saved_image_contains(image: &str, needle: &[u8]) -> bool {
+    let dir = Scratch::new("save");
+    let tar = dir.path().join("image.tar");
+    docker(&["save", "-o", tar.to_str().unwrap(), image]).assert_ok();
+    let out = dir.path().join("x");
+    std::fs::create_dir_all(&out).unwrap();
+    let run = Run::of(Command::new("tar").arg("-xf").arg(&tar).arg("-C").arg(&out));
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let mut found = false;
+    visit(&out, &mut |bytes| {
+        let plain = if bytes.starts_with(&[0x1f, 0x8b]) {
+            let mut v = Vec::new();
+            flate2::read::MultiGzDecoder::new(bytes)
+                .read_to_end(&mut v)
+                .unwrap();
+            v
+        } else {
+            bytes.to_vec()
+        };
+        found |= plain.windows(needle.len()).any(|w| w == needle);
+    });
+    found
+}
+
+fn visit(dir: &Path, f: &mut dyn FnMut(&[u8])) {
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            visit(&path, f);
+        } else if path.is_file() {
+            f(&std::fs::read(&path).unwrap());
+        }
+    }
+}
+
+#[test]
+fn builds_with_cache_and_secret_mounts_tags_labels_and_no_trace_of_the_ca() {
+    let setup = Setup::new("ok", "build-ok");
+    let marker = format!("XTASK-CA-MARKER-{}", run_id());
+    let ca = setup.dir.write(
+        "ca.pem",
+        &format!("-----BEGIN CERTIFICATE-----\n{marker}\n-----END CERTIFICATE-----\n"),
+    );
+    let nonce = format!("NONCE={}", run_id());
+    setup
+        .build(&[
+            "ok",
+            "--ca-bundle",
+            ca.to_str().unwrap(),
+            "--build-arg",
+            &nonce,
+        ])
+        .assert_ok();
+
+    let image = format!("{}:ok", setup.image);
+    let inspect = docker(&["image", "inspect", &image, "--format", "{{json .}}"]).assert_ok();
+    let doc: serde_json::Value = serde_json::from_str(&inspect.stdout).unwrap();
+    let tags: Vec<&str> = doc["RepoTags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    assert!(tags.contains(&image.as_str()), "{tags:?}");
+    assert!(
+        tags.contains(&format!("{}:0.0.1-ok", setup.image).as_str()),
+        "{tags:?}"
+    );
+    assert!(
+        tags.iter()
+            .any(|t| t.starts_with(&format!("{}:sha-", setup.image)) && t.ends_with("-ok")),
+        "{tags:?}"
+    );
+    let labels = &doc["Config"]["Labels"];
+    for key in [
+        "title",
+        "description",
+        "revision",
+        "version",
+        "created",
+        "licenses",
+    ] {
+        let value = labels[format!("org.opencontainers.image.{key}")]
+            .as_str()
+            .unwrap_or("");
+        assert!(!value.is_empty(), "label {key} missing: {labels}");
+    }
+    assert_eq!(labels["org.opencontainers.image.version"], "0.0.1");
+    assert_eq!(labels["org.opencontainers.image.licenses"], "Apache-2.0");
+
+    // The secret was mounted during the build…
+    let lines = docker(&[
+        "run",
+        "--rm",
+        "--label",
+        &format!("{LABEL}={}", run_id()),
+        &image,
+        "cat",
+        "/ca-lines",
+    ])
+    .assert_ok();
+    assert_eq!(
+        lines.stdout.trim(),
+        "1",
+        "the CA bundle was not mounted in the build"
+    );
+    // …and left no trace in layers, config, labels, build args or history.
+    assert!(
+        !inspect.stdout.contains(&marker) && !inspect.stdout.contains("ca.pem"),
+        "CA found in image config"
+    );
+    let history = docker(&["history", "--no-trunc", &image]).assert_ok();
+    assert!(
+        !history.stdout.contains(&marker) && !history.stdout.contains("ca.pem"),
+        "{}",
+        history.stdout
+    );
+    assert!(
+        !saved_image_contains(&image, marker.as_bytes()),
+        "the CA content is in `docker save` of the image"
+    );
+    assert!(
+        saved_image_contains(&image, b"payload\n"),
+        "the save scan is blind: the fixture payload was not found"
+    );
+
+    // A second build with no change takes every step from the cache.
+    setup
+        .build(&[
+            "ok",
+            "--ca-bundle",
+            ca.to_str().unwrap(),
+            "--build-arg",
+            &nonce,
+        ])
+        .assert_ok();
+    let report = setup.report("ok");
+    let total = report["steps_total"].as_u64().unwrap();
+    assert!(total >= 3, "{report}");
+    assert_eq!(report["steps_cached"].as_u64().unwrap(), total, "{report}");
+    assert_eq!(report["ca_bundle_from"], "--ca-bundle");
+
+    // The local cache was rotated: one directory per variant, nothing half-written beside it.
+    let entries: Vec<String> = std::fs::read_dir(setup.dir.path().join("cache"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(entries, ["ok"]);
+    assert!(labelled_containers().is_empty());
+}
+
+#[test]
+fn a_failing_step_is_quoted_and_leaves_no_report() {
+    let setup = Setup::new("broken", "build-fail");
+    let run = setup.build(&["broken"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let error = run
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("error:"))
+        .expect("an error line");
+    assert!(error.contains("build of `broken` failed"), "{error}");
+    assert!(
+        error.contains("RUN echo \"about to fail\" && exit 3") && error.contains("exit code: 3"),
+        "{error}"
+    );
+    assert!(!setup
+        .dir
+        .path()
+        .join("reports")
+        .join("build-broken.json")
+        .exists());
+    let cache: Vec<_> = std::fs::read_dir(setup.dir.path().join("cache"))
+        .map(|d| d.flatten().collect())
+        .unwrap_or_default();
+    assert!(
+        cache.is_empty(),
+        "a failed build left cache directories: {cache:?}"
+    );
+}
+
+#[test]
+fn unknown_variant_and_bad_build_arg_are_usage_errors() {
+    let setup = Setup::new("known", "build-ok");
+    let run = setup.build(&["unknown"]);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr.contains("unknown variant `unknown`") && run.stderr.contains("known"),
+        "{}",
+        run.stderr
+    );
+    let run = setup.build(&["known", "--build-arg", "NOVALUE"]);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr.contains("`NOVALUE` is not KEY=VALUE"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn interrupt_stops_buildx_and_leaves_nothing_behind() {
+    for signal in ["INT", "TERM"] {
+        let setup = Setup::new(&format!("slow{}", signal.to_lowercase()), "build-slow");
+        let variant = format!("slow{}", signal.to_lowercase());
+        let nonce = format!("nonce-{}-{signal}", run_id());
+        let mut child = xtask()
+            .args([
+                "--config",
+                &setup.config,
+                "build",
+                &variant,
+                "--progress",
+                "plain",
+                "--build-arg",
+            ])
+            .arg(format!("NONCE={nonce}"))
+            .arg("--report-dir")
+            .arg(setup.dir.path().join("reports"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Wait until BuildKit runs the sleeping step (its plain progress names it).
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if line.contains("RUN echo") && line.contains("sleep 60") {
+                    let _ = tx.send(());
+                }
+            }
+        });
+        rx.recv_timeout(Duration::from_secs(120))
+            .expect("the slow step never started");
+        std::thread::sleep(Duration::from_millis(500));
+        Run::of(Command::new("kill").args([&format!("-{signal}"), &child.id().to_string()]));
+        let status = child.wait().unwrap();
+        assert_eq!(status.code(), Some(130), "SIG{signal}");
+        // buildx is gone, no report, no half-written cache, no temp dir of this build.
+        let start = Instant::now();
+        while Run::of(Command::new("pgrep").args(["-f", &format!("NONCE={nonce}")])).code == 0 {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "docker buildx still runs after SIG{signal}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        assert!(!setup
+            .dir
+            .path()
+            .join("reports")
+            .join(format!("build-{variant}.json"))
+            .exists());
+        let cache: Vec<_> = std::fs::read_dir(setup.dir.path().join("cache"))
+            .map(|d| d.flatten().collect())
+            .unwrap_or_default();
+        assert!(
+            cache.is_empty(),
+            "SIG{signal} left cache directories: {cache:?}"
+        );
+        let tmp = repo_root().join("target/xtask/tmp");
+        let leftovers: Vec<_> = std::fs::read_dir(&tmp)
+            .map(|d| {
+                d.flatten()
+                    .filter(|e| {
+                        e.file_name()
+                            .to_string_lossy()
+                            .starts_with(&format!("build-{variant}-"))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        assert!(
+            leftovers.is_empty(),
+            "SIG{signal} left temp dirs: {leftovers:?}"
+        );
+    }
+}
