@@ -50,6 +50,9 @@ fn main() -> ExitCode {
         Command::Doctor(args) => args.run(&ctx),
         Command::Base(args) => args.run(&ctx),
     };
+    if cleanup::interrupted() {
+        cleanup::wait_for_handler();
+    }
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => util::report_error(&err),
