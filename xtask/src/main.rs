@@ -11,6 +11,7 @@ mod config_cmd;
 mod docker;
 mod doctor;
 mod report;
+mod smoke;
 mod util;
 
 use anyhow::Result;
@@ -36,6 +37,8 @@ enum Command {
     Doctor(doctor::Args),
     /// Build the reproducible offline Debian base image (mmdebstrap, needs root).
     Base(base::Args),
+    /// Smoke-test images: run each hardened until its HEALTHCHECK passes, then check it from inside.
+    Smoke(smoke::Args),
 }
 
 fn main() -> ExitCode {
@@ -49,6 +52,7 @@ fn main() -> ExitCode {
         Command::Config(args) => args.run(&ctx),
         Command::Doctor(args) => args.run(&ctx),
         Command::Base(args) => args.run(&ctx),
+        Command::Smoke(args) => args.run(&ctx),
     };
     if cleanup::interrupted() {
         cleanup::wait_for_handler();
