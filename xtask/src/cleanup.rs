@@ -5,13 +5,14 @@
 //! registers a `Guard` here; the signal handler runs the pending actions, then exits with 130.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 
 type Action = Box<dyn FnOnce() + Send>;
 
 static PENDING: Mutex<BTreeMap<u64, Action>> = Mutex::new(BTreeMap::new());
 static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
 /// Runs its action once: on drop, or from the signal handler, whichever comes first.
 #[must_use = "the action runs when the guard is dropped"]
@@ -65,11 +66,26 @@ pub fn run_all() {
 /// On SIGINT / SIGTERM (Ctrl-C / Ctrl-Break on Windows): clean up, then exit 130.
 pub fn install_signal_handler() {
     let result = ctrlc::set_handler(|| {
+        INTERRUPTED.store(true, Ordering::SeqCst);
         eprintln!("\ninterrupted: cleaning up");
         run_all();
         std::process::exit(130);
     });
     if let Err(err) = result {
         eprintln!("warning: cannot install the Ctrl-C handler ({err}); an interrupt may leave containers behind");
+    }
+}
+
+/// True once a signal arrived: the handler is cleaning up and will exit with 130.
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::SeqCst)
+}
+
+/// Blocks forever, leaving the exit to the signal handler. The main thread calls this when a
+/// command failed because the handler removed what it was using (e.g. a container that vanished
+/// under `docker inspect`), so that the exit code is 130 and not the command's error.
+pub fn wait_for_handler() -> ! {
+    loop {
+        std::thread::park();
     }
 }

@@ -319,3 +319,208 @@ pub fn build_log(sh: &Shell, builder: Option<&str>, build_ref: &str) -> Result<S
     // buildx writes the log to stderr.
     Ok(String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout))
 }
+
+// ---------------------------------------------------------------------------------------------
+// Containers: run detached, inspect state and health, exec, logs, remove. These take no `Shell`
+// so that cleanup guards (which run on another thread from the signal handler) can call them.
+
+/// `docker <args>` (args start with `run --detach …`); returns the new container's ID.
+pub fn run_detached(args: &[String]) -> Result<String> {
+    let out = command(args)
+        .stdin_null()
+        .stdout_capture()
+        .stderr_capture()
+        .unchecked()
+        .run()
+        .context("running `docker run`")?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() {
+        bail!("`docker run` failed: {}", stderr.trim());
+    }
+    // The ID is the last line; warnings (e.g. "no swap limit support") go to stderr.
+    match stdout.lines().map(str::trim).rfind(|l| !l.is_empty()) {
+        Some(id) => Ok(id.to_owned()),
+        None => bail!("`docker run` printed no container ID: {}", stderr.trim()),
+    }
+}
+
+/// `.State` of `docker container inspect`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ContainerState {
+    /// created, running, paused, restarting, removing, exited or dead.
+    #[serde(default)]
+    pub status: String,
+    #[serde(default)]
+    pub running: bool,
+    #[serde(default, rename = "OOMKilled")]
+    pub oom_killed: bool,
+    #[serde(default)]
+    pub exit_code: i64,
+    /// The engine's error starting the container, if any.
+    #[serde(default)]
+    pub error: String,
+    #[serde(default)]
+    pub started_at: String,
+    #[serde(default)]
+    pub health: Option<Health>,
+}
+
+/// `.State.Health`: present when the container has a health check.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Health {
+    /// starting, healthy or unhealthy.
+    #[serde(default)]
+    pub status: String,
+    #[serde(default)]
+    pub failing_streak: u32,
+    /// The last probes (the engine keeps five), oldest first.
+    #[serde(default)]
+    pub log: Option<Vec<HealthProbe>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct HealthProbe {
+    /// RFC 3339 timestamps from the engine.
+    #[serde(default)]
+    pub start: String,
+    #[serde(default)]
+    pub end: String,
+    #[serde(default)]
+    pub exit_code: i64,
+    #[serde(default)]
+    pub output: String,
+}
+
+/// The state of a container; an error when it does not exist.
+pub fn container_state(name: &str) -> Result<ContainerState> {
+    let args = [
+        "container".to_string(),
+        "inspect".into(),
+        "--format".into(),
+        "{{json .State}}".into(),
+        name.into(),
+    ];
+    let out = command(&args)
+        .stdin_null()
+        .stdout_capture()
+        .stderr_capture()
+        .unchecked()
+        .run()
+        .with_context(|| format!("running `docker container inspect {name}`"))?;
+    if !out.status.success() {
+        bail!(
+            "cannot inspect container {name}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(stdout.trim())
+        .with_context(|| format!("parsing the state of container {name}: {}", stdout.trim()))
+}
+
+/// What a command run in a container did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExecOutput {
+    /// Exit code; -1 when it timed out or was killed.
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+    pub timed_out: bool,
+}
+
+impl ExecOutput {
+    /// True when the command's program does not exist in the container (docker exec's 126/127
+    /// with the runtime's "executable file not found").
+    pub fn missing_executable(&self) -> bool {
+        matches!(self.code, 126 | 127)
+            && [&self.stdout, &self.stderr].iter().any(|s| {
+                s.contains("executable file not found") || s.contains("no such file or directory")
+            })
+    }
+}
+
+/// `docker exec [--user USER] NAME CMD…`, killed after `timeout`.
+pub fn exec(
+    name: &str,
+    user: Option<&str>,
+    cmd: &[String],
+    timeout: std::time::Duration,
+) -> Result<ExecOutput> {
+    let mut args = vec!["exec".to_string()];
+    if let Some(user) = user {
+        args.extend(["--user".into(), user.into()]);
+    }
+    args.push(name.into());
+    args.extend(cmd.iter().cloned());
+    let handle = command(&args)
+        .stdin_null()
+        .stdout_capture()
+        .stderr_capture()
+        .unchecked()
+        .start()
+        .with_context(|| format!("running `docker exec` in {name}"))?;
+    let done = handle
+        .wait_timeout(timeout)
+        .with_context(|| format!("waiting for `docker exec` in {name}"))?
+        .is_some();
+    if !done {
+        handle.kill().ok();
+    }
+    let out = handle
+        .into_output()
+        .with_context(|| format!("collecting the output of `docker exec` in {name}"))?;
+    Ok(ExecOutput {
+        code: if done {
+            out.status.code().unwrap_or(-1)
+        } else {
+            -1
+        },
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        timed_out: !done,
+    })
+}
+
+/// The last `lines` lines of a container's output, stdout and stderr interleaved.
+pub fn logs_tail(name: &str, lines: usize) -> Result<String> {
+    let args = [
+        "logs".to_string(),
+        "--tail".into(),
+        lines.to_string(),
+        name.into(),
+    ];
+    let out = command(&args)
+        .stdin_null()
+        .stderr_to_stdout()
+        .stdout_capture()
+        .unchecked()
+        .run()
+        .with_context(|| format!("running `docker logs {name}`"))?;
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// `docker rm --force --volumes NAME`; a container that does not exist is not an error.
+pub fn remove_container(name: &str) -> Result<()> {
+    let args = [
+        "rm".to_string(),
+        "--force".into(),
+        "--volumes".into(),
+        name.into(),
+    ];
+    let out = command(&args)
+        .stdin_null()
+        .stdout_null()
+        .stderr_capture()
+        .unchecked()
+        .run()
+        .with_context(|| format!("running `docker rm {name}`"))?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() && !stderr.contains("No such container") {
+        bail!("cannot remove container {name}: {}", stderr.trim());
+    }
+    Ok(())
+}

@@ -12,6 +12,7 @@ mod config_cmd;
 mod docker;
 mod doctor;
 mod report;
+mod smoke;
 mod util;
 
 use anyhow::Result;
@@ -39,6 +40,8 @@ enum Command {
     Base(base::Args),
     /// Build image variants with docker buildx.
     Build(build::Args),
+    /// Smoke-test images: run each hardened until its HEALTHCHECK passes, then check it from inside.
+    Smoke(smoke::Args),
 }
 
 fn main() -> ExitCode {
@@ -53,7 +56,11 @@ fn main() -> ExitCode {
         Command::Doctor(args) => args.run(&ctx),
         Command::Base(args) => args.run(&ctx),
         Command::Build(args) => args.run(&ctx),
+        Command::Smoke(args) => args.run(&ctx),
     };
+    if cleanup::interrupted() {
+        cleanup::wait_for_handler();
+    }
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => util::report_error(&err),

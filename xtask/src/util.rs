@@ -117,6 +117,50 @@ pub fn rfc3339(epoch: u64) -> String {
     )
 }
 
+/// Parses an RFC 3339 timestamp as the Docker engine writes them
+/// (`2026-11-28T03:30:26.264194744Z`, or with an offset such as `+01:00`).
+pub fn parse_rfc3339(s: &str) -> Option<std::time::SystemTime> {
+    let (date, rest) = s.trim().split_once('T')?;
+    let mut ymd = date.splitn(3, '-');
+    let year: i64 = ymd.next()?.parse().ok()?;
+    let month: i64 = ymd.next()?.parse().ok()?;
+    let day: i64 = ymd.next()?.parse().ok()?;
+    let (time, offset) = match rest.strip_suffix(['Z', 'z']) {
+        Some(time) => (time, 0),
+        None => {
+            let at = rest.rfind(['+', '-'])?;
+            let (time, off) = rest.split_at(at);
+            let (h, m) = off[1..].split_once(':')?;
+            let secs = h.parse::<i64>().ok()? * 3600 + m.parse::<i64>().ok()? * 60;
+            (time, if off.starts_with('-') { -secs } else { secs })
+        }
+    };
+    let (hms, frac) = time.split_once('.').unwrap_or((time, ""));
+    let mut parts = hms.splitn(3, ':');
+    let hour: i64 = parts.next()?.parse().ok()?;
+    let minute: i64 = parts.next()?.parse().ok()?;
+    let second: i64 = parts.next()?.parse().ok()?;
+    let nanos: u32 = if frac.is_empty() {
+        0
+    } else {
+        let digits: String = frac.chars().take(9).collect();
+        digits.parse::<u32>().ok()? * 10u32.pow(9 - digits.len() as u32)
+    };
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) {
+        return None;
+    }
+    // Howard Hinnant's days_from_civil.
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let doy = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let epoch = days * 86_400 + hour * 3600 + minute * 60 + second - offset;
+    let epoch = u64::try_from(epoch).ok()?;
+    Some(std::time::UNIX_EPOCH + std::time::Duration::new(epoch, nanos))
+}
+
 /// A short random-enough suffix for names of containers and temporary directories.
 pub fn unique_suffix() -> String {
     use std::time::{SystemTime, UNIX_EPOCH};
@@ -165,5 +209,26 @@ mod tests {
         assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
         assert_eq!(rfc3339(1_764_288_000), "2025-11-28T00:00:00Z");
         assert_eq!(rfc3339(1_764_288_000 + 3_661), "2025-11-28T01:01:01Z");
+    }
+
+    #[test]
+    fn rfc3339_parses_engine_timestamps() {
+        use std::time::{Duration, UNIX_EPOCH};
+        let at = |s| parse_rfc3339(s).map(|t| t.duration_since(UNIX_EPOCH).unwrap());
+        assert_eq!(at("1970-01-01T00:00:00Z"), Some(Duration::ZERO));
+        assert_eq!(
+            at("2000-02-29T00:00:00Z"),
+            Some(Duration::from_secs(951_782_400))
+        );
+        assert_eq!(
+            at("2025-11-28T01:01:01.25Z"),
+            Some(Duration::new(1_764_288_000 + 3_661, 250_000_000))
+        );
+        assert_eq!(
+            at("2025-11-28T02:01:01.000000001+01:00"),
+            Some(Duration::new(1_764_288_000 + 3_661, 1))
+        );
+        assert_eq!(at("0001-01-01T00:00:00Z"), None);
+        assert_eq!(at("yesterday"), None);
     }
 }

@@ -119,7 +119,16 @@ pub fn fixture_image(name: &str, extra: &[&str]) -> String {
     if let Some((_, tag)) = built.iter().find(|(k, _)| *k == key) {
         return tag.clone();
     }
-    let tag = format!("localhost/xtask-fixture-{name}:{}", run_id());
+    // Builds of one fixture with different `extra` (targets, build args) get different tags.
+    let tag = if extra.is_empty() {
+        format!("localhost/xtask-fixture-{name}:{}", run_id())
+    } else {
+        format!(
+            "localhost/xtask-fixture-{name}:{}-{}",
+            run_id(),
+            built.len()
+        )
+    };
     let dir = fixtures().join(name);
     let mut args: Vec<String> = vec![
         "buildx".into(),
