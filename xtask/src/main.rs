@@ -11,6 +11,7 @@ mod config_cmd;
 mod docker;
 mod doctor;
 mod report;
+mod sizes;
 mod util;
 
 use anyhow::Result;
@@ -36,6 +37,8 @@ enum Command {
     Doctor(doctor::Args),
     /// Build the reproducible offline Debian base image (mmdebstrap, needs root).
     Base(base::Args),
+    /// Compressed and unpacked size of each variant's image, against its budgets.
+    Sizes(sizes::Args),
 }
 
 fn main() -> ExitCode {
@@ -49,6 +52,7 @@ fn main() -> ExitCode {
         Command::Config(args) => args.run(&ctx),
         Command::Doctor(args) => args.run(&ctx),
         Command::Base(args) => args.run(&ctx),
+        Command::Sizes(args) => args.run(&ctx),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
