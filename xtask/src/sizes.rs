@@ -60,7 +60,7 @@ pub struct Target {
 // ---------------------------------------------------------------------------------------------
 // The report.
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Report {
     pub schema: u32,
     /// The engine's version and image store, e.g. `28.5.2, containerd snapshotter (overlayfs)`.
@@ -68,7 +68,7 @@ pub struct Report {
     pub images: Vec<Entry>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Status {
     Ok,
@@ -78,7 +78,7 @@ pub enum Status {
     NotBuilt,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Entry {
     pub name: String,
     pub variant: Option<String>,
@@ -91,25 +91,24 @@ pub struct Entry {
     pub unpacked: Option<u64>,
     pub method: Option<Method>,
     pub budget: BudgetOut,
-    /// Budget warnings and overshoots, as sentences.
-    pub findings: Vec<String>,
+    /// Budget warnings and overshoots.
+    pub findings: Vec<Finding>,
     /// What to do when the image is not built.
     pub hint: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub delta: Option<Delta>,
     /// Every layer, base first.
-    #[serde(default)]
     pub layers: Vec<Layer>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct BudgetOut {
     pub compressed: Option<u64>,
     pub unpacked: Option<u64>,
 }
 
 /// The change against a baseline report.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Delta {
     /// False when the baseline has no entry of this name.
     pub in_baseline: bool,
@@ -117,7 +116,7 @@ pub struct Delta {
     pub unpacked: Option<Change>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Change {
     pub before: u64,
     pub after: u64,
@@ -197,14 +196,16 @@ pub fn delta(
 // ---------------------------------------------------------------------------------------------
 // Budgets.
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Level {
-    Ok,
+    /// At or above 90 % of the budget.
     Warning,
+    /// Above the budget.
     Over,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Finding {
     pub level: Level,
     pub message: String,
@@ -290,7 +291,7 @@ pub fn build_report(
         let status = match findings.iter().map(|f| f.level).max() {
             Some(Level::Over) => Status::OverBudget,
             Some(Level::Warning) => Status::Warning,
-            _ => Status::Ok,
+            None => Status::Ok,
         };
         images.push(Entry {
             name: t.name.clone(),
@@ -302,7 +303,7 @@ pub fn build_report(
             unpacked: Some(unpacked),
             method: Some(facts.method),
             budget,
-            findings: findings.into_iter().map(|f| f.message).collect(),
+            findings,
             hint: None,
             delta: baseline.map(|b| delta(b, &t.name, Some(compressed), Some(unpacked))),
             layers: facts.layers,
@@ -575,19 +576,18 @@ impl Args {
             human_size(stats.processed)
         );
 
-        for e in &report.images {
-            if e.status == Status::Warning {
-                for f in &e.findings {
-                    eprintln!("warning: {f}");
-                }
-            }
+        let findings = |level: Level| {
+            report
+                .images
+                .iter()
+                .flat_map(|e| &e.findings)
+                .filter(move |f| f.level == level)
+                .map(|f| f.message.as_str())
+        };
+        for warning in findings(Level::Warning) {
+            eprintln!("warning: {warning}");
         }
-        let over: Vec<&String> = report
-            .images
-            .iter()
-            .filter(|e| e.status == Status::OverBudget)
-            .flat_map(|e| e.findings.iter().filter(|f| f.contains("exceeds")))
-            .collect();
+        let over: Vec<&str> = findings(Level::Over).collect();
         let missing: Vec<String> = report
             .images
             .iter()
@@ -595,13 +595,7 @@ impl Args {
             .map(|e| format!("{} ({})", e.name, e.hint.as_deref().unwrap_or("not built")))
             .collect();
         if !over.is_empty() {
-            let mut msg = format!(
-                "over budget: {}",
-                over.iter()
-                    .map(|s| s.as_str())
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            );
+            let mut msg = format!("over budget: {}", over.join("; "));
             if !missing.is_empty() {
                 msg.push_str(&format!("; also not measured: {}", missing.join(", ")));
             }
@@ -723,7 +717,10 @@ mod tests {
         };
         assert_eq!(cpu.status, Status::Warning);
         assert_eq!(small.status, Status::OverBudget);
-        assert!(small.findings[0].starts_with("small: compressed size 600 B exceeds"));
+        assert!(small.findings[0]
+            .message
+            .starts_with("small: compressed size 600 B exceeds"));
+        assert_eq!(cpu.findings[0].level, Level::Warning);
         assert_eq!(cuda.status, Status::NotBuilt);
         assert_eq!(
             cuda.hint.as_deref(),
