@@ -206,6 +206,10 @@ pub struct ImageInspect {
     pub size: u64,
     #[serde(default)]
     pub architecture: String,
+    #[serde(default)]
+    pub os: String,
+    #[serde(default)]
+    pub variant: Option<String>,
     pub config: ImageConfig,
     #[serde(rename = "RootFS")]
     pub root_fs: RootFs,
@@ -297,6 +301,58 @@ pub fn image_id(sh: &Shell, image: &str) -> Result<Option<String>> {
     Ok(image_inspect(sh, &[image.to_string()])?
         .remove(image)
         .map(|i| i.id))
+}
+
+/// The running `docker save REF…`: its stdout is an OCI image layout as a tar stream (blobs,
+/// `index.json`, `manifest.json`). Read it to the end, then call [`SaveStream::finish`] for the
+/// exit status; dropping it early kills `docker save`.
+pub struct SaveStream {
+    handle: duct::ReaderHandle,
+    refs: Vec<String>,
+}
+
+/// Starts `docker save` for several images at once (shared blobs are written once).
+pub fn save(refs: &[String]) -> Result<SaveStream> {
+    ensure_cli()?;
+    let mut args = vec!["save".to_string()];
+    args.extend(refs.iter().cloned());
+    let handle = duct::cmd("docker", &args)
+        .stderr_capture()
+        .unchecked()
+        .reader()
+        .with_context(|| format!("starting `docker save {}`", refs.join(" ")))?;
+    Ok(SaveStream {
+        handle,
+        refs: refs.to_vec(),
+    })
+}
+
+impl std::io::Read for SaveStream {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.handle.read(buf)
+    }
+}
+
+impl SaveStream {
+    /// Reads what is left and fails with docker's message when `docker save` did not succeed.
+    pub fn finish(mut self) -> Result<()> {
+        std::io::copy(&mut self.handle, &mut std::io::sink())
+            .context("reading the rest of `docker save`")?;
+        let output = self
+            .handle
+            .try_wait()
+            .context("waiting for `docker save`")?
+            .context("`docker save` closed its output but did not exit")?;
+        if !output.status.success() {
+            bail!(
+                "`docker save {}` failed ({}): {}",
+                self.refs.join(" "),
+                output.status,
+                String::from_utf8_lossy(&output.stderr).trim()
+            );
+        }
+        Ok(())
+    }
 }
 
 /// A `docker` process with these arguments, for callers that stream its output (builds, logs).

@@ -13,6 +13,7 @@ mod docker;
 mod doctor;
 mod report;
 mod smoke;
+mod sizes;
 mod util;
 
 use anyhow::Result;
@@ -42,6 +43,8 @@ enum Command {
     Build(build::Args),
     /// Smoke-test images: run each hardened until its HEALTHCHECK passes, then check it from inside.
     Smoke(smoke::Args),
+    /// Compressed and unpacked size of each variant's image, against its budgets.
+    Sizes(sizes::Args),
 }
 
 fn main() -> ExitCode {
@@ -57,6 +60,7 @@ fn main() -> ExitCode {
         Command::Base(args) => args.run(&ctx),
         Command::Build(args) => args.run(&ctx),
         Command::Smoke(args) => args.run(&ctx),
+        Command::Sizes(args) => args.run(&ctx),
     };
     if cleanup::interrupted() {
         cleanup::wait_for_handler();

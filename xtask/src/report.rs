@@ -127,6 +127,53 @@ pub fn emit<T: Serialize>(format: Format, table: &Table, value: &T) -> Result<()
     Ok(())
 }
 
+/// One titled table of a report with several tables.
+#[derive(Debug, Clone)]
+pub struct Section {
+    pub title: Option<String>,
+    pub table: Table,
+}
+
+/// Several tables as text: a title line above each titled table, a blank line between them.
+pub fn sections_text(sections: &[Section]) -> String {
+    let parts: Vec<String> = sections
+        .iter()
+        .map(|s| match &s.title {
+            Some(title) => format!("{title}\n{}", s.table.render_text()),
+            None => s.table.render_text(),
+        })
+        .collect();
+    parts.join("\n")
+}
+
+/// Several tables as Markdown: a `####` heading above each titled table.
+pub fn sections_markdown(sections: &[Section]) -> String {
+    let parts: Vec<String> = sections
+        .iter()
+        .map(|s| match &s.title {
+            Some(title) => format!("#### {title}\n\n{}", s.table.render_markdown()),
+            None => s.table.render_markdown(),
+        })
+        .collect();
+    parts.join("\n")
+}
+
+/// Like [`emit`], for a report made of several tables.
+pub fn emit_sections<T: Serialize>(format: Format, sections: &[Section], value: &T) -> Result<()> {
+    let text = match format {
+        Format::Table => sections_text(sections),
+        Format::Markdown => sections_markdown(sections),
+        Format::Json => {
+            serde_json::to_string_pretty(value).context("serializing the report")? + "\n"
+        }
+    };
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(text.as_bytes())
+        .context("writing the report")?;
+    Ok(())
+}
+
 /// Appends Markdown to the GitHub Actions step summary when `$GITHUB_STEP_SUMMARY` is set.
 pub fn step_summary(title: &str, markdown: &str) -> Result<()> {
     let Ok(path) = std::env::var("GITHUB_STEP_SUMMARY") else {
