@@ -12,8 +12,8 @@ mod config_cmd;
 mod docker;
 mod doctor;
 mod report;
-mod smoke;
 mod sizes;
+mod smoke;
 mod util;
 
 use anyhow::Result;

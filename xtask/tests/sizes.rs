@@ -461,10 +461,13 @@ fn json_has_both_sizes_for_every_entry() {
 // A second engine with the classic store.
 
 /// A dockerd with the classic (overlay2) image store, its own data root, exec root and socket,
-/// and no networking of its own (no bridge, no iptables) so it leaves the main engine alone.
+/// a bridge interface of its own and no iptables rules, so it leaves the main engine alone.
+/// (`--bridge=none` would not: dockerd then deletes the default `docker0` bridge, cutting the
+/// main engine's containers and builds off the network.)
 /// Dropping it stops the daemon (which stops its managed containerd) and removes its files.
 struct ClassicEngine {
     dir: PathBuf,
+    bridge: String,
     child: Option<Child>,
     host: String,
 }
@@ -485,6 +488,15 @@ impl ClassicEngine {
         std::fs::write(&config, r#"{"features":{"containerd-snapshotter":false}}"#).unwrap();
         let log = std::fs::File::create(dir.join("dockerd.log")).unwrap();
         let host = format!("unix://{}", dir.join("docker.sock").display());
+        // Interface names are at most 15 bytes.
+        let bridge = format!("xtcl{}", &run_id().rsplit('-').next().unwrap()[..8]);
+        let made = Command::new("ip")
+            .args(["link", "add", &bridge, "type", "bridge"])
+            .status();
+        assert!(
+            made.is_ok_and(|s| s.success()),
+            "cannot create the bridge {bridge} (iproute2 needed)"
+        );
         let child = Command::new("dockerd")
             .arg("--config-file")
             .arg(&config)
@@ -495,7 +507,8 @@ impl ClassicEngine {
             .arg("--pidfile")
             .arg(dir.join("dockerd.pid"))
             .args(["-H", &host])
-            .args(["--bridge=none", "--iptables=false", "--ip6tables=false"])
+            .arg(format!("--bridge={bridge}"))
+            .args(["--iptables=false", "--ip6tables=false"])
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -503,6 +516,7 @@ impl ClassicEngine {
             .expect("starting dockerd (is it installed?)");
         let mut engine = ClassicEngine {
             dir,
+            bridge,
             child: Some(child),
             host,
         };
@@ -567,6 +581,9 @@ impl Drop for ClassicEngine {
                 let _ = child.wait();
             }
         }
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.bridge])
+            .status();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
