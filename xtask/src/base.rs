@@ -32,8 +32,8 @@ impl Args {
     pub fn run(self, ctx: &Ctx) -> Result<()> {
         let config = ctx.config()?;
         let base = &config.base;
-        let mirrors = resolve_mirrors(base)?;
-        let plan = mmdebstrap_args(base, &mirrors, Utf8Path::new("rootfs.tar"));
+        let mirrors = resolve_mirrors(base);
+        let plan = mmdebstrap_args(base, mirrors.as_ref(), Utf8Path::new("rootfs.tar"));
         if self.dry_run {
             println!(
                 "SOURCE_DATE_EPOCH={} mmdebstrap {}",
@@ -57,12 +57,12 @@ impl Args {
 
         let tmp = TempDir::new(ctx, "base")?;
         let tar = tmp.path().join("rootfs.tar");
-        let args = mmdebstrap_args(base, &mirrors, &tar);
+        let args = mmdebstrap_args(base, mirrors.as_ref(), &tar);
         progress!(
             "mmdebstrap {} ({}) from {} — about 20 s",
             base.suite,
             base.variant,
-            mirrors.main
+            mirrors.as_ref().map_or("mmdebstrap's default mirror", |m| m.main.as_str())
         );
         duct::cmd("mmdebstrap", &args)
             .env("SOURCE_DATE_EPOCH", base.source_date_epoch.to_string())
@@ -102,18 +102,16 @@ fn is_root(ctx: &Ctx) -> Result<bool> {
     }
 }
 
-/// Mirrors from images.toml, else from the host's apt sources.
-fn resolve_mirrors(base: &Base) -> Result<Mirrors> {
+/// Mirrors from images.toml, else from the host's apt sources; None on a host that is not
+/// Debian: then mmdebstrap's own default applies (it adds updates and security for stable suites).
+fn resolve_mirrors(base: &Base) -> Option<Mirrors> {
     let mut host = (None, None);
     if base.mirror.is_none() || base.security_mirror.is_none() {
         host = host_mirrors();
     }
     match (base.mirror.clone().or(host.0), base.security_mirror.clone().or(host.1)) {
-        (Some(main), Some(security)) => Ok(Mirrors { main, security }),
-        _ => bail!(
-            "no Debian mirror found in this machine's apt sources (/etc/apt/sources.list.d/*.sources, \
-             /etc/apt/sources.list): set `mirror` and `security_mirror` under [base] in images.toml"
-        ),
+        (Some(main), Some(security)) => Some(Mirrors { main, security }),
+        _ => None,
     }
 }
 
@@ -184,7 +182,7 @@ pub fn mirrors_from_sources(text: &str) -> (Option<String>, Option<String>) {
 }
 
 /// mmdebstrap's argv: minbase, docs/man/locales excluded, apt sources with updates and security.
-pub fn mmdebstrap_args(base: &Base, mirrors: &Mirrors, out: &Utf8Path) -> Vec<String> {
+pub fn mmdebstrap_args(base: &Base, mirrors: Option<&Mirrors>, out: &Utf8Path) -> Vec<String> {
     let mut args = vec![
         format!("--variant={}", base.variant),
         "--mode=root".to_string(),
@@ -201,9 +199,11 @@ pub fn mmdebstrap_args(base: &Base, mirrors: &Mirrors, out: &Utf8Path) -> Vec<St
     let suite = &base.suite;
     args.push(suite.clone());
     args.push(out.to_string());
-    args.push(format!("deb {} {suite} main", mirrors.main));
-    args.push(format!("deb {} {suite}-updates main", mirrors.main));
-    args.push(format!("deb {} {suite}-security main", mirrors.security));
+    if let Some(mirrors) = mirrors {
+        args.push(format!("deb {} {suite} main", mirrors.main));
+        args.push(format!("deb {} {suite}-updates main", mirrors.main));
+        args.push(format!("deb {} {suite}-security main", mirrors.security));
+    }
     args
 }
 
@@ -274,7 +274,9 @@ mod tests {
             main: "http://m/debian".into(),
             security: "http://m/debian-security".into(),
         };
-        let args = mmdebstrap_args(&base(), &m, Utf8Path::new("/t/rootfs.tar"));
+        let args = mmdebstrap_args(&base(), Some(&m), Utf8Path::new("/t/rootfs.tar"));
+        let default = mmdebstrap_args(&base(), None, Utf8Path::new("/t/rootfs.tar"));
+        assert_eq!(&default[default.len() - 2..], ["trixie", "/t/rootfs.tar"]);
         assert_eq!(&args[..2], ["--variant=minbase", "--mode=root"]);
         assert!(args.contains(&"--include=ca-certificates".to_string()));
         assert!(args.contains(&"--dpkgopt=path-exclude=/usr/share/doc/*".to_string()));

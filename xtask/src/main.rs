@@ -14,6 +14,7 @@ mod doctor;
 mod report;
 mod sizes;
 mod smoke;
+mod test_cmd;
 mod util;
 
 use anyhow::Result;
@@ -45,6 +46,8 @@ enum Command {
     Smoke(smoke::Args),
     /// Compressed and unpacked size of each variant's image, against its budgets.
     Sizes(sizes::Args),
+    /// Run every test: the xtask's (against the real Docker engine) and the service's pytest suite.
+    Test(test_cmd::Args),
 }
 
 fn main() -> ExitCode {
@@ -61,6 +64,7 @@ fn main() -> ExitCode {
         Command::Build(args) => args.run(&ctx),
         Command::Smoke(args) => args.run(&ctx),
         Command::Sizes(args) => args.run(&ctx),
+        Command::Test(args) => args.run(&ctx),
     };
     if cleanup::interrupted() {
         cleanup::wait_for_handler();

