@@ -62,7 +62,9 @@ impl Args {
             "mmdebstrap {} ({}) from {} — about 20 s",
             base.suite,
             base.variant,
-            mirrors.as_ref().map_or("mmdebstrap's default mirror", |m| m.main.as_str())
+            mirrors
+                .as_ref()
+                .map_or("mmdebstrap's default mirror", |m| m.main.as_str())
         );
         duct::cmd("mmdebstrap", &args)
             .env("SOURCE_DATE_EPOCH", base.source_date_epoch.to_string())
@@ -109,7 +111,10 @@ fn resolve_mirrors(base: &Base) -> Option<Mirrors> {
     if base.mirror.is_none() || base.security_mirror.is_none() {
         host = host_mirrors();
     }
-    match (base.mirror.clone().or(host.0), base.security_mirror.clone().or(host.1)) {
+    match (
+        base.mirror.clone().or(host.0),
+        base.security_mirror.clone().or(host.1),
+    ) {
         (Some(main), Some(security)) => Some(Mirrors { main, security }),
         _ => None,
     }

@@ -87,10 +87,6 @@ pub struct Info {
     pub driver: String,
     #[serde(default)]
     pub driver_status: Option<Vec<(String, String)>>,
-    #[serde(default, rename = "OSType")]
-    pub os_type: String,
-    #[serde(default)]
-    pub architecture: String,
 }
 
 impl Info {
@@ -149,17 +145,6 @@ pub struct Builder {
     pub driver: String,
     #[serde(default)]
     pub current: bool,
-    #[serde(default)]
-    pub nodes: Vec<BuilderNode>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct BuilderNode {
-    #[serde(default)]
-    pub status: String,
-    #[serde(default)]
-    pub platforms: Vec<String>,
 }
 
 /// The builder `name`, or the active one.
@@ -201,10 +186,6 @@ pub struct ImageInspect {
     #[serde(default)]
     pub repo_tags: Vec<String>,
     #[serde(default)]
-    pub created: String,
-    #[serde(default)]
-    pub size: u64,
-    #[serde(default)]
     pub architecture: String,
     #[serde(default)]
     pub os: String,
@@ -226,8 +207,6 @@ pub struct ImageConfig {
     pub labels: Option<BTreeMap<String, String>>,
     #[serde(default)]
     pub healthcheck: Option<Healthcheck>,
-    #[serde(default)]
-    pub exposed_ports: Option<BTreeMap<String, serde_json::Value>>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -235,11 +214,6 @@ pub struct ImageConfig {
 pub struct Healthcheck {
     #[serde(default)]
     pub test: Option<Vec<String>>,
-    /// Nanoseconds.
-    #[serde(default)]
-    pub interval: Option<u64>,
-    #[serde(default)]
-    pub start_period: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -417,8 +391,6 @@ pub struct ContainerState {
     /// The engine's error starting the container, if any.
     #[serde(default)]
     pub error: String,
-    #[serde(default)]
-    pub started_at: String,
     #[serde(default)]
     pub health: Option<Health>,
 }

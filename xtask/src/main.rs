@@ -1,8 +1,5 @@
 //! `cargo xtask`: builds, tests, measures and checks the voxserve container images.
 
-// Shared modules carry API that the commands still being written will use.
-#![allow(dead_code)]
-
 mod base;
 mod build;
 mod ca;

@@ -1209,8 +1209,6 @@ mod tests {
             user: user.into(),
             healthcheck: healthcheck.then(|| docker::Healthcheck {
                 test: Some(vec!["CMD".into(), "true".into()]),
-                interval: Some(30_000_000_000),
-                start_period: None,
             }),
             ..ImageConfig::default()
         }
