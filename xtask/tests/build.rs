@@ -361,3 +361,83 @@ fn interrupt_stops_buildx_and_leaves_nothing_behind() {
         );
     }
 }
+
+#[test]
+fn without_docker_or_engine_the_error_names_the_fix() {
+    let setup = Setup::new("noengine", "build-ok");
+    let run = Run::of(
+        xtask()
+            .args(["--config", &setup.config, "build", "noengine"])
+            .env("DOCKER_HOST", "unix:///nonexistent/docker.sock"),
+    );
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    let error = run
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("error:"))
+        .unwrap();
+    assert!(
+        error.contains("cannot reach the Docker engine") && error.contains("DOCKER_HOST"),
+        "{error}"
+    );
+
+    let empty = Scratch::new("nopath");
+    let run = Run::of(
+        xtask()
+            .args(["--config", &setup.config, "build", "noengine"])
+            .env("PATH", empty.path()),
+    );
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    let error = run
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("error:"))
+        .unwrap();
+    assert!(
+        error.contains("`docker` CLI is not on PATH") && error.contains("install Docker"),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_builder_that_cannot_export_cache_is_explained_once_and_the_build_goes_on() {
+    let setup = Setup::new("classic", "build-ok");
+    // The docker driver on the classic image store cannot export cache.
+    let engine = ClassicEngine::start();
+    engine.load_from_main(BASE_IMAGE);
+    let run = Run::of(
+        xtask()
+            .args([
+                "--config",
+                &setup.config,
+                "build",
+                "classic",
+                "--progress",
+                "plain",
+                "--report-dir",
+            ])
+            .arg(setup.dir.path().join("reports"))
+            .env("DOCKER_HOST", &engine.host),
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let warnings: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| l.contains("cannot export build cache"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{}", run.stderr);
+    assert!(
+        warnings[0].contains("containerd-snapshotter")
+            && warnings[0].contains("docker buildx create"),
+        "{}",
+        warnings[0]
+    );
+    assert_eq!(setup.report("classic")["cache"], "none");
+    assert!(
+        !run.stderr.contains("exporting cache"),
+        "cache export was attempted:\n{}",
+        run.stderr
+    );
+    let image = engine.docker(&["image", "inspect", &format!("{}:classic", setup.image)]);
+    assert_eq!(image.code, 0, "the image is not in the classic engine");
+}
