@@ -34,7 +34,12 @@ impl Args {
         if !self.skip_rust {
             // The Cargo that runs `cargo xtask` (so the same toolchain), else the one on PATH.
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            let mut args = vec!["test".to_string(), "--workspace".into(), "--locked".into()];
+            let mut args = vec![
+                "test".to_string(),
+                "--workspace".into(),
+                "--locked".into(),
+                "--no-fail-fast".into(),
+            ];
             if !self.cargo_args.is_empty() {
                 args.push("--".into());
                 args.extend(self.cargo_args);
