@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 mod base;
+mod bench;
 mod build;
 mod ca;
 mod cleanup;
@@ -45,6 +46,8 @@ enum Command {
     Smoke(smoke::Args),
     /// Compressed and unpacked size of each variant's image, against its budgets.
     Sizes(sizes::Args),
+    /// Measurements: `bench rebuild <variant>` times cold and warm rebuilds against the targets.
+    Bench(bench::Args),
 }
 
 fn main() -> ExitCode {
@@ -61,6 +64,7 @@ fn main() -> ExitCode {
         Command::Build(args) => args.run(&ctx),
         Command::Smoke(args) => args.run(&ctx),
         Command::Sizes(args) => args.run(&ctx),
+        Command::Bench(args) => args.run(&ctx),
     };
     if cleanup::interrupted() {
         cleanup::wait_for_handler();
