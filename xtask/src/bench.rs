@@ -443,6 +443,18 @@ fn one(mut reports: Vec<BuildReport>) -> Result<BuildReport> {
     }
 }
 
+/// `[app 3/5] COPY` for `[app 3/5] COPY --chown=0:0 app/src/voxserve …`: the table shows the
+/// step and its instruction; JSON keeps the whole name.
+pub fn short_step(name: &str) -> String {
+    match name.split_once("] ") {
+        Some((label, rest)) => {
+            let instr = rest.split_whitespace().next().unwrap_or("");
+            format!("{label}] {instr}")
+        }
+        None => name.to_string(),
+    }
+}
+
 fn render(report: &RebuildReport) -> Vec<Section> {
     let mut builds = Table::new(&["build", "time", "vs cold", "steps cached", "steps run"])
         .right_align(&[1, 2, 3]);
@@ -461,7 +473,11 @@ fn render(report: &RebuildReport) -> Vec<Section> {
             } else if row.steps_run.is_empty() {
                 "-".into()
             } else {
-                row.steps_run.join("; ")
+                row.steps_run
+                    .iter()
+                    .map(|s| short_step(s))
+                    .collect::<Vec<_>>()
+                    .join("; ")
             },
         ]);
     }
@@ -591,6 +607,15 @@ mod tests {
         let c = &judge(&r, "app", 5.0, 5.0)[3];
         assert!(!c.pass);
         assert_eq!(c.measured, "1 of 13 ran");
+    }
+
+    #[test]
+    fn table_shows_steps_by_label_and_instruction() {
+        assert_eq!(
+            short_step("[app 3/5] COPY --chown=0:0 app/src/voxserve /opt/voxserve/voxserve"),
+            "[app 3/5] COPY"
+        );
+        assert_eq!(short_step("exporting to image"), "exporting to image");
     }
 
     #[test]

@@ -34,7 +34,8 @@ pub struct Args {
     #[arg(long)]
     pub push: bool,
     /// Layer compression of pushed images (zstd: smaller and faster to unpack, needs
-    /// containerd ≥ 1.5 / Docker ≥ 23 to pull).
+    /// containerd ≥ 1.5 / Docker ≥ 23 to pull). Default: the variant's `push_compression` in
+    /// images.toml, else buildx's (gzip).
     #[arg(long, value_enum, requires = "push")]
     pub compression: Option<Compression>,
     /// Target platforms, e.g. `linux/amd64,linux/arm64` (default: from images.toml).
@@ -97,12 +98,7 @@ pub enum Progress {
     Tty,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Compression {
-    Gzip,
-    Zstd,
-}
+pub use crate::config::Compression;
 
 /// Cache import/export for one variant.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -254,10 +250,7 @@ pub fn plan(input: &PlanInput) -> BuildPlan {
     if input.push {
         match input.compression {
             Some(c) => {
-                let c = match c {
-                    Compression::Gzip => "gzip",
-                    Compression::Zstd => "zstd",
-                };
+                let c = c.as_str();
                 argv.push(format!(
                     "--output=type=registry,compression={c},force-compression=true,oci-mediatypes=true"
                 ));
@@ -313,6 +306,19 @@ pub fn cache_spec(
             reference: format!("{}:buildcache-{}", variant.image, variant.name),
         },
     }
+}
+
+/// The layer compression of a push: `--compression`, else the variant's `push_compression`.
+/// Loads are never recompressed.
+pub fn push_compression(
+    push: bool,
+    flag: Option<Compression>,
+    variant: &Variant,
+) -> Option<Compression> {
+    if !push {
+        return None;
+    }
+    flag.or(variant.push_compression)
 }
 
 fn parse_build_args(args: &[String]) -> Result<Vec<(String, String)>> {
@@ -433,7 +439,7 @@ impl Args {
                 git: &git,
                 created: created.clone(),
                 push: self.push,
-                compression: self.compression,
+                compression: push_compression(self.push, self.compression, variant),
                 platforms: if self.platform.is_empty() {
                     variant.platforms.clone()
                 } else {
@@ -846,6 +852,7 @@ mod tests {
             tags: vec![],
             build_args: BTreeMap::from([("WITH_TORCH".to_string(), "1".to_string())]),
             platforms: vec!["linux/amd64".into()],
+            push_compression: None,
             budget: Budget::default(),
             smoke: Smoke {
                 health_timeout: Duration::from_secs(1),
@@ -951,6 +958,29 @@ mod tests {
             "--output=type=registry,compression=zstd,force-compression=true,oci-mediatypes=true"
         ));
         assert!(!has(&p.argv, "--push"));
+    }
+
+    #[test]
+    fn push_compression_comes_from_the_flag_then_the_variant() {
+        let mut v = variant();
+        assert_eq!(push_compression(true, None, &v), None);
+        v.push_compression = Some(Compression::Zstd);
+        assert_eq!(push_compression(true, None, &v), Some(Compression::Zstd));
+        assert_eq!(
+            push_compression(true, Some(Compression::Gzip), &v),
+            Some(Compression::Gzip)
+        );
+        // --load never recompresses.
+        assert_eq!(push_compression(false, None, &v), None);
+
+        let g = git();
+        let mut i = input(&v, &g);
+        i.push = true;
+        i.compression = push_compression(true, None, &v);
+        assert!(has(
+            &plan(&i).argv,
+            "--output=type=registry,compression=zstd,force-compression=true,oci-mediatypes=true"
+        ));
     }
 
     #[test]
