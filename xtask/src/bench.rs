@@ -260,6 +260,26 @@ pub fn judge(rows: &[Row], last_stage: &str, max_secs: f64, max_percent: f64) ->
     checks
 }
 
+/// The base image must be the same before the cold build and after the last one: when it was
+/// replaced meanwhile, the warm builds were not warm and the figures mean nothing.
+pub fn base_check(image: &str, before: Option<&str>, after: Option<&str>) -> Check {
+    let short = |id: Option<&str>| {
+        id.map_or("absent".to_string(), |id| {
+            id.trim_start_matches("sha256:").chars().take(12).collect()
+        })
+    };
+    Check {
+        name: "base image unchanged during the bench".into(),
+        target: format!("{image}: same ID before and after"),
+        measured: if before == after {
+            short(before)
+        } else {
+            format!("{} -> {} (rerun the bench)", short(before), short(after))
+        },
+        pass: before == after,
+    }
+}
+
 /// A file changed for one build; its original bytes come back when this drops, or on Ctrl-C.
 struct Touch {
     path: Utf8PathBuf,
@@ -326,6 +346,10 @@ impl RebuildArgs {
         let dep_original = read(&dep_file)?;
 
         let info = docker::info(&ctx.sh)?;
+        // Another `cargo xtask base` on a shared engine replaces the base under the bench and
+        // turns every later build into a cold one; such a run is reported as invalid.
+        let base_before = docker::image_id(&ctx.sh, &config.base.image)
+            .with_context(|| format!("inspecting the base image {}", config.base.image))?;
         let reports = TempDir::new(ctx, "bench")?;
         let build_args = build::Args {
             variants: vec![variant.name.clone()],
@@ -388,7 +412,14 @@ impl RebuildArgs {
         }
 
         let last_stage = last_stage(variant, &rows);
-        let checks = judge(&rows, &last_stage, self.max_app_secs, self.max_app_percent);
+        let mut checks = judge(&rows, &last_stage, self.max_app_secs, self.max_app_percent);
+        let base_after = docker::image_id(&ctx.sh, &config.base.image)
+            .with_context(|| format!("inspecting the base image {}", config.base.image))?;
+        checks.push(base_check(
+            &config.base.image,
+            base_before.as_deref(),
+            base_after.as_deref(),
+        ));
         let report = RebuildReport {
             variant: variant.name.clone(),
             image: variant.image_ref(),
@@ -607,6 +638,29 @@ mod tests {
         let c = &judge(&r, "app", 5.0, 5.0)[3];
         assert!(!c.pass);
         assert_eq!(c.measured, "1 of 13 ran");
+    }
+
+    #[test]
+    fn a_base_replaced_during_the_bench_invalidates_it() {
+        let same = base_check(
+            "b",
+            Some("sha256:54de30a32771aaaa"),
+            Some("sha256:54de30a32771aaaa"),
+        );
+        assert!(same.pass);
+        assert_eq!(same.measured, "54de30a32771");
+        let changed = base_check(
+            "b",
+            Some("sha256:54de30a32771aaaa"),
+            Some("sha256:eb19300e4e15bbbb"),
+        );
+        assert!(!changed.pass);
+        assert_eq!(
+            changed.measured,
+            "54de30a32771 -> eb19300e4e15 (rerun the bench)"
+        );
+        // No offline base at all (the Dockerfiles' default applies): nothing changed.
+        assert!(base_check("b", None, None).pass);
     }
 
     #[test]
