@@ -34,7 +34,8 @@ pub struct Args {
     #[arg(long)]
     pub push: bool,
     /// Layer compression of pushed images (zstd: smaller and faster to unpack, needs
-    /// containerd ≥ 1.5 / Docker ≥ 23 to pull).
+    /// containerd ≥ 1.5 / Docker ≥ 23 to pull). Default: the variant's `push_compression` in
+    /// images.toml, else buildx's (gzip).
     #[arg(long, value_enum, requires = "push")]
     pub compression: Option<Compression>,
     /// Target platforms, e.g. `linux/amd64,linux/arm64` (default: from images.toml).
@@ -71,6 +72,10 @@ pub struct Args {
     /// Where build reports go (default: target/xtask).
     #[arg(long, value_name = "DIR")]
     pub report_dir: Option<Utf8PathBuf>,
+    /// Root of the local caches, `<DIR>/<variant>` (default: images.toml `[build].cache_dir`,
+    /// else target/docker-cache).
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<Utf8PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
@@ -93,12 +98,7 @@ pub enum Progress {
     Tty,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Compression {
-    Gzip,
-    Zstd,
-}
+pub use crate::config::Compression;
 
 /// Cache import/export for one variant.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -250,10 +250,7 @@ pub fn plan(input: &PlanInput) -> BuildPlan {
     if input.push {
         match input.compression {
             Some(c) => {
-                let c = match c {
-                    Compression::Gzip => "gzip",
-                    Compression::Zstd => "zstd",
-                };
+                let c = c.as_str();
                 argv.push(format!(
                     "--output=type=registry,compression={c},force-compression=true,oci-mediatypes=true"
                 ));
@@ -311,6 +308,19 @@ pub fn cache_spec(
     }
 }
 
+/// The layer compression of a push: `--compression`, else the variant's `push_compression`.
+/// Loads are never recompressed.
+pub fn push_compression(
+    push: bool,
+    flag: Option<Compression>,
+    variant: &Variant,
+) -> Option<Compression> {
+    if !push {
+        return None;
+    }
+    flag.or(variant.push_compression)
+}
+
 fn parse_build_args(args: &[String]) -> Result<Vec<(String, String)>> {
     args.iter()
         .map(|a| match a.split_once('=') {
@@ -333,6 +343,9 @@ pub struct BuildReport {
     pub duration_secs: f64,
     pub steps_total: Option<u64>,
     pub steps_cached: Option<u64>,
+    /// The Dockerfile steps that ran (were not cached), as BuildKit names them
+    /// (`[app 3/4] COPY …`); empty when the build record could not be read.
+    pub steps_run: Vec<String>,
     pub cache: String,
     pub builder: String,
     pub platforms: Vec<String>,
@@ -404,9 +417,10 @@ impl Args {
             );
         }
 
-        let cache_dir = match &config.build.cache_dir {
-            Some(dir) => config.dir.join(dir),
-            None => ctx.root.join("target").join("docker-cache"),
+        let cache_dir = match (&self.cache_dir, &config.build.cache_dir) {
+            (Some(dir), _) => dir.clone(),
+            (None, Some(dir)) => config.dir.join(dir),
+            (None, None) => ctx.root.join("target").join("docker-cache"),
         };
         let report_dir = self.report_dir.clone().unwrap_or_else(|| ctx.out_dir());
         let mut reports = Vec::new();
@@ -425,7 +439,7 @@ impl Args {
                 git: &git,
                 created: created.clone(),
                 push: self.push,
-                compression: self.compression,
+                compression: push_compression(self.push, self.compression, variant),
                 platforms: if self.platform.is_empty() {
                     variant.platforms.clone()
                 } else {
@@ -541,16 +555,27 @@ fn execute(
         .as_str()
         .map(str::to_owned);
     let build_ref = metadata["buildx.build.ref"].as_str().map(str::to_owned);
-    let steps =
+    let log =
         build_ref.and_then(
             |r| match docker::build_log(&ctx.sh, input.builder.as_deref(), &r) {
-                Ok(log) => Some(count_steps(&log)),
+                Ok(log) => Some(log),
                 Err(err) => {
                     eprintln!("warning: cannot read the build record for step counts: {err:#}");
                     None
                 }
             },
         );
+    let steps = log.as_deref().map(count_steps);
+    let steps_run = log
+        .as_deref()
+        .map(|log| {
+            list_steps(log)
+                .into_iter()
+                .filter(|s| !s.cached)
+                .map(|s| s.name)
+                .collect()
+        })
+        .unwrap_or_default();
     let image_id = if input.push {
         None
     } else {
@@ -565,6 +590,7 @@ fn execute(
         duration_secs: (duration * 10.0).round() / 10.0,
         steps_total: steps.map(|s| s.total),
         steps_cached: steps.map(|s| s.cached),
+        steps_run,
         cache: match &input.cache {
             CacheSpec::None => "none".into(),
             CacheSpec::Local { .. } => format!("local ({})", to_final(variant, &input.cache)),
@@ -616,10 +642,21 @@ pub struct StepCounts {
     pub cached: u64,
 }
 
-/// Counts the Dockerfile instructions (`#7 [app 1/2] RUN …`; FROM and BuildKit's internal
-/// vertices excluded) in a plain progress log, and those reported `#7 CACHED`.
-pub fn count_steps(log: &str) -> StepCounts {
-    let mut steps = std::collections::BTreeSet::new();
+/// One Dockerfile instruction of a build, from its plain progress log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    /// The stage name (`app` in `[app 2/4]`); None for an unnamed stage (`[3/3]`).
+    pub stage: Option<String>,
+    /// BuildKit's name of the step: `[app 2/4] COPY …`.
+    pub name: String,
+    pub cached: bool,
+}
+
+/// The Dockerfile instructions (`#7 [app 1/2] RUN …`; FROM and BuildKit's internal vertices
+/// excluded) in a plain progress log, in the order they first appear, each with whether it was
+/// reported `#7 CACHED`.
+pub fn list_steps(log: &str) -> Vec<Step> {
+    let mut steps: Vec<(String, Step)> = Vec::new();
     let mut cached = std::collections::BTreeSet::new();
     for line in log.lines() {
         let Some(rest) = line.strip_prefix('#') else {
@@ -631,21 +668,40 @@ pub fn count_steps(log: &str) -> StepCounts {
         if text == "CACHED" {
             cached.insert(vertex.to_string());
         } else if let Some(name) = text.strip_prefix('[') {
-            if let Some((stage, instr)) = name.split_once("] ") {
-                let is_step = stage
-                    .split_whitespace()
-                    .last()
-                    .is_some_and(|n| n.contains('/'));
-                if is_step && !instr.starts_with("FROM ") {
-                    steps.insert(vertex.to_string());
+            if let Some((label, instr)) = name.split_once("] ") {
+                // `app 1/2`, `1/2`, or with a platform: `linux/amd64 app 1/2`.
+                let mut words = label.split_whitespace().rev();
+                let is_step = words.next().is_some_and(|n| n.contains('/'));
+                if is_step && !instr.starts_with("FROM ") && !steps.iter().any(|(v, _)| v == vertex)
+                {
+                    let stage = words.next().map(str::to_owned);
+                    steps.push((
+                        vertex.to_string(),
+                        Step {
+                            stage,
+                            name: text.to_string(),
+                            cached: false,
+                        },
+                    ));
                 }
             }
         }
     }
-    let cached = steps.iter().filter(|s| cached.contains(*s)).count() as u64;
+    steps
+        .into_iter()
+        .map(|(vertex, mut step)| {
+            step.cached = cached.contains(&vertex);
+            step
+        })
+        .collect()
+}
+
+/// Counts the Dockerfile instructions of a build and those that came from the cache.
+pub fn count_steps(log: &str) -> StepCounts {
+    let steps = list_steps(log);
     StepCounts {
         total: steps.len() as u64,
-        cached,
+        cached: steps.iter().filter(|s| s.cached).count() as u64,
     }
 }
 
@@ -796,6 +852,7 @@ mod tests {
             tags: vec![],
             build_args: BTreeMap::from([("WITH_TORCH".to_string(), "1".to_string())]),
             platforms: vec!["linux/amd64".into()],
+            push_compression: None,
             budget: Budget::default(),
             smoke: Smoke {
                 health_timeout: Duration::from_secs(1),
@@ -901,6 +958,29 @@ mod tests {
             "--output=type=registry,compression=zstd,force-compression=true,oci-mediatypes=true"
         ));
         assert!(!has(&p.argv, "--push"));
+    }
+
+    #[test]
+    fn push_compression_comes_from_the_flag_then_the_variant() {
+        let mut v = variant();
+        assert_eq!(push_compression(true, None, &v), None);
+        v.push_compression = Some(Compression::Zstd);
+        assert_eq!(push_compression(true, None, &v), Some(Compression::Zstd));
+        assert_eq!(
+            push_compression(true, Some(Compression::Gzip), &v),
+            Some(Compression::Gzip)
+        );
+        // --load never recompresses.
+        assert_eq!(push_compression(false, None, &v), None);
+
+        let g = git();
+        let mut i = input(&v, &g);
+        i.push = true;
+        i.compression = push_compression(true, None, &v);
+        assert!(has(
+            &plan(&i).argv,
+            "--output=type=registry,compression=zstd,force-compression=true,oci-mediatypes=true"
+        ));
     }
 
     #[test]
@@ -1040,6 +1120,21 @@ mod tests {
                 cached: 3
             }
         );
+        let steps = list_steps(log);
+        assert_eq!(steps.len(), 4);
+        assert_eq!(steps[2].stage.as_deref(), Some("app"));
+        assert_eq!(steps[2].name, "[app 2/2] COPY payload.txt /payload.txt");
+        assert!(!steps[2].cached);
+        assert_eq!(steps[3].stage, None);
+        assert!(steps[3].cached);
+    }
+
+    #[test]
+    fn step_stage_with_a_platform_prefix() {
+        let log = "#9 [linux/amd64 app 2/2] COPY a /a\n#9 DONE 0.1s\n";
+        let steps = list_steps(log);
+        assert_eq!(steps.len(), 1);
+        assert_eq!(steps[0].stage.as_deref(), Some("app"));
     }
 
     #[test]

@@ -103,9 +103,37 @@ pub struct Variant {
     pub tags: Vec<String>,
     pub build_args: BTreeMap<String, String>,
     pub platforms: Vec<String>,
+    /// Layer compression for `cargo xtask build --push` when `--compression` is not given
+    /// (None: buildx's default, gzip).
+    pub push_compression: Option<Compression>,
     pub budget: Budget,
     pub smoke: Smoke,
     pub scan: Scan,
+}
+
+/// Layer compression of pushed images.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    Gzip,
+    Zstd,
+}
+
+impl Compression {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Compression::Gzip => "gzip",
+            Compression::Zstd => "zstd",
+        }
+    }
+
+    fn parse(s: &str) -> Result<Compression> {
+        match s {
+            "gzip" => Ok(Compression::Gzip),
+            "zstd" => Ok(Compression::Zstd),
+            other => bail!("unknown compression `{other}`; use gzip or zstd"),
+        }
+    }
 }
 
 impl Variant {
@@ -225,6 +253,7 @@ struct RawVariant {
     tags: Option<Vec<String>>,
     build_args: Option<BTreeMap<String, String>>,
     platforms: Option<Vec<String>>,
+    push_compression: Option<Spanned<String>>,
     budget: Option<RawBudget>,
     smoke: Option<RawSmoke>,
     scan: Option<RawScan>,
@@ -488,6 +517,15 @@ fn resolve_variant(
         unpacked: parse_budget(vb.unpacked.or(db.unpacked))?,
     };
 
+    let push_compression = v
+        .push_compression
+        .or_else(|| defaults.push_compression.clone())
+        .map(|c| {
+            Compression::parse(c.get_ref())
+                .map_err(|e| err(Some(c.span()), format!("push_compression: {e}")))
+        })
+        .transpose()?;
+
     let ds = defaults.smoke.clone().unwrap_or_default();
     let vs = v.smoke.unwrap_or_default();
     let timeout = vs.health_timeout.or(ds.health_timeout);
@@ -580,6 +618,7 @@ fn resolve_variant(
             .platforms
             .or_else(|| defaults.platforms.clone())
             .unwrap_or_default(),
+        push_compression,
         budget,
         smoke,
         scan,
@@ -709,6 +748,53 @@ mod tests {
     fn line_col_is_one_based() {
         assert_eq!(line_col("ab\ncd", 0), (1, 1));
         assert_eq!(line_col("ab\ncd", 4), (2, 2));
+    }
+
+    /// Parses `body` after a minimal head, in a directory that has a `Dockerfile`.
+    fn parse_with(body: &str) -> Result<Config> {
+        let dir =
+            std::env::temp_dir().join(format!("xtask-config-{}", crate::util::unique_suffix()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("Dockerfile"), "FROM scratch\n").unwrap();
+        let path = Utf8PathBuf::try_from(dir.join("images.toml")).unwrap();
+        let text = format!(
+            "[project]\nname = \"p\"\ndescription = \"d\"\nlicenses = \"MIT\"\nversion = \"1\"\n\n\
+             [base]\nimage = \"b\"\nsuite = \"trixie\"\nsource_date_epoch = 0\n\n{body}"
+        );
+        let result = Config::parse(&path, &text);
+        std::fs::remove_dir_all(&dir).unwrap();
+        result
+    }
+
+    #[test]
+    fn push_compression_is_inherited_overridden_and_validated() {
+        let config = parse_with(
+            "[defaults]\nimage = \"i\"\ndockerfile = \"Dockerfile\"\npush_compression = \"gzip\"\n\n\
+             [variants.a]\n\n[variants.b]\npush_compression = \"zstd\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            config.variant("a").unwrap().push_compression,
+            Some(Compression::Gzip)
+        );
+        assert_eq!(
+            config.variant("b").unwrap().push_compression,
+            Some(Compression::Zstd)
+        );
+
+        let config =
+            parse_with("[defaults]\nimage = \"i\"\ndockerfile = \"Dockerfile\"\n\n[variants.a]\n")
+                .unwrap();
+        assert_eq!(config.variant("a").unwrap().push_compression, None);
+
+        let err = parse_with(
+            "[defaults]\nimage = \"i\"\ndockerfile = \"Dockerfile\"\n\n\
+             [variants.a]\npush_compression = \"lz4\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        // Line 17 (11 head lines + 6), column 20: the value, not the key.
+        assert!(err.ends_with("images.toml:17:20: variant `a`: push_compression: unknown compression `lz4`; use gzip or zstd"), "{err}");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! `cargo xtask`: builds, tests, measures and checks the voxserve container images.
 
 mod base;
+mod bench;
 mod build;
 mod ca;
 mod cleanup;
@@ -45,6 +46,8 @@ enum Command {
     Sizes(sizes::Args),
     /// Run every test: the xtask's (against the real Docker engine) and the service's pytest suite.
     Test(test_cmd::Args),
+    /// Measurements: `bench rebuild <variant>` times cold and warm rebuilds against the targets.
+    Bench(bench::Args),
 }
 
 fn main() -> ExitCode {
@@ -62,6 +65,7 @@ fn main() -> ExitCode {
         Command::Smoke(args) => args.run(&ctx),
         Command::Sizes(args) => args.run(&ctx),
         Command::Test(args) => args.run(&ctx),
+        Command::Bench(args) => args.run(&ctx),
     };
     if cleanup::interrupted() {
         cleanup::wait_for_handler();
