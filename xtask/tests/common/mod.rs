@@ -92,7 +92,31 @@ pub fn ensure_engine() {
              `bash .ci/start-docker /tmp/dockerd.pid /tmp/dockerd.log` as root): {}",
             run.stderr
         );
+        remove_stale_test_images();
     });
+}
+
+/// Fixture images outlive the test process that built them (they are shared by its tests); the
+/// next run removes those whose process is gone, so test runs do not fill the disk.
+fn remove_stale_test_images() {
+    let ids = docker(&["image", "ls", "--quiet", "--no-trunc", "--filter", &format!("label={LABEL}")]);
+    let mut ids: Vec<&str> = ids.stdout.lines().filter(|l| !l.is_empty()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    if ids.is_empty() {
+        return;
+    }
+    let format = format!("{{{{.Id}}}} {{{{index .Config.Labels \"{LABEL}\"}}}}");
+    let mut args = vec!["image", "inspect", "--format", &format];
+    args.extend(ids);
+    for line in docker(&args).stdout.lines() {
+        let Some((id, owner)) = line.split_once(' ') else { continue };
+        let Some(pid) = owner.split('-').next().and_then(|p| p.parse::<u32>().ok()) else { continue };
+        let alive = pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists();
+        if !alive {
+            docker(&["image", "rm", "-f", id]);
+        }
+    }
 }
 
 /// Makes sure the offline base image exists, building it with `cargo xtask base` if needed.
