@@ -113,16 +113,30 @@ impl Table {
 /// Prints a report on stdout in the chosen format: `table` and `markdown` from the table, `json`
 /// from the serializable value.
 pub fn emit<T: Serialize>(format: Format, table: &Table, value: &T) -> Result<()> {
-    let text = match format {
-        Format::Table => table.render_text(),
-        Format::Markdown => table.render_markdown(),
+    emit_rendered(
+        format,
+        || table.render_text(),
+        || table.render_markdown(),
+        value,
+    )
+}
+
+fn emit_rendered<T: Serialize>(
+    format: Format,
+    text: impl FnOnce() -> String,
+    markdown: impl FnOnce() -> String,
+    value: &T,
+) -> Result<()> {
+    let out = match format {
+        Format::Table => text(),
+        Format::Markdown => markdown(),
         Format::Json => {
             serde_json::to_string_pretty(value).context("serializing the report")? + "\n"
         }
     };
     let mut stdout = std::io::stdout().lock();
     stdout
-        .write_all(text.as_bytes())
+        .write_all(out.as_bytes())
         .context("writing the report")?;
     Ok(())
 }
@@ -160,18 +174,12 @@ pub fn sections_markdown(sections: &[Section]) -> String {
 
 /// Like [`emit`], for a report made of several tables.
 pub fn emit_sections<T: Serialize>(format: Format, sections: &[Section], value: &T) -> Result<()> {
-    let text = match format {
-        Format::Table => sections_text(sections),
-        Format::Markdown => sections_markdown(sections),
-        Format::Json => {
-            serde_json::to_string_pretty(value).context("serializing the report")? + "\n"
-        }
-    };
-    let mut stdout = std::io::stdout().lock();
-    stdout
-        .write_all(text.as_bytes())
-        .context("writing the report")?;
-    Ok(())
+    emit_rendered(
+        format,
+        || sections_text(sections),
+        || sections_markdown(sections),
+        value,
+    )
 }
 
 /// Appends Markdown to the GitHub Actions step summary when `$GITHUB_STEP_SUMMARY` is set.

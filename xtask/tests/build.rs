@@ -123,15 +123,18 @@ fn builds_with_cache_and_secret_mounts_tags_labels_and_no_trace_of_the_ca() {
         &format!("-----BEGIN CERTIFICATE-----\n{marker}\n-----END CERTIFICATE-----\n"),
     );
     let nonce = format!("NONCE={}", run_id());
-    setup
-        .build(&[
-            "ok",
-            "--ca-bundle",
-            ca.to_str().unwrap(),
-            "--build-arg",
-            &nonce,
-        ])
-        .assert_ok();
+    let build_ok = || {
+        setup
+            .build(&[
+                "ok",
+                "--ca-bundle",
+                ca.to_str().unwrap(),
+                "--build-arg",
+                &nonce,
+            ])
+            .assert_ok()
+    };
+    build_ok();
 
     let image = format!("{}:ok", setup.image);
     let inspect = docker(&["image", "inspect", &image, "--format", "{{json .}}"]).assert_ok();
@@ -206,15 +209,7 @@ fn builds_with_cache_and_secret_mounts_tags_labels_and_no_trace_of_the_ca() {
     );
 
     // A second build with no change takes every step from the cache.
-    setup
-        .build(&[
-            "ok",
-            "--ca-bundle",
-            ca.to_str().unwrap(),
-            "--build-arg",
-            &nonce,
-        ])
-        .assert_ok();
+    build_ok();
     let report = setup.report("ok");
     let total = report["steps_total"].as_u64().unwrap();
     assert!(total >= 3, "{report}");
@@ -235,11 +230,7 @@ fn a_failing_step_is_quoted_and_leaves_no_report() {
     let setup = Setup::new("broken", "build-fail");
     let run = setup.build(&["broken"]);
     assert_eq!(run.code, 1, "{}", run.stderr);
-    let error = run
-        .stderr
-        .lines()
-        .find(|l| l.starts_with("error:"))
-        .expect("an error line");
+    let error = run.error_line();
     assert!(error.contains("build of `broken` failed"), "{error}");
     assert!(
         error.contains("RUN echo \"about to fail\" && exit 3") && error.contains("exit code: 3"),
@@ -371,11 +362,7 @@ fn without_docker_or_engine_the_error_names_the_fix() {
             .env("DOCKER_HOST", "unix:///nonexistent/docker.sock"),
     );
     assert_eq!(run.code, 2, "{}", run.stderr);
-    let error = run
-        .stderr
-        .lines()
-        .find(|l| l.starts_with("error:"))
-        .unwrap();
+    let error = run.error_line();
     assert!(
         error.contains("cannot reach the Docker engine") && error.contains("DOCKER_HOST"),
         "{error}"
@@ -388,11 +375,7 @@ fn without_docker_or_engine_the_error_names_the_fix() {
             .env("PATH", empty.path()),
     );
     assert_eq!(run.code, 2, "{}", run.stderr);
-    let error = run
-        .stderr
-        .lines()
-        .find(|l| l.starts_with("error:"))
-        .unwrap();
+    let error = run.error_line();
     assert!(
         error.contains("`docker` CLI is not on PATH") && error.contains("install Docker"),
         "{error}"

@@ -56,11 +56,7 @@ fn doctor_without_an_engine_names_the_fix() {
         "stdout:\n{}\nstderr:\n{}",
         run.stdout, run.stderr
     );
-    let last = run
-        .stderr
-        .lines()
-        .find(|l| l.starts_with("error:"))
-        .expect("an error line");
+    let last = run.error_line();
     assert!(
         last.contains("DOCKER_HOST=unix:///nonexistent/docker.sock"),
         "{last}"

@@ -32,12 +32,13 @@ fn build(variant: &str, extra: &[&str], reports: &Scratch) -> Run {
     Run::of(&mut cmd)
 }
 
-#[test]
-fn cpu_build_with_the_cuda_torch_stops_at_the_guard() {
-    // PyPI's torch is the CUDA build (it pulls the nvidia wheels): exactly what the guard is for.
-    let reports = Scratch::new("guard-cpu");
+/// Builds `variant` with PyPI's torch — the CUDA build, which pulls the nvidia wheels: exactly
+/// what the variant's torch guard is for — and checks that the build stops at the guard.
+fn assert_guard_stops_cuda_torch(variant: &str) {
+    let reports = Scratch::new(&format!("guard-{variant}"));
+    let tag = format!("localhost/xtask-guard:{variant}");
     let run = build(
-        "cpu",
+        variant,
         &[
             "--cache",
             "none",
@@ -46,14 +47,14 @@ fn cpu_build_with_the_cuda_torch_stops_at_the_guard() {
             "--build-arg",
             "TORCH_SPEC=torch==2.15.0",
             "--tag",
-            "localhost/xtask-guard:cpu",
+            &tag,
         ],
         &reports,
     );
     assert_eq!(
         run.code,
         1,
-        "the CPU build with CUDA torch did not fail:\n{}",
+        "the {variant} build with CUDA torch did not fail:\n{}",
         tail(&run.stderr)
     );
     assert!(
@@ -61,46 +62,25 @@ fn cpu_build_with_the_cuda_torch_stops_at_the_guard() {
         "{}",
         tail(&run.stderr)
     );
-    let error = run
-        .stderr
-        .lines()
-        .find(|l| l.starts_with("error:"))
-        .unwrap();
+    let error = run.error_line();
     assert!(
-        error.contains("check_torch_variant.py") && error.contains("cpu"),
+        error.contains("check_torch_variant.py") && error.contains(variant),
         "{error}"
     );
-    assert!(!reports.path().join("build-cpu.json").exists());
+    assert!(!reports
+        .path()
+        .join(format!("build-{variant}.json"))
+        .exists());
+}
+
+#[test]
+fn cpu_build_with_the_cuda_torch_stops_at_the_guard() {
+    assert_guard_stops_cuda_torch("cpu");
 }
 
 #[test]
 fn rocm_build_with_the_cuda_torch_stops_at_the_guard() {
-    let reports = Scratch::new("guard-rocm");
-    let run = build(
-        "rocm",
-        &[
-            "--cache",
-            "none",
-            "--build-arg",
-            "TORCH_INDEX_URL=default",
-            "--build-arg",
-            "TORCH_SPEC=torch==2.15.0",
-            "--tag",
-            "localhost/xtask-guard:rocm",
-        ],
-        &reports,
-    );
-    assert_eq!(
-        run.code,
-        1,
-        "the ROCm build with CUDA torch did not fail:\n{}",
-        tail(&run.stderr)
-    );
-    assert!(
-        run.stderr.contains("TORCH VARIANT GUARD FAILED"),
-        "{}",
-        tail(&run.stderr)
-    );
+    assert_guard_stops_cuda_torch("rocm");
 }
 
 #[test]
@@ -150,9 +130,4 @@ fn cpu_minimal_builds_passes_smoke_and_is_measured() {
     if sizes.code == 1 {
         assert!(sizes.stderr.contains("cpu-minimal"), "{}", sizes.stderr);
     }
-}
-
-fn tail(text: &str) -> String {
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(40)..].join("\n")
 }

@@ -221,11 +221,7 @@ fn over_budget_exits_1_and_names_the_variant() {
     let cfg = budget_config(&dir, f, &[("over", &over), ("ok", &ok)]);
     let run = xtask_run(&["--config", cfg.to_str().unwrap(), "sizes"]);
     assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
-    let error = run
-        .stderr
-        .lines()
-        .find(|l| l.starts_with("error:"))
-        .unwrap();
+    let error = run.error_line();
     assert!(
         error.contains("over: unpacked size") && error.contains("exceeds its budget of"),
         "{error}"

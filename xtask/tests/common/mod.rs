@@ -67,6 +67,14 @@ impl Run {
         }
     }
 
+    /// The `error: …` line the xtask printed (panics when there is none).
+    pub fn error_line(&self) -> &str {
+        self.stderr
+            .lines()
+            .find(|l| l.starts_with("error:"))
+            .unwrap_or_else(|| panic!("no `error:` line in stderr:\n{}", self.stderr))
+    }
+
     pub fn assert_ok(self) -> Run {
         assert_eq!(
             self.code, 0,
@@ -99,7 +107,14 @@ pub fn ensure_engine() {
 /// Fixture images outlive the test process that built them (they are shared by its tests); the
 /// next run removes those whose process is gone, so test runs do not fill the disk.
 fn remove_stale_test_images() {
-    let ids = docker(&["image", "ls", "--quiet", "--no-trunc", "--filter", &format!("label={LABEL}")]);
+    let ids = docker(&[
+        "image",
+        "ls",
+        "--quiet",
+        "--no-trunc",
+        "--filter",
+        &format!("label={LABEL}"),
+    ]);
     let mut ids: Vec<&str> = ids.stdout.lines().filter(|l| !l.is_empty()).collect();
     ids.sort_unstable();
     ids.dedup();
@@ -110,8 +125,12 @@ fn remove_stale_test_images() {
     let mut args = vec!["image", "inspect", "--format", &format];
     args.extend(ids);
     for line in docker(&args).stdout.lines() {
-        let Some((id, owner)) = line.split_once(' ') else { continue };
-        let Some(pid) = owner.split('-').next().and_then(|p| p.parse::<u32>().ok()) else { continue };
+        let Some((id, owner)) = line.split_once(' ') else {
+            continue;
+        };
+        let Some(pid) = owner.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
         let alive = pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists();
         if !alive {
             docker(&["image", "rm", "-f", id]);
@@ -364,4 +383,10 @@ impl Drop for ClassicEngine {
             .status();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// The last 40 lines of a command's output, for assertion messages.
+pub fn tail(text: &str) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(40)..].join("\n")
 }
