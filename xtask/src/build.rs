@@ -870,6 +870,7 @@ mod tests {
             scan: Scan {
                 fail_on: vec![],
                 ignore_unfixed: true,
+                ignore: vec![],
             },
         }
     }

@@ -224,6 +224,8 @@ pub struct Scan {
     pub fail_on: Vec<String>,
     /// Ignore vulnerabilities without a fixed version.
     pub ignore_unfixed: bool,
+    /// Vulnerability IDs (`CVE-…`, `GHSA-…`) accepted for this variant: reported, never failing.
+    pub ignore: Vec<String>,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -287,6 +289,7 @@ struct RawSmoke {
 struct RawScan {
     fail_on: Option<Vec<String>>,
     ignore_unfixed: Option<bool>,
+    ignore: Option<Vec<String>>,
 }
 
 /// An error at a place in the file.
@@ -593,6 +596,7 @@ fn resolve_variant(
     let scan = Scan {
         fail_on,
         ignore_unfixed: vsc.ignore_unfixed.or(dsc.ignore_unfixed).unwrap_or(true),
+        ignore: vsc.ignore.or(dsc.ignore).unwrap_or_default(),
     };
 
     let image = v.image.or_else(|| defaults.image.clone()).ok_or_else(|| {
@@ -795,6 +799,23 @@ mod tests {
         .to_string();
         // Line 17 (11 head lines + 6), column 20: the value, not the key.
         assert!(err.ends_with("images.toml:17:20: variant `a`: push_compression: unknown compression `lz4`; use gzip or zstd"), "{err}");
+    }
+
+    #[test]
+    fn scan_ignore_is_inherited_and_replaced() {
+        let config = parse_with(
+            "[defaults]\nimage = \"i\"\ndockerfile = \"Dockerfile\"\n\
+             [defaults.scan]\nignore = [\"CVE-1\"]\n\n\
+             [variants.a]\n\n[variants.b]\nscan = { ignore = [\"CVE-2\"], fail_on = [\"low\"] }\n",
+        )
+        .unwrap();
+        let a = &config.variant("a").unwrap().scan;
+        assert_eq!(a.ignore, vec!["CVE-1"]);
+        assert_eq!(a.fail_on, vec!["CRITICAL", "HIGH"]);
+        assert!(a.ignore_unfixed);
+        let b = &config.variant("b").unwrap().scan;
+        assert_eq!(b.ignore, vec!["CVE-2"]);
+        assert_eq!(b.fail_on, vec!["LOW"]);
     }
 
     #[test]

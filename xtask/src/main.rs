@@ -10,6 +10,7 @@ mod config_cmd;
 mod docker;
 mod doctor;
 mod report;
+mod scan;
 mod sizes;
 mod smoke;
 mod test_cmd;
@@ -44,6 +45,8 @@ enum Command {
     Smoke(smoke::Args),
     /// Compressed and unpacked size of each variant's image, against its budgets.
     Sizes(sizes::Args),
+    /// Scan images for vulnerabilities with Trivy (or judge its JSON report) against images.toml.
+    Scan(scan::Args),
     /// Run every test: the xtask's (against the real Docker engine) and the service's pytest suite.
     Test(test_cmd::Args),
     /// Measurements: `bench rebuild <variant>` times cold and warm rebuilds against the targets.
@@ -64,6 +67,7 @@ fn main() -> ExitCode {
         Command::Build(args) => args.run(&ctx),
         Command::Smoke(args) => args.run(&ctx),
         Command::Sizes(args) => args.run(&ctx),
+        Command::Scan(args) => args.run(&ctx),
         Command::Test(args) => args.run(&ctx),
         Command::Bench(args) => args.run(&ctx),
     };
