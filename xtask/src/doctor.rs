@@ -52,7 +52,7 @@ const TOOLS: &[(&str, &[&str], &str, &str)] = &[
     (
         "trivy",
         &["--version"],
-        "vulnerability scans of the images (CI)",
+        "`cargo xtask scan` (or its --from-report on a report made elsewhere)",
         "see aquasecurity's Trivy install docs",
     ),
     (

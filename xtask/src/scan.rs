@@ -453,7 +453,11 @@ pub fn judge(target: &Target, source: String, trivy: &TrivyReport) -> VariantSca
     let ignored = count(&|v| matches!(v, Verdict::Ignored | Verdict::IgnoredUnfixed));
     VariantScan {
         variant: target.variant.clone(),
-        image: target.image.clone(),
+        // A report judged with --from-report names the image it was made of.
+        image: match target.source {
+            Source::Report(_) if !trivy.artifact_name.is_empty() => trivy.artifact_name.clone(),
+            _ => target.image.clone(),
+        },
         source,
         artifact: trivy.artifact_name.clone(),
         artifact_type: trivy.artifact_type.clone(),
