@@ -53,6 +53,17 @@ impl Setup {
         Run::of(&mut cmd)
     }
 
+    /// Names in the local cache directory (none when it does not exist).
+    fn cache_entries(&self) -> Vec<String> {
+        std::fs::read_dir(self.dir.path().join("cache"))
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     fn report(&self, variant: &str) -> serde_json::Value {
         let path = self
             .dir
@@ -217,10 +228,7 @@ fn builds_with_cache_and_secret_mounts_tags_labels_and_no_trace_of_the_ca() {
     assert_eq!(report["ca_bundle_from"], "--ca-bundle");
 
     // The local cache was rotated: one directory per variant, nothing half-written beside it.
-    let entries: Vec<String> = std::fs::read_dir(setup.dir.path().join("cache"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
+    let entries = setup.cache_entries();
     assert_eq!(entries, ["ok"]);
     assert!(labelled_containers().is_empty());
 }
@@ -242,9 +250,7 @@ fn a_failing_step_is_quoted_and_leaves_no_report() {
         .join("reports")
         .join("build-broken.json")
         .exists());
-    let cache: Vec<_> = std::fs::read_dir(setup.dir.path().join("cache"))
-        .map(|d| d.flatten().collect())
-        .unwrap_or_default();
+    let cache = setup.cache_entries();
     assert!(
         cache.is_empty(),
         "a failed build left cache directories: {cache:?}"
@@ -327,9 +333,7 @@ fn interrupt_stops_buildx_and_leaves_nothing_behind() {
             .join("reports")
             .join(format!("build-{variant}.json"))
             .exists());
-        let cache: Vec<_> = std::fs::read_dir(setup.dir.path().join("cache"))
-            .map(|d| d.flatten().collect())
-            .unwrap_or_default();
+        let cache = setup.cache_entries();
         assert!(
             cache.is_empty(),
             "SIG{signal} left cache directories: {cache:?}"
