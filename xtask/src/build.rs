@@ -14,7 +14,7 @@ use xshell::cmd;
 
 use crate::ca::{self, CaBundle};
 use crate::cleanup::Guard;
-use crate::config::{Config, Variant};
+use crate::config::Variant;
 use crate::docker;
 use crate::progress;
 use crate::report::{self, Format, Table};
@@ -104,9 +104,11 @@ pub use crate::config::Compression;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CacheSpec {
     None,
-    /// Import from `from` when it exists; export to `to` (a fresh directory swapped in afterwards).
+    /// The variant's cache lives in `current` (imported when `import`, i.e. when it holds a
+    /// cache); the build exports to `to`, a fresh directory swapped in for `current` afterwards.
     Local {
-        from: Option<Utf8PathBuf>,
+        current: Utf8PathBuf,
+        import: bool,
         to: Utf8PathBuf,
     },
     Gha {
@@ -231,9 +233,13 @@ pub fn plan(input: &PlanInput) -> BuildPlan {
 
     match &input.cache {
         CacheSpec::None => {}
-        CacheSpec::Local { from, to } => {
-            if let Some(from) = from {
-                argv.push(format!("--cache-from=type=local,src={from}"));
+        CacheSpec::Local {
+            current,
+            import,
+            to,
+        } => {
+            if *import {
+                argv.push(format!("--cache-from=type=local,src={current}"));
             }
             argv.push(format!("--cache-to=type=local,dest={to},mode=max"));
         }
@@ -295,8 +301,9 @@ pub fn cache_spec(
         CacheMode::Local => {
             let current = cache_dir.join(&variant.name);
             CacheSpec::Local {
-                from: current.join("index.json").is_file().then_some(current),
-                to: cache_dir.join(format!("{}.new-{suffix}", variant.name)),
+                import: current.join("index.json").is_file(),
+                to: Utf8PathBuf::from(format!("{current}.new-{suffix}")),
+                current,
             }
         }
         CacheMode::Gha => CacheSpec::Gha {
@@ -366,9 +373,8 @@ impl Args {
         let config = ctx.config()?;
         let variants = config.select(&self.variants, self.all)?;
         let sh = &ctx.sh;
-        docker::versions(sh)?;
-        docker::ensure_buildx(sh)?;
         let info = docker::info(sh)?;
+        docker::ensure_buildx(sh)?;
         let builder = docker::builder(sh, self.builder.as_deref())?;
 
         let in_gha = std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true");
@@ -463,7 +469,7 @@ impl Args {
                 variant.dockerfile,
                 builder.name
             );
-            let report = execute(ctx, config, &input, &plan, &builder.name, ca.as_ref())?;
+            let report = execute(ctx, &input, &plan, &builder.name, ca.as_ref())?;
             let path = report_dir.join(format!("build-{}.json", variant.name));
             report::write_atomic(&path, serde_json::to_string_pretty(&report)?.as_bytes())?;
             progress!(
@@ -481,7 +487,6 @@ impl Args {
 
 fn execute(
     ctx: &Ctx,
-    _config: &Config,
     input: &PlanInput,
     plan: &BuildPlan,
     builder: &str,
@@ -492,10 +497,7 @@ fn execute(
     let new_cache = match &input.cache {
         CacheSpec::Local { to, .. } => {
             let dir = to.clone();
-            Some((
-                dir.clone(),
-                Guard::new(move || drop(std::fs::remove_dir_all(&dir))),
-            ))
+            Some(Guard::new(move || drop(std::fs::remove_dir_all(&dir))))
         }
         _ => None,
     };
@@ -542,10 +544,10 @@ fn execute(
         return Err(CheckFailed(format!("build of `{}` failed: {why}", variant.name)).into());
     }
 
-    if let Some((to, guard)) = new_cache {
-        swap_cache(&to, variant)?;
-        drop(guard); // `to` no longer exists under that name
+    if let CacheSpec::Local { current, to, .. } = &input.cache {
+        swap_cache(to, current)?;
     }
+    drop(new_cache); // `to` no longer exists under that name
 
     let metadata: serde_json::Value = std::fs::read_to_string(&input.metadata_file)
         .ok()
@@ -593,7 +595,7 @@ fn execute(
         steps_run,
         cache: match &input.cache {
             CacheSpec::None => "none".into(),
-            CacheSpec::Local { .. } => format!("local ({})", to_final(variant, &input.cache)),
+            CacheSpec::Local { current, .. } => format!("local ({current})"),
             CacheSpec::Gha { scope } => format!("gha (scope {scope})"),
             CacheSpec::Registry { reference } => format!("registry ({reference})"),
         },
@@ -605,29 +607,15 @@ fn execute(
     })
 }
 
-fn to_final(variant: &Variant, cache: &CacheSpec) -> String {
-    match cache {
-        CacheSpec::Local { to, .. } => to
-            .parent()
-            .map(|p| p.join(&variant.name).to_string())
-            .unwrap_or_default(),
-        _ => String::new(),
-    }
-}
-
 /// Replaces the variant's cache directory with the one this build wrote, so the cache holds only
 /// what the latest build used instead of growing without bound.
-fn swap_cache(new: &Utf8Path, variant: &Variant) -> Result<()> {
-    let Some(parent) = new.parent() else {
-        return Ok(());
-    };
-    let current = parent.join(&variant.name);
-    let old = parent.join(format!("{}.old-{}", variant.name, util::unique_suffix()));
+fn swap_cache(new: &Utf8Path, current: &Utf8Path) -> Result<()> {
+    let old = Utf8PathBuf::from(format!("{current}.old-{}", util::unique_suffix()));
     if current.exists() {
-        std::fs::rename(&current, &old)
+        std::fs::rename(current, &old)
             .with_context(|| format!("moving the old cache {current} aside"))?;
     }
-    std::fs::rename(new, &current)
+    std::fs::rename(new, current)
         .with_context(|| format!("moving the new cache into {current}"))?;
     if old.exists() {
         std::fs::remove_dir_all(&old).with_context(|| format!("removing the old cache {old}"))?;
@@ -1014,7 +1002,8 @@ mod tests {
         assert!(!p.argv.iter().any(|a| a.starts_with("--cache-from")));
 
         i.cache = CacheSpec::Local {
-            from: Some("/c/cpu".into()),
+            current: "/c/cpu".into(),
+            import: true,
             to: "/c/cpu.new-x".into(),
         };
         assert!(has(&plan(&i).argv, "--cache-from=type=local,src=/c/cpu"));

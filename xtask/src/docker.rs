@@ -108,14 +108,26 @@ impl Info {
     }
 }
 
+/// The engine's facts; an unreachable engine is the same clear error as in [`versions`]. One
+/// engine call when the engine answers (commands with a speed target call this first).
 pub fn info(sh: &Shell) -> Result<Info> {
-    versions(sh)?;
+    ensure_cli()?;
     let format = "{{json .}}";
     let out = cmd!(sh, "docker info --format {format}")
         .quiet()
-        .read()
+        .ignore_status()
+        .output()
         .context("running `docker info`")?;
-    serde_json::from_str(&out).context("parsing `docker info` output")
+    if !out.status.success() {
+        // Let `versions` say why (no engine at DOCKER_HOST …) before the raw error.
+        versions(sh)?;
+        bail!(
+            "`docker info` failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    serde_json::from_str(&String::from_utf8_lossy(&out.stdout))
+        .context("parsing `docker info` output")
 }
 
 /// The buildx plugin's version, or None when it is not installed.
