@@ -140,16 +140,17 @@ impl Args {
             }
         }
 
+        // An invalid config is reported once, here; the CA check then has nothing to read.
         let config = ctx.config();
+        let ca = match &config {
+            Ok(c) => ca::find(c),
+            Err(_) => Ok(None),
+        };
         checks.push(required(
             "images config",
             config.map(|c| format!("{} ({} variants)", c.path, c.variants.len())),
             "every command",
         ));
-        let ca = match ctx.config() {
-            Ok(c) => ca::find(c),
-            Err(_) => Ok(None),
-        };
         checks.push(Check {
             name: "CA bundle for builds".into(),
             ok: ca.is_ok(),
