@@ -18,24 +18,6 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-/// Removes every tag of the test's image repository.
-struct Images(String);
-
-impl Drop for Images {
-    fn drop(&mut self) {
-        let out = docker(&[
-            "image",
-            "ls",
-            "--format",
-            "{{.Repository}}:{{.Tag}}",
-            &self.0,
-        ]);
-        for tag in out.stdout.lines().filter(|l| !l.is_empty()) {
-            docker(&["image", "rm", "-f", tag]);
-        }
-    }
-}
-
 #[test]
 fn rebuild_bench_reports_four_builds_judges_them_and_restores_the_files() {
     ensure_base();
@@ -48,14 +30,13 @@ fn rebuild_bench_reports_four_builds_judges_them_and_restores_the_files() {
     let dep_before = std::fs::read(&dep_file).unwrap();
 
     let image = format!("localhost/xtask-bench-{}", run_id());
-    let _images = Images(image.clone());
+    let _images = RemoveTags(image.clone());
     let config = dir.write(
         "images.toml",
         &format!(
-            "{}[variants.fx]\ndockerfile = \"{}\"\ncontext = \"{}\"\nimage = \"{image}\"\ntarget = \"app\"\n",
+            "{}{}target = \"app\"\n",
             config_head(),
-            context.join("Dockerfile").display(),
-            context.display()
+            fixture_variant("fx", &context, &image)
         ),
     );
     // A 0 s target cannot be met: the run must still report everything, then exit 1.
@@ -171,10 +152,9 @@ fn rebuild_bench_refuses_a_file_outside_the_build_context() {
     let config = dir.write(
         "images.toml",
         &format!(
-            "{}[variants.fx]\ndockerfile = \"{}\"\ncontext = \"{}\"\nimage = \"localhost/xtask-bench-unused\"\n",
+            "{}{}",
             config_head(),
-            context.join("Dockerfile").display(),
-            context.display()
+            fixture_variant("fx", &context, "localhost/xtask-bench-unused")
         ),
     );
     let run = Run::of(

@@ -13,6 +13,7 @@ struct Setup {
     dir: Scratch,
     config: String,
     image: String,
+    _tags: RemoveTags,
 }
 
 impl Setup {
@@ -24,15 +25,15 @@ impl Setup {
         let config = dir.write(
             "images.toml",
             &format!(
-                "{}[build]\ncache_dir = \"cache\"\n\n[variants.{variant}]\ndockerfile = \"{}\"\ncontext = \"{}\"\nimage = \"{image}\"\n",
+                "{}[build]\ncache_dir = \"cache\"\n\n{}",
                 config_head(),
-                fixture_dir.join("Dockerfile").display(),
-                fixture_dir.display()
+                fixture_variant(variant, &fixture_dir, &image)
             ),
         );
         Setup {
             dir,
             config: config.to_string_lossy().into_owned(),
+            _tags: RemoveTags(image.clone()),
             image,
         }
     }
@@ -71,21 +72,6 @@ impl Setup {
             .join("reports")
             .join(format!("build-{variant}.json"));
         serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
-    }
-}
-
-impl Drop for Setup {
-    fn drop(&mut self) {
-        let out = docker(&[
-            "image",
-            "ls",
-            "--format",
-            "{{.Repository}}:{{.Tag}}",
-            &self.image,
-        ]);
-        for tag in out.stdout.lines().filter(|l| !l.is_empty()) {
-            docker(&["image", "rm", "-f", tag]);
-        }
     }
 }
 

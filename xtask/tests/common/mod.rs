@@ -237,6 +237,33 @@ pub fn config_head() -> String {
     )
 }
 
+/// A `[variants.NAME]` table building the Dockerfile in `context` into `image`.
+pub fn fixture_variant(name: &str, context: &Path, image: &str) -> String {
+    format!(
+        "[variants.{name}]\ndockerfile = \"{}\"\ncontext = \"{}\"\nimage = \"{image}\"\n",
+        context.join("Dockerfile").display(),
+        context.display()
+    )
+}
+
+/// Removes every tag of an image repository when dropped.
+pub struct RemoveTags(pub String);
+
+impl Drop for RemoveTags {
+    fn drop(&mut self) {
+        let out = docker(&[
+            "image",
+            "ls",
+            "--format",
+            "{{.Repository}}:{{.Tag}}",
+            &self.0,
+        ]);
+        for tag in out.stdout.lines().filter(|l| !l.is_empty()) {
+            docker(&["image", "rm", "-f", tag]);
+        }
+    }
+}
+
 /// Containers carrying this run's label (running or not).
 pub fn labelled_containers() -> Vec<String> {
     let run = docker(&[
