@@ -87,6 +87,9 @@ pub struct Info {
     pub driver: String,
     #[serde(default)]
     pub driver_status: Option<Vec<(String, String)>>,
+    /// The engine's data directory (on the engine's machine), e.g. `/var/lib/docker`.
+    #[serde(default)]
+    pub docker_root_dir: String,
 }
 
 impl Info {
@@ -287,6 +290,30 @@ pub fn image_id(sh: &Shell, image: &str) -> Result<Option<String>> {
     Ok(image_inspect(sh, &[image.to_string()])?
         .remove(image)
         .map(|i| i.id))
+}
+
+/// The disk usage the engine reports for each entry of an image's config history, oldest first
+/// (`docker history`; 0 for entries without a layer). On the containerd store it is the usage of
+/// each layer's snapshot, counted in file-system blocks.
+pub fn history_usage(sh: &Shell, image: &str) -> Result<Vec<u64>> {
+    let format = "{{.Size}}";
+    let out = cmd!(
+        sh,
+        "docker history --no-trunc --human=false --format {format} {image}"
+    )
+    .quiet()
+    .read()
+    .with_context(|| format!("running `docker history {image}`"))?;
+    let mut sizes = out
+        .lines()
+        .map(|line| {
+            line.trim().parse::<u64>().with_context(|| {
+                format!("`docker history {image}` printed `{line}` where a size in bytes belongs")
+            })
+        })
+        .collect::<Result<Vec<u64>>>()?;
+    sizes.reverse();
+    Ok(sizes)
 }
 
 /// The running `docker save REF…`: its stdout is an OCI image layout as a tar stream (blobs,

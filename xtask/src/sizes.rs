@@ -5,6 +5,7 @@
 //! Story: targets (pure) → engine facts (`measure`, docker.rs) → judge and compare (pure) →
 //! render (report.rs). docs/SIZES.md says how each number is computed.
 
+mod content;
 mod measure;
 mod tar;
 
@@ -45,6 +46,15 @@ pub struct Args {
     /// Measure again even when the sizes of an image ID are cached (and refresh the cache).
     #[arg(long)]
     no_cache: bool,
+    /// Where to read the layers: containerd's content store on this machine (fast; needs the
+    /// containerd image store and read access to the engine's data directory, usually root),
+    /// `docker save` (any engine or user), or the first that works.
+    #[arg(long, value_enum, default_value_t = measure::Source::Auto)]
+    source: measure::Source,
+    /// Decompress every gzip layer instead of reading large layers' unpacked length from their
+    /// gzip trailer (slower; facts cached from trailers are measured again).
+    #[arg(long)]
+    decompress: bool,
 }
 
 /// One thing to measure: a variant's image, or an image named with --image.
@@ -66,6 +76,9 @@ pub struct Report {
     /// The engine's version and image store, e.g. `28.5.2, containerd snapshotter (overlayfs)`.
     pub engine: String,
     pub images: Vec<Entry>,
+    /// How this run measured (absent from reports built in memory, e.g. in unit tests).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run: Option<measure::Stats>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -313,6 +326,7 @@ pub fn build_report(
         schema: REPORT_SCHEMA,
         engine,
         images,
+        run: None,
     }
 }
 
@@ -548,14 +562,26 @@ impl Args {
                 })
             })
             .collect();
-        let cache = measure::Cache::new(ctx.out_dir().join("sizes-cache"), !self.no_cache);
-        let (facts, stats) = measure::measure(store, &wanted, &cache, &mut |w| {
+        let cache = measure::Cache::new(
+            ctx.out_dir().join("sizes-cache"),
+            !self.no_cache,
+            !self.decompress,
+        );
+        let options = measure::Options {
+            source: self.source,
+            decompress: self.decompress,
+            info: &info,
+            sh: &ctx.sh,
+        };
+        let (facts, mut stats) = measure::measure(store, &wanted, &cache, &options, &mut |w| {
             eprintln!("warning: {w}");
         })?;
+        stats.seconds = started.elapsed().as_secs_f64();
 
         let measured = |image: &str| inspected.get(image).and_then(|i| facts.get(&i.id)).cloned();
         let engine = format!("{}, {}", info.server_version, info.store_name());
-        let report = build_report(engine, &targets, &measured, baseline.as_deref());
+        let mut report = build_report(engine, &targets, &measured, baseline.as_deref());
+        report.run = Some(stats.clone());
 
         let sections = sections(&report, self.layers);
         report::emit_sections(self.format, &sections, &report)?;
@@ -565,16 +591,7 @@ impl Args {
             report::write_atomic(path, &json)
                 .with_context(|| format!("saving the report to {path}"))?;
         }
-        crate::progress!(
-            "{} image(s) on the {} store in {:.2} s: {} from the cache, {} read with `docker save` ({} read, {} (de)compressed)",
-            wanted.len(),
-            store_word(store),
-            started.elapsed().as_secs_f64(),
-            stats.from_cache,
-            stats.saved,
-            human_size(stats.read),
-            human_size(stats.processed)
-        );
+        crate::progress!("{}", summary(wanted.len(), store, &stats));
 
         let findings = |level: Level| {
             report
@@ -608,6 +625,46 @@ impl Args {
     }
 }
 
+/// The closing progress line: where the facts came from, and how the layers were sized.
+pub fn summary(images: usize, store: Store, stats: &measure::Stats) -> String {
+    let mut sources = Vec::new();
+    if stats.from_cache > 0 {
+        sources.push(format!("{} from the cache", stats.from_cache));
+    }
+    if stats.from_store > 0 {
+        sources.push(format!("{} read from the content store", stats.from_store));
+    }
+    if stats.saved > 0 {
+        sources.push(format!(
+            "{} read with `docker save` ({})",
+            stats.saved,
+            human_size(stats.read)
+        ));
+    }
+    let mut line = format!(
+        "{images} image(s) on the {} store in {:.2} s",
+        store_word(store),
+        stats.seconds
+    );
+    if !sources.is_empty() {
+        line.push_str(&format!(": {}", sources.join(", ")));
+    }
+    let mut sized = Vec::new();
+    if stats.by_trailer > 0 {
+        sized.push(format!("{} sized by gzip trailer", stats.by_trailer));
+    }
+    if stats.decompressed > 0 {
+        sized.push(format!("{} decompressed", stats.decompressed));
+    }
+    if stats.processed > 0 {
+        sized.push(format!("{} (de)compressed", human_size(stats.processed)));
+    }
+    if !sized.is_empty() {
+        line.push_str(&format!("; layers: {}", sized.join(", ")));
+    }
+    line
+}
+
 fn store_word(store: Store) -> &'static str {
     match store {
         Store::Containerd => "containerd",
@@ -635,6 +692,7 @@ mod tests {
                     media_type: "application/vnd.oci.image.layer.v1.tar+gzip".into(),
                     compressed: *c,
                     unpacked: *u,
+                    unpacked_from: measure::UnpackedFrom::Decompressed,
                     created_by: (*by).into(),
                 })
                 .collect(),
@@ -771,6 +829,32 @@ mod tests {
         assert!(
             lines[3].contains("1/3") && lines[3].ends_with("ADD rootfs.tar /"),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn summary_names_only_what_happened() {
+        let stats = measure::Stats {
+            seconds: 0.19,
+            from_store: 4,
+            by_trailer: 5,
+            decompressed: 7,
+            processed: 199_700,
+            ..Default::default()
+        };
+        assert_eq!(
+            summary(4, Store::Containerd, &stats),
+            "4 image(s) on the containerd store in 0.19 s: 4 read from the content store; \
+             layers: 5 sized by gzip trailer, 7 decompressed, 199.7 kB (de)compressed"
+        );
+        let cached = measure::Stats {
+            seconds: 0.1,
+            from_cache: 2,
+            ..Default::default()
+        };
+        assert_eq!(
+            summary(2, Store::Classic, &cached),
+            "2 image(s) on the classic store in 0.10 s: 2 from the cache"
         );
     }
 

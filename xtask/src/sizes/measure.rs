@@ -1,11 +1,13 @@
-//! Layer facts of local images, the same way on both image stores: one `docker save` of every
-//! image not yet measured, read as a stream (nothing lands on disk), and a cache of facts keyed
-//! by content digests.
+//! Layer facts of local images, the same way on both image stores, and a cache of facts keyed by
+//! content digests. The layers are read either from containerd's content store on this machine
+//! (see `content.rs`: the fast path) or from one `docker save` of every image not yet measured,
+//! read as a stream (nothing lands on disk).
 //!
-//! Per layer, from the saved OCI layout:
-//! - unpacked = length of the uncompressed layer tar (gunzip-counted on the containerd store,
-//!   where blobs are kept compressed; the blob's own length on the classic store, which saves
-//!   layers uncompressed). The tar bytes are the same on both stores (their sha256 is the diff ID).
+//! Per layer:
+//! - unpacked = length of the uncompressed layer tar (on the containerd store, where blobs are
+//!   kept compressed: gunzip-counted, or read from the gzip trailer; the blob's own length on the
+//!   classic store, which saves layers uncompressed). The tar bytes are the same on both stores
+//!   (their sha256 is the diff ID).
 //! - compressed = the stored blob's length on the containerd store ("stored"), or the length of
 //!   the layer tar gzip-compressed at level 6 on the classic store ("computed").
 //!
@@ -20,16 +22,17 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::{self, Read, Write};
 use std::sync::mpsc;
 
+use super::content::{self, ContentStore};
 use super::tar;
 use crate::docker::{self, ImageInspect};
 
 /// Bumped when the meaning of a cached fact changes; older cache files are then ignored.
-pub const FACTS_VERSION: u32 = 1;
+pub const FACTS_VERSION: u32 = 2;
 /// How `computed` compressed sizes are made; part of every cached computed fact.
 pub const COMPRESSOR: &str = "gzip level 6 (flate2 with zlib-rs)";
 const GZIP_LEVEL: u32 = 6;
 /// JSON blobs (manifests, configs, indexes) are kept in memory up to this size.
-const MAX_JSON_BLOB: u64 = 16 << 20;
+pub(super) const MAX_JSON_BLOB: u64 = 16 << 20;
 
 /// Where the engine keeps images.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -85,6 +88,40 @@ impl Method {
     }
 }
 
+/// How a layer's unpacked size was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UnpackedFrom {
+    /// The blob is the uncompressed layer tar: its length.
+    Tar,
+    /// The blob was gunzipped and the output counted.
+    Decompressed,
+    /// The gzip trailer's length field (the length modulo 4 GiB), with the wrap-arounds told
+    /// apart by the layer's disk usage (see `content::unpacked_from_trailer`).
+    GzipTrailer,
+}
+
+/// Where the layers are read from (`--source`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Source {
+    /// containerd's content store when this user can read it, else `docker save`.
+    Auto,
+    /// containerd's content store on this machine (needs the containerd image store and read
+    /// access to the engine's data directory, usually root).
+    ContentStore,
+    /// `docker save`, streamed: works with any engine and user, slower.
+    DockerSave,
+}
+
+/// How to measure.
+pub struct Options<'a> {
+    pub source: Source,
+    /// Decompress every gzip layer instead of reading lengths from gzip trailers.
+    pub decompress: bool,
+    pub info: &'a docker::Info,
+    pub sh: &'a xshell::Shell,
+}
+
 /// One layer of an image, in manifest order (base first).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Layer {
@@ -97,6 +134,7 @@ pub struct Layer {
     pub compressed: u64,
     /// Bytes.
     pub unpacked: u64,
+    pub unpacked_from: UnpackedFrom,
     /// The history entry (Dockerfile instruction) that made the layer; empty when unknown.
     pub created_by: String,
 }
@@ -126,7 +164,7 @@ impl ImageFacts {
 /// What one blob of the saved layout turned out to be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-enum Encoding {
+pub(super) enum Encoding {
     Gzip,
     Zstd,
     /// Not compressed (a layer tar, or JSON metadata).
@@ -135,15 +173,16 @@ enum Encoding {
 
 /// Facts about one blob, cached by its digest.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-struct BlobFacts {
-    version: u32,
-    size: u64,
-    encoding: Encoding,
+pub(super) struct BlobFacts {
+    pub version: u32,
+    pub size: u64,
+    pub encoding: Encoding,
     /// Length of the uncompressed content (None for zstd, which this tool cannot decompress).
-    unpacked: Option<u64>,
+    pub unpacked: Option<u64>,
+    pub unpacked_from: UnpackedFrom,
     /// Length after gzip with `compressor`, for uncompressed layer tars on the classic store.
-    gzip: Option<u64>,
-    compressor: Option<String>,
+    pub gzip: Option<u64>,
+    pub compressor: Option<String>,
 }
 
 /// The sizes cache: `images/<store>-<algo>-<hex>.json` and `blobs/<algo>-<hex>.json`.
@@ -151,11 +190,17 @@ pub struct Cache {
     dir: Utf8PathBuf,
     /// False with `--no-cache`: measure again, then refresh the cache.
     read: bool,
+    /// False with `--decompress`: facts read from gzip trailers are measured again.
+    trust_trailers: bool,
 }
 
 impl Cache {
-    pub fn new(dir: Utf8PathBuf, read: bool) -> Cache {
-        Cache { dir, read }
+    pub fn new(dir: Utf8PathBuf, read: bool, trust_trailers: bool) -> Cache {
+        Cache {
+            dir,
+            read,
+            trust_trailers,
+        }
     }
 
     fn image_path(&self, store: Store, id: &str) -> Option<Utf8PathBuf> {
@@ -182,7 +227,12 @@ impl Cache {
         (facts.version == FACTS_VERSION
             && facts.id == id
             && facts.store == store
-            && (facts.method == Method::Stored || facts.compressor.as_deref() == Some(COMPRESSOR)))
+            && (facts.method == Method::Stored || facts.compressor.as_deref() == Some(COMPRESSOR))
+            && (self.trust_trailers
+                || facts
+                    .layers
+                    .iter()
+                    .all(|l| l.unpacked_from != UnpackedFrom::GzipTrailer)))
         .then_some(facts)
     }
 
@@ -193,12 +243,14 @@ impl Cache {
         write_json(&path, facts)
     }
 
-    fn blob(&self, digest: &str) -> Option<BlobFacts> {
+    pub(super) fn blob(&self, digest: &str) -> Option<BlobFacts> {
         if !self.read {
             return None;
         }
         let facts: BlobFacts = read_json(&self.blob_path(digest)?)?;
-        (facts.version == FACTS_VERSION).then_some(facts)
+        (facts.version == FACTS_VERSION
+            && (self.trust_trailers || facts.unpacked_from != UnpackedFrom::GzipTrailer))
+            .then_some(facts)
     }
 
     fn put_blob(&self, digest: &str, facts: &BlobFacts) -> Result<()> {
@@ -210,7 +262,7 @@ impl Cache {
 }
 
 /// `sha256:abc…` → `sha256-abc…`; None for anything that is not `algo:hex`.
-fn digest_file_name(digest: &str) -> Option<String> {
+pub(super) fn digest_file_name(digest: &str) -> Option<String> {
     let (algo, hex) = digest.split_once(':')?;
     let ok = !algo.is_empty()
         && algo.chars().all(|c| c.is_ascii_alphanumeric())
@@ -235,15 +287,30 @@ pub struct Wanted<'a> {
     pub inspect: &'a ImageInspect,
 }
 
-/// How a measurement went, for the progress line.
-#[derive(Debug, Default)]
+/// How a measurement went: the progress line, and `run` in the JSON report.
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct Stats {
+    /// Wall-clock seconds of the whole command up to the report.
+    pub seconds: f64,
+    /// Images whose facts were cached.
     pub from_cache: usize,
+    /// Images read from containerd's content store.
+    #[serde(rename = "from_content_store")]
+    pub from_store: usize,
+    /// Images read with `docker save`.
+    #[serde(rename = "from_docker_save")]
     pub saved: usize,
     /// Bytes read from `docker save`.
+    #[serde(rename = "bytes_read")]
     pub read: u64,
     /// Bytes gunzipped or gzipped here.
+    #[serde(rename = "bytes_processed")]
     pub processed: u64,
+    /// Layers measured in this run, by how their unpacked size was found.
+    #[serde(rename = "layers_by_gzip_trailer")]
+    pub by_trailer: usize,
+    #[serde(rename = "layers_decompressed")]
+    pub decompressed: usize,
 }
 
 /// Facts for each wanted image ID: from the cache, else from one `docker save` of the rest.
@@ -251,8 +318,15 @@ pub fn measure(
     store: Store,
     wanted: &[Wanted],
     cache: &Cache,
+    options: &Options,
     warn: &mut dyn FnMut(String),
 ) -> Result<(BTreeMap<String, ImageFacts>, Stats)> {
+    if store == Store::Classic && options.source == Source::ContentStore {
+        bail!(
+            "--source content-store needs the containerd image store, but this engine uses the \
+             classic store, whose layers only `docker save` reads: drop --source"
+        );
+    }
     let mut stats = Stats::default();
     let mut facts = BTreeMap::new();
     let mut todo: Vec<&Wanted> = Vec::new();
@@ -273,27 +347,40 @@ pub fn measure(
         return Ok((facts, stats));
     }
 
-    let refs: Vec<String> = todo.iter().map(|w| w.reference.to_string()).collect();
-    // On the classic store the saved layer blobs are the uncompressed tars, named by diff ID.
-    let to_compress: BTreeSet<String> = match store {
-        Store::Classic => todo
-            .iter()
-            .flat_map(|w| w.inspect.root_fs.layers.iter().cloned())
-            .collect(),
-        Store::Containerd => BTreeSet::new(),
-    };
-    crate::progress!(
-        "reading {} from the engine (`docker save`){}",
-        refs.join(", "),
-        if to_compress.is_empty() {
-            String::new()
-        } else {
-            format!("; gzip-compressing {} layer tars", to_compress.len())
+    let layout = match (store, options.source) {
+        (Store::Classic, _) | (Store::Containerd, Source::DockerSave) => None,
+        (Store::Containerd, source) => {
+            let ids: Vec<&str> = todo.iter().map(|w| w.inspect.id.as_str()).collect();
+            match ContentStore::locate(&options.info.docker_root_dir, &ids) {
+                Ok(found) => Some(found),
+                Err(why) if source == Source::ContentStore => bail!(
+                    "--source content-store: {why}. Run as root on the engine's machine, or use \
+                     --source docker-save"
+                ),
+                Err(why) => {
+                    crate::progress!(
+                        "{why}; reading the layers with `docker save` instead, which is slower"
+                    );
+                    None
+                }
+            }
         }
-    );
-    stats.saved = todo.len();
-    let layout = read_layout(docker::save(&refs)?, &to_compress, cache, &mut stats)
-        .with_context(|| format!("reading `docker save {}`", refs.join(" ")))?;
+    };
+    let layout = match layout {
+        Some(found) => {
+            crate::progress!(
+                "reading {} from containerd's content store ({})",
+                todo.iter()
+                    .map(|w| w.reference)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                found.dir()
+            );
+            stats.from_store = todo.len();
+            content::read_layout(&found, &todo, cache, options, &mut stats)?
+        }
+        None => save_layout(store, &todo, cache, &mut stats)?,
+    };
 
     for w in todo {
         let f = layout
@@ -313,13 +400,38 @@ pub fn measure(
     Ok((facts, stats))
 }
 
-/// What the saved layout held, minus the layer bytes.
+/// The layout of the `todo` images from one `docker save`.
+fn save_layout(store: Store, todo: &[&Wanted], cache: &Cache, stats: &mut Stats) -> Result<Layout> {
+    let refs: Vec<String> = todo.iter().map(|w| w.reference.to_string()).collect();
+    // On the classic store the saved layer blobs are the uncompressed tars, named by diff ID.
+    let to_compress: BTreeSet<String> = match store {
+        Store::Classic => todo
+            .iter()
+            .flat_map(|w| w.inspect.root_fs.layers.iter().cloned())
+            .collect(),
+        Store::Containerd => BTreeSet::new(),
+    };
+    crate::progress!(
+        "reading {} from the engine (`docker save`){}",
+        refs.join(", "),
+        if to_compress.is_empty() {
+            String::new()
+        } else {
+            format!("; gzip-compressing {} layer tars", to_compress.len())
+        }
+    );
+    stats.saved = todo.len();
+    read_layout(docker::save(&refs)?, &to_compress, cache, stats)
+        .with_context(|| format!("reading `docker save {}`", refs.join(" ")))
+}
+
+/// What the saved layout (or the content store) held, minus the layer bytes.
 #[derive(Default)]
-struct Layout {
-    blobs: BTreeMap<String, BlobFacts>,
+pub(super) struct Layout {
+    pub blobs: BTreeMap<String, BlobFacts>,
     /// Blobs measured in this run (not from the cache), to cache afterwards.
-    new_blobs: BTreeMap<String, BlobFacts>,
-    json: BTreeMap<String, Vec<u8>>,
+    pub new_blobs: BTreeMap<String, BlobFacts>,
+    pub json: BTreeMap<String, Vec<u8>>,
 }
 
 /// Reads a `docker save` stream to the end (on a second thread, so that the engine writes while
@@ -360,6 +472,9 @@ fn read_layout(
                     measure_blob(entry.size, body, to_compress.contains(&digest))?;
                 stats.processed += processed;
                 if json.is_none() {
+                    if facts.unpacked_from == UnpackedFrom::Decompressed {
+                        stats.decompressed += 1;
+                    }
                     layout.new_blobs.insert(digest.clone(), facts.clone());
                 }
                 (facts, json)
@@ -410,13 +525,13 @@ fn blob_digest(path: &str) -> Option<String> {
     Some(format!("{algo}:{hex}"))
 }
 
-fn looks_like_json(bytes: &[u8]) -> bool {
+pub(super) fn looks_like_json(bytes: &[u8]) -> bool {
     bytes.first() == Some(&b'{') && serde_json::from_slice::<serde_json::Value>(bytes).is_ok()
 }
 
 /// Measures one blob from its bytes: returns its facts, its bytes when it is JSON metadata, and
 /// how many bytes were (de)compressed.
-fn measure_blob(
+pub(super) fn measure_blob(
     size: u64,
     body: &mut dyn Read,
     compress: bool,
@@ -429,6 +544,7 @@ fn measure_blob(
         size,
         encoding: Encoding::Plain,
         unpacked: Some(size),
+        unpacked_from: UnpackedFrom::Tar,
         gzip: None,
         compressor: None,
     };
@@ -437,6 +553,7 @@ fn measure_blob(
         let unpacked = count(&mut decoder).context("decompressing a gzip layer")?;
         facts.encoding = Encoding::Gzip;
         facts.unpacked = Some(unpacked);
+        facts.unpacked_from = UnpackedFrom::Decompressed;
         return Ok((facts, None, unpacked));
     }
     if head == [0x28, 0xb5, 0x2f, 0xfd] {
@@ -465,7 +582,7 @@ fn measure_blob(
     Ok((facts, None, 0))
 }
 
-fn read_up_to(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
+pub(super) fn read_up_to(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
     let mut filled = 0;
     while filled < buf.len() {
         match r.read(&mut buf[filled..]) {
@@ -605,15 +722,15 @@ impl Pipe {
 // The OCI layout documents.
 
 #[derive(Debug, Clone, Deserialize)]
-struct Descriptor {
+pub(super) struct Descriptor {
     #[serde(rename = "mediaType", default)]
-    media_type: String,
-    digest: String,
-    size: u64,
+    pub media_type: String,
+    pub digest: String,
+    pub size: u64,
     #[serde(default)]
     platform: Option<Platform>,
     #[serde(default)]
-    annotations: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -627,21 +744,21 @@ struct Platform {
 }
 
 #[derive(Debug, Deserialize)]
-struct ManifestDoc {
-    config: Descriptor,
-    layers: Vec<Descriptor>,
+pub(super) struct ManifestDoc {
+    pub config: Descriptor,
+    pub layers: Vec<Descriptor>,
 }
 
 #[derive(Debug, Deserialize)]
-struct IndexDoc {
-    manifests: Vec<Descriptor>,
+pub(super) struct IndexDoc {
+    pub manifests: Vec<Descriptor>,
 }
 
 #[derive(Debug, Deserialize)]
-struct ConfigDoc {
+pub(super) struct ConfigDoc {
     rootfs: RootFsDoc,
     #[serde(default)]
-    history: Vec<HistoryDoc>,
+    pub history: Vec<HistoryDoc>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -660,7 +777,7 @@ pub struct HistoryDoc {
 }
 
 impl Layout {
-    fn doc<T: for<'de> Deserialize<'de>>(&self, digest: &str) -> Option<Result<T>> {
+    pub fn doc<T: for<'de> Deserialize<'de>>(&self, digest: &str) -> Option<Result<T>> {
         self.json.get(digest).map(|bytes| {
             serde_json::from_slice(bytes).with_context(|| format!("parsing blob {digest}"))
         })
@@ -669,7 +786,7 @@ impl Layout {
     /// The image manifest of an image ID: on the containerd store the ID is the digest of the
     /// manifest (or of an index, resolved to the image's platform); on the classic store it is
     /// the digest of the config.
-    fn manifest_for(&self, inspect: &ImageInspect) -> Result<ManifestDoc> {
+    pub fn manifest_for(&self, inspect: &ImageInspect) -> Result<ManifestDoc> {
         let id = &inspect.id;
         let is_manifest_or_index = self
             .doc::<serde_json::Value>(id)
@@ -792,6 +909,7 @@ impl Layout {
                 media_type: desc.media_type.clone(),
                 compressed,
                 unpacked,
+                unpacked_from: blob.unpacked_from,
                 created_by,
             });
         }
@@ -938,6 +1056,7 @@ mod tests {
             size,
             encoding,
             unpacked: Some(unpacked),
+            unpacked_from: UnpackedFrom::Decompressed,
             gzip: None,
             compressor: None,
         };
