@@ -10,6 +10,10 @@
 //!
 //! Cold means no *layer* cache: BuildKit's cache mounts (uv, apt) stay warm on the builder, as
 //! they do for a contributor's second checkout, so a cold build does not measure downloads.
+//!
+//! `bench sizes` (in `bench/sizes.rs`) times `cargo xtask sizes`.
+
+mod sizes;
 
 use anyhow::{bail, Context, Result};
 use camino::{Utf8Path, Utf8PathBuf};
@@ -33,12 +37,15 @@ pub struct Args {
 enum Bench {
     /// Cold, no-change, app-change and dependency-change rebuild times of one variant.
     Rebuild(RebuildArgs),
+    /// First and cached `cargo xtask sizes` times for built images, against the 1 s target.
+    Sizes(sizes::SizesArgs),
 }
 
 impl Args {
     pub fn run(self, ctx: &Ctx) -> Result<()> {
         match self.bench {
             Bench::Rebuild(args) => args.run(ctx),
+            Bench::Sizes(args) => args.run(ctx),
         }
     }
 }

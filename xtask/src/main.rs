@@ -49,7 +49,7 @@ enum Command {
     Scan(scan::Args),
     /// Run every test: the xtask's (against the real Docker engine) and the service's pytest suite.
     Test(test_cmd::Args),
-    /// Measurements: `bench rebuild <variant>` times cold and warm rebuilds against the targets.
+    /// Measurements: `bench rebuild <variant>` (cold and warm rebuilds) and `bench sizes`.
     Bench(bench::Args),
 }
 

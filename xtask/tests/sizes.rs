@@ -656,3 +656,36 @@ fn same_figures_on_the_classic_and_the_containerd_store() {
     );
     drop(engine);
 }
+
+/// `bench sizes` times the real command: a first measurement read in place and a cached one, both
+/// judged against the 1 s target (generous here: one small image). A missing image is an error.
+#[test]
+fn bench_sizes_times_first_and_cached_measurements() {
+    let f = fixture();
+    let run = xtask_run(&[
+        "bench", "sizes", "--image", &f.tag, "--runs", "1", "--format", "json",
+    ])
+    .assert_ok();
+    let report: Value = serde_json::from_str(&run.stdout).unwrap_or_else(|e| {
+        panic!(
+            "bench sizes --format json is not JSON ({e}):\n{}",
+            run.stdout
+        )
+    });
+    assert_eq!(report["pass"], true, "{report:#}");
+    let rows = report["rows"].as_array().unwrap();
+    let scenario = |name: &str| {
+        rows.iter()
+            .find(|r| r["scenario"] == name)
+            .unwrap_or_else(|| panic!("no {name} row: {report:#}"))
+    };
+    assert_eq!(scenario("first")["run"]["from_content_store"], 1);
+    assert_eq!(scenario("cached")["run"]["from_cache"], 1);
+    assert!(scenario("first")["median"].as_f64().unwrap() > 0.0);
+    assert_eq!(report["checks"].as_array().unwrap().len(), 3, "{report:#}");
+
+    let missing = format!("localhost/xtask-sizes-missing-{}:none", run_id());
+    let run = xtask_run(&["bench", "sizes", "--image", &missing, "--runs", "1"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.error_line().contains(&missing), "{}", run.stderr);
+}

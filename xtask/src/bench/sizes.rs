@@ -1,0 +1,389 @@
+//! `cargo xtask bench sizes`: times `cargo xtask sizes` as a maintainer runs it (this binary,
+//! spawned), for a first measurement (`--no-cache`) and a cached one, and judges both against
+//! issue 6's target: under a second for the images given, when nothing needs compressing (the
+//! containerd store read in place). With `--compare-save`, one first measurement through
+//! `docker save` as well, the path taken when the content store is not readable.
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use std::time::Instant;
+
+use super::Check;
+use crate::docker;
+use crate::progress;
+use crate::report::{self, Format, Section, Table};
+use crate::util::{CheckFailed, Ctx};
+
+#[derive(clap::Args)]
+pub struct SizesArgs {
+    /// Variants to measure (default: every variant of images.toml, unless --image is given).
+    variants: Vec<String>,
+    /// Also measure this local image (repeatable).
+    #[arg(long = "image", value_name = "REF")]
+    images: Vec<String>,
+    /// Runs of each scenario; the median is judged.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=50))]
+    runs: u32,
+    /// Target: at most this many seconds (median) for a first and for a cached measurement.
+    #[arg(long, default_value_t = 1.0, value_name = "SECONDS")]
+    max_secs: f64,
+    /// Also time one first measurement through `docker save` (slow: it streams every layer).
+    #[arg(long)]
+    compare_save: bool,
+    /// Report format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Scenario {
+    /// `sizes --no-cache`: every image measured again, layers read the fastest way available.
+    First,
+    /// `sizes`: every image ID found in the cache.
+    Cached,
+    /// `sizes --no-cache --source docker-save`.
+    FirstDockerSave,
+}
+
+impl Scenario {
+    fn label(self) -> &'static str {
+        match self {
+            Scenario::First => "first measurement (--no-cache)",
+            Scenario::Cached => "cached",
+            Scenario::FirstDockerSave => "first measurement via docker save",
+        }
+    }
+
+    fn flags(self) -> &'static [&'static str] {
+        match self {
+            Scenario::First => &["--no-cache"],
+            Scenario::Cached => &[],
+            Scenario::FirstDockerSave => &["--no-cache", "--source", "docker-save"],
+        }
+    }
+}
+
+/// The part of `sizes --format json` the bench reads.
+#[derive(Debug, Deserialize)]
+struct SizesDoc {
+    images: Vec<SizesEntry>,
+    run: Run,
+}
+
+#[derive(Debug, Deserialize)]
+struct SizesEntry {
+    name: String,
+    status: String,
+    unpacked: Option<u64>,
+}
+
+/// `run` of the sizes report.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+pub struct Run {
+    pub from_cache: usize,
+    pub from_content_store: usize,
+    pub from_docker_save: usize,
+    pub bytes_read: u64,
+    pub bytes_processed: u64,
+    pub layers_by_gzip_trailer: usize,
+    pub layers_decompressed: usize,
+}
+
+/// One scenario's runs.
+#[derive(Debug, Clone, Serialize)]
+pub struct Row {
+    pub scenario: Scenario,
+    /// Wall-clock seconds of each run (the whole `cargo xtask sizes` process).
+    pub secs: Vec<f64>,
+    pub median: f64,
+    /// What the last run did.
+    pub run: Run,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SizesReport {
+    pub images: Vec<String>,
+    /// Total unpacked bytes of the images measured.
+    pub unpacked: u64,
+    pub cpus: usize,
+    pub docker: String,
+    pub store: String,
+    pub rows: Vec<Row>,
+    pub checks: Vec<Check>,
+    pub pass: bool,
+}
+
+pub fn median(values: &[f64]) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+/// The checks: a first measurement that read the content store, and a cached one, each within
+/// `max_secs`. On the classic store a first measurement gzip-compresses every layer, which the
+/// target excludes, so only the cached one is judged there.
+pub fn judge(rows: &[Row], containerd_store: bool, max_secs: f64) -> Vec<Check> {
+    let mut checks = Vec::new();
+    let find = |s: Scenario| rows.iter().find(|r| r.scenario == s);
+    if let Some(first) = find(Scenario::First).filter(|_| containerd_store) {
+        let in_place = first.run.from_docker_save == 0 && first.run.from_cache == 0;
+        checks.push(Check {
+            name: "first measurement reads the content store in place".into(),
+            target: "no `docker save`, nothing cached".into(),
+            measured: format!(
+                "{} image(s) from the content store, {} via docker save, {} cached",
+                first.run.from_content_store, first.run.from_docker_save, first.run.from_cache
+            ),
+            pass: in_place,
+        });
+        checks.push(Check {
+            name: "first measurement time (median)".into(),
+            target: format!("≤ {max_secs} s"),
+            measured: format!("{:.2} s", first.median),
+            pass: first.median <= max_secs,
+        });
+    }
+    if let Some(cached) = find(Scenario::Cached) {
+        checks.push(Check {
+            name: "cached measurement time (median)".into(),
+            target: format!("≤ {max_secs} s, every image from the cache"),
+            measured: format!(
+                "{:.2} s, {} image(s) from the cache",
+                cached.median, cached.run.from_cache
+            ),
+            pass: cached.median <= max_secs
+                && cached.run.from_content_store == 0
+                && cached.run.from_docker_save == 0,
+        });
+    }
+    checks
+}
+
+impl SizesArgs {
+    pub fn run(self, ctx: &Ctx) -> Result<()> {
+        let info = docker::info(&ctx.sh)?;
+        let exe = std::env::current_exe().context("finding the xtask binary")?;
+        let mut scenarios = vec![Scenario::First, Scenario::Cached];
+        if self.compare_save {
+            scenarios.push(Scenario::FirstDockerSave);
+        }
+        let mut rows = Vec::new();
+        let mut measured: Vec<SizesEntry> = Vec::new();
+        for scenario in scenarios {
+            let runs = if scenario == Scenario::FirstDockerSave {
+                1
+            } else {
+                self.runs
+            };
+            let mut secs = Vec::new();
+            let mut last = Run::default();
+            for i in 1..=runs {
+                progress!("bench sizes: {} ({i}/{runs})", scenario.label());
+                let mut args: Vec<String> = vec![
+                    "--config".into(),
+                    ctx.config_path.to_string(),
+                    "sizes".into(),
+                    "--format".into(),
+                    "json".into(),
+                ];
+                args.extend(scenario.flags().iter().map(|s| s.to_string()));
+                args.extend(self.variants.iter().cloned());
+                for image in &self.images {
+                    args.extend(["--image".to_string(), image.clone()]);
+                }
+                let started = Instant::now();
+                let out = duct::cmd(&exe, &args)
+                    .stdout_capture()
+                    .stderr_capture()
+                    .unchecked()
+                    .run()
+                    .context("running `cargo xtask sizes`")?;
+                secs.push(started.elapsed().as_secs_f64());
+                // 1 means over budget, which does not matter here; 2 is an error.
+                if !matches!(out.status.code(), Some(0 | 1)) {
+                    let stderr = String::from_utf8_lossy(&out.stderr);
+                    let errors: Vec<&str> =
+                        stderr.lines().filter(|l| l.starts_with("error")).collect();
+                    bail!(
+                        "`cargo xtask {}` failed ({}): {}",
+                        args[2..].join(" "),
+                        out.status,
+                        if errors.is_empty() {
+                            stderr.trim().to_string()
+                        } else {
+                            errors.join("; ")
+                        }
+                    );
+                }
+                let doc: SizesDoc = serde_json::from_slice(&out.stdout)
+                    .context("parsing the JSON of `cargo xtask sizes`")?;
+                if let Some(e) = doc.images.iter().find(|e| e.status == "not-built") {
+                    bail!(
+                        "{} is not built: build it first (`cargo xtask build {}`), or leave it out",
+                        e.name,
+                        e.name
+                    );
+                }
+                last = doc.run;
+                measured = doc.images;
+            }
+            rows.push(Row {
+                scenario,
+                median: median(&secs),
+                secs,
+                run: last,
+            });
+        }
+        let checks = judge(&rows, info.containerd_store(), self.max_secs);
+        let report = SizesReport {
+            images: measured.iter().map(|e| e.name.clone()).collect(),
+            unpacked: measured.iter().filter_map(|e| e.unpacked).sum(),
+            cpus: std::thread::available_parallelism().map_or(0, |n| n.get()),
+            docker: info.server_version.clone(),
+            store: info.store_name(),
+            pass: checks.iter().all(|c| c.pass),
+            rows,
+            checks,
+        };
+        let sections = render(&report);
+        report::emit_sections(self.format, &sections, &report)?;
+        report::step_summary(
+            "cargo xtask bench sizes",
+            &report::sections_markdown(&sections),
+        )?;
+        if !report.pass {
+            let failed: Vec<&str> = report
+                .checks
+                .iter()
+                .filter(|c| !c.pass)
+                .map(|c| c.name.as_str())
+                .collect();
+            return Err(
+                CheckFailed(format!("bench sizes: target missed: {}", failed.join(", "))).into(),
+            );
+        }
+        Ok(())
+    }
+}
+
+fn render(report: &SizesReport) -> Vec<Section> {
+    let mut runs =
+        Table::new(&["scenario", "median", "runs", "read", "layers sized"]).right_align(&[1]);
+    for row in &report.rows {
+        let r = &row.run;
+        runs.row(vec![
+            row.scenario.label().into(),
+            format!("{:.2} s", row.median),
+            row.secs
+                .iter()
+                .map(|s| format!("{s:.2}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            if r.from_cache > 0 && r.from_content_store + r.from_docker_save == 0 {
+                "cache".into()
+            } else if r.from_docker_save > 0 {
+                format!("docker save ({})", crate::config::human_size(r.bytes_read))
+            } else {
+                "content store".into()
+            },
+            format!(
+                "{} by gzip trailer, {} decompressed ({})",
+                r.layers_by_gzip_trailer,
+                r.layers_decompressed,
+                crate::config::human_size(r.bytes_processed)
+            ),
+        ]);
+    }
+    let mut checks = Table::new(&["check", "target", "measured", "result"]);
+    for c in &report.checks {
+        checks.row(vec![
+            c.name.clone(),
+            c.target.clone(),
+            c.measured.clone(),
+            if c.pass { "PASS" } else { "FAIL" }.into(),
+        ]);
+    }
+    vec![
+        Section {
+            title: Some(format!(
+                "bench sizes: {} image(s) ({}, {} unpacked): {} CPUs, Docker {}, {}",
+                report.images.len(),
+                report.images.join(", "),
+                crate::config::human_size(report.unpacked),
+                report.cpus,
+                report.docker,
+                report.store
+            )),
+            table: runs,
+        },
+        Section {
+            title: Some("targets".into()),
+            table: checks,
+        },
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(scenario: Scenario, secs: &[f64], run: Run) -> Row {
+        Row {
+            scenario,
+            median: median(secs),
+            secs: secs.to_vec(),
+            run,
+        }
+    }
+
+    fn verdicts(checks: &[Check]) -> Vec<bool> {
+        checks.iter().map(|c| c.pass).collect()
+    }
+
+    #[test]
+    fn medians_of_odd_and_even_runs() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
+    }
+
+    #[test]
+    fn fast_in_place_and_cached_runs_pass() {
+        let first = Run {
+            from_content_store: 4,
+            ..Run::default()
+        };
+        let cached = Run {
+            from_cache: 4,
+            ..Run::default()
+        };
+        let rows = [
+            row(Scenario::First, &[0.3, 0.2, 0.4], first),
+            row(Scenario::Cached, &[0.1, 0.1, 0.2], cached),
+        ];
+        assert_eq!(verdicts(&judge(&rows, true, 1.0)), [true, true, true]);
+        // On the classic store only the cached run is judged.
+        assert_eq!(verdicts(&judge(&rows, false, 1.0)), [true]);
+    }
+
+    #[test]
+    fn slow_or_docker_save_runs_fail() {
+        let saved = Run {
+            from_docker_save: 4,
+            ..Run::default()
+        };
+        let rows = [row(Scenario::First, &[40.0], saved)];
+        assert_eq!(verdicts(&judge(&rows, true, 1.0)), [false, false]);
+        let not_cached = Run {
+            from_content_store: 1,
+            from_cache: 3,
+            ..Run::default()
+        };
+        let rows = [row(Scenario::Cached, &[0.2], not_cached)];
+        assert_eq!(verdicts(&judge(&rows, true, 1.0)), [false]);
+    }
+}
