@@ -437,28 +437,39 @@ impl RebuildArgs {
             rows,
             checks,
         };
-        let sections = render(&report);
-        report::emit_sections(self.format, &sections, &report)?;
-        report::step_summary(
-            &format!("cargo xtask bench rebuild {}", variant.name),
-            &report::sections_markdown(&sections),
-        )?;
-        if !report.pass {
-            let failed: Vec<&str> = report
-                .checks
-                .iter()
-                .filter(|c| !c.pass)
-                .map(|c| c.name.as_str())
-                .collect();
-            return Err(CheckFailed(format!(
-                "bench rebuild {}: target missed: {}",
-                variant.name,
-                failed.join(", ")
-            ))
-            .into());
-        }
-        Ok(())
+        publish(
+            self.format,
+            &format!("bench rebuild {}", variant.name),
+            &render(&report),
+            &report,
+            &report.checks,
+        )
     }
+}
+
+/// Prints a bench's report (and appends it to the GitHub step summary), then fails with the
+/// names of the missed targets, if any.
+pub fn publish<T: Serialize>(
+    format: Format,
+    what: &str,
+    sections: &[Section],
+    report: &T,
+    checks: &[Check],
+) -> Result<()> {
+    report::emit_sections(format, sections, report)?;
+    report::step_summary(
+        &format!("cargo xtask {what}"),
+        &report::sections_markdown(sections),
+    )?;
+    let failed: Vec<&str> = checks
+        .iter()
+        .filter(|c| !c.pass)
+        .map(|c| c.name.as_str())
+        .collect();
+    if !failed.is_empty() {
+        return Err(CheckFailed(format!("{what}: target missed: {}", failed.join(", "))).into());
+    }
+    Ok(())
 }
 
 /// The stage an app-only change should rebuild: the variant's target, else the stage of the
@@ -519,15 +530,6 @@ fn render(report: &RebuildReport) -> Vec<Section> {
             },
         ]);
     }
-    let mut checks = Table::new(&["check", "target", "measured", "result"]);
-    for c in &report.checks {
-        checks.row(vec![
-            c.name.clone(),
-            c.target.clone(),
-            c.measured.clone(),
-            if c.pass { "PASS" } else { "FAIL" }.into(),
-        ]);
-    }
     vec![
         Section {
             title: Some(format!(
@@ -536,11 +538,25 @@ fn render(report: &RebuildReport) -> Vec<Section> {
             )),
             table: builds,
         },
-        Section {
-            title: Some("targets".into()),
-            table: checks,
-        },
+        targets_section(&report.checks),
     ]
+}
+
+/// The PASS/FAIL table of a bench.
+pub fn targets_section(checks: &[Check]) -> Section {
+    let mut table = Table::new(&["check", "target", "measured", "result"]);
+    for c in checks {
+        table.row(vec![
+            c.name.clone(),
+            c.target.clone(),
+            c.measured.clone(),
+            if c.pass { "PASS" } else { "FAIL" }.into(),
+        ]);
+    }
+    Section {
+        title: Some("targets".into()),
+        table,
+    }
 }
 
 #[cfg(test)]

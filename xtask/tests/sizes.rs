@@ -74,10 +74,7 @@ fn fixture() -> &'static Fixture {
             ],
         );
         // --no-cache: measured here, whatever earlier runs cached for these blobs.
-        let run =
-            xtask_run(&["sizes", "--image", &tag, "--format", "json", "--no-cache"]).assert_ok();
-        let report: Value = serde_json::from_str(&run.stdout)
-            .unwrap_or_else(|e| panic!("sizes --format json is not JSON ({e}):\n{}", run.stdout));
+        let report = measure_again(&tag, &[]);
         Fixture { tag, repo, report }
     })
 }
@@ -241,6 +238,15 @@ fn layer_sizes(entry: &Value) -> Vec<(u64, u64, String)> {
         .collect()
 }
 
+/// The JSON report of `sizes --image IMAGE --no-cache` with `extra` flags.
+fn measure_again(image: &str, extra: &[&str]) -> Value {
+    let mut args = vec!["sizes", "--image", image, "--format", "json", "--no-cache"];
+    args.extend_from_slice(extra);
+    let run = xtask_run(&args).assert_ok();
+    serde_json::from_str(&run.stdout)
+        .unwrap_or_else(|e| panic!("sizes --format json is not JSON ({e}):\n{}", run.stdout))
+}
+
 #[test]
 fn docker_save_and_decompressing_agree_with_the_content_store() {
     let f = fixture();
@@ -250,36 +256,17 @@ fn docker_save_and_decompressing_agree_with_the_content_store() {
         assert_eq!(strip(other), strip(&fast));
     };
 
+    let measure = |extra: &[&str]| measure_again(&f.tag, extra);
+
     // Through `docker save` (the path of users who cannot read the content store).
-    let run = xtask_run(&[
-        "sizes",
-        "--image",
-        &f.tag,
-        "--format",
-        "json",
-        "--no-cache",
-        "--source",
-        "docker-save",
-    ])
-    .assert_ok();
-    let saved: Value = serde_json::from_str(&run.stdout).unwrap();
+    let saved = measure(&["--source", "docker-save"]);
     assert_eq!(saved["run"]["from_docker_save"], 1, "{}", saved["run"]);
     let saved = layer_sizes(&saved["images"][0]);
     same_sizes(&saved);
     assert!(saved.iter().all(|l| l.2 == "decompressed"), "{saved:?}");
 
     // From the content store, every layer decompressed instead of trusting trailers.
-    let run = xtask_run(&[
-        "sizes",
-        "--image",
-        &f.tag,
-        "--format",
-        "json",
-        "--no-cache",
-        "--decompress",
-    ])
-    .assert_ok();
-    let decompressed: Value = serde_json::from_str(&run.stdout).unwrap();
+    let decompressed = measure(&["--decompress"]);
     assert_eq!(decompressed["run"]["from_content_store"], 1);
     assert_eq!(decompressed["run"]["layers_by_gzip_trailer"], 0);
     let decompressed = layer_sizes(&decompressed["images"][0]);
@@ -301,12 +288,7 @@ fn layers_over_4_gib_are_measured_exactly() {
     const LARGE: u64 = 4_400_000_000;
     let tag = fixture_image("sizes-large", &[]);
     let _remove = RemoveTags(tag.clone());
-    let measure = |extra: &[&str]| -> Value {
-        let mut args = vec!["sizes", "--image", &tag, "--format", "json", "--no-cache"];
-        args.extend_from_slice(extra);
-        let run = xtask_run(&args).assert_ok();
-        serde_json::from_str(&run.stdout).unwrap()
-    };
+    let measure = |extra: &[&str]| measure_again(&tag, extra);
     let fast = measure(&[]);
     let large = layer(&fast["images"][0], "large.txt");
     // The layer tar: one 512-byte header, the file (a multiple of 512 bytes), and the 1024-byte

@@ -11,8 +11,8 @@ use std::time::Instant;
 use super::Check;
 use crate::docker;
 use crate::progress;
-use crate::report::{self, Format, Section, Table};
-use crate::util::{CheckFailed, Ctx};
+use crate::report::{Format, Section, Table};
+use crate::util::Ctx;
 
 #[derive(clap::Args)]
 pub struct SizesArgs {
@@ -250,24 +250,13 @@ impl SizesArgs {
             rows,
             checks,
         };
-        let sections = render(&report);
-        report::emit_sections(self.format, &sections, &report)?;
-        report::step_summary(
-            "cargo xtask bench sizes",
-            &report::sections_markdown(&sections),
-        )?;
-        if !report.pass {
-            let failed: Vec<&str> = report
-                .checks
-                .iter()
-                .filter(|c| !c.pass)
-                .map(|c| c.name.as_str())
-                .collect();
-            return Err(
-                CheckFailed(format!("bench sizes: target missed: {}", failed.join(", "))).into(),
-            );
-        }
-        Ok(())
+        super::publish(
+            self.format,
+            "bench sizes",
+            &render(&report),
+            &report,
+            &report.checks,
+        )
     }
 }
 
@@ -299,15 +288,6 @@ fn render(report: &SizesReport) -> Vec<Section> {
             ),
         ]);
     }
-    let mut checks = Table::new(&["check", "target", "measured", "result"]);
-    for c in &report.checks {
-        checks.row(vec![
-            c.name.clone(),
-            c.target.clone(),
-            c.measured.clone(),
-            if c.pass { "PASS" } else { "FAIL" }.into(),
-        ]);
-    }
     vec![
         Section {
             title: Some(format!(
@@ -321,10 +301,7 @@ fn render(report: &SizesReport) -> Vec<Section> {
             )),
             table: runs,
         },
-        Section {
-            title: Some("targets".into()),
-            table: checks,
-        },
+        super::targets_section(&report.checks),
     ]
 }
 
