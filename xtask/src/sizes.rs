@@ -46,9 +46,7 @@ pub struct Args {
     /// Measure again even when the sizes of an image ID are cached (and refresh the cache).
     #[arg(long)]
     no_cache: bool,
-    /// Where to read the layers: containerd's content store on this machine (fast; needs the
-    /// containerd image store and read access to the engine's data directory, usually root),
-    /// `docker save` (any engine or user), or the first that works.
+    /// Where to read the layers from.
     #[arg(long, value_enum, default_value_t = measure::Source::Auto)]
     source: measure::Source,
     /// Decompress every gzip layer instead of reading large layers' unpacked length from their
