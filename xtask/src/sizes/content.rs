@@ -177,12 +177,22 @@ pub fn read_layout(
                 layout.blobs.insert(desc.digest.clone(), cached);
                 continue;
             }
-            let mut layer_usage = || -> Result<Option<u64>> {
+            let mut layer_usage = || -> Option<u64> {
                 if usage.is_none() {
-                    let rows = docker::history_usage(options.sh, id)?;
-                    usage = Some(layer_usage(&config.history, &rows, manifest.layers.len()));
+                    // Without the usage the layers are decompressed: slower, as exact.
+                    let rows = docker::history_usage(options.sh, id)
+                        .map_err(|e| {
+                            crate::progress!(
+                                "{e:#}; decompressing the layers of {} instead",
+                                w.reference
+                            )
+                        })
+                        .ok();
+                    usage = Some(rows.and_then(|rows| {
+                        layer_usage(&config.history, &rows, manifest.layers.len())
+                    }));
                 }
-                Ok(usage.as_ref().and_then(|u| u.as_ref()).map(|u| u[i]))
+                usage.as_ref().and_then(|u| u.as_ref()).map(|u| u[i])
             };
             let facts = measure_layer(store, desc, options.decompress, &mut layer_usage, stats)
                 .with_context(|| format!("measuring layer {} of {}", desc.digest, w.reference))?;
@@ -199,7 +209,7 @@ fn measure_layer(
     store: &ContentStore,
     desc: &Descriptor,
     decompress: bool,
-    usage: &mut dyn FnMut() -> Result<Option<u64>>,
+    usage: &mut dyn FnMut() -> Option<u64>,
     stats: &mut Stats,
 ) -> Result<BlobFacts> {
     let (mut file, path) = store.open(&desc.digest)?;
@@ -219,7 +229,7 @@ fn measure_layer(
             .and_then(|_| file.read_exact(&mut trailer))
             .with_context(|| format!("reading the gzip trailer of {path}"))?;
         let isize = u32::from_le_bytes(trailer);
-        if let Some(unpacked) = usage()?.and_then(|u| unpacked_from_trailer(isize, size, u)) {
+        if let Some(unpacked) = usage().and_then(|u| unpacked_from_trailer(isize, size, u)) {
             stats.by_trailer += 1;
             return Ok(BlobFacts {
                 version: FACTS_VERSION,
