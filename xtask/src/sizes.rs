@@ -18,7 +18,7 @@ use crate::config::{human_size, Budget};
 use crate::docker;
 use crate::report::{self, Format, Table};
 use crate::util::{CheckFailed, Ctx};
-pub use measure::{ImageFacts, Layer, Method, Store};
+pub use measure::{ImageFacts, Layer, Method, Stats, Store};
 
 /// The share of a budget from which a size draws a warning.
 const WARN_PERCENT: u64 = 90;
@@ -76,7 +76,7 @@ pub struct Report {
     pub images: Vec<Entry>,
     /// How this run measured (absent from reports built in memory, e.g. in unit tests).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub run: Option<measure::Stats>,
+    pub run: Option<Stats>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -12,6 +12,7 @@ use super::Check;
 use crate::docker;
 use crate::progress;
 use crate::report::{Format, Section, Table};
+use crate::sizes::Stats;
 use crate::util::Ctx;
 
 #[derive(clap::Args)]
@@ -68,7 +69,7 @@ impl Scenario {
 #[derive(Debug, Deserialize)]
 struct SizesDoc {
     images: Vec<SizesEntry>,
-    run: Run,
+    run: Stats,
 }
 
 #[derive(Debug, Deserialize)]
@@ -76,18 +77,6 @@ struct SizesEntry {
     name: String,
     status: String,
     unpacked: Option<u64>,
-}
-
-/// `run` of the sizes report.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-pub struct Run {
-    pub from_cache: usize,
-    pub from_content_store: usize,
-    pub from_docker_save: usize,
-    pub bytes_read: u64,
-    pub bytes_processed: u64,
-    pub layers_by_gzip_trailer: usize,
-    pub layers_decompressed: usize,
 }
 
 /// One scenario's runs.
@@ -98,7 +87,7 @@ pub struct Row {
     pub secs: Vec<f64>,
     pub median: f64,
     /// What the last run did.
-    pub run: Run,
+    pub run: Stats,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -131,13 +120,13 @@ pub fn judge(rows: &[Row], containerd_store: bool, max_secs: f64) -> Vec<Check> 
     let mut checks = Vec::new();
     let find = |s: Scenario| rows.iter().find(|r| r.scenario == s);
     if let Some(first) = find(Scenario::First).filter(|_| containerd_store) {
-        let in_place = first.run.from_docker_save == 0 && first.run.from_cache == 0;
+        let in_place = first.run.saved == 0 && first.run.from_cache == 0;
         checks.push(Check {
             name: "first measurement reads the content store in place".into(),
             target: "no `docker save`, nothing cached".into(),
             measured: format!(
                 "{} image(s) from the content store, {} via docker save, {} cached",
-                first.run.from_content_store, first.run.from_docker_save, first.run.from_cache
+                first.run.from_store, first.run.saved, first.run.from_cache
             ),
             pass: in_place,
         });
@@ -156,9 +145,7 @@ pub fn judge(rows: &[Row], containerd_store: bool, max_secs: f64) -> Vec<Check> 
                 "{:.2} s, {} image(s) from the cache",
                 cached.median, cached.run.from_cache
             ),
-            pass: cached.median <= max_secs
-                && cached.run.from_content_store == 0
-                && cached.run.from_docker_save == 0,
+            pass: cached.median <= max_secs && cached.run.from_store == 0 && cached.run.saved == 0,
         });
     }
     checks
@@ -181,7 +168,7 @@ impl SizesArgs {
                 self.runs
             };
             let mut secs = Vec::new();
-            let mut last = Run::default();
+            let mut last = Stats::default();
             for i in 1..=runs {
                 progress!("bench sizes: {} ({i}/{runs})", scenario.label());
                 let mut args: Vec<String> = vec![
@@ -273,18 +260,18 @@ fn render(report: &SizesReport) -> Vec<Section> {
                 .map(|s| format!("{s:.2}"))
                 .collect::<Vec<_>>()
                 .join(", "),
-            if r.from_cache > 0 && r.from_content_store + r.from_docker_save == 0 {
+            if r.from_cache > 0 && r.from_store + r.saved == 0 {
                 "cache".into()
-            } else if r.from_docker_save > 0 {
-                format!("docker save ({})", crate::config::human_size(r.bytes_read))
+            } else if r.saved > 0 {
+                format!("docker save ({})", crate::config::human_size(r.read))
             } else {
                 "content store".into()
             },
             format!(
                 "{} by gzip trailer, {} decompressed ({})",
-                r.layers_by_gzip_trailer,
-                r.layers_decompressed,
-                crate::config::human_size(r.bytes_processed)
+                r.by_trailer,
+                r.decompressed,
+                crate::config::human_size(r.processed)
             ),
         ]);
     }
@@ -309,7 +296,7 @@ fn render(report: &SizesReport) -> Vec<Section> {
 mod tests {
     use super::*;
 
-    fn row(scenario: Scenario, secs: &[f64], run: Run) -> Row {
+    fn row(scenario: Scenario, secs: &[f64], run: Stats) -> Row {
         Row {
             scenario,
             median: median(secs),
@@ -330,13 +317,13 @@ mod tests {
 
     #[test]
     fn fast_in_place_and_cached_runs_pass() {
-        let first = Run {
-            from_content_store: 4,
-            ..Run::default()
+        let first = Stats {
+            from_store: 4,
+            ..Stats::default()
         };
-        let cached = Run {
+        let cached = Stats {
             from_cache: 4,
-            ..Run::default()
+            ..Stats::default()
         };
         let rows = [
             row(Scenario::First, &[0.3, 0.2, 0.4], first),
@@ -349,16 +336,16 @@ mod tests {
 
     #[test]
     fn slow_or_docker_save_runs_fail() {
-        let saved = Run {
-            from_docker_save: 4,
-            ..Run::default()
+        let saved = Stats {
+            saved: 4,
+            ..Stats::default()
         };
         let rows = [row(Scenario::First, &[40.0], saved)];
         assert_eq!(verdicts(&judge(&rows, true, 1.0)), [false, false]);
-        let not_cached = Run {
-            from_content_store: 1,
+        let not_cached = Stats {
+            from_store: 1,
             from_cache: 3,
-            ..Run::default()
+            ..Stats::default()
         };
         let rows = [row(Scenario::Cached, &[0.2], not_cached)];
         assert_eq!(verdicts(&judge(&rows, true, 1.0)), [false]);

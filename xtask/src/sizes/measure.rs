@@ -287,8 +287,9 @@ pub struct Wanted<'a> {
     pub inspect: &'a ImageInspect,
 }
 
-/// How a measurement went: the progress line, and `run` in the JSON report.
-#[derive(Debug, Clone, Default, Serialize)]
+/// How a measurement went: the progress line, and `run` in the JSON report (which
+/// `bench sizes` reads back).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Stats {
     /// Wall-clock seconds of the whole command up to the report.
     pub seconds: f64,
