@@ -6,6 +6,7 @@
 
 use anyhow::{bail, Context, Result};
 use camino::{Utf8Path, Utf8PathBuf};
+use std::cell::OnceCell;
 use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom};
 
@@ -167,8 +168,24 @@ pub fn read_layout(
             .doc(&manifest.config.digest)
             .with_context(|| format!("config {} is missing", manifest.config.digest))??;
         // The engine's disk usage per layer, asked for once per image and only when a layer
-        // is sized from its trailer.
-        let mut usage: Option<Option<Vec<u64>>> = None;
+        // is sized from its trailer. Without it the layers are decompressed: slower, as exact.
+        let usage: OnceCell<Option<Vec<u64>>> = OnceCell::new();
+        let usage_of = |i: usize| -> Option<u64> {
+            usage
+                .get_or_init(|| {
+                    let rows = docker::history_usage(options.sh, id)
+                        .map_err(|e| {
+                            crate::progress!(
+                                "{e:#}; decompressing the layers of {} instead",
+                                w.reference
+                            )
+                        })
+                        .ok()?;
+                    layer_usage(&config.history, &rows, manifest.layers.len())
+                })
+                .as_ref()
+                .map(|u| u[i])
+        };
         for (i, desc) in manifest.layers.iter().enumerate() {
             if layout.blobs.contains_key(&desc.digest) {
                 continue;
@@ -177,24 +194,7 @@ pub fn read_layout(
                 layout.blobs.insert(desc.digest.clone(), cached);
                 continue;
             }
-            let mut layer_usage = || -> Option<u64> {
-                if usage.is_none() {
-                    // Without the usage the layers are decompressed: slower, as exact.
-                    let rows = docker::history_usage(options.sh, id)
-                        .map_err(|e| {
-                            crate::progress!(
-                                "{e:#}; decompressing the layers of {} instead",
-                                w.reference
-                            )
-                        })
-                        .ok();
-                    usage = Some(rows.and_then(|rows| {
-                        layer_usage(&config.history, &rows, manifest.layers.len())
-                    }));
-                }
-                usage.as_ref().and_then(|u| u.as_ref()).map(|u| u[i])
-            };
-            let facts = measure_layer(store, desc, options.decompress, &mut layer_usage, stats)
+            let facts = measure_layer(store, desc, options.decompress, &|| usage_of(i), stats)
                 .with_context(|| format!("measuring layer {} of {}", desc.digest, w.reference))?;
             layout.new_blobs.insert(desc.digest.clone(), facts.clone());
             layout.blobs.insert(desc.digest.clone(), facts);
@@ -209,7 +209,7 @@ fn measure_layer(
     store: &ContentStore,
     desc: &Descriptor,
     decompress: bool,
-    usage: &mut dyn FnMut() -> Option<u64>,
+    usage: &dyn Fn() -> Option<u64>,
     stats: &mut Stats,
 ) -> Result<BlobFacts> {
     let (mut file, path) = store.open(&desc.digest)?;
