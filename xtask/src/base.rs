@@ -11,7 +11,7 @@ use xshell::cmd;
 
 use crate::config::Base;
 use crate::docker;
-use crate::progress;
+use crate::util::progress;
 use crate::util::{Ctx, TempDir};
 
 #[derive(clap::Args)]

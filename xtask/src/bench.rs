@@ -23,8 +23,8 @@ use crate::build::{self, BuildReport, CacheMode, Progress};
 use crate::cleanup::Guard;
 use crate::config::Variant;
 use crate::docker;
-use crate::progress;
 use crate::report::{self, Format, Section, Table};
+use crate::util::progress;
 use crate::util::{self, CheckFailed, Ctx, TempDir};
 
 #[derive(clap::Args)]

@@ -16,8 +16,8 @@ use crate::ca::{self, CaBundle};
 use crate::cleanup::Guard;
 use crate::config::Variant;
 use crate::docker;
-use crate::progress;
 use crate::report::{self, Format, Table};
+use crate::util::progress;
 use crate::util::{self, CheckFailed, Ctx, TempDir};
 
 #[derive(clap::Args, Clone)]

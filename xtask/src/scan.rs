@@ -260,7 +260,7 @@ fn run_trivy(ctx: &Ctx, image: &str) -> Result<TrivyReport> {
     let tmp = TempDir::new(ctx, "scan")?;
     let output = tmp.path().join("trivy.json");
     let argv = trivy_argv(image, &output);
-    crate::progress!("scanning {image} with trivy");
+    crate::util::progress!("scanning {image} with trivy");
     duct::cmd(&argv[0], &argv[1..])
         .stdout_to_stderr()
         .run()

@@ -589,7 +589,7 @@ impl Args {
             report::write_atomic(path, &json)
                 .with_context(|| format!("saving the report to {path}"))?;
         }
-        crate::progress!("{}", summary(wanted.len(), store, &stats));
+        crate::util::progress!("{}", summary(wanted.len(), store, &stats));
 
         let findings = |level: Level| {
             report

@@ -26,9 +26,8 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::cleanup::Guard;
 use crate::config::{ExecCheck, HttpCheck, Variant};
 use crate::docker::{self, ContainerState, ExecOutput, HealthProbe, ImageConfig};
-use crate::progress;
 use crate::report::{self, Format, Table};
-use crate::util::{self, CheckFailed, Ctx};
+use crate::util::{self, progress, CheckFailed, Ctx};
 
 /// The label every smoke container carries; its value is the variant.
 pub const LABEL: &str = "voxserve.xtask.smoke";

@@ -4,8 +4,7 @@
 use anyhow::{bail, Context, Result};
 use camino::Utf8PathBuf;
 
-use crate::progress;
-use crate::util::{CheckFailed, Ctx};
+use crate::util::{progress, CheckFailed, Ctx};
 
 #[derive(clap::Args)]
 pub struct Args {

@@ -88,12 +88,13 @@ pub fn report_error(err: &anyhow::Error) -> ExitCode {
 }
 
 /// Progress for long steps goes to stderr so that stdout stays clean for `--format json`.
-#[macro_export]
+/// Import it as `use crate::util::progress;`.
 macro_rules! progress {
     ($($arg:tt)*) => {
         eprintln!("==> {}", format_args!($($arg)*))
     };
 }
+pub(crate) use progress;
 
 /// Seconds since the epoch as an RFC 3339 UTC timestamp (`2025-11-28T00:00:00Z`).
 pub fn rfc3339(epoch: u64) -> String {

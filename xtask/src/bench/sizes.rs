@@ -10,9 +10,9 @@ use std::time::Instant;
 
 use super::Check;
 use crate::docker;
-use crate::progress;
 use crate::report::{Format, Section, Table};
 use crate::sizes::Stats;
+use crate::util::progress;
 use crate::util::Ctx;
 
 #[derive(clap::Args)]

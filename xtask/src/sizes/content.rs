@@ -175,7 +175,7 @@ pub fn read_layout(
                 .get_or_init(|| {
                     let rows = docker::history_usage(options.sh, id)
                         .map_err(|e| {
-                            crate::progress!(
+                            crate::util::progress!(
                                 "{e:#}; decompressing the layers of {} instead",
                                 w.reference
                             )

@@ -359,7 +359,7 @@ pub fn measure(
                      --source docker-save"
                 ),
                 Err(why) => {
-                    crate::progress!(
+                    crate::util::progress!(
                         "{why}; reading the layers with `docker save` instead, which is slower"
                     );
                     None
@@ -369,7 +369,7 @@ pub fn measure(
     };
     let layout = match layout {
         Some(found) => {
-            crate::progress!(
+            crate::util::progress!(
                 "reading {} from containerd's content store ({})",
                 todo.iter()
                     .map(|w| w.reference)
@@ -412,7 +412,7 @@ fn save_layout(store: Store, todo: &[&Wanted], cache: &Cache, stats: &mut Stats)
             .collect(),
         Store::Containerd => BTreeSet::new(),
     };
-    crate::progress!(
+    crate::util::progress!(
         "reading {} from the engine (`docker save`){}",
         refs.join(", "),
         if to_compress.is_empty() {
