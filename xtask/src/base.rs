@@ -11,8 +11,7 @@ use xshell::cmd;
 
 use crate::config::Base;
 use crate::docker;
-use crate::util::progress;
-use crate::util::{Ctx, TempDir};
+use crate::util::{progress, Ctx, TempDir};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -80,10 +79,11 @@ impl Args {
         let iidfile = tmp.path().join("iid");
         let build = import_args(base, tmp.path(), &iidfile);
         progress!("importing as {}", base.image);
-        docker::command(&build)
-            .stdout_to_stderr()
-            .run()
+        let status = docker::buildx_build(&build, docker::BuildOutput::Stderr)
             .context("building the base image from the rootfs tar")?;
+        if !status.success() {
+            bail!("building the base image from the rootfs tar failed ({status}; buildx's output is above)");
+        }
         let id = std::fs::read_to_string(&iidfile).context("reading the base image ID")?;
         let id = docker::image_id(&ctx.sh, &base.image)?.unwrap_or_else(|| id.trim().to_string());
         println!("{id}");

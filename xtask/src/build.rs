@@ -7,8 +7,7 @@ use anyhow::{bail, Context, Result};
 use camino::{Utf8Path, Utf8PathBuf};
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, IsTerminal};
-use std::sync::Arc;
+use std::io::IsTerminal;
 use std::time::Instant;
 use xshell::cmd;
 
@@ -17,8 +16,7 @@ use crate::cleanup::Guard;
 use crate::config::Variant;
 use crate::docker;
 use crate::report::{self, Format, Table};
-use crate::util::progress;
-use crate::util::{self, CheckFailed, Ctx, TempDir};
+use crate::util::{self, progress, CheckFailed, Ctx, TempDir};
 
 #[derive(clap::Args, Clone)]
 pub struct Args {
@@ -510,34 +508,19 @@ fn execute(
     };
     let failure = if tty {
         // BuildKit draws its own progress on the terminal; its error stays on screen.
-        let handle = Arc::new(
-            docker::command(&plan.argv)
-                .stdout_to_stderr()
-                .unchecked()
-                .start()?,
-        );
-        let kill = Arc::clone(&handle);
-        let _guard = Guard::new(move || drop(kill.kill()));
-        let output = handle.wait().context("waiting for docker buildx")?;
-        (!output.status.success()).then(|| "see BuildKit's error above".to_string())
+        let status = docker::buildx_build(&plan.argv, docker::BuildOutput::Stderr)?;
+        (!status.success()).then(|| "see BuildKit's error above".to_string())
     } else {
         // Plain progress is copied to stderr line by line, remembering the failing step.
-        let reader = Arc::new(
-            docker::command(&plan.argv)
-                .stderr_to_stdout()
-                .unchecked()
-                .reader()?,
-        );
-        let kill = Arc::clone(&reader);
-        let _guard = Guard::new(move || drop(kill.kill()));
         let mut failing = FailureScan::default();
-        for line in BufReader::new(&*reader).lines() {
-            let line = line.context("reading docker buildx output")?;
-            eprintln!("{line}");
-            failing.feed(&line);
-        }
-        let output = reader.try_wait()?.context("docker buildx did not finish")?;
-        (!output.status.success()).then(|| failing.describe())
+        let status = docker::buildx_build(
+            &plan.argv,
+            docker::BuildOutput::Lines(&mut |line| {
+                eprintln!("{line}");
+                failing.feed(line);
+            }),
+        )?;
+        (!status.success()).then(|| failing.describe())
     };
     let duration = start.elapsed().as_secs_f64();
     if let Some(why) = failure {

@@ -1,10 +1,18 @@
-//! The only place that spawns `docker`: probes, inspect, and the process handles other modules
-//! stream. Results come back typed (serde from `--format '{{json .}}'`), never as raw strings.
+//! The only place that spawns `docker`: probes, inspect, builds, `docker save` and containers.
+//! Results come back typed (serde from `--format '{{json .}}'`), never as raw strings.
+//!
+//! Processes follow the crate's rule (xtask/Cargo.toml): xshell for short commands whose output
+//! is read; duct for long-running, streamed or signalled ones, and for the container calls, which
+//! take no `Shell` so that cleanup guards and parallel checks can call them from other threads.
 
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::sync::Arc;
 use xshell::{cmd, Shell};
+
+use crate::cleanup::Guard;
 
 /// Fails with the fix when the `docker` CLI is not on PATH.
 pub fn ensure_cli() -> Result<()> {
@@ -26,6 +34,27 @@ pub fn engine_address() -> String {
             _ => "the default socket".to_string(),
         },
     }
+}
+
+/// The CLI's own version (`docker --version`), asked without the engine; None when the CLI
+/// cannot be run or prints no version.
+pub fn cli_version(sh: &Shell) -> Option<String> {
+    let out = cmd!(sh, "docker --version")
+        .quiet()
+        .ignore_status()
+        .output()
+        .ok()?;
+    parse_cli_version(&String::from_utf8_lossy(&out.stdout))
+}
+
+/// The version in `Docker version 28.5.2, build ecc6942` (or a look-alike CLI's banner).
+fn parse_cli_version(banner: &str) -> Option<String> {
+    let mut words = banner.split(|c: char| c.is_whitespace() || c == ',');
+    words.find(|w| w.eq_ignore_ascii_case("version"))?;
+    words
+        .find(|w| !w.is_empty())
+        .filter(|w| w.starts_with(|c: char| c.is_ascii_digit()))
+        .map(str::to_owned)
 }
 
 #[derive(Debug, Deserialize)]
@@ -368,9 +397,56 @@ impl SaveStream {
     }
 }
 
-/// A `docker` process with these arguments, for callers that stream its output (builds, logs).
-pub fn command(args: &[String]) -> duct::Expression {
+/// A `docker` process with these arguments (duct: see the module's rule).
+fn command(args: &[String]) -> duct::Expression {
     duct::cmd("docker", args)
+}
+
+/// Where a build's output goes.
+pub enum BuildOutput<'a> {
+    /// Straight to stderr: BuildKit draws its TTY progress there, and its error stays on screen.
+    Stderr,
+    /// stdout and stderr merged, handed over line by line (plain progress).
+    Lines(&'a mut dyn FnMut(&str)),
+}
+
+/// Runs a prepared `docker buildx build …` argv (it starts with `buildx build`) to the end and
+/// returns its exit status. The build is killed when this returns early (a read error) and on
+/// Ctrl-C / SIGTERM.
+pub fn buildx_build(argv: &[String], output: BuildOutput) -> Result<std::process::ExitStatus> {
+    if argv.len() < 2 || argv[0] != "buildx" || argv[1] != "build" {
+        bail!("not a `docker buildx build` argv: {argv:?}");
+    }
+    let build = command(argv).unchecked();
+    match output {
+        BuildOutput::Stderr => {
+            let handle = Arc::new(
+                build
+                    .stdout_to_stderr()
+                    .start()
+                    .context("starting docker buildx")?,
+            );
+            let kill = Arc::clone(&handle);
+            let _guard = Guard::new(move || drop(kill.kill()));
+            let output = handle.wait().context("waiting for docker buildx")?;
+            Ok(output.status)
+        }
+        BuildOutput::Lines(on_line) => {
+            let reader = Arc::new(
+                build
+                    .stderr_to_stdout()
+                    .reader()
+                    .context("starting docker buildx")?,
+            );
+            let kill = Arc::clone(&reader);
+            let _guard = Guard::new(move || drop(kill.kill()));
+            for line in BufReader::new(&*reader).lines() {
+                on_line(&line.context("reading docker buildx output")?);
+            }
+            let output = reader.try_wait()?.context("docker buildx did not finish")?;
+            Ok(output.status)
+        }
+    }
 }
 
 /// The plain progress log of a finished build (`docker buildx history logs`), for any progress
@@ -590,4 +666,23 @@ pub fn remove_container(name: &str) -> Result<()> {
         bail!("cannot remove container {name}: {}", stderr.trim());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_cli_version;
+
+    #[test]
+    fn cli_versions_are_read_from_the_banner() {
+        assert_eq!(
+            parse_cli_version("Docker version 26.1.5+dfsg1, build a72d7cd\n").as_deref(),
+            Some("26.1.5+dfsg1")
+        );
+        assert_eq!(
+            parse_cli_version("podman version 4.3.1").as_deref(),
+            Some("4.3.1")
+        );
+        assert_eq!(parse_cli_version("Docker version , build x"), None);
+        assert_eq!(parse_cli_version("command not found"), None);
+    }
 }

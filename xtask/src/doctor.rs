@@ -3,7 +3,7 @@
 
 use anyhow::Result;
 use serde::Serialize;
-use std::process::Command;
+use xshell::{cmd, Shell};
 
 use crate::ca;
 use crate::docker;
@@ -97,7 +97,8 @@ impl Args {
         let versions = docker::versions(sh);
         let client = match &versions {
             Ok(v) => Ok(v.client.version.clone()),
-            Err(_) => docker::ensure_cli().map(|()| client_version()),
+            Err(_) => docker::ensure_cli()
+                .map(|()| docker::cli_version(sh).unwrap_or_else(|| "installed".into())),
         };
         checks.push(required("docker client", client, needs_docker));
         let engine_up = versions.is_ok();
@@ -164,7 +165,7 @@ impl Args {
         });
 
         for (tool, args, needed_by, hint) in TOOLS {
-            let found = tool_version(tool, args);
+            let found = tool_version(sh, tool, args);
             checks.push(Check {
                 name: (*tool).into(),
                 ok: found.is_some(),
@@ -212,14 +213,14 @@ impl Args {
     }
 }
 
-fn client_version() -> String {
-    tool_version("docker", &["--version"]).unwrap_or_else(|| "installed".into())
-}
-
 /// The first version-looking word a tool prints, or None when it cannot be run.
-fn tool_version(tool: &str, args: &[&str]) -> Option<String> {
+fn tool_version(sh: &Shell, tool: &str, args: &[&str]) -> Option<String> {
     let path = which::which(tool).ok()?;
-    let out = Command::new(&path).args(args).output().ok()?;
+    let out = cmd!(sh, "{path} {args...}")
+        .quiet()
+        .ignore_status()
+        .output()
+        .ok()?;
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
