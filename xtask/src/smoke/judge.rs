@@ -1,0 +1,580 @@
+//! Judge (pure): what a check's command printed in the container, or the image config, → a
+//! [`CheckResult`] with expected and actual; and the container's state → a [`StateVerdict`].
+
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
+
+use super::plan::{Check, HealthMode};
+use crate::config::{ExecCheck, HttpCheck};
+use crate::docker::{ContainerState, ExecOutput, HealthProbe, ImageConfig};
+use crate::util;
+
+/// One check's verdict: what was expected, and what the container or its image showed.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct CheckResult {
+    pub name: String,
+    pub passed: bool,
+    pub expected: String,
+    pub actual: String,
+}
+
+impl CheckResult {
+    pub(super) fn new(
+        name: impl Into<String>,
+        passed: bool,
+        expected: String,
+        actual: String,
+    ) -> Self {
+        CheckResult {
+            name: name.into(),
+            passed,
+            expected,
+            actual,
+        }
+    }
+}
+
+impl Check {
+    /// Judges what the check's command did.
+    pub fn judge(&self, out: &ExecOutput, config: &ImageConfig) -> CheckResult {
+        match self {
+            Check::Exec(c) => judge_exec(c, out),
+            Check::Http(c) => judge_http(c, out),
+            Check::NotRoot => judge_not_root(out),
+            Check::Env(want) => judge_env(want, config.env.as_deref().unwrap_or_default()),
+            Check::Labels(want) => judge_labels(want, config.labels.as_ref()),
+            Check::ForbiddenPaths(paths) => judge_paths(paths, out),
+            Check::ForbiddenPackages(globs) => judge_packages(globs, out),
+        }
+    }
+}
+
+/// The last `max` characters of a command's output, trimmed, on one line when short.
+fn tail(text: &str, max: usize) -> String {
+    let text = text.trim();
+    let count = text.chars().count();
+    if count <= max {
+        text.to_string()
+    } else {
+        let skip = count - max;
+        format!("…{}", text.chars().skip(skip).collect::<String>())
+    }
+}
+
+/// What went wrong running a command, when it did not run to completion.
+fn exec_problem(out: &ExecOutput, program: &str, why: &str) -> Option<String> {
+    if out.timed_out {
+        Some("timed out (killed)".into())
+    } else if out.missing_executable() {
+        Some(format!("`{program}` is not in the image ({why})"))
+    } else {
+        None
+    }
+}
+
+pub(super) fn describe_exec(out: &ExecOutput) -> String {
+    let mut s = if out.timed_out {
+        "timed out (killed)".to_string()
+    } else {
+        format!("exit {}", out.code)
+    };
+    if !out.stdout.trim().is_empty() {
+        s.push_str(&format!(", stdout: {:?}", tail(&out.stdout, 400)));
+    }
+    if !out.stderr.trim().is_empty() {
+        s.push_str(&format!(", stderr: {:?}", tail(&out.stderr, 400)));
+    }
+    s
+}
+
+pub fn judge_exec(check: &ExecCheck, out: &ExecOutput) -> CheckResult {
+    let mut expected = format!("exit {}", check.exit_code);
+    if let Some(text) = &check.stdout_contains {
+        expected.push_str(&format!(", stdout contains {text:?}"));
+    }
+    let passed = !out.timed_out
+        && out.code == check.exit_code
+        && check
+            .stdout_contains
+            .as_ref()
+            .is_none_or(|t| out.stdout.contains(t.as_str()));
+    CheckResult::new(&check.name, passed, expected, describe_exec(out))
+}
+
+/// What the HTTP snippet printed.
+#[derive(Debug, serde::Deserialize)]
+struct HttpAnswer {
+    status: Option<u16>,
+    error: Option<String>,
+    json: Option<serde_json::Value>,
+    #[serde(default)]
+    body: String,
+}
+
+/// Equal as JSON, numbers compared by value (TOML `1` matches JSON `1.0`).
+fn json_eq(want: &serde_json::Value, got: &serde_json::Value) -> bool {
+    match (want, got) {
+        (serde_json::Value::Number(a), serde_json::Value::Number(b)) => a.as_f64() == b.as_f64(),
+        _ => want == got,
+    }
+}
+
+/// The status the HTTP snippet got, if it got an answer.
+pub(super) fn http_status(out: &ExecOutput) -> Option<u16> {
+    let line = out.stdout.lines().rfind(|l| !l.trim().is_empty())?;
+    serde_json::from_str::<HttpAnswer>(line).ok()?.status
+}
+
+pub fn judge_http(check: &HttpCheck, out: &ExecOutput) -> CheckResult {
+    let mut expected = format!("{} {} → status {}", check.method, check.path, check.status);
+    let want: BTreeMap<&String, serde_json::Value> = check
+        .json
+        .iter()
+        .map(|(k, v)| {
+            (
+                k,
+                serde_json::to_value(v).unwrap_or(serde_json::Value::Null),
+            )
+        })
+        .collect();
+    for (k, v) in &want {
+        expected.push_str(&format!(", json {k} = {v}"));
+    }
+    let fail = |actual: String| CheckResult::new(&check.name, false, expected.clone(), actual);
+    if let Some(problem) = exec_problem(out, "python3", "HTTP checks run python3 in the container")
+    {
+        return fail(problem);
+    }
+    let line = out
+        .stdout
+        .lines()
+        .rfind(|l| !l.trim().is_empty())
+        .unwrap_or("");
+    let answer: HttpAnswer = match serde_json::from_str(line) {
+        Ok(a) if out.code == 0 => a,
+        _ => return fail(format!("the request did not run: {}", describe_exec(out))),
+    };
+    let Some(status) = answer.status else {
+        return fail(format!(
+            "no answer: {}",
+            answer.error.unwrap_or_else(|| "unknown error".into())
+        ));
+    };
+    let mut problems = Vec::new();
+    if status != check.status {
+        problems.push(format!("status {status}"));
+    }
+    for (k, v) in &want {
+        match answer.json.as_ref().and_then(|j| j.get(k.as_str())) {
+            Some(got) if json_eq(v, got) => {}
+            Some(got) => problems.push(format!("json {k} = {got}")),
+            None => problems.push(format!("json has no {k}")),
+        }
+    }
+    let body = tail(&answer.body, 300);
+    if problems.is_empty() {
+        CheckResult::new(
+            &check.name,
+            true,
+            expected,
+            format!("status {status}, body {body}"),
+        )
+    } else {
+        fail(format!("{}; body: {body}", problems.join(", ")))
+    }
+}
+
+pub fn judge_not_root(out: &ExecOutput) -> CheckResult {
+    let expected = "`id -u` ≠ 0".to_string();
+    let name = Check::NotRoot.name();
+    if let Some(problem) = exec_problem(out, "id", "it tells the user's ID") {
+        return CheckResult::new(name, false, expected, problem);
+    }
+    match out.stdout.trim().parse::<u32>() {
+        Ok(uid) if out.code == 0 => {
+            CheckResult::new(name, uid != 0, expected, format!("uid {uid}"))
+        }
+        _ => CheckResult::new(name, false, expected, describe_exec(out)),
+    }
+}
+
+/// `NAME` must be defined; `NAME=VALUE` must have that value.
+pub fn judge_env(want: &[String], env: &[String]) -> CheckResult {
+    let defined: BTreeMap<&str, &str> = env
+        .iter()
+        .map(|e| e.split_once('=').unwrap_or((e.as_str(), "")))
+        .collect();
+    let mut problems = Vec::new();
+    for spec in want {
+        match spec.split_once('=') {
+            Some((name, value)) => match defined.get(name) {
+                Some(got) if *got == value => {}
+                Some(got) => problems.push(format!("{name}={got}")),
+                None => problems.push(format!("{name} undefined")),
+            },
+            None if defined.contains_key(spec.as_str()) => {}
+            None => problems.push(format!("{spec} undefined")),
+        }
+    }
+    let passed = problems.is_empty();
+    let actual = if passed {
+        format!("all {} defined", want.len())
+    } else {
+        problems.join(", ")
+    };
+    CheckResult::new("env vars", passed, want.join(", "), actual)
+}
+
+pub fn judge_labels(want: &[String], labels: Option<&BTreeMap<String, String>>) -> CheckResult {
+    let missing: Vec<&str> = want
+        .iter()
+        .filter(|l| !labels.is_some_and(|m| m.contains_key(l.as_str())))
+        .map(String::as_str)
+        .collect();
+    let passed = missing.is_empty();
+    let actual = if passed {
+        format!("all {} present", want.len())
+    } else {
+        format!("missing: {}", missing.join(", "))
+    };
+    CheckResult::new("labels", passed, want.join(", "), actual)
+}
+
+#[derive(Debug, Default, serde::Deserialize, Serialize)]
+pub(super) struct PathsAnswer {
+    pub present: Vec<String>,
+    pub unreadable: Vec<String>,
+}
+
+pub fn judge_paths(paths: &[String], out: &ExecOutput) -> CheckResult {
+    let name = "forbidden paths absent";
+    let expected = format!("none of {}", paths.join(", "));
+    let answer: PathsAnswer = match serde_json::from_str(out.stdout.trim()) {
+        Ok(a) if out.code == 0 => a,
+        _ => {
+            let problem = exec_problem(out, "python3", "and no `test` either")
+                .unwrap_or_else(|| describe_exec(out));
+            return CheckResult::new(name, false, expected, problem);
+        }
+    };
+    let mut problems = Vec::new();
+    if !answer.present.is_empty() {
+        problems.push(format!("present: {}", answer.present.join(", ")));
+    }
+    if !answer.unreadable.is_empty() {
+        problems.push(format!("cannot tell: {}", answer.unreadable.join(", ")));
+    }
+    let passed = problems.is_empty();
+    let actual = if passed {
+        format!("all {} absent", paths.len())
+    } else {
+        problems.join("; ")
+    };
+    CheckResult::new(name, passed, expected, actual)
+}
+
+pub fn judge_packages(globs: &[String], out: &ExecOutput) -> CheckResult {
+    let name = "forbidden python packages absent";
+    let expected = format!("no distribution matching {}", globs.join(", "));
+    if let Some(problem) = exec_problem(out, "python3", "it lists the installed packages") {
+        return CheckResult::new(name, false, expected, problem);
+    }
+    match serde_json::from_str::<Vec<String>>(out.stdout.trim()) {
+        Ok(found) if out.code == 0 => {
+            let passed = found.is_empty();
+            let actual = if passed {
+                "none installed".into()
+            } else {
+                format!("installed: {}", found.join(", "))
+            };
+            CheckResult::new(name, passed, expected, actual)
+        }
+        _ => CheckResult::new(name, false, expected, describe_exec(out)),
+    }
+}
+
+/// What one look at the container's state says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StateVerdict {
+    Waiting,
+    Healthy,
+    Unhealthy(String),
+    Exited(String),
+}
+
+pub fn judge_state(state: &ContainerState, mode: &HealthMode) -> StateVerdict {
+    if !state.running && matches!(state.status.as_str(), "exited" | "dead" | "created") {
+        if state.status == "created" && state.error.is_empty() {
+            return StateVerdict::Waiting;
+        }
+        let mut why = format!("the container exited with code {}", state.exit_code);
+        if state.oom_killed {
+            why.push_str(" (killed: out of memory; raise smoke.memory?)");
+        }
+        if !state.error.is_empty() {
+            why.push_str(&format!(": {}", state.error));
+        }
+        return StateVerdict::Exited(why);
+    }
+    if *mode != HealthMode::Engine {
+        return StateVerdict::Waiting;
+    }
+    match state.health.as_ref().map(|h| h.status.as_str()) {
+        Some("healthy") => StateVerdict::Healthy,
+        Some("unhealthy") => StateVerdict::Unhealthy(format!(
+            "the health check reports unhealthy ({} failing probes in a row)",
+            state.health.as_ref().map_or(0, |h| h.failing_streak)
+        )),
+        _ => StateVerdict::Waiting,
+    }
+}
+
+/// The end of the first passing probe in the engine's log: the app's first healthy answer.
+pub fn first_pass_end(log: &[HealthProbe]) -> Option<SystemTime> {
+    log.iter()
+        .find(|p| p.exit_code == 0)
+        .and_then(|p| util::parse_rfc3339(&p.end))
+}
+
+/// Why a container that never became healthy failed, once its time is up.
+pub fn not_healthy_within(timeout: Duration, state: &ContainerState) -> String {
+    let status = state
+        .health
+        .as_ref()
+        .map_or("no health status".to_string(), |h| {
+            format!("health status `{}`", h.status)
+        });
+    format!("not healthy within {} ({status})", human_duration(timeout))
+}
+
+fn human_duration(d: Duration) -> String {
+    if d < Duration::from_secs(10) && d.subsec_millis() != 0 {
+        format!("{:.1} s", d.as_secs_f64())
+    } else {
+        format!("{} s", d.as_secs())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::docker;
+
+    fn out(code: i32, stdout: &str, stderr: &str) -> ExecOutput {
+        ExecOutput {
+            code,
+            stdout: stdout.into(),
+            stderr: stderr.into(),
+            timed_out: false,
+        }
+    }
+
+    fn exec_check(stdout_contains: Option<&str>) -> ExecCheck {
+        ExecCheck {
+            name: "imports".into(),
+            cmd: vec!["python3".into()],
+            exit_code: 0,
+            stdout_contains: stdout_contains.map(String::from),
+        }
+    }
+
+    #[test]
+    fn exec_checks_report_expected_and_actual() {
+        let r = judge_exec(&exec_check(Some("ok")), &out(0, "ok\n", ""));
+        assert!(r.passed, "{r:?}");
+        let r = judge_exec(
+            &exec_check(Some("ok")),
+            &out(1, "", "ModuleNotFoundError: torch"),
+        );
+        assert!(!r.passed);
+        assert_eq!(r.expected, "exit 0, stdout contains \"ok\"");
+        assert_eq!(r.actual, "exit 1, stderr: \"ModuleNotFoundError: torch\"");
+        let r = judge_exec(&exec_check(Some("ok")), &out(0, "nope", ""));
+        assert!(!r.passed && r.actual.contains("nope"));
+        let timed_out = ExecOutput {
+            timed_out: true,
+            code: -1,
+            ..ExecOutput::default()
+        };
+        assert!(!judge_exec(&exec_check(None), &timed_out).passed);
+    }
+
+    fn http_check(json: &str) -> HttpCheck {
+        toml::from_str(&format!(
+            "name = \"health\"\npath = \"/health\"\njson = {json}\n"
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn http_checks_compare_status_and_json_fields() {
+        let check = http_check("{ status = \"ok\", n = 1 }");
+        let answer =
+            r#"{"status": 200, "error": null, "json": {"status": "ok", "n": 1.0}, "body": "{}"}"#;
+        assert!(judge_http(&check, &out(0, answer, "")).passed);
+
+        let answer = r#"{"status": 503, "error": null, "json": {"status": "starting"}, "body": "{\"status\": \"starting\"}"}"#;
+        let r = judge_http(&check, &out(0, answer, ""));
+        assert!(!r.passed);
+        assert_eq!(
+            r.expected,
+            "GET /health → status 200, json n = 1, json status = \"ok\""
+        );
+        assert!(
+            r.actual
+                .starts_with("status 503, json has no n, json status = \"starting\""),
+            "{}",
+            r.actual
+        );
+
+        let refused = r#"{"status": null, "error": "URLError: refused", "json": null, "body": ""}"#;
+        let r = judge_http(&check, &out(0, refused, ""));
+        assert_eq!(r.actual, "no answer: URLError: refused");
+
+        let missing = out(
+            127,
+            "",
+            "exec: \"python3\": executable file not found in $PATH",
+        );
+        let r = judge_http(&check, &missing);
+        assert!(
+            r.actual.contains("`python3` is not in the image"),
+            "{}",
+            r.actual
+        );
+    }
+
+    #[test]
+    fn user_env_and_labels_are_judged() {
+        assert!(judge_not_root(&out(0, "10001\n", "")).passed);
+        let r = judge_not_root(&out(0, "0\n", ""));
+        assert!(!r.passed && r.actual == "uid 0");
+
+        let env = ["PATH=/usr/bin".to_string(), "A=1".into(), "B=".into()];
+        assert!(judge_env(&["A=1".into(), "B".into()], &env).passed);
+        let r = judge_env(&["A=2".into(), "C".into()], &env);
+        assert!(!r.passed);
+        assert_eq!(r.actual, "A=1, C undefined");
+
+        let labels: BTreeMap<String, String> = [("a".to_string(), "x".to_string())].into();
+        assert!(judge_labels(&["a".into()], Some(&labels)).passed);
+        let r = judge_labels(&["a".into(), "b".into()], Some(&labels));
+        assert_eq!(r.actual, "missing: b");
+        assert!(!judge_labels(&["a".into()], None).passed);
+    }
+
+    #[test]
+    fn forbidden_paths_and_packages_are_judged() {
+        let paths = ["/a".to_string(), "/root/.cache".into()];
+        assert!(judge_paths(&paths, &out(0, r#"{"present": [], "unreadable": []}"#, "")).passed);
+        let r = judge_paths(
+            &paths,
+            &out(
+                0,
+                r#"{"present": ["/a"], "unreadable": ["/root/.cache (Permission denied)"]}"#,
+                "",
+            ),
+        );
+        assert!(!r.passed);
+        assert_eq!(
+            r.actual,
+            "present: /a; cannot tell: /root/.cache (Permission denied)"
+        );
+
+        let globs = ["nvidia-*".to_string()];
+        assert!(judge_packages(&globs, &out(0, "[]", "")).passed);
+        let r = judge_packages(&globs, &out(0, r#"["nvidia-cublas-cu12 12.8"]"#, ""));
+        assert_eq!(r.actual, "installed: nvidia-cublas-cu12 12.8");
+        let r = judge_packages(&globs, &out(127, "", "executable file not found in $PATH"));
+        assert!(
+            r.actual.contains("`python3` is not in the image"),
+            "{}",
+            r.actual
+        );
+    }
+
+    fn state(status: &str, health: Option<&str>) -> ContainerState {
+        ContainerState {
+            status: status.into(),
+            running: status == "running",
+            exit_code: if status == "exited" { 3 } else { 0 },
+            health: health.map(|h| docker::Health {
+                status: h.into(),
+                failing_streak: 4,
+                log: None,
+            }),
+            ..ContainerState::default()
+        }
+    }
+
+    #[test]
+    fn container_states_are_judged() {
+        let engine = HealthMode::Engine;
+        assert_eq!(
+            judge_state(&state("created", None), &engine),
+            StateVerdict::Waiting
+        );
+        assert_eq!(
+            judge_state(&state("running", Some("starting")), &engine),
+            StateVerdict::Waiting
+        );
+        assert_eq!(
+            judge_state(&state("running", Some("healthy")), &engine),
+            StateVerdict::Healthy
+        );
+        assert_eq!(
+            judge_state(&state("running", Some("unhealthy")), &engine),
+            StateVerdict::Unhealthy(
+                "the health check reports unhealthy (4 failing probes in a row)".into()
+            )
+        );
+        assert_eq!(
+            judge_state(&state("exited", Some("starting")), &engine),
+            StateVerdict::Exited("the container exited with code 3".into())
+        );
+        let mut oom = state("exited", None);
+        oom.oom_killed = true;
+        assert!(
+            matches!(judge_state(&oom, &engine), StateVerdict::Exited(w) if w.contains("out of memory"))
+        );
+        // With xtask's own probe, the engine's health status is not consulted.
+        let probe = HealthMode::Probe("/health".into());
+        assert_eq!(
+            judge_state(&state("running", None), &probe),
+            StateVerdict::Waiting
+        );
+    }
+
+    #[test]
+    fn the_first_passing_probe_marks_the_healthy_answer() {
+        let probe = |code, end: &str| HealthProbe {
+            exit_code: code,
+            end: end.into(),
+            ..HealthProbe::default()
+        };
+        let log = [
+            probe(1, "2026-11-28T03:30:26.5Z"),
+            probe(0, "2026-11-28T03:30:27.25Z"),
+            probe(0, "2026-11-28T03:30:28Z"),
+        ];
+        assert_eq!(
+            first_pass_end(&log),
+            util::parse_rfc3339("2026-11-28T03:30:27.25Z")
+        );
+        assert_eq!(first_pass_end(&log[..1]), None);
+    }
+
+    #[test]
+    fn time_outs_say_how_long_and_the_last_health_status() {
+        let starting = state("running", Some("starting"));
+        assert_eq!(
+            not_healthy_within(Duration::from_millis(1500), &starting),
+            "not healthy within 1.5 s (health status `starting`)"
+        );
+        assert_eq!(
+            not_healthy_within(Duration::from_secs(90), &state("running", None)),
+            "not healthy within 90 s (no health status)"
+        );
+    }
+}

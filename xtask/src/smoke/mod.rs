@@ -1,0 +1,147 @@
+//! `cargo xtask smoke <variant>… | --all`: starts each image under a hardened runtime, waits for
+//! its HEALTHCHECK, runs the variant's checks from images.toml, and always removes the container.
+//!
+//! The story, one file per stage: inspect the image → [`plan`] (pure: refusal, or the `docker
+//! run` argv and the checks; the in-container probes are `probes/*.py`) → [`run`] (detached under
+//! a cleanup guard, wait until healthy, run the checks) → [`judge`] (pure verdicts on what the
+//! container said) → [`render`] (summary table, diagnostics, step summary).
+//!
+//! Health: the image's HEALTHCHECK command is kept but its timing is overridden at run time: the
+//! whole `health_timeout` is a start period (failures do not count) probed every 500 ms, so the
+//! first healthy answer is seen within ~0.75 s whatever the image's interval. An image without a
+//! HEALTHCHECK is a failed check unless the variant sets `smoke.http_probe`: then xtask probes that
+//! path itself from inside the container.
+//!
+//! Exit codes: 1 when a variant fails, including policy refusals (the image runs as root without
+//! `--allow-root`, or has no HEALTHCHECK and no `http_probe`); 2 for usage and tool errors (e.g.
+//! the image was never built).
+
+mod judge;
+mod plan;
+mod render;
+mod run;
+
+use anyhow::{bail, Context, Result};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::config::Variant;
+use crate::docker::{self, ImageInspect};
+use crate::report::{self, Format};
+use crate::util::{CheckFailed, Ctx};
+use plan::Options;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Variants to smoke-test (`cargo xtask config` lists them).
+    variants: Vec<String>,
+    /// Smoke-test every variant.
+    #[arg(long, conflicts_with = "variants")]
+    all: bool,
+    /// Test this image instead of the variant's `<image>:<variant>` (one variant only).
+    #[arg(long, value_name = "REF")]
+    image: Option<String>,
+    /// Run an image whose user is root; without it such an image is refused (exit 1).
+    #[arg(long)]
+    allow_root: bool,
+    /// Leave the container running after the verdict and print how to remove it.
+    #[arg(long)]
+    keep: bool,
+    /// Give the container every NVIDIA GPU (`--gpus all`; CUDA images).
+    #[arg(long)]
+    gpus: bool,
+    /// Give the container the AMD GPU devices (/dev/kfd, /dev/dri, group video; ROCm images).
+    #[arg(long)]
+    rocm: bool,
+    /// Publish the service port on 127.0.0.1, at HOST_PORT or a free port (default: none).
+    #[arg(long, value_name = "HOST_PORT", num_args = 0..=1, default_missing_value = "0")]
+    publish: Option<u16>,
+    /// An extra label KEY=VALUE on the container (repeatable).
+    #[arg(long, value_name = "KEY=VALUE")]
+    label: Vec<String>,
+    /// How long the container may take to become healthy (default: smoke.health_timeout).
+    #[arg(long, value_parser = parse_timeout, value_name = "DURATION")]
+    timeout: Option<Duration>,
+    /// How to print the summary (progress and failure details go to stderr).
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
+}
+
+fn parse_timeout(s: &str) -> std::result::Result<Duration, String> {
+    crate::config::parse_duration(s).map_err(|e| e.to_string())
+}
+
+impl Args {
+    pub fn run(self, ctx: &Ctx) -> Result<()> {
+        let config = ctx.config()?;
+        let variants = config.select(&self.variants, self.all)?;
+        if self.image.is_some() && variants.len() != 1 {
+            bail!("--image names one image: pass exactly one variant with it");
+        }
+        docker::versions(&ctx.sh)?;
+        let (refs, images) = self.inspect(ctx, &variants)?;
+        let opts = Options {
+            allow_root: self.allow_root,
+            gpus: self.gpus,
+            rocm: self.rocm,
+            publish: self.publish,
+            labels: self.label.clone(),
+            timeout: self.timeout,
+        };
+
+        let mut outcomes = Vec::new();
+        for (variant, image) in variants.iter().zip(&refs) {
+            let config = &images[image].config;
+            let outcome = run::smoke_one(variant, image, config, &opts, self.keep)
+                .with_context(|| format!("smoke-testing variant `{}`", variant.name))?;
+            if !outcome.passed {
+                eprint!("{}", render::render_diagnostics(&outcome));
+            }
+            outcomes.push(outcome);
+        }
+
+        let table = render::summary_table(&outcomes);
+        report::emit(self.format, &table, &outcomes)?;
+        report::step_summary("Smoke tests", &render::summary_markdown(&table, &outcomes))?;
+
+        let failed: Vec<&str> = outcomes
+            .iter()
+            .filter(|o| !o.passed)
+            .map(|o| o.variant.as_str())
+            .collect();
+        if !failed.is_empty() {
+            return Err(CheckFailed(format!("smoke failed for {}", failed.join(", "))).into());
+        }
+        Ok(())
+    }
+
+    /// The image reference of each variant, and what the engine knows of them; an image that was
+    /// never built is an error that says how to build it.
+    fn inspect(
+        &self,
+        ctx: &Ctx,
+        variants: &[&Variant],
+    ) -> Result<(Vec<String>, BTreeMap<String, ImageInspect>)> {
+        let refs: Vec<String> = variants
+            .iter()
+            .map(|v| self.image.clone().unwrap_or_else(|| v.image_ref()))
+            .collect();
+        let images = docker::image_inspect(&ctx.sh, &refs).context("inspecting the images")?;
+        let missing: Vec<String> = variants
+            .iter()
+            .zip(&refs)
+            .filter(|(_, r)| !images.contains_key(*r))
+            .map(|(v, r)| match &self.image {
+                Some(_) => format!("{r} (--image) does not exist locally"),
+                None => format!(
+                    "{r} does not exist locally: run `cargo xtask build {}` first",
+                    v.name
+                ),
+            })
+            .collect();
+        if !missing.is_empty() {
+            bail!("{}", missing.join("; "));
+        }
+        Ok((refs, images))
+    }
+}

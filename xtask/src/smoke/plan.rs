@@ -1,0 +1,492 @@
+//! Plan (pure): the image's facts, the variant's `[smoke]` section and the run options → the
+//! hardened `docker run` argv and the checks to run once the container is healthy, or the reason
+//! the image is refused. The in-container probes are the Python files in `probes/`.
+
+use std::time::Duration;
+
+use crate::config::{ExecCheck, HttpCheck, Variant};
+use crate::docker::ImageConfig;
+
+/// The label every smoke container carries; its value is the variant.
+pub const LABEL: &str = "voxserve.xtask.smoke";
+/// Probe interval while the container is starting (the whole health timeout).
+const START_INTERVAL: &str = "500ms";
+/// Probe interval once healthy.
+const HEALTH_INTERVAL: &str = "1s";
+const HEALTH_RETRIES: &str = "3";
+/// A check may take this long at least (the variant's health timeout when longer).
+const MIN_CHECK_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Sends a request and prints the answer as one JSON line (HTTP checks and `http_probe`).
+const HTTP_REQUEST_PROBE: &str = include_str!("probes/http_request.py");
+/// Which of the paths in argv exist (run as root, so restricted directories are seen too).
+const FORBIDDEN_PATHS_PROBE: &str = include_str!("probes/forbidden_paths.py");
+/// Installed distributions matching the globs in argv (names normalised as in PEP 503).
+const FORBIDDEN_PACKAGES_PROBE: &str = include_str!("probes/forbidden_packages.py");
+
+/// The run options that shape the plan.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    pub allow_root: bool,
+    pub gpus: bool,
+    pub rocm: bool,
+    /// `Some(0)`: a free host port.
+    pub publish: Option<u16>,
+    pub labels: Vec<String>,
+    pub timeout: Option<Duration>,
+}
+
+/// How health is judged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HealthMode {
+    /// The image's HEALTHCHECK, with run-time timing overrides.
+    Engine,
+    /// No HEALTHCHECK: xtask GETs this path from inside the container until it answers 2xx.
+    Probe(String),
+}
+
+/// One check run once the container is healthy.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Check {
+    Exec(ExecCheck),
+    Http(HttpCheck),
+    NotRoot,
+    /// Judged from the image config.
+    Env(Vec<String>),
+    /// Judged from the image config.
+    Labels(Vec<String>),
+    ForbiddenPaths(Vec<String>),
+    ForbiddenPackages(Vec<String>),
+}
+
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub variant: String,
+    pub image: String,
+    pub container: String,
+    /// `docker` arguments, from `run` to the image.
+    pub run_args: Vec<String>,
+    pub health: HealthMode,
+    pub timeout: Duration,
+    pub check_timeout: Duration,
+    pub port: u16,
+    pub checks: Vec<Check>,
+}
+
+/// True when an image's `User` means root (empty, `root`, `0`, with any group).
+pub fn runs_as_root(user: &str) -> bool {
+    let user = user.split(':').next().unwrap_or("").trim();
+    user.is_empty() || user == "root" || user == "0"
+}
+
+/// True when the image config defines a health check (not absent, empty or `NONE`).
+pub fn has_healthcheck(config: &ImageConfig) -> bool {
+    config
+        .healthcheck
+        .as_ref()
+        .and_then(|h| h.test.as_ref())
+        .and_then(|t| t.first())
+        .is_some_and(|first| first != "NONE")
+}
+
+/// The plan for one variant, or the reason the image is refused.
+pub fn plan(
+    variant: &Variant,
+    image: &str,
+    config: &ImageConfig,
+    opts: &Options,
+    suffix: &str,
+) -> std::result::Result<Plan, String> {
+    let smoke = &variant.smoke;
+    if runs_as_root(&config.user) && !opts.allow_root {
+        let user = if config.user.is_empty() {
+            "no USER, so root".to_string()
+        } else {
+            format!("USER {}", config.user)
+        };
+        return Err(format!(
+            "refused: the image runs as root ({user}); set a non-root USER in its Dockerfile, or \
+             pass --allow-root"
+        ));
+    }
+    let health = if has_healthcheck(config) {
+        HealthMode::Engine
+    } else if let Some(path) = &smoke.http_probe {
+        HealthMode::Probe(path.clone())
+    } else {
+        return Err(format!(
+            "the image has no HEALTHCHECK: add one to its Dockerfile, or set `smoke.http_probe` \
+             (a path to GET) for variant `{}` in images.toml",
+            variant.name
+        ));
+    };
+    let timeout = opts.timeout.unwrap_or(smoke.health_timeout);
+    let container = format!("xtask-smoke-{}-{suffix}", variant.name);
+
+    let mut args: Vec<String> = ["run", "--detach", "--pull", "never", "--name"]
+        .map(String::from)
+        .into();
+    args.push(container.clone());
+    args.extend(["--label".into(), format!("{LABEL}={}", variant.name)]);
+    for label in &opts.labels {
+        args.extend(["--label".into(), label.clone()]);
+    }
+    // Hardened by default: nothing the service should need.
+    args.extend(
+        [
+            "--read-only",
+            "--tmpfs",
+            "/tmp:rw,noexec,nosuid,size=64m",
+            "--cap-drop",
+            "ALL",
+            "--security-opt",
+            "no-new-privileges",
+        ]
+        .map(String::from),
+    );
+    if let Some(memory) = &smoke.memory {
+        args.extend(["--memory".into(), memory.clone()]);
+    }
+    if let Some(cpus) = &smoke.cpus {
+        args.extend(["--cpus".into(), cpus.clone()]);
+    }
+    if health == HealthMode::Engine {
+        // Keep the image's test command; probe often while starting, for the whole timeout.
+        args.extend([
+            "--health-interval".into(),
+            HEALTH_INTERVAL.into(),
+            "--health-start-period".into(),
+            format!("{}ms", timeout.as_millis().max(1)),
+            "--health-start-interval".into(),
+            START_INTERVAL.into(),
+            "--health-retries".into(),
+            HEALTH_RETRIES.into(),
+        ]);
+    }
+    if opts.gpus {
+        args.extend(["--gpus".into(), "all".into()]);
+    }
+    if opts.rocm {
+        args.extend(
+            [
+                "--device",
+                "/dev/kfd",
+                "--device",
+                "/dev/dri",
+                "--group-add",
+                "video",
+            ]
+            .map(String::from),
+        );
+    }
+    match opts.publish {
+        Some(0) => args.extend(["--publish".into(), format!("127.0.0.1::{}", smoke.port)]),
+        Some(host) => args.extend([
+            "--publish".into(),
+            format!("127.0.0.1:{host}:{}", smoke.port),
+        ]),
+        None => {}
+    }
+    args.push(image.to_string());
+
+    let mut checks: Vec<Check> = smoke.exec.iter().cloned().map(Check::Exec).collect();
+    checks.extend(smoke.http.iter().cloned().map(Check::Http));
+    if !opts.allow_root {
+        checks.push(Check::NotRoot);
+    }
+    if !smoke.env.is_empty() {
+        checks.push(Check::Env(smoke.env.clone()));
+    }
+    if !smoke.labels.is_empty() {
+        checks.push(Check::Labels(smoke.labels.clone()));
+    }
+    if !smoke.forbidden_paths.is_empty() {
+        checks.push(Check::ForbiddenPaths(smoke.forbidden_paths.clone()));
+    }
+    if !smoke.forbidden_packages.is_empty() {
+        checks.push(Check::ForbiddenPackages(smoke.forbidden_packages.clone()));
+    }
+
+    Ok(Plan {
+        variant: variant.name.clone(),
+        image: image.to_string(),
+        container,
+        run_args: args,
+        health,
+        timeout,
+        check_timeout: timeout.max(MIN_CHECK_TIMEOUT),
+        port: smoke.port,
+        checks,
+    })
+}
+
+impl Check {
+    pub fn name(&self) -> String {
+        match self {
+            Check::Exec(c) => c.name.clone(),
+            Check::Http(c) => c.name.clone(),
+            Check::NotRoot => "user is not root".into(),
+            Check::Env(_) => "env vars".into(),
+            Check::Labels(_) => "labels".into(),
+            Check::ForbiddenPaths(_) => "forbidden paths absent".into(),
+            Check::ForbiddenPackages(_) => "forbidden python packages absent".into(),
+        }
+    }
+
+    /// The user to exec as (None: the image's).
+    pub fn user(&self) -> Option<&'static str> {
+        match self {
+            Check::ForbiddenPaths(_) => Some("0"),
+            _ => None,
+        }
+    }
+
+    /// The command run in the container; None for checks judged from the image config.
+    pub fn argv(&self, port: u16, timeout: Duration) -> Option<Vec<String>> {
+        let python = |snippet: &str, args: Vec<String>| {
+            let mut argv = vec!["python3".to_string(), "-c".into(), snippet.into()];
+            argv.extend(args);
+            argv
+        };
+        match self {
+            Check::Exec(c) => Some(c.cmd.clone()),
+            Check::Http(c) => Some(http_argv(
+                &c.method,
+                port,
+                &c.path,
+                c.wav_seconds.unwrap_or(0.0),
+                timeout,
+            )),
+            Check::NotRoot => Some(vec!["id".into(), "-u".into()]),
+            Check::Env(_) | Check::Labels(_) => None,
+            Check::ForbiddenPaths(paths) => Some(python(FORBIDDEN_PATHS_PROBE, paths.clone())),
+            Check::ForbiddenPackages(globs) => {
+                Some(python(FORBIDDEN_PACKAGES_PROBE, globs.clone()))
+            }
+        }
+    }
+}
+
+/// `python3 -c <the HTTP probe> METHOD URL WAV_SECONDS TIMEOUT`.
+pub fn http_argv(
+    method: &str,
+    port: u16,
+    path: &str,
+    wav_seconds: f64,
+    timeout: Duration,
+) -> Vec<String> {
+    vec![
+        "python3".into(),
+        "-c".into(),
+        HTTP_REQUEST_PROBE.into(),
+        method.into(),
+        format!("http://127.0.0.1:{port}{path}"),
+        wav_seconds.to_string(),
+        format!("{:.1}", timeout.as_secs_f64()),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::docker;
+
+    fn variant(extra: &str) -> Variant {
+        let dir = crate::util::project_root();
+        let text = format!(
+            "[project]\nname = \"t\"\ndescription = \"t\"\nlicenses = \"MIT\"\nversion = \"1\"\n\
+             [base]\nimage = \"b\"\nsuite = \"trixie\"\nsource_date_epoch = 0\n\
+             [variants.cpu]\ndockerfile = \"Cargo.toml\"\nimage = \"voxserve\"\n\
+             [variants.cpu.smoke]\nmemory = \"1g\"\ncpus = \"1.5\"\nhealth_timeout = \"90s\"\n{extra}"
+        );
+        let config = Config::parse(&dir.join("images.toml"), &text).unwrap();
+        config.variants[0].clone()
+    }
+
+    fn image(user: &str, healthcheck: bool) -> ImageConfig {
+        ImageConfig {
+            user: user.into(),
+            healthcheck: healthcheck.then(|| docker::Healthcheck {
+                test: Some(vec!["CMD".into(), "true".into()]),
+            }),
+            ..ImageConfig::default()
+        }
+    }
+
+    /// The value after `flag` in argv.
+    fn after<'a>(args: &'a [String], flag: &str) -> Vec<&'a str> {
+        args.windows(2)
+            .filter(|w| w[0] == flag)
+            .map(|w| w[1].as_str())
+            .collect()
+    }
+
+    #[test]
+    fn run_args_are_hardened_labelled_and_override_health_timing() {
+        let opts = Options {
+            labels: vec!["voxserve.xtask.test=42".into()],
+            ..Options::default()
+        };
+        let plan = plan(
+            &variant(""),
+            "voxserve:cpu",
+            &image("10001", true),
+            &opts,
+            "7-ab",
+        )
+        .unwrap();
+        let a = &plan.run_args;
+        assert_eq!(&a[..4], ["run", "--detach", "--pull", "never"]);
+        assert_eq!(plan.container, "xtask-smoke-cpu-7-ab");
+        assert_eq!(after(a, "--name"), ["xtask-smoke-cpu-7-ab"]);
+        assert_eq!(
+            after(a, "--label"),
+            ["voxserve.xtask.smoke=cpu", "voxserve.xtask.test=42"]
+        );
+        assert!(a.contains(&"--read-only".to_string()));
+        assert_eq!(after(a, "--tmpfs"), ["/tmp:rw,noexec,nosuid,size=64m"]);
+        assert_eq!(after(a, "--cap-drop"), ["ALL"]);
+        assert_eq!(after(a, "--security-opt"), ["no-new-privileges"]);
+        assert_eq!(after(a, "--memory"), ["1g"]);
+        assert_eq!(after(a, "--cpus"), ["1.5"]);
+        assert_eq!(after(a, "--health-interval"), ["1s"]);
+        assert_eq!(after(a, "--health-start-period"), ["90000ms"]);
+        assert_eq!(after(a, "--health-start-interval"), ["500ms"]);
+        assert_eq!(after(a, "--health-retries"), ["3"]);
+        assert!(
+            !a.iter().any(|x| x == "--health-cmd"),
+            "keeps the image's test"
+        );
+        for absent in [
+            "--publish",
+            "--gpus",
+            "--device",
+            "--group-add",
+            "--privileged",
+        ] {
+            assert!(!a.contains(&absent.to_string()), "{absent} in {a:?}");
+        }
+        assert_eq!(a.last().unwrap(), "voxserve:cpu");
+        assert_eq!(plan.health, HealthMode::Engine);
+        assert_eq!(plan.timeout, Duration::from_secs(90));
+    }
+
+    #[test]
+    fn gpus_rocm_publish_and_timeout_options() {
+        let opts = Options {
+            gpus: true,
+            rocm: true,
+            publish: Some(0),
+            timeout: Some(Duration::from_secs(8)),
+            ..Options::default()
+        };
+        let p = plan(&variant(""), "img", &image("app", true), &opts, "s").unwrap();
+        let a = &p.run_args;
+        assert_eq!(after(a, "--gpus"), ["all"]);
+        assert_eq!(after(a, "--device"), ["/dev/kfd", "/dev/dri"]);
+        assert_eq!(after(a, "--group-add"), ["video"]);
+        assert_eq!(after(a, "--publish"), ["127.0.0.1::8000"]);
+        assert_eq!(after(a, "--health-start-period"), ["8000ms"]);
+        assert_eq!(p.timeout, Duration::from_secs(8));
+        assert_eq!(p.check_timeout, MIN_CHECK_TIMEOUT);
+
+        let opts = Options {
+            publish: Some(8080),
+            ..Options::default()
+        };
+        let p = plan(&variant(""), "img", &image("app", true), &opts, "s").unwrap();
+        assert_eq!(after(&p.run_args, "--publish"), ["127.0.0.1:8080:8000"]);
+    }
+
+    #[test]
+    fn root_images_are_refused_unless_allowed() {
+        for user in ["", "root", "0", "0:0", "root:staff"] {
+            let err = plan(
+                &variant(""),
+                "img",
+                &image(user, true),
+                &Options::default(),
+                "s",
+            )
+            .unwrap_err();
+            assert!(
+                err.contains("runs as root") && err.contains("--allow-root"),
+                "{err}"
+            );
+        }
+        let opts = Options {
+            allow_root: true,
+            ..Options::default()
+        };
+        let p = plan(&variant(""), "img", &image("", true), &opts, "s").unwrap();
+        assert!(!p.checks.contains(&Check::NotRoot));
+        assert!(!runs_as_root("10001:10001") && !runs_as_root("app"));
+    }
+
+    #[test]
+    fn no_healthcheck_is_refused_unless_an_http_probe_is_configured() {
+        let err = plan(
+            &variant(""),
+            "img",
+            &image("app", false),
+            &Options::default(),
+            "s",
+        )
+        .unwrap_err();
+        assert!(
+            err.contains("no HEALTHCHECK") && err.contains("http_probe"),
+            "{err}"
+        );
+        let mut none = image("app", true);
+        none.healthcheck.as_mut().unwrap().test = Some(vec!["NONE".into()]);
+        assert!(!has_healthcheck(&none));
+
+        let p = plan(
+            &variant("http_probe = \"/health\"\n"),
+            "img",
+            &image("app", false),
+            &Options::default(),
+            "s",
+        )
+        .unwrap();
+        assert_eq!(p.health, HealthMode::Probe("/health".into()));
+        assert!(!p.run_args.iter().any(|a| a.starts_with("--health")));
+    }
+
+    #[test]
+    fn checks_come_from_the_config() {
+        let v = variant(
+            "env = [\"A=1\"]\nlabels = [\"l\"]\nforbidden_paths = [\"/x\"]\n\
+             forbidden_packages = [\"nvidia-*\"]\n\
+             [[variants.cpu.smoke.exec]]\nname = \"e\"\ncmd = [\"true\"]\n\
+             [[variants.cpu.smoke.http]]\nname = \"h\"\npath = \"/health\"\n",
+        );
+        let p = plan(&v, "img", &image("app", true), &Options::default(), "s").unwrap();
+        let names: Vec<String> = p.checks.iter().map(Check::name).collect();
+        assert_eq!(
+            names,
+            [
+                "e",
+                "h",
+                "user is not root",
+                "env vars",
+                "labels",
+                "forbidden paths absent",
+                "forbidden python packages absent"
+            ]
+        );
+        let http = p.checks[1].argv(8000, Duration::from_secs(30)).unwrap();
+        assert_eq!(&http[..2], ["python3", "-c"]);
+        assert_eq!(
+            &http[3..],
+            ["GET", "http://127.0.0.1:8000/health", "0", "30.0"]
+        );
+        assert_eq!(p.checks[5].user(), Some("0"));
+        assert_eq!(
+            p.checks[5].argv(8000, MIN_CHECK_TIMEOUT).unwrap()[3..],
+            ["/x"]
+        );
+        assert_eq!(p.checks[3].argv(8000, MIN_CHECK_TIMEOUT), None);
+    }
+}
