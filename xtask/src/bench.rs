@@ -19,7 +19,7 @@ use anyhow::{bail, Context, Result};
 use camino::{Utf8Path, Utf8PathBuf};
 use serde::Serialize;
 
-use crate::build::{self, BuildReport, CacheMode, Progress};
+use crate::build_cmd::{self as build, BuildReport, CacheMode, Progress};
 use crate::cleanup::Guard;
 use crate::config::Variant;
 use crate::docker;

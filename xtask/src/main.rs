@@ -2,7 +2,7 @@
 
 mod base;
 mod bench;
-mod build;
+mod build_cmd;
 mod ca;
 mod cleanup;
 mod config;
@@ -40,7 +40,7 @@ enum Command {
     /// Build the reproducible offline Debian base image (mmdebstrap, needs root).
     Base(base::Args),
     /// Build image variants with docker buildx.
-    Build(build::Args),
+    Build(build_cmd::Args),
     /// Smoke-test images: run each hardened until its HEALTHCHECK passes, then check it from inside.
     Smoke(smoke::Args),
     /// Compressed and unpacked size of each variant's image, against its budgets.

@@ -1,0 +1,103 @@
+//! Git facts for a build's labels and tags: the revision, the public source URL, the commit time.
+
+use xshell::cmd;
+
+use crate::util::{self, Ctx};
+
+/// Facts from git for labels and tags.
+#[derive(Clone, Debug, Default)]
+pub struct GitInfo {
+    pub revision: Option<String>,
+    pub source: Option<String>,
+    pub commit_time: Option<u64>,
+}
+
+/// What git knows of the checkout; each fact is None when git cannot tell.
+pub fn git_info(ctx: &Ctx) -> GitInfo {
+    let sh = &ctx.sh;
+    let read = |out: xshell::Result<String>| {
+        out.ok()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+    };
+    GitInfo {
+        revision: read(
+            cmd!(sh, "git rev-parse HEAD")
+                .quiet()
+                .ignore_stderr()
+                .read(),
+        ),
+        source: read(
+            cmd!(sh, "git remote get-url origin")
+                .quiet()
+                .ignore_stderr()
+                .read(),
+        )
+        .map(|url| public_url(&url)),
+        commit_time: read(
+            cmd!(sh, "git log -1 --format=%ct")
+                .quiet()
+                .ignore_stderr()
+                .read(),
+        )
+        .and_then(|t| t.parse().ok()),
+    }
+}
+
+/// A remote URL without credentials, in https form where it was an scp-like ssh address.
+pub fn public_url(url: &str) -> String {
+    let url = match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let rest = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+            format!("{scheme}://{rest}")
+        }
+        None => match url.split_once(':') {
+            // git@host:owner/repo.git
+            Some((user_host, path)) if user_host.contains('@') => {
+                format!(
+                    "https://{}/{path}",
+                    user_host.rsplit_once('@').map_or(user_host, |(_, h)| h)
+                )
+            }
+            _ => url.to_string(),
+        },
+    };
+    url.trim_end_matches(".git").to_string()
+}
+
+/// `created`: SOURCE_DATE_EPOCH when set, else the time of the HEAD commit (so a rebuild of the
+/// same commit labels the same time), else now.
+pub fn created_timestamp(git: &GitInfo) -> String {
+    let epoch = std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .or(git.commit_time)
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0)
+        });
+    util::rfc3339(epoch)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remote_urls_lose_credentials() {
+        assert_eq!(
+            public_url("git@example.org:team/voxserve.git"),
+            "https://example.org/team/voxserve"
+        );
+        assert_eq!(
+            public_url("https://user:token@example.org/team/voxserve.git"),
+            "https://example.org/team/voxserve"
+        );
+        assert_eq!(
+            public_url("https://example.org/team/voxserve"),
+            "https://example.org/team/voxserve"
+        );
+    }
+}

@@ -1,0 +1,209 @@
+//! `cargo xtask build <variant>…`: one `docker buildx build` per variant, with per-variant cache,
+//! the CA bundle as a BuildKit secret, OCI labels, standard tags and a build report.
+//!
+//! The story, one file per stage: facts from the engine, the config and [`git`] → [`plan`] (pure:
+//! the buildx argv as data, unit-tested) → [`run`] (buildx through `crate::docker`, its output
+//! read by [`log`], the local cache swapped in, the report gathered) → [`render`].
+//!
+//! The module is `build_cmd`, like `config_cmd` and `test_cmd`: a `src/build/` folder reads as
+//! build output to many tools (global gitignores, linters, structure viewers), which skip it.
+
+mod git;
+mod log;
+mod plan;
+mod render;
+mod run;
+
+use anyhow::{bail, Result};
+use camino::Utf8PathBuf;
+
+use crate::ca::{self, CaBundle};
+use crate::docker;
+use crate::report::{self, Format};
+use crate::util::{self, progress, Ctx, TempDir};
+use plan::{cache_spec, parse_build_args, plan, push_compression, PlanInput};
+
+pub use crate::config::Compression;
+pub use plan::{CacheMode, Progress};
+pub use run::BuildReport;
+
+#[derive(clap::Args, Clone)]
+pub struct Args {
+    /// Variants to build (see `cargo xtask config`).
+    pub variants: Vec<String>,
+    /// Build every variant.
+    #[arg(long, conflicts_with = "variants")]
+    pub all: bool,
+    /// Load the result into the local image store (the default).
+    #[arg(long, conflicts_with = "push")]
+    pub load: bool,
+    /// Push the tags to their registry instead of loading them.
+    #[arg(long)]
+    pub push: bool,
+    /// Layer compression of pushed images (zstd: smaller and faster to unpack, needs
+    /// containerd ≥ 1.5 / Docker ≥ 23 to pull). Default: the variant's `push_compression` in
+    /// images.toml, else buildx's (gzip).
+    #[arg(long, value_enum, requires = "push")]
+    pub compression: Option<Compression>,
+    /// Target platforms, e.g. `linux/amd64,linux/arm64` (default: from images.toml).
+    #[arg(long, value_delimiter = ',')]
+    pub platform: Vec<String>,
+    /// The buildx builder to use: local, remote BuildKit, kubernetes… (default: the active one).
+    #[arg(long)]
+    pub builder: Option<String>,
+    /// Do not use cached layers.
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Always pull a newer version of the base image.
+    #[arg(long)]
+    pub pull: bool,
+    /// Extra or overriding build argument, `KEY=VALUE` (repeatable).
+    #[arg(long = "build-arg", value_name = "KEY=VALUE")]
+    pub build_args: Vec<String>,
+    /// Extra tag (repeatable).
+    #[arg(long = "tag", value_name = "IMAGE:TAG")]
+    pub tags: Vec<String>,
+    /// Where BuildKit's cache goes (default: `gha` in GitHub Actions, else `local`).
+    #[arg(long, value_enum)]
+    pub cache: Option<CacheMode>,
+    /// BuildKit progress output.
+    #[arg(long, value_enum, default_value_t = Progress::Auto)]
+    pub progress: Progress,
+    /// CA bundle passed as the `ca-bundle` secret (default: SSL_CERT_FILE, PIP_CERT,
+    /// REQUESTS_CA_BUNDLE, then images.toml `[build].ca_bundle`).
+    #[arg(long, value_name = "FILE")]
+    pub ca_bundle: Option<Utf8PathBuf>,
+    /// Summary format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// Where build reports go (default: target/xtask).
+    #[arg(long, value_name = "DIR")]
+    pub report_dir: Option<Utf8PathBuf>,
+    /// Root of the local caches, `<DIR>/<variant>` (default: images.toml `[build].cache_dir`,
+    /// else target/docker-cache).
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<Utf8PathBuf>,
+}
+
+impl Args {
+    pub fn run(self, ctx: &Ctx) -> Result<()> {
+        let reports = self.build(ctx)?;
+        render::render(self.format, &reports)
+    }
+
+    /// Builds the selected variants and returns their reports (also used by `bench`).
+    pub fn build(&self, ctx: &Ctx) -> Result<Vec<BuildReport>> {
+        let config = ctx.config()?;
+        let variants = config.select(&self.variants, self.all)?;
+        let sh = &ctx.sh;
+        let info = docker::info(sh)?;
+        docker::ensure_buildx(sh)?;
+        let builder = docker::builder(sh, self.builder.as_deref())?;
+
+        let in_gha = std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true");
+        let mut mode = self.cache.unwrap_or(if in_gha {
+            CacheMode::Gha
+        } else {
+            CacheMode::Local
+        });
+        if mode != CacheMode::None && !docker::can_export_cache(&builder, &info) {
+            eprintln!(
+                "warning: builder `{}` (docker driver on the classic image store) cannot export build \
+                 cache, so this build runs without --cache-to. Fix: enable the containerd image store \
+                 (daemon.json {{\"features\":{{\"containerd-snapshotter\":true}}}}) or create a builder \
+                 with `docker buildx create --use --driver docker-container`.",
+                builder.name
+            );
+            mode = CacheMode::None;
+        }
+
+        let ca = match &self.ca_bundle {
+            Some(path) if path.is_file() => Some(CaBundle {
+                path: path.clone(),
+                source: "--ca-bundle".into(),
+            }),
+            Some(path) => bail!("the CA bundle {path} given with --ca-bundle does not exist"),
+            None => ca::find(config)?,
+        };
+        let overrides = parse_build_args(&self.build_args)?;
+        let git = git::git_info(ctx);
+        let created = git::created_timestamp(&git);
+        let version = config.version().to_string();
+
+        // The offline base only helps a builder that sees the local image store.
+        let base_image =
+            if builder.driver == "docker" && docker::image_id(sh, &config.base.image)?.is_some() {
+                Some(config.base.image.clone())
+            } else {
+                None
+            };
+        if base_image.is_none() && !overrides.iter().any(|(k, _)| k == "BASE_IMAGE") {
+            progress!(
+                "offline base {} not in use (not built, or builder `{}` cannot see local images): \
+                 the Dockerfiles' default base applies",
+                config.base.image,
+                builder.name
+            );
+        }
+
+        let cache_dir = match (&self.cache_dir, &config.build.cache_dir) {
+            (Some(dir), _) => dir.clone(),
+            (None, Some(dir)) => config.dir.join(dir),
+            (None, None) => ctx.root.join("target").join("docker-cache"),
+        };
+        let report_dir = self.report_dir.clone().unwrap_or_else(|| ctx.out_dir());
+        let mut reports = Vec::new();
+        for variant in variants {
+            let tmp = TempDir::new(ctx, &format!("build-{}", variant.name))?;
+            let input = PlanInput {
+                variant,
+                title: &config.project.name,
+                description: if variant.description.is_empty() {
+                    &config.project.description
+                } else {
+                    &variant.description
+                },
+                licenses: &config.project.licenses,
+                version: &version,
+                git: &git,
+                created: created.clone(),
+                push: self.push,
+                compression: push_compression(self.push, self.compression, variant),
+                platforms: if self.platform.is_empty() {
+                    variant.platforms.clone()
+                } else {
+                    self.platform.clone()
+                },
+                builder: self.builder.clone(),
+                no_cache: self.no_cache,
+                pull: self.pull,
+                build_arg_overrides: overrides.clone(),
+                base_image: base_image.clone(),
+                extra_tags: self.tags.clone(),
+                cache: cache_spec(mode, variant, &cache_dir, &util::unique_suffix()),
+                ca_bundle: ca.as_ref().map(|c| c.path.clone()),
+                progress: self.progress,
+                metadata_file: tmp.path().join("metadata.json"),
+            };
+            let plan = plan(&input);
+            progress!(
+                "building {} ({}) with builder `{}`",
+                variant.name,
+                variant.dockerfile,
+                builder.name
+            );
+            let report = run::execute(ctx, &input, &plan, &builder.name, ca.as_ref())?;
+            let path = report_dir.join(format!("build-{}.json", variant.name));
+            report::write_atomic(&path, serde_json::to_string_pretty(&report)?.as_bytes())?;
+            progress!(
+                "built {} in {:.1} s ({} of {} steps cached); report: {path}",
+                variant.name,
+                report.duration_secs,
+                report.steps_cached.map_or("?".into(), |n| n.to_string()),
+                report.steps_total.map_or("?".into(), |n| n.to_string())
+            );
+            reports.push(report);
+        }
+        Ok(reports)
+    }
+}

@@ -1,0 +1,38 @@
+//! Render: the build summary table (text, JSON or Markdown) and the step summary.
+
+use anyhow::Result;
+
+use super::run::BuildReport;
+use crate::report::{self, Format, Table};
+
+/// Prints the reports as `format` and writes the step summary.
+pub fn render(format: Format, reports: &[BuildReport]) -> Result<()> {
+    let mut table = Table::new(&[
+        "variant",
+        "image",
+        "image id",
+        "time",
+        "steps cached",
+        "cache",
+    ])
+    .right_align(&[3, 4]);
+    for r in reports {
+        table.row(vec![
+            r.variant.clone(),
+            r.image.clone(),
+            r.image_id.as_deref().map_or("-".into(), short_id),
+            format!("{:.1} s", r.duration_secs),
+            match (r.steps_cached, r.steps_total) {
+                (Some(c), Some(t)) => format!("{c}/{t}"),
+                _ => "?".into(),
+            },
+            r.cache.clone(),
+        ]);
+    }
+    report::emit(format, &table, &reports)?;
+    report::step_summary("cargo xtask build", &table.render_markdown())
+}
+
+fn short_id(id: &str) -> String {
+    id.trim_start_matches("sha256:").chars().take(12).collect()
+}

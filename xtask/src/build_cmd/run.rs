@@ -1,0 +1,166 @@
+//! Run: one planned `docker buildx build` through `crate::docker` (its output streamed, the failing
+//! step remembered), the fresh local cache swapped in on success, and the report read from
+//! buildx's metadata file and the build record.
+
+use anyhow::{Context, Result};
+use camino::{Utf8Path, Utf8PathBuf};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::time::Instant;
+
+use super::log::{count_steps, list_steps, FailureScan};
+use super::plan::{BuildPlan, CacheSpec, PlanInput, Progress};
+use crate::ca::CaBundle;
+use crate::cleanup::Guard;
+use crate::docker;
+use crate::util::{self, CheckFailed, Ctx};
+
+/// What one build produced; written to `target/xtask/build-<variant>.json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct BuildReport {
+    pub variant: String,
+    pub image: String,
+    pub tags: Vec<String>,
+    /// Local image ID (with --load).
+    pub image_id: Option<String>,
+    /// Manifest digest BuildKit reported.
+    pub digest: Option<String>,
+    pub duration_secs: f64,
+    pub steps_total: Option<u64>,
+    pub steps_cached: Option<u64>,
+    /// The Dockerfile steps that ran (were not cached), as BuildKit names them
+    /// (`[app 3/4] COPY …`); empty when the build record could not be read.
+    pub steps_run: Vec<String>,
+    pub cache: String,
+    pub builder: String,
+    pub platforms: Vec<String>,
+    pub pushed: bool,
+    /// Where the CA bundle came from (its path and content never appear in the image).
+    pub ca_bundle_from: Option<String>,
+    pub build_args: BTreeMap<String, String>,
+}
+
+/// Runs the build, then swaps the cache in and gathers the report.
+pub fn execute(
+    ctx: &Ctx,
+    input: &PlanInput,
+    plan: &BuildPlan,
+    builder: &str,
+    ca: Option<&CaBundle>,
+) -> Result<BuildReport> {
+    let variant = input.variant;
+    // A fresh local cache directory is swapped in only after a successful build.
+    let new_cache = match &input.cache {
+        CacheSpec::Local { to, .. } => {
+            let dir = to.clone();
+            Some(Guard::new(move || drop(std::fs::remove_dir_all(&dir))))
+        }
+        _ => None,
+    };
+
+    let start = Instant::now();
+    let tty = match input.progress {
+        Progress::Tty => true,
+        Progress::Plain => false,
+        Progress::Auto => std::io::stderr().is_terminal(),
+    };
+    let failure = if tty {
+        // BuildKit draws its own progress on the terminal; its error stays on screen.
+        let status = docker::buildx_build(&plan.argv, docker::BuildOutput::Stderr)?;
+        (!status.success()).then(|| "see BuildKit's error above".to_string())
+    } else {
+        // Plain progress is copied to stderr line by line, remembering the failing step.
+        let mut failing = FailureScan::default();
+        let status = docker::buildx_build(
+            &plan.argv,
+            docker::BuildOutput::Lines(&mut |line| {
+                eprintln!("{line}");
+                failing.feed(line);
+            }),
+        )?;
+        (!status.success()).then(|| failing.describe())
+    };
+    let duration = start.elapsed().as_secs_f64();
+    if let Some(why) = failure {
+        return Err(CheckFailed(format!("build of `{}` failed: {why}", variant.name)).into());
+    }
+
+    if let CacheSpec::Local { current, to, .. } = &input.cache {
+        swap_cache(to, current)?;
+    }
+    drop(new_cache); // `to` no longer exists under that name
+
+    let metadata: serde_json::Value = std::fs::read_to_string(&input.metadata_file)
+        .ok()
+        .and_then(|s| serde_json::from_str(&s).ok())
+        .unwrap_or_default();
+    let digest = metadata["containerimage.digest"]
+        .as_str()
+        .map(str::to_owned);
+    let build_ref = metadata["buildx.build.ref"].as_str().map(str::to_owned);
+    let log =
+        build_ref.and_then(
+            |r| match docker::build_log(&ctx.sh, input.builder.as_deref(), &r) {
+                Ok(log) => Some(log),
+                Err(err) => {
+                    eprintln!("warning: cannot read the build record for step counts: {err:#}");
+                    None
+                }
+            },
+        );
+    let steps = log.as_deref().map(count_steps);
+    let steps_run = log
+        .as_deref()
+        .map(|log| {
+            list_steps(log)
+                .into_iter()
+                .filter(|s| !s.cached)
+                .map(|s| s.name)
+                .collect()
+        })
+        .unwrap_or_default();
+    let image_id = if input.push {
+        None
+    } else {
+        docker::image_id(&ctx.sh, &variant.image_ref())?
+    };
+    Ok(BuildReport {
+        variant: variant.name.clone(),
+        image: variant.image_ref(),
+        tags: plan.tags.clone(),
+        image_id,
+        digest,
+        duration_secs: (duration * 10.0).round() / 10.0,
+        steps_total: steps.map(|s| s.total),
+        steps_cached: steps.map(|s| s.cached),
+        steps_run,
+        cache: match &input.cache {
+            CacheSpec::None => "none".into(),
+            CacheSpec::Local { current, .. } => format!("local ({current})"),
+            CacheSpec::Gha { scope } => format!("gha (scope {scope})"),
+            CacheSpec::Registry { reference } => format!("registry ({reference})"),
+        },
+        builder: builder.to_string(),
+        platforms: input.platforms.clone(),
+        pushed: input.push,
+        ca_bundle_from: ca.map(|c| c.source.clone()),
+        build_args: plan.build_args.clone(),
+    })
+}
+
+/// Replaces the variant's cache directory with the one this build wrote, so the cache holds only
+/// what the latest build used instead of growing without bound.
+fn swap_cache(new: &Utf8Path, current: &Utf8Path) -> Result<()> {
+    let old = Utf8PathBuf::from(format!("{current}.old-{}", util::unique_suffix()));
+    if current.exists() {
+        std::fs::rename(current, &old)
+            .with_context(|| format!("moving the old cache {current} aside"))?;
+    }
+    std::fs::rename(new, current)
+        .with_context(|| format!("moving the new cache into {current}"))?;
+    if old.exists() {
+        std::fs::remove_dir_all(&old).with_context(|| format!("removing the old cache {old}"))?;
+    }
+    Ok(())
+}
