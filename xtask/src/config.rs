@@ -6,13 +6,24 @@
 //! are merged key by key; smoke checks (`smoke.exec`, `smoke.http`) are appended, and a variant
 //! check with the same `name` as a default check replaces it.
 
-use anyhow::{bail, Context, Result};
+mod base;
+mod dockerfile;
+mod located;
+mod names;
+mod smoke;
+mod values;
+
+use anyhow::{bail, Result};
 use camino::{Utf8Path, Utf8PathBuf};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::ops::Range;
 use std::time::Duration;
 use toml::Spanned;
+
+use located::Located;
+use names::Reference;
+pub use values::{human_size, parse_health_timeout, parse_size};
 
 /// The resolved, validated config.
 #[derive(Debug, Clone, Serialize)]
@@ -27,8 +38,7 @@ pub struct Config {
     pub variants: Vec<Variant>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Project {
     /// Image title (OCI `title` label) and default repository name.
     pub name: String,
@@ -36,48 +46,37 @@ pub struct Project {
     /// SPDX licence expression (OCI `licenses` label).
     pub licenses: String,
     /// URL of the source repository (OCI `source` label); defaults to git's `origin` remote.
-    #[serde(default)]
     pub source: Option<String>,
     /// The version: given here, or read from `[project].version` of this pyproject.toml.
-    #[serde(default)]
     pub version: Option<String>,
-    #[serde(default)]
     pub version_from: Option<Utf8PathBuf>,
 }
 
 /// The offline Debian base image (`cargo xtask base`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Base {
     /// Name the base image is stored under, e.g. `localhost/debian:trixie-slim`.
     pub image: String,
     pub suite: String,
-    #[serde(default = "default_mmdebstrap_variant")]
     pub variant: String,
-    #[serde(default)]
     pub include: Vec<String>,
     /// Fixed timestamp: the same inputs give the same image ID.
     pub source_date_epoch: u64,
     /// dpkg `path-exclude` globs (docs, man pages, locales).
-    #[serde(default)]
     pub path_exclude: Vec<String>,
     /// dpkg `path-include` globs that win over `path_exclude` (licence files).
-    #[serde(default)]
     pub path_include: Vec<String>,
     /// Debian mirror; default: the host's apt sources, else mmdebstrap's default.
-    #[serde(default)]
     pub mirror: Option<String>,
     /// Debian security mirror; default: the host's apt sources, else mmdebstrap's default.
-    #[serde(default)]
     pub security_mirror: Option<String>,
 }
 
-fn default_mmdebstrap_variant() -> String {
-    "minbase".into()
-}
-
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = r#"a table like { ca_bundle = "ca.crt", cache_dir = "target/cache" }"#
+)]
 pub struct BuildSettings {
     /// A CA bundle to pass to builds as the `ca-bundle` secret (besides SSL_CERT_FILE & co.).
     #[serde(default)]
@@ -231,11 +230,16 @@ pub struct Scan {
 // ---------------------------------------------------------------------------------------------
 // The file as written.
 
+type Str = Spanned<String>;
+
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a TOML document with [project], [base] and [variants.NAME] tables"
+)]
 struct RawFile {
-    project: Project,
-    base: Base,
+    project: RawProject,
+    base: RawBase,
     #[serde(default)]
     build: BuildSettings,
     #[serde(default)]
@@ -244,44 +248,125 @@ struct RawFile {
     variants: Option<Spanned<BTreeMap<String, Spanned<RawVariant>>>>,
 }
 
+#[derive(Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = r#"a table like { name = "voxserve", description = "…", licenses = "Apache-2.0" }"#
+)]
+struct RawProject {
+    name: String,
+    description: String,
+    licenses: String,
+    #[serde(default)]
+    source: Option<String>,
+    #[serde(default)]
+    version: Option<Str>,
+    #[serde(default)]
+    version_from: Option<Str>,
+}
+
+#[derive(Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = r#"a table like { image = "localhost/debian:trixie-slim", suite = "trixie", source_date_epoch = 1764288000 }"#
+)]
+struct RawBase {
+    image: Str,
+    suite: Str,
+    #[serde(default)]
+    variant: Option<Str>,
+    #[serde(default)]
+    include: Vec<Str>,
+    source_date_epoch: Spanned<u64>,
+    #[serde(default)]
+    path_exclude: Vec<Str>,
+    #[serde(default)]
+    path_include: Vec<Str>,
+    #[serde(default)]
+    mirror: Option<Str>,
+    #[serde(default)]
+    security_mirror: Option<Str>,
+}
+
 #[derive(Deserialize, Default, Clone)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = r#"a table of variant settings like { dockerfile = "Dockerfile", image = "voxserve" }"#
+)]
 struct RawVariant {
     description: Option<String>,
-    dockerfile: Option<Spanned<String>>,
-    context: Option<Spanned<String>>,
-    target: Option<String>,
-    image: Option<String>,
-    tags: Option<Vec<String>>,
-    build_args: Option<BTreeMap<String, String>>,
-    platforms: Option<Vec<String>>,
-    push_compression: Option<Spanned<String>>,
+    dockerfile: Option<Str>,
+    context: Option<Str>,
+    target: Option<Str>,
+    image: Option<Str>,
+    tags: Option<Vec<Str>>,
+    build_args: Option<BTreeMap<Str, String>>,
+    platforms: Option<Vec<Str>>,
+    push_compression: Option<Str>,
     budget: Option<RawBudget>,
     smoke: Option<RawSmoke>,
     scan: Option<RawScan>,
 }
 
 #[derive(Deserialize, Default, Clone)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = r#"a table like { compressed = "2.5 GB", unpacked = "4 GB" }"#
+)]
 struct RawBudget {
-    compressed: Option<Spanned<String>>,
-    unpacked: Option<Spanned<String>>,
+    compressed: Option<Str>,
+    unpacked: Option<Str>,
 }
 
 #[derive(Deserialize, Default, Clone)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = r#"a table like { health_timeout = "120s", memory = "2g", cpus = "2" }"#
+)]
 struct RawSmoke {
-    health_timeout: Option<Spanned<String>>,
-    memory: Option<String>,
-    cpus: Option<String>,
-    port: Option<u16>,
-    http_probe: Option<String>,
-    env: Option<Vec<String>>,
-    labels: Option<Vec<String>>,
-    forbidden_paths: Option<Vec<String>>,
-    forbidden_packages: Option<Vec<String>>,
-    exec: Option<Vec<ExecCheck>>,
-    http: Option<Vec<HttpCheck>>,
+    health_timeout: Option<Str>,
+    memory: Option<Str>,
+    cpus: Option<Str>,
+    port: Option<Spanned<u16>>,
+    http_probe: Option<Str>,
+    env: Option<Vec<Str>>,
+    labels: Option<Vec<Str>>,
+    forbidden_paths: Option<Vec<Str>>,
+    forbidden_packages: Option<Vec<Str>>,
+    exec: Option<Vec<RawExecCheck>>,
+    http: Option<Vec<RawHttpCheck>>,
+}
+
+#[derive(Deserialize, Clone)]
+#[serde(
+    deny_unknown_fields,
+    expecting = r#"a table like { name = "imports", cmd = ["python3", "-c", "import voxserve"] }"#
+)]
+struct RawExecCheck {
+    name: Str,
+    cmd: Spanned<Vec<String>>,
+    #[serde(default)]
+    exit_code: Option<Spanned<i32>>,
+    #[serde(default)]
+    stdout_contains: Option<String>,
+}
+
+#[derive(Deserialize, Clone)]
+#[serde(
+    deny_unknown_fields,
+    expecting = r#"a table like { name = "health", path = "/health", status = 200 }"#
+)]
+struct RawHttpCheck {
+    name: Str,
+    #[serde(default)]
+    method: Option<Str>,
+    path: Str,
+    #[serde(default)]
+    status: Option<Spanned<u16>>,
+    #[serde(default)]
+    json: BTreeMap<String, toml::Value>,
+    #[serde(default)]
+    wav_seconds: Option<Spanned<f64>>,
 }
 
 #[derive(Deserialize, Default, Clone)]
@@ -292,79 +377,19 @@ struct RawScan {
     ignore: Option<Vec<String>>,
 }
 
-/// An error at a place in the file.
-struct Located<'a> {
-    path: &'a Utf8Path,
-    text: &'a str,
-}
-
-impl Located<'_> {
-    fn at(
-        &self,
-        span: Option<Range<usize>>,
-        variant: Option<&str>,
-        msg: impl std::fmt::Display,
-    ) -> anyhow::Error {
-        let variant = variant
-            .map(str::to_owned)
-            .or_else(|| span.clone().and_then(|s| self.variant_at(s.start)));
-        let place = match span {
-            Some(span) => {
-                let (line, col) = line_col(self.text, span.start);
-                format!("{}:{line}:{col}", self.path)
-            }
-            None => self.path.to_string(),
-        };
-        match variant {
-            Some(v) => anyhow::anyhow!("{place}: variant `{v}`: {msg}"),
-            None => anyhow::anyhow!("{place}: {msg}"),
-        }
-    }
-
-    /// The variant whose table encloses a byte offset (the last `[variants.NAME…]` header before it).
-    fn variant_at(&self, offset: usize) -> Option<String> {
-        let before = &self.text[..offset.min(self.text.len())];
-        before.lines().rev().find_map(|line| {
-            let line = line.trim_start();
-            if !line.starts_with('[') {
-                return None;
-            }
-            let header = line.trim_start_matches('[').trim_start();
-            match header.strip_prefix("variants.") {
-                Some(rest) => {
-                    let name: String = rest
-                        .trim_start_matches('"')
-                        .chars()
-                        .take_while(|c| !matches!(c, '.' | ']' | '"'))
-                        .collect();
-                    Some(Some(name.trim().to_owned()))
-                }
-                None => Some(None),
-            }
-        })?
-    }
-}
-
-/// 1-based line and column of a byte offset.
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
-    let line = before.matches('\n').count() + 1;
-    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-    (line, col)
-}
-
 impl Config {
     pub fn load(path: &Utf8Path) -> Result<Config> {
-        let text = std::fs::read_to_string(path).with_context(|| {
-            format!("cannot read the images config {path}: pass an existing file with --config")
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            anyhow::anyhow!(
+                "cannot read the images config {path} ({e}): pass an existing file with --config"
+            )
         })?;
         Config::parse(path, &text)
     }
 
     pub fn parse(path: &Utf8Path, text: &str) -> Result<Config> {
         let loc = Located { path, text };
-        let raw: RawFile =
-            toml::from_str(text).map_err(|e| loc.at(e.span(), None, e.message().trim_end()))?;
+        let raw: RawFile = toml::from_str(text).map_err(|e| loc.toml_error(&e))?;
         let dir = path
             .parent()
             .map(Utf8Path::to_path_buf)
@@ -375,6 +400,8 @@ impl Config {
             dir
         };
 
+        let project = base::resolve_project(&loc, &dir, raw.project)?;
+        let base = base::resolve_base(&loc, raw.base)?;
         let Some(variants) = raw.variants.filter(|v| !v.get_ref().is_empty()) else {
             bail!("{path}: no variants declared: add at least one `[variants.NAME]` table");
         };
@@ -390,20 +417,30 @@ impl Config {
                 span,
             )?);
         }
-        let mut project = raw.project;
-        if project.version.is_none() {
-            if let Some(from) = &project.version_from {
-                project.version = Some(read_pyproject_version(&dir.join(from))?);
-            }
-        }
-        Ok(Config {
+        let config = Config {
             path: path.to_owned(),
             dir,
-            project,
-            base: raw.base,
+            project: project.project,
+            base,
             build: raw.build,
             variants: out,
-        })
+        };
+        // `<image>:<version>-<variant>` is one of the standard tags.
+        for v in &config.variants {
+            let tag = format!("{}-{}", config.version(), v.name);
+            if let Err(e) = names::check_tag(&tag) {
+                return Err(loc.at(
+                    project.version_span.clone(),
+                    None,
+                    format!(
+                        "project version `{}` cannot make the tag `{tag}` of variant `{}`: {e}",
+                        config.version(),
+                        v.name
+                    ),
+                ));
+            }
+        }
+        Ok(config)
     }
 
     pub fn variant(&self, name: &str) -> Result<&Variant> {
@@ -442,17 +479,6 @@ impl Config {
     }
 }
 
-fn read_pyproject_version(path: &Utf8Path) -> Result<String> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("reading the version from {path}"))?;
-    let doc: toml::Table = toml::from_str(&text).with_context(|| format!("parsing {path}"))?;
-    doc.get("project")
-        .and_then(|p| p.get("version"))
-        .and_then(|v| v.as_str())
-        .map(str::to_owned)
-        .with_context(|| format!("{path} has no [project].version"))
-}
-
 fn resolve_variant(
     loc: &Located,
     dir: &Utf8Path,
@@ -462,18 +488,16 @@ fn resolve_variant(
     span: Range<usize>,
 ) -> Result<Variant> {
     let err = |span: Option<Range<usize>>, msg: String| loc.at(span, Some(name), msg);
-    if name.is_empty()
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
-    {
+    // `key: message` at the value.
+    let bad = |s: &Str, key: &str, msg: String| err(Some(s.span()), format!("{key}: {msg}"));
+    if let Err(e) = names::check_tag(name) {
         return Err(err(
             Some(span),
-            "variant names may use letters, digits, `-`, `_` and `.` (they become image tags)"
-                .into(),
+            format!("the variant name becomes an image tag, and {e}"),
         ));
     }
 
+    let repository = Repository::of(dir).map_err(|e| err(None, e))?;
     let dockerfile = v
         .dockerfile
         .or_else(|| defaults.dockerfile.clone())
@@ -484,6 +508,16 @@ fn resolve_variant(
             )
         })?;
     let dockerfile_path = dir.join(dockerfile.get_ref());
+    if dockerfile_path.is_dir() {
+        return Err(err(
+            Some(dockerfile.span()),
+            format!(
+                "Dockerfile `{}` is a directory; name the file, e.g. `{}`",
+                dockerfile.get_ref(),
+                Utf8Path::new(dockerfile.get_ref()).join("Dockerfile")
+            ),
+        ));
+    }
     if !dockerfile_path.is_file() {
         return Err(err(
             Some(dockerfile.span()),
@@ -493,6 +527,13 @@ fn resolve_variant(
             ),
         ));
     }
+    repository.holds(&dockerfile_path).map_err(|e| {
+        bad(
+            &dockerfile,
+            "dockerfile",
+            format!("`{}` {e}", dockerfile.get_ref()),
+        )
+    })?;
     let context = v.context.or_else(|| defaults.context.clone());
     let context_path = match &context {
         Some(c) => dir.join(c.get_ref()),
@@ -505,19 +546,85 @@ fn resolve_variant(
             format!("build context {context_path} is not a directory"),
         ));
     }
+    if let Some(c) = &context {
+        repository
+            .holds(&context_path)
+            .map_err(|e| bad(c, "context", format!("`{}` {e}", c.get_ref())))?;
+    }
 
-    let mut build_args = defaults.build_args.clone().unwrap_or_default();
-    build_args.extend(v.build_args.unwrap_or_default());
+    let text = std::fs::read_to_string(&dockerfile_path).map_err(|e| {
+        bad(
+            &dockerfile,
+            "dockerfile",
+            format!("cannot read {dockerfile_path}: {e}"),
+        )
+    })?;
+    let facts = dockerfile::facts(&text);
+    let file_name = dockerfile_path.file_name().unwrap_or("the Dockerfile");
+    let target = v.target.or_else(|| defaults.target.clone());
+    if let Some(t) = &target {
+        if !facts.stages.contains(&t.get_ref().to_ascii_lowercase()) {
+            let stages = if facts.stages.is_empty() {
+                "it names none (`FROM … AS NAME`)".to_string()
+            } else {
+                format!("its stages are {}", facts.stages.join(", "))
+            };
+            return Err(bad(
+                t,
+                "target",
+                format!("{file_name} has no stage `{}`; {stages}", t.get_ref()),
+            ));
+        }
+    }
+
+    let mut build_args = BTreeMap::new();
+    for (key, value) in defaults
+        .build_args
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .chain(v.build_args.unwrap_or_default())
+    {
+        let k = key.get_ref();
+        if !facts.args.contains(k) && !dockerfile::is_predefined_arg(k) {
+            let declared: Vec<&str> = facts.args.iter().map(String::as_str).collect();
+            return Err(bad(
+                &key,
+                "build_args",
+                format!(
+                    "{file_name} declares no `ARG {k}`, so BuildKit would ignore it; its ARGs: {}",
+                    if declared.is_empty() {
+                        "none".into()
+                    } else {
+                        declared.join(", ")
+                    }
+                ),
+            ));
+        }
+        build_args.insert(key.into_inner(), value);
+    }
 
     let db = defaults.budget.clone().unwrap_or_default();
     let vb = v.budget.unwrap_or_default();
-    let parse_budget = |s: Option<Spanned<String>>| -> Result<Option<u64>> {
-        s.map(|s| parse_size(s.get_ref()).map_err(|e| err(Some(s.span()), format!("budget: {e}"))))
-            .transpose()
+    let parse_budget = |s: Option<Str>, kind: &str| -> Result<Option<u64>> {
+        let Some(s) = s else { return Ok(None) };
+        let key = format!("budget.{kind}");
+        let bytes = parse_size(s.get_ref()).map_err(|e| bad(&s, &key, e.to_string()))?;
+        if bytes == 0 {
+            return Err(bad(
+                &s,
+                &key,
+                format!(
+                    "`{}` leaves no room at all; give a size above 0, or remove `{kind}` for no budget",
+                    s.get_ref()
+                ),
+            ));
+        }
+        Ok(Some(bytes))
     };
     let budget = Budget {
-        compressed: parse_budget(vb.compressed.or(db.compressed))?,
-        unpacked: parse_budget(vb.unpacked.or(db.unpacked))?,
+        compressed: parse_budget(vb.compressed.or(db.compressed), "compressed")?,
+        unpacked: parse_budget(vb.unpacked.or(db.unpacked), "unpacked")?,
     };
 
     let push_compression = v
@@ -529,49 +636,11 @@ fn resolve_variant(
         })
         .transpose()?;
 
-    let ds = defaults.smoke.clone().unwrap_or_default();
-    let vs = v.smoke.unwrap_or_default();
-    let timeout = vs.health_timeout.or(ds.health_timeout);
-    let health_timeout = match timeout {
-        Some(t) => parse_duration(t.get_ref())
-            .map_err(|e| err(Some(t.span()), format!("smoke.health_timeout: {e}")))?,
-        None => Duration::from_secs(120),
-    };
-    let smoke = Smoke {
-        health_timeout,
-        memory: vs.memory.or(ds.memory),
-        cpus: vs.cpus.or(ds.cpus),
-        port: vs.port.or(ds.port).unwrap_or(8000),
-        http_probe: vs.http_probe.or(ds.http_probe),
-        env: vs.env.or(ds.env).unwrap_or_default(),
-        labels: vs.labels.or(ds.labels).unwrap_or_default(),
-        forbidden_paths: vs
-            .forbidden_paths
-            .or(ds.forbidden_paths)
-            .unwrap_or_default(),
-        forbidden_packages: vs
-            .forbidden_packages
-            .or(ds.forbidden_packages)
-            .unwrap_or_default(),
-        exec: merge_checks(
-            ds.exec.unwrap_or_default(),
-            vs.exec.unwrap_or_default(),
-            |c| &c.name,
-        ),
-        http: merge_checks(
-            ds.http.unwrap_or_default(),
-            vs.http.unwrap_or_default(),
-            |c| &c.name,
-        ),
-    };
-    for check in &smoke.exec {
-        if check.cmd.is_empty() {
-            return Err(err(
-                Some(span.clone()),
-                format!("smoke check `{}` has an empty `cmd`", check.name),
-            ));
-        }
-    }
+    let smoke = smoke::resolve_smoke(
+        &bad,
+        defaults.smoke.clone().unwrap_or_default(),
+        v.smoke.unwrap_or_default(),
+    )?;
 
     let dsc = defaults.scan.clone().unwrap_or_default();
     let vsc = v.scan.unwrap_or_default();
@@ -605,6 +674,27 @@ fn resolve_variant(
             "no `image` repository name (set it in the variant or in [defaults])".into(),
         )
     })?;
+    names::check_reference(image.get_ref(), Reference::Repository)
+        .map_err(|e| bad(&image, "image", e.to_string()))?;
+    let tags = v.tags.or_else(|| defaults.tags.clone()).unwrap_or_default();
+    for tag in &tags {
+        names::check_reference(tag.get_ref(), Reference::Tagged)
+            .map_err(|e| bad(tag, "tags", e.to_string()))?;
+    }
+    let platforms = v
+        .platforms
+        .or_else(|| defaults.platforms.clone())
+        .unwrap_or_default();
+    for (i, p) in platforms.iter().enumerate() {
+        names::check_platform(p.get_ref()).map_err(|e| bad(p, "platforms", e.to_string()))?;
+        if platforms[..i].iter().any(|q| q.get_ref() == p.get_ref()) {
+            return Err(bad(
+                p,
+                "platforms",
+                format!("`{}` is listed twice", p.get_ref()),
+            ));
+        }
+    }
 
     Ok(Variant {
         name: name.to_owned(),
@@ -614,14 +704,11 @@ fn resolve_variant(
             .unwrap_or_default(),
         dockerfile: dockerfile_path,
         context: context_path,
-        target: v.target.or_else(|| defaults.target.clone()),
-        image,
-        tags: v.tags.or_else(|| defaults.tags.clone()).unwrap_or_default(),
+        target: target.map(Spanned::into_inner),
+        image: image.into_inner(),
+        tags: tags.into_iter().map(Spanned::into_inner).collect(),
         build_args,
-        platforms: v
-            .platforms
-            .or_else(|| defaults.platforms.clone())
-            .unwrap_or_default(),
+        platforms: platforms.into_iter().map(Spanned::into_inner).collect(),
         push_compression,
         budget,
         smoke,
@@ -629,91 +716,40 @@ fn resolve_variant(
     })
 }
 
-/// Default checks first, then the variant's; a variant check replaces a default of the same name.
-fn merge_checks<T>(defaults: Vec<T>, variant: Vec<T>, name: impl Fn(&T) -> &String) -> Vec<T> {
-    let mut out: Vec<T> = defaults
-        .into_iter()
-        .filter(|d| !variant.iter().any(|v| name(v) == name(d)))
-        .collect();
-    out.extend(variant);
-    out
+/// What Dockerfiles and build contexts must stay inside: the git work tree that holds
+/// images.toml, else (no `.git` above it) the directory of images.toml; symlinks resolved.
+struct Repository {
+    path: std::path::PathBuf,
+    what: &'static str,
 }
 
-/// Parses a size such as `950 MB`, `2.5 GiB`, `200MB`, `1024` (bytes). Decimal units are powers
-/// of 1000 (as registries and `docker image ls` report), binary units powers of 1024.
-pub fn parse_size(s: &str) -> Result<u64> {
-    let s = s.trim();
-    let split = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let value: f64 = num.parse().map_err(|_| {
-        anyhow::anyhow!(
-            "`{s}` is not a size; write a number and a unit such as `950 MB` or `2.5 GiB`"
-        )
-    })?;
-    let mult: f64 = match unit.trim() {
-        "" | "B" => 1.0,
-        "kB" | "KB" => 1e3,
-        "MB" => 1e6,
-        "GB" => 1e9,
-        "TB" => 1e12,
-        "KiB" => 1024.0,
-        "MiB" => 1024.0 * 1024.0,
-        "GiB" => 1024.0 * 1024.0 * 1024.0,
-        "TiB" => 1024.0_f64.powi(4),
-        other => {
-            bail!("unknown unit `{other}` in `{s}`; use B, kB, MB, GB, TB, KiB, MiB, GiB or TiB")
+impl Repository {
+    fn of(dir: &Utf8Path) -> std::result::Result<Repository, String> {
+        let real = std::fs::canonicalize(dir).map_err(|e| format!("cannot resolve {dir}: {e}"))?;
+        Ok(match real.ancestors().find(|a| a.join(".git").exists()) {
+            Some(top) => Repository {
+                path: top.to_path_buf(),
+                what: "the repository of images.toml",
+            },
+            None => Repository {
+                path: real,
+                what: "the directory of images.toml, which is in no git repository",
+            },
+        })
+    }
+
+    /// Ok when `path` (`..` and symlinks resolved) is inside; else says where it leads.
+    fn holds(&self, path: &Utf8Path) -> std::result::Result<(), String> {
+        let real = std::fs::canonicalize(path).map_err(|e| format!("cannot be resolved: {e}"))?;
+        if real.starts_with(&self.path) {
+            return Ok(());
         }
-    };
-    Ok((value * mult).round() as u64)
-}
-
-/// Parses a duration such as `90s`, `2m`, `1m30s`, `500ms`.
-pub fn parse_duration(s: &str) -> Result<Duration> {
-    let mut total = Duration::ZERO;
-    let mut rest = s.trim();
-    if rest.is_empty() {
-        bail!("empty duration; write e.g. `90s` or `2m`");
-    }
-    while !rest.is_empty() {
-        let split = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let (num, tail) = rest.split_at(split);
-        let unit_len = tail
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(tail.len());
-        let (unit, next) = tail.split_at(unit_len);
-        let value: f64 = num
-            .parse()
-            .map_err(|_| anyhow::anyhow!("`{s}` is not a duration; write e.g. `90s` or `2m`"))?;
-        let secs = match unit.trim() {
-            "ms" => value / 1000.0,
-            "s" => value,
-            "m" => value * 60.0,
-            "h" => value * 3600.0,
-            other => bail!("unknown unit `{other}` in `{s}`; use ms, s, m or h"),
-        };
-        total += Duration::from_secs_f64(secs);
-        rest = next;
-    }
-    Ok(total)
-}
-
-/// Human-readable decimal size, e.g. `949.3 MB`.
-pub fn human_size(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1000.0 && unit < UNITS.len() - 1 {
-        value /= 1000.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
+        Err(format!(
+            "leads to {}, outside {} ({}); keep Dockerfiles and build contexts inside it",
+            real.display(),
+            self.path.display(),
+            self.what
+        ))
     }
 }
 
@@ -721,53 +757,151 @@ pub fn human_size(bytes: u64) -> String {
 mod tests {
     use super::*;
 
-    #[test]
-    fn sizes_parse_in_decimal_and_binary_units() {
-        assert_eq!(parse_size("950 MB").unwrap(), 950_000_000);
-        assert_eq!(parse_size("2.5 GiB").unwrap(), 2_684_354_560);
-        assert_eq!(parse_size("200MB").unwrap(), 200_000_000);
-        assert_eq!(parse_size("1024").unwrap(), 1024);
-        assert_eq!(parse_size("4.0 GB").unwrap(), 4_000_000_000);
-        let err = parse_size("3 GX").unwrap_err().to_string();
-        assert!(err.contains("unknown unit `GX`"), "{err}");
-        assert!(parse_size("lots").is_err());
-    }
+    /// The project and base tables every test config starts with (11 lines).
+    const HEAD: &str =
+        "[project]\nname = \"p\"\ndescription = \"d\"\nlicenses = \"MIT\"\nversion = \"1\"\n\n\
+                        [base]\nimage = \"b\"\nsuite = \"trixie\"\nsource_date_epoch = 0\n\n";
 
-    #[test]
-    fn durations_parse() {
-        assert_eq!(parse_duration("90s").unwrap(), Duration::from_secs(90));
-        assert_eq!(parse_duration("1m30s").unwrap(), Duration::from_secs(90));
-        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
-        assert!(parse_duration("5 parsecs").is_err());
-    }
-
-    #[test]
-    fn human_sizes() {
-        assert_eq!(human_size(999), "999 B");
-        assert_eq!(human_size(949_300_000), "949.3 MB");
-        assert_eq!(human_size(2_500_000_000), "2.5 GB");
-    }
-
-    #[test]
-    fn line_col_is_one_based() {
-        assert_eq!(line_col("ab\ncd", 0), (1, 1));
-        assert_eq!(line_col("ab\ncd", 4), (2, 2));
-    }
-
-    /// Parses `body` after a minimal head, in a directory that has a `Dockerfile`.
-    fn parse_with(body: &str) -> Result<Config> {
+    /// Parses `text` as `images.toml` in a fresh directory that has a `Dockerfile` (stage
+    /// `app`, `ARG WITH_TORCH`) and a symlink `escape` to `/etc`.
+    fn parse_text(text: &str) -> Result<Config> {
         let dir =
             std::env::temp_dir().join(format!("xtask-config-{}", crate::util::unique_suffix()));
         std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("Dockerfile"), "FROM scratch\n").unwrap();
+        std::fs::write(
+            dir.join("Dockerfile"),
+            "FROM scratch AS app\nARG WITH_TORCH=0\n",
+        )
+        .unwrap();
+        #[cfg(unix)]
+        std::os::unix::fs::symlink("/etc", dir.join("escape")).unwrap();
         let path = Utf8PathBuf::try_from(dir.join("images.toml")).unwrap();
-        let text = format!(
-            "[project]\nname = \"p\"\ndescription = \"d\"\nlicenses = \"MIT\"\nversion = \"1\"\n\n\
-             [base]\nimage = \"b\"\nsuite = \"trixie\"\nsource_date_epoch = 0\n\n{body}"
-        );
-        let result = Config::parse(&path, &text);
+        let result = Config::parse(&path, text);
         std::fs::remove_dir_all(&dir).unwrap();
         result
+    }
+
+    /// Parses `body` after [`HEAD`].
+    fn parse_with(body: &str) -> Result<Config> {
+        parse_text(&format!("{HEAD}{body}"))
+    }
+
+    /// One variant `a` (lines 12–14), then `extra` from line 15 on.
+    const VARIANT: &str = "[variants.a]\ndockerfile = \"Dockerfile\"\nimage = \"i\"\n";
+
+    /// The error of a config whose variant `a` has `extra`, after `images.toml:`.
+    fn error_of(extra: &str) -> String {
+        let err = parse_with(&format!("{VARIANT}{extra}\n"))
+            .expect_err(extra)
+            .to_string();
+        let at = err.find("images.toml:").expect("the error names the file");
+        err[at + "images.toml:".len()..].to_string()
+    }
+
+    #[test]
+    fn every_bad_value_is_an_error_at_its_place_that_says_the_fix() {
+        let mut wrong = Vec::new();
+        for (extra, want) in [
+            ("[variants.b]\ndockerfile = \"Dockerfile\"\nimage = \"Vox Serve!\"", "17:9: variant `b`: image: `Vox Serve!` is not a valid image name: `V` is uppercase"),
+            ("tags = [\"ok\", \"Vox Serve!\"]", "15:15: variant `a`: tags: `Vox Serve!` is not a valid image name"),
+            ("tags = [\"x:-y\"]", "15:9: variant `a`: tags: `x:-y`: `-y` is not a valid tag"),
+            ("smoke = { cpus = \"-3\" }", "15:18: variant `a`: smoke.cpus: `-3` is not a number of CPUs; write a positive number"),
+            ("smoke = { cpus = 2 }", "15:18: variant `a`: `cpus` must be a string like \"1.5\", not integer `2`"),
+            ("smoke = { memory = \"2 gigs\" }", "15:20: variant `a`: smoke.memory: `2 gigs` is not a memory size"),
+            ("smoke = { port = 0 }", "15:18: variant `a`: smoke.port: 0 is no port"),
+            ("smoke = { port = 70000 }", "15:18: variant `a`: `port` must be a port number from 1 to 65535, not integer `70000`"),
+            ("smoke = { health_timeout = \"90\" }", "15:28: variant `a`: smoke.health_timeout: `90` has no unit; write e.g. `90s`"),
+            ("smoke = { health_timeout = \"9999999h\" }", "15:28: variant `a`: smoke.health_timeout: `9999999h` is too long: docker takes at most 2562047h"),
+            ("smoke = { health_timeout = \"99999999999999999999h\" }", "too long"),
+            ("smoke = { http_probe = \"health\" }", "15:24: variant `a`: smoke.http_probe: `health` is not a URL path"),
+            ("smoke = { env = [\"1X=2\"] }", "15:18: variant `a`: smoke.env: `1X=2` is not `NAME` or `NAME=VALUE`"),
+            ("smoke = { labels = [\"\"] }", "15:21: variant `a`: smoke.labels: `` is not a label key"),
+            ("smoke = { forbidden_paths = [\"usr/bin\"] }", "15:30: variant `a`: smoke.forbidden_paths: `usr/bin` is not an absolute path"),
+            ("smoke = { forbidden_packages = [\"torch cpu\"] }", "15:33: variant `a`: smoke.forbidden_packages: `torch cpu` is not a Python distribution name"),
+            ("platforms = [\"linux/amd46\"]", "15:14: variant `a`: platforms: `linux/amd46`: unknown architecture `amd46`"),
+            ("platforms = [\"linux/amd64\", \"linux/amd64\"]", "15:29: variant `a`: platforms: `linux/amd64` is listed twice"),
+            ("platforms = \"linux/amd64\"", "15:13: variant `a`: `platforms` must be an array of strings"),
+            ("budget = { compressed = \"0 MB\" }", "15:25: variant `a`: budget.compressed: `0 MB` leaves no room at all; give a size above 0, or remove `compressed`"),
+            ("budget = { unpacked = \"3 GX\" }", "15:23: variant `a`: budget.unpacked: unknown unit `GX`"),
+            ("budget = \"3 GB\"", "15:10: variant `a`: `budget` must be a table like { compressed = \"2.5 GB\", unpacked = \"4 GB\" }, not string \"3 GB\""),
+            ("budget = { size = \"3 GB\" }", "15:12: variant `a`: unknown key `size`; the keys here are `compressed` or `unpacked`"),
+            ("target = \"ap\"", "15:10: variant `a`: target: Dockerfile has no stage `ap`; its stages are app"),
+            ("build_args = { WITH_TORCHH = \"1\" }", "15:16: variant `a`: build_args: Dockerfile declares no `ARG WITH_TORCHH`, so BuildKit would ignore it; its ARGs: WITH_TORCH"),
+            ("build_args = { WITH_TORCH = 1 }", "15:29: variant `a`: `WITH_TORCH` must be a string, not integer `1`"),
+            ("context = \"..\"", "15:11: variant `a`: context: `..` leads to"),
+            ("context = \"escape\"", "15:11: variant `a`: context: `escape` leads to /etc, outside"),
+            ("[variants.b]\ndockerfile = \".\"\nimage = \"i\"", "16:14: variant `b`: Dockerfile `.` is a directory; name the file, e.g. `./Dockerfile`"),
+            ("push_compression = 3", "15:20: variant `a`: `push_compression` must be \"gzip\" or \"zstd\", not integer `3`"),
+            ("image = \"x\"", "15:1: variant `a`: `image` is set twice in this table; keep one"),
+            ("[[variants.a.smoke.http]]\nname = \"h\"\npath = \"/\"\nstatus = 9999", "18:10: variant `a`: smoke.http: check `h` expects status 9999, which is no HTTP status; use 100 to 599"),
+            ("[[variants.a.smoke.http]]\nname = \"h\"\npath = \"/\"\nmethod = \"post\"", "18:10: variant `a`: smoke.http: check `h`: `post` is not an HTTP method; write `POST`"),
+            ("[[variants.a.smoke.http]]\nname = \"h\"\npath = \"/\"\nwav_seconds = -1.0", "18:15: variant `a`: smoke.http: check `h`: wav_seconds = -1 is no WAV length"),
+            ("[[variants.a.smoke.http]]\nname = \"h\"\npath = \"/\"\nwav_seconds = nan", "no WAV length"),
+            ("[[variants.a.smoke.http]]\nname = \"\"\npath = \"/\"", "16:8: variant `a`: smoke.http: a check needs a `name`"),
+            ("[[variants.a.smoke.http]]\npath = \"/\"", "15:1: variant `a`: missing key `name`: add it to this table"),
+            ("[[variants.a.smoke.exec]]\nname = \"e\"\ncmd = []", "17:7: variant `a`: smoke.exec: check `e` has an empty `cmd`"),
+            ("[[variants.a.smoke.exec]]\nname = \"e\"\ncmd = [\"x\"]\nexit_code = 300", "18:13: variant `a`: smoke.exec: check `e` expects exit code 300, which no process returns"),
+            ("[[variants.a.smoke.exec]]\nname = \"e\"\ncmd = [\"x\"]\n[[variants.a.smoke.exec]]\nname = \"e\"\ncmd = [\"y\"]", "19:8: variant `a`: smoke.exec: two checks are named `e`"),
+            ("smoke = { exec = \"x\" }", "15:18: variant `a`: `exec` must be an array of tables"),
+            ("[variants.\"Vox Serve!\"]\ndockerfile = \"Dockerfile\"\nimage = \"i\"", "15:1: variant `Vox Serve!`: the variant name becomes an image tag, and `Vox Serve!` is not a valid tag"),
+            ("[variants.b]\ndockerfile = \"/etc/hostname\"\nimage = \"i\"", "16:14: variant `b`: dockerfile: `/etc/hostname` leads to /etc/hostname, outside"),
+            ("[variants.b]\ndockerfile = \"escape/hostname\"\nimage = \"i\"", "16:14: variant `b`: dockerfile: `escape/hostname` leads to /etc/hostname, outside"),
+            ("[variants.b]\ndockerfile = \"Dockerfile\"\nimage = \"i:latest\"", "17:9: variant `b`: image: `i:latest` has a tag (`:latest`): give the repository name alone, e.g. `i`"),
+        ] {
+            let err = error_of(extra);
+            let matches = err.starts_with(want) || (!want.contains(": ") && err.contains(want));
+            if !matches || err.contains("Raw") || err.contains("u16") || err.contains("struct") {
+                wrong.push(format!("{extra}\n  got:  {err}\n  want: {want}"));
+            }
+        }
+        assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    }
+
+    #[test]
+    fn a_bad_value_in_defaults_names_the_variant_it_reached() {
+        let err = parse_with(&format!(
+            "[defaults]\nsmoke = {{ cpus = \"0\" }}\n\n{VARIANT}"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.ends_with("images.toml:13:18: variant `a` (from [defaults]): smoke.cpus: `0` is below 0.01, the smallest CPU limit docker accepts"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn project_and_base_values_are_checked() {
+        let base = "[base]\nimage = \"b\"\nsuite = \"trixie\"\nsource_date_epoch = 0\n";
+        let project = "[project]\nname = \"p\"\ndescription = \"d\"\nlicenses = \"MIT\"\n";
+        for (text, want) in [
+            (format!("{project}version = \"1.0+local\"\n{base}{VARIANT}"), "5:11: project version `1.0+local` cannot make the tag `1.0+local-a` of variant `a`"),
+            (format!("{project}version_from = \"nope.toml\"\n{base}{VARIANT}"), "5:16: version_from: cannot read"),
+            (format!("{project}{}{VARIANT}", base.replace("\"b\"", "\"Debian:trixie\"")), "6:9: image: `Debian:trixie` is not a valid image name"),
+            (format!("{project}{}{VARIANT}", base.replace("\"trixie\"", "\"Trixie Slim\"")), "7:9: suite: `Trixie Slim` is not a Debian suite"),
+            (format!("{project}{base}variant = \"tiny\"\n{VARIANT}"), "9:11: variant: `tiny` is not an mmdebstrap variant"),
+            (format!("{project}{base}include = [\"Ca Certs\"]\n{VARIANT}"), "9:12: include: `Ca Certs` is not a Debian package name"),
+            (format!("{project}{}{VARIANT}", base.replace("= 0", "= -1")), "8:21: `source_date_epoch` must be seconds since 1970-01-01 as a whole number"),
+            (format!("{project}{}{VARIANT}", base.replace("= 0", "= 99999999999999")), "8:21: source_date_epoch: 99999999999999 is after the year 9999"),
+            (format!("{project}{base}path_exclude = [\"usr/share/doc/*\"]\n{VARIANT}"), "9:17: path_exclude: `usr/share/doc/*` is not an absolute path glob"),
+            (format!("{project}{base}mirror = \"deb.example/debian\"\n{VARIANT}"), "9:10: mirror: `deb.example/debian` is not a URI"),
+            (format!("project = 3\n{base}{VARIANT}"), "1:11: `project` must be a table like { name = \"voxserve\""),
+            (format!("{base}{VARIANT}"), "1:1: missing key `project`"),
+        ] {
+            let err = parse_text(&text).expect_err(&text).to_string();
+            let at = err.find("images.toml:").unwrap() + "images.toml:".len();
+            assert!(err[at..].starts_with(want), "{text}\n  got:  {err}\n  want: {want}");
+        }
+    }
+
+    #[test]
+    fn the_repository_config_passes_every_check() {
+        let path = crate::util::project_root().join("images.toml");
+        let config = Config::load(&path).unwrap();
+        assert_eq!(
+            config.variant_names(),
+            ["cpu", "cpu-minimal", "cuda", "rocm"]
+        );
     }
 
     #[test]
@@ -816,15 +950,5 @@ mod tests {
         let b = &config.variant("b").unwrap().scan;
         assert_eq!(b.ignore, vec!["CVE-2"]);
         assert_eq!(b.fail_on, vec!["LOW"]);
-    }
-
-    #[test]
-    fn checks_merge_by_name() {
-        let merged = merge_checks(
-            vec!["a".to_string(), "b".into()],
-            vec!["b".into(), "c".into()],
-            |s| s,
-        );
-        assert_eq!(merged, vec!["a", "b", "c"]);
     }
 }

@@ -68,7 +68,7 @@ pub struct Args {
 }
 
 fn parse_timeout(s: &str) -> std::result::Result<Duration, String> {
-    crate::config::parse_duration(s).map_err(|e| e.to_string())
+    crate::config::parse_health_timeout(s).map_err(|e| e.to_string())
 }
 
 impl Args {

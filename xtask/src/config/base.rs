@@ -1,0 +1,178 @@
+//! `[project]` and `[base]` of images.toml: the version every tag carries, and the values
+//! mmdebstrap and the image labels take.
+
+use anyhow::{Context, Result};
+use camino::Utf8Path;
+use std::ops::Range;
+use toml::Spanned;
+
+use super::located::Located;
+use super::names::{self, Reference};
+use super::{Base, Project, RawBase, RawProject, Str};
+
+pub struct ResolvedProject {
+    pub project: Project,
+    /// Where the version came from, for errors about it.
+    pub version_span: Option<Range<usize>>,
+}
+
+pub fn resolve_project(loc: &Located, dir: &Utf8Path, raw: RawProject) -> Result<ResolvedProject> {
+    let version_span = raw
+        .version
+        .as_ref()
+        .or(raw.version_from.as_ref())
+        .map(Spanned::span);
+    let version = match (&raw.version, &raw.version_from) {
+        (Some(v), _) => Some(v.get_ref().clone()),
+        (None, Some(from)) => Some(
+            read_pyproject_version(&dir.join(from.get_ref()))
+                .map_err(|e| loc.at(Some(from.span()), None, format!("version_from: {e}")))?,
+        ),
+        (None, None) => None,
+    };
+    Ok(ResolvedProject {
+        project: Project {
+            name: raw.name,
+            description: raw.description,
+            licenses: raw.licenses,
+            source: raw.source,
+            version,
+            version_from: raw.version_from.map(|f| f.into_inner().into()),
+        },
+        version_span,
+    })
+}
+
+fn read_pyproject_version(path: &Utf8Path) -> Result<String> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        anyhow::anyhow!("cannot read {path} ({e}); name an existing pyproject.toml")
+    })?;
+    let doc: toml::Table = toml::from_str(&text)
+        .map_err(|e| anyhow::anyhow!("{path} is not valid TOML: {}", e.message().trim_end()))?;
+    doc.get("project")
+        .and_then(|p| p.get("version"))
+        .and_then(|v| v.as_str())
+        .map(str::to_owned)
+        .with_context(|| format!("{path} has no [project].version; add one or set `version`"))
+}
+
+/// mmdebstrap's `--variant` values.
+const MMDEBSTRAP_VARIANTS: &[&str] = &[
+    "extract",
+    "custom",
+    "essential",
+    "apt",
+    "required",
+    "minbase",
+    "buildd",
+    "important",
+    "debootstrap",
+    "-",
+    "standard",
+];
+
+/// The last second RFC 3339 can write (9999-12-31T23:59:59Z): the `created` label needs it.
+const MAX_EPOCH: u64 = 253_402_300_799;
+
+pub fn resolve_base(loc: &Located, raw: RawBase) -> Result<Base> {
+    let err =
+        |s: &Str, key: &str, msg: String| loc.at(Some(s.span()), None, format!("{key}: {msg}"));
+    names::check_reference(raw.image.get_ref(), Reference::Tagged)
+        .map_err(|e| err(&raw.image, "image", e.to_string()))?;
+    let suite = raw.suite.get_ref();
+    if suite.is_empty()
+        || !suite
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '.'))
+    {
+        return Err(err(
+            &raw.suite,
+            "suite",
+            format!("`{suite}` is not a Debian suite; write a codename or suite such as `trixie` or `stable`"),
+        ));
+    }
+    if let Some(variant) = &raw.variant {
+        if !MMDEBSTRAP_VARIANTS.contains(&variant.get_ref().as_str()) {
+            return Err(err(
+                variant,
+                "variant",
+                format!(
+                    "`{}` is not an mmdebstrap variant; use one of {}",
+                    variant.get_ref(),
+                    MMDEBSTRAP_VARIANTS.join(", ")
+                ),
+            ));
+        }
+    }
+    for package in &raw.include {
+        let p = package.get_ref();
+        let name = p.split(['=', '/']).next().unwrap_or("");
+        let valid = name.len() >= 2
+            && name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+            && name.chars().all(|c| {
+                c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '+' | '-' | '.')
+            });
+        if !valid {
+            return Err(err(
+                package,
+                "include",
+                format!("`{p}` is not a Debian package name (lowercase letters, digits, `+`, `-`, `.`; optionally `=VERSION`)"),
+            ));
+        }
+    }
+    let epoch = raw.source_date_epoch.get_ref();
+    if *epoch > MAX_EPOCH {
+        return Err(loc.at(
+            Some(raw.source_date_epoch.span()),
+            None,
+            format!("source_date_epoch: {epoch} is after the year 9999, which image timestamps cannot say; use seconds since 1970 such as 1764288000"),
+        ));
+    }
+    for (key, globs) in [
+        ("path_exclude", &raw.path_exclude),
+        ("path_include", &raw.path_include),
+    ] {
+        if let Some(glob) = globs.iter().find(|g| !g.get_ref().starts_with('/')) {
+            return Err(err(
+                glob,
+                key,
+                format!("`{}` is not an absolute path glob; dpkg's filters start with `/`, e.g. `/usr/share/doc/*`", glob.get_ref()),
+            ));
+        }
+    }
+    for (key, mirror) in [
+        ("mirror", &raw.mirror),
+        ("security_mirror", &raw.security_mirror),
+    ] {
+        if let Some(m) = mirror {
+            let uri = m.get_ref();
+            let scheme = uri.split_once("://").map(|(s, _)| s);
+            let valid = scheme.is_some_and(|s| {
+                !s.is_empty()
+                    && s.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+            });
+            if !valid || uri.contains(char::is_whitespace) {
+                return Err(err(
+                    m,
+                    key,
+                    format!("`{uri}` is not a URI; write the mirror's URL, e.g. `http://mirror.example/debian`"),
+                ));
+            }
+        }
+    }
+    let list = |v: Vec<Str>| v.into_iter().map(Spanned::into_inner).collect();
+    Ok(Base {
+        image: raw.image.into_inner(),
+        suite: raw.suite.into_inner(),
+        variant: raw
+            .variant
+            .map_or_else(|| "minbase".into(), Spanned::into_inner),
+        include: list(raw.include),
+        source_date_epoch: raw.source_date_epoch.into_inner(),
+        path_exclude: list(raw.path_exclude),
+        path_include: list(raw.path_include),
+        mirror: raw.mirror.map(Spanned::into_inner),
+        security_mirror: raw.security_mirror.map(Spanned::into_inner),
+    })
+}

@@ -1,0 +1,327 @@
+//! `smoke` of a variant in images.toml: the `docker run` limits and the checks, each value
+//! checked against what docker and HTTP take.
+
+use anyhow::Result;
+use std::time::Duration;
+use toml::Spanned;
+
+use super::values::{self, parse_health_timeout};
+use super::{
+    default_method, default_status, ExecCheck, HttpCheck, RawExecCheck, RawHttpCheck, RawSmoke,
+    Smoke, Str,
+};
+
+/// Makes the error of a value: its place, `key: message`.
+type Bad<'a> = &'a dyn Fn(&Str, &str, String) -> anyhow::Error;
+
+/// The smoke settings of a variant over the defaults', each value checked against what
+/// `docker run` and the checks take.
+pub fn resolve_smoke(bad: Bad, ds: RawSmoke, vs: RawSmoke) -> Result<Smoke> {
+    let health_timeout = match vs.health_timeout.or(ds.health_timeout) {
+        Some(t) => parse_health_timeout(t.get_ref())
+            .map_err(|e| bad(&t, "smoke.health_timeout", e.to_string()))?,
+        None => Duration::from_secs(120),
+    };
+    let memory = vs.memory.or(ds.memory);
+    if let Some(m) = &memory {
+        values::check_memory(m.get_ref()).map_err(|e| bad(m, "smoke.memory", e.to_string()))?;
+    }
+    let cpus = vs.cpus.or(ds.cpus);
+    if let Some(c) = &cpus {
+        values::check_cpus(c.get_ref()).map_err(|e| bad(c, "smoke.cpus", e.to_string()))?;
+    }
+    let port = match vs.port.or(ds.port) {
+        Some(p) if *p.get_ref() == 0 => {
+            let s = Spanned::new(p.span(), "0".to_string());
+            return Err(bad(
+                &s,
+                "smoke.port",
+                "0 is no port; give the port the service listens on, 1 to 65535".into(),
+            ));
+        }
+        Some(p) => p.into_inner(),
+        None => 8000,
+    };
+    let http_probe = vs.http_probe.or(ds.http_probe);
+    if let Some(p) = &http_probe {
+        check_url_path(p.get_ref()).map_err(|e| bad(p, "smoke.http_probe", e))?;
+    }
+    let env = vs.env.or(ds.env).unwrap_or_default();
+    for e in &env {
+        let name = e
+            .get_ref()
+            .split_once('=')
+            .map_or(e.get_ref().as_str(), |(n, _)| n);
+        if !is_env_name(name) {
+            return Err(bad(
+                e,
+                "smoke.env",
+                format!("`{}` is not `NAME` or `NAME=VALUE` (a name is letters, digits and `_`, not starting with a digit)", e.get_ref()),
+            ));
+        }
+    }
+    let labels = vs.labels.or(ds.labels).unwrap_or_default();
+    for l in &labels {
+        let key = l.get_ref();
+        if key.is_empty() || key.contains(['=', ' ', '\t', '\n']) {
+            return Err(bad(
+                l,
+                "smoke.labels",
+                format!("`{key}` is not a label key; list keys such as `org.opencontainers.image.version`"),
+            ));
+        }
+    }
+    let forbidden_paths = vs
+        .forbidden_paths
+        .or(ds.forbidden_paths)
+        .unwrap_or_default();
+    if let Some(p) = forbidden_paths
+        .iter()
+        .find(|p| !p.get_ref().starts_with('/'))
+    {
+        return Err(bad(
+            p,
+            "smoke.forbidden_paths",
+            format!(
+                "`{}` is not an absolute path; write it as seen in the image, e.g. `/usr/bin/gcc`",
+                p.get_ref()
+            ),
+        ));
+    }
+    let forbidden_packages = vs
+        .forbidden_packages
+        .or(ds.forbidden_packages)
+        .unwrap_or_default();
+    for p in &forbidden_packages {
+        let glob = p.get_ref();
+        let valid = !glob.is_empty()
+            && glob.chars().all(|c| {
+                c.is_ascii_alphanumeric()
+                    || matches!(c, '-' | '_' | '.' | '*' | '?' | '[' | ']' | '!')
+            });
+        if !valid {
+            return Err(bad(
+                p,
+                "smoke.forbidden_packages",
+                format!("`{glob}` is not a Python distribution name or glob, e.g. `torch` or `nvidia-*`"),
+            ));
+        }
+    }
+    // Within one list names must differ; across [defaults] and the variant a name replaces.
+    for list in [&ds.exec, &vs.exec].into_iter().flatten() {
+        unique_names(bad, "smoke.exec", list.iter().map(|c| &c.name))?;
+    }
+    for list in [&ds.http, &vs.http].into_iter().flatten() {
+        unique_names(bad, "smoke.http", list.iter().map(|c| &c.name))?;
+    }
+    let exec = merge_checks(
+        ds.exec.unwrap_or_default(),
+        vs.exec.unwrap_or_default(),
+        |c| c.name.get_ref(),
+    )
+    .into_iter()
+    .map(|c| resolve_exec(bad, c))
+    .collect::<Result<Vec<_>>>()?;
+    let http = merge_checks(
+        ds.http.unwrap_or_default(),
+        vs.http.unwrap_or_default(),
+        |c| c.name.get_ref(),
+    )
+    .into_iter()
+    .map(|c| resolve_http(bad, c))
+    .collect::<Result<Vec<_>>>()?;
+    Ok(Smoke {
+        health_timeout,
+        memory: memory.map(Spanned::into_inner),
+        cpus: cpus.map(Spanned::into_inner),
+        port,
+        http_probe: http_probe.map(Spanned::into_inner),
+        env: env.into_iter().map(Spanned::into_inner).collect(),
+        labels: labels.into_iter().map(Spanned::into_inner).collect(),
+        forbidden_paths: forbidden_paths
+            .into_iter()
+            .map(Spanned::into_inner)
+            .collect(),
+        forbidden_packages: forbidden_packages
+            .into_iter()
+            .map(Spanned::into_inner)
+            .collect(),
+        exec,
+        http,
+    })
+}
+
+fn unique_names<'a>(bad: Bad, key: &str, names: impl Iterator<Item = &'a Str>) -> Result<()> {
+    let mut seen = std::collections::BTreeSet::new();
+    for name in names {
+        if !seen.insert(name.get_ref()) {
+            return Err(bad(
+                name,
+                key,
+                format!(
+                    "two checks are named `{}`; give each its own name",
+                    name.get_ref()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn resolve_exec(bad: Bad, c: RawExecCheck) -> Result<ExecCheck> {
+    let name = c.name.get_ref();
+    if name.trim().is_empty() {
+        return Err(bad(
+            &c.name,
+            "smoke.exec",
+            "a check needs a `name` to be reported by".into(),
+        ));
+    }
+    let cmd_span = Spanned::new(c.cmd.span(), String::new());
+    if c.cmd.get_ref().first().is_none_or(|p| p.is_empty()) {
+        return Err(bad(
+            &cmd_span,
+            "smoke.exec",
+            format!("check `{name}` has an empty `cmd`; give the program and its arguments, e.g. [\"python3\", \"-c\", \"print('ok')\"]"),
+        ));
+    }
+    let exit_code = match c.exit_code {
+        Some(code) if !(0..=255).contains(code.get_ref()) => {
+            let s = Spanned::new(code.span(), String::new());
+            return Err(bad(
+                &s,
+                "smoke.exec",
+                format!("check `{name}` expects exit code {}, which no process returns; exit codes are 0 to 255", code.get_ref()),
+            ));
+        }
+        Some(code) => code.into_inner(),
+        None => 0,
+    };
+    Ok(ExecCheck {
+        name: c.name.into_inner(),
+        cmd: c.cmd.into_inner(),
+        exit_code,
+        stdout_contains: c.stdout_contains,
+    })
+}
+
+/// HTTP methods (RFC 9110 and PATCH).
+const METHODS: &[&str] = &[
+    "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+];
+
+/// The longest WAV the probe can make: a RIFF file holds at most 4 GiB, at 16 kHz 16-bit mono.
+const MAX_WAV_SECONDS: f64 = (u32::MAX / 2 / 16_000) as f64;
+
+fn resolve_http(bad: Bad, c: RawHttpCheck) -> Result<HttpCheck> {
+    let name = c.name.get_ref();
+    if name.trim().is_empty() {
+        return Err(bad(
+            &c.name,
+            "smoke.http",
+            "a check needs a `name` to be reported by".into(),
+        ));
+    }
+    let method = match &c.method {
+        Some(m) if !METHODS.contains(&m.get_ref().as_str()) => {
+            let upper = m.get_ref().to_ascii_uppercase();
+            let hint = if METHODS.contains(&upper.as_str()) {
+                format!("write `{upper}`")
+            } else {
+                format!("use one of {}", METHODS.join(", "))
+            };
+            return Err(bad(
+                m,
+                "smoke.http",
+                format!(
+                    "check `{name}`: `{}` is not an HTTP method; {hint}",
+                    m.get_ref()
+                ),
+            ));
+        }
+        Some(m) => m.get_ref().clone(),
+        None => default_method(),
+    };
+    check_url_path(c.path.get_ref())
+        .map_err(|e| bad(&c.path, "smoke.http", format!("check `{name}`: {e}")))?;
+    let status = match &c.status {
+        Some(s) if !(100..=599).contains(s.get_ref()) => {
+            let at = Spanned::new(s.span(), String::new());
+            return Err(bad(
+                &at,
+                "smoke.http",
+                format!("check `{name}` expects status {}, which is no HTTP status; use 100 to 599, e.g. 200", s.get_ref()),
+            ));
+        }
+        Some(s) => *s.get_ref(),
+        None => default_status(),
+    };
+    let wav_seconds = match &c.wav_seconds {
+        Some(w)
+            if !(w.get_ref().is_finite()
+                && *w.get_ref() > 0.0
+                && *w.get_ref() <= MAX_WAV_SECONDS) =>
+        {
+            let at = Spanned::new(w.span(), String::new());
+            return Err(bad(
+                &at,
+                "smoke.http",
+                format!(
+                    "check `{name}`: wav_seconds = {} is no WAV length; give seconds above 0 and at most {MAX_WAV_SECONDS} (4 GiB at 16 kHz), or remove it to send no file",
+                    w.get_ref()
+                ),
+            ));
+        }
+        Some(w) => Some(*w.get_ref()),
+        None => None,
+    };
+    Ok(HttpCheck {
+        name: c.name.into_inner(),
+        method,
+        path: c.path.into_inner(),
+        status,
+        json: c.json,
+        wav_seconds,
+    })
+}
+
+/// A path the checks request as `http://127.0.0.1:PORT{path}`.
+fn check_url_path(path: &str) -> std::result::Result<(), String> {
+    if !path.starts_with('/') || path.contains(|c: char| c.is_whitespace() || c.is_control()) {
+        return Err(format!(
+            "`{path}` is not a URL path; write one that starts with `/` and has no spaces, e.g. `/health`"
+        ));
+    }
+    Ok(())
+}
+
+fn is_env_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with(|c: char| c.is_ascii_digit())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Default checks first, then the variant's; a variant check replaces a default of the same name.
+fn merge_checks<T>(defaults: Vec<T>, variant: Vec<T>, name: impl Fn(&T) -> &String) -> Vec<T> {
+    let mut out: Vec<T> = defaults
+        .into_iter()
+        .filter(|d| !variant.iter().any(|v| name(v) == name(d)))
+        .collect();
+    out.extend(variant);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checks_merge_by_name() {
+        let merged = merge_checks(
+            vec!["a".to_string(), "b".into()],
+            vec!["b".into(), "c".into()],
+            |s| s,
+        );
+        assert_eq!(merged, vec!["a", "b", "c"]);
+    }
+}
