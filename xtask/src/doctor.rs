@@ -100,8 +100,14 @@ impl Args {
             Err(_) => docker::ensure_cli()
                 .map(|()| docker::cli_version(sh).unwrap_or_else(|| "installed".into())),
         };
+        let client_ok = client.is_ok();
         checks.push(required("docker client", client, needs_docker));
         let engine_up = versions.is_ok();
+        // Without a client the engine cannot be asked: say so instead of the client's reason again.
+        let versions = versions.map_err(|e| match client_ok {
+            true => e,
+            false => anyhow::anyhow!("not checked: needs the docker client"),
+        });
         checks.push(required(
             "docker engine",
             versions.map(|v| {
@@ -114,7 +120,10 @@ impl Args {
             }),
             needs_docker,
         ));
-        let buildx = docker::ensure_buildx(sh);
+        let buildx = match client_ok {
+            true => docker::ensure_buildx(sh),
+            false => Err(anyhow::anyhow!("not checked: needs the docker client")),
+        };
         let buildx_ok = buildx.is_ok();
         checks.push(required("buildx", buildx, "`build`, `base`"));
 
@@ -196,21 +205,27 @@ impl Args {
             .filter(|c| !c.ok && (c.required || self.strict))
             .collect();
         if let Some(first) = failed.first() {
-            let names: Vec<&str> = failed.iter().map(|c| c.name.as_str()).collect();
-            return Err(CheckFailed(format!(
-                "{} missing ({}): {}",
-                names.join(", "),
-                failed
-                    .iter()
-                    .map(|c| format!("{} needs it", c.needed_by))
-                    .collect::<Vec<_>>()
-                    .join("; "),
-                first.detail
-            ))
-            .into());
+            return Err(CheckFailed(failure_message(&failed, &first.detail)).into());
         }
         Ok(())
     }
+}
+
+/// `docker client, docker engine missing (needed by every command but `config`): <why>`: each
+/// command that needs them named once, however many of the failed checks it needs.
+fn failure_message(failed: &[&Check], why: &str) -> String {
+    let names: Vec<&str> = failed.iter().map(|c| c.name.as_str()).collect();
+    let mut needed_by: Vec<&str> = Vec::new();
+    for c in failed {
+        if !needed_by.contains(&c.needed_by.as_str()) {
+            needed_by.push(&c.needed_by);
+        }
+    }
+    format!(
+        "{} missing (needed by {}): {why}",
+        names.join(", "),
+        needed_by.join("; by ")
+    )
 }
 
 /// The first version-looking word a tool prints, or None when it cannot be run.
@@ -241,7 +256,36 @@ pub fn parse_version(text: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_version;
+    use super::{failure_message, parse_version, Check};
+
+    #[test]
+    fn the_failure_names_each_command_once() {
+        let check = |name: &str, needed_by: &str| Check {
+            name: name.into(),
+            ok: false,
+            required: true,
+            detail: String::new(),
+            needed_by: needed_by.into(),
+        };
+        let all = "every command but `config`";
+        let (client, engine, buildx) = (
+            check("docker client", all),
+            check("docker engine", all),
+            check("buildx", "`build`, `base`"),
+        );
+        assert_eq!(
+            failure_message(
+                &[&client, &engine, &buildx],
+                "the `docker` CLI is not on PATH"
+            ),
+            "docker client, docker engine, buildx missing (needed by every command but `config`; \
+             by `build`, `base`): the `docker` CLI is not on PATH"
+        );
+        assert_eq!(
+            failure_message(&[&engine], "cannot reach the Docker engine"),
+            "docker engine missing (needed by every command but `config`): cannot reach the Docker engine"
+        );
+    }
 
     #[test]
     fn versions_are_found_in_tool_banners() {

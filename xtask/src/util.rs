@@ -75,16 +75,53 @@ impl std::fmt::Display for CheckFailed {
 
 impl std::error::Error for CheckFailed {}
 
+/// Prints an error as one `error:` line that carries what was being done and the root cause
+/// (which says what to do), then the causes between them when they add something; returns the
+/// exit code (1 for a [`CheckFailed`], else 2).
 pub fn report_error(err: &anyhow::Error) -> ExitCode {
-    eprintln!("error: {err}");
-    for cause in err.chain().skip(1) {
-        eprintln!("  caused by: {cause}");
+    let (first, rest) = error_lines(err);
+    eprintln!("error: {first}");
+    for line in rest {
+        eprintln!("{line}");
     }
     if err.downcast_ref::<CheckFailed>().is_some() {
         ExitCode::from(1)
     } else {
         ExitCode::from(2)
     }
+}
+
+/// The first line of an error, `context: root cause`, then the lines after it: the rest of a
+/// root cause that spans lines (a tool's stderr), and the causes between context and root that
+/// the first line does not already say.
+fn error_lines(err: &anyhow::Error) -> (String, Vec<String>) {
+    let chain: Vec<String> = err
+        .chain()
+        .map(|c| c.to_string().trim().to_string())
+        .collect();
+    let (outer, root) = (&chain[0], &chain[chain.len() - 1]);
+    let mut root_lines = root.lines().map(str::trim).filter(|l| !l.is_empty());
+    let root_first = root_lines.next().unwrap_or_default();
+    let first = if chain.len() == 1 {
+        outer.lines().next().unwrap_or_default().to_string()
+    } else if outer.contains(root_first) {
+        outer.clone()
+    } else {
+        format!("{outer}: {root_first}")
+    };
+    let mut rest: Vec<String> = root_lines
+        .filter(|l| !first.contains(l))
+        .map(|l| format!("  {l}"))
+        .collect();
+    if chain.len() > 2 {
+        rest.extend(
+            chain[1..chain.len() - 1]
+                .iter()
+                .filter(|c| !first.contains(c.as_str()))
+                .map(|c| format!("  caused by: {c}")),
+        );
+    }
+    (first, rest)
 }
 
 /// Progress for long steps goes to stderr so that stdout stays clean for `--format json`.
@@ -203,6 +240,52 @@ impl TempDir {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_first_error_line_has_the_context_and_the_root_cause() {
+        let root = anyhow::anyhow!("no such image: run `cargo xtask build cpu` first");
+        let err = root
+            .context("inspecting voxserve:cpu")
+            .context("smoke-testing variant `cpu`");
+        let (first, rest) = error_lines(&err);
+        assert_eq!(
+            first,
+            "smoke-testing variant `cpu`: no such image: run `cargo xtask build cpu` first"
+        );
+        assert_eq!(rest, ["  caused by: inspecting voxserve:cpu"]);
+
+        // A context that already quotes its cause is not repeated, nor is a middle one.
+        let err = anyhow::anyhow!("disk full")
+            .context("writing x: disk full")
+            .context("saving: writing x: disk full");
+        assert_eq!(
+            error_lines(&err),
+            ("saving: writing x: disk full".into(), vec![])
+        );
+
+        let (first, rest) = error_lines(&anyhow::anyhow!("unknown variant `x`"));
+        assert_eq!((first.as_str(), rest.len()), ("unknown variant `x`", 0));
+
+        let err = anyhow::anyhow!("root").context("outer");
+        assert_eq!(error_lines(&err), ("outer: root".into(), vec![]));
+
+        // A tool's stderr of several lines: its first line joins the context, the rest follows.
+        let err = anyhow::anyhow!(
+            "docker: range of CPUs is from 0.01 to 2.00\n\nRun 'docker run --help'"
+        )
+        .context("starting c")
+        .context("smoke-testing variant `cpu`");
+        assert_eq!(
+            error_lines(&err),
+            (
+                "smoke-testing variant `cpu`: docker: range of CPUs is from 0.01 to 2.00".into(),
+                vec![
+                    "  Run 'docker run --help'".to_string(),
+                    "  caused by: starting c".into()
+                ]
+            )
+        );
+    }
 
     #[test]
     fn rfc3339_formats_known_instants() {
