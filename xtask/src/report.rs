@@ -183,20 +183,30 @@ pub fn emit_sections<T: Serialize>(format: Format, sections: &[Section], value: 
 }
 
 /// Appends Markdown to the GitHub Actions step summary when `$GITHUB_STEP_SUMMARY` is set.
-pub fn step_summary(title: &str, markdown: &str) -> Result<()> {
-    let Ok(path) = std::env::var("GITHUB_STEP_SUMMARY") else {
-        return Ok(());
+/// Best effort: the summary is a copy of what stdout already said, so a failure to write it is
+/// a `warning:` line and never changes the command's verdict or exit code.
+pub fn step_summary(title: &str, markdown: &str) {
+    let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) else {
+        return;
     };
-    if path.is_empty() {
-        return Ok(());
+    if let Err(e) = append(
+        std::path::Path::new(&path),
+        &format!("### {title}\n\n{markdown}\n"),
+    ) {
+        eprintln!(
+            "warning: cannot write the step summary $GITHUB_STEP_SUMMARY ({}): {e}; \
+             the results above stand",
+            std::path::Path::new(&path).display()
+        );
     }
+}
+
+fn append(path: &std::path::Path, text: &str) -> std::io::Result<()> {
     let mut file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
-        .open(&path)
-        .with_context(|| format!("opening $GITHUB_STEP_SUMMARY ({path})"))?;
-    write!(file, "### {title}\n\n{markdown}\n")
-        .with_context(|| format!("writing $GITHUB_STEP_SUMMARY ({path})"))
+        .open(path)?;
+    file.write_all(text.as_bytes())
 }
 
 /// Writes a file atomically (temp file + rename) so an interrupted run leaves no half-written report.

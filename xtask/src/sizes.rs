@@ -583,7 +583,7 @@ impl Args {
 
         let sections = sections(&report, self.layers);
         report::emit_sections(self.format, &sections, &report)?;
-        report::step_summary("Image sizes", &report::sections_markdown(&sections))?;
+        report::step_summary("Image sizes", &report::sections_markdown(&sections));
         if let Some(path) = &self.save {
             let json = serde_json::to_vec_pretty(&report).context("serializing the report")?;
             report::write_atomic(path, &json)

@@ -30,7 +30,8 @@ pub fn render(format: Format, reports: &[BuildReport]) -> Result<()> {
         ]);
     }
     report::emit(format, &table, &reports)?;
-    report::step_summary("cargo xtask build", &table.render_markdown())
+    report::step_summary("cargo xtask build", &table.render_markdown());
+    Ok(())
 }
 
 fn short_id(id: &str) -> String {
