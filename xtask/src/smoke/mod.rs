@@ -104,15 +104,10 @@ impl Args {
         report::emit(self.format, &table, &outcomes)?;
         report::step_summary("Smoke tests", &render::summary_markdown(&table, &outcomes));
 
-        let failed: Vec<&str> = outcomes
-            .iter()
-            .filter(|o| !o.passed)
-            .map(|o| o.variant.as_str())
-            .collect();
-        if !failed.is_empty() {
-            return Err(CheckFailed(format!("smoke failed for {}", failed.join(", "))).into());
+        match failure_message(&outcomes) {
+            Some(message) => Err(CheckFailed(message).into()),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// The image reference of each variant, and what the engine knows of them; an image that was
@@ -143,5 +138,61 @@ impl Args {
             bail!("{}", missing.join("; "));
         }
         Ok((refs, images))
+    }
+}
+
+/// `smoke failed for cpu-minimal: <why>`: the error line says why each failed variant failed,
+/// not only that it did (the details are in the diagnostics above it).
+fn failure_message(outcomes: &[run::Outcome]) -> Option<String> {
+    let failed: Vec<String> = outcomes
+        .iter()
+        .filter(|o| !o.passed)
+        .map(|o| match &o.failure {
+            Some(why) => format!("{}: {why}", o.variant),
+            None => o.variant.clone(),
+        })
+        .collect();
+    (!failed.is_empty()).then(|| format!("smoke failed for {}", failed.join("; ")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outcome(variant: &str, failure: Option<&str>) -> run::Outcome {
+        run::Outcome {
+            variant: variant.into(),
+            image: format!("voxserve:{variant}"),
+            container: None,
+            passed: failure.is_none(),
+            healthy_after_ms: None,
+            verdict_ms: None,
+            verdict_after_probe_ms: None,
+            checks_passed: 0,
+            checks_total: 0,
+            checks: vec![],
+            failure: failure.map(str::to_owned),
+            health_log: vec![],
+            logs: None,
+            kept: false,
+        }
+    }
+
+    #[test]
+    fn the_error_line_says_why_each_variant_failed() {
+        assert_eq!(failure_message(&[outcome("cpu", None)]), None);
+        assert_eq!(
+            failure_message(&[
+                outcome("cpu", None),
+                outcome("cpu-minimal", Some("the image has no HEALTHCHECK: add one")),
+                outcome(
+                    "cuda",
+                    Some("check `torch computes` failed: expected exit 0, got exit 1")
+                ),
+            ])
+            .unwrap(),
+            "smoke failed for cpu-minimal: the image has no HEALTHCHECK: add one; \
+             cuda: check `torch computes` failed: expected exit 0, got exit 1"
+        );
     }
 }

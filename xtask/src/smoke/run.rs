@@ -156,11 +156,14 @@ pub fn smoke_one(
                 .and_then(|end| SystemTime::now().duration_since(end).ok())
                 .map(millis);
             outcome.checks_passed = outcome.checks.iter().filter(|c| c.passed).count();
-            outcome.failure = outcome
-                .checks
-                .iter()
-                .find(|c| !c.passed)
-                .map(|c| format!("check `{}` failed", c.name));
+            outcome.failure = outcome.checks.iter().find(|c| !c.passed).map(|c| {
+                // The first line of what it saw: the error line says why, not only what.
+                let saw = c.actual.lines().next().unwrap_or_default();
+                format!(
+                    "check `{}` failed: expected {}, got {saw}",
+                    c.name, c.expected
+                )
+            });
         }
     }
     outcome.passed = outcome.failure.is_none();
