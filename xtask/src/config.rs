@@ -22,7 +22,8 @@ use std::time::Duration;
 use toml::Spanned;
 
 use located::Located;
-use names::Reference;
+pub use names::Reference;
+pub use names::{check_platform, check_reference};
 pub use values::{human_size, parse_health_timeout, parse_size};
 
 /// The resolved, validated config.

@@ -216,6 +216,43 @@ fn bad_durations_on_the_command_line_are_usage_errors_not_panics() {
 }
 
 #[test]
+fn bad_build_flags_are_usage_errors_before_buildx() {
+    for (flag, value, want) in [
+        ("--platform", "linux/amd46", "unknown architecture `amd46`"),
+        (
+            "--platform",
+            "linux/amd64,linux/aarch64",
+            "write `linux/arm64`",
+        ),
+        (
+            "--tag",
+            "Vox Serve!",
+            "`V` is uppercase (repository names are lowercase)",
+        ),
+        ("--tag", "voxserve:-edge", "`-edge` is not a valid tag"),
+        (
+            "--build-arg",
+            "WITH_TORCH",
+            "--build-arg `WITH_TORCH` is not KEY=VALUE",
+        ),
+    ] {
+        let run = without_engine({
+            let mut cmd = xtask();
+            cmd.args(["build", "cpu-minimal", flag, value]);
+            cmd
+        });
+        let line = one_error_line(&run, value);
+        assert!(
+            line.starts_with(&format!(
+                "error: invalid value '{}'",
+                value.split(',').next_back().unwrap()
+            )) && line.contains(want),
+            "{flag} {value}: {line}"
+        );
+    }
+}
+
+#[test]
 fn an_unwritable_step_summary_is_a_warning_and_the_verdict_stands() {
     let dir = Scratch::new("bad-input-summary");
     let dockerfile = fixtures().join("build-ok").join("Dockerfile");

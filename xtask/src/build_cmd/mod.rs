@@ -46,7 +46,7 @@ pub struct Args {
     #[arg(long, value_enum, requires = "push")]
     pub compression: Option<Compression>,
     /// Target platforms, e.g. `linux/amd64,linux/arm64` (default: from images.toml).
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', value_parser = parse_platform)]
     pub platform: Vec<String>,
     /// The buildx builder to use: local, remote BuildKit, kubernetes… (default: the active one).
     #[arg(long)]
@@ -58,10 +58,10 @@ pub struct Args {
     #[arg(long)]
     pub pull: bool,
     /// Extra or overriding build argument, `KEY=VALUE` (repeatable).
-    #[arg(long = "build-arg", value_name = "KEY=VALUE")]
+    #[arg(long = "build-arg", value_name = "KEY=VALUE", value_parser = parse_build_arg)]
     pub build_args: Vec<String>,
     /// Extra tag (repeatable).
-    #[arg(long = "tag", value_name = "IMAGE:TAG")]
+    #[arg(long = "tag", value_name = "IMAGE:TAG", value_parser = parse_tag)]
     pub tags: Vec<String>,
     /// Where BuildKit's cache goes (default: `gha` in GitHub Actions, else `local`).
     #[arg(long, value_enum)]
@@ -83,6 +83,23 @@ pub struct Args {
     /// else target/docker-cache).
     #[arg(long, value_name = "DIR")]
     pub cache_dir: Option<Utf8PathBuf>,
+}
+
+// Flags are checked as clap parses them: a usage error before any docker command runs.
+fn parse_platform(s: &str) -> std::result::Result<String, String> {
+    crate::config::check_platform(s).map_err(|e| e.to_string())?;
+    Ok(s.to_string())
+}
+
+fn parse_tag(s: &str) -> std::result::Result<String, String> {
+    crate::config::check_reference(s, crate::config::Reference::Tagged)
+        .map_err(|e| e.to_string())?;
+    Ok(s.to_string())
+}
+
+fn parse_build_arg(s: &str) -> std::result::Result<String, String> {
+    parse_build_args(&[s.to_string()]).map_err(|e| e.to_string())?;
+    Ok(s.to_string())
 }
 
 impl Args {
