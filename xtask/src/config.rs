@@ -18,12 +18,16 @@ use camino::{Utf8Path, Utf8PathBuf};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::ops::Range;
-use std::time::Duration;
 use toml::Spanned;
 
-use located::Located;
+use base::{RawBase, RawProject};
+use located::{Located, Str};
+use smoke::RawSmoke;
+
+pub use base::{Base, Project};
 pub use names::Reference;
 pub use names::{check_platform, check_reference};
+pub use smoke::{ExecCheck, HttpCheck, Smoke};
 pub use values::{human_size, parse_health_timeout, parse_size};
 
 /// The resolved, validated config.
@@ -37,40 +41,6 @@ pub struct Config {
     pub base: Base,
     pub build: BuildSettings,
     pub variants: Vec<Variant>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Project {
-    /// Image title (OCI `title` label) and default repository name.
-    pub name: String,
-    pub description: String,
-    /// SPDX licence expression (OCI `licenses` label).
-    pub licenses: String,
-    /// URL of the source repository (OCI `source` label); defaults to git's `origin` remote.
-    pub source: Option<String>,
-    /// The version: given here, or read from `[project].version` of this pyproject.toml.
-    pub version: Option<String>,
-    pub version_from: Option<Utf8PathBuf>,
-}
-
-/// The offline Debian base image (`cargo xtask base`).
-#[derive(Debug, Clone, Serialize)]
-pub struct Base {
-    /// Name the base image is stored under, e.g. `localhost/debian:trixie-slim`.
-    pub image: String,
-    pub suite: String,
-    pub variant: String,
-    pub include: Vec<String>,
-    /// Fixed timestamp: the same inputs give the same image ID.
-    pub source_date_epoch: u64,
-    /// dpkg `path-exclude` globs (docs, man pages, locales).
-    pub path_exclude: Vec<String>,
-    /// dpkg `path-include` globs that win over `path_exclude` (licence files).
-    pub path_include: Vec<String>,
-    /// Debian mirror; default: the host's apt sources, else mmdebstrap's default.
-    pub mirror: Option<String>,
-    /// Debian security mirror; default: the host's apt sources, else mmdebstrap's default.
-    pub security_mirror: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -152,73 +122,6 @@ pub struct Budget {
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct Smoke {
-    /// How long the container may take to become healthy.
-    #[serde(serialize_with = "ser_secs")]
-    pub health_timeout: Duration,
-    /// `docker run --memory`, e.g. `1g`.
-    pub memory: Option<String>,
-    /// `docker run --cpus`, e.g. `1.5`.
-    pub cpus: Option<String>,
-    /// Port the service listens on inside the container.
-    pub port: u16,
-    /// HTTP path probed when the image has no HEALTHCHECK.
-    pub http_probe: Option<String>,
-    /// Environment variables the image must define (`NAME` or `NAME=VALUE`).
-    pub env: Vec<String>,
-    /// Labels the image must carry.
-    pub labels: Vec<String>,
-    /// Paths that must not exist in the image.
-    pub forbidden_paths: Vec<String>,
-    /// Python distributions that must not be installed (globs such as `nvidia-*`).
-    pub forbidden_packages: Vec<String>,
-    pub exec: Vec<ExecCheck>,
-    pub http: Vec<HttpCheck>,
-}
-
-fn ser_secs<S: serde::Serializer>(d: &Duration, s: S) -> std::result::Result<S::Ok, S::Error> {
-    s.serialize_f64(d.as_secs_f64())
-}
-
-/// A command run in the container, with its expected exit code and output.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct ExecCheck {
-    pub name: String,
-    pub cmd: Vec<String>,
-    #[serde(default)]
-    pub exit_code: i32,
-    /// Stdout must contain this text.
-    #[serde(default)]
-    pub stdout_contains: Option<String>,
-}
-
-/// An HTTP request made from inside the container.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct HttpCheck {
-    pub name: String,
-    #[serde(default = "default_method")]
-    pub method: String,
-    pub path: String,
-    #[serde(default = "default_status")]
-    pub status: u16,
-    /// Top-level JSON fields the response must have, with these values.
-    #[serde(default)]
-    pub json: BTreeMap<String, toml::Value>,
-    /// Upload a generated WAV of this many seconds as the multipart field `file`.
-    #[serde(default)]
-    pub wav_seconds: Option<f64>,
-}
-
-fn default_method() -> String {
-    "GET".into()
-}
-fn default_status() -> u16 {
-    200
-}
-
-#[derive(Debug, Clone, Serialize)]
 pub struct Scan {
     /// Severities that fail the scan.
     pub fail_on: Vec<String>,
@@ -230,8 +133,6 @@ pub struct Scan {
 
 // ---------------------------------------------------------------------------------------------
 // The file as written.
-
-type Str = Spanned<String>;
 
 #[derive(Deserialize)]
 #[serde(
@@ -247,46 +148,6 @@ struct RawFile {
     defaults: RawVariant,
     #[serde(default)]
     variants: Option<Spanned<BTreeMap<String, Spanned<RawVariant>>>>,
-}
-
-#[derive(Deserialize)]
-#[serde(
-    deny_unknown_fields,
-    expecting = r#"a table like { name = "voxserve", description = "…", licenses = "Apache-2.0" }"#
-)]
-struct RawProject {
-    name: String,
-    description: String,
-    licenses: String,
-    #[serde(default)]
-    source: Option<String>,
-    #[serde(default)]
-    version: Option<Str>,
-    #[serde(default)]
-    version_from: Option<Str>,
-}
-
-#[derive(Deserialize)]
-#[serde(
-    deny_unknown_fields,
-    expecting = r#"a table like { image = "localhost/debian:trixie-slim", suite = "trixie", source_date_epoch = 1764288000 }"#
-)]
-struct RawBase {
-    image: Str,
-    suite: Str,
-    #[serde(default)]
-    variant: Option<Str>,
-    #[serde(default)]
-    include: Vec<Str>,
-    source_date_epoch: Spanned<u64>,
-    #[serde(default)]
-    path_exclude: Vec<Str>,
-    #[serde(default)]
-    path_include: Vec<Str>,
-    #[serde(default)]
-    mirror: Option<Str>,
-    #[serde(default)]
-    security_mirror: Option<Str>,
 }
 
 #[derive(Deserialize, Default, Clone)]
@@ -317,57 +178,6 @@ struct RawVariant {
 struct RawBudget {
     compressed: Option<Str>,
     unpacked: Option<Str>,
-}
-
-#[derive(Deserialize, Default, Clone)]
-#[serde(
-    deny_unknown_fields,
-    expecting = r#"a table like { health_timeout = "120s", memory = "2g", cpus = "2" }"#
-)]
-struct RawSmoke {
-    health_timeout: Option<Str>,
-    memory: Option<Str>,
-    cpus: Option<Str>,
-    port: Option<Spanned<u16>>,
-    http_probe: Option<Str>,
-    env: Option<Vec<Str>>,
-    labels: Option<Vec<Str>>,
-    forbidden_paths: Option<Vec<Str>>,
-    forbidden_packages: Option<Vec<Str>>,
-    exec: Option<Vec<RawExecCheck>>,
-    http: Option<Vec<RawHttpCheck>>,
-}
-
-#[derive(Deserialize, Clone)]
-#[serde(
-    deny_unknown_fields,
-    expecting = r#"a table like { name = "imports", cmd = ["python3", "-c", "import voxserve"] }"#
-)]
-struct RawExecCheck {
-    name: Str,
-    cmd: Spanned<Vec<String>>,
-    #[serde(default)]
-    exit_code: Option<Spanned<i32>>,
-    #[serde(default)]
-    stdout_contains: Option<String>,
-}
-
-#[derive(Deserialize, Clone)]
-#[serde(
-    deny_unknown_fields,
-    expecting = r#"a table like { name = "health", path = "/health", status = 200 }"#
-)]
-struct RawHttpCheck {
-    name: Str,
-    #[serde(default)]
-    method: Option<Str>,
-    path: Str,
-    #[serde(default)]
-    status: Option<Spanned<u16>>,
-    #[serde(default)]
-    json: BTreeMap<String, toml::Value>,
-    #[serde(default)]
-    wav_seconds: Option<Spanned<f64>>,
 }
 
 #[derive(Deserialize, Default, Clone)]

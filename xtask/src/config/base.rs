@@ -2,13 +2,87 @@
 //! mmdebstrap and the image labels take.
 
 use anyhow::{Context, Result};
-use camino::Utf8Path;
+use camino::{Utf8Path, Utf8PathBuf};
+use serde::{Deserialize, Serialize};
 use std::ops::Range;
 use toml::Spanned;
 
-use super::located::Located;
+use super::located::{Located, Str};
 use super::names::{self, Reference};
-use super::{Base, Project, RawBase, RawProject, Str};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Project {
+    /// Image title (OCI `title` label) and default repository name.
+    pub name: String,
+    pub description: String,
+    /// SPDX licence expression (OCI `licenses` label).
+    pub licenses: String,
+    /// URL of the source repository (OCI `source` label); defaults to git's `origin` remote.
+    pub source: Option<String>,
+    /// The version: given here, or read from `[project].version` of this pyproject.toml.
+    pub version: Option<String>,
+    pub version_from: Option<Utf8PathBuf>,
+}
+
+/// The offline Debian base image (`cargo xtask base`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Base {
+    /// Name the base image is stored under, e.g. `localhost/debian:trixie-slim`.
+    pub image: String,
+    pub suite: String,
+    pub variant: String,
+    pub include: Vec<String>,
+    /// Fixed timestamp: the same inputs give the same image ID.
+    pub source_date_epoch: u64,
+    /// dpkg `path-exclude` globs (docs, man pages, locales).
+    pub path_exclude: Vec<String>,
+    /// dpkg `path-include` globs that win over `path_exclude` (licence files).
+    pub path_include: Vec<String>,
+    /// Debian mirror; default: the host's apt sources, else mmdebstrap's default.
+    pub mirror: Option<String>,
+    /// Debian security mirror; default: the host's apt sources, else mmdebstrap's default.
+    pub security_mirror: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = r#"a table like { name = "voxserve", description = "…", licenses = "Apache-2.0" }"#
+)]
+pub(super) struct RawProject {
+    name: String,
+    description: String,
+    licenses: String,
+    #[serde(default)]
+    source: Option<String>,
+    #[serde(default)]
+    version: Option<Str>,
+    #[serde(default)]
+    version_from: Option<Str>,
+}
+
+#[derive(Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = r#"a table like { image = "localhost/debian:trixie-slim", suite = "trixie", source_date_epoch = 1764288000 }"#
+)]
+pub(super) struct RawBase {
+    image: Str,
+    suite: Str,
+    #[serde(default)]
+    variant: Option<Str>,
+    #[serde(default)]
+    include: Vec<Str>,
+    source_date_epoch: Spanned<u64>,
+    #[serde(default)]
+    path_exclude: Vec<Str>,
+    #[serde(default)]
+    path_include: Vec<Str>,
+    #[serde(default)]
+    mirror: Option<Str>,
+    #[serde(default)]
+    security_mirror: Option<Str>,
+}
 
 pub struct ResolvedProject {
     pub project: Project,

@@ -4,6 +4,9 @@
 use camino::Utf8Path;
 use std::ops::Range;
 
+/// A string value with its place in the file.
+pub type Str = toml::Spanned<String>;
+
 /// A config file's path and text, to place errors in.
 pub struct Located<'a> {
     pub path: &'a Utf8Path,

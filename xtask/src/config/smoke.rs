@@ -2,14 +2,131 @@
 //! checked against what docker and HTTP take.
 
 use anyhow::Result;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::time::Duration;
 use toml::Spanned;
 
+use super::located::Str;
 use super::values::{self, parse_health_timeout};
-use super::{
-    default_method, default_status, ExecCheck, HttpCheck, RawExecCheck, RawHttpCheck, RawSmoke,
-    Smoke, Str,
-};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Smoke {
+    /// How long the container may take to become healthy.
+    #[serde(serialize_with = "ser_secs")]
+    pub health_timeout: Duration,
+    /// `docker run --memory`, e.g. `1g`.
+    pub memory: Option<String>,
+    /// `docker run --cpus`, e.g. `1.5`.
+    pub cpus: Option<String>,
+    /// Port the service listens on inside the container.
+    pub port: u16,
+    /// HTTP path probed when the image has no HEALTHCHECK.
+    pub http_probe: Option<String>,
+    /// Environment variables the image must define (`NAME` or `NAME=VALUE`).
+    pub env: Vec<String>,
+    /// Labels the image must carry.
+    pub labels: Vec<String>,
+    /// Paths that must not exist in the image.
+    pub forbidden_paths: Vec<String>,
+    /// Python distributions that must not be installed (globs such as `nvidia-*`).
+    pub forbidden_packages: Vec<String>,
+    pub exec: Vec<ExecCheck>,
+    pub http: Vec<HttpCheck>,
+}
+
+fn ser_secs<S: serde::Serializer>(d: &Duration, s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
+}
+
+/// A command run in the container, with its expected exit code and output.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ExecCheck {
+    pub name: String,
+    pub cmd: Vec<String>,
+    #[serde(default)]
+    pub exit_code: i32,
+    /// Stdout must contain this text.
+    #[serde(default)]
+    pub stdout_contains: Option<String>,
+}
+
+/// An HTTP request made from inside the container.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct HttpCheck {
+    pub name: String,
+    #[serde(default = "default_method")]
+    pub method: String,
+    pub path: String,
+    #[serde(default = "default_status")]
+    pub status: u16,
+    /// Top-level JSON fields the response must have, with these values.
+    #[serde(default)]
+    pub json: BTreeMap<String, toml::Value>,
+    /// Upload a generated WAV of this many seconds as the multipart field `file`.
+    #[serde(default)]
+    pub wav_seconds: Option<f64>,
+}
+
+fn default_method() -> String {
+    "GET".into()
+}
+fn default_status() -> u16 {
+    200
+}
+
+#[derive(Deserialize, Default, Clone)]
+#[serde(
+    deny_unknown_fields,
+    expecting = r#"a table like { health_timeout = "120s", memory = "2g", cpus = "2" }"#
+)]
+pub(super) struct RawSmoke {
+    health_timeout: Option<Str>,
+    memory: Option<Str>,
+    cpus: Option<Str>,
+    port: Option<Spanned<u16>>,
+    http_probe: Option<Str>,
+    env: Option<Vec<Str>>,
+    labels: Option<Vec<Str>>,
+    forbidden_paths: Option<Vec<Str>>,
+    forbidden_packages: Option<Vec<Str>>,
+    exec: Option<Vec<RawExecCheck>>,
+    http: Option<Vec<RawHttpCheck>>,
+}
+
+#[derive(Deserialize, Clone)]
+#[serde(
+    deny_unknown_fields,
+    expecting = r#"a table like { name = "imports", cmd = ["python3", "-c", "import voxserve"] }"#
+)]
+struct RawExecCheck {
+    name: Str,
+    cmd: Spanned<Vec<String>>,
+    #[serde(default)]
+    exit_code: Option<Spanned<i32>>,
+    #[serde(default)]
+    stdout_contains: Option<String>,
+}
+
+#[derive(Deserialize, Clone)]
+#[serde(
+    deny_unknown_fields,
+    expecting = r#"a table like { name = "health", path = "/health", status = 200 }"#
+)]
+struct RawHttpCheck {
+    name: Str,
+    #[serde(default)]
+    method: Option<Str>,
+    path: Str,
+    #[serde(default)]
+    status: Option<Spanned<u16>>,
+    #[serde(default)]
+    json: BTreeMap<String, toml::Value>,
+    #[serde(default)]
+    wav_seconds: Option<Spanned<f64>>,
+}
 
 /// Makes the error of a value: its place, `key: message`.
 type Bad<'a> = &'a dyn Fn(&Str, &str, String) -> anyhow::Error;
@@ -107,29 +224,22 @@ pub fn resolve_smoke(bad: Bad, ds: RawSmoke, vs: RawSmoke) -> Result<Smoke> {
             ));
         }
     }
-    // Within one list names must differ; across [defaults] and the variant a name replaces.
-    for list in [&ds.exec, &vs.exec].into_iter().flatten() {
-        unique_names(bad, "smoke.exec", list.iter().map(|c| &c.name))?;
-    }
-    for list in [&ds.http, &vs.http].into_iter().flatten() {
-        unique_names(bad, "smoke.http", list.iter().map(|c| &c.name))?;
-    }
-    let exec = merge_checks(
-        ds.exec.unwrap_or_default(),
-        vs.exec.unwrap_or_default(),
-        |c| c.name.get_ref(),
-    )
-    .into_iter()
-    .map(|c| resolve_exec(bad, c))
-    .collect::<Result<Vec<_>>>()?;
-    let http = merge_checks(
-        ds.http.unwrap_or_default(),
-        vs.http.unwrap_or_default(),
-        |c| c.name.get_ref(),
-    )
-    .into_iter()
-    .map(|c| resolve_http(bad, c))
-    .collect::<Result<Vec<_>>>()?;
+    let exec = resolve_checks(
+        bad,
+        "smoke.exec",
+        ds.exec,
+        vs.exec,
+        |c| &c.name,
+        resolve_exec,
+    )?;
+    let http = resolve_checks(
+        bad,
+        "smoke.http",
+        ds.http,
+        vs.http,
+        |c| &c.name,
+        resolve_http,
+    )?;
     Ok(Smoke {
         health_timeout,
         memory: memory.map(Spanned::into_inner),
@@ -149,6 +259,29 @@ pub fn resolve_smoke(bad: Bad, ds: RawSmoke, vs: RawSmoke) -> Result<Smoke> {
         exec,
         http,
     })
+}
+
+/// The checks of [defaults] and of the variant, merged by name and each checked. Within one
+/// list names must differ; across the two a variant check replaces the default of its name.
+fn resolve_checks<R, T>(
+    bad: Bad,
+    key: &str,
+    defaults: Option<Vec<R>>,
+    variant: Option<Vec<R>>,
+    name: fn(&R) -> &Str,
+    resolve: fn(Bad, R) -> Result<T>,
+) -> Result<Vec<T>> {
+    for list in [&defaults, &variant].into_iter().flatten() {
+        unique_names(bad, key, list.iter().map(name))?;
+    }
+    merge_checks(
+        defaults.unwrap_or_default(),
+        variant.unwrap_or_default(),
+        |c| name(c).get_ref(),
+    )
+    .into_iter()
+    .map(|c| resolve(bad, c))
+    .collect()
 }
 
 fn unique_names<'a>(bad: Bad, key: &str, names: impl Iterator<Item = &'a Str>) -> Result<()> {
