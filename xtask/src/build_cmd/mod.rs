@@ -169,6 +169,12 @@ impl Args {
             (None, None) => ctx.root.join("target").join("docker-cache"),
         };
         let report_dir = self.report_dir.clone().unwrap_or_else(|| ctx.out_dir());
+        // Before the builds, not after the first one: an unusable --report-dir is a usage error.
+        std::fs::create_dir_all(&report_dir).map_err(|e| {
+            anyhow::anyhow!(
+                "cannot create the report directory {report_dir} ({e}): pass a writable --report-dir"
+            )
+        })?;
         let mut reports = Vec::new();
         for variant in variants {
             let tmp = TempDir::new(ctx, &format!("build-{}", variant.name))?;
