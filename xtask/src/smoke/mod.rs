@@ -127,7 +127,10 @@ impl Args {
             .zip(&refs)
             .filter(|(_, r)| !images.contains_key(*r))
             .map(|(v, r)| match &self.image {
-                Some(_) => format!("{r} (--image) does not exist locally"),
+                Some(_) => format!(
+                    "{r} (--image) does not exist locally: build or pull it, or check the name \
+                     (`docker image ls`)"
+                ),
                 None => format!(
                     "{r} does not exist locally: run `cargo xtask build {}` first",
                     v.name
