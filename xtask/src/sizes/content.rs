@@ -8,23 +8,18 @@ use anyhow::{bail, Context, Result};
 use camino::{Utf8Path, Utf8PathBuf};
 use std::cell::OnceCell;
 use std::fs::File;
-use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::io::Read;
 
-use super::measure::{
-    self, BlobFacts, Cache, ConfigDoc, Descriptor, Encoding, HistoryDoc, IndexDoc, Layout,
-    ManifestDoc, Options, Stats, UnpackedFrom, Wanted, FACTS_VERSION, MAX_JSON_BLOB,
+use super::blob;
+use super::cache::{self, Cache};
+use super::facts::{Stats, Wanted};
+use super::layout::{
+    layer_usage, looks_like_json, ConfigDoc, IndexDoc, Layout, ManifestDoc, MAX_JSON_BLOB,
 };
 use crate::docker;
 
 /// containerd's content plugin directory under its root.
 const CONTENT_DIR: &str = "io.containerd.content.v1.content";
-/// Gzip layers smaller than this are decompressed (milliseconds) rather than sized from their
-/// trailer.
-const TRAILER_MIN: u64 = 4 << 20;
-/// The gzip trailer's length field counts modulo 2^32.
-const WRAP: u64 = 1 << 32;
-/// Set by stargz/estargz layers, which are many gzip members: the trailer covers only the last.
-const STARGZ_TOC: &str = "containerd.io/snapshot/stargz/toc.digest";
 
 /// A content store directory (`…/io.containerd.content.v1.content`): blobs by digest.
 pub struct ContentStore {
@@ -85,7 +80,7 @@ impl ContentStore {
 
     /// `<dir>/blobs/<algo>/<hex>`; None for anything that is not `algo:hex`.
     fn path(&self, digest: &str) -> Option<Utf8PathBuf> {
-        measure::digest_file_name(digest)?;
+        cache::digest_file_name(digest)?;
         let (algo, hex) = digest.split_once(':')?;
         Some(self.dir.join("blobs").join(algo).join(hex))
     }
@@ -108,7 +103,7 @@ impl ContentStore {
         file.take(MAX_JSON_BLOB + 1)
             .read_to_end(&mut bytes)
             .with_context(|| format!("reading {path}"))?;
-        if bytes.len() as u64 > MAX_JSON_BLOB || !measure::looks_like_json(&bytes) {
+        if bytes.len() as u64 > MAX_JSON_BLOB || !looks_like_json(&bytes) {
             bail!("blob {digest} ({path}) is not a JSON manifest, index or config");
         }
         layout.json.insert(digest.to_string(), bytes);
@@ -154,7 +149,8 @@ pub fn read_layout(
     store: &ContentStore,
     todo: &[&Wanted],
     cache: &Cache,
-    options: &Options,
+    decompress: bool,
+    sh: &xshell::Shell,
     stats: &mut Stats,
 ) -> Result<Layout> {
     let mut layout = Layout::default();
@@ -173,7 +169,7 @@ pub fn read_layout(
         let usage_of = |i: usize| -> Option<u64> {
             usage
                 .get_or_init(|| {
-                    let rows = docker::history_usage(options.sh, id)
+                    let rows = docker::history_usage(sh, id)
                         .map_err(|e| {
                             crate::util::progress!(
                                 "{e:#}; decompressing the layers of {} instead",
@@ -194,7 +190,11 @@ pub fn read_layout(
                 layout.blobs.insert(desc.digest.clone(), cached);
                 continue;
             }
-            let facts = measure_layer(store, desc, options.decompress, &|| usage_of(i), stats)
+            let facts = store
+                .open(&desc.digest)
+                .and_then(|(file, path)| {
+                    blob::measure_file(file, &path, desc, decompress, &|| usage_of(i), stats)
+                })
                 .with_context(|| format!("measuring layer {} of {}", desc.digest, w.reference))?;
             layout.new_blobs.insert(desc.digest.clone(), facts.clone());
             layout.blobs.insert(desc.digest.clone(), facts);
@@ -203,168 +203,9 @@ pub fn read_layout(
     Ok(layout)
 }
 
-/// Facts of one layer blob from its file: the trailer's length when it can be trusted, else
-/// the gunzipped length.
-fn measure_layer(
-    store: &ContentStore,
-    desc: &Descriptor,
-    decompress: bool,
-    usage: &dyn Fn() -> Option<u64>,
-    stats: &mut Stats,
-) -> Result<BlobFacts> {
-    let (mut file, path) = store.open(&desc.digest)?;
-    let size = file
-        .metadata()
-        .with_context(|| format!("reading the size of {path}"))?
-        .len();
-    if size != desc.size {
-        bail!("{path} is {size} bytes but the manifest says {}", desc.size);
-    }
-    let mut head = [0u8; 2];
-    let n = measure::read_up_to(&mut file, &mut head).with_context(|| format!("reading {path}"))?;
-    let gzip = n == 2 && head == [0x1f, 0x8b];
-    if gzip && !decompress && size >= TRAILER_MIN && !desc.annotations.contains_key(STARGZ_TOC) {
-        let mut trailer = [0u8; 4];
-        file.seek(SeekFrom::End(-4))
-            .and_then(|_| file.read_exact(&mut trailer))
-            .with_context(|| format!("reading the gzip trailer of {path}"))?;
-        let isize = u32::from_le_bytes(trailer);
-        if let Some(unpacked) = usage().and_then(|u| unpacked_from_trailer(isize, size, u)) {
-            stats.by_trailer += 1;
-            return Ok(BlobFacts {
-                version: FACTS_VERSION,
-                size,
-                encoding: Encoding::Gzip,
-                unpacked: Some(unpacked),
-                unpacked_from: UnpackedFrom::GzipTrailer,
-                gzip: None,
-                compressor: None,
-            });
-        }
-    }
-    file.seek(SeekFrom::Start(0))
-        .with_context(|| format!("rewinding {path}"))?;
-    let (facts, _, processed) =
-        measure::measure_blob(size, &mut BufReader::with_capacity(1 << 20, file), false)
-            .with_context(|| format!("reading {path}"))?;
-    if facts.unpacked_from == UnpackedFrom::Decompressed {
-        stats.decompressed += 1;
-        stats.processed += processed;
-    }
-    Ok(facts)
-}
-
-/// The disk usage of each of `layers` layers: `docker history` has one row per config history
-/// entry (oldest first here), and the entries not marked `empty_layer` belong to the layers in
-/// order. None when the two do not line up.
-pub fn layer_usage(history: &[HistoryDoc], rows: &[u64], layers: usize) -> Option<Vec<u64>> {
-    if history.len() != rows.len() {
-        return None;
-    }
-    let usage: Vec<u64> = history
-        .iter()
-        .zip(rows)
-        .filter(|(h, _)| !h.empty_layer)
-        .map(|(_, &size)| size)
-        .collect();
-    (usage.len() == layers).then_some(usage)
-}
-
-/// A gzip layer's unpacked length from its trailer's length field `isize` (the length modulo
-/// 2^32), the blob's length, and the layer's disk usage as the engine reports it.
-///
-/// Of the candidates `isize + k·2^32`, the one nearest the disk usage is taken when it lies within
-/// a quarter of the usage plus 16 MiB, and never more than 1 GiB, from it; the next candidate is
-/// then at least 3 GiB away. A tar differs from the files' disk usage by its 512-byte headers
-/// and padding against file-system blocks, which is far less. Anything else gives None, and the
-/// caller decompresses: a layer whose usage is unknown or far off (sparse files, many empty files),
-/// or a blob of several gzip members (whose trailer counts only the last).
-pub fn unpacked_from_trailer(isize: u32, compressed: u64, usage: u64) -> Option<u64> {
-    let base = u64::from(isize);
-    let k = if usage > base {
-        (usage - base + WRAP / 2) / WRAP
-    } else {
-        0
-    };
-    let unpacked = base + k * WRAP;
-    let tolerance = (usage / 4 + (16 << 20)).min(1 << 30);
-    if unpacked.abs_diff(usage) > tolerance {
-        return None;
-    }
-    // Deflate adds at most 5 bytes per 64 KiB stored block (plus gzip's 18 header and trailer
-    // bytes) and compresses at most 1032:1.
-    let expanded_max = unpacked + unpacked / 8192 + 1024;
-    let ratio_max = compressed.saturating_mul(1032) + 1024;
-    (compressed <= expanded_max && unpacked <= ratio_max).then_some(unpacked)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn trailer_lengths_below_4_gib_are_taken_as_they_are() {
-        // The offline Debian base layer, as measured here: tar 83,277,312 bytes, usage 90,357,760.
-        assert_eq!(
-            unpacked_from_trailer(83_277_312, 32_363_305, 90_357_760),
-            Some(83_277_312)
-        );
-    }
-
-    #[test]
-    fn trailer_lengths_above_4_gib_are_unwrapped_by_the_disk_usage() {
-        // The cuda image's venv layer, as measured here by decompressing it: 4,404,654,080
-        // bytes, whose trailer says 109,686,784 (= 4,404,654,080 − 2^32); usage 4,426,956,800.
-        assert_eq!(
-            unpacked_from_trailer(109_686_784, 2_779_927_323, 4_426_956_800),
-            Some(4_404_654_080)
-        );
-        // Two wraps.
-        let truth = 2 * WRAP + 5_000_000;
-        assert_eq!(
-            unpacked_from_trailer(5_000_000, 3_000_000_000, truth + 40_000_000),
-            Some(truth)
-        );
-    }
-
-    #[test]
-    fn doubtful_trailers_are_refused() {
-        // Usage unknown (0) or far from every candidate.
-        assert_eq!(unpacked_from_trailer(83_277_312, 32_363_305, 0), None);
-        assert_eq!(
-            unpacked_from_trailer(83_277_312, 32_363_305, 900_000_000),
-            None
-        );
-        // Midway between two candidates: the nearest is over 1 GiB away.
-        assert_eq!(
-            unpacked_from_trailer(0, 3_000_000_000, WRAP + WRAP / 2),
-            None
-        );
-        // A trailer that counts less than the compressed bytes (the last of several members).
-        assert_eq!(
-            unpacked_from_trailer(1_000_000, 50_000_000, 1_100_000),
-            None
-        );
-        // More than deflate's 1032:1 from a tiny blob.
-        assert_eq!(unpacked_from_trailer(80_000_000, 5_000, 80_000_000), None);
-    }
-
-    fn h(empty_layer: bool) -> HistoryDoc {
-        HistoryDoc {
-            created_by: String::new(),
-            empty_layer,
-        }
-    }
-
-    #[test]
-    fn history_rows_map_to_layers() {
-        let history = [h(false), h(true), h(false), h(true)];
-        assert_eq!(layer_usage(&history, &[90, 0, 7, 0], 2), Some(vec![90, 7]));
-        // Rows and entries do not line up, or the layers are fewer than the entries say.
-        assert_eq!(layer_usage(&history, &[90, 7], 2), None);
-        assert_eq!(layer_usage(&history, &[90, 0, 7, 0], 3), None);
-        assert_eq!(layer_usage(&[], &[], 1), None);
-    }
 
     #[test]
     fn candidates_start_with_the_managed_containerd() {

@@ -1,0 +1,380 @@
+//! The judging stage of `sizes` (pure): each target's measured facts against its budgets of
+//! images.toml, and against an earlier report when one is given, into the report.
+
+use anyhow::{Context, Result};
+use camino::Utf8PathBuf;
+use serde::{Deserialize, Serialize};
+
+use super::facts::{ImageFacts, Layer, Method, Stats};
+use crate::config::{human_size, Budget};
+
+/// The share of a budget from which a size draws a warning.
+const WARN_PERCENT: u64 = 90;
+/// Version of the JSON report's shape.
+const REPORT_SCHEMA: u32 = 1;
+
+/// One thing to measure: a variant's image, or an image named with --image.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// The variant name, or the image reference for --image.
+    pub name: String,
+    pub variant: Option<String>,
+    pub image: String,
+    pub budget: Budget,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub schema: u32,
+    /// The engine's version and image store, e.g. `28.5.2, containerd snapshotter (overlayfs)`.
+    pub engine: String,
+    pub images: Vec<Entry>,
+    /// How this run measured (absent from reports built in memory, e.g. in unit tests).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run: Option<Stats>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Status {
+    Ok,
+    /// At or above 90 % of a budget.
+    Warning,
+    OverBudget,
+    NotBuilt,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Entry {
+    pub name: String,
+    pub variant: Option<String>,
+    pub image: String,
+    pub id: Option<String>,
+    pub status: Status,
+    /// Bytes: sum of the compressed layer blobs.
+    pub compressed: Option<u64>,
+    /// Bytes: sum of the uncompressed layer tars.
+    pub unpacked: Option<u64>,
+    pub method: Option<Method>,
+    pub budget: BudgetOut,
+    /// Budget warnings and overshoots.
+    pub findings: Vec<Finding>,
+    /// What to do when the image is not built.
+    pub hint: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delta: Option<Delta>,
+    /// Every layer, base first.
+    pub layers: Vec<Layer>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct BudgetOut {
+    pub compressed: Option<u64>,
+    pub unpacked: Option<u64>,
+}
+
+/// The change against a baseline report.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Delta {
+    /// False when the baseline has no entry of this name.
+    pub in_baseline: bool,
+    pub compressed: Option<Change>,
+    pub unpacked: Option<Change>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Change {
+    pub before: u64,
+    pub after: u64,
+    /// after − before, bytes.
+    pub bytes: i64,
+    /// 100 × (after − before) / before; None when before is 0.
+    pub percent: Option<f64>,
+}
+
+pub fn change(before: u64, after: u64) -> Change {
+    let bytes = after as i64 - before as i64;
+    Change {
+        before,
+        after,
+        bytes,
+        percent: (before != 0).then(|| bytes as f64 * 100.0 / before as f64),
+    }
+}
+
+/// The parts of an earlier report that a comparison needs; anything else in it is ignored.
+#[derive(Debug, Deserialize)]
+struct BaselineDoc {
+    images: Vec<BaselineEntry>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct BaselineEntry {
+    pub name: String,
+    #[serde(default)]
+    pub compressed: Option<u64>,
+    #[serde(default)]
+    pub unpacked: Option<u64>,
+}
+
+pub(super) fn load_baseline(path: &Utf8PathBuf) -> Result<Vec<BaselineEntry>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the baseline report {path}"))?;
+    let doc: BaselineDoc = serde_json::from_str(&text).with_context(|| {
+        format!("{path} is not a sizes report: write one with `cargo xtask sizes --save FILE`")
+    })?;
+    Ok(doc.images)
+}
+
+pub fn delta(
+    baseline: &[BaselineEntry],
+    name: &str,
+    compressed: Option<u64>,
+    unpacked: Option<u64>,
+) -> Delta {
+    let before = baseline.iter().find(|b| b.name == name);
+    let pair = |before: Option<u64>, after: Option<u64>| match (before, after) {
+        (Some(b), Some(a)) => Some(change(b, a)),
+        _ => None,
+    };
+    Delta {
+        in_baseline: before.is_some(),
+        compressed: pair(before.and_then(|b| b.compressed), compressed),
+        unpacked: pair(before.and_then(|b| b.unpacked), unpacked),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Level {
+    /// At or above 90 % of the budget.
+    Warning,
+    /// Above the budget.
+    Over,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    pub level: Level,
+    pub message: String,
+}
+
+/// Judges one size against its budget: over when above it, a warning from 90 % of it.
+pub fn judge(name: &str, kind: &str, size: u64, budget: Option<u64>) -> Option<Finding> {
+    let budget = budget?;
+    let percent = if budget == 0 {
+        f64::INFINITY
+    } else {
+        size as f64 * 100.0 / budget as f64
+    };
+    if size > budget {
+        Some(Finding {
+            level: Level::Over,
+            message: format!(
+                "{name}: {kind} size {} exceeds its budget of {} by {} ({:.1} %)",
+                human_size(size),
+                human_size(budget),
+                human_size(size - budget),
+                percent - 100.0
+            ),
+        })
+    } else if u128::from(size) * 100 >= u128::from(budget) * u128::from(WARN_PERCENT) {
+        Some(Finding {
+            level: Level::Warning,
+            message: format!(
+                "{name}: {kind} size {} is {:.1} % of its budget of {}",
+                human_size(size),
+                percent,
+                human_size(budget)
+            ),
+        })
+    } else {
+        None
+    }
+}
+
+/// Builds the report from the targets and what was measured (pure).
+pub fn build_report(
+    engine: String,
+    targets: &[Target],
+    measured: &dyn Fn(&str) -> Option<ImageFacts>,
+    baseline: Option<&[BaselineEntry]>,
+) -> Report {
+    let mut images = Vec::new();
+    for t in targets {
+        let budget = BudgetOut {
+            compressed: t.budget.compressed,
+            unpacked: t.budget.unpacked,
+        };
+        let Some(facts) = measured(&t.image) else {
+            let hint = match &t.variant {
+                Some(v) => format!("not built: run `cargo xtask build {v}`"),
+                None => format!("no image `{}` in the engine", t.image),
+            };
+            images.push(Entry {
+                name: t.name.clone(),
+                variant: t.variant.clone(),
+                image: t.image.clone(),
+                id: None,
+                status: Status::NotBuilt,
+                compressed: None,
+                unpacked: None,
+                method: None,
+                budget,
+                findings: Vec::new(),
+                hint: Some(hint),
+                delta: baseline.map(|b| delta(b, &t.name, None, None)),
+                layers: Vec::new(),
+            });
+            continue;
+        };
+        let (compressed, unpacked) = (facts.compressed(), facts.unpacked());
+        let findings: Vec<Finding> = [
+            judge(&t.name, "compressed", compressed, t.budget.compressed),
+            judge(&t.name, "unpacked", unpacked, t.budget.unpacked),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let status = match findings.iter().map(|f| f.level).max() {
+            Some(Level::Over) => Status::OverBudget,
+            Some(Level::Warning) => Status::Warning,
+            None => Status::Ok,
+        };
+        images.push(Entry {
+            name: t.name.clone(),
+            variant: t.variant.clone(),
+            image: t.image.clone(),
+            id: Some(facts.id.clone()),
+            status,
+            compressed: Some(compressed),
+            unpacked: Some(unpacked),
+            method: Some(facts.method),
+            budget,
+            findings,
+            hint: None,
+            delta: baseline.map(|b| delta(b, &t.name, Some(compressed), Some(unpacked))),
+            layers: facts.layers,
+        });
+    }
+    Report {
+        schema: REPORT_SCHEMA,
+        engine,
+        images,
+        run: None,
+    }
+}
+
+#[cfg(test)]
+pub(super) mod tests {
+    use super::*;
+    use crate::sizes::facts::{Store, UnpackedFrom, FACTS_VERSION};
+
+    pub fn facts(id: &str, layers: &[(u64, u64, &str)]) -> ImageFacts {
+        ImageFacts {
+            version: FACTS_VERSION,
+            id: id.into(),
+            store: Store::Containerd,
+            method: Method::Stored,
+            compressor: None,
+            layers: layers
+                .iter()
+                .enumerate()
+                .map(|(i, (c, u, by))| Layer {
+                    digest: format!("sha256:{i}"),
+                    diff_id: format!("sha256:d{i}"),
+                    media_type: "application/vnd.oci.image.layer.v1.tar+gzip".into(),
+                    compressed: *c,
+                    unpacked: *u,
+                    unpacked_from: UnpackedFrom::Decompressed,
+                    created_by: (*by).into(),
+                })
+                .collect(),
+        }
+    }
+    pub fn target(name: &str, compressed: Option<u64>, unpacked: Option<u64>) -> Target {
+        Target {
+            name: name.into(),
+            variant: Some(name.into()),
+            image: format!("voxserve:{name}"),
+            budget: Budget {
+                compressed,
+                unpacked,
+            },
+        }
+    }
+
+    #[test]
+    fn budgets_judge_over_warning_and_ok() {
+        let over = judge("cpu", "unpacked", 950_000_000, Some(900_000_000)).unwrap();
+        assert_eq!(over.level, Level::Over);
+        assert_eq!(
+            over.message,
+            "cpu: unpacked size 950.0 MB exceeds its budget of 900.0 MB by 50.0 MB (5.6 %)"
+        );
+        let warn = judge("cpu", "compressed", 90, Some(100)).unwrap();
+        assert_eq!(warn.level, Level::Warning);
+        assert!(
+            warn.message.contains("90.0 % of its budget"),
+            "{}",
+            warn.message
+        );
+        // Exactly the budget is within it (a warning), one byte more is over.
+        assert_eq!(
+            judge("x", "c", 100, Some(100)).unwrap().level,
+            Level::Warning
+        );
+        assert_eq!(judge("x", "c", 101, Some(100)).unwrap().level, Level::Over);
+        assert_eq!(judge("x", "c", 89, Some(100)), None);
+        assert_eq!(judge("x", "c", 10_u64.pow(12), None), None);
+    }
+
+    /// Three targets: one near its budget with a baseline, one over, one not built.
+    pub fn sample_report() -> Report {
+        let targets = [
+            target("cpu", None, Some(1000)),
+            target("small", Some(500), None),
+            target("cuda", None, None),
+        ];
+        let measured = |image: &str| match image {
+            "voxserve:cpu" => Some(facts("sha256:a", &[(300, 950, "ADD x /")])),
+            "voxserve:small" => Some(facts("sha256:b", &[(600, 700, "RUN y")])),
+            _ => None,
+        };
+        let baseline = [BaselineEntry {
+            name: "cpu".into(),
+            compressed: Some(200),
+            unpacked: Some(1000),
+        }];
+        build_report("e".into(), &targets, &measured, Some(&baseline))
+    }
+
+    #[test]
+    fn report_judges_each_target_and_names_missing_builds() {
+        let report = sample_report();
+        let [cpu, small, cuda] = &report.images[..] else {
+            panic!("{report:?}")
+        };
+        assert_eq!(cpu.status, Status::Warning);
+        assert_eq!(small.status, Status::OverBudget);
+        assert!(small.findings[0]
+            .message
+            .starts_with("small: compressed size 600 B exceeds"));
+        assert_eq!(cpu.findings[0].level, Level::Warning);
+        assert_eq!(cuda.status, Status::NotBuilt);
+        assert_eq!(
+            cuda.hint.as_deref(),
+            Some("not built: run `cargo xtask build cuda`")
+        );
+        let d = cpu.delta.as_ref().unwrap();
+        assert_eq!(d.compressed.as_ref().unwrap().bytes, 100);
+        assert_eq!(d.unpacked.as_ref().unwrap().bytes, -50);
+        assert!(!small.delta.as_ref().unwrap().in_baseline);
+
+        // The JSON report reads back as a baseline.
+        let json = serde_json::to_string(&report).unwrap();
+        let doc: BaselineDoc = serde_json::from_str(&json).unwrap();
+        assert_eq!(doc.images[0].compressed, Some(300));
+        assert_eq!(doc.images[2].unpacked, None);
+    }
+}
