@@ -8,7 +8,7 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
 
-use super::Check;
+use super::report::{publish, targets_section, Check};
 use crate::docker;
 use crate::report::{Format, Section, Table};
 use crate::sizes::Stats;
@@ -237,7 +237,7 @@ impl SizesArgs {
             rows,
             checks,
         };
-        super::publish(
+        publish(
             self.format,
             "bench sizes",
             &render(&report),
@@ -288,7 +288,7 @@ fn render(report: &SizesReport) -> Vec<Section> {
             )),
             table: runs,
         },
-        super::targets_section(&report.checks),
+        targets_section(&report.checks),
     ]
 }
 

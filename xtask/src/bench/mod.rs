@@ -1,0 +1,39 @@
+//! `cargo xtask bench …`: measurements that are commands, not tests (performance targets live
+//! here, never in timed tests).
+//!
+//! Each bench is a module of its own — a file (`sizes.rs`), or a folder of stages when it
+//! outgrows one (`rebuild/`: plan, run, judge, render) — with clap `Args` and
+//! `fn run(self, &Ctx) -> Result<()>`, and ends in `report::publish`, which prints the report
+//! (table, JSON or Markdown), appends it to the GitHub step summary and fails (exit 1) when a
+//! [`report::Check`] missed its target. Adding one: its module, one `Bench` variant, one arm.
+
+mod rebuild;
+mod report;
+mod sizes;
+
+use anyhow::Result;
+
+use crate::util::Ctx;
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    bench: Bench,
+}
+
+#[derive(clap::Subcommand)]
+enum Bench {
+    /// Cold, no-change, app-change and dependency-change rebuild times of one variant.
+    Rebuild(rebuild::RebuildArgs),
+    /// First and cached `cargo xtask sizes` times for built images, against the 1 s target.
+    Sizes(sizes::SizesArgs),
+}
+
+impl Args {
+    pub fn run(self, ctx: &Ctx) -> Result<()> {
+        match self.bench {
+            Bench::Rebuild(args) => args.run(ctx),
+            Bench::Sizes(args) => args.run(ctx),
+        }
+    }
+}

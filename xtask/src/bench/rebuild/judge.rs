@@ -1,0 +1,253 @@
+//! Judging `bench rebuild` (pure): an app-only rebuild within issue 3's targets (≤ 5 s and
+//! ≤ 5 % of cold) having re-run only steps of the last stage, a no-change rebuild running no
+//! step, and the base image unchanged throughout (else the figures mean nothing).
+
+use serde::Serialize;
+
+use super::plan::Scenario;
+use super::run::Row;
+use crate::bench::report::Check;
+use crate::config::Variant;
+
+/// The bench's report: the builds, the checks and the verdict (`--format json` prints it).
+#[derive(Debug, Clone, Serialize)]
+pub struct RebuildReport {
+    pub variant: String,
+    pub image: String,
+    pub cpus: usize,
+    pub docker: String,
+    pub store: String,
+    pub rows: Vec<Row>,
+    pub checks: Vec<Check>,
+    pub pass: bool,
+}
+
+/// The steps of `row` that ran outside `stage`.
+pub fn steps_outside<'a>(row: &'a Row, stage: &str) -> Vec<&'a str> {
+    row.steps_run
+        .iter()
+        .map(String::as_str)
+        .filter(|name| step_stage(name) != Some(stage))
+        .collect()
+}
+
+/// `app` for `[app 3/4] COPY …` (also with a platform word in front); None for `[3/4] …`.
+pub(super) fn step_stage(name: &str) -> Option<&str> {
+    let label = name.strip_prefix('[')?.split_once(']')?.0;
+    let mut words = label.split_whitespace().rev();
+    words.next()?;
+    words.next()
+}
+
+/// The targets: an app-only rebuild in at most `max_secs` and `max_percent` % of cold, having
+/// re-run only (and some) steps of `last_stage`; a no-change rebuild running no step at all.
+pub fn judge(rows: &[Row], last_stage: &str, max_secs: f64, max_percent: f64) -> Vec<Check> {
+    let find = |s: Scenario| rows.iter().find(|r| r.scenario == s);
+    let mut checks = Vec::new();
+    if let Some(app) = find(Scenario::AppChange) {
+        checks.push(Check {
+            name: "app-only rebuild time".into(),
+            target: format!("≤ {max_secs} s"),
+            measured: format!("{:.1} s", app.secs),
+            pass: app.secs <= max_secs,
+        });
+        checks.push(Check {
+            name: "app-only rebuild vs cold".into(),
+            target: format!("≤ {max_percent} %"),
+            measured: app
+                .ratio_to_cold
+                .map_or("?".into(), |r| format!("{:.1} %", r * 100.0)),
+            pass: app.ratio_to_cold.is_some_and(|r| r * 100.0 <= max_percent),
+        });
+        let outside = steps_outside(app, last_stage);
+        let ran = app.steps_run.len();
+        checks.push(Check {
+            name: "app-only rebuild re-ran only the last stage".into(),
+            target: format!("≥ 1 step run, all in stage `{last_stage}`"),
+            measured: match (ran, outside.is_empty(), app.steps_total, app.steps_cached) {
+                (0, _, _, _) => "no step ran (is the file in the build context?)".into(),
+                (_, true, Some(t), Some(c)) => {
+                    format!("{} of {t} ran ({c} cached), all in `{last_stage}`", t - c)
+                }
+                (_, true, _, _) => format!("{ran} ran, all in `{last_stage}`"),
+                (_, false, _, _) => format!("also ran: {}", outside.join("; ")),
+            },
+            pass: ran > 0 && outside.is_empty(),
+        });
+    }
+    if let Some(warm) = find(Scenario::NoChange) {
+        checks.push(Check {
+            name: "no-change rebuild is fully cached".into(),
+            target: "0 steps run".into(),
+            measured: match (warm.steps_total, warm.steps_cached) {
+                (Some(t), Some(c)) => format!("{} of {t} ran", t - c),
+                _ => "? (no build record)".into(),
+            },
+            pass: warm.steps_total.is_some() && warm.steps_run.is_empty(),
+        });
+    }
+    checks
+}
+
+/// The base image must be the same before the cold build and after the last one: when it was
+/// replaced meanwhile, the warm builds were not warm and the figures mean nothing.
+pub fn base_check(image: &str, before: Option<&str>, after: Option<&str>) -> Check {
+    let short = |id: Option<&str>| {
+        id.map_or("absent".to_string(), |id| {
+            id.trim_start_matches("sha256:").chars().take(12).collect()
+        })
+    };
+    Check {
+        name: "base image unchanged during the bench".into(),
+        target: format!("{image}: same ID before and after"),
+        measured: if before == after {
+            short(before)
+        } else {
+            format!("{} -> {} (rerun the bench)", short(before), short(after))
+        },
+        pass: before == after,
+    }
+}
+
+/// The stage an app-only change should rebuild: the variant's target, else the stage of the
+/// last step the cold build listed, else `app`.
+pub fn last_stage(variant: &Variant, rows: &[Row]) -> String {
+    if let Some(target) = &variant.target {
+        return target.clone();
+    }
+    rows.first()
+        .and_then(|cold| cold.steps_run.last())
+        .and_then(|name| step_stage(name))
+        .unwrap_or("app")
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bench::rebuild::run::ratio;
+
+    fn row(scenario: Scenario, secs: f64, cold: f64, run: &[&str]) -> Row {
+        Row {
+            scenario,
+            touched: None,
+            secs,
+            ratio_to_cold: ratio(secs, Some(cold)),
+            steps_total: Some(13),
+            steps_cached: Some(13 - run.len() as u64),
+            steps_run: run.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    fn rows(app_secs: f64, app_run: &[&str]) -> Vec<Row> {
+        vec![
+            row(Scenario::Cold, 100.0, 100.0, &[]),
+            row(Scenario::NoChange, 3.0, 100.0, &[]),
+            row(Scenario::AppChange, app_secs, 100.0, app_run),
+            row(
+                Scenario::DepChange,
+                40.0,
+                100.0,
+                &["[deps 6/8] RUN uv pip install"],
+            ),
+        ]
+    }
+
+    fn verdict(checks: Vec<Check>) -> Vec<(String, bool)> {
+        checks.into_iter().map(|c| (c.name, c.pass)).collect()
+    }
+
+    #[test]
+    fn app_rebuild_within_both_targets_passes() {
+        let app = [
+            "[app 3/4] COPY app/src/voxserve /opt/voxserve/voxserve",
+            "[app 4/4] RUN python3 -m compileall",
+        ];
+        let checks = judge(&rows(4.9, &app), "app", 5.0, 5.0);
+        assert!(checks.iter().all(|c| c.pass), "{checks:?}");
+        assert_eq!(checks[2].measured, "2 of 13 ran (11 cached), all in `app`");
+    }
+
+    #[test]
+    fn slow_or_relatively_slow_app_rebuild_fails() {
+        let app = ["[app 3/4] COPY x /x"];
+        // 6 s: over 5 s, and 6 % of cold.
+        let v = verdict(judge(&rows(6.0, &app), "app", 5.0, 5.0));
+        assert_eq!(v[0], ("app-only rebuild time".to_string(), false));
+        assert_eq!(v[1], ("app-only rebuild vs cold".to_string(), false));
+        // 4 s of a 50 s cold build: in time, but 8 % of cold.
+        let mut r = rows(4.0, &app);
+        for row in &mut r {
+            row.ratio_to_cold = ratio(row.secs, Some(50.0));
+        }
+        let v = verdict(judge(&r, "app", 5.0, 5.0));
+        assert!(v[0].1);
+        assert!(!v[1].1);
+        // Exactly on the targets passes.
+        let v = verdict(judge(&rows(5.0, &app), "app", 5.0, 5.0));
+        assert!(v[0].1 && v[1].1);
+    }
+
+    #[test]
+    fn app_rebuild_that_reran_deps_or_nothing_fails() {
+        let checks = judge(
+            &rows(
+                3.0,
+                &["[deps 7/8] RUN python trim_venv.py", "[app 3/4] COPY x /x"],
+            ),
+            "app",
+            5.0,
+            5.0,
+        );
+        assert!(!checks[2].pass);
+        assert!(
+            checks[2].measured.contains("[deps 7/8]"),
+            "{}",
+            checks[2].measured
+        );
+        let checks = judge(&rows(3.0, &[]), "app", 5.0, 5.0);
+        assert!(!checks[2].pass);
+    }
+
+    #[test]
+    fn no_change_rebuild_must_run_nothing() {
+        let mut r = rows(3.0, &["[app 3/4] COPY x /x"]);
+        assert!(judge(&r, "app", 5.0, 5.0)[3].pass);
+        r[1].steps_run = vec!["[app 4/4] RUN date".into()];
+        r[1].steps_cached = Some(12);
+        let c = &judge(&r, "app", 5.0, 5.0)[3];
+        assert!(!c.pass);
+        assert_eq!(c.measured, "1 of 13 ran");
+    }
+
+    #[test]
+    fn a_base_replaced_during_the_bench_invalidates_it() {
+        let same = base_check(
+            "b",
+            Some("sha256:54de30a32771aaaa"),
+            Some("sha256:54de30a32771aaaa"),
+        );
+        assert!(same.pass);
+        assert_eq!(same.measured, "54de30a32771");
+        let changed = base_check(
+            "b",
+            Some("sha256:54de30a32771aaaa"),
+            Some("sha256:eb19300e4e15bbbb"),
+        );
+        assert!(!changed.pass);
+        assert_eq!(
+            changed.measured,
+            "54de30a32771 -> eb19300e4e15 (rerun the bench)"
+        );
+        // No offline base at all (the Dockerfiles' default applies): nothing changed.
+        assert!(base_check("b", None, None).pass);
+    }
+
+    #[test]
+    fn step_stage_reads_named_unnamed_and_platform_labels() {
+        assert_eq!(step_stage("[app 3/4] COPY a b"), Some("app"));
+        assert_eq!(step_stage("[linux/amd64 deps 2/9] RUN x"), Some("deps"));
+        assert_eq!(step_stage("[3/4] RUN x"), None);
+        assert_eq!(step_stage("exporting to image"), None);
+    }
+}

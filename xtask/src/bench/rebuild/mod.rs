@@ -1,0 +1,105 @@
+//! `cargo xtask bench rebuild <variant>`: cold and warm rebuild times of one variant.
+//!
+//! It times four builds through the real `cargo xtask build` code path
+//! (`--load`, local cache in its own directory, plain progress on stderr): cold (`--no-cache`),
+//! warm with no change, warm after one app source file changed, warm after a dependency file
+//! changed. Each change is a comment line appended to a real file, with a unique value so that
+//! no earlier run's cache can answer for it, and the original bytes are written back on every
+//! path (success, error, Ctrl-C). The result is judged against issue 3's target for an app-only
+//! rebuild (≤ 5 s and ≤ 5 % of cold) and against what must have re-run (only the last stage).
+//!
+//! Cold means no *layer* cache: BuildKit's cache mounts (uv, apt) stay warm on the builder, as
+//! they do for a contributor's second checkout, so a cold build does not measure downloads.
+//!
+//! Story, one file per stage: `plan` (the four builds, the files to touch, the build
+//! arguments) → `run` (the builds, each touch undone) → `judge` → `render`, published through
+//! `bench::report`.
+
+mod judge;
+mod plan;
+mod render;
+mod run;
+
+use anyhow::Result;
+use camino::Utf8PathBuf;
+
+use super::report::publish;
+use crate::report::Format;
+use crate::util::Ctx;
+use judge::{base_check, judge, last_stage, RebuildReport};
+use plan::Plan;
+
+#[derive(clap::Args)]
+pub struct RebuildArgs {
+    /// The variant to measure (see `cargo xtask config`).
+    variant: String,
+    /// App source file that gets a comment line appended for the app-change build
+    /// (default: app/src/voxserve/__init__.py). Must be inside the variant's build context.
+    #[arg(long, value_name = "FILE")]
+    app_file: Option<Utf8PathBuf>,
+    /// Dependency file that gets a comment line appended for the dependency-change build
+    /// (default: app/requirements.lock). Must be inside the variant's build context.
+    #[arg(long, value_name = "FILE")]
+    dep_file: Option<Utf8PathBuf>,
+    /// Target for the app-change rebuild: at most this many seconds.
+    #[arg(long, default_value_t = 5.0, value_name = "SECONDS")]
+    max_app_secs: f64,
+    /// Target for the app-change rebuild: at most this percentage of the cold build's time.
+    #[arg(long, default_value_t = 5.0, value_name = "PERCENT")]
+    max_app_percent: f64,
+    /// Root of the bench's own local build cache (default: target/bench-cache), so the bench
+    /// neither uses nor rotates the cache of `cargo xtask build`.
+    #[arg(long, value_name = "DIR")]
+    cache_dir: Option<Utf8PathBuf>,
+    /// The buildx builder to use (default: the active one).
+    #[arg(long)]
+    builder: Option<String>,
+    /// Report format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
+}
+
+impl RebuildArgs {
+    pub fn run(self, ctx: &Ctx) -> Result<()> {
+        let config = ctx.config()?;
+        let plan = Plan::new(
+            ctx,
+            config,
+            &self.variant,
+            self.app_file.as_ref(),
+            self.dep_file.as_ref(),
+        )?;
+        let cache_dir = self
+            .cache_dir
+            .clone()
+            .unwrap_or_else(|| ctx.root.join("target").join("bench-cache"));
+        let measured = run::builds(ctx, &plan, cache_dir, self.builder.clone())?;
+
+        let variant = plan.variant;
+        let rows = measured.rows;
+        let last_stage = last_stage(variant, &rows);
+        let mut checks = judge(&rows, &last_stage, self.max_app_secs, self.max_app_percent);
+        checks.push(base_check(
+            plan.base_image,
+            measured.base_before.as_deref(),
+            measured.base_after.as_deref(),
+        ));
+        let report = RebuildReport {
+            variant: variant.name.clone(),
+            image: variant.image_ref(),
+            cpus: std::thread::available_parallelism().map_or(0, |n| n.get()),
+            docker: measured.info.server_version.clone(),
+            store: measured.info.store_name(),
+            pass: checks.iter().all(|c| c.pass),
+            rows,
+            checks,
+        };
+        publish(
+            self.format,
+            &format!("bench rebuild {}", variant.name),
+            &render::render(&report),
+            &report,
+            &report.checks,
+        )
+    }
+}

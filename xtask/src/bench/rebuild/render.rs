@@ -1,0 +1,71 @@
+//! Rendering `bench rebuild`: the table of the four builds (time, share of cold, the steps that
+//! ran) and the targets table.
+
+use super::judge::RebuildReport;
+use super::plan::Scenario;
+use crate::bench::report::targets_section;
+use crate::report::{Section, Table};
+
+/// `[app 3/5] COPY` for `[app 3/5] COPY --chown=0:0 app/src/voxserve …`: the table shows the
+/// step and its instruction; JSON keeps the whole name.
+pub fn short_step(name: &str) -> String {
+    match name.split_once("] ") {
+        Some((label, rest)) => {
+            let instr = rest.split_whitespace().next().unwrap_or("");
+            format!("{label}] {instr}")
+        }
+        None => name.to_string(),
+    }
+}
+
+pub fn render(report: &RebuildReport) -> Vec<Section> {
+    let mut builds = Table::new(&["build", "time", "vs cold", "steps cached", "steps run"])
+        .right_align(&[1, 2, 3]);
+    for row in &report.rows {
+        builds.row(vec![
+            row.scenario.label().into(),
+            format!("{:.1} s", row.secs),
+            row.ratio_to_cold
+                .map_or("?".into(), |r| format!("{:.1} %", r * 100.0)),
+            match (row.steps_cached, row.steps_total) {
+                (Some(c), Some(t)) => format!("{c}/{t}"),
+                _ => "?".into(),
+            },
+            if row.scenario == Scenario::Cold {
+                "all".into()
+            } else if row.steps_run.is_empty() {
+                "-".into()
+            } else {
+                row.steps_run
+                    .iter()
+                    .map(|s| short_step(s))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            },
+        ]);
+    }
+    vec![
+        Section {
+            title: Some(format!(
+                "bench rebuild {} ({}): {} CPUs, Docker {}, {}",
+                report.variant, report.image, report.cpus, report.docker, report.store
+            )),
+            table: builds,
+        },
+        targets_section(&report.checks),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_shows_steps_by_label_and_instruction() {
+        assert_eq!(
+            short_step("[app 3/5] COPY --chown=0:0 app/src/voxserve /opt/voxserve/voxserve"),
+            "[app 3/5] COPY"
+        );
+        assert_eq!(short_step("exporting to image"), "exporting to image");
+    }
+}

@@ -1,0 +1,181 @@
+//! Running `bench rebuild`: the four builds in order through the real `cargo xtask build` code
+//! path, each touched file changed just before its build and restored right after (and on every
+//! other path: error, Ctrl-C), with the base image's ID taken before the first build and after
+//! the last.
+
+use anyhow::{bail, Context, Result};
+use camino::{Utf8Path, Utf8PathBuf};
+use serde::Serialize;
+
+use super::plan::{touched_contents, Plan, Scenario};
+use crate::build_cmd::BuildReport;
+use crate::cleanup::Guard;
+use crate::docker;
+use crate::util::{self, progress, Ctx, TempDir};
+
+/// One measured build.
+#[derive(Debug, Clone, Serialize)]
+pub struct Row {
+    pub scenario: Scenario,
+    /// The file changed for this build, if any.
+    pub touched: Option<Utf8PathBuf>,
+    /// Time of `docker buildx build` (export and cache export included).
+    pub secs: f64,
+    /// `secs` divided by the cold build's.
+    pub ratio_to_cold: Option<f64>,
+    pub steps_total: Option<u64>,
+    pub steps_cached: Option<u64>,
+    /// The steps that ran, as BuildKit names them.
+    pub steps_run: Vec<String>,
+}
+
+/// `secs / cold` when the cold time is known and positive.
+pub fn ratio(secs: f64, cold: Option<f64>) -> Option<f64> {
+    cold.filter(|c| *c > 0.0).map(|c| secs / c)
+}
+
+/// What the builds measured, and the engine and base image they ran on.
+pub struct Measured {
+    pub info: docker::Info,
+    pub rows: Vec<Row>,
+    /// The base image's ID before the first build and after the last (None: no such image).
+    pub base_before: Option<String>,
+    pub base_after: Option<String>,
+}
+
+/// Runs the plan's four builds with a local cache under `cache_dir`.
+pub fn builds(
+    ctx: &Ctx,
+    plan: &Plan,
+    cache_dir: Utf8PathBuf,
+    builder: Option<String>,
+) -> Result<Measured> {
+    let variant = plan.variant;
+    let info = docker::info(&ctx.sh)?;
+    // Another `cargo xtask base` on a shared engine replaces the base under the bench and
+    // turns every later build into a cold one; such a run is reported as invalid.
+    let base_before = docker::image_id(&ctx.sh, plan.base_image)
+        .with_context(|| format!("inspecting the base image {}", plan.base_image))?;
+    let reports = TempDir::new(ctx, "bench")?;
+    let build_args = plan.build_args(reports.path(), cache_dir, builder);
+
+    let mut rows: Vec<Row> = Vec::new();
+    for scenario in Scenario::ALL {
+        progress!("bench rebuild {}: {}", variant.name, scenario.label());
+        let mut args = build_args.clone();
+        args.no_cache = scenario == Scenario::Cold;
+        let (touch, touched) = match scenario {
+            Scenario::AppChange => (
+                Some(Touch::apply(&plan.app_file, plan.app_original.clone())?),
+                Some(plan.app_file.clone()),
+            ),
+            Scenario::DepChange => (
+                Some(Touch::apply(&plan.dep_file, plan.dep_original.clone())?),
+                Some(plan.dep_file.clone()),
+            ),
+            _ => (None, None),
+        };
+        let built = args.build(ctx);
+        // Restore before anything else can fail; a failed build still restores (drop).
+        if let Some(touch) = touch {
+            touch.restore()?;
+        }
+        let report = one(built.with_context(|| {
+            format!("bench rebuild {}: {} build", variant.name, scenario.label())
+        })?)?;
+        let cold = rows.first().map(|r| r.secs);
+        rows.push(Row {
+            scenario,
+            touched,
+            secs: report.duration_secs,
+            ratio_to_cold: ratio(report.duration_secs, cold.or(Some(report.duration_secs))),
+            steps_total: report.steps_total,
+            steps_cached: report.steps_cached,
+            steps_run: report.steps_run,
+        });
+    }
+    let base_after = docker::image_id(&ctx.sh, plan.base_image)
+        .with_context(|| format!("inspecting the base image {}", plan.base_image))?;
+    Ok(Measured {
+        info,
+        rows,
+        base_before,
+        base_after,
+    })
+}
+
+fn one(mut reports: Vec<BuildReport>) -> Result<BuildReport> {
+    match reports.len() {
+        1 => Ok(reports.remove(0)),
+        n => bail!("expected one build report, got {n}"),
+    }
+}
+
+/// A file changed for one build; its original bytes come back when this drops, or on Ctrl-C.
+struct Touch {
+    path: Utf8PathBuf,
+    original: Vec<u8>,
+    guard: Option<Guard>,
+}
+
+impl Touch {
+    fn apply(path: &Utf8Path, original: Vec<u8>) -> Result<Touch> {
+        let modified = touched_contents(path, &original, &util::unique_suffix());
+        // The guard exists before the first byte is written.
+        let (restore_path, restore_bytes) = (path.to_owned(), original.clone());
+        let guard = Guard::new(move || {
+            if let Err(err) = std::fs::write(&restore_path, &restore_bytes) {
+                eprintln!("error: could not restore {restore_path}: {err}; run `git checkout -- {restore_path}`");
+            }
+        });
+        std::fs::write(path, &modified).with_context(|| format!("appending a line to {path}"))?;
+        Ok(Touch {
+            path: path.to_owned(),
+            original,
+            guard: Some(guard),
+        })
+    }
+
+    /// Restores the file now and proves it holds its original bytes again.
+    fn restore(mut self) -> Result<()> {
+        drop(self.guard.take());
+        let now = std::fs::read(&self.path).with_context(|| format!("reading {}", self.path))?;
+        if now != self.original {
+            bail!(
+                "{} was not restored to its original bytes: run `git checkout -- {}`",
+                self.path,
+                self.path
+            );
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ratio_needs_a_positive_cold_time() {
+        assert_eq!(ratio(5.0, Some(100.0)), Some(0.05));
+        assert_eq!(ratio(5.0, Some(0.0)), None);
+        assert_eq!(ratio(5.0, None), None);
+    }
+
+    #[test]
+    fn touch_restores_the_original_bytes() {
+        let dir = std::env::temp_dir().join(format!("xtask-bench-{}", util::unique_suffix()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = Utf8PathBuf::try_from(dir.join("f.py")).unwrap();
+        std::fs::write(&path, b"a = 1").unwrap();
+        let touch = Touch::apply(&path, b"a = 1".to_vec()).unwrap();
+        assert_ne!(std::fs::read(&path).unwrap(), b"a = 1");
+        touch.restore().unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"a = 1");
+        // Dropped without `restore` (an error path): restored too.
+        let touch = Touch::apply(&path, b"a = 1".to_vec()).unwrap();
+        drop(touch);
+        assert_eq!(std::fs::read(&path).unwrap(), b"a = 1");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,59 @@
+//! What every bench shares: its PASS/FAIL checks, their table, and `publish` (print the report
+//! in the chosen format, append it to the GitHub step summary, fail when a target was missed).
+
+use anyhow::Result;
+use serde::Serialize;
+
+use crate::report::{self, Format, Section, Table};
+use crate::util::CheckFailed;
+
+/// One PASS/FAIL line.
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    pub name: String,
+    pub target: String,
+    pub measured: String,
+    pub pass: bool,
+}
+
+/// Prints a bench's report (and appends it to the GitHub step summary), then fails with the
+/// names of the missed targets, if any.
+pub fn publish<T: Serialize>(
+    format: Format,
+    what: &str,
+    sections: &[Section],
+    report: &T,
+    checks: &[Check],
+) -> Result<()> {
+    report::emit_sections(format, sections, report)?;
+    report::step_summary(
+        &format!("cargo xtask {what}"),
+        &report::sections_markdown(sections),
+    );
+    let failed: Vec<&str> = checks
+        .iter()
+        .filter(|c| !c.pass)
+        .map(|c| c.name.as_str())
+        .collect();
+    if !failed.is_empty() {
+        return Err(CheckFailed(format!("{what}: target missed: {}", failed.join(", "))).into());
+    }
+    Ok(())
+}
+
+/// The PASS/FAIL table of a bench.
+pub fn targets_section(checks: &[Check]) -> Section {
+    let mut table = Table::new(&["check", "target", "measured", "result"]);
+    for c in checks {
+        table.row(vec![
+            c.name.clone(),
+            c.target.clone(),
+            c.measured.clone(),
+            if c.pass { "PASS" } else { "FAIL" }.into(),
+        ]);
+    }
+    Section {
+        title: Some("targets".into()),
+        table,
+    }
+}
