@@ -215,7 +215,6 @@ pub fn unpacked_from_trailer(isize: u32, compressed: u64, usage: u64) -> Option<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sizes::tar;
 
     #[test]
     fn gzip_blobs_are_counted_uncompressed() {
@@ -231,7 +230,15 @@ mod tests {
 
     #[test]
     fn plain_blobs_are_gzip_counted_when_asked() {
-        let data = tar::tests::archive(&[("f", &[7u8; 50_000])]);
+        // A layer tar of one file.
+        let mut layer = tar::Builder::new(Vec::new());
+        let mut header = tar::Header::new_gnu();
+        header.set_size(50_000);
+        header.set_mode(0o644);
+        layer
+            .append_data(&mut header, "f", &[7u8; 50_000][..])
+            .unwrap();
+        let data = layer.into_inner().unwrap();
         let (facts, _, processed) = measure_blob(data.len() as u64, &mut &data[..], true).unwrap();
         assert_eq!(facts.encoding, Encoding::Plain);
         assert_eq!(facts.unpacked, Some(data.len() as u64));

@@ -16,7 +16,6 @@ mod layout;
 mod measure;
 mod render;
 mod save;
-mod tar;
 
 use anyhow::{bail, Context, Result};
 use camino::Utf8PathBuf;

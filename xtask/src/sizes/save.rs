@@ -7,12 +7,12 @@ use anyhow::{Context, Result};
 use std::collections::BTreeSet;
 use std::io::{self, Read};
 use std::sync::mpsc;
+use tar::EntryType;
 
 use super::blob::{measure_blob, read_up_to};
 use super::cache::Cache;
 use super::facts::{Encoding, Stats, Store, UnpackedFrom, Wanted, COMPRESSOR};
 use super::layout::{looks_like_json, Layout, MAX_JSON_BLOB};
-use super::tar;
 use crate::docker;
 
 /// The layout of the `todo` images from one `docker save`.
@@ -63,50 +63,7 @@ fn read_stream(
         ended: false,
     };
     let mut layout = Layout::default();
-    let parsed = tar::for_each(&mut pipe, |entry, body| {
-        let Some(digest) = blob_digest(&entry.path) else {
-            return Ok(());
-        };
-        if !entry.is_file() {
-            return Ok(());
-        }
-        let cached = cache.blob(&digest).filter(|b| {
-            b.size == entry.size
-                && (!to_compress.contains(&digest)
-                    || b.encoding != Encoding::Plain
-                    || b.compressor.as_deref() == Some(COMPRESSOR))
-        });
-        let (facts, json) = match cached {
-            Some(facts) => (facts, None),
-            None => {
-                let (facts, json, processed) =
-                    measure_blob(entry.size, body, to_compress.contains(&digest))?;
-                stats.processed += processed;
-                if json.is_none() {
-                    if facts.unpacked_from == UnpackedFrom::Decompressed {
-                        stats.decompressed += 1;
-                    }
-                    layout.new_blobs.insert(digest.clone(), facts.clone());
-                }
-                (facts, json)
-            }
-        };
-        // A cached blob that may be JSON metadata is read again: manifests are tiny.
-        let json = match json {
-            Some(json) => Some(json),
-            None if facts.encoding == Encoding::Plain && entry.size <= MAX_JSON_BLOB => {
-                let mut buf = Vec::new();
-                body.read_to_end(&mut buf)?;
-                looks_like_json(&buf).then_some(buf)
-            }
-            None => None,
-        };
-        if let Some(json) = json {
-            layout.json.insert(digest.clone(), json);
-        }
-        layout.blobs.insert(digest, facts);
-        Ok(())
-    });
+    let parsed = read_blobs(&mut pipe, to_compress, cache, stats, &mut layout);
     // On success read to the end for docker's exit status; on failure drop the pipe at once,
     // which ends the reader thread and kills `docker save`.
     let drained = if parsed.is_ok() {
@@ -124,6 +81,83 @@ fn read_stream(
     parsed?;
     drained?;
     Ok(layout)
+}
+
+/// Measures each blob of a saved OCI layout (a tar stream) as it passes: the `tar` crate hands
+/// out each member as a reader bounded to it (PAX and GNU long names and sizes applied) and
+/// skips whatever is left unread.
+fn read_blobs(
+    input: impl Read,
+    to_compress: &BTreeSet<String>,
+    cache: &Cache,
+    stats: &mut Stats,
+    layout: &mut Layout,
+) -> Result<()> {
+    let mut archive = tar::Archive::new(input);
+    for entry in archive.entries().context("reading the tar stream")? {
+        let mut entry = entry.context("reading the tar stream")?;
+        let path = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        let Some(digest) = blob_digest(&path) else {
+            continue;
+        };
+        if !matches!(
+            entry.header().entry_type(),
+            EntryType::Regular | EntryType::Continuous
+        ) {
+            continue;
+        }
+        let size = entry.size();
+        read_blob(&digest, size, &mut entry, to_compress, cache, stats, layout)
+            .with_context(|| format!("reading `{path}`"))?;
+    }
+    Ok(())
+}
+
+/// Measures one blob (or takes its facts from the cache) into the layout.
+fn read_blob(
+    digest: &str,
+    size: u64,
+    body: &mut dyn Read,
+    to_compress: &BTreeSet<String>,
+    cache: &Cache,
+    stats: &mut Stats,
+    layout: &mut Layout,
+) -> Result<()> {
+    let cached = cache.blob(digest).filter(|b| {
+        b.size == size
+            && (!to_compress.contains(digest)
+                || b.encoding != Encoding::Plain
+                || b.compressor.as_deref() == Some(COMPRESSOR))
+    });
+    let (facts, json) = match cached {
+        Some(facts) => (facts, None),
+        None => {
+            let (facts, json, processed) = measure_blob(size, body, to_compress.contains(digest))?;
+            stats.processed += processed;
+            if json.is_none() {
+                if facts.unpacked_from == UnpackedFrom::Decompressed {
+                    stats.decompressed += 1;
+                }
+                layout.new_blobs.insert(digest.to_string(), facts.clone());
+            }
+            (facts, json)
+        }
+    };
+    // A cached blob that may be JSON metadata is read again: manifests are tiny.
+    let json = match json {
+        Some(json) => Some(json),
+        None if facts.encoding == Encoding::Plain && size <= MAX_JSON_BLOB => {
+            let mut buf = Vec::new();
+            body.read_to_end(&mut buf)?;
+            looks_like_json(&buf).then_some(buf)
+        }
+        None => None,
+    };
+    if let Some(json) = json {
+        layout.json.insert(digest.to_string(), json);
+    }
+    layout.blobs.insert(digest.to_string(), facts);
+    Ok(())
 }
 
 /// `blobs/sha256/<hex>` → `sha256:<hex>`.
@@ -216,6 +250,107 @@ impl Pipe {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use flate2::{write::GzEncoder, Compression};
+    use std::io::Write;
+    use tar::{Builder, Header};
+
+    fn file(size: usize) -> Header {
+        let mut header = Header::new_gnu();
+        header.set_size(size as u64);
+        header.set_mode(0o644);
+        header.set_entry_type(EntryType::Regular);
+        header
+    }
+
+    /// A saved layout as docker writes one (directories, `index.json`, blobs), with one blob
+    /// named by a GNU long name and one by a PAX `path` record.
+    fn saved_layout(blobs: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut out = Builder::new(Vec::new());
+        let mut dir = Header::new_gnu();
+        dir.set_entry_type(EntryType::Directory);
+        dir.set_mode(0o755);
+        dir.set_size(0);
+        out.append_data(&mut dir, "blobs/sha256/", io::empty())
+            .unwrap();
+        out.append_data(&mut file(2), "index.json", &b"{}"[..])
+            .unwrap();
+        for (i, (path, body)) in blobs.iter().enumerate() {
+            if i == 0 {
+                // PAX: the ustar name is a placeholder, the record holds the real path.
+                let record = format!(" path={path}\n");
+                let mut len = record.len() + 2;
+                while len.to_string().len() + record.len() != len {
+                    len += 1;
+                }
+                let pax = format!("{len}{record}");
+                let mut header = file(pax.len());
+                header.set_entry_type(EntryType::XHeader);
+                out.append_data(&mut header, "PaxHeaders/0", pax.as_bytes())
+                    .unwrap();
+                out.append_data(&mut file(body.len()), "placeholder", *body)
+                    .unwrap();
+            } else {
+                // Names over 100 bytes get a GNU long-name entry from the builder.
+                out.append_data(&mut file(body.len()), path, *body).unwrap();
+            }
+        }
+        out.into_inner().unwrap()
+    }
+
+    #[test]
+    fn every_blob_of_a_saved_layout_is_measured_and_json_kept() {
+        let manifest = br#"{"schemaVersion":2,"layers":[]}"#;
+        let mut gz = GzEncoder::new(Vec::new(), Compression::default());
+        gz.write_all(&[9u8; 70_000]).unwrap();
+        let gz = gz.finish().unwrap();
+        let layer_tar = vec![0u8; 3 * 512];
+        let long = format!("sha256:{}", "ab".repeat(60));
+        let data = saved_layout(&[
+            ("blobs/sha256/m", manifest),
+            (&format!("blobs/{}", long.replace(':', "/")), &gz),
+            ("blobs/sha256/t", &layer_tar),
+        ]);
+        let cache = Cache::new("/nonexistent".into(), false, true);
+        let mut stats = Stats::default();
+        let mut layout = Layout::default();
+        read_blobs(&data[..], &BTreeSet::new(), &cache, &mut stats, &mut layout).unwrap();
+        assert_eq!(
+            layout.blobs.keys().collect::<Vec<_>>(),
+            [&long, "sha256:m", "sha256:t"]
+        );
+        assert_eq!(
+            layout.json.get("sha256:m").map(Vec::as_slice),
+            Some(&manifest[..])
+        );
+        assert_eq!(layout.blobs[&long].encoding, Encoding::Gzip);
+        assert_eq!(layout.blobs[&long].unpacked, Some(70_000));
+        // The layer tar was left unread past its first bytes; the reader skipped the rest.
+        assert_eq!(layout.blobs["sha256:t"].unpacked, Some(3 * 512));
+        assert_eq!(layout.blobs["sha256:t"].encoding, Encoding::Plain);
+        assert_eq!(stats.decompressed, 1);
+        assert_eq!(stats.processed, 70_000);
+        // The JSON blob is not cached; the two layer blobs are.
+        assert_eq!(layout.new_blobs.len(), 2);
+    }
+
+    #[test]
+    fn a_truncated_stream_is_an_error() {
+        let data = saved_layout(&[("blobs/sha256/t", &[1u8; 4000])]);
+        let cut = &data[..data.len() - 1024 - 3000];
+        let cache = Cache::new("/nonexistent".into(), false, true);
+        let err = read_blobs(
+            cut,
+            &BTreeSet::new(),
+            &cache,
+            &mut Stats::default(),
+            &mut Layout::default(),
+        )
+        .unwrap_err();
+        assert!(
+            format!("{err:#}").contains("reading the tar stream"),
+            "{err:#}"
+        );
+    }
 
     #[test]
     fn blob_paths_become_digests() {
