@@ -4,8 +4,29 @@
 use anyhow::Result;
 use serde::Serialize;
 
+use crate::docker;
 use crate::report::{self, Format, Section, Table};
 use crate::util::CheckFailed;
+
+/// Where a bench ran, as each bench's report states it (flattened into its JSON).
+#[derive(Debug, Clone, Serialize)]
+pub struct Machine {
+    pub cpus: usize,
+    /// The engine's version.
+    pub docker: String,
+    /// The image store, e.g. `containerd snapshotter (overlayfs)`.
+    pub store: String,
+}
+
+impl Machine {
+    pub fn of(info: &docker::Info) -> Machine {
+        Machine {
+            cpus: std::thread::available_parallelism().map_or(0, |n| n.get()),
+            docker: info.server_version.clone(),
+            store: info.store_name(),
+        }
+    }
+}
 
 /// One PASS/FAIL line.
 #[derive(Debug, Clone, Serialize)]

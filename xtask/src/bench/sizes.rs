@@ -8,7 +8,7 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
 
-use super::report::{publish, targets_section, Check};
+use super::report::{publish, targets_section, Check, Machine};
 use crate::docker;
 use crate::report::{Format, Section, Table};
 use crate::sizes::Stats;
@@ -95,9 +95,8 @@ pub struct SizesReport {
     pub images: Vec<String>,
     /// Total unpacked bytes of the images measured.
     pub unpacked: u64,
-    pub cpus: usize,
-    pub docker: String,
-    pub store: String,
+    #[serde(flatten)]
+    pub machine: Machine,
     pub rows: Vec<Row>,
     pub checks: Vec<Check>,
     pub pass: bool,
@@ -230,9 +229,7 @@ impl SizesArgs {
         let report = SizesReport {
             images: measured.iter().map(|e| e.name.clone()).collect(),
             unpacked: measured.iter().filter_map(|e| e.unpacked).sum(),
-            cpus: std::thread::available_parallelism().map_or(0, |n| n.get()),
-            docker: info.server_version.clone(),
-            store: info.store_name(),
+            machine: Machine::of(&info),
             pass: checks.iter().all(|c| c.pass),
             rows,
             checks,
@@ -282,9 +279,9 @@ fn render(report: &SizesReport) -> Vec<Section> {
                 report.images.len(),
                 report.images.join(", "),
                 crate::config::human_size(report.unpacked),
-                report.cpus,
-                report.docker,
-                report.store
+                report.machine.cpus,
+                report.machine.docker,
+                report.machine.store
             )),
             table: runs,
         },

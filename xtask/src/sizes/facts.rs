@@ -44,6 +44,7 @@ impl Store {
         }
     }
 
+    /// `containerd` or `classic`: in cache file names and the closing progress line.
     pub(super) fn key(self) -> &'static str {
         match self {
             Store::Containerd => "containerd",

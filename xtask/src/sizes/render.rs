@@ -212,7 +212,7 @@ pub fn summary(images: usize, store: Store, stats: &Stats) -> String {
     }
     let mut line = format!(
         "{images} image(s) on the {} store in {:.2} s",
-        store_word(store),
+        store.key(),
         stats.seconds
     );
     if !sources.is_empty() {
@@ -232,13 +232,6 @@ pub fn summary(images: usize, store: Store, stats: &Stats) -> String {
         line.push_str(&format!("; layers: {}", sized.join(", ")));
     }
     line
-}
-
-fn store_word(store: Store) -> &'static str {
-    match store {
-        Store::Containerd => "containerd",
-        Store::Classic => "classic",
-    }
 }
 
 #[cfg(test)]

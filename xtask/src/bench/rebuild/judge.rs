@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use super::plan::Scenario;
 use super::run::Row;
-use crate::bench::report::Check;
+use crate::bench::report::{Check, Machine};
 use crate::config::Variant;
 
 /// The bench's report: the builds, the checks and the verdict (`--format json` prints it).
@@ -14,9 +14,8 @@ use crate::config::Variant;
 pub struct RebuildReport {
     pub variant: String,
     pub image: String,
-    pub cpus: usize,
-    pub docker: String,
-    pub store: String,
+    #[serde(flatten)]
+    pub machine: Machine,
     pub rows: Vec<Row>,
     pub checks: Vec<Check>,
     pub pass: bool,

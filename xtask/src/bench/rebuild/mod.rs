@@ -23,7 +23,7 @@ mod run;
 use anyhow::Result;
 use camino::Utf8PathBuf;
 
-use super::report::publish;
+use super::report::{publish, Machine};
 use crate::report::Format;
 use crate::util::Ctx;
 use judge::{base_check, judge, last_stage, RebuildReport};
@@ -87,9 +87,7 @@ impl RebuildArgs {
         let report = RebuildReport {
             variant: variant.name.clone(),
             image: variant.image_ref(),
-            cpus: std::thread::available_parallelism().map_or(0, |n| n.get()),
-            docker: measured.info.server_version.clone(),
-            store: measured.info.store_name(),
+            machine: Machine::of(&measured.info),
             pass: checks.iter().all(|c| c.pass),
             rows,
             checks,

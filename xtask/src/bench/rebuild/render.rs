@@ -48,7 +48,11 @@ pub fn render(report: &RebuildReport) -> Vec<Section> {
         Section {
             title: Some(format!(
                 "bench rebuild {} ({}): {} CPUs, Docker {}, {}",
-                report.variant, report.image, report.cpus, report.docker, report.store
+                report.variant,
+                report.image,
+                report.machine.cpus,
+                report.machine.docker,
+                report.machine.store
             )),
             table: builds,
         },
