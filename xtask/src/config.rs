@@ -2,7 +2,7 @@
 //! validation, and errors that name file:line:col and the variant.
 //!
 //! Inheritance: every field of `[defaults]` applies to each `[variants.NAME]`. Scalars and
-//! lists are replaced by the variant's value; tables (`build_args`, `budget`, `smoke`, `scan`)
+//! lists are replaced by the variant's value; tables (`build_args`, `budget`, `smoke`, `scan`, `dive`)
 //! are merged key by key; smoke checks (`smoke.exec`, `smoke.http`) are appended, and a variant
 //! check with the same `name` as a default check replaces it.
 
@@ -79,6 +79,7 @@ pub struct Variant {
     pub budget: Budget,
     pub smoke: Smoke,
     pub scan: Scan,
+    pub dive: Dive,
 }
 
 /// Layer compression of pushed images.
@@ -131,6 +132,17 @@ pub struct Scan {
     pub ignore: Vec<String>,
 }
 
+/// Thresholds of `cargo xtask lint --dive` (`dive --ci`); unset ones keep dive's defaults.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Dive {
+    /// Lowest image efficiency (0–1): the share of bytes not overwritten or deleted later.
+    pub lowest_efficiency: Option<f64>,
+    /// Most bytes wasted (written, then replaced or deleted by a later layer).
+    pub highest_wasted_bytes: Option<u64>,
+    /// Highest share (0–1) of the bytes the image's own layers add that are wasted.
+    pub highest_user_wasted_percent: Option<f64>,
+}
+
 // ---------------------------------------------------------------------------------------------
 // The file as written.
 
@@ -168,6 +180,15 @@ struct RawVariant {
     budget: Option<RawBudget>,
     smoke: Option<RawSmoke>,
     scan: Option<RawScan>,
+    dive: Option<RawDive>,
+}
+
+#[derive(Deserialize, Default, Clone)]
+#[serde(deny_unknown_fields)]
+struct RawDive {
+    lowest_efficiency: Option<Spanned<f64>>,
+    highest_wasted_bytes: Option<Spanned<String>>,
+    highest_user_wasted_percent: Option<Spanned<f64>>,
 }
 
 #[derive(Deserialize, Default, Clone)]
@@ -479,6 +500,37 @@ fn resolve_variant(
         ignore: vsc.ignore.or(dsc.ignore).unwrap_or_default(),
     };
 
+    let ddv = defaults.dive.clone().unwrap_or_default();
+    let vdv = v.dive.unwrap_or_default();
+    let ratio = |key: &str, r: Option<Spanned<f64>>| -> Result<Option<f64>> {
+        match r {
+            Some(r) if !(0.0..=1.0).contains(r.get_ref()) => Err(err(
+                Some(r.span()),
+                format!("dive.{key}: {} is not a ratio between 0 and 1", r.get_ref()),
+            )),
+            r => Ok(r.map(Spanned::into_inner)),
+        }
+    };
+    let dive = Dive {
+        lowest_efficiency: ratio(
+            "lowest_efficiency",
+            vdv.lowest_efficiency.or(ddv.lowest_efficiency),
+        )?,
+        highest_wasted_bytes: vdv
+            .highest_wasted_bytes
+            .or(ddv.highest_wasted_bytes)
+            .map(|s| {
+                parse_size(s.get_ref())
+                    .map_err(|e| err(Some(s.span()), format!("dive.highest_wasted_bytes: {e}")))
+            })
+            .transpose()?,
+        highest_user_wasted_percent: ratio(
+            "highest_user_wasted_percent",
+            vdv.highest_user_wasted_percent
+                .or(ddv.highest_user_wasted_percent),
+        )?,
+    };
+
     let image = v.image.or_else(|| defaults.image.clone()).ok_or_else(|| {
         err(
             Some(span.clone()),
@@ -524,6 +576,7 @@ fn resolve_variant(
         budget,
         smoke,
         scan,
+        dive,
     })
 }
 
@@ -761,5 +814,39 @@ mod tests {
         let b = &config.variant("b").unwrap().scan;
         assert_eq!(b.ignore, vec!["CVE-2"]);
         assert_eq!(b.fail_on, vec!["LOW"]);
+    }
+
+    #[test]
+    fn dive_thresholds_merge_key_by_key_and_are_validated() {
+        let config = parse_with(
+            "[defaults]\nimage = \"i\"\ndockerfile = \"Dockerfile\"\n\
+             [defaults.dive]\nlowest_efficiency = 0.95\nhighest_wasted_bytes = \"20 MB\"\n\n\
+             [variants.a]\n\n[variants.b]\ndive = { lowest_efficiency = 0.9, highest_user_wasted_percent = 0.1 }\n",
+        )
+        .unwrap();
+        let a = &config.variant("a").unwrap().dive;
+        assert_eq!(
+            *a,
+            Dive {
+                lowest_efficiency: Some(0.95),
+                highest_wasted_bytes: Some(20_000_000),
+                highest_user_wasted_percent: None,
+            }
+        );
+        let b = &config.variant("b").unwrap().dive;
+        assert_eq!(b.lowest_efficiency, Some(0.9));
+        assert_eq!(b.highest_wasted_bytes, Some(20_000_000));
+        assert_eq!(b.highest_user_wasted_percent, Some(0.1));
+
+        let err = parse_with(
+            "[defaults]\nimage = \"i\"\ndockerfile = \"Dockerfile\"\n\n\
+             [variants.a]\ndive = { lowest_efficiency = 95.0 }\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.ends_with("variant `a`: dive.lowest_efficiency: 95 is not a ratio between 0 and 1"),
+            "{err}"
+        );
     }
 }

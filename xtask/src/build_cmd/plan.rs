@@ -298,6 +298,7 @@ mod tests {
                 ignore_unfixed: true,
                 ignore: vec![],
             },
+            dive: Default::default(),
         }
     }
 

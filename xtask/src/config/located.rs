@@ -137,6 +137,8 @@ fn shape_of(key: &str) -> Option<&'static str> {
         "budget" => r#"a table like { compressed = "2.5 GB", unpacked = "4 GB" }"#,
         "smoke" => r#"a table like { health_timeout = "120s", memory = "2g", cpus = "2" }"#,
         "scan" => r#"a table like { fail_on = ["CRITICAL", "HIGH"], ignore_unfixed = true }"#,
+        "dive" => r#"a table like { lowest_efficiency = 0.99, highest_wasted_bytes = "5 MB" }"#,
+        "lowest_efficiency" | "highest_user_wasted_percent" => "a ratio from 0 to 1, like 0.99",
         "build_args" => r#"a table of strings like { WITH_TORCH = "1" }"#,
         "json" => r#"a table of expected fields like { status = "ok" }"#,
         "exec" => {
@@ -157,7 +159,7 @@ fn shape_of(key: &str) -> Option<&'static str> {
         "cpus" => r#"a string like "1.5""#,
         "memory" => r#"a string like "2g""#,
         "health_timeout" => r#"a duration like "120s""#,
-        "compressed" | "unpacked" => r#"a size like "2.5 GB""#,
+        "compressed" | "unpacked" | "highest_wasted_bytes" => r#"a size like "2.5 GB""#,
         "dockerfile" => r#"a path like "Dockerfile.cpu""#,
         "context" => r#"a directory like ".""#,
         "push_compression" => r#""gzip" or "zstd""#,
