@@ -397,6 +397,93 @@ impl SaveStream {
     }
 }
 
+/// What `docker buildx build --call=check,format=json` reported: BuildKit's own Dockerfile checks.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct BuildCheck {
+    #[serde(default)]
+    pub warnings: Option<Vec<CheckWarning>>,
+    /// Set when the Dockerfile could not be evaluated (a parse error, an unresolvable `FROM`).
+    #[serde(default, rename = "buildError")]
+    pub build_error: Option<CheckError>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CheckWarning {
+    pub rule_name: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub url: Option<String>,
+    #[serde(default)]
+    pub detail: String,
+    #[serde(default)]
+    pub location: Option<CheckLocation>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct CheckError {
+    pub message: String,
+    #[serde(default)]
+    pub location: Option<CheckLocation>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct CheckLocation {
+    #[serde(default)]
+    pub ranges: Vec<CheckRange>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct CheckRange {
+    #[serde(default)]
+    pub start: CheckPosition,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct CheckPosition {
+    #[serde(default)]
+    pub line: u32,
+}
+
+impl CheckLocation {
+    /// The first line the location covers (1-based), if any.
+    pub fn line(&self) -> Option<u32> {
+        self.ranges.first().map(|r| r.start.line).filter(|&l| l > 0)
+    }
+}
+
+/// Parses the JSON `--call=check,format=json` prints.
+pub fn parse_build_check(json: &str) -> Result<BuildCheck> {
+    serde_json::from_str(json).context("parsing the JSON of `docker buildx build --call=check`")
+}
+
+/// Runs `docker <args>` (a `buildx build --call=check,format=json …` argv) in `dir` and returns
+/// its verdict. Exit 1 with a report means "the check found something"; anything else is an
+/// error that quotes docker.
+pub fn build_check_in(dir: &camino::Utf8Path, args: &[String]) -> Result<BuildCheck> {
+    let out = command(args)
+        .dir(dir)
+        .stdin_null()
+        .stdout_capture()
+        .stderr_capture()
+        .unchecked()
+        .run()
+        .context("running `docker buildx build --call=check`")?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let code = out.status.code();
+    if matches!(code, Some(0 | 1)) && stdout.trim_start().starts_with('{') {
+        return parse_build_check(&stdout);
+    }
+    bail!(
+        "`docker {}` failed ({}): {}",
+        args.join(" "),
+        out.status,
+        stderr.trim().lines().last().unwrap_or("no output")
+    )
+}
+
 /// A `docker` process with these arguments (duct: see the module's rule).
 fn command(args: &[String]) -> duct::Expression {
     duct::cmd("docker", args)

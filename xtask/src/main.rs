@@ -9,6 +9,7 @@ mod config;
 mod config_cmd;
 mod docker;
 mod doctor;
+mod lint;
 mod report;
 mod scan;
 mod sizes;
@@ -45,6 +46,8 @@ enum Command {
     Smoke(smoke::Args),
     /// Compressed and unpacked size of each variant's image, against its budgets.
     Sizes(sizes::Args),
+    /// Every linter: rustfmt, clippy, hadolint, BuildKit's checks, shellcheck, actionlint, zizmor (and dive).
+    Lint(lint::Args),
     /// Scan images for vulnerabilities with Trivy (or judge its JSON report) against images.toml.
     Scan(scan::Args),
     /// Run every test: the xtask's (against the real Docker engine) and the service's pytest suite.
@@ -67,6 +70,7 @@ fn main() -> ExitCode {
         Command::Build(args) => args.run(&ctx),
         Command::Smoke(args) => args.run(&ctx),
         Command::Sizes(args) => args.run(&ctx),
+        Command::Lint(args) => args.run(&ctx),
         Command::Scan(args) => args.run(&ctx),
         Command::Test(args) => args.run(&ctx),
         Command::Bench(args) => args.run(&ctx),

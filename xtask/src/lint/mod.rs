@@ -1,0 +1,226 @@
+//! `cargo xtask lint`: every linter of the repository as real binaries, one command. Stages:
+//! `files` (what the project has to lint) → `plan` (which linter on which files with which argv,
+//! pure) → `run` (find the tools, run the jobs) → `parse` (each tool's machine output into
+//! findings) → `render` (text, Markdown, JSON) and `sarif` (one file per linter).
+//!
+//! Exit codes: 0 clean; 1 findings, or a linter was skipped (not installed) without
+//! `--allow-missing`; 2 a linter could not run or its output was not understood.
+
+mod files;
+mod parse;
+mod plan;
+mod render;
+mod run;
+
+use anyhow::{bail, Result};
+use camino::Utf8PathBuf;
+
+use crate::report::{self, Format};
+use crate::util::progress;
+use crate::util::{CheckFailed, Ctx};
+use plan::Tool;
+use render::{Report, Status, ToolSummary};
+
+/// Lints the project around images.toml (the directory of `--config`): its Rust workspace,
+/// the Dockerfiles and variants of images.toml, the shell scripts in scripts/, .ci/ and app/,
+/// and .github/ (workflows and actions).
+#[derive(clap::Args)]
+pub struct Args {
+    /// Only these linters (comma-separated or repeated).
+    #[arg(long, value_enum, value_delimiter = ',', value_name = "LINTER")]
+    only: Vec<Tool>,
+    /// Leave these linters out (comma-separated or repeated).
+    #[arg(long, value_enum, value_delimiter = ',', value_name = "LINTER")]
+    skip: Vec<Tool>,
+    /// Exit 0 although a linter is not installed (it is still listed as skipped).
+    #[arg(long)]
+    allow_missing: bool,
+    /// Also run `dive --ci` on every built variant, with the thresholds of images.toml
+    /// (`[….dive]`).
+    #[arg(long)]
+    dive: bool,
+    /// Write one SARIF 2.1.0 file per linter into DIR (`<linter>.sarif`, category
+    /// `lint/<linter>`), for GitHub code scanning.
+    #[arg(long, value_name = "DIR")]
+    sarif: Option<Utf8PathBuf>,
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
+}
+
+impl Args {
+    pub fn run(self, ctx: &Ctx) -> Result<()> {
+        let config = ctx.config()?;
+        let dir = config.dir.clone();
+        let tools = plan::selected(&self.only, &self.skip, self.dive);
+        if tools.is_empty() {
+            bail!("--only and --skip leave no linter to run");
+        }
+
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut summaries: Vec<ToolSummary> = Vec::new();
+        let mut available = Vec::new();
+        for &tool in &tools {
+            match run::probe(ctx, tool, &cargo) {
+                Ok(version) => {
+                    available.push(tool);
+                    summaries.push(ToolSummary {
+                        tool,
+                        status: Status::NothingToLint,
+                        version,
+                        linted: Vec::new(),
+                        findings: 0,
+                        detail: None,
+                    });
+                }
+                Err(why) => {
+                    eprintln!("warning: {tool} skipped: {why}");
+                    summaries.push(ToolSummary {
+                        tool,
+                        status: Status::Skipped,
+                        version: None,
+                        linted: Vec::new(),
+                        findings: 0,
+                        detail: Some(why),
+                    });
+                }
+            }
+        }
+
+        let inputs = files::gather(ctx, config, &available)?;
+        let jobs = plan::plan(&inputs, &available);
+        progress!(
+            "lint {dir}: {}",
+            available
+                .iter()
+                .map(|t| t.name())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let outcomes = run::execute(&dir, jobs);
+        if crate::cleanup::interrupted() {
+            crate::cleanup::wait_for_handler();
+        }
+
+        let mut findings = Vec::new();
+        for outcome in outcomes {
+            let summary = summaries
+                .iter_mut()
+                .find(|s| s.tool == outcome.job.tool)
+                .expect("every job's tool has a summary");
+            summary.linted.push(match &outcome.note {
+                Some(note) => format!("{}: {note}", outcome.job.subject),
+                None => outcome.job.subject.clone(),
+            });
+            match outcome.result {
+                Ok(found) => {
+                    summary.findings += found.len();
+                    if summary.status != Status::Error {
+                        summary.status = if summary.findings > 0 {
+                            Status::Findings
+                        } else {
+                            Status::Passed
+                        };
+                    }
+                    findings.extend(found);
+                }
+                Err(err) => {
+                    summary.status = Status::Error;
+                    summary.detail = Some(format!("{err:#}"));
+                }
+            }
+        }
+        // Variants sharing a Dockerfile report its BuildKit warnings once each.
+        findings.sort();
+        findings.dedup();
+        for s in &mut summaries {
+            if s.status == Status::Findings || s.status == Status::Passed {
+                s.findings = findings.iter().filter(|f| f.tool == s.tool).count();
+            }
+        }
+        if let Some(dive) = summaries.iter_mut().find(|s| s.tool == Tool::Dive) {
+            if dive.status == Status::NothingToLint {
+                dive.status = Status::Skipped;
+                dive.detail = Some(
+                    "no variant is built: build one first (`cargo xtask build VARIANT`)".into(),
+                );
+            }
+        }
+
+        let report = Report {
+            project: dir,
+            ok: findings.is_empty()
+                && summaries
+                    .iter()
+                    .all(|s| !matches!(s.status, Status::Skipped | Status::Error)),
+            tools: summaries,
+            findings,
+        };
+        let sections = render::sections(&report);
+        match self.format {
+            Format::Table => {
+                print!("{}", render::text(&report));
+            }
+            _ => report::emit_sections(self.format, &sections, &report)?,
+        }
+        report::step_summary("Lint", &report::sections_markdown(&sections));
+        if let Some(dir) = &self.sarif {
+            bail!(
+                "--sarif {dir}: SARIF output is not available yet (the shared SARIF writer has \
+                 not landed)"
+            );
+        }
+        verdict(&report, self.allow_missing)
+    }
+}
+
+/// 2 when a linter failed; 1 for findings, or skipped linters without --allow-missing.
+fn verdict(report: &Report, allow_missing: bool) -> Result<()> {
+    let errors: Vec<String> = report
+        .errors()
+        .map(|t| format!("{}: {}", t.tool, t.detail.as_deref().unwrap_or("failed")))
+        .collect();
+    if !errors.is_empty() {
+        bail!("lint: a linter could not run: {}", errors.join("; "));
+    }
+    let mut problems = Vec::new();
+    if !report.findings.is_empty() {
+        let mut per_tool: Vec<String> = report
+            .tools
+            .iter()
+            .filter(|t| t.findings > 0)
+            .map(|t| format!("{} {}", t.tool, t.findings))
+            .collect();
+        per_tool.dedup();
+        problems.push(format!(
+            "{} finding{} ({})",
+            report.findings.len(),
+            if report.findings.len() == 1 { "" } else { "s" },
+            per_tool.join(", ")
+        ));
+    }
+    let skipped: Vec<&ToolSummary> = report.skipped().collect();
+    if !skipped.is_empty() {
+        let names: Vec<&str> = skipped.iter().map(|t| t.tool.name()).collect();
+        if allow_missing {
+            eprintln!(
+                "lint: skipped (allowed by --allow-missing): {}",
+                names.join(", ")
+            );
+        } else {
+            problems.push(format!(
+                "skipped {} — {} (or pass --allow-missing)",
+                names.join(", "),
+                skipped
+                    .iter()
+                    .map(|t| t.detail.as_deref().unwrap_or(""))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ));
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(CheckFailed(format!("lint: {}", problems.join("; "))).into())
+    }
+}
