@@ -8,6 +8,8 @@ mod cleanup;
 mod config;
 mod config_cmd;
 mod docker;
+#[cfg(test)]
+mod docs_drift;
 mod doctor;
 mod lint;
 mod report;
