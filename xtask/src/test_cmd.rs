@@ -14,6 +14,10 @@ pub struct Args {
     /// Skip the service's pytest suite.
     #[arg(long)]
     skip_app: bool,
+    /// Only the xtask's unit tests (`cargo test --bins`): no Docker engine and no uv needed, so
+    /// they run on any machine (CI runs them on Linux, macOS and Windows).
+    #[arg(long, conflicts_with_all = ["skip_rust", "skip_app"])]
+    unit: bool,
     /// Extra arguments for `cargo test` (after `--`), e.g. a test name filter.
     #[arg(last = true)]
     cargo_args: Vec<String>,
@@ -22,7 +26,7 @@ pub struct Args {
 impl Args {
     pub fn run(self, ctx: &Ctx) -> Result<()> {
         let mut failed = Vec::new();
-        if !self.skip_app {
+        if !self.skip_app && !self.unit {
             if let Err(err) = app_tests(ctx) {
                 if err.downcast_ref::<CheckFailed>().is_none() {
                     return Err(err);
@@ -39,6 +43,9 @@ impl Args {
                 "--locked".into(),
                 "--no-fail-fast".into(),
             ];
+            if self.unit {
+                args.push("--bins".into());
+            }
             if !self.cargo_args.is_empty() {
                 args.push("--".into());
                 args.extend(self.cargo_args);
