@@ -264,6 +264,45 @@ pub fn workflow(file: &Path, text: &str) -> Vec<Found> {
     out
 }
 
+/// The `run:` steps of a workflow that run no `cargo xtask` command: (line, step name).
+pub fn setup_steps(text: &str) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
+    let mut name = String::new();
+    let mut run: Option<(usize, usize, bool)> = None; // (line, indent, saw cargo xtask)
+    let mut finish = |run: &mut Option<(usize, usize, bool)>, name: &str| {
+        if let Some((line, _, false)) = run.take() {
+            out.push((line, name.to_string()));
+        }
+    };
+    for (n, line) in text.lines().enumerate() {
+        let indent = line.len() - line.trim_start().len();
+        let body = line.trim_start();
+        if let Some((_, run_indent, seen)) = &mut run {
+            if line.trim().is_empty() || indent > *run_indent {
+                *seen |= !commands_in(line).is_empty();
+                continue;
+            }
+            finish(&mut run, &name);
+        }
+        if body.starts_with("- ") {
+            name.clear();
+        }
+        let body = body.trim_start_matches("- ");
+        if let Some(value) = body.strip_prefix("name:") {
+            name = value.trim().trim_matches('"').to_string();
+        }
+        if let Some(value) = body.strip_prefix("run:") {
+            let value = value.trim();
+            run = Some((n + 1, indent, !commands_in(value).is_empty()));
+            if !value.starts_with(['|', '>']) {
+                finish(&mut run, &name);
+            }
+        }
+    }
+    finish(&mut run, &name);
+    out
+}
+
 /// The long flags a (sub)command accepts, and its subcommands.
 fn flags_of(cmd: &clap::Command) -> Vec<String> {
     let mut flags: Vec<String> = cmd
@@ -402,10 +441,15 @@ pub fn check(found: &Found) -> Verdict {
     }
 }
 
-/// Checks every file; returns the broken lines as `file:line: cargo xtask …: why`, and prints
-/// the pending ones (run the test with `--nocapture` to see them).
+/// Checks every file; returns the broken lines as `file:line: cargo xtask …: why` and the
+/// pending flags used, and prints where those are (run the test with `--nocapture`).
 pub fn broken_lines(files: &[PathBuf], root: &Path) -> Vec<String> {
+    check_files(files, root).0
+}
+
+fn check_files(files: &[PathBuf], root: &Path) -> (Vec<String>, Vec<String>) {
     let mut broken = Vec::new();
+    let mut used = Vec::new();
     for file in files {
         let text =
             std::fs::read_to_string(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
@@ -427,13 +471,14 @@ pub fn broken_lines(files: &[PathBuf], root: &Path) -> Vec<String> {
                 Verdict::Pending(flags) => {
                     for (flag, issue) in flags {
                         eprintln!("pending: {place}: `{flag}` (issue {issue})");
+                        used.push(flag);
                     }
                 }
                 Verdict::Broken(why) => broken.push(format!("{place}: {why}")),
             }
         }
     }
-    broken
+    (broken, used)
 }
 
 #[cfg(test)]
@@ -612,11 +657,72 @@ mod tests {
     fn every_cargo_xtask_line_in_the_docs_and_workflows_parses() {
         let files = documented_files();
         assert!(files.len() >= 4, "{files:?}");
-        let broken = broken_lines(&files, &root());
+        let (broken, used) = check_files(&files, &root());
         assert!(
             broken.is_empty(),
             "lines that do not parse with the CLI:\n{}",
             broken.join("\n")
+        );
+        // Every pending entry is still needed: used somewhere, and not known to clap yet.
+        let root = Cli::command();
+        for &(cmd, flag, _, issue) in PENDING {
+            let sub = root
+                .find_subcommand(cmd)
+                .expect("PENDING names a subcommand");
+            assert!(
+                !sub.get_arguments()
+                    .any(|a| a.get_long() == flag.strip_prefix("--")),
+                "`cargo xtask {cmd} {flag}` exists now (issue {issue}): remove it from PENDING"
+            );
+            assert!(
+                used.contains(&format!("{cmd} {flag}")),
+                "`{cmd} {flag}` (issue {issue}) is in PENDING but no line uses it: remove it"
+            );
+        }
+    }
+
+    /// The setup steps the workflows may run besides `cargo xtask` commands, each with its reason.
+    const SETUP_STEPS: &[(&str, &str)] = &[
+        (
+            "System packages",
+            "mmdebstrap for `cargo xtask base`, from the runner's apt",
+        ),
+        (
+            "Cache backend",
+            "the cache mode derived from images.toml's budgets, as a step output",
+        ),
+        (
+            "Today, for the Trivy DB cache key",
+            "the date for a cache key per day",
+        ),
+    ];
+
+    #[test]
+    fn every_workflow_step_is_a_cargo_xtask_command_or_a_known_setup_step() {
+        let dir = root().join(".github").join("workflows");
+        let mut checked = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let text = std::fs::read_to_string(&path).unwrap();
+            for (line, name) in setup_steps(&text) {
+                checked += 1;
+                assert!(
+                    SETUP_STEPS.iter().any(|(n, _)| *n == name),
+                    "{}:{line}: step `{name}` runs no `cargo xtask` command; make it one, or \
+                     add it to SETUP_STEPS with its reason",
+                    path.display()
+                );
+            }
+        }
+        assert!(checked > 0, "no setup step found: is the parser broken?");
+    }
+
+    #[test]
+    fn setup_steps_are_found_by_name() {
+        let yml = "steps:\n  - name: Tools\n    run: |\n      pip install x\n  - name: Build\n    run: |\n      echo go\n      cargo xtask build cpu\n  - run: date\n";
+        assert_eq!(
+            setup_steps(yml),
+            [(3, "Tools".to_string()), (9, String::new())]
         );
     }
 
