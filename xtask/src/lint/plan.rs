@@ -517,12 +517,17 @@ mod tests {
     #[test]
     fn dive_passes_only_the_thresholds_that_are_set() {
         let jobs = plan(&inputs(), &[Tool::Dive]);
+        let no_rules = if cfg!(windows) {
+            "--ci-config=NUL"
+        } else {
+            "--ci-config=/dev/null"
+        };
         assert_eq!(
             jobs[0].args,
             [
                 "--ci",
                 "--source=docker",
-                "--ci-config=/dev/null",
+                no_rules,
                 "--lowestEfficiency=0.95",
                 "--highestWastedBytes=20000000",
                 "voxserve:cpu-minimal"
