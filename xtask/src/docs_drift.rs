@@ -131,7 +131,10 @@ pub fn shell_words(text: &str) -> Vec<String> {
                 }
             }
             let at_word_start = !in_word;
-            if (c == '#' && at_word_start) || matches!(c, '|' | ';' | '&' | '>' | '<' | ')' | '}') {
+            // A backtick ends the command: it closes the code span the command is quoted in.
+            if (c == '#' && at_word_start)
+                || matches!(c, '|' | ';' | '&' | '>' | '<' | ')' | '}' | '`')
+            {
                 break;
             }
         }
@@ -554,6 +557,8 @@ mod tests {
             ["build", "VARIANT…", "|", "--all"]
         );
         assert_eq!(words(r#" smoke "$@""#), ["smoke", "PLACEHOLDER"]);
+        // In a message: "build the offline base with `cargo xtask base`, or …".
+        assert_eq!(words(" base`, or make it"), ["base"]);
     }
 
     #[test]
