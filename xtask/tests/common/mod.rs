@@ -4,6 +4,10 @@
 //! nothing.
 #![allow(dead_code)]
 
+mod sarif;
+#[allow(unused_imports)]
+pub use sarif::*;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Mutex, OnceLock};

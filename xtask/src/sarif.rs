@@ -1,0 +1,474 @@
+//! SARIF 2.1.0 (OASIS Static Analysis Results Interchange Format): the part of the schema GitHub
+//! code scanning reads, as serde types, and a writer. Shared by the commands that upload to the
+//! Security tab: `scan` (one run per image variant, category `trivy/<variant>`) and `lint` (one
+//! file per linter, category `lint/<tool>`).
+//!
+//! Written here rather than taken from the `serde-sarif` crate: that crate generates ≈ 2,300
+//! lines of types from the schema at build time (schemafy, syn, prettyplease, typed-builder,
+//! strum), which costs more to compile than the rest of the xtask's dependencies together, for
+//! ≈ 15 types we need. What this module writes is checked against the official schema
+//! (`xtask/tests/fixtures/sarif/sarif-schema-2.1.0.json`) by the tests.
+//!
+//! Reading is supported for round trips of our own files; fields outside this subset are
+//! dropped when another tool's SARIF is read.
+
+use anyhow::{Context, Result};
+use camino::Utf8Path;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+pub const VERSION: &str = "2.1.0";
+/// The `$schema` of every log written (the OASIS standard's published schema).
+pub const SCHEMA_URI: &str =
+    "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json";
+/// The `uriBaseId` of locations relative to the repository root: GitHub resolves them against
+/// the checkout. (No `originalUriBaseIds` entry: the checkout's place differs per machine, and
+/// the standard wants an absolute URI there.)
+pub const SRCROOT: &str = "%SRCROOT%";
+
+/// Arbitrary extra data (`properties`); GitHub reads `tags`, `precision` and
+/// `security-severity` from a rule's bag.
+pub type PropertyBag = BTreeMap<String, serde_json::Value>;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Log {
+    #[serde(rename = "$schema")]
+    pub schema: String,
+    pub version: String,
+    pub runs: Vec<Run>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Run {
+    pub tool: Tool,
+    /// GitHub's analysis category is `id` up to its last `/`: one category per uploaded run,
+    /// or a later upload replaces the alerts of an earlier one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub automation_details: Option<AutomationDetails>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub original_uri_base_ids: BTreeMap<String, ArtifactLocation>,
+    pub results: Vec<SarifResult>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub properties: PropertyBag,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Tool {
+    pub driver: ToolComponent,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ToolComponent {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub full_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub information_uri: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<ReportingDescriptor>,
+}
+
+/// A rule: for a scanner, one vulnerability ID; for a linter, one check.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReportingDescriptor {
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub short_description: Option<MultiformatMessageString>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub full_description: Option<MultiformatMessageString>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub help_uri: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub help: Option<MultiformatMessageString>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_configuration: Option<ReportingConfiguration>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub properties: PropertyBag,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReportingConfiguration {
+    pub level: Level,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    None,
+    Note,
+    Warning,
+    Error,
+}
+
+/// `result` in the schema (renamed: it would shadow `Result`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SarifResult {
+    pub rule_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule_index: Option<usize>,
+    pub level: Level,
+    pub message: Message,
+    pub locations: Vec<Location>,
+    /// Stable identities of a result across runs (GitHub computes its own from the file's
+    /// text when none is given).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub partial_fingerprints: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub properties: PropertyBag,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Message {
+    pub text: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub markdown: Option<String>,
+}
+
+impl Message {
+    pub fn text(text: impl Into<String>) -> Message {
+        Message {
+            text: text.into(),
+            markdown: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MultiformatMessageString {
+    pub text: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub markdown: Option<String>,
+}
+
+impl MultiformatMessageString {
+    pub fn text(text: impl Into<String>) -> MultiformatMessageString {
+        MultiformatMessageString {
+            text: text.into(),
+            markdown: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Location {
+    pub physical_location: PhysicalLocation,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<Message>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PhysicalLocation {
+    pub artifact_location: ArtifactLocation,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<Region>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ArtifactLocation {
+    pub uri: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uri_base_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Region {
+    pub start_line: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_column: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_line: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_column: Option<usize>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AutomationDetails {
+    pub id: String,
+}
+
+impl Log {
+    pub fn new(runs: Vec<Run>) -> Log {
+        Log {
+            schema: SCHEMA_URI.into(),
+            version: VERSION.into(),
+            runs,
+        }
+    }
+
+    pub fn to_json(&self) -> Result<String> {
+        Ok(serde_json::to_string_pretty(self).context("serializing SARIF")? + "\n")
+    }
+
+    /// Writes the log atomically: an interrupted run leaves no half-written file.
+    pub fn write(&self, path: &Utf8Path) -> Result<()> {
+        crate::report::write_atomic(path, self.to_json()?.as_bytes())
+            .with_context(|| format!("writing the SARIF file {path}"))
+    }
+}
+
+impl Run {
+    /// A run of `driver` in GitHub's analysis category `category` (e.g. `trivy/cpu`,
+    /// `lint/hadolint`): `automationDetails.id` is the category followed by `/`.
+    pub fn new(driver: ToolComponent, category: &str) -> Run {
+        Run {
+            tool: Tool { driver },
+            automation_details: Some(AutomationDetails {
+                id: format!("{}/", category.trim_end_matches('/')),
+            }),
+            original_uri_base_ids: BTreeMap::new(),
+            results: Vec::new(),
+            properties: PropertyBag::new(),
+        }
+    }
+
+    /// The index of the rule `rule.id`, adding it the first time it is seen.
+    pub fn rule_index(&mut self, rule: ReportingDescriptor) -> usize {
+        let rules = &mut self.tool.driver.rules;
+        match rules.iter().position(|r| r.id == rule.id) {
+            Some(i) => i,
+            None => {
+                rules.push(rule);
+                rules.len() - 1
+            }
+        }
+    }
+}
+
+impl ToolComponent {
+    pub fn new(name: impl Into<String>) -> ToolComponent {
+        ToolComponent {
+            name: name.into(),
+            full_name: None,
+            version: None,
+            information_uri: None,
+            rules: Vec::new(),
+        }
+    }
+}
+
+impl ReportingDescriptor {
+    pub fn new(id: impl Into<String>) -> ReportingDescriptor {
+        ReportingDescriptor {
+            id: id.into(),
+            name: None,
+            short_description: None,
+            full_description: None,
+            help_uri: None,
+            help: None,
+            default_configuration: None,
+            properties: PropertyBag::new(),
+        }
+    }
+}
+
+impl Location {
+    /// Line `line` (1-based) of a file given relative to the repository root.
+    pub fn in_repo(relative: &str, line: usize, message: Option<String>) -> Location {
+        Location {
+            physical_location: PhysicalLocation {
+                artifact_location: ArtifactLocation {
+                    uri: encode_uri_path(relative),
+                    uri_base_id: Some(SRCROOT.into()),
+                },
+                region: Some(Region {
+                    start_line: line.max(1),
+                    start_column: None,
+                    end_line: None,
+                    end_column: None,
+                }),
+            },
+            message: message.map(Message::text),
+        }
+    }
+}
+
+/// A path relative to `root` with `/` separators, or None when it is not below `root`.
+pub fn relative_to(root: &Utf8Path, path: &Utf8Path) -> Option<String> {
+    let rel = path.strip_prefix(root).ok()?;
+    let parts: Vec<&str> = rel.components().map(|c| c.as_str()).collect();
+    if parts.is_empty() || parts.contains(&"..") {
+        return None;
+    }
+    Some(parts.join("/"))
+}
+
+/// Percent-encodes what a relative URI reference may not contain (RFC 3986 `pchar`, plus `/`).
+pub fn encode_uri_path(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for b in path.bytes() {
+        let keep = b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'/' | b'-'
+                    | b'.'
+                    | b'_'
+                    | b'~'
+                    | b'!'
+                    | b'$'
+                    | b'&'
+                    | b'\''
+                    | b'('
+                    | b')'
+                    | b'*'
+                    | b'+'
+                    | b','
+                    | b';'
+                    | b'='
+                    | b':'
+                    | b'@'
+            );
+        if keep {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_carries_its_category_and_dedups_rules() {
+        let mut run = Run::new(ToolComponent::new("Trivy"), "trivy/cpu");
+        assert_eq!(run.automation_details.as_ref().unwrap().id, "trivy/cpu/");
+        assert_eq!(run.rule_index(ReportingDescriptor::new("CVE-1")), 0);
+        assert_eq!(run.rule_index(ReportingDescriptor::new("CVE-2")), 1);
+        assert_eq!(run.rule_index(ReportingDescriptor::new("CVE-1")), 0);
+        assert_eq!(run.tool.driver.rules.len(), 2);
+        let lint = Run::new(ToolComponent::new("hadolint"), "lint/hadolint/");
+        assert_eq!(lint.automation_details.unwrap().id, "lint/hadolint/");
+    }
+
+    #[test]
+    fn serializes_with_sarif_names_and_round_trips() {
+        let mut run = Run::new(ToolComponent::new("Trivy"), "trivy/cpu");
+        let index = run.rule_index(ReportingDescriptor::new("CVE-1"));
+        run.results.push(SarifResult {
+            rule_id: "CVE-1".into(),
+            rule_index: Some(index),
+            level: Level::Warning,
+            message: Message::text("libfoo 1.0"),
+            locations: vec![Location::in_repo("docker files/Dockerfile", 3, None)],
+            partial_fingerprints: BTreeMap::new(),
+            properties: PropertyBag::new(),
+        });
+        let log = Log::new(vec![run]);
+        let json = log.to_json().unwrap();
+        let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(value["$schema"], SCHEMA_URI);
+        assert_eq!(value["version"], "2.1.0");
+        let run = &value["runs"][0];
+        assert_eq!(run["automationDetails"]["id"], "trivy/cpu/");
+        assert!(run.get("originalUriBaseIds").is_none());
+        let result = &run["results"][0];
+        assert_eq!(result["ruleId"], "CVE-1");
+        assert_eq!(result["level"], "warning");
+        let location = &result["locations"][0]["physicalLocation"];
+        assert_eq!(
+            location["artifactLocation"]["uri"],
+            "docker%20files/Dockerfile"
+        );
+        assert_eq!(location["artifactLocation"]["uriBaseId"], "%SRCROOT%");
+        assert_eq!(location["region"]["startLine"], 3);
+        assert!(result.get("partialFingerprints").is_none());
+        let back: Log = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, log);
+    }
+
+    #[test]
+    fn paths_relative_to_the_repository() {
+        let root = Utf8Path::new("/src/repo");
+        assert_eq!(
+            relative_to(root, Utf8Path::new("/src/repo/app/requirements.lock")).as_deref(),
+            Some("app/requirements.lock")
+        );
+        assert_eq!(
+            relative_to(root, Utf8Path::new("/elsewhere/Dockerfile")),
+            None
+        );
+        assert_eq!(relative_to(root, root), None);
+        assert_eq!(encode_uri_path("a b/c#d%"), "a%20b/c%23d%25");
+        assert_eq!(
+            encode_uri_path("xtask/tests/Dockerfile"),
+            "xtask/tests/Dockerfile"
+        );
+    }
+
+    /// Every type of this module, written once and checked against the committed schema.
+    #[test]
+    fn a_log_using_every_type_is_schema_valid() {
+        let mut driver = ToolComponent::new("Trivy");
+        driver.full_name = Some("Trivy Vulnerability Scanner".into());
+        driver.version = Some("0.76.0".into());
+        driver.information_uri = Some("https://trivy.dev/".into());
+        let mut run = Run::new(driver, "trivy/cpu");
+        let mut rule = ReportingDescriptor::new("CVE-2099-0001");
+        rule.name = Some("OsPackageVulnerability".into());
+        rule.short_description = Some(MultiformatMessageString::text("short"));
+        rule.full_description = Some(MultiformatMessageString::text("full"));
+        rule.help_uri = Some("https://example.org/CVE-2099-0001".into());
+        rule.help = Some(MultiformatMessageString {
+            text: "help".into(),
+            markdown: Some("**help**".into()),
+        });
+        rule.default_configuration = Some(ReportingConfiguration {
+            level: Level::Error,
+        });
+        rule.properties
+            .insert("security-severity".into(), serde_json::json!("9.5"));
+        let index = run.rule_index(rule);
+        let mut fingerprints = BTreeMap::new();
+        fingerprints.insert("finding/v1".into(), "abc".into());
+        for level in [Level::Error, Level::Warning, Level::Note, Level::None] {
+            run.results.push(SarifResult {
+                rule_id: "CVE-2099-0001".into(),
+                rule_index: Some(index),
+                level,
+                message: Message {
+                    text: "libfoo 1.0".into(),
+                    markdown: Some("`libfoo` 1.0".into()),
+                },
+                locations: vec![Location::in_repo("Dockerfile", 7, Some("here".into()))],
+                partial_fingerprints: fingerprints.clone(),
+                properties: PropertyBag::new(),
+            });
+        }
+        run.properties
+            .insert("variant".into(), serde_json::json!("cpu"));
+        let dir =
+            std::env::temp_dir().join(format!("xtask-sarif-{}", crate::util::unique_suffix()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = camino::Utf8PathBuf::try_from(dir.join("log.sarif")).unwrap();
+        Log::new(vec![run]).write(&path).unwrap();
+        let schema =
+            crate::util::project_root().join("xtask/tests/fixtures/sarif/sarif-schema-2.1.0.json");
+        let out = std::process::Command::new("check-jsonschema")
+            .args(["--regex-variant", "nonunicode", "--schemafile"])
+            .arg(schema.as_str())
+            .arg(path.as_str())
+            .output()
+            .expect("check-jsonschema is not on PATH: install .ci/tools.txt (pip install check-jsonschema)");
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(
+            out.status.success(),
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
