@@ -73,11 +73,14 @@ fn every_linter_reports_its_fixture_finding_with_file_and_line() {
     let project = Scratch::new("lint-bad");
     copy_dir(&fixtures().join("lint-bad"), project.path());
     let config = project.path().join("images.toml");
+    let sarif = project.path().join("sarif");
     let run = Run::of(
         xtask()
             .arg("--config")
             .arg(&config)
             .arg("lint")
+            .arg("--sarif")
+            .arg(&sarif)
             .env("CARGO_TARGET_DIR", project.path().join("target")),
     );
     assert_eq!(run.code, 1, "{}\n{}", run.stdout, tail(&run.stderr));
@@ -94,6 +97,40 @@ fn every_linter_reports_its_fixture_finding_with_file_and_line() {
     ] {
         assert!(has(expected), "no line starting `{expected}` in:\n{}", run.stdout);
     }
+    // One schema-valid SARIF file per linter, in its own category, with a result for each of
+    // its findings at the same file and line.
+    for tool in [
+        "rustfmt",
+        "clippy",
+        "hadolint",
+        "buildkit",
+        "shellcheck",
+        "actionlint",
+        "zizmor",
+    ] {
+        let doc = assert_valid_sarif(&sarif.join(format!("{tool}.sarif")));
+        let runs = doc["runs"].as_array().unwrap();
+        assert_eq!(runs.len(), 1, "{tool}");
+        assert_eq!(runs[0]["automationDetails"]["id"], format!("lint/{tool}/"));
+        assert_eq!(runs[0]["tool"]["driver"]["name"], tool);
+        let results = runs[0]["results"].as_array().unwrap();
+        let text: Vec<&&str> = lines
+            .iter()
+            .filter(|l| l.split(' ').nth(1) == Some(tool))
+            .collect();
+        assert_eq!(results.len(), text.len(), "{tool}: {results:#?}");
+        for (result, line) in results.iter().zip(&text) {
+            let place = &result["locations"][0]["physicalLocation"];
+            let expected = format!(
+                "{}:{}:",
+                place["artifactLocation"]["uri"].as_str().unwrap(),
+                place["region"]["startLine"]
+            );
+            assert!(line.starts_with(&expected), "{tool}: {line} vs {expected}");
+            assert_eq!(place["artifactLocation"]["uriBaseId"], "%SRCROOT%");
+        }
+    }
+
     let error = run.error_line();
     assert!(
         error.starts_with("error: lint: ")

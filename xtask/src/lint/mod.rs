@@ -11,6 +11,7 @@ mod parse;
 mod plan;
 mod render;
 mod run;
+mod sarif;
 
 use anyhow::{bail, Result};
 use camino::Utf8PathBuf;
@@ -164,9 +165,14 @@ impl Args {
         }
         report::step_summary("Lint", &report::sections_markdown(&sections));
         if let Some(dir) = &self.sarif {
-            bail!(
-                "--sarif {dir}: SARIF output is not available yet (the shared SARIF writer has \
-                 not landed)"
+            let written = sarif::write(&report, dir)?;
+            progress!(
+                "SARIF: {}",
+                written
+                    .iter()
+                    .map(|p| p.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             );
         }
         verdict(&report, self.allow_missing)
