@@ -228,21 +228,24 @@ pub fn markdown(file: &Path, text: &str) -> Vec<Found> {
 /// and block scalars `run: |`).
 pub fn workflow(file: &Path, text: &str) -> Vec<Found> {
     let mut out = Vec::new();
+    let mut push = |line: usize, text: &str| {
+        for words in commands_in(text) {
+            out.push(Found {
+                file: file.to_path_buf(),
+                line,
+                synopsis: false,
+                inline: false,
+                words,
+            });
+        }
+    };
     let mut block_indent: Option<usize> = None;
     for (n, line) in text.lines().enumerate() {
         let indent = line.len() - line.trim_start().len();
         let body = line.trim_start().trim_start_matches("- ");
         if let Some(min) = block_indent {
             if line.trim().is_empty() || indent > min {
-                for words in commands_in(line) {
-                    out.push(Found {
-                        file: file.to_path_buf(),
-                        line: n + 1,
-                        synopsis: false,
-                        inline: false,
-                        words,
-                    });
-                }
+                push(n + 1, line);
                 continue;
             }
             block_indent = None;
@@ -252,15 +255,7 @@ pub fn workflow(file: &Path, text: &str) -> Vec<Found> {
             if value.starts_with(['|', '>']) {
                 block_indent = Some(indent);
             } else {
-                for words in commands_in(value) {
-                    out.push(Found {
-                        file: file.to_path_buf(),
-                        line: n + 1,
-                        synopsis: false,
-                        inline: false,
-                        words,
-                    });
-                }
+                push(n + 1, value);
             }
         }
     }
@@ -598,26 +593,15 @@ mod tests {
     #[test]
     fn commands_and_synopses_are_checked_against_clap() {
         let found = |line: &str| markdown(Path::new("x.md"), &format!("`{line}`")).remove(0);
-        assert_eq!(
-            check(&found("cargo xtask build cpu --cache gha")),
-            Verdict::Ok
-        );
-        assert_eq!(
-            check(&found("cargo xtask lint --only hadolint --allow-missing")),
-            Verdict::Ok
-        );
-        assert_eq!(
-            check(&found("cargo xtask sizes [VARIANT…] [--image REF…]")),
-            Verdict::Ok
-        );
-        assert_eq!(
-            check(&found("cargo xtask bench rebuild <variant>")),
-            Verdict::Ok
-        );
-        assert_eq!(
-            check(&found("cargo xtask test [--skip-rust] [-- FILTER]")),
-            Verdict::Ok
-        );
+        for ok in [
+            "cargo xtask build cpu --cache gha",
+            "cargo xtask lint --only hadolint --allow-missing",
+            "cargo xtask sizes [VARIANT…] [--image REF…]",
+            "cargo xtask bench rebuild <variant>",
+            "cargo xtask test [--skip-rust] [-- FILTER]",
+        ] {
+            assert_eq!(check(&found(ok)), Verdict::Ok, "{ok}");
+        }
         assert!(matches!(
             check(&found("cargo xtask build cpu --no-such-flag")),
             Verdict::Broken(why) if why.contains("--no-such-flag")

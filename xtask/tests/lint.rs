@@ -22,6 +22,17 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// The linters `cargo xtask lint` runs without options.
+const DEFAULT_LINTERS: [&str; 7] = [
+    "rustfmt",
+    "clippy",
+    "hadolint",
+    "buildkit",
+    "shellcheck",
+    "actionlint",
+    "zizmor",
+];
+
 fn json(run: &Run) -> serde_json::Value {
     serde_json::from_str(&run.stdout)
         .unwrap_or_else(|e| panic!("{e}: stdout:\n{}\nstderr:\n{}", run.stdout, run.stderr))
@@ -50,15 +61,7 @@ fn lint_is_clean_on_this_repository() {
             )
         })
         .collect();
-    for tool in [
-        "rustfmt",
-        "clippy",
-        "hadolint",
-        "buildkit",
-        "shellcheck",
-        "actionlint",
-        "zizmor",
-    ] {
+    for tool in DEFAULT_LINTERS {
         assert!(
             tools.contains(&(tool.to_owned(), "passed".to_owned())),
             "{tool} did not run and pass: {tools:?}"
@@ -99,15 +102,7 @@ fn every_linter_reports_its_fixture_finding_with_file_and_line() {
     }
     // One schema-valid SARIF file per linter, in its own category, with a result for each of
     // its findings at the same file and line.
-    for tool in [
-        "rustfmt",
-        "clippy",
-        "hadolint",
-        "buildkit",
-        "shellcheck",
-        "actionlint",
-        "zizmor",
-    ] {
+    for tool in DEFAULT_LINTERS {
         let doc = assert_valid_sarif(&sarif.join(format!("{tool}.sarif")));
         let runs = doc["runs"].as_array().unwrap();
         assert_eq!(runs.len(), 1, "{tool}");
@@ -133,18 +128,7 @@ fn every_linter_reports_its_fixture_finding_with_file_and_line() {
 
     let error = run.error_line();
     assert!(
-        error.starts_with("error: lint: ")
-            && [
-                "hadolint",
-                "buildkit",
-                "shellcheck",
-                "actionlint",
-                "zizmor",
-                "clippy",
-                "rustfmt"
-            ]
-            .iter()
-            .all(|t| error.contains(t)),
+        error.starts_with("error: lint: ") && DEFAULT_LINTERS.iter().all(|t| error.contains(t)),
         "{error}"
     );
 }
