@@ -462,14 +462,24 @@ pub fn parse_build_check(json: &str) -> Result<BuildCheck> {
 /// its verdict. Exit 1 with a report means "the check found something"; anything else is an
 /// error that quotes docker.
 pub fn build_check_in(dir: &camino::Utf8Path, args: &[String]) -> Result<BuildCheck> {
-    let out = command(args)
-        .dir(dir)
-        .stdin_null()
-        .stdout_capture()
-        .stderr_capture()
-        .unchecked()
-        .run()
-        .context("running `docker buildx build --call=check`")?;
+    let handle = std::sync::Arc::new(
+        command(args)
+            .dir(dir)
+            .stdin_null()
+            .stdout_capture()
+            .stderr_capture()
+            .unchecked()
+            .start()
+            .context("starting `docker buildx build --call=check`")?,
+    );
+    // Killed with the xtask on Ctrl-C (the check holds a BuildKit session until it ends).
+    let kill = std::sync::Arc::clone(&handle);
+    let guard = crate::cleanup::Guard::new(move || drop(kill.kill()));
+    let out = handle
+        .wait()
+        .context("running `docker buildx build --call=check`")?
+        .clone();
+    drop(guard);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     let code = out.status.code();

