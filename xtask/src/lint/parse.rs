@@ -481,22 +481,6 @@ pub fn strip_ansi(s: &str) -> String {
     out
 }
 
-/// The first word of a `--version` output that looks like a version number.
-pub fn version(text: &str) -> Option<String> {
-    text.split(|c: char| c.is_whitespace() || c == ',' || c == '(')
-        .map(|w| w.trim_start_matches('v'))
-        .find(|w| {
-            let mut parts = w.split('.');
-            parts
-                .next()
-                .is_some_and(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
-                && parts
-                    .next()
-                    .is_some_and(|p| p.starts_with(|c: char| c.is_ascii_digit()))
-        })
-        .map(str::to_owned)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -656,31 +640,5 @@ mod tests {
             Some("efficiency 100.00 %, 0 B wasted")
         );
         assert_eq!(dive_stats("nothing"), None);
-    }
-
-    #[test]
-    fn versions_from_version_outputs() {
-        assert_eq!(
-            version("Haskell Dockerfile Linter 2.15.1").as_deref(),
-            Some("2.15.1")
-        );
-        assert_eq!(
-            version("ShellCheck - shell script analysis tool\nversion: 0.11.0\n").as_deref(),
-            Some("0.11.0")
-        );
-        assert_eq!(version("zizmor 1.32.0").as_deref(), Some("1.32.0"));
-        assert_eq!(
-            version("actionlint.kjanat.dev 1.17.0\nhttps://github.com/kjanat/actionlint/releases/tag/v1.17.0").as_deref(),
-            Some("1.17.0")
-        );
-        assert_eq!(
-            version("github.com/docker/buildx 0.29.1+ds1 0.29.1+ds1-4").as_deref(),
-            Some("0.29.1+ds1")
-        );
-        assert_eq!(
-            version("clippy 0.1.95 (59807616e1 2026-04-14)").as_deref(),
-            Some("0.1.95")
-        );
-        assert_eq!(version("no digits here"), None);
     }
 }

@@ -1,5 +1,6 @@
-//! Runs the planned jobs: finds each linter (or says how to install it), runs every job at
-//! once in the project directory, and hands each tool's output to its parser.
+//! Runs the planned jobs: finds each linter (or says how to install it; xshell, short probes),
+//! runs every job at once in the project directory (duct: parallel, killed on Ctrl-C), and hands
+//! each tool's output to its parser.
 
 use anyhow::{anyhow, bail, Context, Result};
 use camino::Utf8Path;
@@ -10,17 +11,17 @@ use super::plan::{Job, Tool};
 use crate::cleanup::Guard;
 use crate::docker;
 use crate::util::Ctx;
+use xshell::cmd;
 
 /// Whether a linter can run here: its version, or why not and how to fix it.
 pub fn probe(ctx: &Ctx, tool: Tool, cargo: &str) -> std::result::Result<Option<String>, String> {
     let missing = |why: String| format!("{why}: install it with {}", tool.install());
     let version_of = |program: &str, args: &[&str]| -> std::result::Result<String, String> {
-        let out = duct::cmd(program, args)
-            .stdin_null()
-            .stdout_capture()
-            .stderr_capture()
-            .unchecked()
-            .run()
+        let sh = &ctx.sh;
+        let out = cmd!(sh, "{program} {args...}")
+            .quiet()
+            .ignore_status()
+            .output()
             .map_err(|e| format!("cannot run `{program}`: {e}"))?;
         let text = String::from_utf8_lossy(&out.stdout).into_owned()
             + &String::from_utf8_lossy(&out.stderr);
@@ -65,7 +66,7 @@ pub fn probe(ctx: &Ctx, tool: Tool, cargo: &str) -> std::result::Result<Option<S
             version_of(program, &["--version"]).map_err(missing)?
         }
     };
-    Ok(parse::version(&text))
+    Ok(crate::doctor::parse_version(&text))
 }
 
 fn buildx_has_checks(version: &str) -> bool {
