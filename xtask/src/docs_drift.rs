@@ -15,8 +15,11 @@ use crate::Cli;
 
 /// Flags used ahead of their implementation: (subcommand, flag, takes a value, issue).
 const PENDING: &[(&str, &str, bool, u32)] = &[
-    // `scan --sarif DIR`: one SARIF file per variant (issue 10).
+    // `scan --sarif DIR`: one SARIF file per variant; `--baseline FILE --fail-on new`: fail only
+    // on findings new since main's report (issue 10).
     ("scan", "--sarif", true, 10),
+    ("scan", "--baseline", true, 10),
+    ("scan", "--fail-on", true, 10),
     // `build --registry HOST[/NAMESPACE]`: where `--push` and `--cache registry` go (issue 12).
     ("build", "--registry", true, 12),
 ];
