@@ -10,6 +10,7 @@ mod base;
 mod dockerfile;
 mod located;
 mod names;
+mod scan;
 mod smoke;
 mod values;
 
@@ -27,8 +28,9 @@ use smoke::RawSmoke;
 pub use base::{Base, Project};
 pub use names::Reference;
 pub use names::{check_platform, check_reference};
+pub use scan::{Date, Ignore, Scan, ScanSettings};
 pub use smoke::{ExecCheck, HttpCheck, Smoke};
-pub use values::{human_size, parse_health_timeout, parse_size};
+pub use values::{human_size, parse_duration, parse_health_timeout, parse_size};
 
 /// The resolved, validated config.
 #[derive(Debug, Clone, Serialize)]
@@ -40,6 +42,8 @@ pub struct Config {
     pub project: Project,
     pub base: Base,
     pub build: BuildSettings,
+    /// The top-level `[scan]` table: Trivy DB settings for every variant.
+    pub scan: ScanSettings,
     pub variants: Vec<Variant>,
 }
 
@@ -122,16 +126,6 @@ pub struct Budget {
     pub unpacked: Option<u64>,
 }
 
-#[derive(Debug, Clone, Serialize)]
-pub struct Scan {
-    /// Severities that fail the scan.
-    pub fail_on: Vec<String>,
-    /// Ignore vulnerabilities without a fixed version.
-    pub ignore_unfixed: bool,
-    /// Vulnerability IDs (`CVE-…`, `GHSA-…`) accepted for this variant: reported, never failing.
-    pub ignore: Vec<String>,
-}
-
 /// Thresholds of `cargo xtask lint --dive` (`dive --ci`); unset ones keep dive's defaults.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Dive {
@@ -157,6 +151,8 @@ struct RawFile {
     #[serde(default)]
     build: BuildSettings,
     #[serde(default)]
+    scan: Option<scan::RawScanSettings>,
+    #[serde(default)]
     defaults: RawVariant,
     #[serde(default)]
     variants: Option<Spanned<BTreeMap<String, Spanned<RawVariant>>>>,
@@ -179,7 +175,7 @@ struct RawVariant {
     push_compression: Option<Str>,
     budget: Option<RawBudget>,
     smoke: Option<RawSmoke>,
-    scan: Option<RawScan>,
+    scan: Option<scan::RawScan>,
     dive: Option<RawDive>,
 }
 
@@ -199,14 +195,6 @@ struct RawDive {
 struct RawBudget {
     compressed: Option<Str>,
     unpacked: Option<Str>,
-}
-
-#[derive(Deserialize, Default, Clone)]
-#[serde(deny_unknown_fields)]
-struct RawScan {
-    fail_on: Option<Vec<String>>,
-    ignore_unfixed: Option<bool>,
-    ignore: Option<Vec<String>>,
 }
 
 impl Config {
@@ -249,12 +237,14 @@ impl Config {
                 span,
             )?);
         }
+        let scan = scan::resolve_settings(&loc, &dir, raw.scan)?;
         let config = Config {
             path: path.to_owned(),
             dir,
             project: project.project,
             base,
             build: raw.build,
+            scan,
             variants: out,
         };
         // `<image>:<version>-<variant>` is one of the standard tags.
@@ -474,31 +464,7 @@ fn resolve_variant(
         v.smoke.unwrap_or_default(),
     )?;
 
-    let dsc = defaults.scan.clone().unwrap_or_default();
-    let vsc = v.scan.unwrap_or_default();
-    let fail_on: Vec<String> = vsc
-        .fail_on
-        .or(dsc.fail_on)
-        .unwrap_or_else(|| vec!["CRITICAL".into(), "HIGH".into()])
-        .into_iter()
-        .map(|s| s.to_ascii_uppercase())
-        .collect();
-    for sev in &fail_on {
-        if !matches!(
-            sev.as_str(),
-            "UNKNOWN" | "LOW" | "MEDIUM" | "HIGH" | "CRITICAL"
-        ) {
-            return Err(err(
-                Some(span.clone()),
-                format!("scan.fail_on: unknown severity `{sev}`; use UNKNOWN, LOW, MEDIUM, HIGH or CRITICAL"),
-            ));
-        }
-    }
-    let scan = Scan {
-        fail_on,
-        ignore_unfixed: vsc.ignore_unfixed.or(dsc.ignore_unfixed).unwrap_or(true),
-        ignore: vsc.ignore.or(dsc.ignore).unwrap_or_default(),
-    };
+    let scan = scan::resolve(loc, dir, name, defaults.scan.clone(), v.scan, &span)?;
 
     let ddv = defaults.dive.clone().unwrap_or_default();
     let vdv = v.dive.unwrap_or_default();
@@ -808,11 +774,12 @@ mod tests {
         )
         .unwrap();
         let a = &config.variant("a").unwrap().scan;
-        assert_eq!(a.ignore, vec!["CVE-1"]);
+        assert_eq!(a.ignore.len(), 1);
+        assert_eq!(a.ignore[0].id, "CVE-1");
         assert_eq!(a.fail_on, vec!["CRITICAL", "HIGH"]);
         assert!(a.ignore_unfixed);
         let b = &config.variant("b").unwrap().scan;
-        assert_eq!(b.ignore, vec!["CVE-2"]);
+        assert_eq!(b.ignore[0].id, "CVE-2");
         assert_eq!(b.fail_on, vec!["LOW"]);
     }
 
@@ -847,6 +814,78 @@ mod tests {
         assert!(
             err.ends_with("variant `a`: dive.lowest_efficiency: 95 is not a ratio between 0 and 1"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn scan_settings_ignores_and_lockfiles_resolve() {
+        let config = parse_with(
+            "[scan]\ncache_dir = \"cache/trivy\"\ndb_repository = [\"mirror.example/trivy-db:2\", \"b.example/db:2\"]\n\
+             offline = true\ntimeout = \"2m\"\n\n\
+             [defaults]\nimage = \"i\"\ndockerfile = \"Dockerfile\"\n\n\
+             [variants.a]\nscan = { lockfiles = [\"Dockerfile\"], ignore = [\"CVE-1\", \
+             { id = \"CVE-2\", reason = \"r\", expires = \"2026-03-31\" }] }\n",
+        )
+        .unwrap();
+        assert!(config
+            .scan
+            .cache_dir
+            .as_ref()
+            .unwrap()
+            .ends_with("cache/trivy"));
+        assert!(config.scan.cache_dir.as_ref().unwrap().is_absolute() || config.dir.is_relative());
+        assert_eq!(
+            config.scan.db_repository,
+            ["mirror.example/trivy-db:2", "b.example/db:2"]
+        );
+        assert!(config.scan.offline);
+        assert_eq!(
+            config.scan.timeout,
+            Some(std::time::Duration::from_secs(120))
+        );
+        let a = &config.variant("a").unwrap().scan;
+        assert_eq!(a.ignore[1].reason.as_deref(), Some("r"));
+        assert_eq!(a.ignore[1].expires.unwrap().to_string(), "2026-03-31");
+        assert!(a.lockfiles[0].ends_with("Dockerfile"));
+
+        let defaults =
+            parse_with("[defaults]\nimage = \"i\"\ndockerfile = \"Dockerfile\"\n\n[variants.a]\n")
+                .unwrap();
+        assert!(!defaults.scan.offline && defaults.scan.cache_dir.is_none());
+
+        let err = |body: &str| parse_with(body).unwrap_err().to_string();
+        let head = "[defaults]\nimage = \"i\"\ndockerfile = \"Dockerfile\"\n\n[variants.a]\n";
+        let e = err(&format!(
+            "{head}scan = {{ ignore = [{{ id = \"CVE-1\", expires = \"soon\" }}] }}\n"
+        ));
+        // Line 17, column 20: the entry itself.
+        assert!(
+            e.contains("images.toml:17:20:")
+                && e.contains("variant `a`")
+                && e.contains("YYYY-MM-DD"),
+            "{e}"
+        );
+        let e = err(&format!(
+            "{head}scan = {{ lockfiles = [\"missing.lock\"] }}\n"
+        ));
+        assert!(
+            e.contains("scan.lockfiles: `missing.lock` does not exist"),
+            "{e}"
+        );
+        let e = err(&format!(
+            "{head}scan = {{ ignore = [\"CVE-1\", \"cve-1\"] }}\n"
+        ));
+        assert!(e.contains("lists `cve-1` twice"), "{e}");
+        let e = err(&format!("[scan]\ntimeout = \"soon\"\n\n{head}"));
+        assert!(e.contains("images.toml:13:11: scan.timeout"), "{e}");
+        let e = err(&format!(
+            "[scan]\ndb_repository = [\"https://x/y\"]\n\n{head}"
+        ));
+        assert!(e.contains("not an OCI repository"), "{e}");
+        let e = err(&format!("[scan]\nmirror = \"x\"\n\n{head}"));
+        assert!(
+            e.contains("unknown key `mirror`; the keys here are `cache_dir`"),
+            "{e}"
         );
     }
 }

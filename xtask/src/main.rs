@@ -13,8 +13,6 @@ mod docs_drift;
 mod doctor;
 mod lint;
 mod report;
-// SARIF for `scan` and `lint`; allowed unused until one of them writes it.
-#[allow(dead_code)]
 mod sarif;
 mod scan;
 mod sizes;

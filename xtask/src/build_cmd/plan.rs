@@ -297,6 +297,7 @@ mod tests {
                 fail_on: vec![],
                 ignore_unfixed: true,
                 ignore: vec![],
+                lockfiles: vec![],
             },
             dive: Default::default(),
         }

