@@ -558,6 +558,33 @@ WORKDIR /opt/app
     }
 
     #[test]
+    fn a_package_named_on_its_own_line_is_found_there() {
+        let d = parse(
+            "FROM debian AS app\nRUN apt-get update \\\n && apt-get install -y \\\n      curl \\\n      python3=3.13.5-1\n",
+        );
+        let history = vec![
+            ("sha256:base".to_string(), "ADD rootfs.tar / # buildkit".to_string()),
+            (
+                "sha256:apt".to_string(),
+                "RUN /bin/sh -c apt-get update  && apt-get install -y       curl       python3=3.13.5-1 # buildkit".to_string(),
+            ),
+        ];
+        let l = Locator::new(Utf8Path::new("/r/Dockerfile"), &d, None, &history, &[]);
+        assert_eq!(
+            l.os_package("sha256:apt", &["python3", "python3-defaults"])
+                .line,
+            5
+        );
+        assert_eq!(l.os_package("sha256:apt", &["curl", "curl"]).line, 4);
+        // Neither named: the install command's line.
+        assert_eq!(
+            l.os_package("sha256:apt", &["libcurl4", "curl-src"]).line,
+            3
+        );
+        assert_eq!(l.os_package("sha256:base", &["libc6", "glibc"]).line, 1);
+    }
+
+    #[test]
     fn an_image_of_only_base_layers_points_at_the_from() {
         let d = parse("FROM localhost/debian:trixie-slim\nLABEL a=b\n");
         let history = vec![(
@@ -588,6 +615,16 @@ WORKDIR /opt/app
             "typing-extensions-x"
         );
         assert_eq!(strip_flags("--mount=a --network=none  echo hi"), "echo hi");
+        // As BuildKit records them (seen with buildx 0.29): exec form, heredoc COPY.
+        let d = parse(
+            "FROM x\nRUN [\"sh\", \"-c\", \"echo exec > /e\"]\nCOPY <<EOF /x.txt\nhello\nEOF\n",
+        );
+        assert!(made_by(
+            &d.instructions[1],
+            "RUN sh -c echo exec > /e # buildkit"
+        ));
+        assert!(made_by(&d.instructions[2], "COPY <<EOF /x.txt # buildkit"));
+        assert!(!made_by(&d.instructions[2], "COPY <<EOF /y.txt # buildkit"));
         assert_eq!(
             exec_form(r#"["python3", "-m", "x"]"#).as_deref(),
             Some("python3 -m x")
