@@ -51,7 +51,7 @@ enum Command {
     Sizes(sizes::Args),
     /// Every linter: rustfmt, clippy, hadolint, BuildKit's checks, shellcheck, actionlint, zizmor (and dive).
     Lint(lint::Args),
-    /// Scan images for vulnerabilities with Trivy (or judge its JSON report) against images.toml.
+    /// Scan images for vulnerabilities and secrets with Trivy against images.toml (table, JSON, SARIF).
     Scan(scan::Args),
     /// Run every test: the xtask's (against the real Docker engine) and the service's pytest suite.
     Test(test_cmd::Args),

@@ -409,11 +409,13 @@ fn fixture_image_findings_policies_ignores_and_sarif() {
     let sarif = s.path("sarif");
     let saved = s.path("out/scan.json");
     let summary = s.path("summary.md");
+    // One scan of every variant writes all the outputs: SARIF on stdout and per variant in
+    // DIR, the JSON report, the step summary.
     let run = Run::of(
         s.cmd(&[
             "--all",
             "--format",
-            "json",
+            "sarif",
             "--sarif",
             arg(&sarif),
             "--save",
@@ -421,7 +423,8 @@ fn fixture_image_findings_policies_ignores_and_sarif() {
         ])
         .env("GITHUB_STEP_SUMMARY", &summary),
     );
-    let report = report_of(&run, 1);
+    assert_eq!(run.code, 1, "{}", tail(&run.stderr));
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&saved).unwrap()).unwrap();
     assert_eq!(report["schema"], 2);
     assert_eq!(report["db"]["schema"], 2);
     assert_eq!(report["db"]["updated_at"], "2026-12-01T00:00:00Z");
@@ -564,9 +567,27 @@ fn fixture_image_findings_policies_ignores_and_sarif() {
         ignores.contains("| accepted | CVE-2099-0003 | (no reason given) | never |"),
         "{md}"
     );
-    // --save wrote what --format json printed.
-    let saved: Value = serde_json::from_str(&std::fs::read_to_string(&saved).unwrap()).unwrap();
-    assert_eq!(saved, report);
+    // --format sarif: one log, one run per variant, each in its own category.
+    let log = assert_valid_sarif(&s.dir.write("all.sarif", &run.stdout));
+    let runs = log["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 4);
+    let mut categories: Vec<&str> = Vec::new();
+    for run in runs {
+        let id = run["automationDetails"]["id"].as_str().unwrap();
+        let variant = id.trim_start_matches("trivy/").trim_end_matches('/');
+        assert_sarif_run(run, scan_of(&report, variant));
+        categories.push(id);
+    }
+    categories.sort_unstable();
+    assert_eq!(
+        categories,
+        [
+            "trivy/accepted/",
+            "trivy/base/",
+            "trivy/expired/",
+            "trivy/strict/"
+        ]
+    );
 }
 
 #[test]
