@@ -424,6 +424,13 @@ fn fixture_image_findings_policies_ignores_and_sarif() {
         .env("GITHUB_STEP_SUMMARY", &summary),
     );
     assert_eq!(run.code, 1, "{}", tail(&run.stderr));
+    // The four variants' tags name one image: one Trivy run, judged four times.
+    assert_eq!(
+        run.stderr.matches("==> scanning ").count(),
+        1,
+        "{}",
+        run.stderr
+    );
     let report: Value = serde_json::from_str(&std::fs::read_to_string(&saved).unwrap()).unwrap();
     assert_eq!(report["schema"], 2);
     assert_eq!(report["db"]["schema"], 2);

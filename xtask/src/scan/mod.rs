@@ -25,6 +25,7 @@ mod trivy;
 use anyhow::{bail, Context, Result};
 use camino::{Utf8Path, Utf8PathBuf};
 use serde::Serialize;
+use std::collections::HashMap;
 use std::time::Duration;
 
 use crate::config::{Config, Date, Scan};
@@ -220,8 +221,9 @@ impl Args {
 
         let today = today();
         let mut scans = Vec::new();
+        let mut reports = HashMap::new();
         for target in &targets {
-            let mut scan = scan_one(ctx, target, trivy.as_deref(), &db, today)?;
+            let mut scan = scan_one(ctx, target, trivy.as_deref(), &db, today, &mut reports)?;
             if let Some(baseline) = &baseline {
                 if !baseline.apply(&mut scan) {
                     eprintln!(
@@ -318,33 +320,46 @@ fn absolute(path: &Utf8Path) -> Result<Utf8PathBuf> {
     Ok(cwd.join(path))
 }
 
-/// Scans (or reads) one target's report and judges it.
+/// Scans (or reads) one target's report and judges it. `reports` keeps the Trivy reports of
+/// this run by image: variants that share an image are judged on one Trivy run.
 fn scan_one(
     ctx: &Ctx,
     target: &Target,
     trivy: Option<&Utf8Path>,
     db: &DbOptions,
     today: Date,
+    reports: &mut HashMap<String, String>,
 ) -> Result<VariantScan> {
-    let (source, what, text) = match &target.source {
-        Source::Report(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading the Trivy report {path}"))?;
-            (format!("report {path}"), format!("the report {path}"), text)
-        }
-        Source::Engine(id) => {
-            let trivy = trivy.expect("trivy is found before engine scans");
-            let text = run::scan(ctx, trivy, &Input::Image(id), db, &target.image)?;
-            ("trivy".to_string(), target.image.clone(), text)
-        }
-        Source::Archive(path) => {
-            let trivy = trivy.expect("trivy is found before archive scans");
-            let text = run::scan(ctx, trivy, &Input::Archive(path), db, path.as_str())?;
-            (
-                format!("trivy --input {path}"),
-                format!("the archive {path}"),
-                text,
-            )
+    let (source, what, key) = match &target.source {
+        Source::Report(path) => (
+            format!("report {path}"),
+            format!("the report {path}"),
+            format!("report {path}"),
+        ),
+        Source::Engine(id) => ("trivy".to_string(), target.image.clone(), id.clone()),
+        Source::Archive(path) => (
+            format!("trivy --input {path}"),
+            format!("the archive {path}"),
+            format!("archive {path}"),
+        ),
+    };
+    let text = match reports.get(&key) {
+        Some(text) => text.clone(),
+        None => {
+            let text = match &target.source {
+                Source::Report(path) => std::fs::read_to_string(path)
+                    .with_context(|| format!("reading the Trivy report {path}"))?,
+                Source::Engine(id) => {
+                    let trivy = trivy.expect("trivy is found before engine scans");
+                    run::scan(ctx, trivy, &Input::Image(id), db, &target.image)?
+                }
+                Source::Archive(path) => {
+                    let trivy = trivy.expect("trivy is found before archive scans");
+                    run::scan(ctx, trivy, &Input::Archive(path), db, path.as_str())?
+                }
+            };
+            reports.insert(key, text.clone());
+            text
         }
     };
     let report = trivy::parse(&what, &text)?;
