@@ -562,7 +562,7 @@ fn json_has_both_sizes_for_every_entry() {
 #[test]
 fn same_figures_on_the_classic_and_the_containerd_store() {
     let f = fixture();
-    let engine = ClassicEngine::start();
+    let engine = Engine::classic();
     engine.load_from_main(&f.tag);
     let run = Run::of(
         xtask()

@@ -4,14 +4,20 @@
 //! nothing.
 #![allow(dead_code)]
 
+mod engine;
+mod registry;
 mod sarif;
+
+#[allow(unused_imports)]
+pub use engine::*;
+#[allow(unused_imports)]
+pub use registry::*;
 #[allow(unused_imports)]
 pub use sarif::*;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::sync::{Mutex, OnceLock};
-use std::time::{Duration, Instant};
 
 /// The image the fixtures start from (`[base].image` of the repository's images.toml).
 pub const BASE_IMAGE: &str = "localhost/debian:trixie-slim";
@@ -283,137 +289,6 @@ pub fn labelled_containers() -> Vec<String> {
         .map(str::to_owned)
         .filter(|l| !l.is_empty())
         .collect()
-}
-
-// ---------------------------------------------------------------------------------------------
-// A second engine with the classic store.
-
-/// A dockerd with the classic (overlay2) image store, its own data root, exec root and socket,
-/// a bridge interface of its own and no iptables rules, so it leaves the main engine alone.
-/// (`--bridge=none` would not: dockerd then deletes the default `docker0` bridge, cutting the
-/// main engine's containers and builds off the network.)
-/// Dropping it stops the daemon (which stops its managed containerd) and removes its files.
-pub struct ClassicEngine {
-    dir: PathBuf,
-    bridge: String,
-    child: Option<Child>,
-    pub host: String,
-}
-
-impl ClassicEngine {
-    pub fn start() -> ClassicEngine {
-        let uid = Command::new("id").arg("-u").output().unwrap();
-        assert_eq!(
-            String::from_utf8_lossy(&uid.stdout).trim(),
-            "0",
-            "this test starts a second dockerd (classic store) and needs root"
-        );
-        // Short: unix socket paths are limited to 108 bytes and containerd nests its own.
-        let dir = PathBuf::from(format!("/tmp/xtask-classic-{}", run_id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let config = dir.join("daemon.json");
-        std::fs::write(&config, r#"{"features":{"containerd-snapshotter":false}}"#).unwrap();
-        let log = std::fs::File::create(dir.join("dockerd.log")).unwrap();
-        let host = format!("unix://{}", dir.join("docker.sock").display());
-        // Interface names are at most 15 bytes.
-        let bridge = format!("xtcl{}", &run_id().rsplit('-').next().unwrap()[..8]);
-        let made = Command::new("ip")
-            .args(["link", "add", &bridge, "type", "bridge"])
-            .status();
-        assert!(
-            made.is_ok_and(|s| s.success()),
-            "cannot create the bridge {bridge} (iproute2 needed)"
-        );
-        let child = Command::new("dockerd")
-            .arg("--config-file")
-            .arg(&config)
-            .arg("--data-root")
-            .arg(dir.join("root"))
-            .arg("--exec-root")
-            .arg(dir.join("exec"))
-            .arg("--pidfile")
-            .arg(dir.join("dockerd.pid"))
-            .args(["-H", &host])
-            .arg(format!("--bridge={bridge}"))
-            .args(["--iptables=false", "--ip6tables=false"])
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("starting dockerd (is it installed?)");
-        let mut engine = ClassicEngine {
-            dir,
-            bridge,
-            child: Some(child),
-            host,
-        };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let run = engine.docker(&["info", "--format", "{{.Driver}}"]);
-            if run.code == 0 {
-                assert_eq!(run.stdout.trim(), "overlay2", "the second engine's store");
-                break;
-            }
-            let exited = engine.child.as_mut().unwrap().try_wait().unwrap();
-            if exited.is_some() || Instant::now() > deadline {
-                let log =
-                    std::fs::read_to_string(engine.dir.join("dockerd.log")).unwrap_or_default();
-                panic!(
-                    "the classic-store dockerd did not come up ({exited:?}):\n{}",
-                    log.lines().rev().take(20).collect::<Vec<_>>().join("\n")
-                );
-            }
-            std::thread::sleep(Duration::from_millis(300));
-        }
-        engine
-    }
-
-    pub fn docker(&self, args: &[&str]) -> Run {
-        Run::of(Command::new("docker").args(["-H", &self.host]).args(args))
-    }
-
-    /// `docker save TAG | docker -H <this engine> load`.
-    pub fn load_from_main(&self, tag: &str) {
-        let mut save = Command::new("docker")
-            .args(["save", tag])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let load = Command::new("docker")
-            .args(["-H", &self.host, "load", "--quiet"])
-            .stdin(save.stdout.take().unwrap())
-            .output()
-            .unwrap();
-        assert!(save.wait().unwrap().success(), "docker save {tag} failed");
-        assert!(
-            load.status.success(),
-            "docker load into the classic engine failed: {}",
-            String::from_utf8_lossy(&load.stderr)
-        );
-    }
-}
-
-impl Drop for ClassicEngine {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &child.id().to_string()])
-                .status();
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(200));
-            }
-            if child.try_wait().ok().flatten().is_none() {
-                let _ = child.kill();
-                let _ = child.wait();
-            }
-        }
-        let _ = Command::new("ip")
-            .args(["link", "del", &self.bridge])
-            .status();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
 }
 
 /// The last 40 lines of a command's output, for assertion messages.
