@@ -217,6 +217,21 @@ pub fn builder(sh: &Shell, name: Option<&str>) -> Result<Builder> {
     }
 }
 
+/// The `docker context` whose engine runs `builder`, when that is not the current context: buildx
+/// lists every context as a `docker`-driver builder of the same name, but builds on it only with
+/// `docker --context NAME`. None for the current engine's builder and for other drivers
+/// (docker-container, kubernetes, remote), which `--builder NAME` reaches.
+pub fn builder_context(sh: &Shell, builder: &Builder) -> Result<Option<String>> {
+    if builder.driver != "docker" {
+        return Ok(None);
+    }
+    let current = cmd!(sh, "docker context show")
+        .quiet()
+        .read()
+        .context("running `docker context show`")?;
+    Ok((builder.name != current.trim()).then(|| builder.name.clone()))
+}
+
 /// Whether a builder can export build cache (`--cache-to`). The `docker` driver can only with
 /// the containerd image store; the container, kubernetes and remote drivers always can.
 pub fn can_export_cache(builder: &Builder, info: &Info) -> bool {
@@ -511,10 +526,26 @@ pub enum BuildOutput<'a> {
 /// returns its exit status. The build is killed when this returns early (a read error) and on
 /// Ctrl-C / SIGTERM.
 pub fn buildx_build(argv: &[String], output: BuildOutput) -> Result<std::process::ExitStatus> {
+    buildx_build_in(None, argv, output)
+}
+
+/// [`buildx_build`] with the CLI pointed at another `docker context` (`docker --context NAME
+/// buildx build …`): the only way buildx uses the `docker` driver of a context that is not the
+/// current one (it refuses `--builder NAME` for those).
+pub fn buildx_build_in(
+    context: Option<&str>,
+    argv: &[String],
+    output: BuildOutput,
+) -> Result<std::process::ExitStatus> {
     if argv.len() < 2 || argv[0] != "buildx" || argv[1] != "build" {
         bail!("not a `docker buildx build` argv: {argv:?}");
     }
-    let build = command(argv).unchecked();
+    let mut full: Vec<String> = context
+        .map(|c| format!("--context={c}"))
+        .into_iter()
+        .collect();
+    full.extend(argv.iter().cloned());
+    let build = command(&full).unchecked();
     match output {
         BuildOutput::Stderr => {
             let handle = Arc::new(
@@ -763,6 +794,52 @@ pub fn remove_container(name: &str) -> Result<()> {
         bail!("cannot remove container {name}: {}", stderr.trim());
     }
     Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Registries: manifests read with `docker buildx imagetools`, which asks the registry directly
+// (no pull, nothing stored locally) with the CLI's credentials; loopback registries over HTTP.
+
+/// The digest of the manifest or index `reference` points at in its registry.
+pub fn registry_digest(sh: &Shell, reference: &str) -> Result<String> {
+    let format = "{{json .Manifest}}";
+    let out = imagetools(sh, &["--format", format, reference])?;
+    let doc: serde_json::Value = serde_json::from_str(&out)
+        .with_context(|| format!("parsing `imagetools inspect` of {reference}"))?;
+    doc["digest"]
+        .as_str()
+        .map(str::to_owned)
+        .with_context(|| format!("the registry named no digest for {reference}"))
+}
+
+/// The manifest or index `reference` points at, as the registry serves it (`--raw`).
+pub fn registry_manifest(sh: &Shell, reference: &str) -> Result<serde_json::Value> {
+    let out = imagetools(sh, &["--raw", reference])?;
+    serde_json::from_str(&out).with_context(|| format!("parsing the manifest of {reference}"))
+}
+
+/// The image config (`os`, `architecture`, …) of a single-platform `reference`.
+pub fn registry_image_config(sh: &Shell, reference: &str) -> Result<serde_json::Value> {
+    let format = "{{json .Image}}";
+    let out = imagetools(sh, &["--format", format, reference])?;
+    serde_json::from_str(&out).with_context(|| format!("parsing the image config of {reference}"))
+}
+
+/// `docker buildx imagetools inspect ARGS… REFERENCE` (the reference last); its stdout.
+fn imagetools(sh: &Shell, args: &[&str]) -> Result<String> {
+    ensure_cli()?;
+    let reference = args.last().copied().unwrap_or_default();
+    let out = cmd!(sh, "docker buildx imagetools inspect {args...}")
+        .quiet()
+        .ignore_status()
+        .output()
+        .with_context(|| format!("running `docker buildx imagetools inspect {reference}`"))?;
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let why = crate::util::last_line(&stderr).trim_start_matches("ERROR: ");
+        bail!("cannot read {reference} from its registry: {why}");
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 #[cfg(test)]

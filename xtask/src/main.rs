@@ -12,6 +12,7 @@ mod docker;
 mod docs_drift;
 mod doctor;
 mod lint;
+mod registry;
 mod report;
 mod sarif;
 mod scan;

@@ -199,6 +199,16 @@ pub fn parse_rfc3339(s: &str) -> Option<std::time::SystemTime> {
     Some(std::time::UNIX_EPOCH + std::time::Duration::new(epoch, nanos))
 }
 
+/// The last non-blank line of a tool's output (its error, usually), trimmed; "no message" when
+/// there is none.
+pub fn last_line(text: &str) -> &str {
+    text.lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("no message")
+}
+
 /// A short random-enough suffix for names of containers and temporary directories.
 pub fn unique_suffix() -> String {
     use std::time::{SystemTime, UNIX_EPOCH};

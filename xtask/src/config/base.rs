@@ -9,6 +9,7 @@ use toml::Spanned;
 
 use super::located::{Located, Str};
 use super::names::{self, Reference};
+use super::registry::Registry;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Project {
@@ -22,6 +23,8 @@ pub struct Project {
     /// The version: given here, or read from `[project].version` of this pyproject.toml.
     pub version: Option<String>,
     pub version_from: Option<Utf8PathBuf>,
+    /// Where `build --push`, `sign` and `verify` publish (`--registry` and `XTASK_REGISTRY` win).
+    pub registry: Option<Registry>,
 }
 
 /// The offline Debian base image (`cargo xtask base`).
@@ -59,6 +62,8 @@ pub(super) struct RawProject {
     version: Option<Str>,
     #[serde(default)]
     version_from: Option<Str>,
+    #[serde(default)]
+    registry: Option<Str>,
 }
 
 #[derive(Deserialize)]
@@ -104,6 +109,13 @@ pub fn resolve_project(loc: &Located, dir: &Utf8Path, raw: RawProject) -> Result
         ),
         (None, None) => None,
     };
+    let registry = match &raw.registry {
+        Some(r) => Some(
+            Registry::parse(r.get_ref(), "registry")
+                .map_err(|e| loc.at(Some(r.span()), None, e))?,
+        ),
+        None => None,
+    };
     Ok(ResolvedProject {
         project: Project {
             name: raw.name,
@@ -112,6 +124,7 @@ pub fn resolve_project(loc: &Located, dir: &Utf8Path, raw: RawProject) -> Result
             source: raw.source,
             version,
             version_from: raw.version_from.map(|f| f.into_inner().into()),
+            registry,
         },
         version_span,
     })
