@@ -19,11 +19,15 @@ pub struct Step {
 }
 
 /// The Dockerfile instructions (`#7 [app 1/2] RUN …`; FROM and BuildKit's internal vertices
-/// excluded) in a plain progress log, in the order they first appear, each with whether it was
-/// reported `#7 CACHED`.
+/// excluded) in a plain progress log, in the order they first appear, each with whether it came
+/// from the cache: reported `#7 CACHED`, or — a hit in an imported (registry) cache, whose record
+/// BuildKit logs as the download of the step's layers — a step whose only lines are blob
+/// transfers (`#7 sha256:… 136B / 136B done`) before its `DONE`.
 pub fn list_steps(log: &str) -> Vec<Step> {
     let mut steps: Vec<(String, Step)> = Vec::new();
     let mut cached = std::collections::BTreeSet::new();
+    // Per vertex: (blob transfers seen, anything else seen: output, errors).
+    let mut detail: std::collections::BTreeMap<String, (bool, bool)> = Default::default();
     for line in log.lines() {
         let Some(rest) = line.strip_prefix('#') else {
             continue;
@@ -33,6 +37,10 @@ pub fn list_steps(log: &str) -> Vec<Step> {
         };
         if text == "CACHED" {
             cached.insert(vertex.to_string());
+        } else if text.starts_with("sha256:") {
+            detail.entry(vertex.to_string()).or_default().0 = true;
+        } else if !text.starts_with("DONE ") && !text.starts_with('[') {
+            detail.entry(vertex.to_string()).or_default().1 = true;
         } else if let Some(name) = text.strip_prefix('[') {
             if let Some((label, instr)) = name.split_once("] ") {
                 // `app 1/2`, `1/2`, or with a platform: `linux/amd64 app 1/2`.
@@ -56,7 +64,8 @@ pub fn list_steps(log: &str) -> Vec<Step> {
     steps
         .into_iter()
         .map(|(vertex, mut step)| {
-            step.cached = cached.contains(&vertex);
+            let fetched = detail.get(&vertex) == Some(&(true, false));
+            step.cached = cached.contains(&vertex) || fetched;
             step
         })
         .collect()
@@ -151,5 +160,17 @@ mod tests {
         let steps = list_steps(log);
         assert_eq!(steps.len(), 1);
         assert_eq!(steps[0].stage.as_deref(), Some("app"));
+    }
+    #[test]
+    fn a_step_fetched_from_an_imported_cache_counts_as_cached() {
+        let log = "#7 [2/4] COPY a /a\n#7 CACHED\n\n\
+                   #8 [3/4] RUN true\n#8 DONE 0.1s\n\n\
+                   #9 [4/4] RUN echo 0 > /p\n\
+                   #9 sha256:6504 136B / 136B 0.1s done\n#9 sha256:11e3 523B / 523B 0.0s done\n#9 DONE 0.4s\n\n\
+                   #10 [5/5] RUN make\n#10 sha256:aa 1B / 1B done\n#10 0.2 compiling\n#10 DONE 1.0s\n";
+        let steps = list_steps(log);
+        let cached: Vec<bool> = steps.iter().map(|s| s.cached).collect();
+        // A step that ran with no output is not cached; one with output besides blobs ran too.
+        assert_eq!(cached, [true, false, true, false]);
     }
 }

@@ -19,12 +19,13 @@ use camino::Utf8PathBuf;
 
 use crate::ca::{self, CaBundle};
 use crate::docker;
+use crate::registry::Registry;
 use crate::report::{self, Format};
 use crate::util::{self, progress, Ctx, TempDir};
 use plan::{cache_spec, parse_build_args, plan, push_compression, PlanInput};
 
 pub use crate::config::Compression;
-pub use plan::{CacheMode, Progress};
+pub use plan::{CacheMode, Progress, Provenance};
 pub use run::BuildReport;
 
 #[derive(clap::Args, Clone)]
@@ -37,9 +38,18 @@ pub struct Args {
     /// Load the result into the local image store (the default).
     #[arg(long, conflicts_with = "push")]
     pub load: bool,
-    /// Push the tags to their registry instead of loading them.
+    /// Push to the registry (`--registry` / `[project].registry`) instead of loading: tags
+    /// `<registry>/<image>:<variant>`, `…:<version>-<variant>`, `…:sha-<7>-<variant>`; the pushed
+    /// digest goes into the build report.
     #[arg(long)]
     pub push: bool,
+    /// Registry to push to and keep `--cache registry` in: `HOST[:PORT][/NAMESPACE]` (default:
+    /// `[project].registry` of images.toml). 127.0.0.0/8 and localhost are spoken to over HTTP.
+    #[arg(long, env = "XTASK_REGISTRY", value_name = "HOST[/NAMESPACE]")]
+    pub registry: Option<String>,
+    /// Provenance attestation of a pushed image (default: max; `false` for none).
+    #[arg(long, value_enum, requires = "push", value_name = "MODE")]
+    pub provenance: Option<Provenance>,
     /// Layer compression of pushed images (zstd: smaller and faster to unpack, needs
     /// containerd ≥ 1.5 / Docker ≥ 23 to pull). Default: the variant's `push_compression` in
     /// images.toml, else buildx's (gzip).
@@ -48,7 +58,9 @@ pub struct Args {
     /// Target platforms, e.g. `linux/amd64,linux/arm64` (default: from images.toml).
     #[arg(long, value_delimiter = ',', value_parser = parse_platform)]
     pub platform: Vec<String>,
-    /// The buildx builder to use: local, remote BuildKit, kubernetes… (default: the active one).
+    /// The buildx builder to use (default: the active one): a `docker context` (another engine,
+    /// e.g. over TCP or SSH: built there), or a docker-container, kubernetes or remote BuildKit
+    /// builder from `docker buildx create`.
     #[arg(long)]
     pub builder: Option<String>,
     /// Do not use cached layers.
@@ -112,10 +124,18 @@ impl Args {
     pub fn build(&self, ctx: &Ctx) -> Result<Vec<BuildReport>> {
         let config = ctx.config()?;
         let variants = config.select(&self.variants, self.all)?;
-        let sh = &ctx.sh;
+        docker::info(&ctx.sh)?;
+        docker::ensure_buildx(&ctx.sh)?;
+        let builder = docker::builder(&ctx.sh, self.builder.as_deref())?;
+        // A context's builder builds on that context's engine: every engine call of the build
+        // (the image store, the build record) goes there too.
+        let context = docker::builder_context(&ctx.sh, &builder)?;
+        let engine = ctx.sh.clone();
+        if let Some(context) = &context {
+            engine.set_var("DOCKER_CONTEXT", context);
+        }
+        let sh = &engine;
         let info = docker::info(sh)?;
-        docker::ensure_buildx(sh)?;
-        let builder = docker::builder(sh, self.builder.as_deref())?;
 
         let in_gha = std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true");
         let mut mode = self.cache.unwrap_or(if in_gha {
@@ -132,6 +152,18 @@ impl Args {
                 builder.name
             );
             mode = CacheMode::None;
+        }
+
+        // Where the images go and the registry cache lives; checked before any build runs.
+        let registry = Registry::configured(self.registry.as_deref(), config)?;
+        if self.push && registry.is_none() {
+            bail!(
+                "`build --push` needs a registry and none is configured: {}",
+                crate::registry::HOW_TO_SET
+            );
+        }
+        if let (true, Some(registry)) = (self.push || mode == CacheMode::Registry, &registry) {
+            registry.ensure_reachable()?;
         }
 
         let ca = match &self.ca_bundle {
@@ -191,19 +223,43 @@ impl Args {
                 git: &git,
                 created: created.clone(),
                 push: self.push,
+                repository: match (&registry, self.push) {
+                    (Some(registry), true) => registry.repository(&variant.image),
+                    _ => variant.image.clone(),
+                },
+                registry: registry
+                    .as_ref()
+                    .filter(|_| self.push)
+                    .map(Registry::to_string),
                 compression: push_compression(self.push, self.compression, variant),
+                provenance: self.provenance.unwrap_or(Provenance::Max),
                 platforms: if self.platform.is_empty() {
                     variant.platforms.clone()
                 } else {
                     self.platform.clone()
                 },
-                builder: self.builder.clone(),
+                // A context's builder is reached through `docker --context`, not `--builder`.
+                builder: if context.is_some() {
+                    None
+                } else {
+                    self.builder.clone()
+                },
+                context: context.clone(),
                 no_cache: self.no_cache,
                 pull: self.pull,
                 build_arg_overrides: overrides.clone(),
                 base_image: base_image.clone(),
                 extra_tags: self.tags.clone(),
-                cache: cache_spec(mode, variant, &cache_dir, &util::unique_suffix()),
+                cache: cache_spec(
+                    mode,
+                    variant,
+                    &cache_dir,
+                    registry
+                        .as_ref()
+                        .map(|r| r.repository(&variant.image))
+                        .as_deref(),
+                    &util::unique_suffix(),
+                )?,
                 ca_bundle: ca.as_ref().map(|c| c.path.clone()),
                 progress: self.progress,
                 metadata_file: tmp.path().join("metadata.json"),
@@ -215,7 +271,7 @@ impl Args {
                 variant.dockerfile,
                 builder.name
             );
-            let report = run::execute(ctx, &input, &plan, &builder.name, ca.as_ref())?;
+            let report = run::execute(sh, &input, &plan, &builder.name, ca.as_ref())?;
             let path = report_dir.join(format!("build-{}.json", variant.name));
             report::write_atomic(&path, serde_json::to_string_pretty(&report)?.as_bytes())?;
             progress!(

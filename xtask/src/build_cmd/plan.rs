@@ -1,7 +1,7 @@
 //! Plan (pure): a variant, the project's facts and the command's options → the `docker buildx
 //! build` argv as data (with the tags and build args it sets), and the cache it imports and exports.
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use camino::{Utf8Path, Utf8PathBuf};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -21,6 +21,32 @@ pub enum CacheMode {
     Registry,
     /// No cache import or export.
     None,
+}
+
+/// Provenance attestation of a pushed image (buildx `--provenance`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Provenance {
+    /// The full build definition: every build arg, the Dockerfile, the sources (`mode=max`).
+    #[value(alias = "mode=max")]
+    Max,
+    /// Only the builder, the materials and the build's ID (`mode=min`).
+    #[value(alias = "mode=min")]
+    Min,
+    /// None: a plain image manifest, no index.
+    #[value(alias = "0")]
+    False,
+}
+
+impl Provenance {
+    /// The `--provenance` argument buildx gets.
+    pub fn arg(self) -> &'static str {
+        match self {
+            Provenance::Max => "--provenance=mode=max",
+            Provenance::Min => "--provenance=mode=min",
+            Provenance::False => "--provenance=false",
+        }
+    }
 }
 
 /// BuildKit progress output.
@@ -60,9 +86,18 @@ pub struct PlanInput<'a> {
     pub git: &'a GitInfo,
     pub created: String,
     pub push: bool,
+    /// The repository the standard tags are made in: `<registry>/<image>` when pushing, the
+    /// variant's `image` otherwise.
+    pub repository: String,
+    /// The registry pushed to, `HOST[/NAMESPACE]` (for the report), with `push`.
+    pub registry: Option<String>,
     pub compression: Option<Compression>,
+    /// With `push`: the provenance attestation (loaded images carry none).
+    pub provenance: Provenance,
     pub platforms: Vec<String>,
     pub builder: Option<String>,
+    /// The `docker context` the build runs in (`docker --context`), for a context's builder.
+    pub context: Option<String>,
     pub no_cache: bool,
     pub pull: bool,
     pub build_arg_overrides: Vec<(String, String)>,
@@ -82,15 +117,20 @@ pub struct BuildPlan {
     pub build_args: BTreeMap<String, String>,
 }
 
-/// The standard tags: `<image>:<variant>`, `<image>:<version>-<variant>`, `<image>:sha-<7>-<variant>`.
-pub fn standard_tags(variant: &Variant, version: &str, revision: Option<&str>) -> Vec<String> {
+/// The standard tags in `repository`: `:<variant>`, `:<version>-<variant>`, `:sha-<7>-<variant>`.
+pub fn standard_tags(
+    repository: &str,
+    variant: &str,
+    version: &str,
+    revision: Option<&str>,
+) -> Vec<String> {
     let mut tags = vec![
-        variant.image_ref(),
-        format!("{}:{version}-{}", variant.image, variant.name),
+        format!("{repository}:{variant}"),
+        format!("{repository}:{version}-{variant}"),
     ];
     if let Some(rev) = revision {
         let short: String = rev.chars().take(7).collect();
-        tags.push(format!("{}:sha-{short}-{}", variant.image, variant.name));
+        tags.push(format!("{repository}:sha-{short}-{variant}"));
     }
     tags
 }
@@ -140,7 +180,12 @@ pub fn plan(input: &PlanInput) -> BuildPlan {
         }
     }
 
-    let mut tags = standard_tags(v, input.version, input.git.revision.as_deref());
+    let mut tags = standard_tags(
+        &input.repository,
+        &v.name,
+        input.version,
+        input.git.revision.as_deref(),
+    );
     for t in v.tags.iter().chain(&input.extra_tags) {
         if !tags.contains(t) {
             tags.push(t.clone());
@@ -172,7 +217,11 @@ pub fn plan(input: &PlanInput) -> BuildPlan {
         }
         CacheSpec::Registry { reference } => {
             argv.push(format!("--cache-from=type=registry,ref={reference}"));
-            argv.push(format!("--cache-to=type=registry,ref={reference},mode=max"));
+            // An OCI image manifest (not an index with a cache config) is what every registry
+            // stores; mode=max keeps the intermediate stages' layers too.
+            argv.push(format!(
+                "--cache-to=type=registry,ref={reference},mode=max,image-manifest=true,oci-mediatypes=true"
+            ));
         }
     }
 
@@ -186,6 +235,7 @@ pub fn plan(input: &PlanInput) -> BuildPlan {
             }
             None => argv.push("--push".into()),
         }
+        argv.push(input.provenance.arg().into());
     } else {
         argv.push("--load".into());
         // Attestations make loaded images differ on every build (they embed the build time).
@@ -212,14 +262,16 @@ pub fn plan(input: &PlanInput) -> BuildPlan {
     }
 }
 
-/// The cache for a variant under a mode; `cache_dir` is the root of local caches.
+/// The cache for a variant under a mode; `cache_dir` is the root of local caches, `repository`
+/// the variant's repository in the registry (`--cache registry` needs one).
 pub fn cache_spec(
     mode: CacheMode,
     variant: &Variant,
     cache_dir: &Utf8Path,
+    repository: Option<&str>,
     suffix: &str,
-) -> CacheSpec {
-    match mode {
+) -> Result<CacheSpec> {
+    Ok(match mode {
         CacheMode::None => CacheSpec::None,
         CacheMode::Local => {
             let current = cache_dir.join(&variant.name);
@@ -233,9 +285,16 @@ pub fn cache_spec(
             scope: variant.name.clone(),
         },
         CacheMode::Registry => CacheSpec::Registry {
-            reference: format!("{}:buildcache-{}", variant.image, variant.name),
+            reference: format!(
+                "{}:buildcache-{}",
+                repository.with_context(|| format!(
+                    "`--cache registry` keeps the cache in a registry and none is configured: {}",
+                    crate::registry::HOW_TO_SET
+                ))?,
+                variant.name
+            ),
         },
-    }
+    })
 }
 
 /// The layer compression of a push: `--compression`, else the variant's `push_compression`.
@@ -313,9 +372,13 @@ mod tests {
             git,
             created: "2025-11-28T00:00:00Z".into(),
             push: false,
+            repository: v.image.clone(),
+            registry: None,
             compression: None,
+            provenance: Provenance::Max,
             platforms: v.platforms.clone(),
             builder: None,
+            context: None,
             no_cache: false,
             pull: false,
             build_arg_overrides: vec![],
@@ -390,6 +453,34 @@ mod tests {
     }
 
     #[test]
+    fn push_tags_the_registry_and_attests_provenance() {
+        let (v, g) = (variant(), git());
+        let mut i = input(&v, &g);
+        i.push = true;
+        i.repository = "127.0.0.1:5000/team/voxserve".into();
+        let p = plan(&i);
+        assert_eq!(
+            p.tags,
+            [
+                "127.0.0.1:5000/team/voxserve:cpu",
+                "127.0.0.1:5000/team/voxserve:0.1.0-cpu",
+                "127.0.0.1:5000/team/voxserve:sha-0123456-cpu"
+            ]
+        );
+        assert!(has(&p.argv, "--provenance=mode=max"));
+        assert!(!has(&p.argv, "--provenance=false"));
+        i.provenance = Provenance::False;
+        assert!(has(&plan(&i).argv, "--provenance=false"));
+        i.provenance = Provenance::Min;
+        assert!(has(&plan(&i).argv, "--provenance=mode=min"));
+        // A load never attests: the image ID would change with every build.
+        i.push = false;
+        i.provenance = Provenance::Max;
+        let p = plan(&i);
+        assert!(has(&p.argv, "--provenance=false") && !has(&p.argv, "--provenance=mode=max"));
+    }
+
+    #[test]
     fn push_compression_comes_from_the_flag_then_the_variant() {
         let mut v = variant();
         assert_eq!(push_compression(true, None, &v), None);
@@ -416,24 +507,39 @@ mod tests {
     fn cache_modes() {
         let (v, g) = (variant(), git());
         let mut i = input(&v, &g);
-        i.cache = cache_spec(CacheMode::Gha, &v, Utf8Path::new("/c"), "x");
+        i.cache = cache_spec(CacheMode::Gha, &v, Utf8Path::new("/c"), None, "x").unwrap();
         let p = plan(&i);
         assert!(has(&p.argv, "--cache-from=type=gha,scope=cpu"));
         assert!(has(&p.argv, "--cache-to=type=gha,scope=cpu,mode=max"));
 
-        i.cache = cache_spec(CacheMode::Registry, &v, Utf8Path::new("/c"), "x");
+        let err = cache_spec(CacheMode::Registry, &v, Utf8Path::new("/c"), None, "x")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("[project]") && err.contains("--registry"),
+            "{err}"
+        );
+        let repo = Some("127.0.0.1:5000/team/voxserve");
+        i.cache = cache_spec(CacheMode::Registry, &v, Utf8Path::new("/c"), repo, "x").unwrap();
         let p = plan(&i);
         assert!(has(
             &p.argv,
-            "--cache-from=type=registry,ref=voxserve:buildcache-cpu"
+            "--cache-from=type=registry,ref=127.0.0.1:5000/team/voxserve:buildcache-cpu"
         ));
         assert!(has(
             &p.argv,
-            "--cache-to=type=registry,ref=voxserve:buildcache-cpu,mode=max"
+            "--cache-to=type=registry,ref=127.0.0.1:5000/team/voxserve:buildcache-cpu,mode=max,image-manifest=true,oci-mediatypes=true"
         ));
 
         // No cache yet: export only, to a fresh directory that is swapped in afterwards.
-        i.cache = cache_spec(CacheMode::Local, &v, Utf8Path::new("/nonexistent/c"), "x");
+        i.cache = cache_spec(
+            CacheMode::Local,
+            &v,
+            Utf8Path::new("/nonexistent/c"),
+            None,
+            "x",
+        )
+        .unwrap();
         let p = plan(&i);
         assert!(has(
             &p.argv,
@@ -448,7 +554,7 @@ mod tests {
         };
         assert!(has(&plan(&i).argv, "--cache-from=type=local,src=/c/cpu"));
 
-        i.cache = cache_spec(CacheMode::None, &v, Utf8Path::new("/c"), "x");
+        i.cache = cache_spec(CacheMode::None, &v, Utf8Path::new("/c"), None, "x").unwrap();
         assert!(!plan(&i).argv.iter().any(|a| a.starts_with("--cache")));
     }
 

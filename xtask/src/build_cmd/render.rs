@@ -10,7 +10,7 @@ pub fn render(format: Format, reports: &[BuildReport]) -> Result<()> {
     let mut table = Table::new(&[
         "variant",
         "image",
-        "image id",
+        "image id / pushed digest",
         "time",
         "steps cached",
         "cache",
@@ -20,7 +20,11 @@ pub fn render(format: Format, reports: &[BuildReport]) -> Result<()> {
         table.row(vec![
             r.variant.clone(),
             r.image.clone(),
-            r.image_id.as_deref().map_or("-".into(), short_id),
+            match (&r.image_id, &r.digest, r.pushed) {
+                (_, Some(digest), true) => digest.clone(),
+                (Some(id), _, _) => short_id(id),
+                _ => "-".into(),
+            },
             format!("{:.1} s", r.duration_secs),
             match (r.steps_cached, r.steps_total) {
                 (Some(c), Some(t)) => format!("{c}/{t}"),

@@ -10,11 +10,13 @@ use std::io::IsTerminal;
 use std::time::Instant;
 
 use super::log::{count_steps, list_steps, FailureScan};
-use super::plan::{BuildPlan, CacheSpec, PlanInput, Progress};
+use super::plan::{BuildPlan, CacheSpec, PlanInput, Progress, Provenance};
 use crate::ca::CaBundle;
 use crate::cleanup::Guard;
+use crate::config::Compression;
 use crate::docker;
-use crate::util::{self, CheckFailed, Ctx};
+use crate::util::{self, CheckFailed};
+use xshell::Shell;
 
 /// What one build produced; written to `target/xtask/build-<variant>.json`.
 #[derive(Debug, Clone, Serialize)]
@@ -24,8 +26,15 @@ pub struct BuildReport {
     pub tags: Vec<String>,
     /// Local image ID (with --load).
     pub image_id: Option<String>,
-    /// Manifest digest BuildKit reported.
+    /// Manifest (or index) digest BuildKit reported: with --push, the pushed digest, which
+    /// `cargo xtask sign` signs.
     pub digest: Option<String>,
+    /// The registry pushed to (`HOST[/NAMESPACE]`), with --push.
+    pub registry: Option<String>,
+    /// Provenance attestation of the pushed image: `max`, `min` or `false`; None for a load.
+    pub provenance: Option<Provenance>,
+    /// Layer compression of the push (None: buildx's default, gzip; loads are not recompressed).
+    pub compression: Option<Compression>,
     pub duration_secs: f64,
     pub steps_total: Option<u64>,
     pub steps_cached: Option<u64>,
@@ -43,7 +52,7 @@ pub struct BuildReport {
 
 /// Runs the build, then swaps the cache in and gathers the report.
 pub fn execute(
-    ctx: &Ctx,
+    sh: &Shell,
     input: &PlanInput,
     plan: &BuildPlan,
     builder: &str,
@@ -67,12 +76,17 @@ pub fn execute(
     };
     let failure = if tty {
         // BuildKit draws its own progress on the terminal; its error stays on screen.
-        let status = docker::buildx_build(&plan.argv, docker::BuildOutput::Stderr)?;
+        let status = docker::buildx_build_in(
+            input.context.as_deref(),
+            &plan.argv,
+            docker::BuildOutput::Stderr,
+        )?;
         (!status.success()).then(|| "see BuildKit's error above".to_string())
     } else {
         // Plain progress is copied to stderr line by line, remembering the failing step.
         let mut failing = FailureScan::default();
-        let status = docker::buildx_build(
+        let status = docker::buildx_build_in(
+            input.context.as_deref(),
             &plan.argv,
             docker::BuildOutput::Lines(&mut |line| {
                 eprintln!("{line}");
@@ -99,16 +113,15 @@ pub fn execute(
         .as_str()
         .map(str::to_owned);
     let build_ref = metadata["buildx.build.ref"].as_str().map(str::to_owned);
-    let log =
-        build_ref.and_then(
-            |r| match docker::build_log(&ctx.sh, input.builder.as_deref(), &r) {
-                Ok(log) => Some(log),
-                Err(err) => {
-                    eprintln!("warning: cannot read the build record for step counts: {err:#}");
-                    None
-                }
-            },
-        );
+    let log = build_ref.and_then(
+        |r| match docker::build_log(sh, input.builder.as_deref(), &r) {
+            Ok(log) => Some(log),
+            Err(err) => {
+                eprintln!("warning: cannot read the build record for step counts: {err:#}");
+                None
+            }
+        },
+    );
     let steps = log.as_deref().map(count_steps);
     let steps_run = log
         .as_deref()
@@ -123,14 +136,17 @@ pub fn execute(
     let image_id = if input.push {
         None
     } else {
-        docker::image_id(&ctx.sh, &variant.image_ref())?
+        docker::image_id(sh, &variant.image_ref())?
     };
     Ok(BuildReport {
         variant: variant.name.clone(),
-        image: variant.image_ref(),
+        image: plan.tags[0].clone(),
         tags: plan.tags.clone(),
         image_id,
         digest,
+        registry: input.registry.clone(),
+        provenance: input.push.then_some(input.provenance),
+        compression: input.compression,
         duration_secs: (duration * 10.0).round() / 10.0,
         steps_total: steps.map(|s| s.total),
         steps_cached: steps.map(|s| s.cached),

@@ -112,6 +112,8 @@ impl<'a> Plan<'a> {
             all: false,
             load: true,
             push: false,
+            registry: None,
+            provenance: None,
             compression: None,
             platform: vec![],
             builder,
