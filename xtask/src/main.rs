@@ -15,6 +15,7 @@ mod lint;
 mod registry;
 mod report;
 mod sarif;
+mod sbom;
 mod scan;
 mod sizes;
 mod smoke;
@@ -54,6 +55,8 @@ enum Command {
     Lint(lint::Args),
     /// Scan images for vulnerabilities and secrets with Trivy against images.toml (table, JSON, SARIF).
     Scan(scan::Args),
+    /// SBOMs of images with syft: SPDX JSON and CycloneDX JSON into target/xtask.
+    Sbom(sbom::Args),
     /// Run every test: the xtask's (against the real Docker engine) and the service's pytest suite.
     Test(test_cmd::Args),
     /// Measurements: `bench rebuild <variant>` (cold and warm rebuilds) and `bench sizes`.
@@ -76,6 +79,7 @@ fn main() -> ExitCode {
         Command::Sizes(args) => args.run(&ctx),
         Command::Lint(args) => args.run(&ctx),
         Command::Scan(args) => args.run(&ctx),
+        Command::Sbom(args) => args.run(&ctx),
         Command::Test(args) => args.run(&ctx),
         Command::Bench(args) => args.run(&ctx),
     };

