@@ -29,6 +29,9 @@ pub struct Report {
     /// The engine's version and image store, e.g. `28.5.2, containerd snapshotter (overlayfs)`.
     pub engine: String,
     pub images: Vec<Entry>,
+    /// Images read from their registry (`--image REGISTRY/IMAGE:TAG`), per platform.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub registry: Vec<super::registry::RegistryEntry>,
     /// How this run measured (absent from reports built in memory, e.g. in unit tests).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub run: Option<Stats>,
@@ -261,6 +264,7 @@ pub fn build_report(
         schema: REPORT_SCHEMA,
         engine,
         images,
+        registry: Vec::new(),
         run: None,
     }
 }

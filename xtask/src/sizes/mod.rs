@@ -14,6 +14,7 @@ mod facts;
 mod judge;
 mod layout;
 mod measure;
+mod registry;
 mod render;
 mod save;
 
@@ -34,7 +35,9 @@ use render::{sections, summary};
 pub struct Args {
     /// Variants to measure (default: every variant of images.toml, unless --image is given).
     variants: Vec<String>,
-    /// Also measure this local image (repeatable). It has no budget.
+    /// Also measure this image (repeatable; no budget): a local image, or `REGISTRY/IMAGE:TAG`
+    /// (a host with a dot or a port) read from the registry's manifests without pulling, per
+    /// platform, compressed as pushed; unpacked too where the same image is also local.
     #[arg(long = "image", value_name = "REF")]
     images: Vec<String>,
     #[arg(long, value_enum, default_value_t = Format::Table)]
@@ -79,7 +82,11 @@ impl Args {
                 });
             }
         }
-        for image in &self.images {
+        for image in self
+            .images
+            .iter()
+            .filter(|i| !registry::is_registry_reference(i))
+        {
             targets.push(Target {
                 name: image.clone(),
                 variant: None,
@@ -88,6 +95,51 @@ impl Args {
             });
         }
         Ok(targets)
+    }
+
+    /// The `--image` references read from their registry; a local copy of one is measured for
+    /// its unpacked size (on its own: a copy that cannot be measured costs only that figure).
+    fn measure_in_registry(
+        &self,
+        ctx: &Ctx,
+        store: Store,
+        cache: &cache::Cache,
+        options: &measure::Options,
+    ) -> Result<Vec<registry::RegistryEntry>> {
+        let mut entries = Vec::new();
+        for reference in self
+            .images
+            .iter()
+            .filter(|i| registry::is_registry_reference(i))
+        {
+            crate::util::progress!("sizes: reading {reference} from its registry");
+            let mut entry = registry::measure(&ctx.sh, reference)?;
+            let local = docker::image_inspect(&ctx.sh, std::slice::from_ref(reference))?;
+            if let Some(inspect) = local.get(reference) {
+                let wanted = [Wanted { reference, inspect }];
+                match measure::measure(store, &wanted, cache, options, &mut |w| {
+                    eprintln!("warning: {w}");
+                }) {
+                    Ok((facts, _)) => {
+                        let here = registry::platform_of(
+                            &inspect.os,
+                            &inspect.architecture,
+                            inspect.variant.as_deref(),
+                        );
+                        let unpacked = facts.get(&inspect.id).map(|f| f.unpacked());
+                        for p in entry.platforms.iter_mut().filter(|p| p.platform == here) {
+                            p.unpacked = unpacked;
+                        }
+                    }
+                    Err(err) => eprintln!(
+                        "warning: the unpacked size of {reference} is not shown: its local copy \
+                         could not be measured ({err:#})"
+                    ),
+                }
+            }
+            entries.push(entry);
+        }
+        Ok(entries)
     }
 
     pub fn run(self, ctx: &Ctx) -> Result<()> {
@@ -133,6 +185,7 @@ impl Args {
         let engine = format!("{}, {}", info.server_version, info.store_name());
         let mut report = build_report(engine, &targets, &measured, baseline.as_deref());
         report.run = Some(stats.clone());
+        report.registry = self.measure_in_registry(ctx, store, &cache, &options)?;
 
         let sections = sections(&report, self.layers);
         report::emit_sections(self.format, &sections, &report)?;

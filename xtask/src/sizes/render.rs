@@ -174,10 +174,20 @@ pub fn layers_table(layers: &[Layer], n: usize) -> Table {
 
 /// The tables to print: sizes first, then the largest layers of each measured image.
 pub(super) fn sections(report: &Report, layers: Option<usize>) -> Vec<report::Section> {
-    let mut out = vec![report::Section {
-        title: None,
-        table: sizes_table(report),
-    }];
+    let mut out = Vec::new();
+    // Only registry images asked for: no empty table of local ones above them.
+    if !report.images.is_empty() || report.registry.is_empty() {
+        out.push(report::Section {
+            title: None,
+            table: sizes_table(report),
+        });
+    }
+    if !report.registry.is_empty() {
+        out.push(report::Section {
+            title: Some(format!("From the registry: {}", super::registry::METHOD)),
+            table: super::registry::table(&report.registry),
+        });
+    }
     if let Some(n) = layers {
         for e in report.images.iter().filter(|e| e.id.is_some()) {
             out.push(report::Section {

@@ -1,0 +1,237 @@
+//! `sizes --image REGISTRY/IMAGE:TAG`: what a pushed image weighs, read from the registry's
+//! manifests without pulling. Compressed = the sum of the layer sizes a platform's manifest lists,
+//! i.e. the bytes a pull downloads, in whatever compression was pushed (zstd layers count as
+//! pushed, not as the local gzip copy). One row per platform of an index (attestation manifests
+//! left out). Unpacked only where the same image is also local (measured there).
+//!
+//! This path never estimates: where the perf work's local "as push_compression would push"
+//! figure says what a push *would* weigh, this one says what a push *did* weigh.
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+use xshell::Shell;
+
+use crate::config::human_size;
+use crate::docker;
+use crate::report::Table;
+
+/// How the registry rows were measured (the `method` of the JSON report).
+pub const METHOD: &str = "registry manifest (layer sizes as pushed, no pull)";
+
+/// One registry reference and its platforms.
+#[derive(Debug, Clone, Serialize)]
+pub struct RegistryEntry {
+    pub image: String,
+    /// Digest of the manifest or index the reference points at.
+    pub digest: String,
+    pub media_type: String,
+    pub method: &'static str,
+    pub platforms: Vec<PlatformSize>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct PlatformSize {
+    /// `linux/amd64`, `linux/arm64/v8`.
+    pub platform: String,
+    /// Digest of this platform's image manifest.
+    pub digest: String,
+    pub layers: usize,
+    /// `gzip`, `zstd`, `uncompressed`, or several joined by `+`.
+    pub compression: String,
+    /// Bytes: the sum of the manifest's layer sizes.
+    pub compressed: u64,
+    /// Bytes, from the local copy of the same image; None when it is not local.
+    pub unpacked: Option<u64>,
+}
+
+/// True for references `sizes` reads from a registry: their first component is a registry host
+/// with a dot or a port. A bare `localhost/…` is the conventional name of a local image (as the
+/// offline base is), so it stays local.
+pub fn is_registry_reference(reference: &str) -> bool {
+    reference
+        .split_once('/')
+        .is_some_and(|(first, _)| first.contains('.') || first.contains(':'))
+}
+
+/// The platforms an index (or a single manifest, given its own digest) lists: `(platform,
+/// manifest digest)`, attestation manifests left out. None for a single image manifest.
+pub fn index_platforms(index: &serde_json::Value) -> Option<Vec<(String, String)>> {
+    let entries = index["manifests"].as_array()?;
+    Some(
+        entries
+            .iter()
+            .filter(|m| m["annotations"]["vnd.docker.reference.type"] != "attestation-manifest")
+            .filter_map(|m| {
+                let p = &m["platform"];
+                let mut platform = format!(
+                    "{}/{}",
+                    p["os"].as_str().unwrap_or("?"),
+                    p["architecture"].as_str().unwrap_or("?")
+                );
+                if let Some(v) = p["variant"].as_str() {
+                    platform.push('/');
+                    platform.push_str(v);
+                }
+                Some((platform, m["digest"].as_str()?.to_string()))
+            })
+            .collect(),
+    )
+}
+
+/// Layers, their summed size and their compression, from an image manifest.
+pub fn manifest_size(manifest: &serde_json::Value) -> Result<(usize, u64, String)> {
+    let layers = manifest["layers"]
+        .as_array()
+        .context("the manifest lists no layers (not an image manifest)")?;
+    let mut total = 0u64;
+    let mut kinds: Vec<&str> = Vec::new();
+    for layer in layers {
+        total += layer["size"]
+            .as_u64()
+            .context("a layer of the manifest has no size")?;
+        let media = layer["mediaType"].as_str().unwrap_or("");
+        let kind = if media.ends_with("zstd") {
+            "zstd"
+        } else if media.ends_with("gzip") {
+            "gzip"
+        } else {
+            "uncompressed"
+        };
+        if !kinds.contains(&kind) {
+            kinds.push(kind);
+        }
+    }
+    Ok((layers.len(), total, kinds.join("+")))
+}
+
+/// The platform of a config blob's facts as `os/arch[/variant]` (for matching the local copy).
+pub fn platform_of(os: &str, architecture: &str, variant: Option<&str>) -> String {
+    match variant {
+        Some(v) if !v.is_empty() => format!("{os}/{architecture}/{v}"),
+        _ => format!("{os}/{architecture}"),
+    }
+}
+
+/// Reads `reference` from its registry: its digest, then each platform's manifest.
+pub fn measure(sh: &Shell, reference: &str) -> Result<RegistryEntry> {
+    let digest = docker::registry_digest(sh, reference)?;
+    let top = docker::registry_manifest(sh, reference)?;
+    let repository = crate::registry::repository_of(reference);
+    let manifests = match index_platforms(&top) {
+        Some(platforms) => platforms
+            .into_iter()
+            .map(|(platform, d)| {
+                let m = docker::registry_manifest(sh, &format!("{repository}@{d}"))?;
+                Ok((platform, d, m))
+            })
+            .collect::<Result<Vec<_>>>()?,
+        None => {
+            // A single manifest names its platform only in its image config.
+            let config = docker::registry_image_config(sh, reference)?;
+            let platform = platform_of(
+                config["os"].as_str().unwrap_or("?"),
+                config["architecture"].as_str().unwrap_or("?"),
+                config["variant"].as_str(),
+            );
+            vec![(platform, digest.clone(), top.clone())]
+        }
+    };
+    let mut platforms = Vec::new();
+    for (platform, d, manifest) in manifests {
+        let (layers, compressed, compression) =
+            manifest_size(&manifest).with_context(|| format!("{reference} ({platform})"))?;
+        platforms.push(PlatformSize {
+            platform,
+            digest: d,
+            layers,
+            compression,
+            compressed,
+            unpacked: None,
+        });
+    }
+    Ok(RegistryEntry {
+        image: reference.to_string(),
+        digest,
+        media_type: top["mediaType"].as_str().unwrap_or_default().to_string(),
+        method: METHOD,
+        platforms,
+    })
+}
+
+/// The registry section's table.
+pub fn table(entries: &[RegistryEntry]) -> Table {
+    let mut t = Table::new(&[
+        "image",
+        "platform",
+        "manifest",
+        "layers",
+        "compression",
+        "compressed",
+        "unpacked",
+    ])
+    .right_align(&[3, 5, 6]);
+    for e in entries {
+        for p in &e.platforms {
+            t.row(vec![
+                e.image.clone(),
+                p.platform.clone(),
+                p.digest.chars().take(19).collect(),
+                p.layers.to_string(),
+                p.compression.clone(),
+                human_size(p.compressed),
+                p.unpacked.map_or("- (not local)".into(), human_size),
+            ]);
+        }
+    }
+    t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn registry_references_have_a_host_with_a_dot_or_a_port() {
+        assert!(is_registry_reference("127.0.0.1:5000/a:t"));
+        assert!(is_registry_reference("ghcr.io/acme/voxserve:cpu"));
+        assert!(is_registry_reference("localhost:5000/a:t"));
+        assert!(!is_registry_reference("localhost/debian:trixie-slim"));
+        assert!(!is_registry_reference("voxserve:cpu"));
+        assert!(!is_registry_reference("acme/voxserve:cpu"));
+    }
+
+    #[test]
+    fn an_index_lists_platforms_without_attestations() {
+        let index = json!({"manifests": [
+            {"digest": "sha256:a", "platform": {"os": "linux", "architecture": "amd64"}},
+            {"digest": "sha256:b", "platform": {"os": "linux", "architecture": "arm64", "variant": "v8"}},
+            {"digest": "sha256:c", "platform": {"os": "unknown", "architecture": "unknown"},
+             "annotations": {"vnd.docker.reference.type": "attestation-manifest"}}
+        ]});
+        assert_eq!(
+            index_platforms(&index).unwrap(),
+            [
+                ("linux/amd64".to_string(), "sha256:a".to_string()),
+                ("linux/arm64/v8".to_string(), "sha256:b".to_string())
+            ]
+        );
+        assert_eq!(index_platforms(&json!({"layers": []})), None);
+    }
+
+    #[test]
+    fn a_manifest_weighs_the_sum_of_its_layers() {
+        let m = json!({"layers": [
+            {"mediaType": "application/vnd.oci.image.layer.v1.tar+zstd", "size": 100},
+            {"mediaType": "application/vnd.oci.image.layer.v1.tar+zstd", "size": 23}
+        ]});
+        assert_eq!(manifest_size(&m).unwrap(), (2, 123, "zstd".to_string()));
+        let mixed = json!({"layers": [
+            {"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": 1},
+            {"mediaType": "application/vnd.oci.image.layer.v1.tar+zstd", "size": 2},
+            {"mediaType": "application/vnd.oci.image.layer.v1.tar", "size": 3}
+        ]});
+        assert_eq!(manifest_size(&mixed).unwrap().2, "gzip+zstd+uncompressed");
+        assert!(manifest_size(&json!({"manifests": []})).is_err());
+    }
+}
