@@ -1,0 +1,676 @@
+//! Publishing against a registry the tests start (Debian's `docker-registry` on 127.0.0.1): push,
+//! SBOMs (syft), signatures and attestations (cosign), with the fixture `tests/fixtures/publish`.
+//! Each test starts its own registry and removes what it pushed and pulled.
+
+mod common;
+
+use common::*;
+use std::process::Command;
+
+const FIXTURE: &str = "publish";
+
+/// A test config whose variants build the publish fixture; `[project].registry` is the test's
+/// registry with a namespace of its own, so the variants push to `<registry>/<ns>/publish`.
+struct Setup {
+    dir: Scratch,
+    config: String,
+    /// `<registry>/publish`: where the variants are pushed.
+    repository: String,
+    _tags: RemoveTags,
+}
+
+impl Setup {
+    fn new(test: &str, registry: &Registry) -> Setup {
+        Setup::with(test, Some(registry))
+    }
+
+    /// `registry`: None for a config without `[project].registry`.
+    fn with(test: &str, registry: Option<&Registry>) -> Setup {
+        ensure_base();
+        let dir = Scratch::new(&format!("publish-{test}"));
+        let fixture = fixtures().join(FIXTURE);
+        let namespace = format!("xtask-{}-{test}", run_id());
+        let mut config = config_head();
+        let registry = match registry {
+            Some(r) => {
+                let registry = r.repo(&namespace);
+                config = config.replacen(
+                    "[project]\n",
+                    &format!("[project]\nregistry = \"{registry}\"\n"),
+                    1,
+                );
+                registry
+            }
+            // Never pushed to: the tests of a config without a registry push nothing.
+            None => format!("localhost/{namespace}"),
+        };
+        let repository = format!("{registry}/publish");
+        config.push_str(&fixture_variant("pub", &fixture, "publish"));
+        config.push('\n');
+        config.push_str(&fixture_variant("zpub", &fixture, "publish"));
+        config.push_str("push_compression = \"zstd\"\n");
+        let config = dir.write("images.toml", &config);
+        Setup {
+            dir,
+            config: config.to_string_lossy().into_owned(),
+            // A push on the containerd store also keeps the image under its pushed tags.
+            _tags: RemoveTags(repository.clone()),
+            repository,
+        }
+    }
+
+    fn xtask(&self, args: &[&str]) -> Run {
+        let mut cmd = xtask();
+        cmd.args(["--config", &self.config]).args(args);
+        Run::of(&mut cmd)
+    }
+
+    fn reports(&self) -> String {
+        self.dir
+            .path()
+            .join("reports")
+            .to_string_lossy()
+            .into_owned()
+    }
+
+    /// `build VARIANT --push` with `--build-arg PAYLOAD=payload` and `extra`.
+    fn build(&self, variant: &str, payload: &str, extra: &[&str]) -> Run {
+        let reports = self.reports();
+        let payload = format!("PAYLOAD={payload}");
+        let mut args = vec![
+            "build",
+            variant,
+            "--progress",
+            "plain",
+            "--build-arg",
+            &payload,
+            "--report-dir",
+            &reports,
+        ];
+        args.extend(extra);
+        self.xtask(&args)
+    }
+
+    fn report(&self, variant: &str) -> serde_json::Value {
+        let path = self
+            .dir
+            .path()
+            .join("reports")
+            .join(format!("build-{variant}.json"));
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+
+    /// `build VARIANT --push --cache none`; returns the build report.
+    fn push(&self, variant: &str, payload: &str) -> serde_json::Value {
+        self.build(variant, payload, &["--push", "--cache", "none"])
+            .assert_ok();
+        self.report(variant)
+    }
+
+    /// A cosign key pair made for this test (password `test`).
+    fn keys(&self) -> (String, String) {
+        let prefix = self.dir.path().join("cosign");
+        let run = Run::of(
+            Command::new("cosign")
+                .args(["generate-key-pair", "--output-key-prefix"])
+                .arg(&prefix)
+                .env("COSIGN_PASSWORD", "test"),
+        );
+        assert_eq!(run.code, 0, "cosign generate-key-pair: {}", run.stderr);
+        let p = prefix.to_string_lossy();
+        (format!("{p}.key"), format!("{p}.pub"))
+    }
+}
+
+fn json(run: &Run) -> serde_json::Value {
+    serde_json::from_str(&run.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}\n{}", run.stdout, run.stderr))
+}
+
+#[test]
+fn sbom_lists_the_fixtures_debian_and_python_packages_in_spdx_and_cyclonedx() {
+    let image = fixture_image(FIXTURE, &[]);
+    let out = Scratch::new("sbom");
+    let out_dir = out.path().to_string_lossy().into_owned();
+    let run = xtask_run(&[
+        "sbom",
+        "--image",
+        &image,
+        "--out-dir",
+        &out_dir,
+        "--format",
+        "json",
+    ])
+    .assert_ok();
+    let report = json(&run);
+    let r = &report[0];
+    assert_eq!(r["source"], "local", "{r}");
+    assert!(
+        r["deb"].as_u64().unwrap() >= 50,
+        "Debian packages of the base: {r}"
+    );
+    assert!(r["python"].as_u64().unwrap() >= 1, "{r}");
+
+    let spdx: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(r["spdx"].as_str().unwrap()).unwrap())
+            .unwrap();
+    assert!(spdx["spdxVersion"].as_str().unwrap().starts_with("SPDX-2"));
+    let purls: Vec<String> = spdx["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["externalRefs"].as_array().cloned().unwrap_or_default())
+        .filter_map(|r| r["referenceLocator"].as_str().map(str::to_owned))
+        .collect();
+    assert!(
+        purls.iter().any(|p| p.starts_with("pkg:deb/debian/libc6@")),
+        "libc6 in the SPDX document"
+    );
+    assert!(
+        purls
+            .iter()
+            .any(|p| p.starts_with("pkg:pypi/xtask-fixture-dist@1.2.3")),
+        "the fixture's Python distribution in the SPDX document"
+    );
+
+    let cdx: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(r["cyclonedx"].as_str().unwrap()).unwrap())
+            .unwrap();
+    assert_eq!(cdx["bomFormat"], "CycloneDX");
+    let components = cdx["components"].as_array().unwrap();
+    for (kind, name) in [
+        ("pkg:deb/debian/", "libc6"),
+        ("pkg:pypi/", "xtask-fixture-dist"),
+    ] {
+        assert!(
+            components
+                .iter()
+                .any(|c| c["name"] == name
+                    && c["purl"].as_str().is_some_and(|p| p.starts_with(kind))),
+            "{name} in the CycloneDX document"
+        );
+    }
+    // Nothing half-written is left next to them.
+    let names: Vec<String> = std::fs::read_dir(out.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+}
+
+#[test]
+fn sbom_of_a_variant_never_built_says_which_build_makes_it() {
+    let dir = Scratch::new("sbom-missing");
+    let image = format!("localhost/xtask-never-built-{}", run_id());
+    let config = dir.write(
+        "images.toml",
+        &format!(
+            "{}{}",
+            config_head(),
+            fixture_variant("pub", &fixtures().join(FIXTURE), &image)
+        ),
+    );
+    let run = xtask_run(&["--config", config.to_str().unwrap(), "sbom", "pub"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    let line = run.error_line();
+    assert!(
+        line.contains(&image) && line.contains("cargo xtask build pub"),
+        "{line}"
+    );
+}
+
+#[test]
+fn signed_images_verify_and_a_moved_tag_or_an_unsigned_image_does_not() {
+    let registry = Registry::start();
+    let setup = Setup::new("sign", &registry);
+    let (key, public) = setup.keys();
+    let first = setup.push("pub", "1");
+    let digest = first["digest"].as_str().unwrap().to_string();
+    let reports = setup.reports();
+
+    let mut sign = xtask();
+    sign.args(["--config", &setup.config, "sign", "pub", "--key", &key])
+        .args(["--report-dir", &reports, "--format", "json"])
+        .env("COSIGN_PASSWORD", "test");
+    let signed = json(&Run::of(&mut sign).assert_ok());
+    assert_eq!(
+        signed[0]["digest"],
+        digest.as_str(),
+        "signs the pushed digest"
+    );
+    assert!(
+        signed[0]["sbom_packages"].as_u64().unwrap() > 50,
+        "{signed}"
+    );
+    let verify = |args: &[&str]| {
+        let mut all = vec!["verify", "--key", &public, "--format", "json"];
+        all.extend(args);
+        setup.xtask(&all)
+    };
+    let ok = json(&verify(&["pub"]).assert_ok());
+    assert_eq!(ok[0]["digest"], digest.as_str());
+    assert!(
+        ok[0]["signature"].is_null() && ok[0]["attestation"].is_null(),
+        "{ok}"
+    );
+
+    // A different image under the same tag: the tag's new digest carries no signature.
+    let second = setup.push("pub", "2");
+    let moved = second["digest"].as_str().unwrap();
+    assert_ne!(moved, digest);
+    let run = verify(&["pub"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let line = run.error_line();
+    assert!(
+        line.contains(moved) && line.contains("none found"),
+        "{line}"
+    );
+    assert!(
+        !line.contains(&digest),
+        "names the digest the tag points at now: {line}"
+    );
+
+    // The first digest still verifies by reference; another key's signature is no signature.
+    let pinned = format!("{}@{digest}", setup.repository);
+    verify(&["--image", &pinned]).assert_ok();
+    let other = Scratch::new("other-key");
+    let prefix = other.path().join("other");
+    Run::of(
+        Command::new("cosign")
+            .args(["generate-key-pair", "--output-key-prefix"])
+            .arg(&prefix)
+            .env("COSIGN_PASSWORD", "x"),
+    );
+    let other_pub = format!("{}.pub", prefix.display());
+    let run = setup.xtask(&["verify", "--image", &pinned, "--key", &other_pub]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let line = run.error_line();
+    assert!(
+        line.contains(&digest) && line.contains("not made by this key"),
+        "{line}"
+    );
+}
+
+#[test]
+fn sign_and_verify_refuse_bad_input_with_one_line() {
+    let registry = Registry::start();
+    let setup = Setup::new("refuse", &registry);
+    let reference = format!("{}:pub", setup.repository);
+
+    // No key and no OIDC identity.
+    let mut cmd = xtask();
+    cmd.args(["--config", &setup.config, "sign", "--image", &reference])
+        .env_remove("COSIGN_KEY")
+        .env_remove("ACTIONS_ID_TOKEN_REQUEST_URL");
+    let run = Run::of(&mut cmd);
+    assert_eq!(run.code, 2);
+    assert!(run.error_line().contains("--key"), "{}", run.stderr);
+
+    // Neither a public key nor a certificate identity.
+    let mut cmd = xtask();
+    cmd.args(["--config", &setup.config, "verify", "--image", &reference])
+        .env_remove("COSIGN_PUBLIC_KEY");
+    let run = Run::of(&mut cmd);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.error_line().contains("--certificate-identity-regexp"),
+        "{}",
+        run.stderr
+    );
+
+    // An image that was never pushed.
+    let (_, public) = setup.keys();
+    let run = setup.xtask(&["verify", "--image", &reference, "--key", &public]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.error_line().contains("not found"), "{}", run.stderr);
+}
+
+/// The platform manifests of an index (attestation manifests left out), or the manifest itself.
+fn platform_manifests(registry: &Registry, repo: &str, digest: &str) -> Vec<serde_json::Value> {
+    let (_, top) = registry.manifest(repo, digest);
+    match top["manifests"].as_array() {
+        None => vec![top],
+        Some(entries) => entries
+            .iter()
+            .filter(|m| m["annotations"]["vnd.docker.reference.type"] != "attestation-manifest")
+            .map(|m| registry.manifest(repo, m["digest"].as_str().unwrap()).1)
+            .collect(),
+    }
+}
+
+/// The repository path inside the registry (`ns/publish`) of `host/ns/publish`.
+fn path_in(registry: &Registry, repository: &str) -> String {
+    repository
+        .strip_prefix(&format!("{}/", registry.host))
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn push_tags_the_registry_writes_the_digest_and_pushes_zstd_where_configured() {
+    let registry = Registry::start();
+    let setup = Setup::new("push", &registry);
+    let repo = path_in(&registry, &setup.repository);
+
+    let report = setup.push("pub", "1");
+    let digest = report["digest"].as_str().unwrap();
+    assert_eq!(report["pushed"], true);
+    let tags: Vec<&str> = report["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    assert!(
+        tags.contains(&format!("{}:pub", setup.repository).as_str()),
+        "{tags:?}"
+    );
+    assert!(
+        tags.contains(&format!("{}:0.0.1-pub", setup.repository).as_str()),
+        "{tags:?}"
+    );
+    let mut in_registry = registry.tags(&repo);
+    in_registry.sort();
+    assert!(
+        in_registry.contains(&"pub".to_string()) && in_registry.contains(&"0.0.1-pub".to_string())
+    );
+
+    // skopeo, an independent client, sees the digest the build report names.
+    let inspect = Run::of(Command::new("skopeo").args([
+        "inspect",
+        "--tls-verify=false",
+        "--raw",
+        &format!("docker://{}:pub", setup.repository),
+    ]));
+    assert_eq!(inspect.code, 0, "{}", inspect.stderr);
+    let (api_digest, index) = registry.manifest(&repo, "pub");
+    assert_eq!(api_digest, digest);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&inspect.stdout).unwrap(),
+        index
+    );
+    // Provenance (mode=max) rides along as an attestation manifest; layers are gzip by default.
+    let attestation = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["annotations"]["vnd.docker.reference.type"] == "attestation-manifest")
+        .expect("a provenance attestation in the index");
+    let (_, att) = registry.manifest(&repo, attestation["digest"].as_str().unwrap());
+    assert!(
+        att["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["annotations"]["in-toto.io/predicate-type"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("https://slsa.dev/provenance/"))),
+        "{att}"
+    );
+    for m in platform_manifests(&registry, &repo, digest) {
+        for layer in m["layers"].as_array().unwrap() {
+            assert!(
+                layer["mediaType"].as_str().unwrap().ends_with("gzip"),
+                "{layer}"
+            );
+        }
+    }
+
+    // push_compression = "zstd": every layer is pushed as zstd.
+    let z = setup.push("zpub", "1");
+    let layers: Vec<serde_json::Value> =
+        platform_manifests(&registry, &repo, z["digest"].as_str().unwrap())
+            .iter()
+            .flat_map(|m| m["layers"].as_array().unwrap().clone())
+            .collect();
+    assert!(!layers.is_empty());
+    for layer in &layers {
+        assert_eq!(
+            layer["mediaType"], "application/vnd.oci.image.layer.v1.tar+zstd",
+            "{layer}"
+        );
+    }
+
+    // --provenance=false: a plain image manifest, no attestation.
+    setup
+        .build(
+            "pub",
+            "3",
+            &["--push", "--cache", "none", "--provenance=false"],
+        )
+        .assert_ok();
+    let (_, plain) = registry.manifest(&repo, "pub");
+    assert!(
+        plain["layers"].is_array(),
+        "an image manifest, not an index: {plain}"
+    );
+}
+
+#[test]
+fn sizes_of_a_pushed_image_come_from_its_manifest() {
+    let registry = Registry::start();
+    let setup = Setup::new("sizes", &registry);
+    let repo = path_in(&registry, &setup.repository);
+    let report = setup.push("zpub", "1");
+    let digest = report["digest"].as_str().unwrap();
+    let reference = format!("{}:zpub", setup.repository);
+    // A gzip push keeps a local copy in the containerd store: its unpacked size is added.
+    setup.push("pub", "1");
+    let gzip = format!("{}:pub", setup.repository);
+    let both = json(
+        &setup
+            .xtask(&["sizes", "--image", &gzip, "--format", "json"])
+            .assert_ok(),
+    );
+    let here = &both["registry"][0]["platforms"][0];
+    assert_eq!(here["compression"], "gzip");
+    assert!(
+        here["unpacked"].as_u64().unwrap() > here["compressed"].as_u64().unwrap(),
+        "{both}"
+    );
+    assert!(
+        both["images"].as_array().unwrap().is_empty(),
+        "no local row: {both}"
+    );
+    // Only in the registry: remove the local copy.
+    docker(&["image", "rm", &reference]);
+
+    let run = setup.xtask(&["sizes", "--image", &reference, "--format", "json"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let sizes = json(&run);
+    let manifests = platform_manifests(&registry, &repo, digest);
+    let entries = sizes["registry"].as_array().expect("a registry section");
+    assert_eq!(entries.len(), 1, "{sizes}");
+    let platforms = entries[0]["platforms"].as_array().unwrap();
+    assert_eq!(platforms.len(), manifests.len(), "{sizes}");
+    let want: u64 = manifests[0]["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["size"].as_u64().unwrap())
+        .sum();
+    assert_eq!(platforms[0]["platform"], "linux/amd64");
+    assert_eq!(platforms[0]["compressed"], want);
+    assert_eq!(platforms[0]["compression"], "zstd");
+    assert!(
+        platforms[0]["unpacked"].is_null(),
+        "not local, so no unpacked size: {sizes}"
+    );
+    assert_eq!(entries[0]["digest"], digest);
+    assert!(entries[0]["method"].as_str().unwrap().contains("registry"));
+}
+
+#[test]
+fn no_registry_or_a_registry_that_is_down_is_one_line_and_leaves_nothing() {
+    let setup = Setup::with("none", None);
+    for args in [
+        vec!["build", "pub", "--push"],
+        vec!["sign", "pub", "--key", "cosign.key"],
+        vec!["verify", "pub", "--key", "cosign.pub"],
+    ] {
+        let run = setup.xtask(&args);
+        assert_eq!(run.code, 2, "{args:?}: {}", run.stderr);
+        let line = run.error_line();
+        assert!(
+            line.contains("[project]") && line.contains("--registry"),
+            "{args:?} says what to set: {line}"
+        );
+    }
+
+    let mut registry = Registry::start();
+    let down = Setup::new("down", &registry);
+    registry.stop();
+    let run = down.build("pub", "1", &["--push"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    let line = run.error_line();
+    assert!(
+        line.contains(&registry.host) && line.contains("does not answer"),
+        "{line}"
+    );
+    assert_eq!(
+        run.stderr
+            .lines()
+            .filter(|l| l.starts_with("error:"))
+            .count(),
+        1
+    );
+    assert!(!down
+        .dir
+        .path()
+        .join("reports")
+        .join("build-pub.json")
+        .exists());
+    let left = docker(&["image", "ls", "--quiet", &down.repository]);
+    assert!(
+        left.stdout.trim().is_empty(),
+        "images left: {}",
+        left.stdout
+    );
+}
+
+#[test]
+fn registry_cache_brings_back_the_steps_after_the_builder_cache_is_pruned() {
+    let registry = Registry::start();
+    // The build cache is pruned on an engine of this test's own, never on the shared one.
+    let engine = Engine::remote();
+    engine.load_from_main(BASE_IMAGE);
+    let setup = Setup::new("cache", &registry);
+    let repo = path_in(&registry, &setup.repository);
+    let build = || {
+        let reports = setup.reports();
+        let mut cmd = xtask();
+        cmd.args([
+            "--config",
+            &setup.config,
+            "build",
+            "pub",
+            "--cache",
+            "registry",
+        ])
+        .args(["--progress", "plain", "--report-dir", &reports])
+        .env("DOCKER_HOST", &engine.host);
+        Run::of(&mut cmd).assert_ok();
+        setup.report("pub")
+    };
+
+    let cold = build();
+    assert_eq!(
+        cold["cache"],
+        format!("registry ({}:buildcache-pub)", setup.repository)
+    );
+    assert!(registry.tags(&repo).contains(&"buildcache-pub".to_string()));
+    // The cache is an OCI image manifest (image-manifest=true), which any registry stores.
+    let (_, cache) = registry.manifest(&repo, "buildcache-pub");
+    assert_eq!(
+        cache["mediaType"], "application/vnd.oci.image.manifest.v1+json",
+        "{cache}"
+    );
+    assert_eq!(
+        cache["config"]["mediaType"],
+        "application/vnd.buildkit.cacheconfig.v0"
+    );
+    let id = cold["image_id"].as_str().unwrap().to_string();
+
+    engine.prune_build_cache();
+    engine.docker(&["image", "rm", "--force", &id]).assert_ok();
+    let warm = build();
+    let total = warm["steps_total"].as_u64().unwrap();
+    let cached = warm["steps_cached"].as_u64().unwrap();
+    assert!(
+        total >= 3 && cached == total,
+        "all {total} steps from the registry cache, not {cached}: ran {}",
+        warm["steps_run"]
+    );
+    assert_eq!(warm["image_id"], id.as_str(), "the same image again");
+}
+
+#[test]
+fn built_on_another_engine_over_tcp_pushed_then_pulled_and_smoke_tested_here() {
+    let registry = Registry::start();
+    let engine = Engine::remote();
+    let context = engine.context.clone().unwrap();
+    // The smoke fixture's service as the base, so the result can be smoke-tested here.
+    let app = fixture_image("smoke-app", &["--target=app"]);
+    engine.load_from_main(&app);
+    let setup = Setup::new("remote", &registry);
+    let reference = format!("{}:pub", setup.repository);
+
+    let base = format!("BASE_IMAGE={app}");
+    let report = {
+        setup
+            .build(
+                "pub",
+                "1",
+                &["--push", "--cache", "none", "--builder", &context]
+                    .into_iter()
+                    .chain(["--build-arg", &base, "--build-arg", "USER=10001"])
+                    .collect::<Vec<_>>(),
+            )
+            .assert_ok();
+        setup.report("pub")
+    };
+    assert_eq!(report["builder"], context.as_str());
+    let digest = report["digest"].as_str().unwrap();
+    // Built there: the steps ran on the other engine, and nothing of it is in this one.
+    let there = engine.docker(&["buildx", "history", "ls", "--format", "{{.Name}}"]);
+    assert!(
+        there.stdout.contains("publish"),
+        "build record on the other engine: {}",
+        there.stdout
+    );
+    assert_ne!(
+        docker(&["image", "inspect", &reference]).code,
+        0,
+        "not built here"
+    );
+
+    docker(&["pull", "--quiet", &reference]).assert_ok();
+    let pulled = docker(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{json .RepoDigests}}",
+        &reference,
+    ]);
+    assert!(pulled.stdout.contains(digest), "{}", pulled.stdout);
+    let mut smoke = xtask();
+    smoke
+        .args([
+            "--config",
+            &setup.config,
+            "smoke",
+            "pub",
+            "--image",
+            &reference,
+        ])
+        .args(["--label", &format!("{LABEL}={}", run_id())]);
+    let run = Run::of(&mut smoke);
+    assert_eq!(
+        run.code,
+        0,
+        "smoke of the pulled image:\n{}\n{}",
+        run.stdout,
+        tail(&run.stderr)
+    );
+}
