@@ -195,7 +195,9 @@ impl Args {
             report::write_atomic(path, &json)
                 .with_context(|| format!("saving the report to {path}"))?;
         }
-        crate::util::progress!("{}", summary(wanted.len(), store, &stats));
+        if !wanted.is_empty() || report.registry.is_empty() {
+            crate::util::progress!("{}", summary(wanted.len(), store, &stats));
+        }
 
         let findings = |level: Level| {
             report

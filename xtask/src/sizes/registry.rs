@@ -40,7 +40,8 @@ pub struct PlatformSize {
     pub compression: String,
     /// Bytes: the sum of the manifest's layer sizes.
     pub compressed: u64,
-    /// Bytes, from the local copy of the same image; None when it is not local.
+    /// Bytes, from the local copy of the same image; None when there is none (or it cannot be
+    /// measured: a warning says why).
     pub unpacked: Option<u64>,
 }
 
@@ -179,7 +180,7 @@ pub fn table(entries: &[RegistryEntry]) -> Table {
                 p.layers.to_string(),
                 p.compression.clone(),
                 human_size(p.compressed),
-                p.unpacked.map_or("- (not local)".into(), human_size),
+                p.unpacked.map_or("-".into(), human_size),
             ]);
         }
     }
