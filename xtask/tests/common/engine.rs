@@ -16,6 +16,7 @@
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use super::{free_port, run_id, Run};
@@ -51,8 +52,11 @@ impl Engine {
             "0",
             "this test starts a second dockerd and needs root"
         );
+        // Several engines of one test process (tests run in parallel) each get their own names.
+        static N: AtomicU32 = AtomicU32::new(0);
+        let n = N.fetch_add(1, Ordering::Relaxed);
         // Short: unix socket paths are limited to 108 bytes and containerd nests its own.
-        let dir = PathBuf::from(format!("/tmp/xtask-{kind}-{}", run_id()));
+        let dir = PathBuf::from(format!("/tmp/xtask-{kind}-{}-{n}", run_id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let config = dir.join("daemon.json");
@@ -64,12 +68,22 @@ impl Engine {
         let log = std::fs::File::create(dir.join("dockerd.log")).unwrap();
         let host = format!("unix://{}", dir.join("docker.sock").display());
         let tcp = tcp.then(|| format!("tcp://127.0.0.1:{}", free_port()));
-        // Interface names are at most 15 bytes.
+        // Interface names are at most 15 bytes: `xt` + 2 + 8 + up to 3.
         let bridge = format!(
-            "xt{}{}",
+            "xt{}{}{}",
             &kind[..2],
-            &run_id().rsplit('-').next().unwrap()[..8]
+            &run_id().rsplit('-').next().unwrap()[..8],
+            n % 1000
         );
+        // From here on, a panic drops the engine, which removes what exists of it.
+        let mut engine = Engine {
+            dir: dir.clone(),
+            bridge: bridge.clone(),
+            child: None,
+            host: host.clone(),
+            tcp: tcp.clone(),
+            context: None,
+        };
         let made = Command::new("ip")
             .args(["link", "add", &bridge, "type", "bridge"])
             .status();
@@ -93,20 +107,13 @@ impl Engine {
             // Loopback only. dockerd ≥ 27 refuses an unauthenticated TCP socket unless told.
             cmd.args(["-H", tcp, "--tls=false"]);
         }
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("starting dockerd (is it installed?)");
-        let mut engine = Engine {
-            dir,
-            bridge,
-            child: Some(child),
-            host,
-            tcp,
-            context: None,
-        };
+        engine.child = Some(
+            cmd.stdin(Stdio::null())
+                .stdout(log.try_clone().unwrap())
+                .stderr(log)
+                .spawn()
+                .expect("starting dockerd (is it installed?)"),
+        );
         let want = if containerd_store {
             "overlayfs"
         } else {
@@ -131,7 +138,7 @@ impl Engine {
             std::thread::sleep(Duration::from_millis(300));
         }
         if let Some(tcp) = engine.tcp.clone() {
-            let name = format!("xtask-{kind}-{}", run_id());
+            let name = format!("xtask-{kind}-{}-{n}", run_id());
             let made = Run::of(Command::new("docker").args([
                 "context",
                 "create",
@@ -202,6 +209,14 @@ impl Drop for Engine {
         let _ = Command::new("ip")
             .args(["link", "del", &self.bridge])
             .status();
+        // dockerd bind-mounts its data root onto itself; a daemon that did not shut down cleanly
+        // leaves that mount behind, and the directory cannot be removed under it.
+        let root = self.dir.join("root");
+        if std::fs::read_to_string("/proc/self/mounts")
+            .is_ok_and(|m| m.lines().any(|l| l.split(' ').nth(1) == root.to_str()))
+        {
+            let _ = Command::new("umount").arg("--lazy").arg(&root).status();
+        }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
