@@ -15,8 +15,6 @@ use crate::Cli;
 
 /// Flags used ahead of their implementation: (subcommand, flag, takes a value, issue).
 const PENDING: &[(&str, &str, bool, u32)] = &[
-    // `build --registry HOST[/NAMESPACE]`: where `--push` and `--cache registry` go (issue 12).
-    ("build", "--registry", true, 12),
 ];
 
 /// Stands in for shell expansions (`$VARIANT`, `${{ matrix.variant }}`, `"$@"`).
