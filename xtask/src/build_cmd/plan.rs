@@ -94,6 +94,9 @@ pub struct PlanInput<'a> {
     pub compression: Option<Compression>,
     /// With `push`: the provenance attestation (loaded images carry none).
     pub provenance: Provenance,
+    /// With `push`: BuildKit's SBOM attestation, by this generator image (None inside: BuildKit's
+    /// default generator).
+    pub sbom: Option<Option<String>>,
     pub platforms: Vec<String>,
     pub builder: Option<String>,
     /// The `docker context` the build runs in (`docker --context`), for a context's builder.
@@ -236,6 +239,13 @@ pub fn plan(input: &PlanInput) -> BuildPlan {
             None => argv.push("--push".into()),
         }
         argv.push(input.provenance.arg().into());
+        match &input.sbom {
+            None => {}
+            Some(None) => argv.push("--attest=type=sbom".into()),
+            Some(Some(generator)) => {
+                argv.push(format!("--attest=type=sbom,generator={generator}"));
+            }
+        }
     } else {
         argv.push("--load".into());
         // Attestations make loaded images differ on every build (they embed the build time).
@@ -376,6 +386,7 @@ mod tests {
             registry: None,
             compression: None,
             provenance: Provenance::Max,
+            sbom: None,
             platforms: v.platforms.clone(),
             builder: None,
             context: None,
@@ -473,6 +484,14 @@ mod tests {
         assert!(has(&plan(&i).argv, "--provenance=false"));
         i.provenance = Provenance::Min;
         assert!(has(&plan(&i).argv, "--provenance=mode=min"));
+        assert!(!plan(&i).argv.iter().any(|a| a.starts_with("--attest")));
+        i.sbom = Some(None);
+        assert!(has(&plan(&i).argv, "--attest=type=sbom"));
+        i.sbom = Some(Some("localhost/gen:1".into()));
+        assert!(has(
+            &plan(&i).argv,
+            "--attest=type=sbom,generator=localhost/gen:1"
+        ));
         // A load never attests: the image ID would change with every build.
         i.push = false;
         i.provenance = Provenance::Max;

@@ -33,6 +33,8 @@ pub struct BuildReport {
     pub registry: Option<String>,
     /// Provenance attestation of the pushed image: `max`, `min` or `false`; None for a load.
     pub provenance: Option<Provenance>,
+    /// BuildKit's SBOM attestation of the push: `buildkit` or `buildkit (generator IMAGE)`.
+    pub sbom: Option<String>,
     /// Layer compression of the push (None: buildx's default, gzip; loads are not recompressed).
     pub compression: Option<Compression>,
     pub duration_secs: f64,
@@ -147,6 +149,10 @@ pub fn execute(
         registry: input.registry.clone(),
         provenance: input.push.then_some(input.provenance),
         compression: input.compression,
+        sbom: input.sbom.as_ref().map(|g| match g {
+            None => "buildkit".to_string(),
+            Some(generator) => format!("buildkit (generator {generator})"),
+        }),
         duration_secs: (duration * 10.0).round() / 10.0,
         steps_total: steps.map(|s| s.total),
         steps_cached: steps.map(|s| s.cached),

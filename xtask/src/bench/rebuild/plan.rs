@@ -114,6 +114,8 @@ impl<'a> Plan<'a> {
             push: false,
             registry: None,
             provenance: None,
+            sbom: false,
+            sbom_generator: None,
             compression: None,
             platform: vec![],
             builder,
