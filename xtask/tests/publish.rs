@@ -107,9 +107,9 @@ impl Setup {
         self.report(variant)
     }
 
-    /// A cosign key pair made for this test (password `test`).
-    fn keys(&self) -> (String, String) {
-        let prefix = self.dir.path().join("cosign");
+    /// A cosign key pair `<name>.key` / `<name>.pub` made for this test (password `test`).
+    fn keys(&self, name: &str) -> (String, String) {
+        let prefix = self.dir.path().join(name);
         let run = Run::of(
             Command::new("cosign")
                 .args(["generate-key-pair", "--output-key-prefix"])
@@ -224,7 +224,7 @@ fn sbom_of_a_variant_never_built_says_which_build_makes_it() {
 fn signed_images_verify_and_a_moved_tag_or_an_unsigned_image_does_not() {
     let registry = Registry::start();
     let setup = Setup::new("sign", &registry);
-    let (key, public) = setup.keys();
+    let (key, public) = setup.keys("cosign");
     let first = setup.push("pub", "1");
     let digest = first["digest"].as_str().unwrap().to_string();
     let reports = setup.reports();
@@ -274,15 +274,7 @@ fn signed_images_verify_and_a_moved_tag_or_an_unsigned_image_does_not() {
     // The first digest still verifies by reference; another key's signature is no signature.
     let pinned = format!("{}@{digest}", setup.repository);
     verify(&["--image", &pinned]).assert_ok();
-    let other = Scratch::new("other-key");
-    let prefix = other.path().join("other");
-    Run::of(
-        Command::new("cosign")
-            .args(["generate-key-pair", "--output-key-prefix"])
-            .arg(&prefix)
-            .env("COSIGN_PASSWORD", "x"),
-    );
-    let other_pub = format!("{}.pub", prefix.display());
+    let (_, other_pub) = setup.keys("other");
     let run = setup.xtask(&["verify", "--image", &pinned, "--key", &other_pub]);
     assert_eq!(run.code, 1, "{}", run.stderr);
     let line = run.error_line();
@@ -320,7 +312,7 @@ fn sign_and_verify_refuse_bad_input_with_one_line() {
     );
 
     // An image that was never pushed.
-    let (_, public) = setup.keys();
+    let (_, public) = setup.keys("cosign");
     let run = setup.xtask(&["verify", "--image", &reference, "--key", &public]);
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(run.error_line().contains("not found"), "{}", run.stderr);
