@@ -1,6 +1,8 @@
-"""Build-time trim of a virtual environment, run in the deps stage before the import test.
+"""Build-time trim of a virtual environment, run in the torch and deps stages before the import
+test.
 
     python trim_venv.py VENV [--keep-headers-of PKG ...] [--no-strip-under DIR ...]
+                             [--leave-listed MANIFEST] [--drop GLOB ...]
 
 Removes what a running service never reads and reports what each step saved:
   * `tests`/`test` directories inside packages (test suites shipped in wheels). Directories named
@@ -9,6 +11,8 @@ Removes what a running service never reads and reports what each step saved:
     extensions, and the runtime image has no compiler. `--keep-headers-of triton` keeps the
     headers a JIT compiler needs when such a package is kept on purpose.
   * type stubs (`*.pyi`): read by type checkers only.
+  * what `--drop GLOB` names: files or directories the Dockerfile lists, each with its reason.
+    A glob that matches nothing fails the build, so a new wheel layout gets looked at.
   * symbol tables and debug info of shared objects (`strip --strip-unneeded`), only for files that
     actually carry them, and never inside `*.libs/` directories: those hold libraries vendored by
     auditwheel, whose names embed their hashes and whose RPATH/SONAME wiring must stay exact.
@@ -16,12 +20,16 @@ Removes what a running service never reads and reports what each step saved:
     them: GPU runtimes find kernels through such images and their symbols (stripped HIP libraries
     are known to break), and no GPU is at hand in the build to prove a stripped one still works.
 
+`--leave-listed` names a manifest of `venv_layers.py split`: the files it lists were trimmed
+already (in the torch stage) and belong to layers of their own, so they are not touched again.
+
 The import test that follows in the same stage proves nothing needed was removed.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import struct
@@ -101,6 +109,11 @@ def main() -> int:
     parser.add_argument("--keep-headers-of", action="append", default=[], metavar="PKG")
     parser.add_argument("--no-strip-under", action="append", default=[], metavar="DIR",
                         help="site-packages-relative directory whose libraries stay unstripped")
+    parser.add_argument("--leave-listed", type=Path, metavar="MANIFEST",
+                        help="venv_layers.py manifest whose files are left as they are")
+    parser.add_argument("--drop", action="append", default=[], metavar="GLOB",
+                        help="site-packages-relative file or directory glob to remove; each "
+                             "must match, so a changed wheel layout is noticed")
     args = parser.parse_args()
 
     sites = sorted(args.venv.glob("lib/python3*/site-packages"))
@@ -108,15 +121,44 @@ def main() -> int:
         print(f"expected one site-packages under {args.venv}, found {sites}", file=sys.stderr)
         return 2
     site = sites[0]
+    # Files already trimmed and split off into layers of their own, relative to site-packages,
+    # and the directories holding them (never removed as a whole).
+    leave: set[str] = set()
+    if args.leave_listed:
+        prefix = site.relative_to(args.venv).as_posix() + "/"
+        listed = json.loads(args.leave_listed.read_text())["files"]
+        leave = {rel[len(prefix):] for rel in listed if rel.startswith(prefix)}
+    leave_dirs = {p.as_posix() for rel in leave for p in Path(rel).parents}
     before = tree_size(site)
     saved: Counter[str] = Counter()
     by_pkg: Counter[str] = Counter()
+
+    # 0. what the Dockerfile names (each with its reason there)
+    dropped: list[tuple[str, int, int]] = []
+    for pattern in args.drop:
+        matches = sorted(p for p in site.glob(pattern)
+                         if p.relative_to(site).as_posix() not in leave | leave_dirs)
+        if not matches:
+            print(f"error: --drop {pattern!r} matches nothing under {site}: the wheel's layout "
+                  "changed; check what it ships now and update the list", file=sys.stderr)
+            return 2
+        size = 0
+        for path in matches:
+            size += tree_size(path)
+            by_pkg[top_package(path, site)] += tree_size(path)
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+        saved["named by --drop"] += size
+        dropped.append((pattern, len(matches), size))
 
     # 1. test suites
     for root, dirs, _files in os.walk(site):
         for name in list(dirs):
             path = Path(root) / name
-            if name in TEST_DIR_NAMES and path.parent != site:
+            if name in TEST_DIR_NAMES and path.parent != site and \
+                    path.relative_to(site).as_posix() not in leave_dirs:
                 size = tree_size(path)
                 shutil.rmtree(path)
                 dirs.remove(name)
@@ -133,7 +175,8 @@ def main() -> int:
         for name in list(dirs):
             path = here / name
             # an `include` directory holding Python code would be a package, not headers
-            if name == "include" and not any(path.rglob("*.py")):
+            if name == "include" and not any(path.rglob("*.py")) and \
+                    path.relative_to(site).as_posix() not in leave_dirs:
                 size = tree_size(path)
                 shutil.rmtree(path)
                 dirs.remove(name)
@@ -141,7 +184,7 @@ def main() -> int:
                 by_pkg[top_package(path, site)] += size
         for name in files:
             path = here / name
-            if path.is_symlink():
+            if path.is_symlink() or path.relative_to(site).as_posix() in leave:
                 continue
             if path.suffix in HEADER_SUFFIXES:
                 what = "headers and static libraries"
@@ -158,6 +201,7 @@ def main() -> int:
     stripped = 0
     gpu_skipped: list[str] = []
     big_strips: list[tuple[int, str]] = []
+    to_strip: list[tuple[Path, int]] = []
     for root, _dirs, files in os.walk(site):
         here = Path(root)
         rel = here.relative_to(site)
@@ -169,7 +213,7 @@ def main() -> int:
             if not (name.endswith(".so") or ".so." in name):
                 continue
             path = here / name
-            if path.is_symlink():
+            if path.is_symlink() or path.relative_to(site).as_posix() in leave:
                 continue
             sections = elf_sections(path)
             if not sections or not (".symtab" in sections or any(
@@ -178,8 +222,12 @@ def main() -> int:
             if sections & GPU_CODE_SECTIONS:
                 gpu_skipped.append(path.relative_to(site).as_posix())
                 continue
-            size = path.stat().st_size
-            subprocess.run(["strip", "--strip-unneeded", str(path)], check=True)
+            to_strip.append((path, path.stat().st_size))
+    # One strip process for many files: a process per file costs more than the stripping.
+    for i in range(0, len(to_strip), 200):
+        batch = to_strip[i:i + 200]
+        subprocess.run(["strip", "--strip-unneeded", *(str(p) for p, _ in batch)], check=True)
+        for path, size in batch:
             delta = size - path.stat().st_size
             saved["strip --strip-unneeded"] += delta
             by_pkg[top_package(path, site)] += delta
@@ -190,6 +238,8 @@ def main() -> int:
     print(f"trim {site}: {mib(before)} -> {mib(after)} (saved {mib(before - after)})")
     for what, size in saved.most_common():
         print(f"  {what:30s} {mib(size)}")
+    for pattern, count, size in dropped:
+        print(f"    --drop {pattern:52s} {mib(size)} ({count} {'entry' if count == 1 else 'entries'})")
     print(f"  shared objects stripped: {stripped}; largest:")
     for delta, rel in sorted(big_strips, reverse=True)[:6]:
         print(f"    {rel:60s} {mib(delta)}")
