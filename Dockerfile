@@ -8,8 +8,17 @@
 #     --group-add "$(getent group render | cut -d: -f3)" -p 8000:8000 voxserve:rocm
 #   (the service runs as UID 10001: GPU access comes from the device groups, not from root)
 #
+# Layers of the image, bottom to top, in the order they change least often: Debian and python3,
+# the service user, the torch family (torch with its vendored ROCm libraries, triton), the rest
+# of the venv (requirements.lock), the app. The venv is one environment built and tested in one
+# stage (deps); only the image stores it in several layers, so a change to requirements.lock
+# leaves the torch layer byte-identical (same digest) and a host holding the previous image
+# pulls only the venv and app layers. The layering is the same as Dockerfile.cuda's (built and
+# measured); this file cannot be built where the ROCm index is unreachable.
+#
 # No `# syntax=` directive on purpose: it makes BuildKit pull a frontend image from a registry,
-# and the frontend built into BuildKit already has RUN --mount (cache, secret, bind).
+# and the frontend built into BuildKit already has RUN --mount (cache, secret, bind) and
+# COPY --link.
 
 # The official image, by tag. For reproducible builds pin it by digest, e.g.
 #   --build-arg BASE_IMAGE=debian:trixie-slim@sha256:<digest>
@@ -18,7 +27,7 @@
 ARG BASE_IMAGE=debian:trixie-slim
 
 # ---------------------------------------------------------------------------------------------
-# base: what both later stages share — Debian's python3 at /usr/bin/python3. The venv made in
+# base: what every later stage shares — Debian's python3 at /usr/bin/python3. The venv made in
 # deps points at that interpreter, so it only works because app has it at the same path.
 FROM ${BASE_IMAGE} AS base
 SHELL ["/bin/bash", "-euo", "pipefail", "-c"]
@@ -27,6 +36,12 @@ ENV LANG=C.UTF-8
 # official image's docker-clean hook would delete the cache, so it goes, and apt is told to keep
 # what it downloads. sharing=locked: two apt runs (parallel builds) must not use one cache at once.
 # Versions are not pinned (DL3008): they come from the Debian release the base image is pinned to.
+# Three parts of Python's standard library that a service never imports go right after the
+# install, in the same step, so no layer holds them (sizes and reasons: docs/DOCKER_OPTIMIZATION.md):
+# the `test` package (CPython's own test-suite helpers), `pydoc_data` (the topics of interactive
+# help(), which says so when they are missing) and turtle (needs tkinter, not installed).
+# dpkg's path-exclude cannot do it: python3.13's postinst byte-compiles every file it shipped.
+# The packages stay registered for dpkg and Trivy.
 # hadolint ignore=DL3008
 RUN --mount=type=cache,target=/var/cache/apt,sharing=locked \
     --mount=type=cache,target=/var/lib/apt,sharing=locked \
@@ -34,12 +49,14 @@ RUN --mount=type=cache,target=/var/cache/apt,sharing=locked \
  && echo 'Binary::apt::APT::Keep-Downloaded-Packages "true";' >/etc/apt/apt.conf.d/keep-cache \
  && apt-get update \
  && apt-get install -y --no-install-recommends python3 \
+ && rm -r /usr/lib/python3.*/test /usr/lib/python3.*/pydoc_data \
+      /usr/lib/python3.*/turtle.py /usr/lib/python3.*/__pycache__/turtle.* \
  && python3 --version
 
 # ---------------------------------------------------------------------------------------------
-# deps: builds /opt/venv. Everything here that is not in /opt/venv (uv, pip, binutils, caches)
-# never reaches the final image.
-FROM base AS deps
+# tools: what builds the venv. Nothing here that is not in /opt/venv (uv, pip, binutils, caches)
+# reaches the final image.
+FROM base AS tools
 # binutils for `strip` in the trim step; python3-pip only to bootstrap uv.
 # hadolint ignore=DL3008
 RUN --mount=type=cache,target=/var/cache/apt,sharing=locked \
@@ -65,33 +82,59 @@ ENV PATH=/opt/venv/bin:/opt/uv/bin:$PATH \
     UV_LINK_MODE=copy \
     UV_COMPILE_BYTECODE=1 \
     UV_PYTHON_DOWNLOADS=never
-RUN uv venv --python /usr/bin/python3 /opt/venv
 
-# The torch family goes in first and alone, from TORCH_INDEX_URL (`default`: uv's default
-# index), together with the dependencies it declares. It is not in requirements.lock, and that
-# lock is installed next with --no-deps, so nothing can resolve torch again and replace this
-# build of it by another (the default index serves the CUDA build). Separate layer: the lock
-# changes more often than torch, and torch is the slow download.
+# ---------------------------------------------------------------------------------------------
+# lock-names: the distributions requirements.lock pins, by name only. The torch stage leaves
+# those to the lock, and it mounts this list rather than the lock: BuildKit keys a mount by its
+# content, so a version bump in the lock (the same names) does not re-run the torch stage.
+FROM base AS lock-names
+RUN --mount=type=bind,source=app/requirements.lock,target=/tmp/requirements.lock \
+    --mount=type=bind,source=app/docker/venv_layers.py,target=/tmp/venv_layers.py \
+    python3 /tmp/venv_layers.py lock-names /tmp/requirements.lock >/lock-names.txt
+
+# ---------------------------------------------------------------------------------------------
+# torch: the torch family from TORCH_INDEX_URL, together with the dependencies it declares. It
+# is not in requirements.lock, and that lock is installed in deps with --no-deps, so nothing can
+# resolve torch again and replace this build of it by another (the default index serves the
+# CUDA build).
 # torch 2.15.0 is built against triton 3.9.0 (its CUDA wheel requires triton==3.9.0); on the ROCm
 # index that triton is published as `triton-rocm` (`pytorch-triton-rocm` before ROCm 7), pinned
 # here so the pair cannot drift. Not verifiable on the build machine (the index is unreachable
 # there): check `uv pip install --dry-run` against the index when moving versions.
+# triton stays here, unlike in the CUDA image: the ROCm torch wheel requires it, and it is part
+# of the torch family this image is meant to carry (torch.compile works on ROCm). Its headers are
+# kept for its JIT. torch/lib is not stripped: the ROCm wheel vendors the HIP runtime and GPU
+# libraries there, and stripped HIP libraries are known to break kernel lookup — untestable
+# without an AMD GPU.
+# One RUN, because its last command hard-links every file of the torch family (not of the
+# lock's packages) into /layers/torch for a COPY of its own: links to files made in the same
+# step cost nothing, in a later step each file would first be copied up from the layer below.
+FROM tools AS torch
 ARG TORCH_SPEC="torch==2.15.0+rocm7.2 triton-rocm==3.9.0"
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/rocm7.2
+# The guard fails the build right after the install, before the slow trim, when the torch that
+# came in is not a ROCm build or brought NVIDIA/CUDA wheels.
 # TORCH_SPEC is split into words on purpose (SC2086): it may list several requirements.
 # hadolint ignore=SC2086
 RUN --mount=type=secret,id=ca-bundle,required=false \
     --mount=type=cache,target=/root/.cache/uv \
-    if [ "$TORCH_INDEX_URL" = default ]; then set --; else set -- --index-url "$TORCH_INDEX_URL"; fi \
- && SSL_CERT_FILE=/run/secrets/ca-bundle uv pip install "$@" $TORCH_SPEC
+    --mount=type=bind,from=lock-names,source=/lock-names.txt,target=/tmp/lock-names.txt \
+    --mount=type=bind,source=app/docker/check_torch_variant.py,target=/tmp/check_torch_variant.py \
+    --mount=type=bind,source=app/docker/trim_venv.py,target=/tmp/trim_venv.py \
+    --mount=type=bind,source=app/docker/venv_layers.py,target=/tmp/venv_layers.py \
+    uv venv --python /usr/bin/python3 /opt/venv \
+ && if [ "$TORCH_INDEX_URL" = default ]; then set --; else set -- --index-url "$TORCH_INDEX_URL"; fi \
+ && SSL_CERT_FILE=/run/secrets/ca-bundle uv pip install "$@" $TORCH_SPEC \
+ && python -B /tmp/check_torch_variant.py rocm \
+ && python /tmp/trim_venv.py /opt/venv --keep-headers-of triton --no-strip-under torch/lib \
+ && python /tmp/venv_layers.py split /opt/venv /layers --leave /tmp/lock-names.txt
 
-# Guard: the torch that came in must be a ROCm build, with no NVIDIA/CUDA wheels beside it.
-RUN --mount=type=bind,source=app/docker/check_torch_variant.py,target=/tmp/check_torch_variant.py \
-    python /tmp/check_torch_variant.py rocm
-
+# ---------------------------------------------------------------------------------------------
+# deps: the whole venv, tested as one environment, on top of the torch stage's.
+FROM torch AS deps
 # Everything else, exactly as locked: versions and sha256 of every file. A package the torch
-# step already brought (typing-extensions, …) is moved to the locked version; `uv pip check`
-# then proves torch's own requirements still hold.
+# step also brought (typing-extensions, …) is moved to the locked version; `uv pip check` then
+# proves torch's own requirements still hold.
 RUN --mount=type=secret,id=ca-bundle,required=false \
     --mount=type=cache,target=/root/.cache/uv \
     --mount=type=bind,source=app/requirements.lock,target=/tmp/requirements.lock \
@@ -99,17 +142,29 @@ RUN --mount=type=secret,id=ca-bundle,required=false \
       -r /tmp/requirements.lock \
  && uv pip check
 
-# triton stays here, unlike in the CUDA image: the ROCm torch wheel requires it, and it is part
-# of the torch family this image is meant to carry (torch.compile works on ROCm). Its headers are
-# kept below for its JIT.
-
-# Trim, then prove in the same stage that the trimmed venv still imports and computes.
-# torch/lib is not stripped: the ROCm wheel vendors the HIP runtime and GPU libraries there, and
-# stripped HIP libraries are known to break kernel lookup — untestable without an AMD GPU.
+# Trim what the lock brought (the torch family was trimmed in its own stage), prove that the
+# whole venv imports and computes, then take the torch family's files out of /opt/venv — after
+# proving they are unchanged since they were linked into /layers, so the image's torch layer
+# holds exactly what was tested here.
+# Dropped from the lock's packages, as nothing outside them imports them:
+#   sqlalchemy/testing  SQLAlchemy's pytest plugin and fixtures for dialect test suites
+#   numpy/f2py          the Fortran-to-Python interface generator, a build tool (`numpy.f2py`
+#                       is imported only when that attribute is asked for)
 RUN --mount=type=bind,source=app/docker/trim_venv.py,target=/tmp/trim_venv.py \
     --mount=type=bind,source=app/docker/smoke_test.py,target=/tmp/smoke_test.py \
-    python /tmp/trim_venv.py /opt/venv --keep-headers-of triton --no-strip-under torch/lib \
- && python /tmp/smoke_test.py --torch required
+    --mount=type=bind,source=app/docker/venv_layers.py,target=/tmp/venv_layers.py \
+    python /tmp/trim_venv.py /opt/venv --leave-listed /layers/manifest.json \
+      --drop sqlalchemy/testing --drop numpy/f2py \
+ && python -B /tmp/smoke_test.py --torch required \
+ && python /tmp/venv_layers.py drop /opt/venv /layers
+
+# ---------------------------------------------------------------------------------------------
+# code: the app, byte-compiled apart from the venv, so that a dependency change does not
+# compile it again and an app change touches neither the venv nor its layers. A hash-checked
+# .pyc stays valid whatever the file times are.
+FROM base AS code
+COPY app/src/voxserve /opt/voxserve/voxserve
+RUN python3 -m compileall -q --invalidation-mode checked-hash /opt/voxserve
 
 # ---------------------------------------------------------------------------------------------
 # app: the runtime. No uv, pip, compilers, apt lists or caches: only python3, the venv and the
@@ -123,12 +178,12 @@ FROM base AS app
 RUN useradd --uid 10001 --gid 0 --no-create-home --home-dir /nonexistent \
       --shell /usr/sbin/nologin voxserve \
  && install -d -o 10001 -g 0 -m 0770 /data
-# The venv and the code stay owned by root and read-only for the service user: a compromised
-# process cannot rewrite its own code, even where the root filesystem is writable.
-COPY --from=deps --chown=0:0 /opt/venv /opt/venv
-COPY --chown=0:0 app/src/voxserve /opt/voxserve/voxserve
-# Byte-compile the app here; a hash-checked .pyc stays valid whatever the file times are.
-RUN python3 -m compileall -q --invalidation-mode checked-hash /opt/voxserve
+# --link: the layers do not depend on the ones below them, so a new Debian base reuses them as
+# they are. The venv and the code stay owned by root and read-only for the service user: a
+# compromised process cannot rewrite its own code, even where the root filesystem is writable.
+COPY --link --from=torch --chown=0:0 /layers/torch/ /opt/venv/
+COPY --link --from=deps --chown=0:0 /opt/venv /opt/venv
+COPY --link --from=code --chown=0:0 /opt/voxserve /opt/voxserve
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONPATH=/opt/voxserve \
     PYTHONDONTWRITEBYTECODE=1 \
