@@ -281,3 +281,89 @@ def test_trim_leaves_listed_files_and_drops_named_ones(tmp_path: Path) -> None:
     missing = subprocess.run(run + ["--drop", "nothing/here*"], capture_output=True, text=True)
     assert missing.returncode == 2
     assert "matches nothing" in missing.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# distroless.py: which Debian packages the distroless runtime keeps.
+
+import distroless  # noqa: E402
+
+STATUS = """Package: python3
+Status: install ok installed
+Depends: python3.13 (>= 3.13.5-1~), libpython3-stdlib (= 3.13.5-1)
+Pre-Depends: python3-minimal (= 3.13.5-1)
+
+Package: python3-minimal
+Status: install ok installed
+Depends: dpkg (>= 1.13.20)
+Pre-Depends: python3.13-minimal (>= 3.13.5-1~)
+
+Package: python3.13
+Status: install ok installed
+Depends: libc6 (>= 2.38), media-types | mime-support
+
+Package: python3.13-minimal
+Status: install ok installed
+Pre-Depends: libc6 (>= 2.38)
+
+Package: libpython3-stdlib
+Status: install ok installed
+Depends: libpython3.13-stdlib
+
+Package: libpython3.13-stdlib
+Status: install ok installed
+Depends: libc6, libdb5.3t64,
+ tzdata
+
+Package: libdb5.3
+Status: install ok installed
+Provides: libdb5.3t64
+
+Package: media-types
+Status: install ok installed
+
+Package: tzdata
+Status: install ok installed
+Depends: debconf (>= 0.5) | debconf-2.0
+
+Package: debconf
+Status: install ok installed
+Pre-Depends: perl-base (>= 5.20.1-3~)
+
+Package: perl-base
+Status: install ok installed
+
+Package: dpkg
+Status: install ok installed
+Depends: tar (>= 1.28-1)
+
+Package: tar
+Status: install ok installed
+
+Package: libc6
+Status: install ok installed
+Depends: libgcc-s1
+
+Package: libgcc-s1
+Status: install ok installed
+
+Package: bash
+Status: install ok installed
+
+Package: removed-one
+Status: deinstall ok config-files
+"""
+
+
+def test_distroless_keeps_the_closure_without_the_maintainer_tools() -> None:
+    installed = distroless.parse_status(STATUS)
+    assert "removed-one" not in installed  # only installed packages count
+    keep = distroless.closure({"python3"}, installed, {"dpkg", "debconf"})
+    assert keep == {"python3", "python3-minimal", "python3.13", "python3.13-minimal",
+                    "libpython3-stdlib", "libpython3.13-stdlib", "libdb5.3", "media-types",
+                    "tzdata", "libc6", "libgcc-s1"}
+    # Without --without, the maintainer-script dependencies come along, perl and tar included.
+    assert {"dpkg", "tar", "debconf", "perl-base"} <= distroless.closure(
+        {"python3"}, installed, set())
+    # A continued field (`Depends: …,\n tzdata`) is read whole.
+    assert "tzdata" in distroless.field(installed["libpython3.13-stdlib"], "Depends")
