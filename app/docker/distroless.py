@@ -1,12 +1,15 @@
 """Build-time: a root filesystem of only the Debian packages the runtime needs, dpkg data kept.
 
-    python3 distroless.py ROOTFS --package PKG ... [--without PKG ...] [--libs-of DIR ...]
-                          [--copy PATH ...]
+    python3 distroless.py --owners-of DIR ...                           > packages.txt
+    python3 distroless.py ROOTFS --package PKG ... [--packages-from packages.txt]
+                          [--without PKG ...] [--copy PATH ...]
 
 Run in a Debian stage (`runtime-debian`); the result is copied into a `FROM scratch` stage.
-Kept: the packages named with --package, those owning a shared library that an ELF file under
-a --libs-of directory needs (as `ldd` resolves it: the venv's native code needs libstdc++ and
-libgcc_s, which python3 does not), and everything they Depend or Pre-Depend on, recursively —
+Kept: the packages named with --package or --packages-from — the latter made by --owners-of:
+those owning a shared library that an ELF file under DIR needs, as `ldd` resolves it (the
+venv's native code needs libstdc++ and libgcc_s, which python3 does not); two steps, so that
+the slow copy re-runs only when that list changes — and everything they Depend or Pre-Depend
+on, recursively —
 except the --without packages, which kept ones depend on only for their maintainer scripts
 (dpkg, debconf, mawk, the openssl command): nothing installs or configures packages at run time.
 Of those, every file dpkg lists, plus the byte code Debian compiles at install time for the
@@ -152,30 +155,37 @@ def copy_tree(src: Path, rootfs: Path) -> int:
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("rootfs", type=Path)
+    parser.add_argument("rootfs", type=Path, nargs="?")
+    parser.add_argument("--owners-of", action="append", default=[], type=Path, metavar="DIR",
+                        help="only print the packages owning the libraries ELF files in DIR need")
     parser.add_argument("--package", action="append", default=[], metavar="PKG")
+    parser.add_argument("--packages-from", type=Path, metavar="FILE",
+                        help="more --package names, one a line (a --owners-of output)")
     parser.add_argument("--without", action="append", default=[], metavar="PKG")
-    parser.add_argument("--libs-of", action="append", default=[], type=Path, metavar="DIR")
     parser.add_argument("--copy", action="append", default=[], type=Path, metavar="PATH")
     args = parser.parse_args(argv[1:])
 
     installed = parse_status(STATUS.read_text())
-    missing = [p for p in args.package if p not in installed]
+    if args.owners_of:
+        owner = owners()
+        libs = sorted(needed_libraries(args.owners_of))
+        unowned = [lib for lib in libs if lib not in owner]
+        if unowned:
+            print("error: libraries ELF files there need that no package owns (copy them with "
+                  "--copy): " + ", ".join(unowned), file=sys.stderr)
+            return 1
+        print("\n".join(sorted({owner[lib] for lib in libs})))
+        return 0
+    if args.rootfs is None:
+        parser.error("ROOTFS is required unless --owners-of is given")
+    roots = set(args.package)
+    if args.packages_from:
+        roots |= {line.strip() for line in args.packages_from.read_text().splitlines()
+                  if line.strip()}
+    missing = sorted(p for p in roots if p not in installed)
     if missing:
         print(f"error: not installed here: {', '.join(missing)}", file=sys.stderr)
         return 2
-    owner = owners()
-    roots = set(args.package)
-    unowned = []
-    for lib in sorted(needed_libraries(args.libs_of)):
-        if lib in owner:
-            roots.add(owner[lib])
-        else:
-            unowned.append(lib)
-    if unowned:
-        print("error: libraries the venv needs that no package owns (copy them with --copy): "
-              + ", ".join(unowned), file=sys.stderr)
-        return 1
     keep = closure(roots, installed, set(args.without))
 
     args.rootfs.mkdir(parents=True)
