@@ -131,11 +131,12 @@ fn healthy_fixture_passes_every_check_quickly() {
             "env vars",
             "labels",
             "forbidden paths absent",
-            "forbidden python packages absent"
+            "forbidden python packages absent",
+            "shared libraries resolve"
         ]
     );
-    assert_eq!(o["checks_passed"], 8);
-    assert_eq!(o["checks_total"], 8);
+    assert_eq!(o["checks_passed"], 9);
+    assert_eq!(o["checks_total"], 9);
     // The image probes every 30 s; the run-time override makes the first probe come in < 1 s.
     let healthy_after = o["healthy_after_ms"].as_u64().unwrap();
     let verdict = o["verdict_ms"].as_u64().unwrap();
@@ -147,7 +148,7 @@ fn healthy_fixture_passes_every_check_quickly() {
         after_probe <= 2_000,
         "verdict {after_probe} ms after the probe"
     );
-    assert!(run.stderr.contains("passed (8/8 checks)"), "{}", run.stderr);
+    assert!(run.stderr.contains("passed (9/9 checks)"), "{}", run.stderr);
     assert_no_leak(case);
 }
 
@@ -232,7 +233,7 @@ fn no_healthcheck_is_a_clear_error_unless_an_http_probe_is_configured() {
 
     let config = write_config(&dir, "[variants.app.smoke]\nhttp_probe = \"/health\"\n");
     let run = Run::of(&mut smoke_cmd(&config, &image, case, &["--format", "json"])).assert_ok();
-    assert_eq!(json(&run)[0]["checks_passed"], 8, "{}", run.stdout);
+    assert_eq!(json(&run)[0]["checks_passed"], 9, "{}", run.stdout);
     assert_no_leak(case);
 }
 
@@ -262,7 +263,7 @@ fn a_root_image_is_refused_and_runs_with_allow_root() {
     .assert_ok();
     let doc = json(&run);
     // Without the non-root check.
-    assert_eq!(doc[0]["checks_total"], 7, "{}", run.stdout);
+    assert_eq!(doc[0]["checks_total"], 8, "{}", run.stdout);
     assert_no_leak(case);
 }
 
@@ -296,7 +297,55 @@ fn a_failing_exec_check_reports_expected_and_actual() {
         "{}",
         run.stderr
     );
-    assert!(run.stdout.contains("8/9"), "{}", run.stdout);
+    assert!(run.stdout.contains("9/10"), "{}", run.stdout);
+    assert_no_leak(case);
+}
+
+#[test]
+fn a_needed_shared_library_missing_from_the_image_fails_and_is_named() {
+    let case = "brokenlib";
+    let image = fixture_image(FIXTURE, &["--target=brokenlib"]);
+    let dir = Scratch::new("smoke-brokenlib");
+    let config = write_config(&dir, "");
+    let run = Run::of(&mut smoke_cmd(&config, &image, case, &["--format", "json"]));
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    let doc = json(&run);
+    let failed: Vec<&serde_json::Value> = doc[0]["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["passed"] == false)
+        .collect();
+    assert_eq!(failed.len(), 1, "{}", run.stdout);
+    assert_eq!(failed[0]["name"], "shared libraries resolve");
+    let actual = failed[0]["actual"].as_str().unwrap();
+    assert!(
+        actual.starts_with("not found: libsqlite3.so.0 (needed by /usr/lib/")
+            && actual
+                .contains("libsqlite3.so.0 (needed by /usr/lib/python3.13/lib-dynload/_sqlite3"),
+        "{actual}"
+    );
+    // The same image with the library named as the host's passes that check.
+    let config = write_config(
+        &dir,
+        "[variants.app.smoke]\nhost_libraries = [\"libsqlite3.so.0\"]\n",
+    );
+    let run = Run::of(&mut smoke_cmd(&config, &image, case, &["--format", "json"])).assert_ok();
+    let doc = json(&run);
+    let check = doc[0]["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "shared libraries resolve")
+        .unwrap()
+        .clone();
+    assert!(
+        check["actual"]
+            .as_str()
+            .unwrap()
+            .contains("the host provides (libsqlite3.so.0)"),
+        "{check}"
+    );
     assert_no_leak(case);
 }
 

@@ -359,6 +359,8 @@ mod tests {
                 labels: vec![],
                 forbidden_paths: vec![],
                 forbidden_packages: vec![],
+                host_libraries: vec![],
+                torch_libraries: false,
                 exec: vec![],
                 http: vec![],
             },

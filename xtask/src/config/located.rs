@@ -149,13 +149,13 @@ fn shape_of(key: &str) -> Option<&'static str> {
         }
         "cmd" => r#"an array of strings like ["python3", "-c", "print('ok')"]"#,
         "tags" | "platforms" | "env" | "labels" | "forbidden_paths" | "forbidden_packages"
-        | "include" | "path_exclude" | "path_include" | "fail_on" | "ignore" => STRINGS,
+        | "host_libraries" | "include" | "path_exclude" | "path_include" | "fail_on" | "ignore" => STRINGS,
         "port" => "a port number from 1 to 65535",
         "status" => "an HTTP status from 100 to 599",
         "exit_code" => "an exit code from 0 to 255",
         "source_date_epoch" => "seconds since 1970-01-01 as a whole number, like 1764288000",
         "wav_seconds" => "a number of seconds like 2.0",
-        "ignore_unfixed" => "true or false",
+        "ignore_unfixed" | "torch_libraries" => "true or false",
         "cpus" => r#"a string like "1.5""#,
         "memory" => r#"a string like "2g""#,
         "health_timeout" => r#"a duration like "120s""#,

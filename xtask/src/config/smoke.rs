@@ -31,6 +31,12 @@ pub struct Smoke {
     pub forbidden_paths: Vec<String>,
     /// Python distributions that must not be installed (globs such as `nvidia-*`).
     pub forbidden_packages: Vec<String>,
+    /// Shared libraries (sonames) the host provides at run time, such as the GPU driver's
+    /// `libcuda.so.1`: the check that every ELF file's DT_NEEDED resolves inside the image
+    /// reports them apart instead of failing.
+    pub host_libraries: Vec<String>,
+    /// Check that torch finds and loads every library it loads by name (torch images).
+    pub torch_libraries: bool,
     pub exec: Vec<ExecCheck>,
     pub http: Vec<HttpCheck>,
 }
@@ -92,6 +98,8 @@ pub(super) struct RawSmoke {
     labels: Option<Vec<Str>>,
     forbidden_paths: Option<Vec<Str>>,
     forbidden_packages: Option<Vec<Str>>,
+    host_libraries: Option<Vec<Str>>,
+    torch_libraries: Option<bool>,
     exec: Option<Vec<RawExecCheck>>,
     http: Option<Vec<RawHttpCheck>>,
 }
@@ -224,6 +232,21 @@ pub fn resolve_smoke(bad: Bad, ds: RawSmoke, vs: RawSmoke) -> Result<Smoke> {
             ));
         }
     }
+    let host_libraries = vs.host_libraries.or(ds.host_libraries).unwrap_or_default();
+    if let Some(l) = host_libraries.iter().find(|l| {
+        let name = l.get_ref();
+        !name.starts_with("lib") || !name.contains(".so") || name.contains('/')
+    }) {
+        return Err(bad(
+            l,
+            "smoke.host_libraries",
+            format!(
+                "`{}` is not a library's soname as DT_NEEDED names it, e.g. `libcuda.so.1`",
+                l.get_ref()
+            ),
+        ));
+    }
+    let torch_libraries = vs.torch_libraries.or(ds.torch_libraries).unwrap_or(false);
     let exec = resolve_checks(
         bad,
         "smoke.exec",
@@ -256,6 +279,11 @@ pub fn resolve_smoke(bad: Bad, ds: RawSmoke, vs: RawSmoke) -> Result<Smoke> {
             .into_iter()
             .map(Spanned::into_inner)
             .collect(),
+        host_libraries: host_libraries
+            .into_iter()
+            .map(Spanned::into_inner)
+            .collect(),
+        torch_libraries,
         exec,
         http,
     })

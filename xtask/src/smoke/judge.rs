@@ -46,6 +46,8 @@ impl Check {
             Check::Labels(want) => judge_labels(want, config.labels.as_ref()),
             Check::ForbiddenPaths(paths) => judge_paths(paths, out),
             Check::ForbiddenPackages(globs) => judge_packages(globs, out),
+            Check::SharedLibraries { host } => judge_shared_libraries(host, out),
+            Check::TorchLibraries => judge_torch_libraries(out),
         }
     }
 }
@@ -186,9 +188,9 @@ pub fn judge_http(check: &HttpCheck, out: &ExecOutput) -> CheckResult {
 }
 
 pub fn judge_not_root(out: &ExecOutput) -> CheckResult {
-    let expected = "`id -u` ≠ 0".to_string();
+    let expected = "uid ≠ 0 (`id -u`, or Python's os.getuid() where there is no `id`)".to_string();
     let name = Check::NotRoot.name();
-    if let Some(problem) = exec_problem(out, "id", "it tells the user's ID") {
+    if let Some(problem) = exec_problem(out, "id", "nor python3: they tell the user's ID") {
         return CheckResult::new(name, false, expected, problem);
     }
     match out.stdout.trim().parse::<u32>() {
@@ -292,6 +294,123 @@ pub fn judge_packages(globs: &[String], out: &ExecOutput) -> CheckResult {
         }
         _ => CheckResult::new(name, false, expected, describe_exec(out)),
     }
+}
+
+/// One DT_NEEDED entry the probe looked for: the ELF file and the library it names.
+#[derive(Debug, serde::Deserialize)]
+struct Needed {
+    file: String,
+    needed: String,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct LibrariesAnswer {
+    elf_files: u64,
+    unresolved: Vec<Needed>,
+    host: Vec<Needed>,
+}
+
+/// How many entries an error names before "and N more".
+const NAMED: usize = 8;
+
+fn name_some(items: &[String]) -> String {
+    let mut text = items
+        .iter()
+        .take(NAMED)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join("; ");
+    if items.len() > NAMED {
+        text.push_str(&format!("; and {} more", items.len() - NAMED));
+    }
+    text
+}
+
+pub fn judge_shared_libraries(host: &[String], out: &ExecOutput) -> CheckResult {
+    let name = Check::SharedLibraries { host: vec![] }.name();
+    let expected = if host.is_empty() {
+        "every DT_NEEDED of every ELF file found in the image".to_string()
+    } else {
+        format!(
+            "every DT_NEEDED of every ELF file found in the image, but those the host provides ({})",
+            host.join(", ")
+        )
+    };
+    if let Some(problem) = exec_problem(out, "python3", "it reads the ELF files") {
+        return CheckResult::new(name, false, expected, problem);
+    }
+    let answer: LibrariesAnswer = match serde_json::from_str(out.stdout.trim()) {
+        Ok(a) if out.code == 0 => a,
+        _ => return CheckResult::new(name, false, expected, describe_exec(out)),
+    };
+    if answer.unresolved.is_empty() {
+        let mut actual = format!("{} ELF files, every DT_NEEDED resolves", answer.elf_files);
+        if !answer.host.is_empty() {
+            let mut sonames: Vec<&str> = answer.host.iter().map(|n| n.needed.as_str()).collect();
+            sonames.sort_unstable();
+            sonames.dedup();
+            actual.push_str(&format!(
+                " but {} entries the host provides ({})",
+                answer.host.len(),
+                sonames.join(", ")
+            ));
+        }
+        return CheckResult::new(name, true, expected, actual);
+    }
+    let missing: Vec<String> = answer
+        .unresolved
+        .iter()
+        .map(|n| format!("{} (needed by {})", n.needed, n.file))
+        .collect();
+    CheckResult::new(
+        name,
+        false,
+        expected,
+        format!("not found: {}", name_some(&missing)),
+    )
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct TorchAnswer {
+    problems: Vec<String>,
+    torch: String,
+    cuda: Option<String>,
+    mapped: Vec<String>,
+    preloaded: Vec<String>,
+    dlopened: Vec<String>,
+}
+
+pub fn judge_torch_libraries(out: &ExecOutput) -> CheckResult {
+    let name = Check::TorchLibraries.name();
+    let expected = "`import torch` works; every library torch preloads, and every one its \
+                    libraries dlopen by name, is there and loads"
+        .to_string();
+    if let Some(problem) = exec_problem(out, "python3", "it imports torch") {
+        return CheckResult::new(name, false, expected, problem);
+    }
+    let answer: TorchAnswer = match serde_json::from_str(out.stdout.trim()) {
+        Ok(a) if out.code == 0 => a,
+        _ => return CheckResult::new(name, false, expected, describe_exec(out)),
+    };
+    if !answer.problems.is_empty() {
+        return CheckResult::new(name, false, expected, name_some(&answer.problems));
+    }
+    let build = answer
+        .cuda
+        .map_or("no CUDA".to_string(), |v| format!("CUDA {v}"));
+    CheckResult::new(
+        name,
+        true,
+        expected,
+        format!(
+            "torch {} ({build}): {} GPU libraries mapped after import, {} preloaded and {} \
+             dlopened by name, all loaded",
+            answer.torch,
+            answer.mapped.len(),
+            answer.preloaded.len(),
+            answer.dlopened.len()
+        ),
+    )
 }
 
 /// What one look at the container's state says.
@@ -492,6 +611,82 @@ mod tests {
             "{}",
             r.actual
         );
+    }
+
+    #[test]
+    fn shared_libraries_name_what_is_missing_and_what_the_host_provides() {
+        let ok = out(0, r#"{"elf_files": 9, "unresolved": [], "host": []}"#, "");
+        let r = judge_shared_libraries(&[], &ok);
+        assert!(r.passed, "{r:?}");
+        assert_eq!(r.actual, "9 ELF files, every DT_NEEDED resolves");
+        let host = out(
+            0,
+            r#"{"elf_files": 9, "unresolved": [], "host": [
+                {"file": "/a/libx.so", "needed": "libcuda.so.1"},
+                {"file": "/a/liby.so", "needed": "libcuda.so.1"}]}"#,
+            "",
+        );
+        let r = judge_shared_libraries(&["libcuda.so.1".into()], &host);
+        assert!(r.passed);
+        assert!(
+            r.actual
+                .ends_with("but 2 entries the host provides (libcuda.so.1)"),
+            "{}",
+            r.actual
+        );
+        assert!(r.expected.contains("(libcuda.so.1)"), "{}", r.expected);
+        let missing = out(
+            0,
+            r#"{"elf_files": 9, "unresolved": [
+                {"file": "/usr/lib/python3.13/lib-dynload/_sqlite3.so", "needed": "libsqlite3.so.0"}],
+                "host": []}"#,
+            "",
+        );
+        let r = judge_shared_libraries(&[], &missing);
+        assert!(!r.passed);
+        assert_eq!(
+            r.actual,
+            "not found: libsqlite3.so.0 (needed by /usr/lib/python3.13/lib-dynload/_sqlite3.so)"
+        );
+        let r = judge_shared_libraries(&[], &out(127, "", "executable file not found in $PATH"));
+        assert!(
+            r.actual.contains("`python3` is not in the image"),
+            "{}",
+            r.actual
+        );
+        let many: Vec<String> = (0..10).map(|i| format!("l{i}")).collect();
+        assert!(name_some(&many).ends_with("; and 2 more"));
+    }
+
+    #[test]
+    fn torch_libraries_pass_only_without_problems() {
+        let good = out(
+            0,
+            r#"{"problems": [], "torch": "2.15.0+cu132", "cuda": "13.2", "mapped": ["a", "b"],
+                "preloaded": ["c"], "dlopened": ["d", "e", "f"]}"#,
+            "",
+        );
+        let r = judge_torch_libraries(&good);
+        assert!(r.passed);
+        assert_eq!(
+            r.actual,
+            "torch 2.15.0+cu132 (CUDA 13.2): 2 GPU libraries mapped after import, 1 preloaded \
+             and 3 dlopened by name, all loaded"
+        );
+        let bad = out(
+            0,
+            r#"{"problems": ["torch preloads cudnn/libcudnn.so.*[0-9]: not found"],
+                "torch": "2.15.0", "cuda": "13.2", "mapped": [], "preloaded": [], "dlopened": []}"#,
+            "",
+        );
+        let r = judge_torch_libraries(&bad);
+        assert!(!r.passed);
+        assert_eq!(
+            r.actual,
+            "torch preloads cudnn/libcudnn.so.*[0-9]: not found"
+        );
+        let r = judge_torch_libraries(&out(1, "", "ModuleNotFoundError: No module named 'torch'"));
+        assert!(!r.passed && r.actual.contains("torch"), "{}", r.actual);
     }
 
     fn state(status: &str, health: Option<&str>) -> ContainerState {

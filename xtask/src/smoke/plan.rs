@@ -23,6 +23,12 @@ const HTTP_REQUEST_PROBE: &str = include_str!("probes/http_request.py");
 const FORBIDDEN_PATHS_PROBE: &str = include_str!("probes/forbidden_paths.py");
 /// Installed distributions matching the globs in argv (names normalised as in PEP 503).
 const FORBIDDEN_PACKAGES_PROBE: &str = include_str!("probes/forbidden_packages.py");
+/// Every ELF file's DT_NEEDED, resolved as the dynamic loader would, from the files alone.
+const SHARED_LIBRARIES_PROBE: &str = include_str!("probes/shared_libraries.py");
+/// `import torch`, then every library torch preloads or its libraries dlopen by name.
+const TORCH_LIBRARIES_PROBE: &str = include_str!("probes/torch_libraries.py");
+/// The user's ID where the image has no `id` (distroless): Python's view of it.
+const UID_PROBE: &str = "import os; print(os.getuid())";
 
 /// The run options that shape the plan.
 #[derive(Debug, Clone, Default)]
@@ -57,6 +63,13 @@ pub enum Check {
     Labels(Vec<String>),
     ForbiddenPaths(Vec<String>),
     ForbiddenPackages(Vec<String>),
+    /// Every DT_NEEDED of every ELF file in the image resolves inside it; these sonames are the
+    /// host's to provide.
+    SharedLibraries {
+        host: Vec<String>,
+    },
+    /// torch finds and loads every library it loads by name.
+    TorchLibraries,
 }
 
 #[derive(Debug, Clone)]
@@ -206,6 +219,12 @@ pub fn plan(
     if !smoke.forbidden_packages.is_empty() {
         checks.push(Check::ForbiddenPackages(smoke.forbidden_packages.clone()));
     }
+    checks.push(Check::SharedLibraries {
+        host: smoke.host_libraries.clone(),
+    });
+    if smoke.torch_libraries {
+        checks.push(Check::TorchLibraries);
+    }
 
     Ok(Plan {
         variant: variant.name.clone(),
@@ -230,13 +249,23 @@ impl Check {
             Check::Labels(_) => "labels".into(),
             Check::ForbiddenPaths(_) => "forbidden paths absent".into(),
             Check::ForbiddenPackages(_) => "forbidden python packages absent".into(),
+            Check::SharedLibraries { .. } => "shared libraries resolve".into(),
+            Check::TorchLibraries => "torch loads its libraries".into(),
         }
     }
 
-    /// The user to exec as (None: the image's).
+    /// The user to exec as (None: the image's). Root where a check must read every file.
     pub fn user(&self) -> Option<&'static str> {
         match self {
-            Check::ForbiddenPaths(_) => Some("0"),
+            Check::ForbiddenPaths(_) | Check::SharedLibraries { .. } => Some("0"),
+            _ => None,
+        }
+    }
+
+    /// The command to try when the first one's executable is not in the image.
+    pub fn fallback_argv(&self) -> Option<Vec<String>> {
+        match self {
+            Check::NotRoot => Some(vec!["python3".into(), "-c".into(), UID_PROBE.into()]),
             _ => None,
         }
     }
@@ -263,6 +292,15 @@ impl Check {
             Check::ForbiddenPackages(globs) => {
                 Some(python(FORBIDDEN_PACKAGES_PROBE, globs.clone()))
             }
+            Check::SharedLibraries { host } => {
+                let mut args: Vec<String> = host
+                    .iter()
+                    .flat_map(|soname| ["--host".to_string(), soname.clone()])
+                    .collect();
+                args.push("/".into());
+                Some(python(SHARED_LIBRARIES_PROBE, args))
+            }
+            Check::TorchLibraries => Some(python(TORCH_LIBRARIES_PROBE, vec![])),
         }
     }
 }
@@ -459,6 +497,7 @@ mod tests {
         let v = variant(
             "env = [\"A=1\"]\nlabels = [\"l\"]\nforbidden_paths = [\"/x\"]\n\
              forbidden_packages = [\"nvidia-*\"]\n\
+             host_libraries = [\"libcuda.so.1\"]\ntorch_libraries = true\n\
              [[variants.cpu.smoke.exec]]\nname = \"e\"\ncmd = [\"true\"]\n\
              [[variants.cpu.smoke.http]]\nname = \"h\"\npath = \"/health\"\n",
         );
@@ -473,7 +512,9 @@ mod tests {
                 "env vars",
                 "labels",
                 "forbidden paths absent",
-                "forbidden python packages absent"
+                "forbidden python packages absent",
+                "shared libraries resolve",
+                "torch loads its libraries"
             ]
         );
         let http = p.checks[1].argv(8000, Duration::from_secs(30)).unwrap();
@@ -488,5 +529,25 @@ mod tests {
             ["/x"]
         );
         assert_eq!(p.checks[3].argv(8000, MIN_CHECK_TIMEOUT), None);
+        // Every ELF file is read as root; the host's libraries are named to the probe.
+        assert_eq!(p.checks[7].user(), Some("0"));
+        assert_eq!(
+            p.checks[7].argv(8000, MIN_CHECK_TIMEOUT).unwrap()[3..],
+            ["--host", "libcuda.so.1", "/"]
+        );
+        // Without `id` in the image, the user's ID comes from Python.
+        assert_eq!(p.checks[2].fallback_argv().unwrap()[..2], ["python3", "-c"]);
+        assert_eq!(p.checks[0].fallback_argv(), None);
+        // Without torch_libraries the torch check is not planned; the libraries check always is.
+        let p = plan(
+            &variant(""),
+            "img",
+            &image("app", true),
+            &Options::default(),
+            "s",
+        )
+        .unwrap();
+        let names: Vec<String> = p.checks.iter().map(Check::name).collect();
+        assert_eq!(names, ["user is not root", "shared libraries resolve"]);
     }
 }

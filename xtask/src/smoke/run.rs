@@ -5,8 +5,8 @@
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use super::judge::{
@@ -271,25 +271,39 @@ fn epoch_secs(t: SystemTime) -> u64 {
 
 /// Runs the checks, a few at a time, and judges them; results keep the plan's order.
 fn run_checks(plan: &Plan, config: &ImageConfig) -> Result<Vec<CheckResult>> {
-    let mut results = Vec::new();
-    for chunk in plan.checks.chunks(PARALLEL_CHECKS) {
-        let outputs: Vec<Result<ExecOutput>> = std::thread::scope(|s| {
-            let handles: Vec<_> = chunk
-                .iter()
-                .map(|check| s.spawn(move || run_check(plan, check)))
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join()
-                        .unwrap_or_else(|_| bail!("a check thread panicked"))
+    // A pool of PARALLEL_CHECKS workers, each taking the next check as it finishes one: a quick
+    // check never waits for a slow one that happened to share its turn.
+    let next = AtomicUsize::new(0);
+    let outputs: Vec<Mutex<Option<Result<ExecOutput>>>> =
+        plan.checks.iter().map(|_| Mutex::new(None)).collect();
+    std::thread::scope(|s| -> Result<()> {
+        let workers: Vec<_> = (0..PARALLEL_CHECKS.min(plan.checks.len()))
+            .map(|_| {
+                s.spawn(|| loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(check) = plan.checks.get(i) else {
+                        break;
+                    };
+                    let out = run_check(plan, check);
+                    *outputs[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(out);
                 })
-                .collect()
-        });
-        for (check, out) in chunk.iter().zip(outputs) {
-            let out = out.with_context(|| format!("running check `{}`", check.name()))?;
-            results.push(check.judge(&out, config));
+            })
+            .collect();
+        for worker in workers {
+            if worker.join().is_err() {
+                bail!("a check thread panicked");
+            }
         }
+        Ok(())
+    })?;
+    let mut results = Vec::new();
+    for (check, slot) in plan.checks.iter().zip(outputs) {
+        let out = slot
+            .into_inner()
+            .unwrap_or_else(|e| e.into_inner())
+            .with_context(|| format!("check `{}` did not run", check.name()))?;
+        let out = out.with_context(|| format!("running check `{}`", check.name()))?;
+        results.push(check.judge(&out, config));
     }
     Ok(results)
 }
@@ -303,6 +317,10 @@ fn run_check(plan: &Plan, check: &Check) -> Result<ExecOutput> {
         Check::ForbiddenPaths(paths) if out.missing_executable() => {
             forbidden_paths_without_python(plan, paths)
         }
+        _ if out.missing_executable() => match check.fallback_argv() {
+            Some(argv) => docker::exec(&plan.container, check.user(), &argv, plan.check_timeout),
+            None => Ok(out),
+        },
         _ => Ok(out),
     }
 }
