@@ -124,6 +124,8 @@ fn builds_with_cache_and_secret_mounts_tags_labels_and_no_trace_of_the_ca() {
         setup
             .build(&[
                 "ok",
+                "--cache",
+                "local",
                 "--ca-bundle",
                 ca.to_str().unwrap(),
                 "--build-arg",
@@ -131,6 +133,12 @@ fn builds_with_cache_and_secret_mounts_tags_labels_and_no_trace_of_the_ca() {
             ])
             .assert_ok()
     };
+    // By default nothing is exported: the engine's build cache serves the next build.
+    setup
+        .build(&["ok", "--ca-bundle", ca.to_str().unwrap()])
+        .assert_ok();
+    assert_eq!(setup.report("ok")["cache"], "none");
+    assert!(setup.cache_entries().is_empty());
     build_ok();
 
     let image = format!("{}:ok", setup.image);
@@ -222,7 +230,7 @@ fn builds_with_cache_and_secret_mounts_tags_labels_and_no_trace_of_the_ca() {
 #[test]
 fn a_failing_step_is_quoted_and_leaves_no_report() {
     let setup = Setup::new("broken", "build-fail");
-    let run = setup.build(&["broken"]);
+    let run = setup.build(&["broken", "--cache", "local"]);
     assert_eq!(run.code, 1, "{}", run.stderr);
     let error = run.error_line();
     assert!(error.contains("build of `broken` failed"), "{error}");
@@ -274,6 +282,8 @@ fn interrupt_stops_buildx_and_leaves_nothing_behind() {
                 &setup.config,
                 "build",
                 &variant,
+                "--cache",
+                "local",
                 "--progress",
                 "plain",
                 "--build-arg",
@@ -385,6 +395,8 @@ fn a_builder_that_cannot_export_cache_is_explained_once_and_the_build_goes_on() 
                 &setup.config,
                 "build",
                 "classic",
+                "--cache",
+                "local",
                 "--progress",
                 "plain",
                 "--report-dir",

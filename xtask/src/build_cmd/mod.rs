@@ -84,7 +84,9 @@ pub struct Args {
     /// Extra tag (repeatable).
     #[arg(long = "tag", value_name = "IMAGE:TAG", value_parser = parse_tag)]
     pub tags: Vec<String>,
-    /// Where BuildKit's cache goes (default: `gha` in GitHub Actions, else `local`).
+    /// Where BuildKit's cache goes (default: `gha` in GitHub Actions, else `none`: the
+    /// engine's own build cache keeps every layer between builds on one machine; `local` exports
+    /// it to a directory, to move it to another machine).
     #[arg(long, value_enum)]
     pub cache: Option<CacheMode>,
     /// BuildKit progress output.
@@ -147,10 +149,12 @@ impl Args {
         let info = docker::info(sh)?;
 
         let in_gha = std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true");
+        // Outside CI nothing is exported by default: the builder's own cache serves the next
+        // build on this machine, and exporting it again costs seconds (a cuda venv: minutes).
         let mut mode = self.cache.unwrap_or(if in_gha {
             CacheMode::Gha
         } else {
-            CacheMode::Local
+            CacheMode::None
         });
         if mode != CacheMode::None && !docker::can_export_cache(&builder, &info) {
             eprintln!(

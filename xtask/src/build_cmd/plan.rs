@@ -13,13 +13,15 @@ use crate::config::{Compression, Variant};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum CacheMode {
-    /// `type=local` under target/docker-cache/<variant>, rotated on every build.
+    /// `type=local` under target/docker-cache/<variant>, rotated on every build: to carry the
+    /// cache to another machine or builder.
     Local,
     /// GitHub Actions cache, one scope per variant.
     Gha,
     /// `<image>:buildcache-<variant>` in the image's registry.
     Registry,
-    /// No cache import or export.
+    /// No cache import or export: the builder's own build cache still serves (the default
+    /// outside GitHub Actions).
     None,
 }
 
