@@ -774,6 +774,20 @@ pub fn logs_tail(name: &str, lines: usize) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// `docker image rm ID` of an image a command made and no longer needs; an image that is gone,
+/// or still used by a container or another tag, is left as it is (not an error).
+pub fn remove_image(id: &str) -> Result<()> {
+    let args = ["image".to_string(), "rm".into(), id.into()];
+    command(&args)
+        .stdin_null()
+        .stdout_null()
+        .stderr_null()
+        .unchecked()
+        .run()
+        .with_context(|| format!("running `docker image rm {id}`"))?;
+    Ok(())
+}
+
 /// `docker rm --force --volumes NAME`; a container that does not exist is not an error.
 pub fn remove_container(name: &str) -> Result<()> {
     let args = [

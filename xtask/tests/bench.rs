@@ -174,3 +174,119 @@ fn rebuild_bench_refuses_a_file_outside_the_build_context() {
     );
     assert_eq!(std::fs::read_to_string(&outside).unwrap(), "x = 1\n");
 }
+
+/// The image IDs of a repository's tags.
+fn image_exists(id: &str) -> bool {
+    docker(&["image", "inspect", "--format", "{{.Id}}", id]).code == 0
+}
+
+#[test]
+fn update_bench_pulls_only_the_changed_layers_and_keeps_the_torch_layer() {
+    ensure_base();
+    let dir = Scratch::new("bench-update");
+    let context = dir.path().join("fixture");
+    copy_dir(&fixtures().join("update"), &context);
+    let app_file = context.join("src").join("app.py");
+    let dep_file = context.join("deps.lock");
+    let app_before = std::fs::read(&app_file).unwrap();
+    let dep_before = std::fs::read(&dep_file).unwrap();
+    let image = format!("localhost/xtask-bench-update-{}", run_id());
+    let _images = RemoveTags(image.clone());
+    let config = dir.write(
+        "images.toml",
+        &format!(
+            "{}{}target = \"app\"\n",
+            config_head(),
+            fixture_variant("fx", &context, &image)
+        ),
+    );
+    let run = Run::of(
+        xtask()
+            .arg("--config")
+            .arg(&config)
+            .args(["bench", "update", "fx", "--format", "json"])
+            .arg("--app-file")
+            .arg(&app_file)
+            .arg("--dep-file")
+            .arg(&dep_file),
+    );
+    assert_eq!(
+        std::fs::read(&app_file).unwrap(),
+        app_before,
+        "app file not restored"
+    );
+    assert_eq!(
+        std::fs::read(&dep_file).unwrap(),
+        dep_before,
+        "dep file not restored"
+    );
+    assert_eq!(
+        run.code, 0,
+        "stdout:\n{}\nstderr:\n{}",
+        run.stdout, run.stderr
+    );
+    let report: serde_json::Value = serde_json::from_str(&run.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}\nstderr:\n{}", run.stdout, run.stderr));
+
+    let rows = report["rows"].as_array().unwrap();
+    let layers = report["baseline_layers"].as_u64().unwrap();
+    // Debian's layer, the torch layer, the venv layer, the app layer.
+    assert_eq!(layers, 4, "{report}");
+    let changed = |row: &serde_json::Value| -> Vec<String> {
+        row["delta"]["changed"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c[1].as_str().unwrap().to_string())
+            .collect()
+    };
+    // The app change: exactly one new layer, the app's, of a few hundred bytes.
+    assert_eq!(rows[0]["scenario"], "app-change");
+    assert_eq!(rows[0]["delta"]["layers_changed"], 1, "{}", rows[0]);
+    assert_eq!(changed(&rows[0]), ["COPY src /opt/app"], "{}", rows[0]);
+    assert!(rows[0]["delta"]["pull_bytes"].as_u64().unwrap() < 10_000);
+    // The dependency change: exactly one new layer, the venv's; the torch layer kept its digest.
+    assert_eq!(rows[1]["scenario"], "dep-change");
+    assert_eq!(rows[1]["delta"]["layers_changed"], 1, "{}", rows[1]);
+    assert_eq!(
+        changed(&rows[1]),
+        ["COPY /opt/venv /opt/venv"],
+        "{}",
+        rows[1]
+    );
+    let checks: Vec<(&str, &str, bool)> = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["name"].as_str().unwrap(),
+                c["measured"].as_str().unwrap(),
+                c["pass"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(checks.len(), 3, "{checks:?}");
+    assert_eq!(
+        checks[2],
+        ("layers of `/layers/` unchanged", "1 of 1 kept", true)
+    );
+
+    // The tag is back on the baseline; the two images of changed files are gone.
+    let tagged = docker(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{.Id}}",
+        &format!("{image}:fx"),
+    ]);
+    assert_eq!(
+        tagged.stdout.trim(),
+        report["baseline_id"].as_str().unwrap()
+    );
+    for row in rows {
+        let id = row["image_id"].as_str().unwrap();
+        assert_ne!(id, report["baseline_id"].as_str().unwrap());
+        assert!(!image_exists(id), "{id} was left behind");
+    }
+}

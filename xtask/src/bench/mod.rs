@@ -10,6 +10,8 @@
 mod rebuild;
 mod report;
 mod sizes;
+mod touch;
+mod update;
 
 use anyhow::Result;
 
@@ -27,6 +29,8 @@ enum Bench {
     Rebuild(rebuild::RebuildArgs),
     /// First and cached `cargo xtask sizes` times for built images, against the 1 s target.
     Sizes(sizes::SizesArgs),
+    /// What a host holding the image pulls after an app change and after a dependency bump.
+    Update(update::UpdateArgs),
 }
 
 impl Args {
@@ -34,6 +38,7 @@ impl Args {
         match self.bench {
             Bench::Rebuild(args) => args.run(ctx),
             Bench::Sizes(args) => args.run(ctx),
+            Bench::Update(args) => args.run(ctx),
         }
     }
 }

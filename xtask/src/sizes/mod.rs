@@ -29,6 +29,7 @@ use crate::util::{CheckFailed, Ctx};
 pub use facts::Stats;
 use facts::{Store, Wanted};
 use judge::{build_report, load_baseline, Level, Status, Target};
+pub use render::instruction;
 use render::{sections, summary};
 
 #[derive(clap::Args)]

@@ -4,14 +4,14 @@
 //! the last.
 
 use anyhow::{bail, Context, Result};
-use camino::{Utf8Path, Utf8PathBuf};
+use camino::Utf8PathBuf;
 use serde::Serialize;
 
-use super::plan::{touched_contents, Plan, Scenario};
+use super::plan::{Plan, Scenario};
+use crate::bench::touch::Touch;
 use crate::build_cmd::BuildReport;
-use crate::cleanup::Guard;
 use crate::docker;
-use crate::util::{self, progress, Ctx, TempDir};
+use crate::util::{progress, Ctx, TempDir};
 
 /// One measured build.
 #[derive(Debug, Clone, Serialize)]
@@ -111,46 +111,6 @@ fn one(mut reports: Vec<BuildReport>) -> Result<BuildReport> {
     }
 }
 
-/// A file changed for one build; its original bytes come back when this drops, or on Ctrl-C.
-struct Touch {
-    path: Utf8PathBuf,
-    original: Vec<u8>,
-    guard: Option<Guard>,
-}
-
-impl Touch {
-    fn apply(path: &Utf8Path, original: Vec<u8>) -> Result<Touch> {
-        let modified = touched_contents(path, &original, &util::unique_suffix());
-        // The guard exists before the first byte is written.
-        let (restore_path, restore_bytes) = (path.to_owned(), original.clone());
-        let guard = Guard::new(move || {
-            if let Err(err) = std::fs::write(&restore_path, &restore_bytes) {
-                eprintln!("error: could not restore {restore_path}: {err}; run `git checkout -- {restore_path}`");
-            }
-        });
-        std::fs::write(path, &modified).with_context(|| format!("appending a line to {path}"))?;
-        Ok(Touch {
-            path: path.to_owned(),
-            original,
-            guard: Some(guard),
-        })
-    }
-
-    /// Restores the file now and proves it holds its original bytes again.
-    fn restore(mut self) -> Result<()> {
-        drop(self.guard.take());
-        let now = std::fs::read(&self.path).with_context(|| format!("reading {}", self.path))?;
-        if now != self.original {
-            bail!(
-                "{} was not restored to its original bytes: run `git checkout -- {}`",
-                self.path,
-                self.path
-            );
-        }
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -160,22 +120,5 @@ mod tests {
         assert_eq!(ratio(5.0, Some(100.0)), Some(0.05));
         assert_eq!(ratio(5.0, Some(0.0)), None);
         assert_eq!(ratio(5.0, None), None);
-    }
-
-    #[test]
-    fn touch_restores_the_original_bytes() {
-        let dir = std::env::temp_dir().join(format!("xtask-bench-{}", util::unique_suffix()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = Utf8PathBuf::try_from(dir.join("f.py")).unwrap();
-        std::fs::write(&path, b"a = 1").unwrap();
-        let touch = Touch::apply(&path, b"a = 1".to_vec()).unwrap();
-        assert_ne!(std::fs::read(&path).unwrap(), b"a = 1");
-        touch.restore().unwrap();
-        assert_eq!(std::fs::read(&path).unwrap(), b"a = 1");
-        // Dropped without `restore` (an error path): restored too.
-        let touch = Touch::apply(&path, b"a = 1".to_vec()).unwrap();
-        drop(touch);
-        assert_eq!(std::fs::read(&path).unwrap(), b"a = 1");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
