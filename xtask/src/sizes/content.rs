@@ -85,7 +85,7 @@ impl ContentStore {
         Some(self.dir.join("blobs").join(algo).join(hex))
     }
 
-    fn open(&self, digest: &str) -> Result<(File, Utf8PathBuf)> {
+    pub(super) fn open(&self, digest: &str) -> Result<(File, Utf8PathBuf)> {
         let path = self
             .path(digest)
             .with_context(|| format!("`{digest}` is not a digest"))?;

@@ -62,6 +62,9 @@ pub enum Method {
     /// Each layer tar gzip-compressed here, as a push from the classic store compresses it.
     #[serde(rename = "computed (gzip of layer tars)")]
     Computed,
+    /// Each layer tar zstd-compressed here, as a push with `push_compression = "zstd"` sends it.
+    #[serde(rename = "computed (zstd of layer tars, as pushed)")]
+    PushZstd,
 }
 
 impl Method {
@@ -69,6 +72,7 @@ impl Method {
         match self {
             Method::Stored => "stored (registry blobs)",
             Method::Computed => "computed (gzip of layer tars)",
+            Method::PushZstd => "computed (zstd of layer tars, as pushed)",
         }
     }
 }

@@ -21,6 +21,8 @@ pub struct Target {
     pub variant: Option<String>,
     pub image: String,
     pub budget: Budget,
+    /// The variant's `push_compression`: zstd layers are sized as a push sends them.
+    pub push_zstd: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -298,6 +300,7 @@ pub(super) mod tests {
     }
     pub fn target(name: &str, compressed: Option<u64>, unpacked: Option<u64>) -> Target {
         Target {
+            push_zstd: false,
             name: name.into(),
             variant: Some(name.into()),
             image: format!("voxserve:{name}"),

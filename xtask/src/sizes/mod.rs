@@ -14,6 +14,7 @@ mod facts;
 mod judge;
 mod layout;
 mod measure;
+mod push;
 mod registry;
 mod render;
 mod save;
@@ -27,10 +28,11 @@ use crate::docker;
 use crate::report::{self, Format};
 use crate::util::{CheckFailed, Ctx};
 pub use facts::Stats;
-use facts::{Store, Wanted};
+use facts::{ImageFacts, Store, Wanted};
 use judge::{build_report, load_baseline, Level, Status, Target};
 pub use render::instruction;
 use render::{sections, summary};
+use std::collections::BTreeMap;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -80,6 +82,7 @@ impl Args {
                     variant: Some(v.name.clone()),
                     image: v.image_ref(),
                     budget: v.budget.clone(),
+                    push_zstd: v.push_compression == Some(crate::config::Compression::Zstd),
                 });
             }
         }
@@ -93,6 +96,7 @@ impl Args {
                 variant: None,
                 image: image.clone(),
                 budget: Budget::default(),
+                push_zstd: false,
             });
         }
         Ok(targets)
@@ -182,7 +186,37 @@ impl Args {
         })?;
         stats.seconds = started.elapsed().as_secs_f64();
 
-        let measured = |image: &str| inspected.get(image).and_then(|i| facts.get(&i.id)).cloned();
+        // Variants pushed with zstd: their layers as such a push sends them.
+        let push_cache = ctx.out_dir().join("sizes-cache").join("push");
+        let mut pushed: BTreeMap<String, ImageFacts> = BTreeMap::new();
+        for t in targets.iter().filter(|t| t.push_zstd) {
+            let Some(f) = inspected.get(&t.image).and_then(|i| facts.get(&i.id)) else {
+                continue;
+            };
+            if !pushed.contains_key(&t.image) {
+                crate::util::progress!(
+                    "sizes {}: compressing its layers with {} (push_compression = \"zstd\")",
+                    t.name,
+                    push::COMPRESSOR
+                );
+                let zstd = push::as_zstd_push(
+                    f,
+                    &info.docker_root_dir,
+                    &push_cache,
+                    !self.no_cache,
+                    &mut stats,
+                )
+                .with_context(|| format!("sizing {} as pushed", t.name))?;
+                pushed.insert(t.image.clone(), zstd);
+            }
+        }
+        stats.seconds = started.elapsed().as_secs_f64();
+        let measured = |image: &str| {
+            pushed
+                .get(image)
+                .cloned()
+                .or_else(|| inspected.get(image).and_then(|i| facts.get(&i.id)).cloned())
+        };
         let engine = format!("{}, {}", info.server_version, info.store_name());
         let mut report = build_report(engine, &targets, &measured, baseline.as_deref());
         report.run = Some(stats.clone());
