@@ -788,6 +788,31 @@ pub fn remove_image(id: &str) -> Result<()> {
     Ok(())
 }
 
+/// Removes every tag of a repository a command made (`docker image rm` of each).
+pub fn remove_repository_tags(repository: &str) -> Result<()> {
+    let args = [
+        "image".to_string(),
+        "ls".into(),
+        "--format".into(),
+        "{{.Repository}}:{{.Tag}}".into(),
+        repository.into(),
+    ];
+    let out = command(&args)
+        .stdin_null()
+        .stdout_capture()
+        .stderr_null()
+        .unchecked()
+        .run()
+        .with_context(|| format!("running `docker image ls {repository}`"))?;
+    for tag in String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.is_empty())
+    {
+        remove_image(tag)?;
+    }
+    Ok(())
+}
+
 /// `docker rm --force --volumes NAME`; a container that does not exist is not an error.
 pub fn remove_container(name: &str) -> Result<()> {
     let args = [

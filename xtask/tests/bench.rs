@@ -57,8 +57,9 @@ fn rebuild_bench_reports_four_builds_judges_them_and_restores_the_files() {
             .arg(&app_file)
             .arg("--dep-file")
             .arg(&dep_file)
-            .arg("--cache-dir")
-            .arg(dir.path().join("cache")),
+            // The fixture is its own peer: every build is paired with a build of it.
+            .arg("--peer")
+            .arg(context.join("Dockerfile")),
     );
 
     assert_eq!(
@@ -123,22 +124,38 @@ fn rebuild_bench_reports_four_builds_judges_them_and_restores_the_files() {
         rows[3]
     );
 
+    // Each build was paired with the peer's, and the ratio taken.
+    for row in rows {
+        assert!(row["peer"]["secs"].as_f64().unwrap() > 0.0, "{row}");
+        assert!(row["ratio_to_peer"].as_f64().unwrap() > 0.0, "{row}");
+    }
     let checks: Vec<(&str, bool)> = report["checks"]
         .as_array()
         .unwrap()
         .iter()
         .map(|c| (c["name"].as_str().unwrap(), c["pass"].as_bool().unwrap()))
         .collect();
+    // Times decide the verdicts of the ratio checks; here they only have to exist.
     assert_eq!(
         checks,
         [
             ("app-only rebuild time", false),
             ("app-only rebuild vs cold", checks[1].1),
-            ("app-only rebuild re-ran only the last stage", true),
+            ("app-only rebuild re-ran no dependency step", true),
             ("no-change rebuild is fully cached", true),
+            ("app-only rebuild vs the peer", checks[4].1),
+            ("dependency-change rebuild vs the peer", checks[5].1),
+            ("cold build vs the peer", checks[6].1),
             // Other sessions may rebuild the shared base meanwhile; the check only has to exist.
-            ("base image unchanged during the bench", checks[4].1),
+            ("base image unchanged during the bench", checks[7].1),
         ]
+    );
+    // The peer's images are gone.
+    let left = docker(&["image", "ls", "-q", "localhost/xtask-bench-peer"]);
+    assert!(
+        left.stdout.trim().is_empty(),
+        "peer images left: {}",
+        left.stdout
     );
     assert_eq!(report["pass"], false);
 }

@@ -135,6 +135,17 @@ impl Args {
     pub fn build(&self, ctx: &Ctx) -> Result<Vec<BuildReport>> {
         let config = ctx.config()?;
         let variants = config.select(&self.variants, self.all)?;
+        self.build_these(ctx, &variants)
+    }
+
+    /// Builds these variants, which need not come from images.toml (`bench rebuild` builds its
+    /// peer Dockerfile as one), with this project's config otherwise.
+    pub fn build_these(
+        &self,
+        ctx: &Ctx,
+        variants: &[&crate::config::Variant],
+    ) -> Result<Vec<BuildReport>> {
+        let config = ctx.config()?;
         docker::info(&ctx.sh)?;
         docker::ensure_buildx(&ctx.sh)?;
         let builder = docker::builder(&ctx.sh, self.builder.as_deref())?;
@@ -221,7 +232,7 @@ impl Args {
             )
         })?;
         let mut reports = Vec::new();
-        for variant in variants {
+        for &variant in variants {
             let tmp = TempDir::new(ctx, &format!("build-{}", variant.name))?;
             let input = PlanInput {
                 variant,

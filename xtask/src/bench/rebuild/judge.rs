@@ -21,15 +21,6 @@ pub struct RebuildReport {
     pub pass: bool,
 }
 
-/// The steps of `row` that ran outside `stage`.
-pub fn steps_outside<'a>(row: &'a Row, stage: &str) -> Vec<&'a str> {
-    row.steps_run
-        .iter()
-        .map(String::as_str)
-        .filter(|name| step_stage(name) != Some(stage))
-        .collect()
-}
-
 /// `app` for `[app 3/4] COPY …` (also with a platform word in front); None for `[3/4] …`.
 pub(super) fn step_stage(name: &str) -> Option<&str> {
     let label = name.strip_prefix('[')?.split_once(']')?.0;
@@ -58,17 +49,42 @@ pub fn judge(rows: &[Row], last_stage: &str, max_secs: f64, max_percent: f64) ->
                 .map_or("?".into(), |r| format!("{:.1} %", r * 100.0)),
             pass: app.ratio_to_cold.is_some_and(|r| r * 100.0 <= max_percent),
         });
-        let outside = steps_outside(app, last_stage);
+        // The stages that build the dependencies: those the dependency change re-ran, but the
+        // last one (which copies their result). An app change must run none of their steps.
+        let dep_stages: Vec<&str> = find(Scenario::DepChange)
+            .map(|dep| {
+                let mut stages: Vec<&str> = dep
+                    .steps_run
+                    .iter()
+                    .filter_map(|n| step_stage(n))
+                    .filter(|s| *s != last_stage)
+                    .collect();
+                stages.sort_unstable();
+                stages.dedup();
+                stages
+            })
+            .unwrap_or_default();
+        let outside: Vec<&str> = app
+            .steps_run
+            .iter()
+            .map(String::as_str)
+            .filter(|n| step_stage(n).is_some_and(|s| dep_stages.contains(&s)))
+            .collect();
         let ran = app.steps_run.len();
+        let stages = if dep_stages.is_empty() {
+            "-".to_string()
+        } else {
+            dep_stages.join(", ")
+        };
         checks.push(Check {
-            name: "app-only rebuild re-ran only the last stage".into(),
-            target: format!("≥ 1 step run, all in stage `{last_stage}`"),
+            name: "app-only rebuild re-ran no dependency step".into(),
+            target: format!("≥ 1 step run, none in the dependency stages ({stages})"),
             measured: match (ran, outside.is_empty(), app.steps_total, app.steps_cached) {
                 (0, _, _, _) => "no step ran (is the file in the build context?)".into(),
                 (_, true, Some(t), Some(c)) => {
-                    format!("{} of {t} ran ({c} cached), all in `{last_stage}`", t - c)
+                    format!("{} of {t} ran ({c} cached), none there", t - c)
                 }
-                (_, true, _, _) => format!("{ran} ran, all in `{last_stage}`"),
+                (_, true, _, _) => format!("{ran} ran, none there"),
                 (_, false, _, _) => format!("also ran: {}", outside.join("; ")),
             },
             pass: ran > 0 && outside.is_empty(),
@@ -83,6 +99,34 @@ pub fn judge(rows: &[Row], last_stage: &str, max_secs: f64, max_percent: f64) ->
                 _ => "? (no build record)".into(),
             },
             pass: warm.steps_total.is_some() && warm.steps_run.is_empty(),
+        });
+    }
+    checks
+}
+
+/// Against the peer Dockerfile built right after each of ours with the same change: ours / peer
+/// at most the given ratio for the app-only, the dependency-change and the cold build.
+pub fn peer_checks(rows: &[Row], max_app: f64, max_dep: f64, max_cold: f64) -> Vec<Check> {
+    let mut checks = Vec::new();
+    for (scenario, what, max) in [
+        (Scenario::AppChange, "app-only rebuild", max_app),
+        (Scenario::DepChange, "dependency-change rebuild", max_dep),
+        (Scenario::Cold, "cold build", max_cold),
+    ] {
+        let Some(row) = rows.iter().find(|r| r.scenario == scenario) else {
+            continue;
+        };
+        let Some(peer) = &row.peer else {
+            continue;
+        };
+        checks.push(Check {
+            name: format!("{what} vs the peer"),
+            target: format!("≤ {max:.2}× the peer"),
+            measured: match row.ratio_to_peer {
+                Some(r) => format!("{r:.2}× ({:.1} s vs {:.1} s)", row.secs, peer.secs),
+                None => "?".into(),
+            },
+            pass: row.ratio_to_peer.is_some_and(|r| r <= max),
         });
     }
     checks
@@ -135,6 +179,8 @@ mod tests {
             steps_total: Some(13),
             steps_cached: Some(13 - run.len() as u64),
             steps_run: run.iter().map(|s| s.to_string()).collect(),
+            peer: None,
+            ratio_to_peer: None,
         }
     }
 
@@ -147,7 +193,7 @@ mod tests {
                 Scenario::DepChange,
                 40.0,
                 100.0,
-                &["[deps 6/8] RUN uv pip install"],
+                &["[deps 6/8] RUN uv pip install", "[app 2/4] COPY venv"],
             ),
         ]
     }
@@ -164,7 +210,20 @@ mod tests {
         ];
         let checks = judge(&rows(4.9, &app), "app", 5.0, 5.0);
         assert!(checks.iter().all(|c| c.pass), "{checks:?}");
-        assert_eq!(checks[2].measured, "2 of 13 ran (11 cached), all in `app`");
+        assert_eq!(checks[2].measured, "2 of 13 ran (11 cached), none there");
+        assert_eq!(
+            checks[2].target,
+            "≥ 1 step run, none in the dependency stages (deps)"
+        );
+        // Steps of a stage the dependency change did not touch (the app's own, byte-compiled
+        // apart) are an app change's to run.
+        let checks = judge(
+            &rows(4.9, &["[code 2/3] COPY app /x", "[app 5/6] COPY x /x"]),
+            "app",
+            5.0,
+            5.0,
+        );
+        assert!(checks[2].pass, "{:?}", checks[2]);
     }
 
     #[test]
@@ -206,6 +265,39 @@ mod tests {
         );
         let checks = judge(&rows(3.0, &[]), "app", 5.0, 5.0);
         assert!(!checks[2].pass);
+    }
+
+    #[test]
+    fn ratios_to_the_peer_are_judged_per_scenario() {
+        let mut r = rows(4.0, &["[app 3/4] COPY x /x"]);
+        assert!(
+            peer_checks(&r, 0.5, 1.0, 1.0).is_empty(),
+            "no peer, no checks"
+        );
+        let peer = |secs| {
+            Some(crate::bench::rebuild::run::PeerBuild {
+                secs,
+                steps_total: Some(9),
+                steps_cached: Some(8),
+            })
+        };
+        for (row, peer_secs) in r.iter_mut().zip([120.0, 2.0, 10.0, 40.0]) {
+            row.peer = peer(peer_secs);
+            row.ratio_to_peer = ratio(row.secs, Some(peer_secs));
+        }
+        let checks = peer_checks(&r, 0.5, 1.0, 1.0);
+        let v: Vec<(&str, bool)> = checks.iter().map(|c| (c.name.as_str(), c.pass)).collect();
+        assert_eq!(
+            v,
+            [
+                ("app-only rebuild vs the peer", true),
+                ("dependency-change rebuild vs the peer", true),
+                ("cold build vs the peer", true)
+            ]
+        );
+        assert_eq!(checks[0].measured, "0.40× (4.0 s vs 10.0 s)");
+        let checks = peer_checks(&r, 0.3, 0.9, 0.5);
+        assert!(checks.iter().all(|c| !c.pass), "{checks:?}");
     }
 
     #[test]

@@ -24,6 +24,7 @@ use anyhow::Result;
 use camino::Utf8PathBuf;
 
 use super::report::{publish, Machine};
+use crate::build_cmd::CacheMode;
 use crate::report::Format;
 use crate::util::Ctx;
 use judge::{base_check, judge, last_stage, RebuildReport};
@@ -47,10 +48,30 @@ pub struct RebuildArgs {
     /// Target for the app-change rebuild: at most this percentage of the cold build's time.
     #[arg(long, default_value_t = 5.0, value_name = "PERCENT")]
     max_app_percent: f64,
-    /// Root of the bench's own local build cache (default: target/bench-cache), so the bench
-    /// neither uses nor rotates the cache of `cargo xtask build`.
+    /// The cache of every build (default: what `cargo xtask build` uses, `none` outside CI:
+    /// the engine's own build cache).
+    #[arg(long, value_enum)]
+    cache: Option<CacheMode>,
+    /// Root of the bench's own local build cache with `--cache local` (default:
+    /// target/bench-cache), so the bench neither uses nor rotates the cache of `cargo xtask build`.
     #[arg(long, value_name = "DIR")]
     cache_dir: Option<Utf8PathBuf>,
+    /// The peer Dockerfile built after each of ours with the same change (default:
+    /// xtask/benches/peer/<variant>.Dockerfile, when it exists).
+    #[arg(long, value_name = "FILE", conflicts_with = "no_peer")]
+    peer: Option<Utf8PathBuf>,
+    /// Build no peer.
+    #[arg(long)]
+    no_peer: bool,
+    /// Targets against the peer (ours / peer, same run): app-only rebuild at most this ratio.
+    #[arg(long, default_value_t = 0.5, value_name = "RATIO")]
+    max_app_vs_peer: f64,
+    /// … dependency-change rebuild at most this ratio.
+    #[arg(long, default_value_t = 1.0, value_name = "RATIO")]
+    max_dep_vs_peer: f64,
+    /// … cold build at most this ratio.
+    #[arg(long, default_value_t = 1.0, value_name = "RATIO")]
+    max_cold_vs_peer: f64,
     /// The buildx builder to use (default: the active one).
     #[arg(long)]
     builder: Option<String>,
@@ -68,17 +89,30 @@ impl RebuildArgs {
             &self.variant,
             self.app_file.as_ref(),
             self.dep_file.as_ref(),
+            match (&self.peer, self.no_peer) {
+                (_, true) => None,
+                (Some(file), false) => Some(file.clone()),
+                (None, false) => {
+                    Some(plan::default_peer(&ctx.root, &self.variant)).filter(|f| f.is_file())
+                }
+            },
         )?;
         let cache_dir = self
             .cache_dir
             .clone()
             .unwrap_or_else(|| ctx.root.join("target").join("bench-cache"));
-        let measured = run::builds(ctx, &plan, cache_dir, self.builder.clone())?;
+        let measured = run::builds(ctx, &plan, self.cache, cache_dir, self.builder.clone())?;
 
         let variant = plan.variant;
         let rows = measured.rows;
         let last_stage = last_stage(variant, &rows);
         let mut checks = judge(&rows, &last_stage, self.max_app_secs, self.max_app_percent);
+        checks.extend(judge::peer_checks(
+            &rows,
+            self.max_app_vs_peer,
+            self.max_dep_vs_peer,
+            self.max_cold_vs_peer,
+        ));
         checks.push(base_check(
             plan.base_image,
             measured.base_before.as_deref(),

@@ -2,7 +2,7 @@
 //! files two of them touch (checked before any build starts), and the `cargo xtask build`
 //! arguments they share.
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use camino::{Utf8Path, Utf8PathBuf};
 use serde::Serialize;
 
@@ -49,7 +49,35 @@ pub struct Plan<'a> {
     pub dep_file: Utf8PathBuf,
     pub app_original: Vec<u8>,
     pub dep_original: Vec<u8>,
+    /// The peer Dockerfile built as a variant of its own after each of ours, with the same
+    /// change (None: no peer).
+    pub peer: Option<Variant>,
 }
+
+/// Where a variant's peer lives by default: bench data, `xtask/benches/peer/<variant>.Dockerfile`.
+pub fn default_peer(root: &Utf8Path, variant: &str) -> Utf8PathBuf {
+    root.join("xtask")
+        .join("benches")
+        .join("peer")
+        .join(format!("{variant}.Dockerfile"))
+}
+
+/// The peer as a variant: our context and platforms, its own Dockerfile and image, no target
+/// and no build arguments but the offline base the build adds.
+pub fn peer_variant(ours: &Variant, dockerfile: Utf8PathBuf) -> Variant {
+    let mut peer = ours.clone();
+    peer.name = format!("{}-peer", ours.name);
+    peer.description = format!("the peer of {} (bench data)", ours.name);
+    peer.dockerfile = dockerfile;
+    peer.target = None;
+    peer.image = PEER_IMAGE.into();
+    peer.tags = vec![];
+    peer.build_args = Default::default();
+    peer
+}
+
+/// The repository the peer's images are tagged in; the bench removes them afterwards.
+pub const PEER_IMAGE: &str = "localhost/xtask-bench-peer";
 
 impl<'a> Plan<'a> {
     /// Resolves the variant and the files (relative to the current directory; by default the
@@ -60,6 +88,7 @@ impl<'a> Plan<'a> {
         variant: &str,
         app_file: Option<&Utf8PathBuf>,
         dep_file: Option<&Utf8PathBuf>,
+        peer: Option<Utf8PathBuf>,
     ) -> Result<Plan<'a>> {
         let variant = config
             .select(&[variant.to_string()], false)?
@@ -82,6 +111,13 @@ impl<'a> Plan<'a> {
         };
         let app_original = read(&app_file)?;
         let dep_original = read(&dep_file)?;
+        let peer = match peer {
+            Some(file) if !file.is_file() => bail!(
+                "the peer Dockerfile {file} does not exist: pass another with --peer, or --no-peer"
+            ),
+            Some(file) => Some(peer_variant(variant, file)),
+            None => None,
+        };
         Ok(Plan {
             variant,
             base_image: &config.base.image,
@@ -89,15 +125,18 @@ impl<'a> Plan<'a> {
             dep_file,
             app_original,
             dep_original,
+            peer,
         })
     }
 
-    /// What every build of the bench runs: `cargo xtask build <variant> --load` with a local
-    /// cache of its own (so the bench neither uses nor rotates that of `cargo xtask build`),
-    /// plain progress, and its build report written under `report_dir`.
+    /// What every build of the bench runs: `cargo xtask build <variant> --load` with the cache
+    /// `cargo xtask build` uses by default (`none` outside CI: the engine's build cache) or the
+    /// given one (`local` in a directory of the bench's own, so it neither uses nor rotates that
+    /// of `cargo xtask build`), plain progress, and its build report written under `report_dir`.
     pub fn build_args(
         &self,
         report_dir: &Utf8Path,
+        cache: Option<CacheMode>,
         cache_dir: Utf8PathBuf,
         builder: Option<String>,
     ) -> build::Args {
@@ -117,7 +156,7 @@ impl<'a> Plan<'a> {
             pull: false,
             build_args: vec![],
             tags: vec![],
-            cache: Some(CacheMode::Local),
+            cache,
             progress: Progress::Plain,
             ca_bundle: None,
             format: Format::Table,

@@ -19,14 +19,30 @@ pub fn short_step(name: &str) -> String {
 }
 
 pub fn render(report: &RebuildReport) -> Vec<Section> {
-    let mut builds = Table::new(&["build", "time", "vs cold", "steps cached", "steps run"])
-        .right_align(&[1, 2, 3]);
+    let peer = report.rows.iter().any(|r| r.peer.is_some());
+    let mut head = vec!["build", "time", "vs cold"];
+    if peer {
+        head.extend(["peer", "ours/peer"]);
+    }
+    head.extend(["steps cached", "steps run"]);
+    let mut builds =
+        Table::new(&head).right_align(if peer { &[1, 2, 3, 4, 5] } else { &[1, 2, 3] });
     for row in &report.rows {
-        builds.row(vec![
-            row.scenario.label().into(),
+        let mut cells = vec![
+            row.scenario.label().to_string(),
             format!("{:.1} s", row.secs),
             row.ratio_to_cold
                 .map_or("?".into(), |r| format!("{:.1} %", r * 100.0)),
+        ];
+        if peer {
+            cells.push(
+                row.peer
+                    .as_ref()
+                    .map_or("-".into(), |p| format!("{:.1} s", p.secs)),
+            );
+            cells.push(row.ratio_to_peer.map_or("-".into(), |r| format!("{r:.2}")));
+        }
+        cells.extend([
             match (row.steps_cached, row.steps_total) {
                 (Some(c), Some(t)) => format!("{c}/{t}"),
                 _ => "?".into(),
@@ -43,6 +59,7 @@ pub fn render(report: &RebuildReport) -> Vec<Section> {
                     .join("; ")
             },
         ]);
+        builds.row(cells);
     }
     vec![
         Section {

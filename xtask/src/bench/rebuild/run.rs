@@ -7,9 +7,11 @@ use anyhow::{bail, Context, Result};
 use camino::Utf8PathBuf;
 use serde::Serialize;
 
-use super::plan::{Plan, Scenario};
+use super::plan::{Plan, Scenario, PEER_IMAGE};
 use crate::bench::touch::Touch;
 use crate::build_cmd::BuildReport;
+use crate::build_cmd::CacheMode;
+use crate::cleanup::Guard;
 use crate::docker;
 use crate::util::{progress, Ctx, TempDir};
 
@@ -27,6 +29,18 @@ pub struct Row {
     pub steps_cached: Option<u64>,
     /// The steps that ran, as BuildKit names them.
     pub steps_run: Vec<String>,
+    /// The peer's build with the same change, right after ours.
+    pub peer: Option<PeerBuild>,
+    /// `secs` divided by the peer's.
+    pub ratio_to_peer: Option<f64>,
+}
+
+/// The peer Dockerfile's build of one scenario.
+#[derive(Debug, Clone, Serialize)]
+pub struct PeerBuild {
+    pub secs: f64,
+    pub steps_total: Option<u64>,
+    pub steps_cached: Option<u64>,
 }
 
 /// `secs / cold` when the cold time is known and positive.
@@ -47,6 +61,7 @@ pub struct Measured {
 pub fn builds(
     ctx: &Ctx,
     plan: &Plan,
+    cache: Option<CacheMode>,
     cache_dir: Utf8PathBuf,
     builder: Option<String>,
 ) -> Result<Measured> {
@@ -57,7 +72,15 @@ pub fn builds(
     let base_before = docker::image_id(&ctx.sh, plan.base_image)
         .with_context(|| format!("inspecting the base image {}", plan.base_image))?;
     let reports = TempDir::new(ctx, "bench")?;
-    let build_args = plan.build_args(reports.path(), cache_dir, builder);
+    let build_args = plan.build_args(reports.path(), cache, cache_dir, builder);
+    // The peer's images go when the bench ends, on every path.
+    let _peer_images = plan.peer.as_ref().map(|_| {
+        Guard::new(|| {
+            if let Err(err) = docker::remove_repository_tags(PEER_IMAGE) {
+                eprintln!("warning: could not remove the peer's images ({PEER_IMAGE}): {err:#}");
+            }
+        })
+    });
 
     let mut rows: Vec<Row> = Vec::new();
     for scenario in Scenario::ALL {
@@ -76,6 +99,12 @@ pub fn builds(
             _ => (None, None),
         };
         let built = args.build(ctx);
+        // The peer, with the same change in place, right after ours (pairs keep the ratio
+        // meaningful when the shared machine's speed drifts).
+        let peer = match (&plan.peer, &built) {
+            (Some(peer), Ok(_)) => Some(args.build_these(ctx, &[peer])),
+            _ => None,
+        };
         // Restore before anything else can fail; a failed build still restores (drop).
         if let Some(touch) = touch {
             touch.restore()?;
@@ -83,6 +112,23 @@ pub fn builds(
         let report = one(built.with_context(|| {
             format!("bench rebuild {}: {} build", variant.name, scenario.label())
         })?)?;
+        let peer = match peer {
+            Some(built) => {
+                let report = one(built.with_context(|| {
+                    format!(
+                        "bench rebuild {}: the peer's {} build",
+                        variant.name,
+                        scenario.label()
+                    )
+                })?)?;
+                Some(PeerBuild {
+                    secs: report.duration_secs,
+                    steps_total: report.steps_total,
+                    steps_cached: report.steps_cached,
+                })
+            }
+            None => None,
+        };
         let cold = rows.first().map(|r| r.secs);
         rows.push(Row {
             scenario,
@@ -92,6 +138,10 @@ pub fn builds(
             steps_total: report.steps_total,
             steps_cached: report.steps_cached,
             steps_run: report.steps_run,
+            ratio_to_peer: peer
+                .as_ref()
+                .and_then(|p| ratio(report.duration_secs, Some(p.secs))),
+            peer,
         });
     }
     let base_after = docker::image_id(&ctx.sh, plan.base_image)
