@@ -132,28 +132,28 @@ RUN --mount=type=secret,id=ca-bundle,required=false \
 # ---------------------------------------------------------------------------------------------
 # deps: the whole venv, tested as one environment, on top of the torch stage's.
 FROM torch AS deps
-# Everything else, exactly as locked: versions and sha256 of every file. A package the torch
-# step also brought (typing-extensions, …) is moved to the locked version; `uv pip check` then
-# proves torch's own requirements still hold.
-RUN --mount=type=secret,id=ca-bundle,required=false \
-    --mount=type=cache,target=/root/.cache/uv \
-    --mount=type=bind,source=app/requirements.lock,target=/tmp/requirements.lock \
-    SSL_CERT_FILE=/run/secrets/ca-bundle uv pip install --no-deps --require-hashes \
-      -r /tmp/requirements.lock \
- && uv pip check
-
-# Trim what the lock brought (the torch family was trimmed in its own stage), prove that the
-# whole venv imports and computes, then take the torch family's files out of /opt/venv — after
-# proving they are unchanged since they were linked into /layers, so the image's torch layer
-# holds exactly what was tested here.
+# One step (one container and one snapshot on every dependency change):
+# - everything else, exactly as locked: versions and sha256 of every file. A package the torch
+#   step also brought (typing-extensions, …) is moved to the locked version; `uv pip check`
+#   then proves torch's own requirements still hold;
+# - trim what the lock brought (the torch family was trimmed in its own stage), prove that the
+#   whole venv imports and computes, then take the torch family's files out of /opt/venv —
+#   after proving they are unchanged since they were linked into /layers, so the image's torch
+#   layer holds exactly what was tested here.
 # Dropped from the lock's packages, as nothing outside them imports them:
 #   sqlalchemy/testing  SQLAlchemy's pytest plugin and fixtures for dialect test suites
 #   numpy/f2py          the Fortran-to-Python interface generator, a build tool (`numpy.f2py`
 #                       is imported only when that attribute is asked for)
-RUN --mount=type=bind,source=app/docker/trim_venv.py,target=/tmp/trim_venv.py \
+RUN --mount=type=secret,id=ca-bundle,required=false \
+    --mount=type=cache,target=/root/.cache/uv \
+    --mount=type=bind,source=app/requirements.lock,target=/tmp/requirements.lock \
+    --mount=type=bind,source=app/docker/trim_venv.py,target=/tmp/trim_venv.py \
     --mount=type=bind,source=app/docker/smoke_test.py,target=/tmp/smoke_test.py \
     --mount=type=bind,source=app/docker/venv_layers.py,target=/tmp/venv_layers.py \
-    python /tmp/trim_venv.py /opt/venv --leave-listed /layers/manifest.json \
+    SSL_CERT_FILE=/run/secrets/ca-bundle uv pip install --no-deps --require-hashes \
+      -r /tmp/requirements.lock \
+ && uv pip check \
+ && python /tmp/trim_venv.py /opt/venv --leave-listed /layers/manifest.json \
       --drop sqlalchemy/testing --drop numpy/f2py \
  && python -B /tmp/smoke_test.py --torch required \
  && python /tmp/venv_layers.py drop /opt/venv /layers
@@ -178,6 +178,8 @@ FROM base AS app
 RUN useradd --uid 10001 --gid 0 --no-create-home --home-dir /nonexistent \
       --shell /usr/sbin/nologin voxserve \
  && install -d -o 10001 -g 0 -m 0770 /data
+# Here, below every layer an app or dependency change makes, so no rebuild runs it again.
+WORKDIR /opt/voxserve
 # --link: the layers do not depend on the ones below them, so a new Debian base reuses them as
 # they are. The venv and the code stay owned by root and read-only for the service user: a
 # compromised process cannot rewrite its own code, even where the root filesystem is writable.
@@ -193,7 +195,6 @@ LABEL org.opencontainers.image.title="voxserve" \
       org.opencontainers.image.description="Speech-analysis web service (ROCm)" \
       org.opencontainers.image.licenses="Apache-2.0"
 USER 10001:0
-WORKDIR /opt/voxserve
 VOLUME ["/data"]
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
