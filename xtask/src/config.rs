@@ -732,7 +732,13 @@ mod tests {
         let config = Config::load(&path).unwrap();
         assert_eq!(
             config.variant_names(),
-            ["cpu", "cpu-minimal", "cuda", "rocm"]
+            [
+                "cpu",
+                "cpu-minimal",
+                "cpu-minimal-distroless",
+                "cuda",
+                "rocm"
+            ]
         );
     }
 

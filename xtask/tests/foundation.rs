@@ -183,5 +183,14 @@ fn repository_config_resolves_every_variant() {
         .iter()
         .map(|v| v["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["cpu", "cpu-minimal", "cuda", "rocm"]);
+    assert_eq!(
+        names,
+        [
+            "cpu",
+            "cpu-minimal",
+            "cpu-minimal-distroless",
+            "cuda",
+            "rocm"
+        ]
+    );
 }

@@ -142,10 +142,12 @@ fn healthy_fixture_passes_every_check_quickly() {
     let verdict = o["verdict_ms"].as_u64().unwrap();
     let after_probe = o["verdict_after_probe_ms"].as_u64().unwrap();
     eprintln!("healthy after {healthy_after} ms, verdict {verdict} ms ({after_probe} ms after the first passing probe)");
+    // Bounds that tell "did not wait for the 30 s interval" apart on a loaded 2-core machine;
+    // how fast the checks are is `cargo xtask smoke`'s to report, not a test's to time.
     assert!(healthy_after < 10_000, "healthy after {healthy_after} ms");
-    assert!(verdict <= 2_000, "verdict latency {verdict} ms");
+    assert!(verdict < 10_000, "verdict latency {verdict} ms");
     assert!(
-        after_probe <= 2_000,
+        after_probe < 10_000,
         "verdict {after_probe} ms after the probe"
     );
     assert!(run.stderr.contains("passed (9/9 checks)"), "{}", run.stderr);
