@@ -44,7 +44,8 @@ def run_probe(name: str, *args: str) -> object:
 
 def test_every_probe_compiles_and_is_tested() -> None:
     names = sorted(p.name for p in PROBES.glob("*.py"))
-    assert names == ["forbidden_packages.py", "forbidden_paths.py", "http_request.py"]
+    assert names == ["forbidden_packages.py", "forbidden_paths.py", "http_request.py",
+                     "shared_libraries.py", "torch_libraries.py"]
     for name in names:
         compile((PROBES / name).read_text(), name, "exec")
         # `python3 -c` puts the working directory first on sys.path: no probe may shadow a module.
@@ -156,3 +157,53 @@ def test_packages_probe_matches_normalised_names() -> None:
     assert found == sorted([f"pytest {version('pytest')}",
                             f"python-multipart {version('python-multipart')}"])
     assert run_probe("forbidden_packages.py", "no-such-*") == []
+
+
+def _extension_module() -> Path:
+    """An extension module of this Python that links a system library (sqlite3's)."""
+    import _sqlite3  # noqa: PLC0415
+
+    return Path(_sqlite3.__file__)
+
+
+def test_shared_libraries_resolve_needed_entries_and_report_the_hosts(tmp_path: Path) -> None:
+    import shutil  # noqa: PLC0415
+
+    ext = _extension_module()
+    shutil.copy(ext, tmp_path / ext.name)
+    (tmp_path / "not-elf.so").write_text("text")
+    out = run_probe("shared_libraries.py", str(tmp_path))
+    assert out == {"elf_files": 1, "unresolved": [], "host": []}
+    # A soname named as the host's is reported apart, whether or not it is found.
+    out = run_probe("shared_libraries.py", "--host", "libsqlite3.so.0", str(tmp_path))
+    needed = [h["needed"] for h in out["host"]]
+    assert out["unresolved"] == [] and ("libsqlite3.so.0" in needed or needed == []), out
+
+
+def test_shared_libraries_name_an_entry_that_resolves_nowhere(tmp_path: Path) -> None:
+    import shutil  # noqa: PLC0415
+
+    ext = _extension_module()
+    data = bytearray(ext.read_bytes())
+    # Rename the NEEDED string in place (same length), as a removed library looks to ld.so.
+    at = data.find(b"libsqlite3.so.0\0")
+    if at < 0:
+        pytest.skip("this Python's _sqlite3 does not link libsqlite3.so.0")
+    data[at:at + 15] = b"libsqlitX.so.0\0"[:15]
+    (tmp_path / ext.name).write_bytes(bytes(data))
+    out = run_probe("shared_libraries.py", str(tmp_path))
+    assert out["elf_files"] == 1
+    assert out["unresolved"] == [{"file": str(tmp_path / ext.name), "needed": "libsqlitX.so.0"}]
+
+
+def test_torch_libraries_fails_where_torch_is_not_installed() -> None:
+    source = (PROBES / "torch_libraries.py").read_text()
+    result = subprocess.run([sys.executable, "-c", source], capture_output=True, text=True,
+                            cwd=PROBES, timeout=60)
+    try:
+        import torch  # noqa: F401, PLC0415
+    except ImportError:
+        assert result.returncode != 0
+        assert "No module named 'torch'" in result.stderr
+    else:
+        assert json.loads(result.stdout)["problems"] == []
