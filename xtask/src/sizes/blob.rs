@@ -49,9 +49,15 @@ pub(super) fn measure_blob(
         return Ok((facts, None, unpacked));
     }
     if head == [0x28, 0xb5, 0x2f, 0xfd] {
+        // A zstd layer (a build with `compression=zstd` loaded into the store): counted through
+        // the decoder, as gzip ones are.
+        let mut decoder = zstd::stream::read::Decoder::new(head.chain(body))
+            .context("starting the zstd decoder")?;
+        let unpacked = count(&mut decoder).context("decompressing a zstd layer")?;
         facts.encoding = Encoding::Zstd;
-        facts.unpacked = None;
-        return Ok((facts, None, 0));
+        facts.unpacked = Some(unpacked);
+        facts.unpacked_from = UnpackedFrom::Decompressed;
+        return Ok((facts, None, unpacked));
     }
     if head.first() == Some(&b'{') && size <= MAX_JSON_BLOB {
         let mut buf = head.to_vec();
@@ -259,11 +265,16 @@ mod tests {
     }
 
     #[test]
-    fn zstd_blobs_have_no_unpacked_size() {
-        let blob = [0x28, 0xb5, 0x2f, 0xfd, 0, 0];
-        let (facts, _, _) = measure_blob(6, &mut &blob[..], false).unwrap();
+    fn zstd_blobs_are_counted_through_the_decoder() {
+        let tar = b"a layer tar, or as good as one\n".repeat(4_000);
+        let blob = zstd::stream::encode_all(&tar[..], 3).unwrap();
+        let (facts, _, processed) = measure_blob(blob.len() as u64, &mut &blob[..], false).unwrap();
         assert_eq!(facts.encoding, Encoding::Zstd);
-        assert_eq!(facts.unpacked, None);
+        assert_eq!(facts.unpacked, Some(tar.len() as u64));
+        assert_eq!(processed, tar.len() as u64);
+        // Not zstd after all: an error, not a guess.
+        let broken = [0x28, 0xb5, 0x2f, 0xfd, 0, 0];
+        assert!(measure_blob(6, &mut &broken[..], false).is_err());
     }
 
     #[test]

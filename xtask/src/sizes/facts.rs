@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::docker::{self, ImageInspect};
 
 /// Bumped when the meaning of a cached fact changes; older cache files are then ignored.
-pub const FACTS_VERSION: u32 = 2;
+pub const FACTS_VERSION: u32 = 3;
 /// How `computed` compressed sizes are made; part of every cached computed fact.
 pub const COMPRESSOR: &str = "gzip level 6 (flate2 with zlib-rs)";
 
