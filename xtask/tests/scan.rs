@@ -8,6 +8,8 @@
 //! contains (`dpkg-query` and the `.dist-info` metadata inside it) and the fixture DB's
 //! advisories, so another engineer rebuilding `voxserve:cpu-minimal` does not break them.
 
+#[path = "scan/bbolt.rs"]
+mod bbolt;
 mod common;
 #[path = "scan/trivy_db.rs"]
 mod trivy_db;
