@@ -1,5 +1,5 @@
 //! The scan tests' offline Trivy vulnerability DB: test data, not real advisories. A bbolt file
-//! `<cache>/db/trivy.db` (written with bbolt-rs in Go bbolt's format) and
+//! `<cache>/db/trivy.db` (Go bbolt's format, written by `bbolt.rs`) and
 //! `<cache>/db/metadata.json`, in the layout of Trivy's own integration fixtures
 //! (`integration/testdata/fixtures/db`): `debian 13` → source package → ID → fix or status,
 //! `pip::GitHub Security Advisory pip` → package → ID → version ranges, `vulnerability` → ID →
@@ -8,7 +8,7 @@
 //! Every ID is `CVE-2099-…` (no such CVE exists) and every fixed version is far beyond what
 //! Debian 13 or PyPI ship, so the packages below stay "vulnerable" whatever the images update to.
 
-use bbolt_rs::{Bolt, BucketRwApi, DbRwAPI, TxRwRefApi};
+use crate::bbolt::{self, Bucket};
 use std::path::Path;
 
 /// How an advisory ends: a fixed version, or a Trivy status without one.
@@ -82,60 +82,68 @@ fn severity_number(s: &str) -> u8 {
     }
 }
 
+/// The DB's buckets.
+fn buckets() -> Bucket {
+    let mut root = Bucket::default();
+    for a in ADVISORIES {
+        let value = match (a.ecosystem, a.fix) {
+            ("debian", Fix::Fixed(v)) => format!(r#"{{"FixedVersion":"{v}"}}"#),
+            ("debian", Fix::Unfixed(status)) => format!(r#"{{"Status":{status}}}"#),
+            (_, Fix::Fixed(v)) => {
+                format!(r#"{{"PatchedVersions":["{v}"],"VulnerableVersions":["<{v}"]}}"#)
+            }
+            (_, Fix::Unfixed(_)) => r#"{"VulnerableVersions":[">=0"]}"#.to_string(),
+        };
+        let ecosystem = if a.ecosystem == "debian" {
+            DEBIAN_BUCKET
+        } else {
+            PIP_BUCKET
+        };
+        root.bucket(ecosystem).bucket(a.package).put(a.id, value);
+        let vendor = if a.ecosystem == "debian" {
+            "debian"
+        } else {
+            "ghsa"
+        };
+        root.bucket("vulnerability").put(
+            a.id,
+            format!(
+                r#"{{"Title":"fixture advisory for {} (test data)","Description":"Not a real vulnerability: test data of the xtask scan tests.","Severity":"{}","VendorSeverity":{{"{vendor}":{}}}}}"#,
+                a.package,
+                a.severity,
+                severity_number(a.severity)
+            ),
+        );
+    }
+    root.bucket("data-source")
+        .put(
+            DEBIAN_BUCKET,
+            r#"{"ID":"debian","Name":"Debian Security Tracker (fixture)","URL":"https://security-tracker.debian.org/tracker/"}"#,
+        )
+        .put(
+            PIP_BUCKET,
+            r#"{"ID":"ghsa","Name":"GitHub Security Advisory pip (fixture)","URL":"https://github.com/advisories"}"#,
+        );
+    root
+}
+
 /// Writes the DB into `cache_dir/db` (created; an existing DB there is replaced).
 pub fn write(cache_dir: &Path) {
     let dir = cache_dir.join("db");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let mut db = Bolt::open(dir.join("trivy.db")).expect("creating the fixture trivy.db");
-    db.update(|mut tx| {
-        let mut deb = tx.create_bucket_if_not_exists(DEBIAN_BUCKET)?;
-        for a in ADVISORIES.iter().filter(|a| a.ecosystem == "debian") {
-            let value = match a.fix {
-                Fix::Fixed(v) => format!(r#"{{"FixedVersion":"{v}"}}"#),
-                Fix::Unfixed(status) => format!(r#"{{"Status":{status}}}"#),
-            };
-            deb.create_bucket_if_not_exists(a.package)?.put(a.id, value)?;
-        }
-        let mut pypi = tx.create_bucket_if_not_exists(PIP_BUCKET)?;
-        for a in ADVISORIES.iter().filter(|a| a.ecosystem == "pip") {
-            let value = match a.fix {
-                Fix::Fixed(v) => {
-                    format!(r#"{{"PatchedVersions":["{v}"],"VulnerableVersions":["<{v}"]}}"#)
-                }
-                Fix::Unfixed(_) => r#"{"VulnerableVersions":[">=0"]}"#.to_string(),
-            };
-            pypi.create_bucket_if_not_exists(a.package)?.put(a.id, value)?;
-        }
-        let mut details = tx.create_bucket_if_not_exists("vulnerability")?;
-        for a in ADVISORIES {
-            let vendor = if a.ecosystem == "debian" { "debian" } else { "ghsa" };
-            details.put(
-                a.id,
-                format!(
-                    r#"{{"Title":"fixture advisory for {} (test data)","Description":"Not a real vulnerability: test data of the xtask scan tests.","Severity":"{}","VendorSeverity":{{"{vendor}":{}}}}}"#,
-                    a.package,
-                    a.severity,
-                    severity_number(a.severity)
-                ),
-            )?;
-        }
-        let mut sources = tx.create_bucket_if_not_exists("data-source")?;
-        sources.put(
-            DEBIAN_BUCKET,
-            r#"{"ID":"debian","Name":"Debian Security Tracker (fixture)","URL":"https://security-tracker.debian.org/tracker/"}"#,
-        )?;
-        sources.put(
-            PIP_BUCKET,
-            r#"{"ID":"ghsa","Name":"GitHub Security Advisory pip (fixture)","URL":"https://github.com/advisories"}"#,
-        )?;
-        Ok(())
-    })
-    .expect("writing the fixture trivy.db");
-    drop(db);
+    std::fs::write(dir.join("trivy.db"), bbolt::file(&buckets()))
+        .expect("writing the fixture trivy.db");
     std::fs::write(
         dir.join("metadata.json"),
         r#"{"Version":2,"NextUpdate":"2999-01-01T00:00:00Z","UpdatedAt":"2026-12-01T00:00:00Z","DownloadedAt":"2026-12-01T00:00:00Z"}"#,
     )
     .unwrap();
+}
+
+#[test]
+fn the_db_is_a_bbolt_file_of_the_buckets() {
+    // The metas, the freelist, the root, `debian 13` and `pip::…` (they hold buckets) and
+    // `vulnerability` (over a quarter page); `data-source` and each package are inline.
+    assert_eq!(bbolt::check::pages(&buckets()), 7);
 }
