@@ -9,7 +9,7 @@
 //! left over at the start are the base image's.
 
 use camino::{Utf8Path, Utf8PathBuf};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// One Dockerfile instruction with the lines it spans.
 #[derive(Debug, Clone)]
@@ -41,6 +41,8 @@ struct Stage {
 pub struct Dockerfile {
     pub instructions: Vec<Instruction>,
     stages: Vec<Stage>,
+    /// The `ARG`s before the first `FROM` (the only ones a `FROM` can use), with defaults.
+    global_args: Vec<(String, Option<String>)>,
 }
 
 /// Parses a Dockerfile's instructions: line continuations with its escape character (`\`, or
@@ -111,8 +113,17 @@ pub fn parse(text: &str) -> Dockerfile {
     instructions.extend(current);
 
     let mut stages: Vec<Stage> = Vec::new();
+    let mut global_args = Vec::new();
     for (i, instr) in instructions.iter().enumerate() {
-        if instr.keyword == "FROM" {
+        if instr.keyword == "ARG" && stages.is_empty() {
+            for word in instr.args.split_whitespace() {
+                let (name, default) = match word.split_once('=') {
+                    Some((n, d)) => (n, Some(d.trim_matches('"').to_string())),
+                    None => (word, None),
+                };
+                global_args.push((name.to_string(), default));
+            }
+        } else if instr.keyword == "FROM" {
             let words: Vec<&str> = instr
                 .args
                 .split_whitespace()
@@ -135,7 +146,46 @@ pub fn parse(text: &str) -> Dockerfile {
     Dockerfile {
         instructions,
         stages,
+        global_args,
     }
+}
+
+/// `FROM runtime-${WITH_TORCH}` with the build arguments (else the global `ARG` defaults)
+/// substituted: `$NAME`, `${NAME}`, `${NAME:-default}` and `${NAME-default}`.
+fn expand(word: &str, args: &dyn Fn(&str) -> Option<String>) -> String {
+    let mut out = String::new();
+    let mut rest = word;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 1..];
+        let (name, default, used) = if let Some(inner) = after.strip_prefix('{') {
+            match inner.find('}') {
+                Some(end) => {
+                    let body = &inner[..end];
+                    let (name, default) =
+                        match body.split_once(":-").or_else(|| body.split_once('-')) {
+                            Some((n, d)) => (n, Some(d)),
+                            None => (body, None),
+                        };
+                    (name, default, end + 2)
+                }
+                None => (after, None, after.len()),
+            }
+        } else {
+            let len = after
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(after.len());
+            (&after[..len], None, len)
+        };
+        if name.is_empty() {
+            out.push('$');
+        } else if let Some(value) = args(name).or(default.map(str::to_string)) {
+            out.push_str(&value);
+        }
+        rest = &after[used..];
+    }
+    out.push_str(rest);
+    out
 }
 
 fn escape_char(text: &str) -> char {
@@ -174,8 +224,17 @@ fn heredoc_word(instr: &Instruction) -> Option<(String, bool)> {
 
 impl Dockerfile {
     /// The stages `target` is built from, the first one (which starts from an image) first.
-    /// None: the last stage.
-    fn chain(&self, target: Option<&str>) -> Vec<&Stage> {
+    /// None: the last stage. A `FROM` naming its stage through build arguments
+    /// (`FROM runtime-${WITH_TORCH}`) is followed with `build_args` (else the `ARG` defaults).
+    fn chain(&self, target: Option<&str>, build_args: &BTreeMap<String, String>) -> Vec<&Stage> {
+        let arg = |name: &str| {
+            build_args.get(name).cloned().or_else(|| {
+                self.global_args
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .and_then(|(_, d)| d.clone())
+            })
+        };
         let find = |name: &str| {
             self.stages
                 .iter()
@@ -205,7 +264,7 @@ impl Dockerfile {
             let stage = &self.stages[i];
             chain.push(stage);
             // A stage can only build on an earlier one.
-            index = find(&stage.base).filter(|p| *p < i);
+            index = find(&expand(&stage.base, &arg)).filter(|p| *p < i);
         }
         chain.reverse();
         chain
@@ -252,15 +311,17 @@ const INSTALLERS: [&str; 8] = [
 ];
 
 impl<'a> Locator<'a> {
-    /// `layer_commands`: each layer's diff ID and `created_by`, oldest first.
+    /// `layer_commands`: each layer's diff ID and `created_by`, oldest first; `build_args`: the
+    /// variant's, which pick the stages a `FROM` names through arguments.
     pub fn new(
         dockerfile_path: &Utf8Path,
         dockerfile: &'a Dockerfile,
         target: Option<&str>,
+        build_args: &BTreeMap<String, String>,
         layer_commands: &[(String, String)],
         lockfiles: &'a [(Utf8PathBuf, String)],
     ) -> Locator<'a> {
-        let chain = dockerfile.chain(target);
+        let chain = dockerfile.chain(target, build_args);
         let base_from = chain.first().map_or(0, |s| s.from);
         let target_from = chain.last().map_or(0, |s| s.from);
         let makers: Vec<usize> = chain
@@ -518,9 +579,46 @@ WORKDIR /opt/app
         assert_eq!(d.instructions.last().unwrap().keyword, "WORKDIR");
         assert_eq!(d.stages.len(), 3);
         assert_eq!(d.stages[2].name.as_deref(), Some("app"));
-        let chain: Vec<usize> = d.chain(Some("app")).iter().map(|s| s.from).collect();
+        let chain: Vec<usize> = d
+            .chain(Some("app"), &BTreeMap::new())
+            .iter()
+            .map(|s| s.from)
+            .collect();
         assert_eq!(chain.len(), 2, "app builds on base, not on deps");
         assert_eq!(d.instructions[chain[0]].line, 4);
+    }
+
+    #[test]
+    fn stages_named_through_build_arguments_are_followed() {
+        let d = parse(
+            "ARG BASE_IMAGE=debian\nARG WITH_TORCH=1\nARG RUNTIME=debian\n\
+             FROM ${BASE_IMAGE} AS base\n\
+             FROM base AS runtime-debian\nRUN apt-get install -y python3\n\
+             FROM scratch AS runtime-distroless\n\
+             FROM runtime-${RUNTIME} AS runtime\n\
+             FROM runtime AS runtime-0\nFROM runtime AS runtime-1\n\
+             FROM runtime-${WITH_TORCH:-1} AS app\nCOPY a /a\n",
+        );
+        let froms = |args: &[(&str, &str)]| -> Vec<usize> {
+            let args = args
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            d.chain(Some("app"), &args)
+                .iter()
+                .map(|s| d.instructions[s.from].line)
+                .collect()
+        };
+        // The defaults: app ← runtime-1 ← runtime ← runtime-debian ← base.
+        assert_eq!(froms(&[]), [4, 5, 8, 10, 11]);
+        assert_eq!(froms(&[("WITH_TORCH", "0")]), [4, 5, 8, 9, 11]);
+        // distroless starts from scratch: its chain has no base image stage.
+        assert_eq!(froms(&[("RUNTIME", "distroless")]), [7, 8, 10, 11]);
+        assert_eq!(
+            expand("$A-${B}-${C:-c}-$", &|n| (n != "C")
+                .then(|| n.to_lowercase())),
+            "a-b-c-$"
+        );
     }
 
     #[test]
@@ -532,7 +630,7 @@ WORKDIR /opt/app
             "# header\nannotated-doc==0.0.7 \\\n    --hash=sha256:00\nStarlette==1.10.0 \\\n"
                 .to_string(),
         )];
-        let l = Locator::new(path, &d, Some("app"), &history(), &lock);
+        let l = Locator::new(path, &d, Some("app"), &BTreeMap::new(), &history(), &lock);
         let base = l.os_package("sha256:base", &["libc6", "glibc"]);
         assert_eq!((base.line, base.why), (4, "base image"));
         // Named on the line.
@@ -569,7 +667,14 @@ WORKDIR /opt/app
                 "RUN /bin/sh -c apt-get update  && apt-get install -y       curl       python3=3.13.5-1 # buildkit".to_string(),
             ),
         ];
-        let l = Locator::new(Utf8Path::new("/r/Dockerfile"), &d, None, &history, &[]);
+        let l = Locator::new(
+            Utf8Path::new("/r/Dockerfile"),
+            &d,
+            None,
+            &BTreeMap::new(),
+            &history,
+            &[],
+        );
         assert_eq!(
             l.os_package("sha256:apt", &["python3", "python3-defaults"])
                 .line,
@@ -591,7 +696,14 @@ WORKDIR /opt/app
             "sha256:base".to_string(),
             "ADD rootfs.tar / # buildkit".to_string(),
         )];
-        let l = Locator::new(Utf8Path::new("/r/Dockerfile"), &d, None, &history, &[]);
+        let l = Locator::new(
+            Utf8Path::new("/r/Dockerfile"),
+            &d,
+            None,
+            &BTreeMap::new(),
+            &history,
+            &[],
+        );
         assert_eq!(l.layer("sha256:base").line, 1);
         assert_eq!(l.os_package("sha256:base", &["tar"]).why, "base image");
     }

@@ -25,7 +25,7 @@ mod trivy;
 use anyhow::{bail, Context, Result};
 use camino::{Utf8Path, Utf8PathBuf};
 use serde::Serialize;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use crate::config::{Config, Date, Scan};
@@ -129,6 +129,7 @@ struct Target<'a> {
     policy: &'a Scan,
     dockerfile: &'a Utf8Path,
     stage: Option<&'a str>,
+    build_args: &'a BTreeMap<String, String>,
     source: Source,
 }
 
@@ -188,6 +189,7 @@ impl Args {
                 policy: &v.scan,
                 dockerfile: &v.dockerfile,
                 stage: v.target.as_deref(),
+                build_args: &v.build_args,
                 source,
             });
         }
@@ -379,6 +381,7 @@ fn scan_one(
         target.dockerfile,
         &dockerfile,
         target.stage,
+        target.build_args,
         &layers,
         &lockfiles,
     );
