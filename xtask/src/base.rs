@@ -11,6 +11,7 @@ use xshell::cmd;
 
 use crate::config::Base;
 use crate::docker;
+use crate::report;
 use crate::util::{progress, Ctx, TempDir};
 
 #[derive(clap::Args)]
@@ -34,12 +35,11 @@ impl Args {
         let mirrors = resolve_mirrors(base);
         let plan = mmdebstrap_args(base, mirrors.as_ref(), Utf8Path::new("rootfs.tar"));
         if self.dry_run {
-            println!(
-                "SOURCE_DATE_EPOCH={} mmdebstrap {}",
+            return report::print(&format!(
+                "SOURCE_DATE_EPOCH={} mmdebstrap {}\n",
                 base.source_date_epoch,
                 plan.join(" ")
-            );
-            return Ok(());
+            ));
         }
         if which::which("mmdebstrap").is_err() {
             bail!(
@@ -65,11 +65,10 @@ impl Args {
                 .as_ref()
                 .map_or("mmdebstrap's default mirror", |m| m.main.as_str())
         );
-        duct::cmd("mmdebstrap", &args)
+        let mmdebstrap = duct::cmd("mmdebstrap", &args)
             .env("SOURCE_DATE_EPOCH", base.source_date_epoch.to_string())
-            .stdout_to_stderr()
-            .run()
-            .context("mmdebstrap failed (its output is above)")?;
+            .stdout_to_stderr();
+        crate::cleanup::run(&mmdebstrap).context("mmdebstrap failed (its output is above)")?;
 
         std::fs::write(
             tmp.path().join("Dockerfile"),
@@ -86,8 +85,7 @@ impl Args {
         }
         let id = std::fs::read_to_string(&iidfile).context("reading the base image ID")?;
         let id = docker::image_id(&ctx.sh, &base.image)?.unwrap_or_else(|| id.trim().to_string());
-        println!("{id}");
-        Ok(())
+        report::print(&format!("{id}\n"))
     }
 }
 

@@ -1,18 +1,59 @@
-//! Cleanup that runs on every path: when a guard drops, and on Ctrl-C / SIGTERM for all live guards.
+//! Cleanup on every path, and what a signal may still do: when a guard drops, and on Ctrl-C /
+//! SIGTERM for all live guards; the output gate that keeps an interrupted run from reporting.
 //!
 //! Killing the `docker run` client does not stop its container and a killed xtask runs no
 //! destructors, so everything an xtask command creates (containers, temp dirs, child processes)
-//! registers a `Guard` here; the signal handler runs the pending actions, then exits with 130.
+//! registers a [`Guard`] here; the signal handler runs the pending actions, then exits with 130.
+//!
+//! An interrupted run never reports, by construction:
+//! - Results reach stdout, report files and the step summary only through [`deliver`] (the
+//!   functions of `crate::report` call it), progress lines only through [`deliver_progress`],
+//!   and `main` ends through [`finish`]. All three take one lock, the gate.
+//! - The handler takes the gate and marks the run interrupted *before* it removes anything. So a
+//!   failure that cleanup causes (a container vanishing under a check) is seen only after the
+//!   mark, and the mark stops every later delivery: the thread that tries parks until the handler
+//!   exits with 130. A delivery already in progress when the signal arrives completes first.
+//! - No new guard (and so no new container or child process) can be registered once cleanup has
+//!   begun, and a child process is started and registered in one step ([`run`], [`reader`]), so
+//!   nothing is started that the handler does not know about.
+//! - [`finish`] closes the gate for good: a signal after the command's outcome is decided does
+//!   not change it.
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::io;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 type Action = Box<dyn FnOnce() + Send>;
 
-static PENDING: Mutex<BTreeMap<u64, Action>> = Mutex::new(BTreeMap::new());
+struct Pending {
+    actions: BTreeMap<u64, Action>,
+    /// Set when the handler took the actions: nothing may be registered after that.
+    closed: bool,
+}
+
+static PENDING: Mutex<Pending> = Mutex::new(Pending {
+    actions: BTreeMap::new(),
+    closed: false,
+});
 static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+/// Actions being run by a dropping guard right now (the handler waits for them before exiting).
+static RUNNING: AtomicUsize = AtomicUsize::new(0);
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+/// Set by [`finish`], which keeps the gate closed: later output no longer passes through it.
+static FINISHED: AtomicBool = AtomicBool::new(false);
+/// The output gate: deliveries, progress lines, the end of `main`, and the handler's mark.
+static GATE: Mutex<()> = Mutex::new(());
+
+thread_local! {
+    /// True on the signal handler's thread, which must never park.
+    static IS_HANDLER: Cell<bool> = const { Cell::new(false) };
+}
+
+/// How long the handler waits for a delivery in progress, and for actions other threads run.
+const HANDLER_PATIENCE: Duration = Duration::from_secs(30);
 
 /// Runs its action once: on drop, or from the signal handler, whichever comes first.
 #[must_use = "the action runs when the guard is dropped"]
@@ -21,57 +62,149 @@ pub struct Guard {
 }
 
 impl Guard {
+    /// Registers `action`. After a signal, the calling thread parks here instead (the run is
+    /// ending; whatever it was about to create would not be cleaned up).
     pub fn new(action: impl FnOnce() + Send + 'static) -> Guard {
-        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-        lock().insert(id, Box::new(action));
-        Guard { id }
+        let mut pending = lock_pending_for_new();
+        register(&mut pending, Box::new(action))
     }
 
-    /// Forget the action without running it (e.g. `--keep`).
+    /// Forget the action without running it (e.g. `--keep`, or a child that exited).
     pub fn disarm(self) {
-        lock().remove(&self.id);
+        lock_pending().actions.remove(&self.id);
         std::mem::forget(self);
     }
 }
 
 impl Drop for Guard {
     fn drop(&mut self) {
-        let action = lock().remove(&self.id);
+        let action = {
+            let mut pending = lock_pending();
+            let action = pending.actions.remove(&self.id);
+            if action.is_some() {
+                RUNNING.fetch_add(1, Ordering::SeqCst);
+            }
+            action
+        };
         if let Some(action) = action {
             action();
+            RUNNING.fetch_sub(1, Ordering::SeqCst);
         }
     }
 }
 
-fn lock() -> std::sync::MutexGuard<'static, BTreeMap<u64, Action>> {
-    PENDING
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+fn lock_pending() -> MutexGuard<'static, Pending> {
+    PENDING.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Run every pending action, newest first (a container before the temp dir it was built from).
-pub fn run_all() {
+/// The pending actions, to add one; parks the caller when cleanup has begun.
+fn lock_pending_for_new() -> MutexGuard<'static, Pending> {
+    let pending = lock_pending();
+    if (pending.closed || interrupted()) && !IS_HANDLER.get() {
+        drop(pending);
+        wait_for_handler();
+    }
+    pending
+}
+
+fn register(pending: &mut Pending, action: Action) -> Guard {
+    let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+    pending.actions.insert(id, action);
+    Guard { id }
+}
+
+fn lock_gate() -> MutexGuard<'static, ()> {
+    GATE.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Runs `f` — writing a result to stdout, a report file, the step summary — unless the run was
+/// interrupted: then the caller parks until the handler exits with 130, and nothing is written.
+pub fn deliver<T>(f: impl FnOnce() -> T) -> T {
+    if FINISHED.load(Ordering::SeqCst) {
+        return f();
+    }
+    let gate = lock_gate();
+    if interrupted() {
+        drop(gate);
+        wait_for_handler();
+    }
+    let out = f();
+    drop(gate);
+    out
+}
+
+/// Writes a progress line to stderr, or nothing once the run was interrupted (progress such as
+/// `smoke cpu: FAILED (6/9 checks)` after a signal would describe what the cleanup did).
+pub fn deliver_progress(line: std::fmt::Arguments) {
+    if FINISHED.load(Ordering::SeqCst) {
+        eprintln!("{line}");
+        return;
+    }
+    let _gate = lock_gate();
+    if !interrupted() {
+        eprintln!("{line}");
+    }
+}
+
+/// The end of `main`: from here on a signal no longer changes the outcome (the gate stays
+/// closed, so the handler never gets to exit with 130); when a signal came first, parks until
+/// the handler exits with 130, so that neither the command's error nor its exit code shows.
+pub fn finish() {
+    let gate = lock_gate();
+    if interrupted() {
+        drop(gate);
+        wait_for_handler();
+    }
+    FINISHED.store(true, Ordering::SeqCst);
+    std::mem::forget(gate);
+}
+
+/// Runs every pending action, newest first (a container before the temp dir it was built from),
+/// then waits for actions that dropping guards on other threads are running.
+fn run_all() {
     let actions: Vec<Action> = {
-        let mut pending = lock();
-        let ids: Vec<u64> = pending.keys().rev().copied().collect();
+        let mut pending = lock_pending();
+        pending.closed = true;
+        let ids: Vec<u64> = pending.actions.keys().rev().copied().collect();
         ids.into_iter()
-            .filter_map(|id| pending.remove(&id))
+            .filter_map(|id| pending.actions.remove(&id))
             .collect()
     };
     for action in actions {
         action();
     }
+    let deadline = Instant::now() + HANDLER_PATIENCE;
+    while RUNNING.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// What the handler does on SIGINT / SIGTERM (Ctrl-C / Ctrl-Break on Windows).
+fn on_signal() {
+    IS_HANDLER.set(true);
+    // Close the gate: wait (a bounded time) for a delivery in progress, then mark the run.
+    let deadline = Instant::now() + HANDLER_PATIENCE;
+    let gate = loop {
+        match GATE.try_lock() {
+            Ok(gate) => break Some(gate),
+            Err(std::sync::TryLockError::Poisoned(p)) => break Some(p.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            // `finish` holds it for good: the outcome is decided and the process is exiting.
+            Err(std::sync::TryLockError::WouldBlock) => break None,
+        }
+    };
+    INTERRUPTED.store(true, Ordering::SeqCst);
+    drop(gate);
+    eprintln!("\ninterrupted: cleaning up");
+    run_all();
+    std::process::exit(130);
 }
 
 /// On SIGINT / SIGTERM (Ctrl-C / Ctrl-Break on Windows): clean up, then exit 130.
 pub fn install_signal_handler() {
-    let result = ctrlc::set_handler(|| {
-        INTERRUPTED.store(true, Ordering::SeqCst);
-        eprintln!("\ninterrupted: cleaning up");
-        run_all();
-        std::process::exit(130);
-    });
-    if let Err(err) = result {
+    if let Err(err) = ctrlc::set_handler(on_signal) {
         eprintln!("warning: cannot install the Ctrl-C handler ({err}); an interrupt may leave containers behind");
     }
 }
@@ -81,11 +214,97 @@ pub fn interrupted() -> bool {
     INTERRUPTED.load(Ordering::SeqCst)
 }
 
-/// Blocks forever, leaving the exit to the signal handler. The main thread calls this when a
-/// command failed because the handler removed what it was using (e.g. a container that vanished
-/// under `docker inspect`), so that the exit code is 130 and not the command's error.
-pub fn wait_for_handler() -> ! {
+/// Blocks forever, leaving the exit to the signal handler.
+fn wait_for_handler() -> ! {
     loop {
         std::thread::park();
+    }
+}
+
+/// Starts a child process and registers its kill as one step, so that a signal either comes
+/// before (and nothing starts) or finds it registered.
+fn start_guarded<T: Send + Sync + 'static>(
+    start: impl FnOnce() -> io::Result<T>,
+    kill: fn(&T),
+) -> io::Result<(Arc<T>, Guard)> {
+    let mut pending = lock_pending_for_new();
+    let child = Arc::new(start()?);
+    let victim = Arc::clone(&child);
+    let guard = register(&mut pending, Box::new(move || kill(&victim)));
+    Ok((child, guard))
+}
+
+/// `expr.run()`, with the child (and its children) killed on Ctrl-C / SIGTERM. For every
+/// long-running process outside docker.rs: mmdebstrap, cargo, pytest, trivy….
+pub fn run(expr: &duct::Expression) -> io::Result<std::process::Output> {
+    let (handle, guard) = start_guarded(|| expr.start(), |h| drop(h.kill()))?;
+    let out = handle.wait().cloned();
+    guard.disarm();
+    out
+}
+
+/// A child whose stdout is read as it comes (`expr.reader()`), killed on drop and on Ctrl-C /
+/// SIGTERM.
+pub struct Reader {
+    handle: Arc<duct::ReaderHandle>,
+    _guard: Guard,
+}
+
+pub fn reader(expr: &duct::Expression) -> io::Result<Reader> {
+    let (handle, guard) = start_guarded(|| expr.reader(), |h| drop(h.kill()))?;
+    Ok(Reader {
+        handle,
+        _guard: guard,
+    })
+}
+
+impl Reader {
+    /// The exit status once its output was read to the end.
+    pub fn try_wait(&self) -> io::Result<Option<&std::process::Output>> {
+        self.handle.try_wait()
+    }
+}
+
+impl io::Read for &Reader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        (&*self.handle).read(buf)
+    }
+}
+
+impl io::Read for Reader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        (&*self.handle).read(buf)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    #[test]
+    fn a_guard_runs_its_action_once_on_drop_and_never_when_disarmed() {
+        static RAN: AtomicUsize = AtomicUsize::new(0);
+        drop(Guard::new(|| {
+            RAN.fetch_add(1, Ordering::SeqCst);
+        }));
+        assert_eq!(RAN.load(Ordering::SeqCst), 1);
+        Guard::new(|| {
+            RAN.fetch_add(10, Ordering::SeqCst);
+        })
+        .disarm();
+        assert_eq!(RAN.load(Ordering::SeqCst), 1);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_guarded_run_returns_the_output_and_leaves_no_action() {
+        let out = run(&duct::cmd!("sh", "-c", "echo hi; exit 3")
+            .stdout_capture()
+            .unchecked())
+        .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "hi\n");
+        assert_eq!(out.status.code(), Some(3));
+        assert!(!deliver(interrupted));
     }
 }

@@ -9,10 +9,7 @@ use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
-use std::sync::Arc;
 use xshell::{cmd, Shell};
-
-use crate::cleanup::Guard;
 
 /// Fails with the fix when the `docker` CLI is not on PATH.
 pub fn ensure_cli() -> Result<()> {
@@ -477,24 +474,14 @@ pub fn parse_build_check(json: &str) -> Result<BuildCheck> {
 /// its verdict. Exit 1 with a report means "the check found something"; anything else is an
 /// error that quotes docker.
 pub fn build_check_in(dir: &camino::Utf8Path, args: &[String]) -> Result<BuildCheck> {
-    let handle = std::sync::Arc::new(
-        command(args)
-            .dir(dir)
-            .stdin_null()
-            .stdout_capture()
-            .stderr_capture()
-            .unchecked()
-            .start()
-            .context("starting `docker buildx build --call=check`")?,
-    );
     // Killed with the xtask on Ctrl-C (the check holds a BuildKit session until it ends).
-    let kill = std::sync::Arc::clone(&handle);
-    let guard = crate::cleanup::Guard::new(move || drop(kill.kill()));
-    let out = handle
-        .wait()
-        .context("running `docker buildx build --call=check`")?
-        .clone();
-    drop(guard);
+    let check = command(args)
+        .dir(dir)
+        .stdin_null()
+        .stdout_capture()
+        .stderr_capture()
+        .unchecked();
+    let out = crate::cleanup::run(&check).context("running `docker buildx build --call=check`")?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     let code = out.status.code();
@@ -524,7 +511,8 @@ pub enum BuildOutput<'a> {
 
 /// Runs a prepared `docker buildx build …` argv (it starts with `buildx build`) to the end and
 /// returns its exit status. The build is killed when this returns early (a read error) and on
-/// Ctrl-C / SIGTERM.
+/// Ctrl-C / SIGTERM. buildx is asked to put BuildKit's warnings into the metadata file
+/// (`buildx.build.warnings`), where [`build_warnings`] reads them.
 pub fn buildx_build(argv: &[String], output: BuildOutput) -> Result<std::process::ExitStatus> {
     buildx_build_in(None, argv, output)
 }
@@ -545,30 +533,19 @@ pub fn buildx_build_in(
         .into_iter()
         .collect();
     full.extend(argv.iter().cloned());
-    let build = command(&full).unchecked();
+    let build = command(&full)
+        .env("BUILDX_METADATA_WARNINGS", "1")
+        .unchecked();
     match output {
         BuildOutput::Stderr => {
-            let handle = Arc::new(
-                build
-                    .stdout_to_stderr()
-                    .start()
-                    .context("starting docker buildx")?,
-            );
-            let kill = Arc::clone(&handle);
-            let _guard = Guard::new(move || drop(kill.kill()));
-            let output = handle.wait().context("waiting for docker buildx")?;
+            let output =
+                crate::cleanup::run(&build.stdout_to_stderr()).context("running docker buildx")?;
             Ok(output.status)
         }
         BuildOutput::Lines(on_line) => {
-            let reader = Arc::new(
-                build
-                    .stderr_to_stdout()
-                    .reader()
-                    .context("starting docker buildx")?,
-            );
-            let kill = Arc::clone(&reader);
-            let _guard = Guard::new(move || drop(kill.kill()));
-            for line in BufReader::new(&*reader).lines() {
+            let reader = crate::cleanup::reader(&build.stderr_to_stdout())
+                .context("starting docker buildx")?;
+            for line in BufReader::new(&reader).lines() {
                 on_line(&line.context("reading docker buildx output")?);
             }
             let output = reader.try_wait()?.context("docker buildx did not finish")?;

@@ -71,13 +71,10 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let ctx = match util::Ctx::new(cli.config) {
-        Ok(ctx) => ctx,
-        Err(err) => return util::report_error(&err),
-    };
+    // First, so that a signal at any later moment finds the handler.
     cleanup::install_signal_handler();
-    let result: Result<()> = match cli.command {
+    let cli = Cli::parse();
+    let result: Result<()> = util::Ctx::new(cli.config).and_then(|ctx| match cli.command {
         Command::Config(args) => args.run(&ctx),
         Command::Doctor(args) => args.run(&ctx),
         Command::Base(args) => args.run(&ctx),
@@ -91,10 +88,9 @@ fn main() -> ExitCode {
         Command::Verify(args) => args.run(&ctx),
         Command::Test(args) => args.run(&ctx),
         Command::Bench(args) => args.run(&ctx),
-    };
-    if cleanup::interrupted() {
-        cleanup::wait_for_handler();
-    }
+    });
+    // A signal before this point: no error, exit 130 (the handler's); after it: this outcome.
+    cleanup::finish();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => util::report_error(&err),

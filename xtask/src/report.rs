@@ -134,11 +134,25 @@ fn emit_rendered<T: Serialize>(
             serde_json::to_string_pretty(value).context("serializing the report")? + "\n"
         }
     };
-    let mut stdout = std::io::stdout().lock();
-    stdout
-        .write_all(out.as_bytes())
-        .context("writing the report")?;
-    Ok(())
+    print(&out)
+}
+
+/// Writes a result to stdout, unless the run was interrupted (`crate::cleanup::deliver`): every
+/// command's results reach stdout through here.
+pub fn print(text: &str) -> Result<()> {
+    crate::cleanup::deliver(|| {
+        let mut stdout = std::io::stdout().lock();
+        stdout
+            .write_all(text.as_bytes())
+            .and_then(|()| stdout.flush())
+            .context("writing the report")
+    })
+}
+
+/// Writes diagnostics of a failed check to stderr, unless the run was interrupted (after a
+/// signal they would describe what the cleanup did).
+pub fn diagnostics(text: &str) {
+    crate::cleanup::deliver(|| eprint!("{text}"));
 }
 
 /// One titled table of a report with several tables.
@@ -189,10 +203,8 @@ pub fn step_summary(title: &str, markdown: &str) {
     let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) else {
         return;
     };
-    if let Err(e) = append(
-        std::path::Path::new(&path),
-        &format!("### {title}\n\n{markdown}\n"),
-    ) {
+    let text = format!("### {title}\n\n{markdown}\n");
+    if let Err(e) = crate::cleanup::deliver(|| append(std::path::Path::new(&path), &text)) {
         eprintln!(
             "warning: cannot write the step summary $GITHUB_STEP_SUMMARY ({}): {e}; \
              the results above stand",
@@ -210,7 +222,12 @@ fn append(path: &std::path::Path, text: &str) -> std::io::Result<()> {
 }
 
 /// Writes a file atomically (temp file + rename) so an interrupted run leaves no half-written report.
+/// Not written at all once the run was interrupted (`crate::cleanup::deliver`).
 pub fn write_atomic(path: &camino::Utf8Path, contents: &[u8]) -> Result<()> {
+    crate::cleanup::deliver(|| write_atomic_now(path, contents))
+}
+
+fn write_atomic_now(path: &camino::Utf8Path, contents: &[u8]) -> Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {dir}"))?;
     }

@@ -4,6 +4,7 @@
 use anyhow::{bail, Context, Result};
 use camino::Utf8PathBuf;
 
+use crate::cleanup;
 use crate::util::{progress, CheckFailed, Ctx};
 
 #[derive(clap::Args)]
@@ -51,10 +52,7 @@ impl Args {
                 args.extend(self.cargo_args);
             }
             progress!("cargo {}", args.join(" "));
-            let out = duct::cmd(&cargo, &args)
-                .dir(&ctx.root)
-                .unchecked()
-                .run()
+            let out = cleanup::run(&duct::cmd(&cargo, &args).dir(&ctx.root).unchecked())
                 .context("running cargo test")?;
             if !out.status.success() {
                 failed.push("xtask (cargo test)");
@@ -81,11 +79,9 @@ fn app_tests(ctx: &Ctx) -> Result<()> {
     };
     let lock = ctx.root.join("app").join("requirements-dev.lock");
     progress!("app tests: venv {venv} from {lock}");
-    duct::cmd!("uv", "venv", "--quiet", "--allow-existing", &venv)
-        .dir(&ctx.root)
-        .run()
+    cleanup::run(&duct::cmd!("uv", "venv", "--quiet", "--allow-existing", &venv).dir(&ctx.root))
         .context("creating the app test venv with uv")?;
-    duct::cmd!(
+    let sync = duct::cmd!(
         "uv",
         "pip",
         "sync",
@@ -94,16 +90,11 @@ fn app_tests(ctx: &Ctx) -> Result<()> {
         &python,
         "--require-hashes",
         &lock
-    )
-    .dir(&ctx.root)
-    .run()
-    .context("installing the app's locked dev requirements")?;
+    );
+    cleanup::run(&sync.dir(&ctx.root)).context("installing the app's locked dev requirements")?;
     progress!("pytest app/tests");
-    let out = duct::cmd!(python.as_std_path(), "-m", "pytest", "app/tests")
-        .dir(&ctx.root)
-        .unchecked()
-        .run()
-        .context("running pytest")?;
+    let pytest = duct::cmd!(python.as_std_path(), "-m", "pytest", "app/tests");
+    let out = cleanup::run(&pytest.dir(&ctx.root).unchecked()).context("running pytest")?;
     if !out.status.success() {
         return Err(CheckFailed("app tests failed".into()).into());
     }

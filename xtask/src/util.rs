@@ -126,9 +126,10 @@ fn error_lines(err: &anyhow::Error) -> (String, Vec<String>) {
 
 /// Progress for long steps goes to stderr so that stdout stays clean for `--format json`.
 /// Import it as `use crate::util::progress;`.
+/// Silent once the run was interrupted (see `crate::cleanup::deliver_progress`).
 macro_rules! progress {
     ($($arg:tt)*) => {
-        eprintln!("==> {}", format_args!($($arg)*))
+        $crate::cleanup::deliver_progress(format_args!("==> {}", format_args!($($arg)*)))
     };
 }
 pub(crate) use progress;

@@ -6,7 +6,7 @@
 mod common;
 
 use common::*;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// A second label that scopes leak checks to one test (tests of this binary run in parallel).
@@ -351,46 +351,7 @@ fn a_needed_shared_library_missing_from_the_image_fails_and_is_named() {
     assert_no_leak(case);
 }
 
-/// Starts a smoke that waits (the never-healthy fixture), sends `signal` once its container
-/// exists, and checks the exit code and that the container is gone.
-fn interrupt(case: &str, signal: &str) {
-    let image = fixture_image(FIXTURE, &["--target=app", "--build-arg=MODE=never"]);
-    let dir = Scratch::new(&format!("smoke-{case}"));
-    let config = write_config(&dir, "");
-    let mut child: Child = smoke_cmd(&config, &image, case, &["--timeout", "120s"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawning xtask smoke");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while case_containers(case).is_empty() {
-        if Instant::now() > deadline || child.try_wait().unwrap().is_some() {
-            let _ = child.kill();
-            panic!(
-                "the smoke container never appeared: {:?}",
-                child.wait_with_output()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let pid = child.id().to_string();
-    Run::of(Command::new("kill").args([signal, &pid])).assert_ok();
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(130), "{stderr}");
-    assert!(stderr.contains("interrupted: cleaning up"), "{stderr}");
-    assert_no_leak(case);
-}
-
-#[test]
-fn sigint_removes_the_container_and_exits_130() {
-    interrupt("sigint", "-INT");
-}
-
-#[test]
-fn sigterm_removes_the_container_and_exits_130() {
-    interrupt("sigterm", "-TERM");
-}
+// Signals (SIGINT, SIGTERM over many runs; SIGKILL and the reclaim after it): tests/signals.rs.
 
 #[test]
 fn two_smokes_of_one_variant_at_once_both_pass() {

@@ -183,12 +183,11 @@ impl SizesArgs {
                     args.extend(["--image".to_string(), image.clone()]);
                 }
                 let started = Instant::now();
-                let out = duct::cmd(&exe, &args)
+                let sizes = duct::cmd(&exe, &args)
                     .stdout_capture()
                     .stderr_capture()
-                    .unchecked()
-                    .run()
-                    .context("running `cargo xtask sizes`")?;
+                    .unchecked();
+                let out = crate::cleanup::run(&sizes).context("running `cargo xtask sizes`")?;
                 secs.push(started.elapsed().as_secs_f64());
                 // 1 means over budget, which does not matter here; 2 is an error.
                 if !matches!(out.status.code(), Some(0 | 1)) {

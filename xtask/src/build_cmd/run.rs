@@ -91,7 +91,7 @@ pub fn execute(
             input.context.as_deref(),
             &plan.argv,
             docker::BuildOutput::Lines(&mut |line| {
-                eprintln!("{line}");
+                crate::cleanup::deliver_progress(format_args!("{line}"));
                 failing.feed(line);
             }),
         )?;

@@ -4,11 +4,9 @@
 
 use anyhow::{anyhow, bail, Context, Result};
 use camino::Utf8Path;
-use std::sync::Arc;
 
 use super::parse::{self, Finding};
 use super::plan::{Job, Tool};
-use crate::cleanup::Guard;
 use crate::docker;
 use crate::util::Ctx;
 use xshell::cmd;
@@ -128,17 +126,8 @@ fn run_job(dir: &Utf8Path, job: &Job, note: &mut Option<String>) -> Result<Vec<F
         expr = expr.env(k, v);
     }
     // A linter still running when the user presses Ctrl-C is killed with the xtask.
-    let handle = Arc::new(
-        expr.start()
-            .with_context(|| format!("starting `{}`", job.program))?,
-    );
-    let kill = Arc::clone(&handle);
-    let guard = Guard::new(move || drop(kill.kill()));
-    let output = handle
-        .wait()
-        .with_context(|| format!("waiting for `{}`", job.program))?
-        .clone();
-    drop(guard);
+    let output =
+        crate::cleanup::run(&expr).with_context(|| format!("running `{}`", job.program))?;
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     let code = output.status.code().unwrap_or(-1);

@@ -7,10 +7,9 @@ use anyhow::{bail, Context, Result};
 use camino::{Utf8Path, Utf8PathBuf};
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader};
-use std::sync::Arc;
 
 use super::plan::{self, DbOptions, Input};
-use crate::cleanup::{self, Guard};
+use crate::cleanup;
 use crate::util::{Ctx, TempDir};
 
 /// How many of Trivy's last log lines an error quotes.
@@ -48,21 +47,17 @@ impl Failed {
 /// Runs Trivy with `argv` (argv[0] is `trivy`), copying its log to stderr.
 fn run(ctx: &Ctx, trivy: &Utf8Path, argv: &[String]) -> Result<std::result::Result<(), Failed>> {
     // Trivy reads `trivy-secret.yaml` (secret allow rules) from its working directory.
-    let reader = Arc::new(
-        duct::cmd(trivy.as_std_path(), &argv[1..])
-            .dir(&ctx.root)
-            .stdin_null()
-            .stderr_to_stdout()
-            .unchecked()
-            .reader()
-            .with_context(|| format!("starting `{}`", argv.join(" ")))?,
-    );
-    let kill = Arc::clone(&reader);
-    let _guard = Guard::new(move || drop(kill.kill()));
+    let trivy = duct::cmd(trivy.as_std_path(), &argv[1..])
+        .dir(&ctx.root)
+        .stdin_null()
+        .stderr_to_stdout()
+        .unchecked();
+    let reader =
+        cleanup::reader(&trivy).with_context(|| format!("starting `{}`", argv.join(" ")))?;
     let mut last: VecDeque<String> = VecDeque::new();
-    for line in BufReader::new(&*reader).lines() {
+    for line in BufReader::new(&reader).lines() {
         let line = line.context("reading trivy's output")?;
-        eprintln!("    {line}");
+        cleanup::deliver_progress(format_args!("    {line}"));
         if last.len() == QUOTED_LINES {
             last.pop_front();
         }

@@ -243,7 +243,7 @@ impl Args {
                 .map(|f| f.message.as_str())
         };
         for warning in findings(Level::Warning) {
-            eprintln!("warning: {warning}");
+            report::diagnostics(&format!("warning: {warning}\n"));
         }
         let over: Vec<&str> = findings(Level::Over).collect();
         let missing: Vec<String> = report

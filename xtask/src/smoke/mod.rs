@@ -95,7 +95,7 @@ impl Args {
             let outcome = run::smoke_one(variant, image, config, &opts, self.keep)
                 .with_context(|| format!("smoke-testing variant `{}`", variant.name))?;
             if !outcome.passed {
-                eprint!("{}", render::render_diagnostics(&outcome));
+                report::diagnostics(&render::render_diagnostics(&outcome));
             }
             outcomes.push(outcome);
         }
