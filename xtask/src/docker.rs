@@ -790,6 +790,109 @@ pub fn remove_repository_tags(repository: &str) -> Result<()> {
     Ok(())
 }
 
+/// A container's ID, name and labels.
+#[derive(Debug, Clone)]
+pub struct ContainerFacts {
+    pub id: String,
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ContainerDoc {
+    id: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    config: ContainerConfigDoc,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ContainerConfigDoc {
+    #[serde(default)]
+    labels: Option<BTreeMap<String, String>>,
+}
+
+/// Every container (running or not) that has the label `key`, with its labels.
+pub fn containers_labelled(sh: &Shell, key: &str) -> Result<Vec<ContainerFacts>> {
+    let filter = format!("label={key}");
+    let ids = cmd!(sh, "docker ps --all --quiet --no-trunc --filter {filter}")
+        .quiet()
+        .read()
+        .context("running `docker ps`")?;
+    let ids: Vec<&str> = ids.split_whitespace().collect();
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    // A container may be removed between the two calls: inspect what is left.
+    let out = cmd!(sh, "docker container inspect {ids...}")
+        .quiet()
+        .ignore_status()
+        .ignore_stderr()
+        .output()
+        .context("running `docker container inspect`")?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    if stdout.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    let docs: Vec<ContainerDoc> =
+        serde_json::from_str(&stdout).context("parsing `docker container inspect` output")?;
+    Ok(docs
+        .into_iter()
+        .map(|d| ContainerFacts {
+            id: d.id,
+            name: d.name.trim_start_matches('/').to_string(),
+            labels: d.config.labels.unwrap_or_default(),
+        })
+        .collect())
+}
+
+/// Every image that has all the labels `keys`.
+pub fn images_labelled(sh: &Shell, keys: &[&str]) -> Result<Vec<ImageInspect>> {
+    let filters: Vec<String> = keys
+        .iter()
+        .flat_map(|k| ["--filter".to_string(), format!("label={k}")])
+        .collect();
+    let ids = cmd!(sh, "docker image ls --quiet --no-trunc {filters...}")
+        .quiet()
+        .read()
+        .context("running `docker image ls`")?;
+    let mut ids: Vec<String> = ids.split_whitespace().map(str::to_owned).collect();
+    ids.sort();
+    ids.dedup();
+    Ok(image_inspect(sh, &ids)?.into_values().collect())
+}
+
+/// `docker image rm REF…`: untags (and removes the image with its last tag). An image a
+/// container still uses stays, with a warning.
+pub fn remove_images(sh: &Shell, refs: &[String]) -> Result<()> {
+    if refs.is_empty() {
+        return Ok(());
+    }
+    let out = cmd!(sh, "docker image rm {refs...}")
+        .quiet()
+        .ignore_status()
+        .output()
+        .context("running `docker image rm`")?;
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let problems: Vec<&str> = stderr
+            .lines()
+            .filter(|l| !l.contains("No such image"))
+            .collect();
+        if !problems.is_empty() {
+            eprintln!(
+                "warning: cannot remove {}: {}",
+                refs.join(", "),
+                problems.join("; ")
+            );
+        }
+    }
+    Ok(())
+}
+
 /// `docker rm --force --volumes NAME`; a container that does not exist is not an error.
 pub fn remove_container(name: &str) -> Result<()> {
     let args = [

@@ -5,6 +5,8 @@ use anyhow::{bail, Context, Result};
 use camino::Utf8PathBuf;
 
 use crate::cleanup;
+use crate::docker;
+use crate::reclaim;
 use crate::util::{progress, CheckFailed, Ctx};
 
 #[derive(clap::Args)]
@@ -26,6 +28,21 @@ pub struct Args {
 
 impl Args {
     pub fn run(self, ctx: &Ctx) -> Result<()> {
+        // What killed test runs left; and, at the end, the fixture images of this run's test
+        // processes (they share them between their tests, so none of them can remove them).
+        // (Unit tests start nothing, and need no engine.)
+        let reclaim = !self.unit;
+        if reclaim {
+            reclaim_stale(ctx);
+        }
+        let result = self.run_tests(ctx);
+        if reclaim {
+            reclaim_stale(ctx);
+        }
+        result
+    }
+
+    fn run_tests(self, ctx: &Ctx) -> Result<()> {
         let mut failed = Vec::new();
         if !self.skip_app && !self.unit {
             if let Err(err) = app_tests(ctx) {
@@ -63,6 +80,19 @@ impl Args {
         } else {
             Err(CheckFailed(format!("tests failed: {}", failed.join(", "))).into())
         }
+    }
+}
+
+/// Removes containers and fixture images whose owner is gone, when an engine answers (the app
+/// tests need none). Best effort: the tests' verdict does not depend on it.
+fn reclaim_stale(ctx: &Ctx) {
+    if docker::versions(&ctx.sh).is_err() {
+        return;
+    }
+    let reclaimed =
+        reclaim::stale_containers(&ctx.sh).and_then(|_| reclaim::stale_test_images(&ctx.sh));
+    if let Err(err) = reclaimed {
+        eprintln!("warning: {err:#}");
     }
 }
 

@@ -1,5 +1,7 @@
 //! Signals against the real engine: an interrupted `cargo xtask smoke` never reports (over many
-//! runs, signals at every moment of a run).
+//! runs, signals at every moment of a run), and what a SIGKILLed xtask left is reclaimed by the
+//! next one. Own test binary: the reclaim test must not race the smokes of other tests, which
+//! would reclaim its container first.
 
 mod common;
 
@@ -224,5 +226,133 @@ fn interrupted_smokes_never_report_over_many_runs() {
     assert!(
         interrupted >= RUNS * 3 / 4,
         "only {interrupted} of {RUNS} smokes were still running when signalled"
+    );
+}
+
+#[test]
+fn a_sigkilled_smoke_leaves_a_container_the_next_smoke_reclaims() {
+    let _serial = serial();
+    let never = fixture_image("smoke-app", &["--target=app", "--build-arg=MODE=never"]);
+    let healthy = fixture_image("smoke-app", &["--target=app"]);
+    let dir = Scratch::new("signals-kill");
+    let config = write_config(&dir);
+    let summary = dir.path().join("summary.md");
+    let case = format!("kill-{}", run_id());
+
+    let mut child = smoke(&config, &never, &case, &summary, &["--timeout", "300s"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawning xtask smoke");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let victim = loop {
+        if let Some(name) = case_containers(&case).pop() {
+            break name;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the smoke container never appeared"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    Run::of(Command::new("kill").args(["-KILL", &child.id().to_string()])).assert_ok();
+    child.wait().unwrap();
+    // SIGKILL runs no cleanup: the container stays, with its owner's labels.
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        case_containers(&case),
+        std::slice::from_ref(&victim),
+        "SIGKILL removed it?"
+    );
+    let owner = docker(&[
+        "inspect",
+        "--format",
+        "{{index .Config.Labels \"voxserve.xtask.owner.pid\"}}",
+        &victim,
+    ]);
+    assert_eq!(owner.stdout.trim(), child.id().to_string());
+
+    // The next smoke removes it before it starts its own, and says so.
+    let next = Run::of(&mut smoke(&config, &healthy, "kill-next", &summary, &[]));
+    assert_eq!(next.code, 0, "{}\n{}", next.stdout, next.stderr);
+    assert!(case_containers(&case).is_empty(), "not reclaimed: {victim}");
+    let said = next
+        .stderr
+        .lines()
+        .find(|l| l.contains("stale container"))
+        .unwrap_or_else(|| panic!("the next smoke did not say it reclaimed:\n{}", next.stderr));
+    assert!(
+        said.contains("removed ") && said.contains(&victim),
+        "{said}"
+    );
+    // A kept container has no owner: it is the user's, and no later run takes it.
+    let kept = Run::of(&mut smoke(
+        &config,
+        &healthy,
+        "kill-keep",
+        &summary,
+        &["--keep"],
+    ));
+    let left = case_containers("kill-keep");
+    let again = Run::of(&mut smoke(&config, &healthy, "kill-next", &summary, &[]));
+    let still = case_containers("kill-keep");
+    for name in &left {
+        docker(&["rm", "-f", "-v", name]);
+    }
+    assert_eq!(kept.code, 0, "{}", kept.stderr);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert_eq!(still, left, "a later smoke reclaimed the kept container");
+}
+
+#[test]
+fn stale_fixture_images_are_reclaimed_by_cargo_xtask_test() {
+    let _serial = serial();
+    ensure_base();
+    let dir = Scratch::new("signals-images");
+    dir.write(
+        "Dockerfile",
+        &format!("FROM {BASE_IMAGE}\nLABEL fixture=stale\n"),
+    );
+    // An owner that is gone: a process that ran and exited (its pid is not reused this soon).
+    let mut gone = Command::new("true").spawn().unwrap();
+    let dead_pid = gone.id();
+    gone.wait().unwrap();
+    let alive = owner::process(std::process::id()).unwrap();
+    let stale = format!("localhost/xtask-fixture-stale:{}", run_id());
+    let live = format!("localhost/xtask-fixture-live:{}", run_id());
+    for (tag, pid) in [(&stale, dead_pid.to_string()), (&live, alive.1.clone())] {
+        let run = docker(&[
+            "buildx",
+            "build",
+            "--load",
+            "--provenance=false",
+            &format!("--label={LABEL}={}", run_id()),
+            &format!("--label={}={}", owner::OWNER_HOST, alive.0),
+            &format!("--label={}={pid}", owner::OWNER_PID),
+            &format!("--label={}={}", owner::OWNER_STARTED, alive.2),
+            &format!("--tag={tag}"),
+            dir.path().to_str().unwrap(),
+        ]);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+    }
+    let _cleanup = RemoveTags(live.rsplit_once(':').unwrap().0.to_string());
+
+    // `cargo xtask test` reclaims before and after its tests; with both skipped, only that.
+    let run = xtask_run(&["test", "--skip-rust", "--skip-app"]).assert_ok();
+    assert!(
+        run.stderr.contains("stale test image") && run.stderr.contains(&stale),
+        "{}",
+        run.stderr
+    );
+    assert_ne!(
+        docker(&["image", "inspect", &stale]).code,
+        0,
+        "{stale} is still there"
+    );
+    assert_eq!(
+        docker(&["image", "inspect", &live]).code,
+        0,
+        "the image of a live test process was removed"
     );
 }

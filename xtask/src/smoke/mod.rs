@@ -12,6 +12,9 @@
 //! HEALTHCHECK is a failed check unless the variant sets `smoke.http_probe`: then xtask probes that
 //! path itself from inside the container.
 //!
+//! Containers carry their owner (`crate::reclaim`): a smoke first removes the containers of
+//! xtask processes that were killed before they could clean up, and says how many.
+//!
 //! Exit codes: 1 when a variant fails, including policy refusals (the image runs as root without
 //! `--allow-root`, or has no HEALTHCHECK and no `http_probe`); 2 for usage and tool errors (e.g.
 //! the image was never built).
@@ -27,6 +30,7 @@ use std::time::Duration;
 
 use crate::config::Variant;
 use crate::docker::{self, ImageInspect};
+use crate::reclaim;
 use crate::report::{self, Format};
 use crate::util::{CheckFailed, Ctx};
 use plan::Options;
@@ -80,12 +84,19 @@ impl Args {
         }
         docker::versions(&ctx.sh)?;
         let (refs, images) = self.inspect(ctx, &variants)?;
+        reclaim::stale_containers(&ctx.sh)?;
         let opts = Options {
             allow_root: self.allow_root,
             gpus: self.gpus,
             rocm: self.rocm,
             publish: self.publish,
             labels: self.label.clone(),
+            // A kept container is the user's: no owner, so no later run reclaims it.
+            owner: if self.keep {
+                Vec::new()
+            } else {
+                reclaim::Owner::current(&ctx.sh).labels()
+            },
             timeout: self.timeout,
         };
 

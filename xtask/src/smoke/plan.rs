@@ -39,6 +39,8 @@ pub struct Options {
     /// `Some(0)`: a free host port.
     pub publish: Option<u16>,
     pub labels: Vec<String>,
+    /// `crate::reclaim` owner labels (none for a kept container: it is the user's then).
+    pub owner: Vec<String>,
     pub timeout: Option<Duration>,
 }
 
@@ -141,7 +143,7 @@ pub fn plan(
         .into();
     args.push(container.clone());
     args.extend(["--label".into(), format!("{LABEL}={}", variant.name)]);
-    for label in &opts.labels {
+    for label in opts.owner.iter().chain(&opts.labels) {
         args.extend(["--label".into(), label.clone()]);
     }
     // Hardened by default: nothing the service should need.
@@ -364,6 +366,7 @@ mod tests {
     fn run_args_are_hardened_labelled_and_override_health_timing() {
         let opts = Options {
             labels: vec!["voxserve.xtask.test=42".into()],
+            owner: vec!["voxserve.xtask.owner.pid=7".into()],
             ..Options::default()
         };
         let plan = plan(
@@ -380,7 +383,11 @@ mod tests {
         assert_eq!(after(a, "--name"), ["xtask-smoke-cpu-7-ab"]);
         assert_eq!(
             after(a, "--label"),
-            ["voxserve.xtask.smoke=cpu", "voxserve.xtask.test=42"]
+            [
+                "voxserve.xtask.smoke=cpu",
+                "voxserve.xtask.owner.pid=7",
+                "voxserve.xtask.test=42"
+            ]
         );
         assert!(a.contains(&"--read-only".to_string()));
         assert_eq!(after(a, "--tmpfs"), ["/tmp:rw,noexec,nosuid,size=64m"]);

@@ -14,6 +14,7 @@ pub use engine::*;
 pub use registry::*;
 #[allow(unused_imports)]
 pub use sarif::*;
+pub mod owner;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -115,7 +116,8 @@ pub fn ensure_engine() {
 }
 
 /// Fixture images outlive the test process that built them (they are shared by its tests); the
-/// next run removes those whose process is gone, so test runs do not fill the disk.
+/// next run removes those whose process is gone — same host, pid dead or reused — so test runs
+/// do not fill the disk (`cargo xtask test` does the same once its tests are done).
 fn remove_stale_test_images() {
     let ids = docker(&[
         "image",
@@ -131,18 +133,35 @@ fn remove_stale_test_images() {
     if ids.is_empty() {
         return;
     }
-    let format = format!("{{{{.Id}}}} {{{{index .Config.Labels \"{LABEL}\"}}}}");
+    let format = format!(
+        "{{{{.Id}}}}\t{{{{index .Config.Labels \"{LABEL}\"}}}}\t{{{{index .Config.Labels \"{}\"}}}}\t\
+         {{{{index .Config.Labels \"{}\"}}}}\t{{{{index .Config.Labels \"{}\"}}}}",
+        owner::OWNER_HOST,
+        owner::OWNER_PID,
+        owner::OWNER_STARTED
+    );
     let mut args = vec!["image", "inspect", "--format", &format];
     args.extend(ids);
+    let me = owner::process(std::process::id()).map(|(host, ..)| host);
     for line in docker(&args).stdout.lines() {
-        let Some((id, owner)) = line.split_once(' ') else {
+        let fields: Vec<&str> = line.split('\t').collect();
+        let [id, run, host, pid, started] = fields[..] else {
             continue;
         };
-        let Some(pid) = owner.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
-            continue;
+        let gone = if pid.is_empty() || pid == "<no value>" {
+            // Older fixtures name only the run (`<pid>-<nanos>`).
+            run.split('-')
+                .next()
+                .and_then(|p| p.parse::<u32>().ok())
+                .is_some_and(|p| owner::process(p).is_none())
+        } else {
+            Some(host) == me.as_deref()
+                && pid.parse::<u32>().is_ok_and(|p| match owner::process(p) {
+                    None => true,
+                    Some((_, _, now)) => now != started,
+                })
         };
-        let alive = pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists();
-        if !alive {
+        if gone {
             docker(&["image", "rm", "-f", id]);
         }
     }
@@ -193,6 +212,7 @@ pub fn fixture_image(name: &str, extra: &[&str]) -> String {
         format!("--label={LABEL}={}", run_id()),
         format!("--tag={tag}"),
     ];
+    args.extend(owner::labels().iter().map(|l| format!("--label={l}")));
     args.extend(extra.iter().map(|s| s.to_string()));
     args.push(dir.to_string_lossy().into_owned());
     let run = Run::of(Command::new("docker").args(&args));

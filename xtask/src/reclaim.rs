@@ -1,0 +1,291 @@
+//! Stale resources: containers (and test fixture images) whose owning process is gone.
+//!
+//! A `cargo xtask` killed with SIGKILL runs no cleanup, so what it started would stay forever.
+//! Every smoke container therefore carries its owner — host, pid and the process's start time —
+//! as labels (the test harness labels its fixture images the same way), and every command that
+//! starts containers first removes those whose owner is gone: same host, and the pid no longer
+//! alive, or alive with another start time (the pid was reused). Resources of other hosts (a
+//! shared engine) and of live owners are never touched.
+
+use anyhow::{Context, Result};
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+use xshell::Shell;
+
+use crate::docker;
+use crate::util::progress;
+
+pub const OWNER_HOST: &str = "voxserve.xtask.owner.host";
+pub const OWNER_PID: &str = "voxserve.xtask.owner.pid";
+pub const OWNER_STARTED: &str = "voxserve.xtask.owner.started";
+/// The label the test harness puts on fixture images (its value is the test run's ID).
+pub const TEST_LABEL: &str = "voxserve.xtask.test";
+
+/// The process a resource belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owner {
+    pub host: String,
+    pub pid: u32,
+    /// An opaque start time (Linux: boot ID and start tick); None where it cannot be read.
+    pub started: Option<String>,
+}
+
+/// What this host says about a pid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Process {
+    Gone,
+    Alive { started: Option<String> },
+}
+
+impl Owner {
+    /// This process, as owner.
+    pub fn current(sh: &Shell) -> &'static Owner {
+        static OWNER: OnceLock<Owner> = OnceLock::new();
+        OWNER.get_or_init(|| {
+            let pid = std::process::id();
+            Owner {
+                host: hostname(sh),
+                pid,
+                started: match probe(sh, pid) {
+                    Process::Alive { started } => started,
+                    Process::Gone => None,
+                },
+            }
+        })
+    }
+
+    /// `KEY=VALUE` labels naming this owner.
+    pub fn labels(&self) -> Vec<String> {
+        let mut labels = vec![
+            format!("{OWNER_HOST}={}", self.host),
+            format!("{OWNER_PID}={}", self.pid),
+        ];
+        if let Some(started) = &self.started {
+            labels.push(format!("{OWNER_STARTED}={started}"));
+        }
+        labels
+    }
+
+    /// The owner named by a resource's labels; None when it names none.
+    pub fn from_labels(labels: &BTreeMap<String, String>) -> Option<Owner> {
+        Some(Owner {
+            host: labels.get(OWNER_HOST)?.clone(),
+            pid: labels.get(OWNER_PID)?.parse().ok()?,
+            started: labels.get(OWNER_STARTED).cloned(),
+        })
+    }
+
+    /// True when this owner is known to be gone: on `host`, and its pid not alive or alive with
+    /// another start time. Unknown start times count as the same process (never reclaim a
+    /// resource that may still be in use).
+    pub fn is_gone(&self, host: &str, probe: impl FnOnce(u32) -> Process) -> bool {
+        if self.host != host {
+            return false;
+        }
+        match probe(self.pid) {
+            Process::Gone => true,
+            Process::Alive { started } => match (&self.started, started) {
+                (Some(was), Some(now)) => *was != now,
+                _ => false,
+            },
+        }
+    }
+}
+
+/// The host's name, as the owner labels name it.
+fn hostname(sh: &Shell) -> String {
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| {
+            xshell::cmd!(sh, "hostname")
+                .quiet()
+                .ignore_stderr()
+                .read()
+                .ok()
+        })
+        .or_else(|| std::env::var("COMPUTERNAME").ok())
+        .unwrap_or_default();
+    match name.trim() {
+        "" => "unknown".to_string(),
+        name => name.to_string(),
+    }
+}
+
+/// Whether `pid` runs on this host, and since when.
+#[cfg(target_os = "linux")]
+fn probe(_sh: &Shell, pid: u32) -> Process {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => Process::Alive {
+            started: linux_start_tick(&stat).map(|tick| {
+                let boot =
+                    std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap_or_default();
+                format!("{}/{tick}", boot.trim())
+            }),
+        },
+        Err(_) => Process::Gone,
+    }
+}
+
+/// Whether `pid` runs on this host, and since when (`ps -o lstart=`).
+#[cfg(all(unix, not(target_os = "linux")))]
+fn probe(sh: &Shell, pid: u32) -> Process {
+    let pid = pid.to_string();
+    match xshell::cmd!(sh, "ps -o lstart= -p {pid}")
+        .quiet()
+        .ignore_stderr()
+        .read()
+    {
+        Ok(started) if !started.trim().is_empty() => Process::Alive {
+            started: Some(started.trim().to_string()),
+        },
+        _ => Process::Gone,
+    }
+}
+
+/// Whether `pid` runs on this host (`tasklist`; the start time is not read on Windows).
+#[cfg(windows)]
+fn probe(sh: &Shell, pid: u32) -> Process {
+    let filter = format!("PID eq {pid}");
+    match xshell::cmd!(sh, "tasklist /FI {filter} /NH /FO CSV")
+        .quiet()
+        .ignore_stderr()
+        .read()
+    {
+        Ok(out) if out.contains(&format!("\"{pid}\"")) => Process::Alive { started: None },
+        Ok(_) => Process::Gone,
+        // tasklist could not tell: count it alive.
+        Err(_) => Process::Alive { started: None },
+    }
+}
+
+/// The start time field of `/proc/PID/stat` (the 22nd; the command name before it may hold
+/// spaces and parentheses, so fields are counted after its closing parenthesis).
+fn linux_start_tick(stat: &str) -> Option<u64> {
+    let (_, rest) = stat.rsplit_once(')')?;
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Removes the containers whose owner is gone and says how many, on stderr. Every command that
+/// starts containers calls this first.
+pub fn stale_containers(sh: &Shell) -> Result<usize> {
+    let owner = Owner::current(sh);
+    let stale: Vec<docker::ContainerFacts> = docker::containers_labelled(sh, OWNER_PID)
+        .context("listing containers that name an owner")?
+        .into_iter()
+        .filter(|c| {
+            Owner::from_labels(&c.labels).is_some_and(|o| o.is_gone(&owner.host, |p| probe(sh, p)))
+        })
+        .collect();
+    for c in &stale {
+        docker::remove_container(&c.id)?;
+    }
+    if !stale.is_empty() {
+        let names: Vec<&str> = stale.iter().map(|c| c.name.as_str()).collect();
+        progress!(
+            "removed {} stale container{} whose xtask is gone (killed before it could clean up): {}",
+            stale.len(),
+            if stale.len() == 1 { "" } else { "s" },
+            names.join(", ")
+        );
+    }
+    Ok(stale.len())
+}
+
+/// Removes the test fixture images whose owner (a test process) is gone and says how many.
+pub fn stale_test_images(sh: &Shell) -> Result<usize> {
+    let owner = Owner::current(sh);
+    let images = docker::images_labelled(sh, &[TEST_LABEL, OWNER_PID])
+        .context("listing test fixture images")?;
+    let mut removed = Vec::new();
+    for image in images {
+        let labels = image.config.labels.clone().unwrap_or_default();
+        let gone =
+            Owner::from_labels(&labels).is_some_and(|o| o.is_gone(&owner.host, |p| probe(sh, p)));
+        if !gone {
+            continue;
+        }
+        // By tag, so that only these names go (an ID would take every tag of the image).
+        let refs = if image.repo_tags.is_empty() {
+            vec![image.id.clone()]
+        } else {
+            image.repo_tags.clone()
+        };
+        docker::remove_images(sh, &refs)?;
+        removed.extend(refs);
+    }
+    if !removed.is_empty() {
+        progress!(
+            "removed {} stale test image{} whose test process is gone: {}",
+            removed.len(),
+            if removed.len() == 1 { "" } else { "s" },
+            removed.join(", ")
+        );
+    }
+    Ok(removed.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn owner(host: &str, pid: u32, started: Option<&str>) -> Owner {
+        Owner {
+            host: host.into(),
+            pid,
+            started: started.map(str::to_owned),
+        }
+    }
+
+    fn alive(started: Option<&str>) -> impl FnOnce(u32) -> Process {
+        let started = started.map(str::to_owned);
+        move |_| Process::Alive { started }
+    }
+
+    #[test]
+    fn an_owner_is_gone_when_its_pid_is_dead_or_was_reused_on_this_host() {
+        let o = owner("h", 42, Some("b/100"));
+        assert!(o.is_gone("h", |_| Process::Gone));
+        assert!(o.is_gone("h", alive(Some("b/200"))), "pid reused");
+        assert!(!o.is_gone("h", alive(Some("b/100"))));
+        // Unknown start times: the same process, as far as anyone can tell.
+        assert!(!o.is_gone("h", alive(None)));
+        assert!(!owner("h", 42, None).is_gone("h", alive(Some("b/1"))));
+        // Another host's resources are never judged here.
+        assert!(!o.is_gone("other", |_| Process::Gone));
+    }
+
+    #[test]
+    fn owner_labels_round_trip() {
+        let o = owner("build-7", 4242, Some("boot/123"));
+        let labels: BTreeMap<String, String> = o
+            .labels()
+            .iter()
+            .map(|l| {
+                let (k, v) = l.split_once('=').unwrap();
+                (k.to_string(), v.to_string())
+            })
+            .collect();
+        assert_eq!(labels[OWNER_PID], "4242");
+        assert_eq!(Owner::from_labels(&labels), Some(o));
+        assert_eq!(Owner::from_labels(&BTreeMap::new()), None);
+    }
+
+    #[test]
+    fn the_start_tick_is_read_after_the_command_name() {
+        // pid (comm) state ppid … field 22 is the start time; comm may hold ") (".
+        let stat = "4242 (a) (b c) S 1 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 \
+                    1000 200 18446744073709551615";
+        assert_eq!(linux_start_tick(stat), Some(987_654));
+        assert_eq!(linux_start_tick("garbage"), None);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn this_process_is_alive_with_a_start_time() {
+        let sh = Shell::new().unwrap();
+        let me = Owner::current(&sh);
+        assert_eq!(me.pid, std::process::id());
+        assert!(me.started.is_some());
+        assert!(!me.is_gone(&me.host, |p| probe(&sh, p)));
+    }
+}
