@@ -333,6 +333,110 @@ pub fn image_id(sh: &Shell, image: &str) -> Result<Option<String>> {
         .map(|i| i.id))
 }
 
+/// Whether a local image provides a platform.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LocalPlatform {
+    Provided,
+    /// It exists locally, but not for this platform; `default` is the one it has (or shows first).
+    Missing {
+        default: String,
+    },
+    /// No such image in the local store (a build would pull it).
+    NotLocal,
+}
+
+/// Whether the local image `image` provides `platform` (`os/arch[/variant]`): `docker image
+/// inspect --platform` (Docker ≥ 28), else the platform of its config.
+pub fn local_platform(sh: &Shell, image: &str, platform: &str) -> Result<LocalPlatform> {
+    let format = "{{.Id}}";
+    let out = cmd!(
+        sh,
+        "docker image inspect --platform {platform} --format {format} {image}"
+    )
+    .quiet()
+    .ignore_status()
+    .output()
+    .with_context(|| format!("running `docker image inspect --platform {platform} {image}`"))?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if out.status.success() {
+        return Ok(LocalPlatform::Provided);
+    }
+    let Some(found) = image_inspect(sh, &[image.to_string()])?.remove(image) else {
+        return Ok(LocalPlatform::NotLocal);
+    };
+    let default = found.platform();
+    if stderr.contains("does not provide the specified platform") {
+        return Ok(LocalPlatform::Missing { default });
+    }
+    // An engine or CLI without `--platform` here: the image's own platform decides.
+    Ok(if same_platform(&default, platform) {
+        LocalPlatform::Provided
+    } else {
+        LocalPlatform::Missing { default }
+    })
+}
+
+impl ImageInspect {
+    /// `os/arch[/variant]` of the image's config.
+    pub fn platform(&self) -> String {
+        let mut p = format!("{}/{}", self.os, self.architecture);
+        if let Some(v) = self.variant.as_deref().filter(|v| !v.is_empty()) {
+            p.push('/');
+            p.push_str(v);
+        }
+        p
+    }
+}
+
+/// Equal platforms after normalising (`linux/arm64/v8` = `linux/arm64`, `aarch64` = `arm64`,
+/// `x86_64` = `amd64`).
+pub fn same_platform(a: &str, b: &str) -> bool {
+    fn norm(p: &str) -> (String, String, String) {
+        let mut parts = p.trim().split('/').map(str::to_ascii_lowercase);
+        let os = parts.next().unwrap_or_default();
+        let arch = match parts.next().unwrap_or_default().as_str() {
+            "aarch64" => "arm64".to_string(),
+            "x86_64" | "x86-64" => "amd64".to_string(),
+            other => other.to_string(),
+        };
+        let variant = match (arch.as_str(), parts.next().unwrap_or_default().as_str()) {
+            ("arm64", "v8") | ("amd64", "v1") => String::new(),
+            (_, v) => v.to_string(),
+        };
+        (os, arch, variant)
+    }
+    norm(a) == norm(b)
+}
+
+/// `docker tag SOURCE TARGET` for each target.
+pub fn tag_image(sh: &Shell, source: &str, targets: &[String]) -> Result<()> {
+    for target in targets {
+        cmd!(sh, "docker tag {source} {target}")
+            .quiet()
+            .run()
+            .with_context(|| format!("tagging {source} as {target}"))?;
+    }
+    Ok(())
+}
+
+/// `docker image rm NAME` for one tag, taking no `Shell` (cleanup guards call it); a tag that
+/// does not exist is not an error.
+pub fn untag_image(name: &str) -> Result<()> {
+    let args = ["image".to_string(), "rm".into(), name.into()];
+    let out = command(&args)
+        .stdin_null()
+        .stdout_null()
+        .stderr_capture()
+        .unchecked()
+        .run()
+        .with_context(|| format!("running `docker image rm {name}`"))?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() && !stderr.contains("No such image") {
+        bail!("cannot remove the tag {name}: {}", stderr.trim());
+    }
+    Ok(())
+}
+
 /// The disk usage the engine reports for each entry of an image's config history, oldest first
 /// (`docker history`; 0 for entries without a layer). On the containerd store it is the usage of
 /// each layer's snapshot, counted in file-system blocks.
@@ -552,6 +656,39 @@ pub fn buildx_build_in(
             Ok(output.status)
         }
     }
+}
+
+/// One warning BuildKit reported for a build (`buildx.build.warnings` of the metadata file).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildWarning {
+    /// `InvalidBaseImagePlatform: Base image … was pulled with platform "linux/amd64", …`
+    pub short: String,
+    pub detail: Vec<String>,
+}
+
+/// The warnings in a buildx metadata document (base64 in the file, decoded here).
+pub fn build_warnings(metadata: &serde_json::Value) -> Vec<BuildWarning> {
+    let decode = |v: &serde_json::Value| {
+        v.as_str()
+            .and_then(crate::util::base64_decode)
+            .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+    };
+    metadata["buildx.build.warnings"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|w| {
+            Some(BuildWarning {
+                short: decode(&w["short"])?,
+                detail: w["detail"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(decode)
+                    .collect(),
+            })
+        })
+        .collect()
 }
 
 /// The plain progress log of a finished build (`docker buildx history logs`), for any progress
@@ -963,7 +1100,44 @@ fn imagetools(sh: &Shell, args: &[&str]) -> Result<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_cli_version;
+    use super::{build_warnings, parse_cli_version, same_platform};
+
+    #[test]
+    fn platforms_compare_after_normalising() {
+        assert!(same_platform("linux/amd64", "linux/amd64"));
+        assert!(same_platform("linux/arm64/v8", "linux/arm64"));
+        assert!(same_platform("linux/aarch64", "linux/arm64"));
+        assert!(same_platform("linux/x86_64", "linux/amd64"));
+        assert!(!same_platform("linux/amd64", "linux/arm64"));
+        assert!(!same_platform("linux/arm/v7", "linux/arm/v6"));
+        assert!(!same_platform("linux/amd64", "windows/amd64"));
+    }
+
+    #[test]
+    fn build_warnings_are_decoded_from_the_metadata_file() {
+        // As buildx 0.29 writes them with BUILDX_METADATA_WARNINGS=1.
+        let doc: serde_json::Value = serde_json::from_str(
+            r#"{"buildx.build.ref": "default/default/x", "buildx.build.warnings": [{
+                "vertex": "sha256:35",
+                "level": 1,
+                "short": "SW52YWxpZEJhc2VJbWFnZVBsYXRmb3JtOiBCYXNlIGltYWdlIGxvY2FsaG9zdC9kZWJpYW46dHJpeGllLXNsaW0gd2FzIHB1bGxlZCB3aXRoIHBsYXRmb3JtICJsaW51eC9hbWQ2NCIsIGV4cGVjdGVkICJsaW51eC9hcm02NCIgZm9yIGN1cnJlbnQgYnVpbGQgKGxpbmUgMSk=",
+                "detail": ["QmFzZSBpbWFnZSBwbGF0Zm9ybSBkb2VzIG5vdCBtYXRjaCBleHBlY3RlZCB0YXJnZXQgcGxhdGZvcm0="]
+            }]}"#,
+        )
+        .unwrap();
+        let warnings = build_warnings(&doc);
+        assert_eq!(warnings.len(), 1);
+        assert_eq!(
+            warnings[0].short,
+            "InvalidBaseImagePlatform: Base image localhost/debian:trixie-slim was pulled with \
+             platform \"linux/amd64\", expected \"linux/arm64\" for current build (line 1)"
+        );
+        assert_eq!(
+            warnings[0].detail,
+            ["Base image platform does not match expected target platform"]
+        );
+        assert!(build_warnings(&serde_json::json!({})).is_empty());
+    }
 
     #[test]
     fn cli_versions_are_read_from_the_banner() {

@@ -210,6 +210,33 @@ pub fn last_line(text: &str) -> &str {
         .unwrap_or("no message")
 }
 
+/// Decodes standard base64 (with or without padding; buildx's metadata file encodes BuildKit's
+/// warnings so). None on anything else.
+pub fn base64_decode(text: &str) -> Option<Vec<u8>> {
+    let value = |c: u8| match c {
+        b'A'..=b'Z' => Some(c - b'A'),
+        b'a'..=b'z' => Some(c - b'a' + 26),
+        b'0'..=b'9' => Some(c - b'0' + 52),
+        b'+' => Some(62),
+        b'/' => Some(63),
+        _ => None,
+    };
+    let digits = text.trim_end_matches('=').as_bytes();
+    if digits.len() % 4 == 1 {
+        return None;
+    }
+    let mut out = Vec::with_capacity(digits.len() * 3 / 4);
+    for chunk in digits.chunks(4) {
+        let mut acc: u32 = 0;
+        for (i, &c) in chunk.iter().enumerate() {
+            acc |= u32::from(value(c)?) << (18 - 6 * i);
+        }
+        let bytes = acc.to_be_bytes();
+        out.extend_from_slice(&bytes[1..chunk.len()]);
+    }
+    Some(out)
+}
+
 /// A short random-enough suffix for names of containers and temporary directories.
 pub fn unique_suffix() -> String {
     use std::time::{SystemTime, UNIX_EPOCH};
@@ -296,6 +323,20 @@ mod tests {
                 ]
             )
         );
+    }
+
+    #[test]
+    fn base64_decodes_with_and_without_padding() {
+        assert_eq!(base64_decode("aGk=").unwrap(), b"hi");
+        assert_eq!(base64_decode("aGk").unwrap(), b"hi");
+        assert_eq!(base64_decode("aGV5").unwrap(), b"hey");
+        assert_eq!(base64_decode("").unwrap(), b"");
+        assert_eq!(
+            base64_decode("SW52YWxpZEJhc2VJbWFnZVBsYXRmb3Jt").unwrap(),
+            b"InvalidBaseImagePlatform"
+        );
+        assert_eq!(base64_decode("a"), None);
+        assert_eq!(base64_decode("a*=="), None);
     }
 
     #[test]

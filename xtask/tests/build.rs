@@ -426,3 +426,100 @@ fn a_builder_that_cannot_export_cache_is_explained_once_and_the_build_goes_on() 
     let image = engine.docker(&["image", "inspect", &format!("{}:classic", setup.image)]);
     assert_eq!(image.code, 0, "the image is not in the classic engine");
 }
+
+/// `image`'s tags and the image ID each points at.
+fn tags_of(repository: &str) -> Vec<String> {
+    let mut tags: Vec<String> = docker(&[
+        "image",
+        "ls",
+        "--format",
+        "{{.Repository}}:{{.Tag}} {{.ID}}",
+        repository,
+    ])
+    .stdout
+    .lines()
+    .map(str::to_owned)
+    .collect();
+    tags.sort();
+    tags
+}
+
+#[test]
+fn a_platform_the_base_lacks_fails_before_buildx_starts_and_moves_no_tag() {
+    let setup = Setup::new("plat", "build-ok");
+    // A tag from an earlier build: it must still point where it pointed.
+    let tag = format!("{}:plat", setup.image);
+    docker(&["tag", BASE_IMAGE, &tag]).assert_ok();
+    let before = tags_of(&setup.image);
+    for platform in ["linux/arm64", "linux/ppc64le", "linux/amd64,linux/arm64"] {
+        let run = setup.build(&["plat", "--platform", platform]);
+        assert_eq!(run.code, 2, "--platform {platform}:\n{}", run.stderr);
+        let error = run.error_line();
+        assert!(
+            error.contains("cannot build `plat` for linux/")
+                && error.contains(&format!("its base image {BASE_IMAGE} is linux/amd64"))
+                && error.contains("cargo xtask base")
+                && error.contains("--build-arg BASE_IMAGE="),
+            "{error}"
+        );
+        // Only what the base lacks is named.
+        assert!(
+            error.contains("for linux/arm64:") || error.contains("for linux/ppc64le:"),
+            "{error}"
+        );
+        // buildx never started: none of its progress lines, no report, the tags as they were.
+        assert!(
+            !run.stderr.contains("building with") && !run.stderr.contains("[internal]"),
+            "buildx ran:\n{}",
+            run.stderr
+        );
+        assert!(!setup
+            .dir
+            .path()
+            .join("reports")
+            .join("build-plat.json")
+            .exists());
+        assert_eq!(tags_of(&setup.image), before, "--platform {platform}");
+    }
+}
+
+#[test]
+fn a_buildkit_platform_warning_fails_the_build_and_moves_no_tag() {
+    let setup = Setup::new("mixed", "build-fixed-base");
+    let tag = format!("{}:mixed", setup.image);
+    docker(&["tag", BASE_IMAGE, &tag]).assert_ok();
+    let before = tags_of(&setup.image);
+    let run = setup.build(&["mixed", "--platform", "linux/arm64"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    let error = run.error_line();
+    assert!(
+        error.contains("the build of `mixed` mixed platforms")
+            && error.contains("InvalidBaseImagePlatform")
+            && error.contains("expected \"linux/arm64\"")
+            && error.contains("nothing was tagged"),
+        "{error}"
+    );
+    // BuildKit did build it (the check is after the build, before the tags).
+    assert!(run.stderr.contains("RUN uname -m"), "{}", run.stderr);
+    assert_eq!(
+        tags_of(&setup.image),
+        before,
+        "a tag moved or a staging tag stayed"
+    );
+    assert!(!setup
+        .dir
+        .path()
+        .join("reports")
+        .join("build-mixed.json")
+        .exists());
+    // For its own platform the same Dockerfile builds, and gets every tag.
+    setup.build(&["mixed"]).assert_ok();
+    let after = tags_of(&setup.image);
+    assert!(
+        after.iter().any(|t| t.starts_with(&format!("{tag} ")))
+            && after.iter().any(|t| t.contains(":0.0.1-mixed "))
+            && !after.iter().any(|t| t.contains("xtask-staging")),
+        "{after:?}"
+    );
+    assert_ne!(after, before, "the tag did not move to the new image");
+}

@@ -2,8 +2,10 @@
 //! the CA bundle as a BuildKit secret, OCI labels, standard tags and a build report.
 //!
 //! The story, one file per stage: facts from the engine, the config and [`git`] → [`plan`] (pure:
-//! the buildx argv as data, unit-tested) → [`run`] (buildx through `crate::docker`, its output
-//! read by [`log`], the local cache swapped in, the report gathered) → [`render`].
+//! the buildx argv as data, unit-tested) → [`platform`] (the base provides every target platform,
+//! checked before buildx starts) → [`run`] (buildx through `crate::docker`, its output read by
+//! [`log`], BuildKit's platform warnings judged before the tags move, the local cache swapped
+//! in, the report gathered) → [`render`].
 //!
 //! The module is `build_cmd`, like `config_cmd` and `test_cmd`: a `src/build/` folder reads as
 //! build output to many tools (global gitignores, linters, structure viewers), which skip it.
@@ -11,10 +13,11 @@
 mod git;
 mod log;
 mod plan;
+mod platform;
 mod render;
 mod run;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use camino::Utf8PathBuf;
 
 use crate::ca::{self, CaBundle};
@@ -22,7 +25,7 @@ use crate::docker;
 use crate::registry::Registry;
 use crate::report::{self, Format};
 use crate::util::{self, progress, Ctx, TempDir};
-use plan::{cache_spec, parse_build_args, plan, push_compression, PlanInput};
+use plan::{cache_spec, parse_build_args, plan, push_compression, staging_tag, PlanInput};
 
 pub use crate::config::Compression;
 pub use plan::{CacheMode, Progress, Provenance};
@@ -231,9 +234,11 @@ impl Args {
                 "cannot create the report directory {report_dir} ({e}): pass a writable --report-dir"
             )
         })?;
-        let mut reports = Vec::new();
+        // Every variant is planned and its base checked before the first build starts.
+        let mut planned = Vec::new();
         for &variant in variants {
             let tmp = TempDir::new(ctx, &format!("build-{}", variant.name))?;
+            let suffix = util::unique_suffix();
             let input = PlanInput {
                 variant,
                 title: &config.project.name,
@@ -278,6 +283,7 @@ impl Args {
                 build_arg_overrides: overrides.clone(),
                 base_image: base_image.clone(),
                 extra_tags: self.tags.clone(),
+                staging_tag: staging_tag(self.push, variant, &suffix),
                 cache: cache_spec(
                     mode,
                     variant,
@@ -286,20 +292,38 @@ impl Args {
                         .as_ref()
                         .map(|r| r.repository(&variant.image))
                         .as_deref(),
-                    &util::unique_suffix(),
+                    &suffix,
                 )?,
                 ca_bundle: ca.as_ref().map(|c| c.path.clone()),
                 progress: self.progress,
                 metadata_file: tmp.path().join("metadata.json"),
             };
             let plan = plan(&input);
+            // Only a builder that sees the local store builds from a local base, and only a
+            // Dockerfile that declares BASE_IMAGE takes its base from it.
+            if let (true, Some(base)) = (
+                builder.driver == "docker",
+                plan.build_args.get("BASE_IMAGE"),
+            ) {
+                let dockerfile = std::fs::read_to_string(&variant.dockerfile)
+                    .with_context(|| format!("reading {}", variant.dockerfile))?;
+                if platform::declares_arg(&dockerfile, "BASE_IMAGE") {
+                    platform::check_base(sh, variant, base, &config.base.image, &input.platforms)?;
+                }
+            }
+            planned.push((input, plan, tmp));
+        }
+
+        let mut reports = Vec::new();
+        for (input, plan, _tmp) in &planned {
+            let variant = input.variant;
             progress!(
                 "building {} ({}) with builder `{}`",
                 variant.name,
                 variant.dockerfile,
                 builder.name
             );
-            let report = run::execute(sh, &input, &plan, &builder.name, ca.as_ref())?;
+            let report = run::execute(sh, input, plan, &builder.name, ca.as_ref())?;
             let path = report_dir.join(format!("build-{}.json", variant.name));
             report::write_atomic(&path, serde_json::to_string_pretty(&report)?.as_bytes())?;
             progress!(

@@ -109,6 +109,9 @@ pub struct PlanInput<'a> {
     /// Passed as BASE_IMAGE unless a build arg already sets it.
     pub base_image: Option<String>,
     pub extra_tags: Vec<String>,
+    /// With --load: the only tag buildx sets; `run` moves the real tags to the image once the
+    /// build is judged (BuildKit's platform warnings), so a bad build moves none.
+    pub staging_tag: Option<String>,
     pub cache: CacheSpec,
     pub ca_bundle: Option<Utf8PathBuf>,
     pub progress: Progress,
@@ -118,7 +121,9 @@ pub struct PlanInput<'a> {
 #[derive(Debug, Clone)]
 pub struct BuildPlan {
     pub argv: Vec<String>,
+    /// The tags the image gets (from buildx, or from `run` after the staging tag).
     pub tags: Vec<String>,
+    pub staging_tag: Option<String>,
     pub build_args: BTreeMap<String, String>,
 }
 
@@ -196,8 +201,9 @@ pub fn plan(input: &PlanInput) -> BuildPlan {
             tags.push(t.clone());
         }
     }
-    for t in &tags {
-        argv.push(format!("--tag={t}"));
+    match &input.staging_tag {
+        Some(staging) => argv.push(format!("--tag={staging}")),
+        None => argv.extend(tags.iter().map(|t| format!("--tag={t}"))),
     }
 
     if let Some(ca) = &input.ca_bundle {
@@ -270,8 +276,14 @@ pub fn plan(input: &PlanInput) -> BuildPlan {
     BuildPlan {
         argv,
         tags,
+        staging_tag: input.staging_tag.clone(),
         build_args,
     }
+}
+
+/// The staging tag of a build that loads into the local store (`<image>:xtask-staging-…`).
+pub fn staging_tag(push: bool, variant: &Variant, suffix: &str) -> Option<String> {
+    (!push).then(|| format!("{}:xtask-staging-{}-{suffix}", variant.image, variant.name))
 }
 
 /// The cache for a variant under a mode; `cache_dir` is the root of local caches, `repository`
@@ -399,6 +411,7 @@ mod tests {
             build_arg_overrides: vec![],
             base_image: None,
             extra_tags: vec![],
+            staging_tag: None,
             cache: CacheSpec::None,
             ca_bundle: None,
             progress: Progress::Plain,
@@ -449,6 +462,22 @@ mod tests {
             .argv
             .iter()
             .any(|a| a.starts_with("--cache") || a.starts_with("--secret")));
+    }
+
+    #[test]
+    fn a_load_tags_only_the_staging_tag_and_a_push_every_tag() {
+        let (v, g) = (variant(), git());
+        let mut i = input(&v, &g);
+        i.staging_tag = staging_tag(false, &v, "7-ab");
+        let p = plan(&i);
+        let tags: Vec<&String> = p.argv.iter().filter(|a| a.starts_with("--tag=")).collect();
+        assert_eq!(tags, ["--tag=voxserve:xtask-staging-cpu-7-ab"]);
+        assert_eq!(
+            p.staging_tag.as_deref(),
+            Some("voxserve:xtask-staging-cpu-7-ab")
+        );
+        assert_eq!(p.tags[0], "voxserve:cpu");
+        assert_eq!(staging_tag(true, &v, "7-ab"), None);
     }
 
     #[test]

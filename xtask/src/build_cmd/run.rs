@@ -1,8 +1,9 @@
 //! Run: one planned `docker buildx build` through `crate::docker` (its output streamed, the failing
-//! step remembered), the fresh local cache swapped in on success, and the report read from
-//! buildx's metadata file and the build record.
+//! step remembered), BuildKit's warnings judged (a build that mixed platforms fails, and a loaded
+//! image keeps only its staging tag, which goes), then the tags set, the fresh local cache
+//! swapped in, and the report read from buildx's metadata file and the build record.
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use camino::{Utf8Path, Utf8PathBuf};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -11,6 +12,7 @@ use std::time::Instant;
 
 use super::log::{count_steps, list_steps, FailureScan};
 use super::plan::{BuildPlan, CacheSpec, PlanInput, Progress, Provenance};
+use super::platform;
 use crate::ca::CaBundle;
 use crate::cleanup::Guard;
 use crate::config::Compression;
@@ -69,6 +71,16 @@ pub fn execute(
         }
         _ => None,
     };
+    // The staging tag goes on every path; the real tags are set only after the checks below.
+    let staging = plan.staging_tag.clone().map(|tag| {
+        let untag = tag.clone();
+        let guard = Guard::new(move || {
+            if let Err(err) = docker::untag_image(&untag) {
+                eprintln!("warning: {err:#}");
+            }
+        });
+        (tag, guard)
+    });
 
     let start = Instant::now();
     let tty = match input.progress {
@@ -102,15 +114,28 @@ pub fn execute(
         return Err(CheckFailed(format!("build of `{}` failed: {why}", variant.name)).into());
     }
 
+    let metadata: serde_json::Value = std::fs::read_to_string(&input.metadata_file)
+        .ok()
+        .and_then(|s| serde_json::from_str(&s).ok())
+        .unwrap_or_default();
+    let warnings = docker::build_warnings(&metadata);
+    let mixed = platform::platform_warnings(&warnings);
+    if !mixed.is_empty() {
+        bail!(
+            "{}",
+            platform::warned_message(&variant.name, &mixed, input.push)
+        );
+    }
+    if let Some((tag, guard)) = staging {
+        docker::tag_image(sh, &tag, &plan.tags)?;
+        drop(guard);
+    }
+
     if let CacheSpec::Local { current, to, .. } = &input.cache {
         swap_cache(to, current)?;
     }
     drop(new_cache); // `to` no longer exists under that name
 
-    let metadata: serde_json::Value = std::fs::read_to_string(&input.metadata_file)
-        .ok()
-        .and_then(|s| serde_json::from_str(&s).ok())
-        .unwrap_or_default();
     let digest = metadata["containerimage.digest"]
         .as_str()
         .map(str::to_owned);
