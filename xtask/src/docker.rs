@@ -270,6 +270,9 @@ pub struct ImageConfig {
 pub struct Healthcheck {
     #[serde(default)]
     pub test: Option<Vec<String>>,
+    /// Nanoseconds between probes (None: the engine's default, 30 s).
+    #[serde(default)]
+    pub interval: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -67,7 +67,7 @@ enum Command {
     Verify(verify::Args),
     /// Run every test: the xtask's (against the real Docker engine) and the service's pytest suite.
     Test(test_cmd::Args),
-    /// Measurements: `bench rebuild <variant>` (cold and warm rebuilds) and `bench sizes`.
+    /// Measurements: `bench rebuild <variant>` (cold and warm rebuilds), `bench sizes`, `bench smoke`.
     Bench(bench::Args),
 }
 

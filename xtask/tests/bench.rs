@@ -1,5 +1,7 @@
-//! `cargo xtask bench rebuild` against the real engine, on a small two-stage fixture copied to a
-//! scratch directory: the touched files live there, so the test never changes the real app.
+//! The benches against the real engine: `bench rebuild` and `bench update` on small fixtures
+//! copied to a scratch directory (the touched files live there, so a test never changes the real
+//! app), `bench smoke` on the smoke fixture. They test that a bench measures and judges, not what
+//! it measures: the targets are the benches' verdicts, on a machine that may be busy.
 
 mod common;
 
@@ -306,4 +308,69 @@ fn update_bench_pulls_only_the_changed_layers_and_keeps_the_torch_layer() {
         assert_ne!(id, report["baseline_id"].as_str().unwrap());
         assert!(!image_exists(id), "{id} was left behind");
     }
+}
+
+#[test]
+fn smoke_bench_times_every_run_and_judges_the_latency_targets() {
+    let image = fixture_image("smoke-app", &["--target=app"]);
+    let dir = Scratch::new("bench-smoke");
+    let config = dir.write(
+        "images.toml",
+        &format!(
+            "{}[variants.app]\nimage = \"localhost/xtask-fixture-smoke-app\"\ndockerfile = \"{}\"\n\
+             [variants.app.smoke]\nhealth_timeout = \"60s\"\nmemory = \"256m\"\n\
+             [[variants.app.smoke.http]]\nname = \"health\"\npath = \"/health\"\n",
+            config_head(),
+            fixtures().join("smoke-app").join("Dockerfile").display()
+        ),
+    );
+    let run = Run::of(xtask().arg("--config").arg(&config).args([
+        "bench",
+        "smoke",
+        "app",
+        "--image",
+        &image,
+        "--runs",
+        "2",
+        "--format",
+        "json",
+        "--label",
+        &format!("{LABEL}={}", run_id()),
+    ]));
+    // 1: a target missed (a busy machine); either way the report is complete.
+    assert!(run.code == 0 || run.code == 1, "{}", run.stderr);
+    let doc: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(doc["healthcheck_interval_ms"], 30_000, "{doc}");
+    let runs = doc["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 2, "{doc}");
+    for r in runs {
+        assert_eq!(r["passed"], true, "{r}");
+        assert_eq!(r["checks"], "2/2", "{r}");
+        assert!(
+            r["healthy_after_ms"].is_u64() && r["verdict_after_probe_ms"].is_u64(),
+            "{r}"
+        );
+    }
+    let checks: Vec<(&str, bool)> = doc["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["name"].as_str().unwrap(), c["pass"].as_bool().unwrap()))
+        .collect();
+    let names: Vec<&str> = checks.iter().map(|c| c.0).collect();
+    assert_eq!(
+        names,
+        [
+            "every smoke passed",
+            "healthy after (median)",
+            "verdict after the first healthy answer (median)",
+            "verdict after the first passing probe ended (median)"
+        ]
+    );
+    assert_eq!(doc["pass"], checks.iter().all(|c| c.1), "{doc}");
+    assert_eq!(run.code == 0, doc["pass"] == true, "{}", run.stderr);
+    assert!(
+        labelled_containers().is_empty(),
+        "the bench left containers"
+    );
 }

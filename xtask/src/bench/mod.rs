@@ -10,6 +10,7 @@
 mod rebuild;
 mod report;
 mod sizes;
+mod smoke;
 mod touch;
 mod update;
 
@@ -31,6 +32,8 @@ enum Bench {
     Sizes(sizes::SizesArgs),
     /// What a host holding the image pulls after an app change and after a dependency bump.
     Update(update::UpdateArgs),
+    /// `cargo xtask smoke` latencies (healthy after, verdict) over several runs, against targets.
+    Smoke(smoke::SmokeArgs),
 }
 
 impl Args {
@@ -39,6 +42,7 @@ impl Args {
             Bench::Rebuild(args) => args.run(ctx),
             Bench::Sizes(args) => args.run(ctx),
             Bench::Update(args) => args.run(ctx),
+            Bench::Smoke(args) => args.run(ctx),
         }
     }
 }

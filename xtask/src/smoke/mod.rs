@@ -33,6 +33,7 @@ use crate::docker::{self, ImageInspect};
 use crate::reclaim;
 use crate::report::{self, Format};
 use crate::util::{CheckFailed, Ctx};
+pub use plan::has_healthcheck;
 use plan::Options;
 
 #[derive(clap::Args)]

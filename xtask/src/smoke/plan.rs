@@ -349,6 +349,7 @@ mod tests {
             user: user.into(),
             healthcheck: healthcheck.then(|| docker::Healthcheck {
                 test: Some(vec!["CMD".into(), "true".into()]),
+                interval: None,
             }),
             ..ImageConfig::default()
         }

@@ -1,0 +1,327 @@
+//! `cargo xtask bench smoke`: runs `cargo xtask smoke` as CI runs it (this binary, spawned)
+//! several times and judges its latencies against the smoke's targets: healthy sooner than the
+//! image's own HEALTHCHECK interval (the run-time override probes every 500 ms while starting),
+//! and the verdict within 2 s of the first healthy answer. These were timed assertions in the
+//! smoke tests, which a loaded machine failed; here they are measured and reported.
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use std::time::Instant;
+
+use super::report::{publish, targets_section, Check, Machine};
+use super::sizes::median;
+use crate::docker;
+use crate::report::{Format, Section, Table};
+use crate::util::{progress, Ctx};
+
+#[derive(clap::Args)]
+pub struct SmokeArgs {
+    /// The variant to smoke-test (`cargo xtask config` lists them).
+    variant: String,
+    /// Test this image instead of the variant's `<image>:<variant>`.
+    #[arg(long, value_name = "REF")]
+    image: Option<String>,
+    /// Smokes to run; the medians are judged.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=50))]
+    runs: u32,
+    /// Target: the verdict at most this many seconds after the first healthy answer (median).
+    #[arg(long, default_value_t = 2.0, value_name = "SECONDS")]
+    max_verdict_secs: f64,
+    /// An extra label KEY=VALUE on the smoke containers (repeatable).
+    #[arg(long, value_name = "KEY=VALUE")]
+    label: Vec<String>,
+    /// Report format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
+}
+
+/// The part of `smoke --format json` the bench reads.
+#[derive(Debug, Deserialize)]
+struct SmokeOutcome {
+    passed: bool,
+    healthy_after_ms: Option<u64>,
+    verdict_ms: Option<u64>,
+    verdict_after_probe_ms: Option<u64>,
+    checks_passed: usize,
+    checks_total: usize,
+    failure: Option<String>,
+}
+
+/// One smoke.
+#[derive(Debug, Clone, Serialize)]
+pub struct Run {
+    pub passed: bool,
+    /// The whole `cargo xtask smoke` process, wall clock.
+    pub secs: f64,
+    pub healthy_after_ms: Option<u64>,
+    pub verdict_ms: Option<u64>,
+    pub verdict_after_probe_ms: Option<u64>,
+    pub checks: String,
+    pub failure: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SmokeReport {
+    pub variant: String,
+    pub image: String,
+    /// The image's HEALTHCHECK interval (None: it has none, xtask probes `smoke.http_probe`).
+    pub healthcheck_interval_ms: Option<u64>,
+    #[serde(flatten)]
+    pub machine: Machine,
+    pub runs: Vec<Run>,
+    pub checks: Vec<Check>,
+    pub pass: bool,
+}
+
+fn median_ms(runs: &[Run], field: impl Fn(&Run) -> Option<u64>) -> Option<f64> {
+    let values: Vec<f64> = runs.iter().filter_map(&field).map(|ms| ms as f64).collect();
+    (!values.is_empty()).then(|| median(&values))
+}
+
+/// The checks (pure): every smoke passed; healthy sooner than the image's own interval would
+/// first probe; the verdict within `max_verdict_secs` of the first healthy observation and of
+/// the end of the engine's first passing probe.
+pub fn judge(runs: &[Run], interval_ms: Option<u64>, max_verdict_secs: f64) -> Vec<Check> {
+    let passed = runs.iter().filter(|r| r.passed).count();
+    let mut checks = vec![Check {
+        name: "every smoke passed".into(),
+        target: format!("{} of {}", runs.len(), runs.len()),
+        measured: format!("{passed} of {}", runs.len()),
+        pass: passed == runs.len(),
+    }];
+    let secs = |ms: f64| format!("{:.2} s", ms / 1000.0);
+    let max_ms = max_verdict_secs * 1000.0;
+    if let (Some(interval), Some(healthy)) = (interval_ms, median_ms(runs, |r| r.healthy_after_ms))
+    {
+        checks.push(Check {
+            name: "healthy after (median)".into(),
+            target: format!(
+                "< {} (the image's HEALTHCHECK interval: its first probe)",
+                secs(interval as f64)
+            ),
+            measured: secs(healthy),
+            pass: healthy < interval as f64,
+        });
+    }
+    match median_ms(runs, |r| r.verdict_ms) {
+        Some(verdict) => checks.push(Check {
+            name: "verdict after the first healthy answer (median)".into(),
+            target: format!("≤ {}", secs(max_ms)),
+            measured: secs(verdict),
+            pass: verdict <= max_ms,
+        }),
+        None => checks.push(Check {
+            name: "verdict after the first healthy answer (median)".into(),
+            target: format!("≤ {}", secs(max_ms)),
+            measured: "never healthy".into(),
+            pass: false,
+        }),
+    }
+    if let Some(after_probe) = median_ms(runs, |r| r.verdict_after_probe_ms) {
+        checks.push(Check {
+            name: "verdict after the first passing probe ended (median)".into(),
+            target: format!("≤ {}", secs(max_ms)),
+            measured: secs(after_probe),
+            pass: after_probe <= max_ms,
+        });
+    }
+    checks
+}
+
+impl SmokeArgs {
+    pub fn run(self, ctx: &Ctx) -> Result<()> {
+        let config = ctx.config()?;
+        let variant = config.select(std::slice::from_ref(&self.variant), false)?[0];
+        let info = docker::info(&ctx.sh)?;
+        let image = self.image.clone().unwrap_or_else(|| variant.image_ref());
+        let Some(inspect) =
+            docker::image_inspect(&ctx.sh, std::slice::from_ref(&image))?.remove(&image)
+        else {
+            bail!(
+                "{image} does not exist locally: run `cargo xtask build {}` first",
+                variant.name
+            );
+        };
+        let interval_ms = inspect
+            .config
+            .healthcheck
+            .as_ref()
+            .filter(|_| crate::smoke::has_healthcheck(&inspect.config))
+            .and_then(|h| h.interval)
+            .map(|ns| ns / 1_000_000);
+        let exe = std::env::current_exe().context("finding the xtask binary")?;
+        let mut args: Vec<String> = vec![
+            "--config".into(),
+            ctx.config_path.to_string(),
+            "smoke".into(),
+            variant.name.clone(),
+            "--image".into(),
+            image.clone(),
+            "--format".into(),
+            "json".into(),
+        ];
+        for label in &self.label {
+            args.extend(["--label".into(), label.clone()]);
+        }
+        let mut runs = Vec::new();
+        for i in 1..=self.runs {
+            progress!("bench smoke {}: run {i}/{}", variant.name, self.runs);
+            let started = Instant::now();
+            let smoke = duct::cmd(&exe, &args)
+                .stdout_capture()
+                .stderr_capture()
+                .unchecked();
+            let out = crate::cleanup::run(&smoke).context("running `cargo xtask smoke`")?;
+            let secs = started.elapsed().as_secs_f64();
+            // 1 is a failed smoke, which the report shows; 2 is an error.
+            if !matches!(out.status.code(), Some(0 | 1)) {
+                let stderr = String::from_utf8_lossy(&out.stderr);
+                let error = stderr
+                    .lines()
+                    .find(|l| l.starts_with("error"))
+                    .unwrap_or("");
+                bail!(
+                    "`cargo xtask smoke {}` failed ({}): {error}",
+                    variant.name,
+                    out.status
+                );
+            }
+            let outcomes: Vec<SmokeOutcome> = serde_json::from_slice(&out.stdout)
+                .context("parsing the JSON of `cargo xtask smoke`")?;
+            let o = outcomes
+                .into_iter()
+                .next()
+                .context("`cargo xtask smoke` reported no variant")?;
+            runs.push(Run {
+                passed: o.passed,
+                secs: (secs * 100.0).round() / 100.0,
+                healthy_after_ms: o.healthy_after_ms,
+                verdict_ms: o.verdict_ms,
+                verdict_after_probe_ms: o.verdict_after_probe_ms,
+                checks: format!("{}/{}", o.checks_passed, o.checks_total),
+                failure: o.failure,
+            });
+        }
+        let checks = judge(&runs, interval_ms, self.max_verdict_secs);
+        let report = SmokeReport {
+            variant: variant.name.clone(),
+            image,
+            healthcheck_interval_ms: interval_ms,
+            machine: Machine::of(&info),
+            pass: checks.iter().all(|c| c.pass),
+            runs,
+            checks,
+        };
+        publish(
+            self.format,
+            "bench smoke",
+            &render(&report),
+            &report,
+            &report.checks,
+        )
+    }
+}
+
+fn render(report: &SmokeReport) -> Vec<Section> {
+    let ms = |v: Option<u64>| v.map_or("-".into(), |ms| format!("{ms} ms"));
+    let mut runs = Table::new(&[
+        "run",
+        "result",
+        "smoke",
+        "healthy after",
+        "verdict",
+        "after probe",
+        "checks",
+    ])
+    .right_align(&[0, 2, 3, 4, 5]);
+    for (i, r) in report.runs.iter().enumerate() {
+        runs.row(vec![
+            (i + 1).to_string(),
+            if r.passed {
+                "pass".into()
+            } else {
+                format!("FAIL: {}", r.failure.as_deref().unwrap_or("?"))
+            },
+            format!("{:.2} s", r.secs),
+            ms(r.healthy_after_ms),
+            ms(r.verdict_ms),
+            ms(r.verdict_after_probe_ms),
+            r.checks.clone(),
+        ]);
+    }
+    vec![
+        Section {
+            title: Some(format!(
+                "bench smoke: {} ({}): {} CPUs, Docker {}, {}",
+                report.variant,
+                report.image,
+                report.machine.cpus,
+                report.machine.docker,
+                report.machine.store
+            )),
+            table: runs,
+        },
+        targets_section(&report.checks),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(passed: bool, healthy: u64, verdict: u64, after_probe: Option<u64>) -> Run {
+        Run {
+            passed,
+            secs: 3.0,
+            healthy_after_ms: Some(healthy),
+            verdict_ms: Some(verdict),
+            verdict_after_probe_ms: after_probe,
+            checks: "8/8".into(),
+            failure: None,
+        }
+    }
+
+    fn verdicts(checks: &[Check]) -> Vec<(&str, bool)> {
+        checks.iter().map(|c| (c.name.as_str(), c.pass)).collect()
+    }
+
+    #[test]
+    fn fast_passing_smokes_meet_every_target() {
+        let runs = [
+            run(true, 900, 400, Some(700)),
+            run(true, 800, 300, Some(600)),
+            run(true, 5_000, 9_000, Some(9_500)),
+        ];
+        assert_eq!(
+            verdicts(&judge(&runs, Some(30_000), 2.0)),
+            [
+                ("every smoke passed", true),
+                ("healthy after (median)", true),
+                ("verdict after the first healthy answer (median)", true),
+                ("verdict after the first passing probe ended (median)", true),
+            ]
+        );
+    }
+
+    #[test]
+    fn slow_verdicts_failed_smokes_and_late_health_miss() {
+        let runs = [
+            run(true, 31_000, 2_500, Some(2_600)),
+            run(false, 31_000, 2_100, None),
+        ];
+        assert!(verdicts(&judge(&runs, Some(30_000), 2.0))
+            .iter()
+            .all(|(_, pass)| !pass));
+        // Without a HEALTHCHECK (xtask's own probe) there is no interval to beat.
+        let checks = judge(&runs, None, 2.0);
+        let names: Vec<&str> = checks.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "every smoke passed",
+                "verdict after the first healthy answer (median)",
+                "verdict after the first passing probe ended (median)"
+            ]
+        );
+    }
+}
