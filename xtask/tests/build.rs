@@ -17,8 +17,14 @@ struct Setup {
 }
 
 impl Setup {
+    /// For tests that build: the offline base must exist.
     fn new(variant: &str, fixture: &str) -> Setup {
         ensure_base();
+        Setup::config_only(variant, fixture)
+    }
+
+    /// For usage and tool errors, which must come before anything is built: no base needed.
+    fn config_only(variant: &str, fixture: &str) -> Setup {
         let dir = Scratch::new(&format!("build-{variant}"));
         let fixture_dir = fixtures().join(fixture);
         let image = format!("localhost/xtask-build-{variant}-{}", run_id());
@@ -253,7 +259,7 @@ fn a_failing_step_is_quoted_and_leaves_no_report() {
 
 #[test]
 fn unknown_variant_and_bad_build_arg_are_usage_errors() {
-    let setup = Setup::new("known", "build-ok");
+    let setup = Setup::config_only("known", "build-ok");
     let run = setup.build(&["unknown"]);
     assert_eq!(run.code, 2);
     assert!(
@@ -355,7 +361,7 @@ fn interrupt_stops_buildx_and_leaves_nothing_behind() {
 
 #[test]
 fn without_docker_or_engine_the_error_names_the_fix() {
-    let setup = Setup::new("noengine", "build-ok");
+    let setup = Setup::config_only("noengine", "build-ok");
     let run = Run::of(
         xtask()
             .args(["--config", &setup.config, "build", "noengine"])
