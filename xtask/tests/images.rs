@@ -18,8 +18,9 @@ fn build(variant: &str, extra: &[&str], reports: &Scratch) -> Run {
 }
 
 /// Builds `variant` with PyPI's torch — the CUDA build, which pulls the nvidia wheels: exactly
-/// what the variant's torch guard is for — and checks that the build stops at the guard.
-fn assert_guard_stops_cuda_torch(variant: &str) {
+/// what the variant's torch guard is for — checks that the build stops at the guard, and returns
+/// the build's output.
+fn assert_guard_stops_cuda_torch(variant: &str) -> String {
     let reports = Scratch::new(&format!("guard-{variant}"));
     let tag = format!("localhost/xtask-guard:{variant}");
     let run = build(
@@ -56,16 +57,33 @@ fn assert_guard_stops_cuda_torch(variant: &str) {
         .path()
         .join(format!("build-{variant}.json"))
         .exists());
+    run.stderr
 }
 
-#[test]
-fn cpu_build_with_the_cuda_torch_stops_at_the_guard() {
-    assert_guard_stops_cuda_torch("cpu");
+/// uv's lines for the wheels it fetched (`Downloading torch (…)`), as the build log shows them.
+fn downloads(log: &str) -> Vec<&str> {
+    log.lines()
+        .filter(|l| l.contains("Downloading torch ") || l.contains("Downloading nvidia-"))
+        .collect()
 }
 
+/// One after the other, so that CUDA torch (≈ 3.5 GB with its nvidia wheels) is downloaded at
+/// most once per run: the second build finds it in uv's cache mount (`/root/.cache/uv`, shared
+/// by every Dockerfile on the builder), where two builds at once would both fetch it.
 #[test]
-fn rocm_build_with_the_cuda_torch_stops_at_the_guard() {
-    assert_guard_stops_cuda_torch("rocm");
+fn cpu_and_rocm_builds_with_the_cuda_torch_stop_at_their_guards() {
+    let cpu = assert_guard_stops_cuda_torch("cpu");
+    let rocm = assert_guard_stops_cuda_torch("rocm");
+    eprintln!(
+        "cuda torch downloads: cpu {:?}, rocm {:?}",
+        downloads(&cpu),
+        downloads(&rocm)
+    );
+    assert!(
+        downloads(&rocm).is_empty(),
+        "the rocm build downloaded what the cpu build had just fetched: {:?}",
+        downloads(&rocm)
+    );
 }
 
 #[test]
