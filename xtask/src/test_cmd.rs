@@ -96,12 +96,17 @@ fn reclaim_stale(ctx: &Ctx) {
     }
 }
 
-/// pytest in `target/app-venv`, made by uv from `app/requirements-dev.lock` with hashes checked.
+/// pytest in `target/app-venv`, made by uv from `app/requirements-dev.lock` with hashes checked;
+/// as root, as `nobody` in `target/app-venv-nobody` (see [`Nobody`]).
 fn app_tests(ctx: &Ctx) -> Result<()> {
     if which::which("uv").is_err() {
         bail!("uv is not on PATH: install it (`pip install uv`) to run the app tests, or pass --skip-app");
     }
-    let venv = ctx.root.join("target").join("app-venv");
+    let nobody = Nobody::find(ctx);
+    let venv = ctx.root.join("target").join(match nobody {
+        Some(_) => "app-venv-nobody",
+        None => "app-venv",
+    });
     let python: Utf8PathBuf = if cfg!(windows) {
         venv.join("Scripts").join("python.exe")
     } else {
@@ -109,7 +114,12 @@ fn app_tests(ctx: &Ctx) -> Result<()> {
     };
     let lock = ctx.root.join("app").join("requirements-dev.lock");
     progress!("app tests: venv {venv} from {lock}");
-    cleanup::run(&duct::cmd!("uv", "venv", "--quiet", "--allow-existing", &venv).dir(&ctx.root))
+    let mut uv_venv = vec!["venv", "--quiet", "--allow-existing"];
+    if let Some(nobody) = &nobody {
+        uv_venv.extend(["--python", nobody.interpreter.as_str()]);
+    }
+    uv_venv.push(venv.as_str());
+    cleanup::run(&duct::cmd("uv", &uv_venv).dir(&ctx.root))
         .context("creating the app test venv with uv")?;
     let sync = duct::cmd!(
         "uv",
@@ -122,11 +132,107 @@ fn app_tests(ctx: &Ctx) -> Result<()> {
         &lock
     );
     cleanup::run(&sync.dir(&ctx.root)).context("installing the app's locked dev requirements")?;
-    progress!("pytest app/tests");
-    let pytest = duct::cmd!(python.as_std_path(), "-m", "pytest", "app/tests");
+    let pytest = [python.as_str(), "-m", "pytest", "app/tests"];
+    let pytest = match &nobody {
+        None => {
+            progress!("pytest app/tests");
+            duct::cmd(pytest[0], &pytest[1..])
+        }
+        Some(nobody) => {
+            progress!(
+                "pytest app/tests as nobody (root ignores file permissions: the tests of them \
+                 would skip)"
+            );
+            nobody.command(&pytest)
+        }
+    };
     let out = cleanup::run(&pytest.dir(&ctx.root).unchecked()).context("running pytest")?;
     if !out.status.success() {
         return Err(CheckFailed("app tests failed".into()).into());
     }
     Ok(())
+}
+
+/// Running the app tests as `nobody` when `cargo xtask test` runs as root (CI does). The app's
+/// tests are written for a non-root user — a root process ignores file permissions, so the tests
+/// of a read-only data directory skip as root — and the service itself never runs as root. On
+/// Linux, `setpriv` (util-linux) drops to nobody, with an interpreter nobody can run (uv may
+/// pick one under /root otherwise). Where that is not possible, the tests run as root, with a
+/// warning.
+struct Nobody {
+    /// `setpriv --reuid=nobody --regid=GID --clear-groups --`
+    prefix: Vec<String>,
+    /// The base interpreter of the venv.
+    interpreter: String,
+}
+
+impl Nobody {
+    fn find(ctx: &Ctx) -> Option<Nobody> {
+        if !cfg!(target_os = "linux") {
+            return None;
+        }
+        let sh = &ctx.sh;
+        let uid = xshell::cmd!(sh, "id -u").quiet().read().ok()?;
+        if uid.trim() != "0" {
+            return None;
+        }
+        let warn = |why: &str| {
+            eprintln!(
+                "warning: the app tests run as root: {why}; the tests of file permissions skip"
+            );
+            None
+        };
+        let Ok(setpriv) = which::which("setpriv") else {
+            return warn("setpriv is not installed (util-linux)");
+        };
+        let Ok(gid) = xshell::cmd!(sh, "id -g nobody").quiet().read() else {
+            return warn("there is no user `nobody`");
+        };
+        let prefix = vec![
+            setpriv.to_string_lossy().into_owned(),
+            "--reuid=nobody".into(),
+            format!("--regid={}", gid.trim()),
+            "--clear-groups".into(),
+            "--".into(),
+        ];
+        let mut candidates: Vec<String> = which::which_all("python3")
+            .into_iter()
+            .flatten()
+            .map(|p| p.to_string_lossy().into_owned())
+            .collect();
+        candidates.push("/usr/bin/python3".into());
+        // The venv's python links to the interpreter's real path, and the tests start it again
+        // (subprocess): nobody must be able to run that, from a process of its own.
+        let runs = |python: &String| {
+            let (program, mut args) = (&prefix[0], prefix[1..].to_vec());
+            args.extend([
+                python.clone(),
+                "-c".into(),
+                "import os, subprocess, sys; \
+                 subprocess.run([os.path.realpath(sys.executable), '-c', ''], check=True)"
+                    .into(),
+            ]);
+            xshell::cmd!(sh, "{program} {args...}")
+                .quiet()
+                .ignore_stdout()
+                .ignore_stderr()
+                .run()
+                .is_ok()
+        };
+        match candidates.into_iter().find(runs) {
+            Some(interpreter) => Some(Nobody {
+                prefix,
+                interpreter,
+            }),
+            None => warn("no python3 on PATH that nobody may run"),
+        }
+    }
+
+    /// `argv` as nobody: no bytecode or pytest cache written into the root-owned checkout.
+    fn command(&self, argv: &[&str]) -> duct::Expression {
+        let mut args: Vec<String> = self.prefix[1..].to_vec();
+        args.extend(argv.iter().map(|a| a.to_string()));
+        args.extend(["-p".into(), "no:cacheprovider".into()]);
+        duct::cmd(&self.prefix[0], &args).env("PYTHONDONTWRITEBYTECODE", "1")
+    }
 }
