@@ -45,7 +45,7 @@ def run_probe(name: str, *args: str) -> object:
 def test_every_probe_compiles_and_is_tested() -> None:
     names = sorted(p.name for p in PROBES.glob("*.py"))
     assert names == ["forbidden_packages.py", "forbidden_paths.py", "http_request.py",
-                     "shared_libraries.py", "torch_libraries.py"]
+                     "pytest_file.py", "shared_libraries.py", "torch_libraries.py"]
     for name in names:
         compile((PROBES / name).read_text(), name, "exec")
         # `python3 -c` puts the working directory first on sys.path: no probe may shadow a module.
@@ -207,3 +207,29 @@ def test_torch_libraries_fails_where_torch_is_not_installed() -> None:
         assert "No module named 'torch'" in result.stderr
     else:
         assert json.loads(result.stdout)["problems"] == []
+def test_pytest_probe_runs_one_file_with_pytest_from_a_site_directory(tmp_path: Path) -> None:
+    """As in the container: pytest from SITE (here this venv's), no conftest, nothing written."""
+    tests = tmp_path / "tests"
+    tests.mkdir()
+    (tests / "conftest.py").write_text("raise ImportError('a conftest the image cannot import')\n")
+    (tests / "helper.py").write_text("VALUE = 3\n")
+    (tests / "test_x.py").write_text(
+        "import helper\n\ndef test_a():\n    assert helper.VALUE == 3\n\n"
+        "def test_b():\n    assert True\n"
+    )
+    site = str(Path(pytest.__file__).resolve().parents[1])
+    source = (PROBES / "pytest_file.py").read_text()
+    result = subprocess.run(
+        [sys.executable, "-c", source, site, str(tests / "test_x.py")],
+        capture_output=True, text=True, cwd=PROBES, timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip().splitlines()[-1].startswith("2 passed"), result.stdout
+    assert sorted(p.name for p in tests.iterdir()) == ["conftest.py", "helper.py", "test_x.py"]
+
+    (tests / "test_y.py").write_text("import pytest\npytest.importorskip('no_such_module')\n")
+    result = subprocess.run(
+        [sys.executable, "-c", source, site, str(tests / "test_y.py")],
+        capture_output=True, text=True, cwd=PROBES, timeout=120,
+    )
+    assert "1 skipped" in result.stdout and "no_such_module" in result.stdout, result.stdout

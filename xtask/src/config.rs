@@ -462,6 +462,7 @@ fn resolve_variant(
 
     let smoke = smoke::resolve_smoke(
         &bad,
+        dir,
         defaults.smoke.clone().unwrap_or_default(),
         v.smoke.unwrap_or_default(),
     )?;
@@ -675,6 +676,9 @@ mod tests {
             ("[[variants.a.smoke.exec]]\nname = \"e\"\ncmd = [\"x\"]\nexit_code = 300", "18:13: variant `a`: smoke.exec: check `e` expects exit code 300, which no process returns"),
             ("[[variants.a.smoke.exec]]\nname = \"e\"\ncmd = [\"x\"]\n[[variants.a.smoke.exec]]\nname = \"e\"\ncmd = [\"y\"]", "19:8: variant `a`: smoke.exec: two checks are named `e`"),
             ("smoke = { exec = \"x\" }", "15:18: variant `a`: `exec` must be an array of tables"),
+            ("[[variants.a.smoke.pytest]]\nname = \"t\"\npath = \"test_x.py\"\nrequirements = \"Dockerfile\"", "17:8: variant `a`: smoke.pytest: check `t`: `test_x.py` is not a Python test file"),
+            ("[[variants.a.smoke.pytest]]\nname = \"t\"\npath = \"Dockerfile\"\nrequirements = \"Dockerfile\"", "17:8: variant `a`: smoke.pytest: check `t`: `Dockerfile` is not a Python test file"),
+            ("[[variants.a.smoke.pytest]]\nname = \"t\"\npath = \"test_x.py\"", "15:1: variant `a`: missing key `requirements`"),
             ("[variants.\"Vox Serve!\"]\ndockerfile = \"Dockerfile\"\nimage = \"i\"", "15:1: variant `Vox Serve!`: the variant name becomes an image tag, and `Vox Serve!` is not a valid tag"),
             ("[variants.b]\ndockerfile = \"/etc/hostname\"\nimage = \"i\"", "16:14: variant `b`: dockerfile: `/etc/hostname` leads to /etc/hostname, outside"),
             ("[variants.b]\ndockerfile = \"escape/hostname\"\nimage = \"i\"", "16:14: variant `b`: dockerfile: `escape/hostname` leads to /etc/hostname, outside"),

@@ -408,3 +408,57 @@ fn a_missing_image_names_the_build_command() {
         run.stderr
     );
 }
+
+#[test]
+fn a_pytest_check_runs_its_file_in_the_container_and_a_skip_fails_it() {
+    let case = "pytest";
+    let image = app_image();
+    let dir = Scratch::new("smoke-pytest");
+    let tests = fixtures().join("smoke-pytest");
+    let lock = repo_root().join("app").join("requirements-dev.lock");
+    let check = |name: &str, file: &str| {
+        format!(
+            "[[variants.app.smoke.pytest]]\nname = \"{name}\"\npath = \"{}\"\nrequirements = \"{}\"\n",
+            tests.join(file).display(),
+            lock.display()
+        )
+    };
+    // The files are outside the scratch dir: the config lives where it may name them.
+    let config = write_config(
+        &dir,
+        &format!(
+            "{}{}",
+            check("in the container", "test_in_image.py"),
+            check("skips", "test_skipped.py")
+        ),
+    );
+    let run = Run::of(&mut smoke_cmd(&config, &image, case, &["--format", "json"]));
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    let doc = json(&run);
+    let checks = doc[0]["checks"].as_array().unwrap();
+    let find = |name: &str| {
+        checks
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap_or_else(|| panic!("no check {name}: {doc}"))
+    };
+    let ran = find("in the container");
+    assert_eq!(ran["passed"], true, "{ran}");
+    assert!(
+        ran["actual"].as_str().unwrap().starts_with("2 passed"),
+        "{ran}"
+    );
+    let skipped = find("skips");
+    assert_eq!(skipped["passed"], false, "{skipped}");
+    assert!(
+        skipped["actual"].as_str().unwrap().contains("1 skipped")
+            && skipped["actual"].as_str().unwrap().contains("torch"),
+        "{skipped}"
+    );
+    assert!(
+        run.error_line().contains("check `skips` failed"),
+        "{}",
+        run.stderr
+    );
+    assert_no_leak(case);
+}

@@ -377,6 +377,7 @@ mod tests {
                 torch_libraries: false,
                 exec: vec![],
                 http: vec![],
+                pytest: vec![],
             },
             scan: Scan {
                 fail_on: vec![],

@@ -2,6 +2,7 @@
 //! checked against what docker and HTTP take.
 
 use anyhow::Result;
+use camino::{Utf8Path, Utf8PathBuf};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -39,6 +40,7 @@ pub struct Smoke {
     pub torch_libraries: bool,
     pub exec: Vec<ExecCheck>,
     pub http: Vec<HttpCheck>,
+    pub pytest: Vec<PytestCheck>,
 }
 
 fn ser_secs<S: serde::Serializer>(d: &Duration, s: S) -> std::result::Result<S::Ok, S::Error> {
@@ -76,6 +78,17 @@ pub struct HttpCheck {
     pub wav_seconds: Option<f64>,
 }
 
+/// A pytest file of the repository, run inside the container with the image's own Python and
+/// packages (e.g. tests that need the image's torch); pytest itself comes from `requirements`.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct PytestCheck {
+    pub name: String,
+    /// The test file (absolute; images.toml names it relative to itself).
+    pub path: Utf8PathBuf,
+    /// A hash-pinned requirements file that pins pytest and what it needs (absolute).
+    pub requirements: Utf8PathBuf,
+}
+
 fn default_method() -> String {
     "GET".into()
 }
@@ -102,6 +115,18 @@ pub(super) struct RawSmoke {
     torch_libraries: Option<bool>,
     exec: Option<Vec<RawExecCheck>>,
     http: Option<Vec<RawHttpCheck>>,
+    pytest: Option<Vec<RawPytestCheck>>,
+}
+
+#[derive(Deserialize, Clone)]
+#[serde(
+    deny_unknown_fields,
+    expecting = r#"a table like { name = "parity", path = "app/tests/test_parity.py", requirements = "app/requirements-dev.lock" }"#
+)]
+struct RawPytestCheck {
+    name: Str,
+    path: Str,
+    requirements: Str,
 }
 
 #[derive(Deserialize, Clone)]
@@ -141,7 +166,7 @@ type Bad<'a> = &'a dyn Fn(&Str, &str, String) -> anyhow::Error;
 
 /// The smoke settings of a variant over the defaults', each value checked against what
 /// `docker run` and the checks take.
-pub fn resolve_smoke(bad: Bad, ds: RawSmoke, vs: RawSmoke) -> Result<Smoke> {
+pub fn resolve_smoke(bad: Bad, dir: &Utf8Path, ds: RawSmoke, vs: RawSmoke) -> Result<Smoke> {
     let health_timeout = match vs.health_timeout.or(ds.health_timeout) {
         Some(t) => parse_health_timeout(t.get_ref())
             .map_err(|e| bad(&t, "smoke.health_timeout", e.to_string()))?,
@@ -263,6 +288,14 @@ pub fn resolve_smoke(bad: Bad, ds: RawSmoke, vs: RawSmoke) -> Result<Smoke> {
         |c| &c.name,
         resolve_http,
     )?;
+    let pytest = resolve_checks(
+        bad,
+        "smoke.pytest",
+        ds.pytest,
+        vs.pytest,
+        |c| &c.name,
+        |bad, c| resolve_pytest(bad, dir, c),
+    )?;
     Ok(Smoke {
         health_timeout,
         memory: memory.map(Spanned::into_inner),
@@ -286,6 +319,7 @@ pub fn resolve_smoke(bad: Bad, ds: RawSmoke, vs: RawSmoke) -> Result<Smoke> {
         torch_libraries,
         exec,
         http,
+        pytest,
     })
 }
 
@@ -297,7 +331,7 @@ fn resolve_checks<R, T>(
     defaults: Option<Vec<R>>,
     variant: Option<Vec<R>>,
     name: fn(&R) -> &Str,
-    resolve: fn(Bad, R) -> Result<T>,
+    resolve: impl Fn(Bad, R) -> Result<T>,
 ) -> Result<Vec<T>> {
     for list in [&defaults, &variant].into_iter().flatten() {
         unique_names(bad, key, list.iter().map(name))?;
@@ -363,6 +397,46 @@ fn resolve_exec(bad: Bad, c: RawExecCheck) -> Result<ExecCheck> {
         cmd: c.cmd.into_inner(),
         exit_code,
         stdout_contains: c.stdout_contains,
+    })
+}
+
+fn resolve_pytest(bad: Bad, dir: &Utf8Path, c: RawPytestCheck) -> Result<PytestCheck> {
+    let name = c.name.get_ref();
+    if name.trim().is_empty() {
+        return Err(bad(
+            &c.name,
+            "smoke.pytest",
+            "a check needs a `name` to be reported by".into(),
+        ));
+    }
+    let path = dir.join(c.path.get_ref());
+    if !(path.is_file() && path.extension() == Some("py")) {
+        return Err(bad(
+            &c.path,
+            "smoke.pytest",
+            format!(
+                "check `{name}`: `{}` is not a Python test file (looked for {path}); name a \
+                 `test_*.py` file, relative to images.toml",
+                c.path.get_ref()
+            ),
+        ));
+    }
+    let requirements = dir.join(c.requirements.get_ref());
+    if !requirements.is_file() {
+        return Err(bad(
+            &c.requirements,
+            "smoke.pytest",
+            format!(
+                "check `{name}`: the requirements file `{}` does not exist (looked for \
+                 {requirements}); name a hash-pinned lock that pins pytest",
+                c.requirements.get_ref()
+            ),
+        ));
+    }
+    Ok(PytestCheck {
+        name: c.name.into_inner(),
+        path,
+        requirements,
     })
 }
 

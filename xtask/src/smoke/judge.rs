@@ -48,6 +48,7 @@ impl Check {
             Check::ForbiddenPackages(globs) => judge_packages(globs, out),
             Check::SharedLibraries { host } => judge_shared_libraries(host, out),
             Check::TorchLibraries => judge_torch_libraries(out),
+            Check::Pytest { name, file, .. } => judge_pytest(name, file, out),
         }
     }
 }
@@ -185,6 +186,45 @@ pub fn judge_http(check: &HttpCheck, out: &ExecOutput) -> CheckResult {
     } else {
         fail(format!("{}; body: {body}", problems.join(", ")))
     }
+}
+
+/// pytest's summary line (`5 passed, 1 skipped in 0.52s`), the last one that counts tests.
+fn pytest_summary(stdout: &str) -> Option<&str> {
+    stdout.lines().map(str::trim).rfind(|l| {
+        [" passed", " failed", " skipped", " error", " no tests ran"]
+            .iter()
+            .any(|w| l.contains(w))
+    })
+}
+
+/// Every test of the file passed, and none was skipped: a skip (torch not importable…) would
+/// make the check pass without testing what it names.
+pub fn judge_pytest(name: &str, file: &str, out: &ExecOutput) -> CheckResult {
+    let short = file.rsplit('/').next().unwrap_or(file);
+    let expected = format!("pytest {short}: every test passed, none skipped");
+    let fail = |actual: String| CheckResult::new(name, false, expected.clone(), actual);
+    if let Some(problem) = exec_problem(out, "python3", "pytest checks run python3 in the image") {
+        return fail(problem);
+    }
+    let Some(summary) = pytest_summary(&out.stdout) else {
+        return fail(format!("pytest printed no summary: {}", describe_exec(out)));
+    };
+    let summary = summary.trim_matches('=').trim().to_string();
+    if out.code != 0 || summary.contains("skipped") || !summary.contains("passed") {
+        let failures: Vec<&str> = out
+            .stdout
+            .lines()
+            .filter(|l| {
+                l.starts_with("FAILED ") || l.starts_with("ERROR ") || l.starts_with("SKIPPED ")
+            })
+            .collect();
+        return fail(if failures.is_empty() {
+            format!("exit {}: {summary}", out.code)
+        } else {
+            format!("exit {}: {summary}; {}", out.code, failures.join("; "))
+        });
+    }
+    CheckResult::new(name, true, expected, summary)
 }
 
 pub fn judge_not_root(out: &ExecOutput) -> CheckResult {
@@ -771,5 +811,54 @@ mod tests {
             not_healthy_within(Duration::from_secs(90), &state("running", None)),
             "not healthy within 90 s (no health status)"
         );
+    }
+
+    #[test]
+    fn a_pytest_check_passes_only_when_every_test_passed() {
+        let run = |code: i32, stdout: &str| ExecOutput {
+            code,
+            stdout: stdout.into(),
+            ..ExecOutput::default()
+        };
+        let judge = |out: &ExecOutput| judge_pytest("parity", "/m/tests-0/test_parity.py", out);
+        let ok = judge(&run(
+            0,
+            "......                                   [100%]\n6 passed in 0.52s\n",
+        ));
+        assert!(ok.passed, "{ok:?}");
+        assert_eq!(ok.actual, "6 passed in 0.52s");
+        assert_eq!(
+            ok.expected,
+            "pytest test_parity.py: every test passed, none skipped"
+        );
+
+        let skipped = judge(&run(
+            0,
+            "s\n=== short test summary info ===\nSKIPPED [1] test_parity.py:15: could not import 'torch'\n1 skipped in 0.01s\n",
+        ));
+        assert!(!skipped.passed);
+        assert!(
+            skipped.actual.contains("1 skipped")
+                && skipped.actual.contains("could not import 'torch'"),
+            "{}",
+            skipped.actual
+        );
+        let failed = judge(&run(
+            1,
+            "F.\nFAILED test_parity.py::test_x - assert 1 == 2\n1 failed, 1 passed in 0.1s\n",
+        ));
+        assert!(!failed.passed);
+        assert!(
+            failed.actual.contains("FAILED test_parity.py::test_x"),
+            "{}",
+            failed.actual
+        );
+        let missing = judge(&ExecOutput {
+            code: 127,
+            stderr: "exec: \"python3\": executable file not found in $PATH".into(),
+            ..ExecOutput::default()
+        });
+        assert!(!missing.passed && missing.actual.contains("`python3` is not in the image"));
+        assert!(!judge(&run(1, "ModuleNotFoundError: No module named 'pytest'\n")).passed);
     }
 }

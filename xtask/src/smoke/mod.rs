@@ -1,10 +1,11 @@
 //! `cargo xtask smoke <variant>… | --all`: starts each image under a hardened runtime, waits for
 //! its HEALTHCHECK, runs the variant's checks from images.toml, and always removes the container.
 //!
-//! The story, one file per stage: inspect the image → [`plan`] (pure: refusal, or the `docker
-//! run` argv and the checks; the in-container probes are `probes/*.py`) → [`run`] (detached under
-//! a cleanup guard, wait until healthy, run the checks) → [`judge`] (pure verdicts on what the
-//! container said) → [`render`] (summary table, diagnostics, step summary).
+//! The story, one file per stage: inspect the image ([`pytest`]: install pytest for the
+//! `smoke.pytest` checks) → [`plan`] (pure: refusal, or the `docker run` argv and the checks; the
+//! in-container probes are `probes/*.py`) → [`run`] (detached under a cleanup guard, wait until
+//! healthy, run the checks) → [`judge`] (pure verdicts on what the container said) → [`render`]
+//! (summary table, diagnostics, step summary).
 //!
 //! Health: the image's HEALTHCHECK command is kept but its timing is overridden at run time: the
 //! whole `health_timeout` is a start period (failures do not count) probed every 500 ms, so the
@@ -21,6 +22,7 @@
 
 mod judge;
 mod plan;
+mod pytest;
 mod render;
 mod run;
 
@@ -86,6 +88,13 @@ impl Args {
         docker::versions(&ctx.sh)?;
         let (refs, images) = self.inspect(ctx, &variants)?;
         reclaim::stale_containers(&ctx.sh)?;
+        let mut pytest_sites = BTreeMap::new();
+        for check in variants.iter().flat_map(|v| &v.smoke.pytest) {
+            if !pytest_sites.contains_key(&check.requirements) {
+                let site = pytest::site(ctx, &check.requirements)?;
+                pytest_sites.insert(check.requirements.clone(), site);
+            }
+        }
         let opts = Options {
             allow_root: self.allow_root,
             gpus: self.gpus,
@@ -99,6 +108,7 @@ impl Args {
                 reclaim::Owner::current(&ctx.sh).labels()
             },
             timeout: self.timeout,
+            pytest_sites,
         };
 
         let mut outcomes = Vec::new();

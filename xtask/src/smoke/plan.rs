@@ -2,6 +2,8 @@
 //! hardened `docker run` argv and the checks to run once the container is healthy, or the reason
 //! the image is refused. The in-container probes are the Python files in `probes/`.
 
+use camino::Utf8PathBuf;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::config::{ExecCheck, HttpCheck, Variant};
@@ -29,6 +31,10 @@ const SHARED_LIBRARIES_PROBE: &str = include_str!("probes/shared_libraries.py");
 const TORCH_LIBRARIES_PROBE: &str = include_str!("probes/torch_libraries.py");
 /// The user's ID where the image has no `id` (distroless): Python's view of it.
 const UID_PROBE: &str = "import os; print(os.getuid())";
+/// Runs a mounted pytest file with the image's Python, pytest from a mounted site directory.
+const PYTEST_PROBE: &str = include_str!("probes/pytest_file.py");
+/// Where `smoke.pytest` checks find their files in the container (read-only bind mounts).
+const PYTEST_MOUNTS: &str = "/xtask-smoke/pytest";
 
 /// The run options that shape the plan.
 #[derive(Debug, Clone, Default)]
@@ -42,6 +48,8 @@ pub struct Options {
     /// `crate::reclaim` owner labels (none for a kept container: it is the user's then).
     pub owner: Vec<String>,
     pub timeout: Option<Duration>,
+    /// For `smoke.pytest` checks: the site directory holding pytest, per requirements file.
+    pub pytest_sites: BTreeMap<Utf8PathBuf, Utf8PathBuf>,
 }
 
 /// How health is judged.
@@ -72,6 +80,12 @@ pub enum Check {
     },
     /// torch finds and loads every library it loads by name.
     TorchLibraries,
+    /// A test file of the repository, at `file` in the container, pytest at `site`.
+    Pytest {
+        name: String,
+        site: String,
+        file: String,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -202,6 +216,34 @@ pub fn plan(
         ]),
         None => {}
     }
+    // pytest checks: each test file's directory and pytest's site directory, read-only.
+    let mut pytest_checks = Vec::new();
+    for (i, check) in smoke.pytest.iter().enumerate() {
+        let (Some(dir), Some(file)) = (check.path.parent(), check.path.file_name()) else {
+            return Err(format!("smoke.pytest check `{}` names no file", check.name));
+        };
+        let Some(site) = opts.pytest_sites.get(&check.requirements) else {
+            return Err(format!(
+                "smoke.pytest check `{}`: pytest from {} was not installed",
+                check.name, check.requirements
+            ));
+        };
+        let (tests_at, site_at) = (
+            format!("{PYTEST_MOUNTS}/tests-{i}"),
+            format!("{PYTEST_MOUNTS}/site-{i}"),
+        );
+        for (source, target) in [(dir, &tests_at), (site.as_path(), &site_at)] {
+            args.extend([
+                "--mount".into(),
+                format!("type=bind,source={source},target={target},readonly"),
+            ]);
+        }
+        pytest_checks.push(Check::Pytest {
+            name: check.name.clone(),
+            site: site_at,
+            file: format!("{tests_at}/{file}"),
+        });
+    }
     args.push(image.to_string());
 
     let mut checks: Vec<Check> = smoke.exec.iter().cloned().map(Check::Exec).collect();
@@ -227,6 +269,7 @@ pub fn plan(
     if smoke.torch_libraries {
         checks.push(Check::TorchLibraries);
     }
+    checks.extend(pytest_checks);
 
     Ok(Plan {
         variant: variant.name.clone(),
@@ -253,6 +296,7 @@ impl Check {
             Check::ForbiddenPackages(_) => "forbidden python packages absent".into(),
             Check::SharedLibraries { .. } => "shared libraries resolve".into(),
             Check::TorchLibraries => "torch loads its libraries".into(),
+            Check::Pytest { name, .. } => name.clone(),
         }
     }
 
@@ -303,6 +347,9 @@ impl Check {
                 Some(python(SHARED_LIBRARIES_PROBE, args))
             }
             Check::TorchLibraries => Some(python(TORCH_LIBRARIES_PROBE, vec![])),
+            Check::Pytest { site, file, .. } => {
+                Some(python(PYTEST_PROBE, vec![site.clone(), file.clone()]))
+            }
         }
     }
 }
@@ -498,6 +545,44 @@ mod tests {
         .unwrap();
         assert_eq!(p.health, HealthMode::Probe("/health".into()));
         assert!(!p.run_args.iter().any(|a| a.starts_with("--health")));
+    }
+
+    #[test]
+    fn a_pytest_check_mounts_its_directory_and_pytest_read_only() {
+        let v = variant(
+            "[[variants.cpu.smoke.pytest]]\nname = \"parity\"\npath = \"app/tests/test_parity.py\"\n\
+             requirements = \"app/requirements-dev.lock\"\n",
+        );
+        let root = crate::util::project_root();
+        let lock = root.join("app/requirements-dev.lock");
+        let opts = Options {
+            pytest_sites: BTreeMap::from([(lock, Utf8PathBuf::from("/t/site"))]),
+            ..Options::default()
+        };
+        let p = plan(&v, "img", &image("app", true), &opts, "s").unwrap();
+        assert_eq!(
+            after(&p.run_args, "--mount"),
+            [
+                format!(
+                    "type=bind,source={root}/app/tests,target=/xtask-smoke/pytest/tests-0,readonly"
+                ),
+                "type=bind,source=/t/site,target=/xtask-smoke/pytest/site-0,readonly".to_string()
+            ]
+        );
+        assert_eq!(p.run_args.last().unwrap(), "img");
+        let check = p.checks.last().unwrap();
+        assert_eq!(check.name(), "parity");
+        let argv = check.argv(8000, MIN_CHECK_TIMEOUT).unwrap();
+        assert_eq!(
+            argv[3..],
+            [
+                "/xtask-smoke/pytest/site-0",
+                "/xtask-smoke/pytest/tests-0/test_parity.py"
+            ]
+        );
+        // pytest must have been installed for it.
+        let err = plan(&v, "img", &image("app", true), &Options::default(), "s").unwrap_err();
+        assert!(err.contains("was not installed"), "{err}");
     }
 
     #[test]
