@@ -426,16 +426,22 @@ pub fn tag_image(sh: &Shell, source: &str, targets: &[String]) -> Result<()> {
 /// does not exist is not an error.
 pub fn untag_image(name: &str) -> Result<()> {
     let args = ["image".to_string(), "rm".into(), name.into()];
-    let out = command(&args)
+    remove(&args, &format!("the tag {name}"), "No such image")
+}
+
+/// Runs a `docker … rm` that takes no `Shell`; docker's `gone` message (already removed) is no
+/// error.
+fn remove(args: &[String], what: &str, gone: &str) -> Result<()> {
+    let out = command(args)
         .stdin_null()
         .stdout_null()
         .stderr_capture()
         .unchecked()
         .run()
-        .with_context(|| format!("running `docker image rm {name}`"))?;
+        .with_context(|| format!("running `docker {}`", args.join(" ")))?;
     let stderr = String::from_utf8_lossy(&out.stderr);
-    if !out.status.success() && !stderr.contains("No such image") {
-        bail!("cannot remove the tag {name}: {}", stderr.trim());
+    if !out.status.success() && !stderr.contains(gone) {
+        bail!("cannot remove {what}: {}", stderr.trim());
     }
     Ok(())
 }
@@ -1041,18 +1047,7 @@ pub fn remove_container(name: &str) -> Result<()> {
         "--volumes".into(),
         name.into(),
     ];
-    let out = command(&args)
-        .stdin_null()
-        .stdout_null()
-        .stderr_capture()
-        .unchecked()
-        .run()
-        .with_context(|| format!("running `docker rm {name}`"))?;
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    if !out.status.success() && !stderr.contains("No such container") {
-        bail!("cannot remove container {name}: {}", stderr.trim());
-    }
-    Ok(())
+    remove(&args, &format!("container {name}"), "No such container")
 }
 
 // ---------------------------------------------------------------------------------------------

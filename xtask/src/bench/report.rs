@@ -26,6 +26,11 @@ impl Machine {
             store: info.store_name(),
         }
     }
+
+    /// `2 CPUs, Docker 28.5.2, containerd snapshotter (overlayfs)`, for report titles.
+    pub fn describe(&self) -> String {
+        format!("{} CPUs, Docker {}, {}", self.cpus, self.docker, self.store)
+    }
 }
 
 /// One PASS/FAIL line.

@@ -274,13 +274,11 @@ fn render(report: &SizesReport) -> Vec<Section> {
     vec![
         Section {
             title: Some(format!(
-                "bench sizes: {} image(s) ({}, {} unpacked): {} CPUs, Docker {}, {}",
+                "bench sizes: {} image(s) ({}, {} unpacked): {}",
                 report.images.len(),
                 report.images.join(", "),
                 crate::config::human_size(report.unpacked),
-                report.machine.cpus,
-                report.machine.docker,
-                report.machine.store
+                report.machine.describe()
             )),
             table: runs,
         },

@@ -252,12 +252,10 @@ fn render(report: &SmokeReport) -> Vec<Section> {
     vec![
         Section {
             title: Some(format!(
-                "bench smoke: {} ({}): {} CPUs, Docker {}, {}",
+                "bench smoke: {} ({}): {}",
                 report.variant,
                 report.image,
-                report.machine.cpus,
-                report.machine.docker,
-                report.machine.store
+                report.machine.describe()
             )),
             table: runs,
         },

@@ -64,12 +64,10 @@ pub fn render(report: &RebuildReport) -> Vec<Section> {
     vec![
         Section {
             title: Some(format!(
-                "bench rebuild {} ({}): {} CPUs, Docker {}, {}",
+                "bench rebuild {} ({}): {}",
                 report.variant,
                 report.image,
-                report.machine.cpus,
-                report.machine.docker,
-                report.machine.store
+                report.machine.describe()
             )),
             table: builds,
         },
