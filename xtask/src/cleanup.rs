@@ -137,13 +137,20 @@ pub fn deliver<T>(f: impl FnOnce() -> T) -> T {
 /// `smoke cpu: FAILED (6/9 checks)` after a signal would describe what the cleanup did).
 pub fn deliver_progress(line: std::fmt::Arguments) {
     if FINISHED.load(Ordering::SeqCst) {
-        eprintln!("{line}");
+        say(line);
         return;
     }
     let _gate = lock_gate();
     if !interrupted() {
-        eprintln!("{line}");
+        say(line);
     }
+}
+
+/// A line on stderr that never panics (`eprintln!` does when stderr is gone, e.g. a parent that
+/// read it was killed): cleanup must go on whatever becomes of the terminal.
+pub fn say(line: std::fmt::Arguments) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{line}");
 }
 
 /// The end of `main`: from here on a signal no longer changes the outcome (the gate stays
@@ -171,7 +178,8 @@ fn run_all() {
             .collect()
     };
     for action in actions {
-        action();
+        // One action that panics must not keep the others (and the exit) from happening.
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(action));
     }
     let deadline = Instant::now() + HANDLER_PATIENCE;
     while RUNNING.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
@@ -197,7 +205,7 @@ fn on_signal() {
     };
     INTERRUPTED.store(true, Ordering::SeqCst);
     drop(gate);
-    eprintln!("\ninterrupted: cleaning up");
+    say(format_args!("\ninterrupted: cleaning up"));
     run_all();
     std::process::exit(130);
 }
@@ -205,7 +213,10 @@ fn on_signal() {
 /// On SIGINT / SIGTERM (Ctrl-C / Ctrl-Break on Windows): clean up, then exit 130.
 pub fn install_signal_handler() {
     if let Err(err) = ctrlc::set_handler(on_signal) {
-        eprintln!("warning: cannot install the Ctrl-C handler ({err}); an interrupt may leave containers behind");
+        say(format_args!(
+            "warning: cannot install the Ctrl-C handler ({err}); an interrupt may leave \
+             containers behind"
+        ));
     }
 }
 
@@ -241,6 +252,77 @@ pub fn run(expr: &duct::Expression) -> io::Result<std::process::Output> {
     let out = handle.wait().cloned();
     guard.disarm();
     out
+}
+
+/// How long a process tree stopped with [`run_tree`] has to end after SIGTERM, before SIGKILL.
+const TREE_GRACE: Duration = Duration::from_secs(20);
+
+/// `expr.run()` for a child that starts a tree of its own — `cargo test` (test binaries, and
+/// the xtask processes they start, each owning containers), another `cargo xtask` — in a
+/// process group of its own: on Ctrl-C / SIGTERM the whole group gets SIGTERM, so each process
+/// can clean up what it owns, then SIGKILL after a grace period. (Killing the child alone would
+/// leave its children running: cargo does not pass a signal on.) Elsewhere than on Unix, the
+/// child is killed as by [`run`].
+pub fn run_tree(expr: &duct::Expression) -> io::Result<std::process::Output> {
+    #[cfg(unix)]
+    let expr = &expr.before_spawn(|cmd| {
+        std::os::unix::process::CommandExt::process_group(cmd, 0);
+        Ok(())
+    });
+    let (handle, guard) = start_guarded(|| expr.start(), stop_tree)?;
+    let out = handle.wait().cloned();
+    guard.disarm();
+    out
+}
+
+/// SIGTERM to the child's process group, then SIGKILL if it has not ended within the grace.
+fn stop_tree(handle: &duct::Handle) {
+    #[cfg(unix)]
+    for pid in handle.pids() {
+        let group = format!("-{pid}");
+        // `kill -SIG -- -PGID`; true when some process of the group got it.
+        let signal = |name: &str| {
+            duct::cmd!("kill", format!("-{name}"), "--", &group)
+                .stdin_null()
+                .stdout_null()
+                .stderr_null()
+                .unchecked()
+                .run()
+                .is_ok_and(|o| o.status.success())
+        };
+        signal("TERM");
+        // Until every process of the group is gone (the child's children clean up too), reaping
+        // the child as it ends.
+        let deadline = Instant::now() + TREE_GRACE;
+        while Instant::now() < deadline {
+            drop(handle.try_wait());
+            if !group_alive(pid, || signal("0")) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        signal("KILL");
+    }
+    drop(handle.kill());
+}
+
+/// Whether a process of group `pgid` still runs. On Linux from /proc, zombies left out (where
+/// PID 1 does not reap orphans, as in many containers, they would count for ever); elsewhere
+/// `kill -0`.
+#[cfg(unix)]
+fn group_alive(pgid: u32, kill_0: impl Fn() -> bool) -> bool {
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return kill_0();
+    };
+    procs.flatten().any(|entry| {
+        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            return false;
+        };
+        // After the command name: state, ppid, pgrp.
+        let fields: Vec<&str> = rest.split_whitespace().take(3).collect();
+        fields.len() == 3 && fields[0] != "Z" && fields[2] == pgid.to_string()
+    })
 }
 
 /// A child whose stdout is read as it comes (`expr.reader()`), killed on drop and on Ctrl-C /

@@ -115,6 +115,8 @@ fn hostname(sh: &Shell) -> String {
 #[cfg(target_os = "linux")]
 fn probe(_sh: &Shell, pid: u32) -> Process {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // A zombie has ended; where PID 1 reaps no orphans it stays in /proc for ever.
+        Ok(stat) if linux_state(&stat) == Some("Z") => Process::Gone,
         Ok(stat) => Process::Alive {
             started: linux_start_tick(&stat).map(|tick| {
                 let boot =
@@ -158,8 +160,15 @@ fn probe(sh: &Shell, pid: u32) -> Process {
     }
 }
 
+/// The state field of `/proc/PID/stat` (`R`, `S`, `Z`…), after the command name.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+fn linux_state(stat: &str) -> Option<&str> {
+    stat.rsplit_once(')')?.1.split_whitespace().next()
+}
+
 /// The start time field of `/proc/PID/stat` (the 22nd; the command name before it may hold
 /// spaces and parentheses, so fields are counted after its closing parenthesis).
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 fn linux_start_tick(stat: &str) -> Option<u64> {
     let (_, rest) = stat.rsplit_once(')')?;
     rest.split_whitespace().nth(19)?.parse().ok()
@@ -168,6 +177,10 @@ fn linux_start_tick(stat: &str) -> Option<u64> {
 /// Removes the containers whose owner is gone and says how many, on stderr. Every command that
 /// starts containers calls this first.
 pub fn stale_containers(sh: &Shell) -> Result<usize> {
+    // After a signal, what is left is the next run's to reclaim.
+    if crate::cleanup::interrupted() {
+        return Ok(0);
+    }
     let owner = Owner::current(sh);
     let stale: Vec<docker::ContainerFacts> = docker::containers_labelled(sh, OWNER_PID)
         .context("listing containers that name an owner")?
@@ -193,6 +206,10 @@ pub fn stale_containers(sh: &Shell) -> Result<usize> {
 
 /// Removes the test fixture images whose owner (a test process) is gone and says how many.
 pub fn stale_test_images(sh: &Shell) -> Result<usize> {
+    // After a signal, what is left is the next run's to reclaim.
+    if crate::cleanup::interrupted() {
+        return Ok(0);
+    }
     let owner = Owner::current(sh);
     let images = docker::images_labelled(sh, &[TEST_LABEL, OWNER_PID])
         .context("listing test fixture images")?;
@@ -276,6 +293,7 @@ mod tests {
         let stat = "4242 (a) (b c) S 1 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 \
                     1000 200 18446744073709551615";
         assert_eq!(linux_start_tick(stat), Some(987_654));
+        assert_eq!(linux_state(stat), Some("S"));
         assert_eq!(linux_start_tick("garbage"), None);
     }
 

@@ -69,7 +69,7 @@ impl Args {
                 args.extend(self.cargo_args);
             }
             progress!("cargo {}", args.join(" "));
-            let out = cleanup::run(&duct::cmd(&cargo, &args).dir(&ctx.root).unchecked())
+            let out = cleanup::run_tree(&duct::cmd(&cargo, &args).dir(&ctx.root).unchecked())
                 .context("running cargo test")?;
             if !out.status.success() {
                 failed.push("xtask (cargo test)");

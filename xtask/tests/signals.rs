@@ -356,3 +356,52 @@ fn stale_fixture_images_are_reclaimed_by_cargo_xtask_test() {
         "the image of a live test process was removed"
     );
 }
+
+#[test]
+fn an_interrupted_bench_stops_the_smoke_it_runs_and_leaves_no_container() {
+    let _serial = serial();
+    let never = fixture_image("smoke-app", &["--target=app", "--build-arg=MODE=never"]);
+    let dir = Scratch::new("signals-bench");
+    let config = write_config(&dir);
+    let case = format!("bench-{}", run_id());
+    // `bench smoke` runs `cargo xtask smoke` as a child, in a process group of its own: the
+    // signal must reach it (and through it, its container), not only the bench.
+    let child = xtask()
+        .args([
+            "--config", &config, "bench", "smoke", "app", "--image", &never,
+        ])
+        .args(["--runs", "1", "--format", "json"])
+        .args(["--label", &format!("{LABEL}={}", run_id())])
+        .args(["--label", &format!("{CASE}={case}")])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawning xtask bench smoke");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while case_containers(&case).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the smoke container never appeared"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Run::of(Command::new("kill").args(["-TERM", &child.id().to_string()])).assert_ok();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(
+        out.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(
+        case_containers(&case).is_empty(),
+        "the bench's smoke left its container"
+    );
+    let smokes = Run::of(Command::new("pgrep").args(["-f", &case]));
+    assert!(
+        smokes.stdout.trim().is_empty(),
+        "still running: {}",
+        smokes.stdout
+    );
+}

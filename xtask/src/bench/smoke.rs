@@ -171,7 +171,7 @@ impl SmokeArgs {
                 .stdout_capture()
                 .stderr_capture()
                 .unchecked();
-            let out = crate::cleanup::run(&smoke).context("running `cargo xtask smoke`")?;
+            let out = crate::cleanup::run_tree(&smoke).context("running `cargo xtask smoke`")?;
             let secs = started.elapsed().as_secs_f64();
             // 1 is a failed smoke, which the report shows; 2 is an error.
             if !matches!(out.status.code(), Some(0 | 1)) {

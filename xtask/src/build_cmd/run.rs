@@ -76,7 +76,7 @@ pub fn execute(
         let untag = tag.clone();
         let guard = Guard::new(move || {
             if let Err(err) = docker::untag_image(&untag) {
-                eprintln!("warning: {err:#}");
+                crate::cleanup::say(format_args!("warning: {err:#}"));
             }
         });
         (tag, guard)

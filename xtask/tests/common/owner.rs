@@ -11,12 +11,12 @@ pub const OWNER_STARTED: &str = "voxserve.xtask.owner.started";
 /// `host`, `pid` and `started` of a process as the labels hold them; None when it is gone.
 pub fn process(pid: u32) -> Option<(String, String, String)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let tick = stat
-        .rsplit_once(')')?
-        .1
-        .split_whitespace()
-        .nth(19)?
-        .to_string();
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    // A zombie has ended (where PID 1 reaps no orphans, it stays in /proc).
+    if fields.first() == Some(&"Z") {
+        return None;
+    }
+    let tick = fields.get(19)?.to_string();
     let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap_or_default();
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
     Some((
