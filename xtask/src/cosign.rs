@@ -219,20 +219,13 @@ pub fn ensure_installed() -> Result<()> {
 /// Runs cosign with stdin closed (a key whose password is not in COSIGN_PASSWORD fails instead
 /// of waiting for a prompt); killed on Ctrl-C.
 pub fn run(argv: &[String]) -> Result<Output> {
-    let handle = std::sync::Arc::new(
-        duct::cmd("cosign", argv)
-            .stdin_null()
-            .stdout_capture()
-            .stderr_capture()
-            .unchecked()
-            .start()
-            .with_context(|| format!("starting `cosign {}`", argv[0]))?,
-    );
-    let kill = std::sync::Arc::clone(&handle);
-    let _guard = crate::cleanup::Guard::new(move || drop(kill.kill()));
-    let out = handle
-        .wait()
-        .with_context(|| format!("waiting for `cosign {}`", argv[0]))?;
+    let cosign = duct::cmd("cosign", argv)
+        .stdin_null()
+        .stdout_capture()
+        .stderr_capture()
+        .unchecked();
+    let out =
+        crate::cleanup::run(&cosign).with_context(|| format!("running `cosign {}`", argv[0]))?;
     Ok(Output {
         ok: out.status.success(),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),

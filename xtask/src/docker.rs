@@ -422,17 +422,22 @@ pub fn tag_image(sh: &Shell, source: &str, targets: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// `docker image rm NAME` for one tag, taking no `Shell` (cleanup guards call it); a tag that
-/// does not exist is not an error.
-pub fn untag_image(name: &str) -> Result<()> {
+/// `docker image rm NAME` for one tag, taking no `Shell` (cleanup guards call it), on the
+/// engine of `context` (`DOCKER_CONTEXT`) or the default one; a tag that does not exist is not
+/// an error.
+pub fn untag_image(context: Option<&str>, name: &str) -> Result<()> {
     let args = ["image".to_string(), "rm".into(), name.into()];
-    remove(&args, &format!("the tag {name}"), "No such image")
+    let mut expr = command(&args);
+    if let Some(context) = context {
+        expr = expr.env("DOCKER_CONTEXT", context);
+    }
+    remove(expr, &args, &format!("the tag {name}"), "No such image")
 }
 
 /// Runs a `docker … rm` that takes no `Shell`; docker's `gone` message (already removed) is no
 /// error.
-fn remove(args: &[String], what: &str, gone: &str) -> Result<()> {
-    let out = command(args)
+fn remove(expr: duct::Expression, args: &[String], what: &str, gone: &str) -> Result<()> {
+    let out = expr
         .stdin_null()
         .stdout_null()
         .stderr_capture()
@@ -1047,7 +1052,12 @@ pub fn remove_container(name: &str) -> Result<()> {
         "--volumes".into(),
         name.into(),
     ];
-    remove(&args, &format!("container {name}"), "No such container")
+    remove(
+        command(&args),
+        &args,
+        &format!("container {name}"),
+        "No such container",
+    )
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -227,10 +227,7 @@ pub fn generate(plan: &Plan) -> Result<Report> {
     for (k, v) in plan.env() {
         cmd = cmd.env(k, v);
     }
-    let handle = std::sync::Arc::new(cmd.start().context("starting syft")?);
-    let kill = std::sync::Arc::clone(&handle);
-    let _kill = crate::cleanup::Guard::new(move || drop(kill.kill()));
-    let out = handle.wait().context("waiting for syft")?;
+    let out = crate::cleanup::run(&cmd).context("running syft")?;
     if !out.status.success() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         bail!(
@@ -242,9 +239,12 @@ pub fn generate(plan: &Plan) -> Result<Report> {
     let spdx = std::fs::read_to_string(&tmp_spdx)
         .with_context(|| format!("reading the SPDX document syft wrote for {}", plan.image))?;
     let summary = summarize(&spdx)?;
-    std::fs::rename(&tmp_spdx, &plan.spdx).with_context(|| format!("writing {}", plan.spdx))?;
-    std::fs::rename(&tmp_cdx, &plan.cyclonedx)
-        .with_context(|| format!("writing {}", plan.cyclonedx))?;
+    // The documents are results: not written once the run was interrupted.
+    crate::cleanup::deliver(|| -> Result<()> {
+        std::fs::rename(&tmp_spdx, &plan.spdx).with_context(|| format!("writing {}", plan.spdx))?;
+        std::fs::rename(&tmp_cdx, &plan.cyclonedx)
+            .with_context(|| format!("writing {}", plan.cyclonedx))
+    })?;
     Ok(Report {
         name: plan.name.clone(),
         image: plan.image.clone(),

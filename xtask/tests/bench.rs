@@ -345,7 +345,7 @@ fn smoke_bench_times_every_run_and_judges_the_latency_targets() {
     assert_eq!(runs.len(), 2, "{doc}");
     for r in runs {
         assert_eq!(r["passed"], true, "{r}");
-        assert_eq!(r["checks"], "2/2", "{r}");
+        assert_eq!(r["checks"], "3/3", "{r}");
         assert!(
             r["healthy_after_ms"].is_u64() && r["verdict_after_probe_ms"].is_u64(),
             "{r}"

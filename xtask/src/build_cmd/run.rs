@@ -73,9 +73,9 @@ pub fn execute(
     };
     // The staging tag goes on every path; the real tags are set only after the checks below.
     let staging = plan.staging_tag.clone().map(|tag| {
-        let untag = tag.clone();
+        let (untag, context) = (tag.clone(), input.context.clone());
         let guard = Guard::new(move || {
-            if let Err(err) = docker::untag_image(&untag) {
+            if let Err(err) = docker::untag_image(context.as_deref(), &untag) {
                 crate::cleanup::say(format_args!("warning: {err:#}"));
             }
         });

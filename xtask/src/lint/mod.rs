@@ -157,9 +157,7 @@ impl Args {
         };
         let sections = render::sections(&report);
         match self.format {
-            Format::Table => {
-                print!("{}", render::text(&report));
-            }
+            Format::Table => report::print(&render::text(&report))?,
             _ => report::emit_sections(self.format, &sections, &report)?,
         }
         report::step_summary("Lint", &report::sections_markdown(&sections));
