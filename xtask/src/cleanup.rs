@@ -234,10 +234,10 @@ fn wait_for_handler() -> ! {
 
 /// Starts a child process and registers its kill as one step, so that a signal either comes
 /// before (and nothing starts) or finds it registered.
-fn start_guarded<T: Send + Sync + 'static>(
-    start: impl FnOnce() -> io::Result<T>,
+fn start_guarded<T: Send + Sync + 'static, E>(
+    start: impl FnOnce() -> Result<T, E>,
     kill: fn(&T),
-) -> io::Result<(Arc<T>, Guard)> {
+) -> Result<(Arc<T>, Guard), E> {
     let mut pending = lock_pending_for_new();
     let child = Arc::new(start()?);
     let victim = Arc::clone(&child);
@@ -252,6 +252,18 @@ pub fn run(expr: &duct::Expression) -> io::Result<std::process::Output> {
     let out = handle.wait().cloned();
     guard.disarm();
     out
+}
+
+/// Starts a daemon the command owns — a registry, a Docker engine — and registers `stop` as one
+/// step, as [`run`] and [`reader`] do for a child: `start` runs while no guard can be registered
+/// or run, so a signal that arrives meanwhile is handled once `start` has returned, and then
+/// stops what it started. For starts that take seconds (they wait until the daemon answers);
+/// the guard stops it on drop.
+pub fn start_daemon<T: Send + Sync + 'static>(
+    start: impl FnOnce() -> anyhow::Result<T>,
+    stop: fn(&T),
+) -> anyhow::Result<(Arc<T>, Guard)> {
+    start_guarded(start, stop)
 }
 
 /// How long a process tree stopped with [`run_tree`] has to end after SIGTERM, before SIGKILL.

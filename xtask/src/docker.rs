@@ -660,16 +660,26 @@ pub fn buildx_build_in(
                 crate::cleanup::run(&build.stdout_to_stderr()).context("running docker buildx")?;
             Ok(output.status)
         }
-        BuildOutput::Lines(on_line) => {
-            let reader = crate::cleanup::reader(&build.stderr_to_stdout())
-                .context("starting docker buildx")?;
-            for line in BufReader::new(&reader).lines() {
-                on_line(&line.context("reading docker buildx output")?);
-            }
-            let output = reader.try_wait()?.context("docker buildx did not finish")?;
-            Ok(output.status)
-        }
+        BuildOutput::Lines(on_line) => lines(&build, "docker buildx", on_line),
     }
+}
+
+/// Runs `expression` to the end with stdout and stderr merged, handed over line by line; the
+/// process is killed when this returns early (a read error) and on Ctrl-C / SIGTERM.
+fn lines(
+    expression: &duct::Expression,
+    what: &str,
+    on_line: &mut dyn FnMut(&str),
+) -> Result<std::process::ExitStatus> {
+    let reader = crate::cleanup::reader(&expression.stderr_to_stdout())
+        .with_context(|| format!("starting {what}"))?;
+    for line in BufReader::new(&reader).lines() {
+        on_line(&line.with_context(|| format!("reading the output of {what}"))?);
+    }
+    let output = reader
+        .try_wait()?
+        .with_context(|| format!("{what} did not finish"))?;
+    Ok(output.status)
 }
 
 /// One warning BuildKit reported for a build (`buildx.build.warnings` of the metadata file).
@@ -727,22 +737,12 @@ pub fn build_log(sh: &Shell, builder: Option<&str>, build_ref: &str) -> Result<S
 
 /// `docker <args>` (args start with `run --detach …`); returns the new container's ID.
 pub fn run_detached(args: &[String]) -> Result<String> {
-    let out = command(args)
-        .stdin_null()
-        .stdout_capture()
-        .stderr_capture()
-        .unchecked()
-        .run()
-        .context("running `docker run`")?;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    if !out.status.success() {
-        bail!("`docker run` failed: {}", stderr.trim());
-    }
+    let out = stdout_of(args, "`docker run`", "`docker run` failed")?;
+    let stdout = String::from_utf8_lossy(&out);
     // The ID is the last line; warnings (e.g. "no swap limit support") go to stderr.
     match stdout.lines().map(str::trim).rfind(|l| !l.is_empty()) {
         Some(id) => Ok(id.to_owned()),
-        None => bail!("`docker run` printed no container ID: {}", stderr.trim()),
+        None => bail!("`docker run` printed no container ID"),
     }
 }
 
@@ -803,20 +803,12 @@ pub fn container_state(name: &str) -> Result<ContainerState> {
         "{{json .State}}".into(),
         name.into(),
     ];
-    let out = command(&args)
-        .stdin_null()
-        .stdout_capture()
-        .stderr_capture()
-        .unchecked()
-        .run()
-        .with_context(|| format!("running `docker container inspect {name}`"))?;
-    if !out.status.success() {
-        bail!(
-            "cannot inspect container {name}: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let out = stdout_of(
+        &args,
+        &format!("`docker container inspect {name}`"),
+        &format!("cannot inspect container {name}"),
+    )?;
+    let stdout = String::from_utf8_lossy(&out);
     serde_json::from_str(stdout.trim())
         .with_context(|| format!("parsing the state of container {name}: {}", stdout.trim()))
 }
@@ -1058,6 +1050,64 @@ pub fn remove_container(name: &str) -> Result<()> {
         &format!("container {name}"),
         "No such container",
     )
+}
+
+// ---------------------------------------------------------------------------------------------
+// Another engine, named by its DOCKER_HOST (`bench pull`'s private engine): pulls, and the layers
+// they stored. No `Shell`: the engine is the one named, not the context's.
+
+/// `docker -H HOST pull REFERENCE`, its progress handed over line by line (`<id>: Download
+/// complete`, …); killed when this returns early and on Ctrl-C.
+pub fn pull_on(
+    host: &str,
+    reference: &str,
+    on_line: &mut dyn FnMut(&str),
+) -> Result<std::process::ExitStatus> {
+    let args = [
+        "-H".to_string(),
+        host.into(),
+        "pull".into(),
+        reference.into(),
+    ];
+    lines(
+        &command(&args).stdin_null().unchecked(),
+        &format!("`docker pull {reference}`"),
+        on_line,
+    )
+}
+
+/// The diff IDs of `reference` on the engine at `host` (`RootFS.Layers`), bottom first.
+pub fn layers_on(host: &str, reference: &str) -> Result<Vec<String>> {
+    let args = [
+        "-H".to_string(),
+        host.into(),
+        "image".into(),
+        "inspect".into(),
+        "--format".into(),
+        "{{json .RootFS.Layers}}".into(),
+        reference.into(),
+    ];
+    let out = stdout_of(
+        &args,
+        &format!("`docker image inspect {reference}`"),
+        &format!("`docker image inspect {reference}` on {host} failed"),
+    )?;
+    serde_json::from_slice(&out).with_context(|| format!("parsing the layers of {reference}"))
+}
+
+/// The stdout of `docker ARGS` (`what` names the command), or `failed: <its stderr>`.
+fn stdout_of(args: &[String], what: &str, failed: &str) -> Result<Vec<u8>> {
+    let out = command(args)
+        .stdin_null()
+        .stdout_capture()
+        .stderr_capture()
+        .unchecked()
+        .run()
+        .with_context(|| format!("running {what}"))?;
+    if !out.status.success() {
+        bail!("{failed}: {}", String::from_utf8_lossy(&out.stderr).trim());
+    }
+    Ok(out.stdout)
 }
 
 // ---------------------------------------------------------------------------------------------

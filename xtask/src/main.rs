@@ -12,6 +12,7 @@ mod docker;
 #[cfg(test)]
 mod docs_drift;
 mod doctor;
+mod engine;
 mod lint;
 mod reclaim;
 mod registry;

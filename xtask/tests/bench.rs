@@ -374,3 +374,199 @@ fn smoke_bench_times_every_run_and_judges_the_latency_targets() {
         "the bench left containers"
     );
 }
+
+/// The layer digests or diff IDs of one image row of `bench pull`'s report.
+fn pushed_layers<'a>(row: &'a serde_json::Value, field: &str) -> Vec<&'a str> {
+    row["pushed"]["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l[field].as_str().unwrap())
+        .collect()
+}
+
+#[test]
+fn pull_bench_pushes_both_layouts_with_both_compressions_and_pulls_them_on_fresh_engines() {
+    let image = fixture_image("pull", &[]);
+    let dir = Scratch::new("bench-pull");
+    let config = dir.write(
+        "images.toml",
+        &format!(
+            "{}{}target = \"app\"\n",
+            config_head(),
+            fixture_variant("fx", &fixtures().join("pull"), "localhost/xtask-unused")
+        ),
+    );
+    // Times are never judged here: the ratio target is set out of reach.
+    let child = xtask()
+        .arg("--config")
+        .arg(&config)
+        .args(["bench", "pull", "fx", "--image", &image, "--runs", "1"])
+        .args(["--max-vs-reference", "1000", "--format", "json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let out = child.wait_with_output().unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stdout:\n{stdout}\nstderr:\n{}",
+        tail(&stderr)
+    );
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+
+    let local: Vec<String> = serde_json::from_str(
+        docker(&[
+            "image",
+            "inspect",
+            "--format",
+            "{{json .RootFS.Layers}}",
+            &image,
+        ])
+        .stdout
+        .trim(),
+    )
+    .unwrap();
+    assert_eq!(local.len(), 5, "base, three venv layers, app");
+    assert_eq!(report["layers"], 5);
+    assert_eq!(report["venv_layers"], "2–4");
+    let rows = report["rows"].as_array().unwrap();
+    let images: Vec<&str> = rows.iter().map(|r| r["image"].as_str().unwrap()).collect();
+    assert_eq!(
+        images,
+        [
+            "one venv layer, gzip",
+            "one venv layer, zstd",
+            "layers as built, gzip",
+            "layers as built, zstd"
+        ]
+    );
+    for row in rows {
+        let suffix = format!("+{}", row["compression"].as_str().unwrap());
+        assert!(
+            pushed_layers(row, "media_type")
+                .iter()
+                .all(|m| m.ends_with(&suffix)),
+            "{row}"
+        );
+        assert_eq!(row["pulls"].as_array().unwrap().len(), 1);
+        for pull in row["pulls"].as_array().unwrap() {
+            assert_eq!(
+                pull["stored"],
+                row["pushed"]["layers"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|l| l["diff_id"].clone())
+                    .collect::<serde_json::Value>()
+            );
+            assert_eq!(pull["already_there"], 0);
+        }
+    }
+    // The layers as built: the same tars (diff IDs) as the local image, compressed both ways.
+    for row in &rows[2..] {
+        assert_eq!(pushed_layers(row, "diff_id"), local, "{row}");
+    }
+    assert_ne!(
+        pushed_layers(&rows[2], "digest"),
+        pushed_layers(&rows[3], "digest")
+    );
+    // One venv layer: base and app as they are, layers 2–4 as one new tar — the same tar for
+    // both compressions.
+    for row in &rows[..2] {
+        let ids = pushed_layers(row, "diff_id");
+        assert_eq!(ids.len(), 3, "{row}");
+        assert_eq!((ids[0], ids[2]), (local[0].as_str(), local[4].as_str()));
+        assert!(!local.iter().any(|l| l == ids[1]));
+        assert_eq!(
+            row["pushed"]["layers"][1]["from"],
+            serde_json::json!([2, 3, 4])
+        );
+    }
+    assert_eq!(
+        pushed_layers(&rows[0], "diff_id"),
+        pushed_layers(&rows[1], "diff_id")
+    );
+    assert!(
+        rows[2]["as_pushed"].as_bool().unwrap(),
+        "gzip unless push_compression says"
+    );
+    let checks: Vec<&str> = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        checks,
+        [
+            "every pull stored the pushed layers",
+            "pull as pushed (layers as built, gzip) vs one venv layer, gzip"
+        ]
+    );
+
+    // Nothing is left: engines, their bridges and files, registries.
+    let leftovers: Vec<String> = std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(&format!("xtask-pull-{pid}-")))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    let links = Run::of(std::process::Command::new("ip").args(["-o", "link"]));
+    assert!(
+        !links.stdout.contains(&format!("xtpl{pid:x}")),
+        "a bridge was left: {}",
+        links.stdout
+    );
+    let scratch = repo_root().join("target").join("xtask").join("tmp");
+    let left: Vec<String> = std::fs::read_dir(&scratch)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("bench-pull-"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn pull_bench_of_an_image_that_was_not_built_is_one_error_before_anything_starts() {
+    ensure_engine();
+    let dir = Scratch::new("bench-pull-missing");
+    let config = dir.write(
+        "images.toml",
+        &format!(
+            "{}{}",
+            config_head(),
+            fixture_variant(
+                "fx",
+                &fixtures().join("pull"),
+                &format!("localhost/xtask-never-built-{}", run_id())
+            )
+        ),
+    );
+    let run = Run::of(
+        xtask()
+            .arg("--config")
+            .arg(&config)
+            .args(["bench", "pull", "fx"]),
+    );
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    let line = run.error_line();
+    assert!(
+        line.contains("is not in the local image store") && line.contains("cargo xtask build fx"),
+        "{line}"
+    );
+    assert!(
+        !run.stderr.contains("==>"),
+        "nothing started: {}",
+        run.stderr
+    );
+}

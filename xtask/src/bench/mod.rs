@@ -7,6 +7,7 @@
 //! (table, JSON or Markdown), appends it to the GitHub step summary and fails (exit 1) when a
 //! [`report::Check`] missed its target. Adding one: its module, one `Bench` variant, one arm.
 
+mod pull;
 mod rebuild;
 mod report;
 mod sizes;
@@ -26,6 +27,9 @@ pub struct Args {
 
 #[derive(clap::Subcommand)]
 enum Bench {
+    /// Pull time of the image on a fresh engine: its layers as built vs the venv in one layer,
+    /// gzip vs zstd.
+    Pull(pull::PullArgs),
     /// Cold, no-change, app-change and dependency-change rebuild times of one variant.
     Rebuild(rebuild::RebuildArgs),
     /// First and cached `cargo xtask sizes` times for built images, against the 1 s target.
@@ -39,6 +43,7 @@ enum Bench {
 impl Args {
     pub fn run(self, ctx: &Ctx) -> Result<()> {
         match self.bench {
+            Bench::Pull(args) => args.run(ctx),
             Bench::Rebuild(args) => args.run(ctx),
             Bench::Sizes(args) => args.run(ctx),
             Bench::Update(args) => args.run(ctx),

@@ -22,7 +22,7 @@ use crate::docker;
 const CONTENT_DIR: &str = "io.containerd.content.v1.content";
 
 /// A content store directory (`…/io.containerd.content.v1.content`): blobs by digest.
-pub struct ContentStore {
+pub(crate) struct ContentStore {
     dir: Utf8PathBuf,
 }
 
@@ -85,7 +85,7 @@ impl ContentStore {
         Some(self.dir.join("blobs").join(algo).join(hex))
     }
 
-    pub(super) fn open(&self, digest: &str) -> Result<(File, Utf8PathBuf)> {
+    pub(crate) fn open(&self, digest: &str) -> Result<(File, Utf8PathBuf)> {
         let path = self
             .path(digest)
             .with_context(|| format!("`{digest}` is not a digest"))?;
@@ -135,6 +135,24 @@ impl ContentStore {
         }
         Ok(())
     }
+}
+
+/// The manifest of a local image (an index resolved to the image's platform) and its config as
+/// stored, byte for byte, from the content store (`bench pull` rewrites images from them).
+pub(crate) fn image_documents(
+    store: &ContentStore,
+    inspect: &docker::ImageInspect,
+) -> Result<(ManifestDoc, Vec<u8>)> {
+    let mut layout = Layout::default();
+    store
+        .load_tree(&inspect.id, &mut layout, 0)
+        .with_context(|| format!("reading the manifest of {}", inspect.id))?;
+    let manifest = layout.manifest_for(inspect)?;
+    let config = layout
+        .json
+        .remove(&manifest.config.digest)
+        .with_context(|| format!("config {} is missing", manifest.config.digest))?;
+    Ok((manifest, config))
 }
 
 /// `root = "…"` from containerd's config file, when it sets one.

@@ -4,6 +4,8 @@
 //! Registries on 127.0.0.0/8 (and `localhost`) are spoken to over plain HTTP, as the Docker engine
 //! does without configuration; every other host over HTTPS.
 
+pub mod serve;
+
 use anyhow::{bail, Context, Result};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;

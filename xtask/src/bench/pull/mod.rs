@@ -1,0 +1,254 @@
+//! `cargo xtask bench pull <variant>`: how long a host that has nothing of the image takes to
+//! pull it — with its layers as built and with the venv in one layer as before issue 13, each
+//! with gzip and with zstd layers, in one run.
+//!
+//! The four images are made from the built image's own layer blobs (containerd's content
+//! store): the layers as built are the same blobs (gzip) or the same tars compressed with zstd;
+//! "one venv layer" replaces the venv's layers (`--venv`, default: those of the instructions that
+//! write `/opt/venv`) by one layer holding exactly the files an overlay of them shows — so the
+//! images differ in layout and compression and in nothing else. Each image goes into a registry
+//! of its own on 127.0.0.1 (Debian's `docker-registry`, `registry::serve`), and is pulled
+//! `--runs` times, each time by a private engine started for that pull alone (`engine.rs`): the
+//! shared engine already holds every layer of a built image, and a pull there measures nothing.
+//! Registries, engines and their files are removed after each image, and on every path (error,
+//! Ctrl-C). Needs root (the private engines) and the containerd image store.
+//!
+//! Target (issue 13): the image as `cargo xtask build --push` sends it (layers as built, the
+//! variant's `push_compression`) pulls in ≤ 0.5× the time of the venv in one gzip layer. When the
+//! venv is one layer and the push is gzip, the two are the same image and nothing is judged but
+//! the pulls themselves.
+//!
+//! Story: `plan` (the layers, the four images, their configs, pure) → `push` (blobs into the
+//! registry; `merge` writes the one venv layer) → `run` (the pulls) → `judge` → `render`,
+//! published through `bench::publish`.
+
+mod judge;
+mod merge;
+mod plan;
+mod push;
+mod render;
+mod run;
+
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+
+use super::report::{publish, Check, Machine};
+use crate::build_cmd::Compression;
+use crate::cleanup;
+use crate::docker;
+use crate::registry::serve::LocalRegistry;
+use crate::report::Format;
+use crate::sizes::{image_documents, layer_history, ContentStore, HistoryDoc};
+use crate::util::{progress, Ctx, TempDir};
+use judge::Row;
+use plan::SourceLayer;
+
+#[derive(clap::Args)]
+pub struct PullArgs {
+    /// The variant whose built image is measured (see `cargo xtask config`; build it first).
+    variant: String,
+    /// Measure this local image instead of the variant's tag.
+    #[arg(long, value_name = "REF")]
+    image: Option<String>,
+    /// The venv's layers: those made by an instruction containing TEXT (they must follow one
+    /// another).
+    #[arg(long, default_value = "/opt/venv", value_name = "TEXT")]
+    venv: String,
+    /// Pulls of each image, each by a fresh engine; the table shows the median.
+    #[arg(long, default_value_t = 1, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=20))]
+    runs: u32,
+    /// Target: the image as pushed pulls in at most this ratio of the time of the venv in one
+    /// gzip layer.
+    #[arg(long, default_value_t = 0.5, value_name = "RATIO", value_parser = positive_ratio)]
+    max_vs_reference: f64,
+    /// Report format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PullReport {
+    pub variant: String,
+    pub image: String,
+    pub image_id: String,
+    pub machine: Machine,
+    pub layers: usize,
+    /// `4–8`: the source layers the one venv layer holds.
+    pub venv_layers: String,
+    /// The engine that pulls.
+    pub puller: String,
+    pub runs: u32,
+    pub rows: Vec<Row>,
+    pub checks: Vec<Check>,
+    pub pass: bool,
+}
+
+impl PullArgs {
+    pub fn run(self, ctx: &Ctx) -> Result<()> {
+        let config = ctx.config()?;
+        let variant = config.variant(&self.variant)?;
+        let image = self.image.clone().unwrap_or_else(|| variant.image_ref());
+        // Everything that can be checked is checked before a registry or an engine starts.
+        preflight(&ctx.sh)?;
+        let info = docker::info(&ctx.sh)?;
+        if !info.containerd_store() {
+            bail!(
+                "bench pull reads the image's layers from containerd's content store, and this \
+                 engine uses the {} store: enable the containerd image store",
+                info.store_name()
+            );
+        }
+        let inspect = docker::image_inspect(&ctx.sh, std::slice::from_ref(&image))?
+            .remove(&image)
+            .with_context(|| {
+                format!(
+                    "{image} is not in the local image store: build it first (`cargo xtask \
+                     build {}`)",
+                    variant.name
+                )
+            })?;
+        let store = ContentStore::locate(&info.docker_root_dir, &[&inspect.id])
+            .map_err(|why| anyhow::anyhow!("reading the layers of {image}: {why}"))?;
+        let (manifest, config_bytes) = image_documents(&store, &inspect)?;
+        let layers = source_layers(&manifest, &config_bytes)
+            .with_context(|| format!("reading the layers of {image}"))?;
+        let venv = plan::venv_layers(&layers, &self.venv)
+            .with_context(|| format!("the layers of {image}"))?;
+        let images = plan::images(layers.len(), &venv);
+        let push_compression = variant.push_compression.unwrap_or(Compression::Gzip);
+        let source = push::Source {
+            store: &store,
+            layers,
+            config: config_bytes,
+        };
+
+        let scratch = TempDir::new(ctx, "bench-pull")?;
+        let mut engines = run::Engines {
+            data: scratch.path(),
+            count: 0,
+        };
+        let repo = format!("xtask-bench-pull/{}", variant.name);
+        let mut measured = Vec::new();
+        for (k, plan) in images.into_iter().enumerate() {
+            progress!(
+                "bench pull {}: {} — into a registry of its own",
+                variant.name,
+                plan.label()
+            );
+            let dir = scratch.path().join(format!("registry-{k}"));
+            let (registry, _stop) = cleanup::start_daemon(
+                || LocalRegistry::start(dir.as_std_path()),
+                LocalRegistry::stop,
+            )
+            .context("starting a registry on 127.0.0.1")?;
+            let pushed = push::push(&registry, &repo, &source, &plan)
+                .with_context(|| format!("pushing {}", plan.label()))?;
+            let mut pulls = Vec::new();
+            for r in 0..self.runs {
+                let what = format!("{}, pull {}/{}", plan.label(), r + 1, self.runs);
+                pulls.push(engines.pull(&pushed.reference, &what)?);
+            }
+            measured.push((plan, pushed, pulls));
+        }
+        drop(scratch);
+
+        let rows = judge::rows(measured, push_compression);
+        let checks = judge::checks(&rows, self.max_vs_reference);
+        let report = PullReport {
+            variant: variant.name.clone(),
+            image,
+            image_id: inspect.id.clone(),
+            machine: Machine::of(&info),
+            layers: source.layers.len(),
+            venv_layers: if venv.len() == 1 {
+                format!("{}", venv.start + 1)
+            } else {
+                format!("{}–{}", venv.start + 1, venv.end)
+            },
+            puller: format!(
+                "containerd store, gzip unpacked by {}",
+                if which::which("unpigz").is_ok() {
+                    "unpigz"
+                } else {
+                    "containerd's Go code (no unpigz on PATH)"
+                }
+            ),
+            runs: self.runs,
+            pass: checks.iter().all(|c| c.pass),
+            rows,
+            checks,
+        };
+        publish(
+            self.format,
+            &format!("bench pull {}", variant.name),
+            &render::render(&report),
+            &report,
+            &report.checks,
+        )
+    }
+}
+
+fn positive_ratio(s: &str) -> std::result::Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(r) if r.is_finite() && r > 0.0 => Ok(r),
+        _ => Err(format!("`{s}` is not a ratio above 0, e.g. 0.5")),
+    }
+}
+
+/// Root and the three programs the bench starts, before anything starts.
+fn preflight(sh: &xshell::Shell) -> Result<()> {
+    for (program, fix) in [
+        ("dockerd", "install docker.io"),
+        (
+            "docker-registry",
+            "install Debian's docker-registry package (`bash .ci/install-tools` does)",
+        ),
+        ("ip", "install iproute2"),
+    ] {
+        if which::which(program).is_err() {
+            bail!("bench pull starts `{program}`, which is not on PATH: {fix}");
+        }
+    }
+    let uid = xshell::cmd!(sh, "id -u")
+        .quiet()
+        .read()
+        .context("running `id -u`")?;
+    if uid.trim() != "0" {
+        bail!(
+            "bench pull starts private Docker engines (dockerd, a bridge interface each) and reads \
+             containerd's content store: run it as root"
+        );
+    }
+    Ok(())
+}
+
+/// The image's layers: the manifest's blobs with the config's diff IDs and history.
+fn source_layers(manifest: &crate::sizes::ManifestDoc, config: &[u8]) -> Result<Vec<SourceLayer>> {
+    let doc: serde_json::Value = serde_json::from_slice(config).context("parsing the config")?;
+    let diff_ids: Vec<String> = serde_json::from_value(doc["rootfs"]["diff_ids"].clone())
+        .context("reading the config's diff IDs")?;
+    let history: Vec<HistoryDoc> =
+        serde_json::from_value(doc["history"].clone()).unwrap_or_default();
+    if diff_ids.len() != manifest.layers.len() {
+        bail!(
+            "the manifest lists {} layers but the config {} diff IDs",
+            manifest.layers.len(),
+            diff_ids.len()
+        );
+    }
+    let created_by = layer_history(&history, manifest.layers.len());
+    Ok(manifest
+        .layers
+        .iter()
+        .zip(diff_ids)
+        .zip(created_by)
+        .map(|((desc, diff_id), created_by)| SourceLayer {
+            digest: desc.digest.clone(),
+            media_type: desc.media_type.clone(),
+            size: desc.size,
+            diff_id,
+            created_by,
+        })
+        .collect())
+}

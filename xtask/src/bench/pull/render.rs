@@ -1,0 +1,60 @@
+//! Rendering `bench pull`: one row per image pushed (layers, bytes, pull time, ratio to the
+//! reference) and the targets table.
+
+use super::PullReport;
+use crate::bench::report::targets_section;
+use crate::config::human_size;
+use crate::report::{Section, Table};
+
+pub fn render(report: &PullReport) -> Vec<Section> {
+    let mut table = Table::new(&[
+        "image",
+        "layers",
+        "compressed",
+        "largest layer",
+        "pull",
+        "downloaded at",
+        "vs reference",
+        "pulls",
+    ])
+    .right_align(&[1, 2, 3, 4, 5, 6]);
+    for row in &report.rows {
+        table.row(vec![
+            if row.as_pushed {
+                format!("{} (as pushed)", row.image)
+            } else {
+                row.image.clone()
+            },
+            row.layers.to_string(),
+            human_size(row.compressed),
+            human_size(row.largest_layer),
+            format!("{:.1} s", row.pull_secs),
+            row.downloaded_secs
+                .map_or("?".into(), |s| format!("{s:.1} s")),
+            row.vs_reference.map_or("-".into(), |r| format!("{r:.2}")),
+            row.pulls
+                .iter()
+                .map(|p| format!("{:.1}", p.secs))
+                .collect::<Vec<_>>()
+                .join(" / "),
+        ]);
+    }
+    vec![
+        Section {
+            title: Some(format!(
+                "bench pull {} ({}, {} layers, the venv's: {}): {} CPUs, Docker {}, {}; each pull \
+                 by a fresh engine ({}) from a registry on 127.0.0.1",
+                report.variant,
+                report.image,
+                report.layers,
+                report.venv_layers,
+                report.machine.cpus,
+                report.machine.docker,
+                report.machine.store,
+                report.puller,
+            )),
+            table,
+        },
+        targets_section(&report.checks),
+    ]
+}

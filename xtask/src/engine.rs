@@ -1,0 +1,222 @@
+//! A private Docker engine on this machine: a `dockerd` with its own data root, exec root (so its
+//! own managed containerd), socket, a bridge interface of its own and no iptables rules, so it
+//! leaves the main engine alone. (`--bridge=none` would not: dockerd then deletes the default
+//! `docker0` bridge, cutting the main engine's containers and builds off the network.)
+//! [`LocalEngine::stop`] (and drop) stops the daemon (which stops its containerd), removes its
+//! bridge and its files. Linux only, and root: it is a daemon with its own network interface.
+//! Nothing here stops it on a signal: the caller registers [`LocalEngine::stop`] (the tool through
+//! `cleanup::start_daemon`).
+//!
+//! Used by `bench pull` (a host that holds nothing of the image it pulls) and by the tests'
+//! harness, which includes this file with `#[path]` (`tests/common/engine.rs`): so it uses nothing
+//! of the crate, only std, anyhow and duct.
+
+use anyhow::{anyhow, bail, Context, Result};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// What to start.
+pub struct EngineSpec {
+    /// Its config, socket, pid file, log and exec root. Keep it short: unix socket paths have at
+    /// most 108 bytes, and containerd's socket is nested below the exec root.
+    pub dir: PathBuf,
+    /// Where its images go (default: `<dir>/root`); made afresh, removed on stop.
+    pub data_root: Option<PathBuf>,
+    /// Name of its bridge interface (at most 15 bytes), made here and deleted on stop.
+    pub bridge: String,
+    /// The containerd image store (else the classic overlay2 store).
+    pub containerd_store: bool,
+    /// Also listen on this `tcp://127.0.0.1:PORT` (plain TCP: loopback only).
+    pub tcp: Option<String>,
+}
+
+/// A running engine.
+pub struct LocalEngine {
+    /// `unix://<dir>/docker.sock`: a DOCKER_HOST for this engine.
+    pub host: String,
+    dir: PathBuf,
+    data_root: PathBuf,
+    bridge: String,
+    child: Mutex<Option<duct::Handle>>,
+}
+
+impl LocalEngine {
+    /// Starts the engine and waits (up to 60 s) until its API answers `/_ping`.
+    pub fn start(spec: EngineSpec) -> Result<LocalEngine> {
+        if !cfg!(target_os = "linux") {
+            bail!("a private Docker engine is started on Linux only");
+        }
+        let data_root = spec.data_root.unwrap_or_else(|| spec.dir.join("root"));
+        for dir in [&spec.dir, &data_root] {
+            let _ = std::fs::remove_dir_all(dir);
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        let config = spec.dir.join("daemon.json");
+        std::fs::write(
+            &config,
+            format!(
+                r#"{{"features":{{"containerd-snapshotter":{}}}}}"#,
+                spec.containerd_store
+            ),
+        )
+        .with_context(|| format!("writing {}", config.display()))?;
+        let made = duct::cmd!("ip", "link", "add", &spec.bridge, "type", "bridge")
+            .stdout_null()
+            .stderr_capture()
+            .unchecked()
+            .run();
+        match made {
+            Ok(out) if out.status.success() => {}
+            Ok(out) => {
+                let _ = remove_dirs(&spec.dir, &data_root);
+                bail!(
+                    "cannot create the bridge {} for a private engine (`ip link add`): {}",
+                    spec.bridge,
+                    String::from_utf8_lossy(&out.stderr).trim()
+                )
+            }
+            Err(e) => {
+                let _ = remove_dirs(&spec.dir, &data_root);
+                bail!("cannot run `ip link add` ({e}): install iproute2")
+            }
+        }
+        // From here on an error drops the engine, which removes what exists of it.
+        let engine = LocalEngine {
+            host: format!("unix://{}", spec.dir.join("docker.sock").display()),
+            dir: spec.dir.clone(),
+            data_root: data_root.clone(),
+            bridge: spec.bridge.clone(),
+            child: Mutex::new(None),
+        };
+        let mut args: Vec<String> = vec![
+            "--config-file".into(),
+            config.display().to_string(),
+            "--data-root".into(),
+            data_root.display().to_string(),
+            "--exec-root".into(),
+            spec.dir.join("exec").display().to_string(),
+            "--pidfile".into(),
+            spec.dir.join("dockerd.pid").display().to_string(),
+            "-H".into(),
+            engine.host.clone(),
+            format!("--bridge={}", spec.bridge),
+            "--iptables=false".into(),
+            "--ip6tables=false".into(),
+        ];
+        if let Some(tcp) = &spec.tcp {
+            // Loopback only. dockerd ≥ 27 refuses an unauthenticated TCP socket unless told.
+            args.extend(["-H".into(), tcp.clone(), "--tls=false".into()]);
+        }
+        let child = duct::cmd("dockerd", &args)
+            .stdin_null()
+            .stderr_to_stdout()
+            .stdout_path(engine.log())
+            .unchecked()
+            .start()
+            .map_err(|e| anyhow!("cannot start dockerd ({e}): install docker.io"))?;
+        *lock(&engine.child) = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if engine.ping() {
+                return Ok(engine);
+            }
+            let exited = lock(&engine.child)
+                .as_ref()
+                .is_none_or(|c| c.try_wait().ok().flatten().is_some());
+            if exited || Instant::now() > deadline {
+                bail!(
+                    "the private dockerd did not come up ({}):\n{}",
+                    if exited { "it exited" } else { "60 s" },
+                    engine.log_tail(20)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn log(&self) -> PathBuf {
+        self.dir.join("dockerd.log")
+    }
+
+    /// The last `lines` lines of the daemon's log.
+    pub fn log_tail(&self, lines: usize) -> String {
+        let log = std::fs::read_to_string(self.log()).unwrap_or_default();
+        let all: Vec<&str> = log.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+
+    /// True when the API answers `GET /_ping` with `OK`.
+    #[cfg(unix)]
+    pub fn ping(&self) -> bool {
+        use std::io::{Read, Write};
+        let Ok(mut stream) = std::os::unix::net::UnixStream::connect(self.dir.join("docker.sock"))
+        else {
+            return false;
+        };
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+        let mut raw = Vec::new();
+        stream
+            .write_all(b"GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n")
+            .and_then(|()| stream.read_to_end(&mut raw))
+            .is_ok()
+            && raw.starts_with(b"HTTP/1.")
+            && raw.ends_with(b"\r\n\r\nOK")
+    }
+
+    #[cfg(not(unix))]
+    pub fn ping(&self) -> bool {
+        false
+    }
+
+    /// Stops the daemon (SIGTERM, so that it stops its containerd; SIGKILL after 30 s), deletes
+    /// its bridge and removes its files. Again: nothing.
+    pub fn stop(&self) {
+        if let Some(child) = lock(&self.child).take() {
+            for pid in child.pids() {
+                let _ = duct::cmd!("kill", "-TERM", pid.to_string())
+                    .stdout_null()
+                    .stderr_null()
+                    .unchecked()
+                    .run();
+            }
+            if !matches!(child.wait_timeout(Duration::from_secs(30)), Ok(Some(_))) {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+        let _ = duct::cmd!("ip", "link", "del", &self.bridge)
+            .stdout_null()
+            .stderr_null()
+            .unchecked()
+            .run();
+        let _ = remove_dirs(&self.dir, &self.data_root);
+    }
+}
+
+impl Drop for LocalEngine {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Removes the engine's directories. dockerd bind-mounts its data root onto itself; a daemon
+/// that did not shut down cleanly leaves that mount behind, and the directory cannot be removed
+/// under it.
+fn remove_dirs(dir: &Path, data_root: &Path) -> std::io::Result<()> {
+    let mounted = std::fs::read_to_string("/proc/self/mounts")
+        .is_ok_and(|m| m.lines().any(|l| l.split(' ').nth(1) == data_root.to_str()));
+    if mounted {
+        let _ = duct::cmd!("umount", "--lazy", data_root)
+            .stdout_null()
+            .stderr_null()
+            .unchecked()
+            .run();
+    }
+    let _ = std::fs::remove_dir_all(data_root);
+    std::fs::remove_dir_all(dir)
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
