@@ -1,21 +1,33 @@
 //! `cargo xtask base`: the reproducible offline Debian base image the Dockerfiles start from
-//! where no registry is reachable (air-gapped sites, CI without Docker Hub).
+//! where no registry is reachable (air-gapped sites, CI without Docker Hub), for every platform
+//! of `[base].platforms`, as one image index under the configured name.
 //!
-//! mmdebstrap writes a root filesystem tar with every timestamp clamped to SOURCE_DATE_EPOCH; the
-//! tar becomes an image through `FROM scratch` + `ADD` under buildx without provenance, which —
-//! unlike `docker import`, which stamps the current time — gives the same image ID on every run.
+//! mmdebstrap writes one root filesystem tar per platform (`--architectures`), every timestamp
+//! clamped to SOURCE_DATE_EPOCH; a foreign architecture's maintainer scripts run under the
+//! kernel's binfmt_misc emulation (QEMU), checked before anything starts. The tars become one
+//! index through `FROM scratch` + `ADD rootfs-$TARGETARCH$TARGETVARIANT.tar` under buildx without
+//! provenance, which — unlike `docker import`, which stamps the current time — gives the same
+//! digest on every run, per platform and for the index.
 
 use anyhow::{bail, Context, Result};
 use camino::Utf8Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 use xshell::cmd;
 
+use crate::cleanup::Guard;
 use crate::config::Base;
 use crate::docker;
 use crate::report;
+use crate::emulation::{self, Support};
 use crate::util::{progress, Ctx, TempDir};
 
 #[derive(clap::Args)]
 pub struct Args {
+    /// Build only these platforms (comma-separated or repeated) instead of `[base].platforms`;
+    /// the index then holds only them.
+    #[arg(long, value_delimiter = ',', value_name = "PLATFORM")]
+    platform: Vec<String>,
     /// Print the mmdebstrap and build commands without running them.
     #[arg(long)]
     dry_run: bool,
@@ -28,18 +40,42 @@ pub struct Mirrors {
     pub security: String,
 }
 
+/// One platform of the index: its root filesystem and the mmdebstrap run that makes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlatformPlan {
+    pub platform: String,
+    /// Debian's name of the architecture.
+    pub arch: String,
+    /// `rootfs-<TARGETARCH><TARGETVARIANT>.tar`: the name the Dockerfile's ADD resolves to.
+    pub tar: String,
+    pub mmdebstrap: Vec<String>,
+}
+
+/// The Dockerfile of the index: each platform adds its own tar.
+pub const DOCKERFILE: &str = "FROM scratch\nARG TARGETARCH\nARG TARGETVARIANT\n\
+                              ADD rootfs-${TARGETARCH}${TARGETVARIANT}.tar /\nCMD [\"bash\"]\n";
+
 impl Args {
     pub fn run(self, ctx: &Ctx) -> Result<()> {
         let config = ctx.config()?;
         let base = &config.base;
+        let platforms = self.platforms(base)?;
         let mirrors = resolve_mirrors(base);
-        let plan = mmdebstrap_args(base, mirrors.as_ref(), Utf8Path::new("rootfs.tar"));
         if self.dry_run {
-            return report::print(&format!(
-                "SOURCE_DATE_EPOCH={} mmdebstrap {}\n",
-                base.source_date_epoch,
-                plan.join(" ")
+            let dir = Utf8Path::new(".");
+            let mut out = String::new();
+            for p in plan(base, &platforms, mirrors.as_ref(), dir)? {
+                out.push_str(&format!(
+                    "SOURCE_DATE_EPOCH={} mmdebstrap {}\n",
+                    base.source_date_epoch,
+                    p.mmdebstrap.join(" ")
+                ));
+            }
+            out.push_str(&format!(
+                "docker {}\n",
+                import_args(base, &platforms, dir, &dir.join("iid")).join(" ")
             ));
+            return report::print(&out);
         }
         if which::which("mmdebstrap").is_err() {
             bail!(
@@ -53,40 +89,172 @@ impl Args {
         }
         docker::versions(&ctx.sh)?;
         docker::ensure_buildx(&ctx.sh)?;
+        if platforms.len() > 1 {
+            let info = docker::info(&ctx.sh)?;
+            if !info.containerd_store() {
+                bail!(
+                    "a base for {} platforms ({}) is an image index, which the engine's {} store \
+                     cannot hold: enable the containerd image store (`\"features\": \
+                     {{\"containerd-snapshotter\": true}}` in /etc/docker/daemon.json, then restart \
+                     the engine), or build one platform (`cargo xtask base --platform {}`)",
+                    platforms.len(),
+                    platforms.join(", "),
+                    info.store_name(),
+                    emulation::host_platform()
+                );
+            }
+        }
+        // Every foreign platform is checked before the first mmdebstrap starts.
+        let mut emulated = Vec::new();
+        for platform in &platforms {
+            match emulation::host_support(platform)? {
+                Support::Native => {}
+                Support::Emulated { handler, .. } => emulated.push((platform.clone(), handler)),
+                Support::Missing(why) => bail!(
+                    "cannot build the base for {platform} on this {} machine: {why}. Fix: {}; or \
+                     leave {platform} out (`cargo xtask base --platform {}`)",
+                    emulation::host_platform(),
+                    emulation::fix(platform),
+                    emulation::host_platform()
+                ),
+            }
+        }
 
         let tmp = TempDir::new(ctx, "base")?;
-        let tar = tmp.path().join("rootfs.tar");
-        let args = mmdebstrap_args(base, mirrors.as_ref(), &tar);
-        progress!(
-            "mmdebstrap {} ({}) from {} — about 20 s",
-            base.suite,
-            base.variant,
-            mirrors
-                .as_ref()
-                .map_or("mmdebstrap's default mirror", |m| m.main.as_str())
-        );
-        let mmdebstrap = duct::cmd("mmdebstrap", &args)
-            .env("SOURCE_DATE_EPOCH", base.source_date_epoch.to_string())
-            .stdout_to_stderr();
-        crate::cleanup::run(&mmdebstrap).context("mmdebstrap failed (its output is above)")?;
+        let planned = plan(base, &platforms, mirrors.as_ref(), tmp.path())?;
+        let from = mirrors
+            .as_ref()
+            .map_or("mmdebstrap's default mirror", |m| m.main.as_str());
+        for p in &planned {
+            let how = match emulated.iter().find(|(q, _)| *q == p.platform) {
+                Some((_, handler)) => format!(
+                    "under emulation ({handler}): several minutes, its maintainer scripts run \
+                     emulated"
+                ),
+                None => "natively: about 20 s".to_string(),
+            };
+            progress!(
+                "mmdebstrap {} ({}) for {} from {from}, {how}",
+                base.suite,
+                base.variant,
+                p.platform
+            );
+            let started = Instant::now();
+            run_mmdebstrap(&p.mmdebstrap, base.source_date_epoch)
+                .with_context(|| format!("building the {} root filesystem", p.platform))?;
+            progress!(
+                "{}: root filesystem in {:.0} s",
+                p.platform,
+                started.elapsed().as_secs_f64()
+            );
+        }
 
-        std::fs::write(
-            tmp.path().join("Dockerfile"),
-            "FROM scratch\nADD rootfs.tar /\nCMD [\"bash\"]\n",
-        )
-        .context("writing the base Dockerfile")?;
+        std::fs::write(tmp.path().join("Dockerfile"), DOCKERFILE)
+            .context("writing the base Dockerfile")?;
         let iidfile = tmp.path().join("iid");
-        let build = import_args(base, tmp.path(), &iidfile);
-        progress!("importing as {}", base.image);
+        let build = import_args(base, &platforms, tmp.path(), &iidfile);
+        progress!("importing as {} ({})", base.image, platforms.join(", "));
         let status = docker::buildx_build(&build, docker::BuildOutput::Stderr)
-            .context("building the base image from the rootfs tar")?;
+            .context("building the base image from the rootfs tars")?;
         if !status.success() {
-            bail!("building the base image from the rootfs tar failed ({status}; buildx's output is above)");
+            bail!("building the base image from the rootfs tars failed ({status}; buildx's output is above)");
         }
         let id = std::fs::read_to_string(&iidfile).context("reading the base image ID")?;
         let id = docker::image_id(&ctx.sh, &base.image)?.unwrap_or_else(|| id.trim().to_string());
+        if platforms.len() > 1 {
+            for platform in &platforms {
+                if let Some(digest) = docker::platform_image_id(&ctx.sh, &base.image, platform)? {
+                    progress!("{platform}: {digest}");
+                }
+            }
+        }
         report::print(&format!("{id}\n"))
     }
+
+    /// `--platform`, else `[base].platforms`; each checked as the config checks its own.
+    fn platforms(&self, base: &Base) -> Result<Vec<String>> {
+        if self.platform.is_empty() {
+            return Ok(base.platforms.clone());
+        }
+        let mut out: Vec<String> = Vec::new();
+        for p in &self.platform {
+            crate::config::check_platform(p).with_context(|| format!("--platform {p}"))?;
+            emulation::debian_arch(p).with_context(|| format!("--platform {p}"))?;
+            if !out.contains(p) {
+                out.push(p.clone());
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// mmdebstrap, its output on stderr. On Ctrl-C / SIGTERM it gets SIGTERM and time to unmount
+/// what it mounted in its chroot (/dev, /proc, /sys) and remove its temp dir; a SIGKILL would
+/// leave those mounted.
+fn run_mmdebstrap(args: &[String], epoch: u64) -> Result<()> {
+    let handle = Arc::new(
+        duct::cmd("mmdebstrap", args)
+            .env("SOURCE_DATE_EPOCH", epoch.to_string())
+            .stdout_to_stderr()
+            .unchecked()
+            .start()
+            .context("starting mmdebstrap")?,
+    );
+    let (pids, child) = (handle.pids(), Arc::clone(&handle));
+    let guard = Guard::new(move || {
+        for pid in &pids {
+            let _ = duct::cmd("kill", ["-TERM", &pid.to_string()])
+                .stderr_null()
+                .unchecked()
+                .run();
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if matches!(child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = child.kill();
+    });
+    let output = handle.wait().context("waiting for mmdebstrap")?;
+    let status = output.status;
+    guard.disarm();
+    if !status.success() {
+        bail!("mmdebstrap failed ({status}; its output is above)");
+    }
+    Ok(())
+}
+
+/// The mmdebstrap run of each platform, its tar in `dir` (pure).
+pub fn plan(
+    base: &Base,
+    platforms: &[String],
+    mirrors: Option<&Mirrors>,
+    dir: &Utf8Path,
+) -> Result<Vec<PlatformPlan>> {
+    platforms
+        .iter()
+        .map(|platform| {
+            let arch = emulation::debian_arch(platform)?;
+            let tar = tar_name(platform);
+            Ok(PlatformPlan {
+                platform: platform.clone(),
+                arch: arch.debian.to_string(),
+                mmdebstrap: mmdebstrap_args(base, arch.debian, mirrors, &dir.join(&tar)),
+                tar,
+            })
+        })
+        .collect()
+}
+
+/// `rootfs-arm64.tar` for linux/arm64, `rootfs-armv7.tar` for linux/arm/v7: what
+/// `rootfs-${TARGETARCH}${TARGETVARIANT}.tar` becomes in the Dockerfile.
+pub fn tar_name(platform: &str) -> String {
+    let mut parts = platform.split('/').skip(1);
+    let arch = parts.next().unwrap_or_default();
+    let variant = parts.next().unwrap_or_default();
+    format!("rootfs-{arch}{variant}.tar")
 }
 
 fn is_root(ctx: &Ctx) -> Result<bool> {
@@ -185,10 +353,16 @@ pub fn mirrors_from_sources(text: &str) -> (Option<String>, Option<String>) {
 }
 
 /// mmdebstrap's argv: minbase, docs/man/locales excluded, apt sources with updates and security.
-pub fn mmdebstrap_args(base: &Base, mirrors: Option<&Mirrors>, out: &Utf8Path) -> Vec<String> {
+pub fn mmdebstrap_args(
+    base: &Base,
+    arch: &str,
+    mirrors: Option<&Mirrors>,
+    out: &Utf8Path,
+) -> Vec<String> {
     let mut args = vec![
         format!("--variant={}", base.variant),
         "--mode=root".to_string(),
+        format!("--architectures={arch}"),
     ];
     if !base.include.is_empty() {
         args.push(format!("--include={}", base.include.join(",")));
@@ -210,11 +384,18 @@ pub fn mmdebstrap_args(base: &Base, mirrors: Option<&Mirrors>, out: &Utf8Path) -
     args
 }
 
-/// buildx argv that turns the rootfs tar into an image with a stable ID.
-pub fn import_args(base: &Base, context: &Utf8Path, iidfile: &Utf8Path) -> Vec<String> {
+/// buildx argv that turns the rootfs tars into one image (an index for several platforms) with a
+/// stable digest.
+pub fn import_args(
+    base: &Base,
+    platforms: &[String],
+    context: &Utf8Path,
+    iidfile: &Utf8Path,
+) -> Vec<String> {
     vec![
         "buildx".into(),
         "build".into(),
+        format!("--platform={}", platforms.join(",")),
         // Provenance attestations embed the build time and would change the ID on every run.
         "--provenance=false".into(),
         "--sbom=false".into(),
@@ -242,6 +423,7 @@ mod tests {
             path_include: vec!["/usr/share/doc/*/copyright".into()],
             mirror: None,
             security_mirror: None,
+            platforms: vec!["linux/amd64".into()],
         }
     }
 
@@ -277,10 +459,13 @@ mod tests {
             main: "http://m/debian".into(),
             security: "http://m/debian-security".into(),
         };
-        let args = mmdebstrap_args(&base(), Some(&m), Utf8Path::new("/t/rootfs.tar"));
-        let default = mmdebstrap_args(&base(), None, Utf8Path::new("/t/rootfs.tar"));
+        let args = mmdebstrap_args(&base(), "amd64", Some(&m), Utf8Path::new("/t/rootfs.tar"));
+        let default = mmdebstrap_args(&base(), "amd64", None, Utf8Path::new("/t/rootfs.tar"));
         assert_eq!(&default[default.len() - 2..], ["trixie", "/t/rootfs.tar"]);
-        assert_eq!(&args[..2], ["--variant=minbase", "--mode=root"]);
+        assert_eq!(
+            &args[..3],
+            ["--variant=minbase", "--mode=root", "--architectures=amd64"]
+        );
         assert!(args.contains(&"--include=ca-certificates".to_string()));
         assert!(args.contains(&"--dpkgopt=path-exclude=/usr/share/doc/*".to_string()));
         let tail: Vec<&str> = args[args.len() - 5..].iter().map(String::as_str).collect();
@@ -297,8 +482,46 @@ mod tests {
     }
 
     #[test]
+    fn every_platform_gets_its_architecture_and_the_tar_its_add_names() {
+        let platforms = [
+            "linux/amd64".to_string(),
+            "linux/arm64".into(),
+            "linux/arm/v7".into(),
+        ];
+        let plans = plan(&base(), &platforms, None, Utf8Path::new("/t")).unwrap();
+        let got: Vec<(&str, &str)> = plans
+            .iter()
+            .map(|p| (p.arch.as_str(), p.tar.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("amd64", "rootfs-amd64.tar"),
+                ("arm64", "rootfs-arm64.tar"),
+                ("armhf", "rootfs-armv7.tar")
+            ]
+        );
+        assert!(plans[1]
+            .mmdebstrap
+            .contains(&"--architectures=arm64".to_string()));
+        assert!(plans[1]
+            .mmdebstrap
+            .contains(&"/t/rootfs-arm64.tar".to_string()));
+        assert!(DOCKERFILE.contains("ADD rootfs-${TARGETARCH}${TARGETVARIANT}.tar /"));
+        let err = plan(&base(), &["linux/wasm".into()], None, Utf8Path::new("/t")).unwrap_err();
+        assert!(err.to_string().contains("no Debian architecture"), "{err}");
+    }
+
+    #[test]
     fn import_is_reproducible_by_construction() {
-        let args = import_args(&base(), Utf8Path::new("/t"), Utf8Path::new("/t/iid"));
+        let platforms = ["linux/amd64".to_string(), "linux/arm64".into()];
+        let args = import_args(
+            &base(),
+            &platforms,
+            Utf8Path::new("/t"),
+            Utf8Path::new("/t/iid"),
+        );
+        assert!(args.contains(&"--platform=linux/amd64,linux/arm64".to_string()));
         assert!(args.contains(&"--provenance=false".to_string()));
         assert!(args.contains(&"--build-arg=SOURCE_DATE_EPOCH=1764288000".to_string()));
         assert!(args.contains(&"--tag=localhost/debian:trixie-slim".to_string()));

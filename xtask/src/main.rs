@@ -13,6 +13,7 @@ mod docker;
 mod docs_drift;
 mod doctor;
 mod engine;
+mod emulation;
 mod lint;
 mod reclaim;
 mod registry;

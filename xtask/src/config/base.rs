@@ -45,6 +45,9 @@ pub struct Base {
     pub mirror: Option<String>,
     /// Debian security mirror; default: the host's apt sources, else mmdebstrap's default.
     pub security_mirror: Option<String>,
+    /// The platforms the base image's index holds (`linux/amd64` when not given), each a
+    /// Debian architecture; foreign ones are built under emulation.
+    pub platforms: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -87,6 +90,8 @@ pub(super) struct RawBase {
     mirror: Option<Str>,
     #[serde(default)]
     security_mirror: Option<Str>,
+    #[serde(default)]
+    platforms: Option<Spanned<Vec<Str>>>,
 }
 
 pub struct ResolvedProject {
@@ -157,6 +162,9 @@ const MMDEBSTRAP_VARIANTS: &[&str] = &[
     "-",
     "standard",
 ];
+
+/// The base's platform when `[base].platforms` is not given.
+pub const DEFAULT_PLATFORM: &str = "linux/amd64";
 
 /// The last second RFC 3339 can write (9999-12-31T23:59:59Z): the `created` label needs it.
 const MAX_EPOCH: u64 = 253_402_300_799;
@@ -248,6 +256,25 @@ pub fn resolve_base(loc: &Located, raw: RawBase) -> Result<Base> {
             }
         }
     }
+    let platforms = match raw.platforms {
+        Some(list) if list.get_ref().is_empty() => {
+            return Err(loc.at(
+                Some(list.span()),
+                None,
+                "platforms: the list is empty; name at least one, e.g. [\"linux/amd64\"]",
+            ))
+        }
+        Some(list) => list.into_inner(),
+        None => vec![Spanned::new(0..0, DEFAULT_PLATFORM.to_string())],
+    };
+    for (i, p) in platforms.iter().enumerate() {
+        let platform = p.get_ref();
+        names::check_platform(platform).map_err(|e| err(p, "platforms", e.to_string()))?;
+        crate::emulation::debian_arch(platform).map_err(|e| err(p, "platforms", e.to_string()))?;
+        if platforms[..i].iter().any(|q| q.get_ref() == platform) {
+            return Err(err(p, "platforms", format!("`{platform}` is listed twice")));
+        }
+    }
     let list = |v: Vec<Str>| v.into_iter().map(Spanned::into_inner).collect();
     Ok(Base {
         image: raw.image.into_inner(),
@@ -261,5 +288,6 @@ pub fn resolve_base(loc: &Located, raw: RawBase) -> Result<Base> {
         path_include: list(raw.path_include),
         mirror: raw.mirror.map(Spanned::into_inner),
         security_mirror: raw.security_mirror.map(Spanned::into_inner),
+        platforms: list(platforms),
     })
 }
