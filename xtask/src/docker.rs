@@ -116,6 +116,12 @@ pub struct Info {
     /// The engine's data directory (on the engine's machine), e.g. `/var/lib/docker`.
     #[serde(default)]
     pub docker_root_dir: String,
+    /// `linux` (or `windows`).
+    #[serde(default, rename = "OSType")]
+    pub os_type: String,
+    /// The engine's CPU as its kernel names it: `x86_64`, `aarch64`.
+    #[serde(default)]
+    pub architecture: String,
 }
 
 impl Info {
@@ -125,6 +131,26 @@ impl Info {
             .iter()
             .flatten()
             .any(|(k, v)| k == "driver-type" && v.starts_with("io.containerd.snapshotter"))
+    }
+
+    /// The engine's native platform as buildx names it, e.g. `linux/amd64`.
+    pub fn native_platform(&self) -> String {
+        let arch = match self.architecture.as_str() {
+            "x86_64" => "amd64",
+            "aarch64" => "arm64",
+            "armv7l" => "arm/v7",
+            "i686" | "i386" => "386",
+            "ppc64le" => "ppc64le",
+            "s390x" => "s390x",
+            "riscv64" => "riscv64",
+            other => other,
+        };
+        let os = if self.os_type.is_empty() {
+            "linux"
+        } else {
+            &self.os_type
+        };
+        format!("{os}/{arch}")
     }
 
     /// `containerd snapshotter (overlayfs)` or `classic (overlay2)`.
@@ -186,6 +212,43 @@ pub struct Builder {
     pub driver: String,
     #[serde(default)]
     pub current: bool,
+    #[serde(default)]
+    pub nodes: Vec<BuilderNode>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct BuilderNode {
+    /// What the node runs, natively or emulated (BuildKit finds the emulators itself).
+    #[serde(default)]
+    pub platforms: Vec<String>,
+}
+
+impl Builder {
+    /// Every platform a node of this builder runs.
+    pub fn platforms(&self) -> Vec<String> {
+        let mut all: Vec<String> = self
+            .nodes
+            .iter()
+            .flat_map(|n| n.platforms.clone())
+            .collect();
+        all.dedup();
+        all
+    }
+}
+
+/// The platforms the engine itself runs, natively or through the emulators of its host (the
+/// BuildKit inside it finds them the same way containers will use them): its `docker`-driver
+/// builder, named after the current docker context. None when that builder is not listed.
+pub fn engine_platforms(sh: &Shell) -> Result<Option<Vec<String>>> {
+    let context = cmd!(sh, "docker context show")
+        .quiet()
+        .read()
+        .context("running `docker context show`")?;
+    let Ok(b) = builder(sh, Some(context.trim())) else {
+        return Ok(None);
+    };
+    Ok((b.driver == "docker").then(|| b.platforms()))
 }
 
 /// The builder `name`, or the active one.
@@ -273,6 +336,9 @@ pub struct Healthcheck {
     /// Nanoseconds between probes (None: the engine's default, 30 s).
     #[serde(default)]
     pub interval: Option<u64>,
+    /// Nanoseconds one probe may take (0 or absent: the engine's default, 30 s).
+    #[serde(default)]
+    pub timeout: Option<i64>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -280,6 +346,38 @@ pub struct Healthcheck {
 pub struct RootFs {
     #[serde(default)]
     pub layers: Vec<String>,
+}
+
+impl ImageInspect {
+    /// `os/arch[/variant]` of the image's config.
+    pub fn platform(&self) -> String {
+        let mut p = format!("{}/{}", self.os, self.architecture);
+        if let Some(v) = self.variant.as_deref().filter(|v| !v.is_empty()) {
+            p.push('/');
+            p.push_str(v);
+        }
+        p
+    }
+}
+
+/// Equal platforms after normalising (`linux/arm64/v8` = `linux/arm64`, `aarch64` = `arm64`,
+/// `x86_64` = `amd64`).
+pub fn same_platform(a: &str, b: &str) -> bool {
+    fn norm(p: &str) -> (String, String, String) {
+        let mut parts = p.trim().split('/').map(str::to_ascii_lowercase);
+        let os = parts.next().unwrap_or_default();
+        let arch = match parts.next().unwrap_or_default().as_str() {
+            "aarch64" => "arm64".to_string(),
+            "x86_64" | "x86-64" => "amd64".to_string(),
+            other => other.to_string(),
+        };
+        let variant = match (arch.as_str(), parts.next().unwrap_or_default().as_str()) {
+            ("arm64", "v8") | ("amd64", "v1") => String::new(),
+            (_, v) => v.to_string(),
+        };
+        (os, arch, variant)
+    }
+    norm(a) == norm(b)
 }
 
 /// Inspects several images with one engine call. Images that do not exist are absent from the map.
@@ -327,6 +425,28 @@ fn ref_matches(r: &str, img: &ImageInspect) -> bool {
             .id
             .strip_prefix("sha256:")
             .is_some_and(|id| id.starts_with(r.trim_start_matches("sha256:")))
+}
+
+/// What the engine knows of one platform's image in a local image (an index, or an image of
+/// that platform): `docker image inspect --platform`. None when the image or the platform is not
+/// there.
+pub fn image_inspect_platform(
+    sh: &Shell,
+    image: &str,
+    platform: &str,
+) -> Result<Option<ImageInspect>> {
+    let out = cmd!(sh, "docker image inspect --platform {platform} {image}")
+        .quiet()
+        .ignore_status()
+        .ignore_stderr()
+        .output()
+        .with_context(|| format!("running `docker image inspect --platform {platform} {image}`"))?;
+    if !out.status.success() {
+        return Ok(None);
+    }
+    let mut found: Vec<ImageInspect> = serde_json::from_slice(&out.stdout)
+        .context("parsing `docker image inspect --platform` output")?;
+    Ok((!found.is_empty()).then(|| found.remove(0)))
 }
 
 /// The image's ID, or None when it does not exist locally.
@@ -379,37 +499,6 @@ pub fn local_platform(sh: &Shell, image: &str, platform: &str) -> Result<LocalPl
     })
 }
 
-impl ImageInspect {
-    /// `os/arch[/variant]` of the image's config.
-    pub fn platform(&self) -> String {
-        let mut p = format!("{}/{}", self.os, self.architecture);
-        if let Some(v) = self.variant.as_deref().filter(|v| !v.is_empty()) {
-            p.push('/');
-            p.push_str(v);
-        }
-        p
-    }
-}
-
-/// Equal platforms after normalising (`linux/arm64/v8` = `linux/arm64`, `aarch64` = `arm64`,
-/// `x86_64` = `amd64`).
-pub fn same_platform(a: &str, b: &str) -> bool {
-    fn norm(p: &str) -> (String, String, String) {
-        let mut parts = p.trim().split('/').map(str::to_ascii_lowercase);
-        let os = parts.next().unwrap_or_default();
-        let arch = match parts.next().unwrap_or_default().as_str() {
-            "aarch64" => "arm64".to_string(),
-            "x86_64" | "x86-64" => "amd64".to_string(),
-            other => other.to_string(),
-        };
-        let variant = match (arch.as_str(), parts.next().unwrap_or_default().as_str()) {
-            ("arm64", "v8") | ("amd64", "v1") => String::new(),
-            (_, v) => v.to_string(),
-        };
-        (os, arch, variant)
-    }
-    norm(a) == norm(b)
-}
 
 /// `docker tag SOURCE TARGET` for each target.
 pub fn tag_image(sh: &Shell, source: &str, targets: &[String]) -> Result<()> {
@@ -449,6 +538,23 @@ fn remove(expr: duct::Expression, args: &[String], what: &str, gone: &str) -> Re
         bail!("cannot remove {what}: {}", stderr.trim());
     }
     Ok(())
+}
+
+/// The ID of one platform's image in a local image (a multi-platform index, or a single image of
+/// that platform): `docker image inspect --platform`. None when the image or that platform is
+/// not there.
+pub fn platform_image_id(sh: &Shell, image: &str, platform: &str) -> Result<Option<String>> {
+    let format = "{{.Id}}";
+    let out = cmd!(
+        sh,
+        "docker image inspect --platform {platform} --format {format} {image}"
+    )
+    .quiet()
+    .ignore_status()
+    .output()
+    .with_context(|| format!("running `docker image inspect --platform {platform} {image}`"))?;
+    let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    Ok((out.status.success() && id.starts_with("sha256:")).then_some(id))
 }
 
 /// The disk usage the engine reports for each entry of an image's config history, oldest first

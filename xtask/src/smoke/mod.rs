@@ -16,6 +16,11 @@
 //! Containers carry their owner (`crate::reclaim`): a smoke first removes the containers of
 //! xtask processes that were killed before they could clean up, and says how many.
 //!
+//! Platforms: `--platform linux/arm64` runs that platform's image of a multi-platform index (or
+//! an image of that platform). On an engine of another CPU it runs under emulation (the host's
+//! binfmt_misc handler, QEMU): the configured timeouts are scaled by `plan::EMULATION_FACTOR` and
+//! the progress says so; a platform the engine cannot run is an error naming the fix.
+//!
 //! Exit codes: 1 when a variant fails, including policy refusals (the image runs as root without
 //! `--allow-root`, or has no HEALTHCHECK and no `http_probe`); 2 for usage and tool errors (e.g.
 //! the image was never built).
@@ -34,7 +39,7 @@ use crate::config::Variant;
 use crate::docker::{self, ImageInspect};
 use crate::reclaim;
 use crate::report::{self, Format};
-use crate::util::{CheckFailed, Ctx};
+use crate::util::{progress, CheckFailed, Ctx};
 pub use plan::has_healthcheck;
 use plan::Options;
 
@@ -48,6 +53,10 @@ pub struct Args {
     /// Test this image instead of the variant's `<image>:<variant>` (one variant only).
     #[arg(long, value_name = "REF")]
     image: Option<String>,
+    /// Run the image of this platform (`os/arch[/variant]`, e.g. linux/arm64) from a
+    /// multi-platform image; one of another CPU runs under emulation, with timeouts scaled.
+    #[arg(long, value_name = "PLATFORM")]
+    platform: Option<String>,
     /// Run an image whose user is root; without it such an image is refused (exit 1).
     #[arg(long)]
     allow_root: bool,
@@ -85,7 +94,14 @@ impl Args {
         if self.image.is_some() && variants.len() != 1 {
             bail!("--image names one image: pass exactly one variant with it");
         }
+        if let Some(p) = &self.platform {
+            crate::config::check_platform(p).with_context(|| format!("--platform {p}"))?;
+        }
         docker::versions(&ctx.sh)?;
+        let emulated = match &self.platform {
+            Some(p) => self.check_emulation(ctx, p)?,
+            None => false,
+        };
         let (refs, images) = self.inspect(ctx, &variants)?;
         reclaim::stale_containers(&ctx.sh)?;
         let mut pytest_sites = BTreeMap::new();
@@ -96,6 +112,8 @@ impl Args {
             }
         }
         let opts = Options {
+            platform: self.platform.clone(),
+            emulated,
             allow_root: self.allow_root,
             gpus: self.gpus,
             rocm: self.rocm,
@@ -132,6 +150,31 @@ impl Args {
         }
     }
 
+    /// True when `platform` runs under emulation on the engine; an error naming the fix when
+    /// the engine cannot run it at all.
+    fn check_emulation(&self, ctx: &Ctx, platform: &str) -> Result<bool> {
+        let info = docker::info(&ctx.sh)?;
+        let native = info.native_platform();
+        if docker::same_platform(platform, &native) {
+            return Ok(false);
+        }
+        match docker::engine_platforms(&ctx.sh)? {
+            Some(runs) if !runs.iter().any(|p| docker::same_platform(p, platform)) => bail!(
+                "the engine ({native}) cannot run {platform} containers: its builder lists only \
+                 {}. Fix: {} (on the engine's machine), then run the smoke test again",
+                runs.join(", "),
+                crate::emulation::fix(platform)
+            ),
+            _ => {}
+        }
+        progress!(
+            "smoke: {platform} runs under emulation on this {native} engine; timeouts are {}x \
+             the configured ones",
+            plan::EMULATION_FACTOR
+        );
+        Ok(true)
+    }
+
     /// The image reference of each variant, and what the engine knows of them; an image that was
     /// never built is an error that says how to build it.
     fn inspect(
@@ -143,7 +186,29 @@ impl Args {
             .iter()
             .map(|v| self.image.clone().unwrap_or_else(|| v.image_ref()))
             .collect();
-        let images = docker::image_inspect(&ctx.sh, &refs).context("inspecting the images")?;
+        let mut images = docker::image_inspect(&ctx.sh, &refs).context("inspecting the images")?;
+        if let Some(platform) = &self.platform {
+            let mut lacking = Vec::new();
+            for (variant, r) in variants.iter().zip(&refs) {
+                if !images.contains_key(r) {
+                    continue;
+                }
+                match docker::image_inspect_platform(&ctx.sh, r, platform)? {
+                    Some(found) => {
+                        images.insert(r.clone(), found);
+                    }
+                    None => lacking.push(format!(
+                        "{r} has no {platform} image (it is {}): build one with `cargo xtask \
+                         build {} --platform {platform}`",
+                        images[r].platform(),
+                        variant.name
+                    )),
+                }
+            }
+            if !lacking.is_empty() {
+                bail!("{}", lacking.join("; "));
+            }
+        }
         let missing: Vec<String> = variants
             .iter()
             .zip(&refs)
@@ -188,6 +253,8 @@ mod tests {
         run::Outcome {
             variant: variant.into(),
             image: format!("voxserve:{variant}"),
+            platform: None,
+            slowdown: 1,
             container: None,
             passed: failure.is_none(),
             healthy_after_ms: None,

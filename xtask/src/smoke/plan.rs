@@ -36,9 +36,19 @@ const PYTEST_PROBE: &str = include_str!("probes/pytest_file.py");
 /// Where `smoke.pytest` checks find their files in the container (read-only bind mounts).
 const PYTEST_MOUNTS: &str = "/xtask-smoke/pytest";
 
+/// How much slower a container runs under emulation (QEMU user mode) than natively, as far as
+/// the smoke timeouts are concerned. Measured 2026-12-01 with `cargo xtask smoke cpu-minimal
+/// --platform linux/arm64` on a 2-core amd64 machine: see docs/MULTI_PLATFORM.md.
+pub const EMULATION_FACTOR: u32 = 5;
+
 /// The run options that shape the plan.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
+    /// `--platform`: the platform of the image to run (None: the engine's).
+    pub platform: Option<String>,
+    /// The platform runs under emulation on this engine: timeouts are scaled by
+    /// [`EMULATION_FACTOR`] (unless `timeout` is given).
+    pub emulated: bool,
     pub allow_root: bool,
     pub gpus: bool,
     pub rocm: bool,
@@ -98,6 +108,8 @@ pub struct Plan {
     pub health: HealthMode,
     pub timeout: Duration,
     pub check_timeout: Duration,
+    /// The factor the timeouts were scaled by (1: native).
+    pub slowdown: u32,
     pub port: u16,
     pub checks: Vec<Check>,
 }
@@ -149,13 +161,18 @@ pub fn plan(
             variant.name
         ));
     };
-    let timeout = opts.timeout.unwrap_or(smoke.health_timeout);
+    let slowdown = if opts.emulated { EMULATION_FACTOR } else { 1 };
+    // An explicit --timeout is taken as given; the configured one is scaled under emulation.
+    let timeout = opts.timeout.unwrap_or(smoke.health_timeout * slowdown);
     let container = format!("xtask-smoke-{}-{suffix}", variant.name);
 
     let mut args: Vec<String> = ["run", "--detach", "--pull", "never", "--name"]
         .map(String::from)
         .into();
     args.push(container.clone());
+    if let Some(platform) = &opts.platform {
+        args.extend(["--platform".into(), platform.clone()]);
+    }
     args.extend(["--label".into(), format!("{LABEL}={}", variant.name)]);
     for label in opts.owner.iter().chain(&opts.labels) {
         args.extend(["--label".into(), label.clone()]);
@@ -191,6 +208,13 @@ pub fn plan(
             "--health-retries".into(),
             HEALTH_RETRIES.into(),
         ]);
+        // The image's own probe timeout, scaled: under emulation one probe is a slower process.
+        if let Some(probe) = config.healthcheck.as_ref().and_then(|h| h.timeout) {
+            if slowdown > 1 && probe > 0 {
+                let ms = u64::try_from(probe / 1_000_000).unwrap_or(0) * u64::from(slowdown);
+                args.extend(["--health-timeout".into(), format!("{}ms", ms.max(1))]);
+            }
+        }
     }
     if opts.gpus {
         args.extend(["--gpus".into(), "all".into()]);
@@ -278,7 +302,8 @@ pub fn plan(
         run_args: args,
         health,
         timeout,
-        check_timeout: timeout.max(MIN_CHECK_TIMEOUT),
+        check_timeout: timeout.max(MIN_CHECK_TIMEOUT * slowdown),
+        slowdown,
         port: smoke.port,
         checks,
     })
@@ -397,6 +422,7 @@ mod tests {
             healthcheck: healthcheck.then(|| docker::Healthcheck {
                 test: Some(vec!["CMD".into(), "true".into()]),
                 interval: None,
+                timeout: Some(5_000_000_000),
             }),
             ..ImageConfig::default()
         }
@@ -490,6 +516,45 @@ mod tests {
         };
         let p = plan(&variant(""), "img", &image("app", true), &opts, "s").unwrap();
         assert_eq!(after(&p.run_args, "--publish"), ["127.0.0.1:8080:8000"]);
+    }
+
+    #[test]
+    fn an_emulated_platform_scales_the_timeouts_and_an_explicit_one_is_kept() {
+        let opts = Options {
+            platform: Some("linux/arm64".into()),
+            emulated: true,
+            ..Options::default()
+        };
+        let p = plan(&variant(""), "img", &image("app", true), &opts, "s").unwrap();
+        let a = &p.run_args;
+        assert_eq!(after(a, "--platform"), ["linux/arm64"]);
+        assert_eq!(p.slowdown, EMULATION_FACTOR);
+        assert_eq!(p.timeout, Duration::from_secs(90) * EMULATION_FACTOR);
+        assert_eq!(p.check_timeout, p.timeout);
+        assert_eq!(
+            after(a, "--health-start-period"),
+            [format!("{}ms", p.timeout.as_millis())]
+        );
+        assert_eq!(
+            after(a, "--health-timeout"),
+            [format!("{}ms", 5000 * EMULATION_FACTOR)]
+        );
+        let given = Options {
+            timeout: Some(Duration::from_secs(7)),
+            ..opts.clone()
+        };
+        let p = plan(&variant(""), "img", &image("app", true), &given, "s").unwrap();
+        assert_eq!(p.timeout, Duration::from_secs(7));
+        assert_eq!(p.check_timeout, MIN_CHECK_TIMEOUT * EMULATION_FACTOR);
+        // Natively: no platform flag unless asked, no probe timeout override.
+        let native = Options {
+            platform: Some("linux/amd64".into()),
+            ..Options::default()
+        };
+        let p = plan(&variant(""), "img", &image("app", true), &native, "s").unwrap();
+        assert_eq!(after(&p.run_args, "--platform"), ["linux/amd64"]);
+        assert!(after(&p.run_args, "--health-timeout").is_empty());
+        assert_eq!((p.slowdown, p.timeout), (1, Duration::from_secs(90)));
     }
 
     #[test]

@@ -16,9 +16,14 @@ pub fn summary_table(outcomes: &[Outcome]) -> Table {
     ])
     .right_align(&[3, 4, 5]);
     for o in outcomes {
+        let image = match (&o.platform, o.slowdown) {
+            (Some(p), 1) => format!("{} ({p})", o.image),
+            (Some(p), n) => format!("{} ({p}, emulated, timeouts {n}x)", o.image),
+            (None, _) => o.image.clone(),
+        };
         table.row(vec![
             o.variant.clone(),
-            o.image.clone(),
+            image,
             if o.passed { "pass" } else { "FAIL" }.into(),
             o.healthy_after_ms
                 .map_or("-".into(), |ms| format!("{:.1} s", ms as f64 / 1000.0)),
@@ -88,6 +93,8 @@ mod tests {
         let o = Outcome {
             variant: "cpu".into(),
             image: "img".into(),
+            platform: None,
+            slowdown: 1,
             container: Some("xtask-smoke-cpu-1".into()),
             passed: false,
             healthy_after_ms: Some(1200),

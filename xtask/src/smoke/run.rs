@@ -31,6 +31,10 @@ const PARALLEL_CHECKS: usize = 4;
 pub struct Outcome {
     pub variant: String,
     pub image: String,
+    /// `--platform`, when given.
+    pub platform: Option<String>,
+    /// The timeouts' factor: 1 natively, more under emulation.
+    pub slowdown: u32,
     pub container: Option<String>,
     pub passed: bool,
     /// From `docker run` to the first healthy observation.
@@ -91,6 +95,8 @@ pub fn smoke_one(
     let mut outcome = Outcome {
         variant: variant.name.clone(),
         image: image.to_string(),
+        platform: opts.platform.clone(),
+        slowdown: 1,
         container: None,
         passed: false,
         healthy_after_ms: None,
@@ -114,11 +120,15 @@ pub fn smoke_one(
     };
     outcome.container = Some(plan.container.clone());
     outcome.checks_total = plan.checks.len();
+    outcome.slowdown = plan.slowdown;
     progress!(
-        "smoke {}: starting {} from {} (read-only, no capabilities{}{})",
+        "smoke {}: starting {} from {}{} (read-only, no capabilities{}{}{})",
         plan.variant,
         plan.container,
         plan.image,
+        opts.platform
+            .as_ref()
+            .map_or(String::new(), |p| format!(" for {p}")),
         variant
             .smoke
             .memory
@@ -129,6 +139,16 @@ pub fn smoke_one(
             .cpus
             .as_ref()
             .map_or(String::new(), |c| format!(", cpus {c}")),
+        if plan.slowdown > 1 {
+            format!(
+                "; emulated: healthy within {} s, each check within {} s ({}x)",
+                plan.timeout.as_secs(),
+                plan.check_timeout.as_secs(),
+                plan.slowdown
+            )
+        } else {
+            String::new()
+        },
     );
 
     let in_flight = Arc::new(AtomicBool::new(true));
