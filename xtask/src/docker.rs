@@ -560,11 +560,15 @@ pub fn platform_image_id(sh: &Shell, image: &str, platform: &str) -> Result<Opti
 /// The disk usage the engine reports for each entry of an image's config history, oldest first
 /// (`docker history`; 0 for entries without a layer). On the containerd store it is the usage of
 /// each layer's snapshot, counted in file-system blocks.
-pub fn history_usage(sh: &Shell, image: &str) -> Result<Vec<u64>> {
+pub fn history_usage(sh: &Shell, image: &str, platform: Option<&str>) -> Result<Vec<u64>> {
     let format = "{{.Size}}";
+    let platform: Vec<String> = platform
+        .map(|p| format!("--platform={p}"))
+        .into_iter()
+        .collect();
     let out = cmd!(
         sh,
-        "docker history --no-trunc --human=false --format {format} {image}"
+        "docker history --no-trunc --human=false --format {format} {platform...} {image}"
     )
     .quiet()
     .read()

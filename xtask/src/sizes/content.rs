@@ -187,14 +187,17 @@ pub fn read_layout(
         let usage_of = |i: usize| -> Option<u64> {
             usage
                 .get_or_init(|| {
-                    let rows = docker::history_usage(sh, id)
-                        .map_err(|e| {
-                            crate::util::progress!(
-                                "{e:#}; decompressing the layers of {} instead",
-                                w.reference
-                            )
-                        })
-                        .ok()?;
+                    let rows = match w.platform {
+                        Some(p) => docker::history_usage(sh, w.reference, Some(p)),
+                        None => docker::history_usage(sh, id, None),
+                    }
+                    .map_err(|e| {
+                        crate::util::progress!(
+                            "{e:#}; decompressing the layers of {} instead",
+                            w.reference
+                        )
+                    })
+                    .ok()?;
                     layer_usage(&config.history, &rows, manifest.layers.len())
                 })
                 .as_ref()

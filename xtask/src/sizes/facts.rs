@@ -157,6 +157,9 @@ pub(super) struct BlobFacts {
 pub struct Wanted<'a> {
     pub reference: &'a str,
     pub inspect: &'a ImageInspect,
+    /// Set for one platform of a multi-platform image: its `inspect.id` is that platform's
+    /// manifest, which the engine names only as `reference` + `--platform`.
+    pub platform: Option<&'a str>,
 }
 
 /// How a measurement went: the progress line, and `run` in the JSON report (which

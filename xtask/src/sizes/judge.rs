@@ -20,6 +20,8 @@ pub struct Target {
     pub name: String,
     pub variant: Option<String>,
     pub image: String,
+    /// One platform of a multi-platform image (None: the image as the engine resolves it).
+    pub platform: Option<String>,
     pub budget: Budget,
     /// The variant's `push_compression`: zstd layers are sized as a push sends them.
     pub push_zstd: bool,
@@ -54,6 +56,9 @@ pub struct Entry {
     pub name: String,
     pub variant: Option<String>,
     pub image: String,
+    /// The platform measured, for one platform of a multi-platform image.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub platform: Option<String>,
     pub id: Option<String>,
     pub status: Status,
     /// Bytes: sum of the compressed layer blobs.
@@ -117,6 +122,8 @@ struct BaselineDoc {
 pub struct BaselineEntry {
     pub name: String,
     #[serde(default)]
+    pub platform: Option<String>,
+    #[serde(default)]
     pub compressed: Option<u64>,
     #[serde(default)]
     pub unpacked: Option<u64>,
@@ -134,10 +141,13 @@ pub(super) fn load_baseline(path: &Utf8PathBuf) -> Result<Vec<BaselineEntry>> {
 pub fn delta(
     baseline: &[BaselineEntry],
     name: &str,
+    platform: Option<&str>,
     compressed: Option<u64>,
     unpacked: Option<u64>,
 ) -> Delta {
-    let before = baseline.iter().find(|b| b.name == name);
+    let before = baseline
+        .iter()
+        .find(|b| b.name == name && b.platform.as_deref() == platform);
     let pair = |before: Option<u64>, after: Option<u64>| match (before, after) {
         (Some(b), Some(a)) => Some(change(b, a)),
         _ => None,
@@ -202,7 +212,7 @@ pub fn judge(name: &str, kind: &str, size: u64, budget: Option<u64>) -> Option<F
 pub fn build_report(
     engine: String,
     targets: &[Target],
-    measured: &dyn Fn(&str) -> Option<ImageFacts>,
+    measured: &dyn Fn(&Target) -> Option<ImageFacts>,
     baseline: Option<&[BaselineEntry]>,
 ) -> Report {
     let mut images = Vec::new();
@@ -211,15 +221,26 @@ pub fn build_report(
             compressed: t.budget.compressed,
             unpacked: t.budget.unpacked,
         };
-        let Some(facts) = measured(&t.image) else {
-            let hint = match &t.variant {
-                Some(v) => format!("not built: run `cargo xtask build {v}`"),
-                None => format!("no image `{}` in the engine", t.image),
+        let platform = t.platform.as_deref();
+        // Findings name the platform too: budgets hold for each platform's image.
+        let label = match platform {
+            Some(p) => format!("{} ({p})", t.name),
+            None => t.name.clone(),
+        };
+        let Some(facts) = measured(t) else {
+            let hint = match (&t.variant, platform) {
+                (Some(v), Some(p)) => {
+                    format!("no {p} image: run `cargo xtask build {v} --platform {p}`")
+                }
+                (Some(v), None) => format!("not built: run `cargo xtask build {v}`"),
+                (None, Some(p)) => format!("`{}` has no {p} image in the engine", t.image),
+                (None, None) => format!("no image `{}` in the engine", t.image),
             };
             images.push(Entry {
                 name: t.name.clone(),
                 variant: t.variant.clone(),
                 image: t.image.clone(),
+                platform: t.platform.clone(),
                 id: None,
                 status: Status::NotBuilt,
                 compressed: None,
@@ -228,15 +249,15 @@ pub fn build_report(
                 budget,
                 findings: Vec::new(),
                 hint: Some(hint),
-                delta: baseline.map(|b| delta(b, &t.name, None, None)),
+                delta: baseline.map(|b| delta(b, &t.name, platform, None, None)),
                 layers: Vec::new(),
             });
             continue;
         };
         let (compressed, unpacked) = (facts.compressed(), facts.unpacked());
         let findings: Vec<Finding> = [
-            judge(&t.name, "compressed", compressed, t.budget.compressed),
-            judge(&t.name, "unpacked", unpacked, t.budget.unpacked),
+            judge(&label, "compressed", compressed, t.budget.compressed),
+            judge(&label, "unpacked", unpacked, t.budget.unpacked),
         ]
         .into_iter()
         .flatten()
@@ -250,6 +271,7 @@ pub fn build_report(
             name: t.name.clone(),
             variant: t.variant.clone(),
             image: t.image.clone(),
+            platform: t.platform.clone(),
             id: Some(facts.id.clone()),
             status,
             compressed: Some(compressed),
@@ -258,7 +280,7 @@ pub fn build_report(
             budget,
             findings,
             hint: None,
-            delta: baseline.map(|b| delta(b, &t.name, Some(compressed), Some(unpacked))),
+            delta: baseline.map(|b| delta(b, &t.name, platform, Some(compressed), Some(unpacked))),
             layers: facts.layers,
         });
     }
@@ -304,6 +326,7 @@ pub(super) mod tests {
             name: name.into(),
             variant: Some(name.into()),
             image: format!("voxserve:{name}"),
+            platform: None,
             budget: Budget {
                 compressed,
                 unpacked,
@@ -343,13 +366,14 @@ pub(super) mod tests {
             target("small", Some(500), None),
             target("cuda", None, None),
         ];
-        let measured = |image: &str| match image {
+        let measured = |t: &Target| match t.image.as_str() {
             "voxserve:cpu" => Some(facts("sha256:a", &[(300, 950, "ADD x /")])),
             "voxserve:small" => Some(facts("sha256:b", &[(600, 700, "RUN y")])),
             _ => None,
         };
         let baseline = [BaselineEntry {
             name: "cpu".into(),
+            platform: None,
             compressed: Some(200),
             unpacked: Some(1000),
         }];
@@ -383,5 +407,60 @@ pub(super) mod tests {
         let doc: BaselineDoc = serde_json::from_str(&json).unwrap();
         assert_eq!(doc.images[0].compressed, Some(300));
         assert_eq!(doc.images[2].unpacked, None);
+    }
+
+    #[test]
+    fn each_platform_of_an_index_is_judged_and_compared_on_its_own() {
+        let mut amd64 = target("cpu-minimal", None, Some(1000));
+        amd64.platform = Some("linux/amd64".into());
+        let mut arm64 = amd64.clone();
+        arm64.platform = Some("linux/arm64".into());
+        let mut s390x = amd64.clone();
+        s390x.platform = Some("linux/s390x".into());
+        let measured = |t: &Target| match t.platform.as_deref() {
+            Some("linux/amd64") => Some(facts("sha256:a", &[(300, 900, "RUN x")])),
+            Some("linux/arm64") => Some(facts("sha256:b", &[(320, 1100, "RUN x")])),
+            _ => None,
+        };
+        let baseline = [BaselineEntry {
+            name: "cpu-minimal".into(),
+            platform: Some("linux/arm64".into()),
+            compressed: Some(300),
+            unpacked: Some(1000),
+        }];
+        let report = build_report(
+            "e".into(),
+            &[amd64, arm64, s390x],
+            &measured,
+            Some(&baseline),
+        );
+        let [a, b, c] = &report.images[..] else {
+            panic!("{report:?}")
+        };
+        assert_eq!(
+            (a.status.clone(), a.platform.as_deref()),
+            (Status::Warning, Some("linux/amd64"))
+        );
+        assert_eq!(b.status, Status::OverBudget);
+        assert!(
+            b.findings[0]
+                .message
+                .starts_with("cpu-minimal (linux/arm64): unpacked size"),
+            "{}",
+            b.findings[0].message
+        );
+        assert!(!a.delta.as_ref().unwrap().in_baseline);
+        assert_eq!(
+            b.delta.as_ref().unwrap().unpacked.as_ref().unwrap().bytes,
+            100
+        );
+        assert_eq!(
+            c.hint.as_deref(),
+            Some(
+                "no linux/s390x image: run `cargo xtask build cpu-minimal --platform linux/s390x`"
+            )
+        );
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(json["images"][1]["platform"], "linux/arm64");
     }
 }

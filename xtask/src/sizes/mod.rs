@@ -21,6 +21,7 @@ mod save;
 
 use anyhow::{bail, Context, Result};
 use camino::Utf8PathBuf;
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 use crate::config::Budget;
@@ -34,12 +35,15 @@ use judge::{build_report, load_baseline, Level, Status, Target};
 pub(crate) use layout::{layer_history, HistoryDoc, ManifestDoc};
 pub use render::instruction;
 use render::{sections, summary};
-use std::collections::BTreeMap;
 
 #[derive(clap::Args)]
 pub struct Args {
     /// Variants to measure (default: every variant of images.toml, unless --image is given).
     variants: Vec<String>,
+    /// Measure these platforms of each image (comma-separated or repeated), one row each, from
+    /// a multi-platform image (default: a variant's `platforms` when it names several).
+    #[arg(long, value_delimiter = ',', value_name = "PLATFORM")]
+    platform: Vec<String>,
     /// Also measure this image (repeatable; no budget): a local image, or `REGISTRY/IMAGE:TAG`
     /// (a host with a dot or a port) read from the registry's manifests without pulling, per
     /// platform, compressed as pushed; unpacked too where the same image is also local.
@@ -68,6 +72,14 @@ pub struct Args {
     decompress: bool,
 }
 
+/// How a target's image is looked up: its reference, with ` @ <platform>` for one platform.
+fn key(t: &Target) -> String {
+    match &t.platform {
+        Some(p) => format!("{} @ {p}", t.image),
+        None => t.image.clone(),
+    }
+}
+
 impl Args {
     fn targets(&self, ctx: &Ctx) -> Result<Vec<Target>> {
         let mut targets = Vec::new();
@@ -79,13 +91,21 @@ impl Args {
                 config.select(&self.variants, false)?
             };
             for v in variants {
-                targets.push(Target {
-                    name: v.name.clone(),
-                    variant: Some(v.name.clone()),
-                    image: v.image_ref(),
-                    budget: v.budget.clone(),
-                    push_zstd: v.push_compression == Some(crate::config::Compression::Zstd),
-                });
+                let platforms: Vec<Option<String>> = match (&self.platform[..], &v.platforms[..]) {
+                    ([], [_, _, ..]) => v.platforms.iter().cloned().map(Some).collect(),
+                    ([], _) => vec![None],
+                    (given, _) => given.iter().cloned().map(Some).collect(),
+                };
+                for platform in platforms {
+                    targets.push(Target {
+                        name: v.name.clone(),
+                        variant: Some(v.name.clone()),
+                        image: v.image_ref(),
+                        platform,
+                        budget: v.budget.clone(),
+                        push_zstd: v.push_compression == Some(crate::config::Compression::Zstd),
+                    });
+                }
             }
         }
         for image in self
@@ -93,13 +113,21 @@ impl Args {
             .iter()
             .filter(|i| !registry::is_registry_reference(i))
         {
-            targets.push(Target {
-                name: image.clone(),
-                variant: None,
-                image: image.clone(),
-                budget: Budget::default(),
-                push_zstd: false,
-            });
+            let platforms: Vec<Option<String>> = if self.platform.is_empty() {
+                vec![None]
+            } else {
+                self.platform.iter().cloned().map(Some).collect()
+            };
+            for platform in platforms {
+                targets.push(Target {
+                    name: image.clone(),
+                    variant: None,
+                    image: image.clone(),
+                    platform,
+                    budget: Budget::default(),
+                    push_zstd: false,
+                });
+            }
         }
         Ok(targets)
     }
@@ -123,7 +151,11 @@ impl Args {
             let mut entry = registry::measure(&ctx.sh, reference)?;
             let local = docker::image_inspect(&ctx.sh, std::slice::from_ref(reference))?;
             if let Some(inspect) = local.get(reference) {
-                let wanted = [Wanted { reference, inspect }];
+                let wanted = [Wanted {
+                    reference,
+                    inspect,
+                    platform: None,
+                }];
                 match measure::measure(store, &wanted, cache, options, &mut |w| {
                     eprintln!("warning: {w}");
                 }) {
@@ -149,29 +181,68 @@ impl Args {
         Ok(entries)
     }
 
-    pub fn run(self, ctx: &Ctx) -> Result<()> {
-        let started = Instant::now();
-        let targets = self.targets(ctx)?;
-        let baseline = self.baseline.as_ref().map(load_baseline).transpose()?;
-
-        let info = docker::info(&ctx.sh)?;
-        let store = Store::of(&info);
+    /// What the engine knows of each target's image, keyed by [`key`]; a variant's platform
+    /// that was not built is dropped from `targets` (its configured platforms are measured as far
+    /// as they exist locally) unless `--platform` asked for it or none of them exists.
+    fn inspect(
+        &self,
+        ctx: &Ctx,
+        targets: &mut Vec<Target>,
+    ) -> Result<BTreeMap<String, docker::ImageInspect>> {
         let mut refs: Vec<String> = Vec::new();
-        for t in &targets {
+        for t in targets.iter().filter(|t| t.platform.is_none()) {
             if !refs.contains(&t.image) {
                 refs.push(t.image.clone());
             }
         }
-        let inspected = docker::image_inspect(&ctx.sh, &refs)?;
-        let wanted: Vec<Wanted> = refs
-            .iter()
-            .filter_map(|r| {
-                inspected.get(r).map(|inspect| Wanted {
-                    reference: r,
-                    inspect,
-                })
-            })
-            .collect();
+        let mut found = docker::image_inspect(&ctx.sh, &refs)?;
+        for t in targets.iter().filter(|t| t.platform.is_some()) {
+            let platform = t.platform.as_deref().unwrap_or_default();
+            if let Some(i) = docker::image_inspect_platform(&ctx.sh, &t.image, platform)? {
+                found.insert(key(t), i);
+            }
+        }
+        if self.platform.is_empty() {
+            let present = |t: &Target| found.contains_key(&key(t));
+            let mut keep = Vec::new();
+            for t in targets.iter() {
+                let siblings = || targets.iter().filter(|s| s.name == t.name);
+                if t.platform.is_none() || present(t) || !siblings().any(present) {
+                    // One "not built" row for an image none of whose platforms exists.
+                    if !present(t) && keep.iter().any(|k: &Target| k.name == t.name) {
+                        continue;
+                    }
+                    keep.push(t.clone());
+                }
+            }
+            *targets = keep;
+        }
+        Ok(found)
+    }
+
+    pub fn run(self, ctx: &Ctx) -> Result<()> {
+        let started = Instant::now();
+        let mut targets = self.targets(ctx)?;
+        for p in &self.platform {
+            crate::config::check_platform(p).with_context(|| format!("--platform {p}"))?;
+        }
+        let baseline = self.baseline.as_ref().map(load_baseline).transpose()?;
+
+        let info = docker::info(&ctx.sh)?;
+        let store = Store::of(&info);
+        let inspected = self.inspect(ctx, &mut targets)?;
+        let mut wanted: Vec<Wanted> = Vec::new();
+        for t in &targets {
+            if let Some(inspect) = inspected.get(&key(t)) {
+                if !wanted.iter().any(|w| w.inspect.id == inspect.id) {
+                    wanted.push(Wanted {
+                        reference: &t.image,
+                        inspect,
+                        platform: t.platform.as_deref(),
+                    });
+                }
+            }
+        }
         let cache = cache::Cache::new(
             ctx.out_dir().join("sizes-cache"),
             !self.no_cache,
@@ -192,10 +263,10 @@ impl Args {
         let push_cache = ctx.out_dir().join("sizes-cache").join("push");
         let mut pushed: BTreeMap<String, ImageFacts> = BTreeMap::new();
         for t in targets.iter().filter(|t| t.push_zstd) {
-            let Some(f) = inspected.get(&t.image).and_then(|i| facts.get(&i.id)) else {
+            let Some(f) = inspected.get(&key(t)).and_then(|i| facts.get(&i.id)) else {
                 continue;
             };
-            if !pushed.contains_key(&t.image) {
+            if !pushed.contains_key(&key(t)) {
                 crate::util::progress!(
                     "sizes {}: compressing its layers with {} (push_compression = \"zstd\")",
                     t.name,
@@ -209,15 +280,15 @@ impl Args {
                     &mut stats,
                 )
                 .with_context(|| format!("sizing {} as pushed", t.name))?;
-                pushed.insert(t.image.clone(), zstd);
+                pushed.insert(key(t), zstd);
             }
         }
         stats.seconds = started.elapsed().as_secs_f64();
-        let measured = |image: &str| {
+        let measured = |t: &Target| {
             pushed
-                .get(image)
+                .get(&key(t))
                 .cloned()
-                .or_else(|| inspected.get(image).and_then(|i| facts.get(&i.id)).cloned())
+                .or_else(|| inspected.get(&key(t)).and_then(|i| facts.get(&i.id)).cloned())
         };
         let engine = format!("{}, {}", info.server_version, info.store_name());
         let mut report = build_report(engine, &targets, &measured, baseline.as_deref());

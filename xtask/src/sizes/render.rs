@@ -115,7 +115,10 @@ pub fn sizes_table(report: &Report) -> Table {
         };
         let mut row = vec![
             e.variant.clone().unwrap_or_else(|| "-".into()),
-            e.image.clone(),
+            match &e.platform {
+                Some(p) => format!("{} ({p})", e.image),
+                None => e.image.clone(),
+            },
             size(e.compressed),
             size(e.unpacked),
             if budgets.is_empty() {
@@ -192,8 +195,11 @@ pub(super) fn sections(report: &Report, layers: Option<usize>) -> Vec<report::Se
         for e in report.images.iter().filter(|e| e.id.is_some()) {
             out.push(report::Section {
                 title: Some(format!(
-                    "{}: the {} largest of {} layers",
+                    "{}{}: the {} largest of {} layers",
                     e.name,
+                    e.platform
+                        .as_ref()
+                        .map_or(String::new(), |p| format!(" ({p})")),
                     n.min(e.layers.len()),
                     e.layers.len()
                 )),
