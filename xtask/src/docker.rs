@@ -1249,6 +1249,26 @@ pub fn registry_image_config(sh: &Shell, reference: &str) -> Result<serde_json::
     serde_json::from_str(&out).with_context(|| format!("parsing the image config of {reference}"))
 }
 
+/// `docker buildx imagetools create …` (argv from `buildx`): writes an index in the registry
+/// from manifests already there (no layer is copied through this machine).
+pub fn imagetools_create(sh: &Shell, argv: &[String]) -> Result<()> {
+    ensure_cli()?;
+    if argv.len() < 3 || argv[..3] != ["buildx", "imagetools", "create"] {
+        bail!("not a `docker buildx imagetools create` argv: {argv:?}");
+    }
+    let out = cmd!(sh, "docker {argv...}")
+        .quiet()
+        .ignore_status()
+        .output()
+        .context("running `docker buildx imagetools create`")?;
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let why = crate::util::last_line(&stderr).trim_start_matches("ERROR: ");
+        bail!("`docker buildx imagetools create` failed: {why}");
+    }
+    Ok(())
+}
+
 /// `docker buildx imagetools inspect ARGS… REFERENCE` (the reference last); its stdout.
 fn imagetools(sh: &Shell, args: &[&str]) -> Result<String> {
     ensure_cli()?;

@@ -298,12 +298,12 @@ pub fn fix(platform: &str) -> String {
     let qemu = debian_arch(platform).map_or("ARCH", |a| a.qemu);
     let short = platform.rsplit('/').next().unwrap_or(platform);
     format!(
-        "enable emulation for {platform}: as root on Debian/Ubuntu `apt-get install \
-         qemu-user-static`, mount binfmt_misc if needed (`mount -t binfmt_misc binfmt_misc \
-         {BINFMT_DIR}`) and register the handler (`cat /usr/lib/binfmt.d/qemu-{qemu}.conf > \
-         {BINFMT_DIR}/register`; this repository's `.ci/enable-emulation {short}` does all \
-         three), or where Docker Hub is reachable `docker run --privileged --rm \
-         tonistiigi/binfmt --install {short}`"
+        "enable emulation for {platform}: as root, install QEMU's static user-mode emulators \
+         (Debian/Ubuntu: `qemu-user-static`; `qemu-user` from Debian 13 on), mount binfmt_misc \
+         if needed (`mount -t binfmt_misc binfmt_misc {BINFMT_DIR}`) and register the handler \
+         (`cat /usr/lib/binfmt.d/qemu-{qemu}.conf > {BINFMT_DIR}/register`) — this \
+         repository's `.ci/enable-emulation {short}` does all three — or, where Docker Hub is \
+         reachable, `docker run --privileged --rm tonistiigi/binfmt --install {short}`"
     )
 }
 

@@ -15,6 +15,7 @@ mod doctor;
 mod engine;
 mod emulation;
 mod lint;
+mod merge;
 mod reclaim;
 mod registry;
 mod report;
@@ -53,6 +54,8 @@ enum Command {
     Base(base::Args),
     /// Build image variants with docker buildx.
     Build(build_cmd::Args),
+    /// Join per-platform pushes by digest (one runner per platform) into one tagged index.
+    Merge(merge::Args),
     /// Smoke-test images: run each hardened until its HEALTHCHECK passes, then check it from inside.
     Smoke(smoke::Args),
     /// Compressed and unpacked size of each variant's image, against its budgets.
@@ -82,6 +85,7 @@ fn main() -> ExitCode {
         Command::Doctor(args) => args.run(&ctx),
         Command::Base(args) => args.run(&ctx),
         Command::Build(args) => args.run(&ctx),
+        Command::Merge(args) => args.run(&ctx),
         Command::Smoke(args) => args.run(&ctx),
         Command::Sizes(args) => args.run(&ctx),
         Command::Lint(args) => args.run(&ctx),

@@ -32,6 +32,7 @@ pub use plan::{CacheMode, Progress, Provenance};
 pub use run::BuildReport;
 
 #[derive(clap::Args, Clone)]
+#[command(group(clap::ArgGroup::new("pushing").args(["push", "push_by_digest"])))]
 pub struct Args {
     /// Variants to build (see `cargo xtask config`).
     pub variants: Vec<String>,
@@ -39,24 +40,30 @@ pub struct Args {
     #[arg(long, conflicts_with = "variants")]
     pub all: bool,
     /// Load the result into the local image store (the default).
-    #[arg(long, conflicts_with = "push")]
+    #[arg(long, conflicts_with = "pushing")]
     pub load: bool,
     /// Push to the registry (`--registry` / `[project].registry`) instead of loading: tags
     /// `<registry>/<image>:<variant>`, `…:<version>-<variant>`, `…:sha-<7>-<variant>`; the pushed
     /// digest goes into the build report.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "push_by_digest")]
     pub push: bool,
+    /// Push to the registry without tags — one runner's platform(s), e.g. `--platform
+    /// linux/arm64` on an arm64 runner — and write the pushed digest into the build report;
+    /// `cargo xtask merge <variant> --from REPORT…` then joins the platforms into one index
+    /// with every tag.
+    #[arg(long)]
+    pub push_by_digest: bool,
     /// Registry to push to and keep `--cache registry` in: `HOST[:PORT][/NAMESPACE]` (default:
     /// `[project].registry` of images.toml). 127.0.0.0/8 and localhost are spoken to over HTTP.
     #[arg(long, env = "XTASK_REGISTRY", value_name = "HOST[/NAMESPACE]")]
     pub registry: Option<String>,
     /// Provenance attestation of a pushed image (default: max; `false` for none).
-    #[arg(long, value_enum, requires = "push", value_name = "MODE")]
+    #[arg(long, value_enum, requires = "pushing", value_name = "MODE")]
     pub provenance: Option<Provenance>,
     /// Attach BuildKit's SBOM attestation (SPDX, made during the build by a generator image the
     /// builder runs: BuildKit's default, `docker/buildkit-syft-scanner`, unless
     /// --sbom-generator names another).
-    #[arg(long, requires = "push")]
+    #[arg(long, requires = "pushing")]
     pub sbom: bool,
     /// The SBOM generator image (BuildKit's SBOM protocol), e.g. one in the local image store
     /// for a builder without a registry.
@@ -65,9 +72,12 @@ pub struct Args {
     /// Layer compression of pushed images (zstd: smaller and faster to unpack, needs
     /// containerd ≥ 1.5 / Docker ≥ 23 to pull). Default: the variant's `push_compression` in
     /// images.toml, else buildx's (gzip).
-    #[arg(long, value_enum, requires = "push")]
+    #[arg(long, value_enum, requires = "pushing")]
     pub compression: Option<Compression>,
-    /// Target platforms, e.g. `linux/amd64,linux/arm64` (default: from images.toml).
+    /// Target platforms, e.g. `linux/amd64,linux/arm64`. Default: the variant's `platforms`
+    /// of images.toml when pushing; for a load, only the engine's own platform when the variant
+    /// lists it (name the others to load them too: a multi-platform load needs the containerd
+    /// image store, foreign platforms emulation).
     #[arg(long, value_delimiter = ',', value_parser = parse_platform)]
     pub platform: Vec<String>,
     /// The buildx builder to use (default: the active one): a `docker context` (another engine,
@@ -109,6 +119,26 @@ pub struct Args {
     /// else target/docker-cache).
     #[arg(long, value_name = "DIR")]
     pub cache_dir: Option<Utf8PathBuf>,
+}
+
+/// The platforms a build targets: `--platform` when given; the variant's when pushing; for a
+/// load, the engine's own platform when the variant lists it among several (a contributor's
+/// build stays native and fast), else the variant's. Empty: buildx's default, the builder's own.
+pub fn default_platforms(
+    given: &[String],
+    variant: &[String],
+    pushing: bool,
+    native: &str,
+) -> Vec<String> {
+    if !given.is_empty() {
+        return given.to_vec();
+    }
+    if !pushing && variant.len() > 1 {
+        if let Some(p) = variant.iter().find(|p| docker::same_platform(p, native)) {
+            return vec![p.clone()];
+        }
+    }
+    variant.to_vec()
 }
 
 // Flags are checked as clap parses them: a usage error before any docker command runs.
@@ -183,13 +213,19 @@ impl Args {
 
         // Where the images go and the registry cache lives; checked before any build runs.
         let registry = Registry::configured(self.registry.as_deref(), config)?;
-        if self.push && registry.is_none() {
+        let pushing = self.push || self.push_by_digest;
+        if pushing && registry.is_none() {
             bail!(
-                "`build --push` needs a registry and none is configured: {}",
+                "`build {}` needs a registry and none is configured: {}",
+                if self.push {
+                    "--push"
+                } else {
+                    "--push-by-digest"
+                },
                 crate::registry::HOW_TO_SET
             );
         }
-        if let (true, Some(registry)) = (self.push || mode == CacheMode::Registry, &registry) {
+        if let (true, Some(registry)) = (pushing || mode == CacheMode::Registry, &registry) {
             registry.ensure_reachable()?;
         }
 
@@ -234,6 +270,7 @@ impl Args {
                 "cannot create the report directory {report_dir} ({e}): pass a writable --report-dir"
             )
         })?;
+        let native = info.native_platform();
         // Every variant is planned and its base checked before the first build starts.
         let mut planned = Vec::new();
         for &variant in variants {
@@ -252,25 +289,22 @@ impl Args {
                 git: &git,
                 created: created.clone(),
                 push: self.push,
-                repository: match (&registry, self.push) {
+                push_by_digest: self.push_by_digest,
+                repository: match (&registry, pushing) {
                     (Some(registry), true) => registry.repository(&variant.image),
                     _ => variant.image.clone(),
                 },
                 registry: registry
                     .as_ref()
-                    .filter(|_| self.push)
+                    .filter(|_| pushing)
                     .map(Registry::to_string),
-                compression: push_compression(self.push, self.compression, variant),
+                compression: push_compression(pushing, self.compression, variant),
                 provenance: self.provenance.unwrap_or(Provenance::Max),
                 sbom: match (self.sbom, &self.sbom_generator) {
                     (false, _) => None,
                     (true, generator) => Some(generator.clone()),
                 },
-                platforms: if self.platform.is_empty() {
-                    variant.platforms.clone()
-                } else {
-                    self.platform.clone()
-                },
+                platforms: default_platforms(&self.platform, &variant.platforms, pushing, &native),
                 // A context's builder is reached through `docker --context`, not `--builder`.
                 builder: if context.is_some() {
                     None
@@ -283,7 +317,7 @@ impl Args {
                 build_arg_overrides: overrides.clone(),
                 base_image: base_image.clone(),
                 extra_tags: self.tags.clone(),
-                staging_tag: staging_tag(self.push, variant, &suffix),
+                staging_tag: staging_tag(pushing, variant, &suffix),
                 cache: cache_spec(
                     mode,
                     variant,
@@ -317,11 +351,34 @@ impl Args {
         let mut reports = Vec::new();
         for (input, plan, _tmp) in &planned {
             let variant = input.variant;
+            let others: Vec<&String> = variant
+                .platforms
+                .iter()
+                .filter(|p| !input.platforms.contains(p))
+                .collect();
             progress!(
-                "building {} ({}) with builder `{}`",
+                "building {} ({}) for {} with builder `{}`{}",
                 variant.name,
                 variant.dockerfile,
-                builder.name
+                if input.platforms.is_empty() {
+                    native.clone()
+                } else {
+                    input.platforms.join(", ")
+                },
+                builder.name,
+                if others.is_empty() || !self.platform.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        " (a load builds this engine's platform; images.toml also lists {}: \
+                         add --platform to load them, --push builds them all)",
+                        others
+                            .iter()
+                            .map(|p| p.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                }
             );
             let report = run::execute(sh, input, plan, &builder.name, ca.as_ref())?;
             let path = report_dir.join(format!("build-{}.json", variant.name));
@@ -336,5 +393,33 @@ impl Args {
             reports.push(report);
         }
         Ok(reports)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::default_platforms;
+
+    #[test]
+    fn a_load_builds_the_native_platform_a_push_every_configured_one() {
+        let both = ["linux/amd64".to_string(), "linux/arm64".into()];
+        let native = "linux/amd64";
+        assert_eq!(
+            default_platforms(&[], &both, false, native),
+            ["linux/amd64"]
+        );
+        assert_eq!(default_platforms(&[], &both, true, native), both);
+        assert_eq!(
+            default_platforms(&["linux/arm64".into()], &both, false, native),
+            ["linux/arm64"]
+        );
+        // The engine's platform is not listed: the listed ones, emulated.
+        let arm_only = ["linux/arm64".to_string()];
+        assert_eq!(default_platforms(&[], &arm_only, false, native), arm_only);
+        assert_eq!(
+            default_platforms(&[], &both, false, "linux/arm64"),
+            ["linux/arm64"]
+        );
+        assert!(default_platforms(&[], &[], false, native).is_empty());
     }
 }

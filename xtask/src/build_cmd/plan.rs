@@ -88,6 +88,9 @@ pub struct PlanInput<'a> {
     pub git: &'a GitInfo,
     pub created: String,
     pub push: bool,
+    /// Push to `repository` without tags (`push-by-digest`): one platform's image, for
+    /// `cargo xtask merge` to join with the other platforms' into one tagged index.
+    pub push_by_digest: bool,
     /// The repository the standard tags are made in: `<registry>/<image>` when pushing, the
     /// variant's `image` otherwise.
     pub repository: String,
@@ -203,6 +206,8 @@ pub fn plan(input: &PlanInput) -> BuildPlan {
     }
     match &input.staging_tag {
         Some(staging) => argv.push(format!("--tag={staging}")),
+        // By digest: no tag moves until `merge` tags the index.
+        None if input.push_by_digest => {}
         None => argv.extend(tags.iter().map(|t| format!("--tag={t}"))),
     }
 
@@ -236,8 +241,22 @@ pub fn plan(input: &PlanInput) -> BuildPlan {
         }
     }
 
-    if input.push {
+    if input.push_by_digest {
+        let mut output = format!(
+            "--output=type=image,name={},push-by-digest=true,name-canonical=true,push=true",
+            input.repository
+        );
+        if let Some(c) = input.compression {
+            output.push_str(&format!(
+                ",compression={},force-compression=true,oci-mediatypes=true",
+                c.as_str()
+            ));
+        }
+        argv.push(output);
+    }
+    if input.push || input.push_by_digest {
         match input.compression {
+            _ if input.push_by_digest => {}
             Some(c) => {
                 let c = c.as_str();
                 argv.push(format!(
@@ -399,6 +418,7 @@ mod tests {
             git,
             created: "2025-11-28T00:00:00Z".into(),
             push: false,
+            push_by_digest: false,
             repository: v.image.clone(),
             registry: None,
             compression: None,
@@ -495,6 +515,39 @@ mod tests {
             "--output=type=registry,compression=zstd,force-compression=true,oci-mediatypes=true"
         ));
         assert!(!has(&p.argv, "--push"));
+    }
+
+    #[test]
+    fn push_by_digest_pushes_the_repository_untagged() {
+        let (v, g) = (variant(), git());
+        let mut i = input(&v, &g);
+        i.push_by_digest = true;
+        i.repository = "127.0.0.1:5000/voxserve".into();
+        i.platforms = vec!["linux/arm64".into()];
+        let p = plan(&i);
+        assert!(has(
+            &p.argv,
+            "--output=type=image,name=127.0.0.1:5000/voxserve,push-by-digest=true,name-canonical=true,push=true"
+        ));
+        assert!(
+            !p.argv.iter().any(|a| a.starts_with("--tag=")),
+            "{:?}",
+            p.argv
+        );
+        assert!(!has(&p.argv, "--push") && !has(&p.argv, "--load"));
+        assert!(has(&p.argv, "--provenance=mode=max"));
+        // The tags `merge` will give the index are still planned (and reported).
+        assert_eq!(p.tags[0], "127.0.0.1:5000/voxserve:cpu");
+        i.compression = Some(Compression::Zstd);
+        let out = plan(&i)
+            .argv
+            .into_iter()
+            .find(|a| a.starts_with("--output="))
+            .unwrap();
+        assert!(
+            out.ends_with(",push=true,compression=zstd,force-compression=true,oci-mediatypes=true"),
+            "{out}"
+        );
     }
 
     #[test]

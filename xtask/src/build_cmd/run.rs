@@ -48,7 +48,19 @@ pub struct BuildReport {
     pub cache: String,
     pub builder: String,
     pub platforms: Vec<String>,
+    /// The image of each platform built: its manifest digest (locally: the platform's image ID
+    /// in the store; pushed: as the registry lists it in the index).
+    pub platform_digests: BTreeMap<String, String>,
+    /// The project version and the git commit built (None outside a git checkout): `merge`
+    /// joins only reports of one revision.
+    pub version: String,
+    pub revision: Option<String>,
+    /// The repository pushed to (`<registry>/<image>`), with --push or --push-by-digest.
+    pub repository: Option<String>,
     pub pushed: bool,
+    /// Pushed without tags (`--push-by-digest`): `tags` are those `merge` gives the index.
+    #[serde(default)]
+    pub pushed_by_digest: bool,
     /// Where the CA bundle came from (its path and content never appear in the image).
     pub ca_bundle_from: Option<String>,
     pub build_args: BTreeMap<String, String>,
@@ -160,11 +172,13 @@ pub fn execute(
                 .collect()
         })
         .unwrap_or_default();
-    let image_id = if input.push {
+    let pushing = input.push || input.push_by_digest;
+    let image_id = if pushing {
         None
     } else {
         docker::image_id(sh, &variant.image_ref())?
     };
+    let platform_digests = platform_digests(sh, input, plan, digest.as_deref())?;
     Ok(BuildReport {
         variant: variant.name.clone(),
         image: plan.tags[0].clone(),
@@ -172,7 +186,7 @@ pub fn execute(
         image_id,
         digest,
         registry: input.registry.clone(),
-        provenance: input.push.then_some(input.provenance),
+        provenance: pushing.then_some(input.provenance),
         compression: input.compression,
         sbom: input.sbom.as_ref().map(|g| match g {
             None => "buildkit".to_string(),
@@ -190,10 +204,58 @@ pub fn execute(
         },
         builder: builder.to_string(),
         platforms: input.platforms.clone(),
-        pushed: input.push,
+        platform_digests,
+        version: input.version.to_string(),
+        revision: input.git.revision.clone(),
+        repository: pushing.then(|| input.repository.clone()),
+        pushed: pushing,
+        pushed_by_digest: input.push_by_digest,
         ca_bundle_from: ca.map(|c| c.source.clone()),
         build_args: plan.build_args.clone(),
     })
+}
+
+/// The manifest digest of each platform's image: from the registry's index after a push (the
+/// pushed digest itself for a single image), from the local store after a load.
+fn platform_digests(
+    sh: &Shell,
+    input: &PlanInput,
+    plan: &BuildPlan,
+    digest: Option<&str>,
+) -> Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    if input.push || input.push_by_digest {
+        let Some(digest) = digest else {
+            return Ok(out);
+        };
+        let reference = format!("{}@{digest}", input.repository);
+        let top = docker::registry_manifest(sh, &reference)?;
+        match crate::registry::index_platforms(&top) {
+            Some(platforms) => out.extend(platforms),
+            None => {
+                let config = docker::registry_image_config(sh, &reference)?;
+                let platform = crate::registry::platform_of(
+                    config["os"].as_str().unwrap_or("?"),
+                    config["architecture"].as_str().unwrap_or("?"),
+                    config["variant"].as_str(),
+                );
+                out.insert(platform, digest.to_string());
+            }
+        }
+        return Ok(out);
+    }
+    let image = &plan.tags[0];
+    for platform in &input.platforms {
+        if let Some(id) = docker::platform_image_id(sh, image, platform)? {
+            out.insert(platform.clone(), id);
+        }
+    }
+    if input.platforms.is_empty() {
+        if let Some(found) = docker::image_inspect(sh, std::slice::from_ref(image))?.remove(image) {
+            out.insert(found.platform(), found.id);
+        }
+    }
+    Ok(out)
 }
 
 /// Replaces the variant's cache directory with the one this build wrote, so the cache holds only

@@ -176,6 +176,39 @@ impl Pushed {
     }
 }
 
+/// The platforms an index (or a single manifest, given its own digest) lists: `(platform,
+/// manifest digest)`, attestation manifests left out. None for a single image manifest.
+pub fn index_platforms(index: &serde_json::Value) -> Option<Vec<(String, String)>> {
+    let entries = index["manifests"].as_array()?;
+    Some(
+        entries
+            .iter()
+            .filter(|m| m["annotations"]["vnd.docker.reference.type"] != "attestation-manifest")
+            .filter_map(|m| {
+                let p = &m["platform"];
+                let mut platform = format!(
+                    "{}/{}",
+                    p["os"].as_str().unwrap_or("?"),
+                    p["architecture"].as_str().unwrap_or("?")
+                );
+                if let Some(v) = p["variant"].as_str() {
+                    platform.push('/');
+                    platform.push_str(v);
+                }
+                Some((platform, m["digest"].as_str()?.to_string()))
+            })
+            .collect(),
+    )
+}
+
+/// The platform of a config blob's facts as `os/arch[/variant]` (for matching the local copy).
+pub fn platform_of(os: &str, architecture: &str, variant: Option<&str>) -> String {
+    match variant {
+        Some(v) if !v.is_empty() => format!("{os}/{architecture}/{v}"),
+        _ => format!("{os}/{architecture}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

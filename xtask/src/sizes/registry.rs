@@ -13,6 +13,7 @@ use xshell::Shell;
 
 use crate::config::human_size;
 use crate::docker;
+pub use crate::registry::{index_platforms, platform_of};
 use crate::report::Table;
 
 /// How the registry rows were measured (the `method` of the JSON report).
@@ -54,31 +55,6 @@ pub fn is_registry_reference(reference: &str) -> bool {
         .is_some_and(|(first, _)| first.contains('.') || first.contains(':'))
 }
 
-/// The platforms an index (or a single manifest, given its own digest) lists: `(platform,
-/// manifest digest)`, attestation manifests left out. None for a single image manifest.
-pub fn index_platforms(index: &serde_json::Value) -> Option<Vec<(String, String)>> {
-    let entries = index["manifests"].as_array()?;
-    Some(
-        entries
-            .iter()
-            .filter(|m| m["annotations"]["vnd.docker.reference.type"] != "attestation-manifest")
-            .filter_map(|m| {
-                let p = &m["platform"];
-                let mut platform = format!(
-                    "{}/{}",
-                    p["os"].as_str().unwrap_or("?"),
-                    p["architecture"].as_str().unwrap_or("?")
-                );
-                if let Some(v) = p["variant"].as_str() {
-                    platform.push('/');
-                    platform.push_str(v);
-                }
-                Some((platform, m["digest"].as_str()?.to_string()))
-            })
-            .collect(),
-    )
-}
-
 /// Layers, their summed size and their compression, from an image manifest.
 pub fn manifest_size(manifest: &serde_json::Value) -> Result<(usize, u64, String)> {
     let layers = manifest["layers"]
@@ -103,14 +79,6 @@ pub fn manifest_size(manifest: &serde_json::Value) -> Result<(usize, u64, String
         }
     }
     Ok((layers.len(), total, kinds.join("+")))
-}
-
-/// The platform of a config blob's facts as `os/arch[/variant]` (for matching the local copy).
-pub fn platform_of(os: &str, architecture: &str, variant: Option<&str>) -> String {
-    match variant {
-        Some(v) if !v.is_empty() => format!("{os}/{architecture}/{v}"),
-        _ => format!("{os}/{architecture}"),
-    }
 }
 
 /// Reads `reference` from its registry: its digest, then each platform's manifest.

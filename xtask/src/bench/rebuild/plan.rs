@@ -145,6 +145,7 @@ impl<'a> Plan<'a> {
             all: false,
             load: true,
             push: false,
+            push_by_digest: false,
             registry: None,
             provenance: None,
             sbom: false,

@@ -153,6 +153,7 @@ impl UpdateArgs {
             all: false,
             load: true,
             push: false,
+            push_by_digest: false,
             registry: None,
             provenance: None,
             sbom: false,
