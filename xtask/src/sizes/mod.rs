@@ -266,7 +266,7 @@ impl Args {
             let Some(f) = inspected.get(&key(t)).and_then(|i| facts.get(&i.id)) else {
                 continue;
             };
-            if !pushed.contains_key(&key(t)) {
+            if let std::collections::btree_map::Entry::Vacant(slot) = pushed.entry(key(t)) {
                 crate::util::progress!(
                     "sizes {}: compressing its layers with {} (push_compression = \"zstd\")",
                     t.name,
@@ -280,15 +280,17 @@ impl Args {
                     &mut stats,
                 )
                 .with_context(|| format!("sizing {} as pushed", t.name))?;
-                pushed.insert(key(t), zstd);
+                slot.insert(zstd);
             }
         }
         stats.seconds = started.elapsed().as_secs_f64();
         let measured = |t: &Target| {
-            pushed
-                .get(&key(t))
-                .cloned()
-                .or_else(|| inspected.get(&key(t)).and_then(|i| facts.get(&i.id)).cloned())
+            pushed.get(&key(t)).cloned().or_else(|| {
+                inspected
+                    .get(&key(t))
+                    .and_then(|i| facts.get(&i.id))
+                    .cloned()
+            })
         };
         let engine = format!("{}, {}", info.server_version, info.store_name());
         let mut report = build_report(engine, &targets, &measured, baseline.as_deref());
