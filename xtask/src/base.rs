@@ -11,6 +11,7 @@
 
 use anyhow::{bail, Context, Result};
 use camino::Utf8Path;
+use std::io::{BufRead, BufReader};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use xshell::cmd;
@@ -28,6 +29,10 @@ pub struct Args {
     /// the index then holds only them.
     #[arg(long, value_delimiter = ',', value_name = "PLATFORM")]
     platform: Vec<String>,
+    /// Store the image under this name instead of `[base].image` (e.g. to try a base without
+    /// replacing the one builds use).
+    #[arg(long, value_name = "IMAGE:TAG")]
+    image: Option<String>,
     /// Print the mmdebstrap and build commands without running them.
     #[arg(long)]
     dry_run: bool,
@@ -58,7 +63,13 @@ pub const DOCKERFILE: &str = "FROM scratch\nARG TARGETARCH\nARG TARGETVARIANT\n\
 impl Args {
     pub fn run(self, ctx: &Ctx) -> Result<()> {
         let config = ctx.config()?;
-        let base = &config.base;
+        let mut base = config.base.clone();
+        if let Some(image) = &self.image {
+            crate::config::check_reference(image, crate::config::Reference::Tagged)
+                .with_context(|| format!("--image {image}"))?;
+            base.image = image.clone();
+        }
+        let base = &base;
         let platforms = self.platforms(base)?;
         let mirrors = resolve_mirrors(base);
         if self.dry_run {
@@ -128,10 +139,9 @@ impl Args {
         for p in &planned {
             let how = match emulated.iter().find(|(q, _)| *q == p.platform) {
                 Some((_, handler)) => format!(
-                    "under emulation ({handler}): several minutes, its maintainer scripts run \
-                     emulated"
+                    "under emulation ({handler}): minutes, its maintainer scripts run emulated"
                 ),
-                None => "natively: about 20 s".to_string(),
+                None => "natively: about a minute".to_string(),
             };
             progress!(
                 "mmdebstrap {} ({}) for {} from {from}, {how}",
@@ -139,14 +149,53 @@ impl Args {
                 base.variant,
                 p.platform
             );
-            let started = Instant::now();
-            run_mmdebstrap(&p.mmdebstrap, base.source_date_epoch)
-                .with_context(|| format!("building the {} root filesystem", p.platform))?;
-            progress!(
-                "{}: root filesystem in {:.0} s",
-                p.platform,
-                started.elapsed().as_secs_f64()
-            );
+        }
+        // All at once: an emulated run is mostly one busy core, the native one fits beside it.
+        // The first to fail stops the others (SIGTERM, as on Ctrl-C).
+        let running: std::sync::Mutex<Vec<u32>> = std::sync::Mutex::new(Vec::new());
+        let results: Vec<(String, Result<()>)> = std::thread::scope(|scope| {
+            let runs: Vec<_> = planned
+                .iter()
+                .map(|p| {
+                    let prefix = if planned.len() > 1 {
+                        format!("[{}] ", p.platform)
+                    } else {
+                        String::new()
+                    };
+                    let args = &p.mmdebstrap;
+                    let epoch = base.source_date_epoch;
+                    let running = &running;
+                    let platform = &p.platform;
+                    (
+                        p.platform.clone(),
+                        scope.spawn(move || {
+                            let started = Instant::now();
+                            let result = run_mmdebstrap(args, epoch, &prefix, running);
+                            match &result {
+                                Ok(()) => progress!(
+                                    "{platform}: root filesystem in {:.0} s",
+                                    started.elapsed().as_secs_f64()
+                                ),
+                                Err(_) => {
+                                    terminate(&running.lock().unwrap_or_else(|e| e.into_inner()))
+                                }
+                            }
+                            result
+                        }),
+                    )
+                })
+                .collect();
+            runs.into_iter()
+                .map(|(platform, h)| {
+                    let result = h
+                        .join()
+                        .unwrap_or_else(|_| Err(anyhow::anyhow!("the mmdebstrap thread panicked")));
+                    (platform, result)
+                })
+                .collect()
+        });
+        for (platform, result) in results {
+            result.with_context(|| format!("building the {platform} root filesystem"))?;
         }
 
         std::fs::write(tmp.path().join("Dockerfile"), DOCKERFILE)
@@ -188,26 +237,31 @@ impl Args {
     }
 }
 
-/// mmdebstrap, its output on stderr. On Ctrl-C / SIGTERM it gets SIGTERM and time to unmount
-/// what it mounted in its chroot (/dev, /proc, /sys) and remove its temp dir; a SIGKILL would
-/// leave those mounted.
-fn run_mmdebstrap(args: &[String], epoch: u64) -> Result<()> {
-    let handle = Arc::new(
+/// mmdebstrap, its output on stderr line by line behind `prefix`. On Ctrl-C / SIGTERM it gets
+/// SIGTERM and time to unmount what it mounted in its chroot (/dev, /proc, /sys) and remove its
+/// temp dir; a SIGKILL would leave those mounted.
+fn run_mmdebstrap(
+    args: &[String],
+    epoch: u64,
+    prefix: &str,
+    running: &std::sync::Mutex<Vec<u32>>,
+) -> Result<()> {
+    let reader = Arc::new(
         duct::cmd("mmdebstrap", args)
             .env("SOURCE_DATE_EPOCH", epoch.to_string())
-            .stdout_to_stderr()
+            .stderr_to_stdout()
             .unchecked()
-            .start()
+            .reader()
             .context("starting mmdebstrap")?,
     );
-    let (pids, child) = (handle.pids(), Arc::clone(&handle));
+    let (pids, child) = (reader.pids(), Arc::clone(&reader));
+    running
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .extend(&pids);
+    let mine = pids.clone();
     let guard = Guard::new(move || {
-        for pid in &pids {
-            let _ = duct::cmd("kill", ["-TERM", &pid.to_string()])
-                .stderr_null()
-                .unchecked()
-                .run();
-        }
+        terminate(&pids);
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             if matches!(child.try_wait(), Ok(Some(_))) {
@@ -217,13 +271,40 @@ fn run_mmdebstrap(args: &[String], epoch: u64) -> Result<()> {
         }
         let _ = child.kill();
     });
-    let output = handle.wait().context("waiting for mmdebstrap")?;
-    let status = output.status;
-    guard.disarm();
-    if !status.success() {
-        bail!("mmdebstrap failed ({status}; its output is above)");
+    let mut last = String::new();
+    for line in BufReader::new(&*reader).lines() {
+        let line = line.context("reading mmdebstrap's output")?;
+        eprintln!("{prefix}{line}");
+        if line.starts_with("E:") {
+            last = line;
+        }
     }
-    Ok(())
+    let status = reader
+        .try_wait()
+        .context("waiting for mmdebstrap")?
+        .map(|o| o.status);
+    guard.disarm();
+    // Exited: its pid may be reused, so no one signals it any more.
+    running
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .retain(|p| !mine.contains(p));
+    match status {
+        Some(s) if s.success() => Ok(()),
+        Some(s) if last.is_empty() => bail!("mmdebstrap failed ({s}; its output is above)"),
+        Some(s) => bail!("mmdebstrap failed ({s}): {last}"),
+        None => bail!("mmdebstrap closed its output but did not exit"),
+    }
+}
+
+/// SIGTERM to each process (mmdebstrap cleans up on it).
+fn terminate(pids: &[u32]) {
+    for pid in pids {
+        let _ = duct::cmd("kill", ["-TERM", &pid.to_string()])
+            .stderr_null()
+            .unchecked()
+            .run();
+    }
 }
 
 /// The mmdebstrap run of each platform, its tar in `dir` (pure).
@@ -373,6 +454,13 @@ pub fn mmdebstrap_args(
     for glob in &base.path_include {
         args.push(format!("--dpkgopt=path-include={glob}"));
     }
+    // After every package is configured, in the root filesystem ($1): each glob must match.
+    for glob in &base.remove {
+        args.push(format!(
+            "--customize-hook=set -- \"$1\"{glob}; for p do [ -e \"$p\" ] || {{ echo \
+             \"[base] remove: {glob} matches nothing\" >&2; exit 1; }}; rm -r \"$p\"; done"
+        ));
+    }
     let suite = &base.suite;
     args.push(suite.clone());
     args.push(out.to_string());
@@ -421,6 +509,7 @@ mod tests {
             source_date_epoch: 1_764_288_000,
             path_exclude: vec!["/usr/share/doc/*".into()],
             path_include: vec!["/usr/share/doc/*/copyright".into()],
+            remove: vec!["/usr/lib/python3.*/test".into()],
             mirror: None,
             security_mirror: None,
             platforms: vec!["linux/amd64".into()],
@@ -468,6 +557,12 @@ mod tests {
         );
         assert!(args.contains(&"--include=ca-certificates".to_string()));
         assert!(args.contains(&"--dpkgopt=path-exclude=/usr/share/doc/*".to_string()));
+        assert!(args.contains(
+            &"--customize-hook=set -- \"$1\"/usr/lib/python3.*/test; for p do [ -e \"$p\" ] || \
+              { echo \"[base] remove: /usr/lib/python3.*/test matches nothing\" >&2; exit 1; }; \
+              rm -r \"$p\"; done"
+                .to_string()
+        ));
         let tail: Vec<&str> = args[args.len() - 5..].iter().map(String::as_str).collect();
         assert_eq!(
             tail,

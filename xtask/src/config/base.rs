@@ -41,6 +41,9 @@ pub struct Base {
     pub path_exclude: Vec<String>,
     /// dpkg `path-include` globs that win over `path_exclude` (licence files).
     pub path_include: Vec<String>,
+    /// Absolute path globs removed once every package is installed (each must match): what a
+    /// package's maintainer script needs at install time but an image never reads.
+    pub remove: Vec<String>,
     /// Debian mirror; default: the host's apt sources, else mmdebstrap's default.
     pub mirror: Option<String>,
     /// Debian security mirror; default: the host's apt sources, else mmdebstrap's default.
@@ -86,6 +89,8 @@ pub(super) struct RawBase {
     path_exclude: Vec<Str>,
     #[serde(default)]
     path_include: Vec<Str>,
+    #[serde(default)]
+    remove: Vec<Str>,
     #[serde(default)]
     mirror: Option<Str>,
     #[serde(default)]
@@ -235,6 +240,20 @@ pub fn resolve_base(loc: &Located, raw: RawBase) -> Result<Base> {
             ));
         }
     }
+    for glob in &raw.remove {
+        let g = glob.get_ref();
+        let safe = g.chars().all(|c| {
+            c.is_ascii_alphanumeric()
+                || matches!(c, '/' | '.' | '_' | '-' | '+' | '*' | '?' | '[' | ']')
+        });
+        if !g.starts_with('/') || g == "/" || !safe || g.contains("..") {
+            return Err(err(
+                glob,
+                "remove",
+                format!("`{g}` is not an absolute path glob of letters, digits, `/._-+` and `*?[]`, e.g. `/usr/lib/python3.*/test`"),
+            ));
+        }
+    }
     for (key, mirror) in [
         ("mirror", &raw.mirror),
         ("security_mirror", &raw.security_mirror),
@@ -286,6 +305,7 @@ pub fn resolve_base(loc: &Located, raw: RawBase) -> Result<Base> {
         source_date_epoch: raw.source_date_epoch.into_inner(),
         path_exclude: list(raw.path_exclude),
         path_include: list(raw.path_include),
+        remove: list(raw.remove),
         mirror: raw.mirror.map(Spanned::into_inner),
         security_mirror: raw.security_mirror.map(Spanned::into_inner),
         platforms: list(platforms),

@@ -149,9 +149,8 @@ fn shape_of(key: &str) -> Option<&'static str> {
         }
         "cmd" => r#"an array of strings like ["python3", "-c", "print('ok')"]"#,
         "tags" | "platforms" | "env" | "labels" | "forbidden_paths" | "forbidden_packages"
-        | "host_libraries" | "include" | "path_exclude" | "path_include" | "fail_on" | "ignore" => {
-            STRINGS
-        }
+        | "host_libraries" | "include" | "path_exclude" | "path_include" | "remove" | "fail_on"
+        | "ignore" => STRINGS,
         "port" => "a port number from 1 to 65535",
         "status" => "an HTTP status from 100 to 599",
         "exit_code" => "an exit code from 0 to 255",
