@@ -27,42 +27,53 @@
 ARG BASE_IMAGE=debian:trixie-slim
 
 # ---------------------------------------------------------------------------------------------
-# base: what every later stage shares — Debian's python3 at /usr/bin/python3. The venv made in
-# deps points at that interpreter, so it only works because app has it at the same path.
+# Two platforms meet here. Everything that installs, downloads, compiles or trims runs on the
+# build machine ($BUILDPLATFORM, stages from build-base), at native speed whatever the target;
+# the venv is installed for the target ($TARGETPLATFORM) by uv from the target's wheels. What
+# runs for the target is its base (base), the service user and data directory copied in as files
+# (users), and one step at the very end: the import test of the finished venv with the image's
+# own Python (under emulation when the target is another CPU: see docs/MULTI_PLATFORM.md).
+
+# base: the target's Debian and its python3 at /usr/bin/python3. The venv made in deps points at
+# that path, so it works because the build machine's python3 (build-base) is the same version
+# there. With the offline base python3 is in the base image already and nothing runs here.
 FROM ${BASE_IMAGE} AS base
 SHELL ["/bin/bash", "-euo", "pipefail", "-c"]
 ENV LANG=C.UTF-8
-# Downloaded .debs and package lists live in BuildKit cache mounts, never in a layer: the
-# official image's docker-clean hook would delete the cache, so it goes, and apt is told to keep
-# what it downloads. sharing=locked: two apt runs (parallel builds) must not use one cache at once.
-# Versions are not pinned (DL3008): they come from the Debian release the base image is pinned to.
-# Three parts of Python's standard library that a service never imports go right after the
-# install, in the same step, so no layer holds them (sizes and reasons: docs/DOCKER_OPTIMIZATION.md):
-# the `test` package (CPython's own test-suite helpers), `pydoc_data` (the topics of interactive
-# help(), which says so when they are missing) and turtle (needs tkinter, not installed).
-# dpkg's path-exclude cannot do it: python3.13's postinst byte-compiles every file it shipped.
-# The packages stay registered for dpkg and Trivy.
-# hadolint ignore=DL3008
 RUN --mount=type=cache,target=/var/cache/apt,sharing=locked \
     --mount=type=cache,target=/var/lib/apt,sharing=locked \
-    rm -f /etc/apt/apt.conf.d/docker-clean \
- && echo 'Binary::apt::APT::Keep-Downloaded-Packages "true";' >/etc/apt/apt.conf.d/keep-cache \
- && apt-get update \
- && apt-get install -y --no-install-recommends python3 \
- && rm -r /usr/lib/python3.*/test /usr/lib/python3.*/pydoc_data \
-      /usr/lib/python3.*/turtle.py /usr/lib/python3.*/__pycache__/turtle.* \
- && python3 --version
+    --mount=type=bind,source=app/docker/debian_python3.sh,target=/tmp/debian_python3.sh \
+    bash /tmp/debian_python3.sh
+
+# build-base: the same for the build machine (the same step: natively the two stages are one).
+FROM --platform=$BUILDPLATFORM ${BASE_IMAGE} AS build-base
+SHELL ["/bin/bash", "-euo", "pipefail", "-c"]
+ENV LANG=C.UTF-8
+RUN --mount=type=cache,target=/var/cache/apt,sharing=locked \
+    --mount=type=cache,target=/var/lib/apt,sharing=locked \
+    --mount=type=bind,source=app/docker/debian_python3.sh,target=/tmp/debian_python3.sh \
+    bash /tmp/debian_python3.sh
 
 # ---------------------------------------------------------------------------------------------
-# tools: what builds the venv. Nothing here that is not in /opt/venv (uv, pip, binutils, caches)
-# reaches the final image.
-FROM base AS tools
-# binutils for `strip` in the trim step; python3-pip only to bootstrap uv.
+# tools: what builds the venv, on the build machine. Nothing here that is not in /opt/venv (uv,
+# pip, binutils, caches) reaches the final image.
+FROM build-base AS tools
+ARG TARGETARCH
+# The target's binutils for `strip` in the trim steps (`target-strip`, the native one for a
+# native build); python3-pip only to bootstrap uv.
 # hadolint ignore=DL3008
 RUN --mount=type=cache,target=/var/cache/apt,sharing=locked \
     --mount=type=cache,target=/var/lib/apt,sharing=locked \
-    apt-get update \
- && apt-get install -y --no-install-recommends binutils python3-pip
+    case "$TARGETARCH" in \
+      amd64) binutils=binutils-x86-64-linux-gnu strip=x86_64-linux-gnu-strip ;; \
+      arm64) binutils=binutils-aarch64-linux-gnu strip=aarch64-linux-gnu-strip ;; \
+      *) echo "error: no binutils for TARGETARCH=$TARGETARCH" >&2; exit 2 ;; \
+    esac \
+ && rm -f /etc/apt/apt.conf.d/docker-clean \
+ && echo 'Binary::apt::APT::Keep-Downloaded-Packages "true";' >/etc/apt/apt.conf.d/keep-cache \
+ && apt-get update \
+ && apt-get install -y --no-install-recommends "$binutils" python3-pip \
+ && ln -s "/usr/bin/$strip" /usr/local/bin/target-strip
 # uv from PyPI, hash-pinned, into a directory outside the venv. The CA bundle is a secret
 # mounted only for the steps that download: it never lands in a layer, ENV or the history.
 RUN --mount=type=secret,id=ca-bundle,required=false \
@@ -73,21 +84,29 @@ RUN --mount=type=secret,id=ca-bundle,required=false \
       --no-deps --require-hashes \
       --target /opt/uv -r /tmp/requirements-uv.lock \
  && /opt/uv/bin/uv --version
+# The target, as uv's --python-platform and --python-version, read from the target base's dpkg
+# status (its glibc and python3.X-minimal); fails unless the build machine's python3 is the same
+# X.Y. Every uv step below installs and checks wheels for it.
+RUN --mount=type=bind,from=base,source=/var/lib/dpkg/status,target=/tmp/target-status \
+    --mount=type=bind,source=app/docker/target_python.py,target=/tmp/target_python.py \
+    python3 /tmp/target_python.py /tmp/target-status "$TARGETARCH" >/opt/uv/target \
+ && echo "venv for $TARGETARCH: $(cat /opt/uv/target)"
 # copy: the uv cache is a mount on another filesystem, hard links cannot reach it.
 # compile: .pyc files are made now, as the runtime filesystem is read-only and the runtime
-# user may not write them anyway.
+# user may not write them anyway; byte code is the same on every CPU.
 ENV PATH=/opt/venv/bin:/opt/uv/bin:$PATH \
     VIRTUAL_ENV=/opt/venv \
     UV_CACHE_DIR=/root/.cache/uv \
     UV_LINK_MODE=copy \
     UV_COMPILE_BYTECODE=1 \
-    UV_PYTHON_DOWNLOADS=never
+    UV_PYTHON_DOWNLOADS=never \
+    STRIP=target-strip
 
 # ---------------------------------------------------------------------------------------------
 # lock-names: the distributions requirements.lock pins, by name only. The torch stage leaves
 # those to the lock, and it mounts this list rather than the lock: BuildKit keys a mount by its
 # content, so a version bump in the lock (the same names) does not re-run the torch stage.
-FROM base AS lock-names
+FROM build-base AS lock-names
 RUN --mount=type=bind,source=app/requirements.lock,target=/tmp/requirements.lock \
     --mount=type=bind,source=app/docker/venv_layers.py,target=/tmp/venv_layers.py \
     python3 /tmp/venv_layers.py lock-names /tmp/requirements.lock >/lock-names.txt
@@ -114,8 +133,9 @@ ARG TORCH_SPEC="torch==2.15.0+rocm7.2 triton-rocm==3.9.0"
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/rocm7.2
 # The guard fails the build right after the install, before the slow trim, when the torch that
 # came in is not a ROCm build or brought NVIDIA/CUDA wheels.
-# TORCH_SPEC is split into words on purpose (SC2086): it may list several requirements.
-# hadolint ignore=SC2086
+# TORCH_SPEC is split into words on purpose (SC2086): it may list several requirements; so is
+# /opt/uv/target (SC2046): the target's two uv options and their values.
+# hadolint ignore=SC2046,SC2086
 RUN --mount=type=secret,id=ca-bundle,required=false \
     --mount=type=cache,target=/root/.cache/uv \
     --mount=type=bind,from=lock-names,source=/lock-names.txt,target=/tmp/lock-names.txt \
@@ -124,60 +144,71 @@ RUN --mount=type=secret,id=ca-bundle,required=false \
     --mount=type=bind,source=app/docker/venv_layers.py,target=/tmp/venv_layers.py \
     uv venv --python /usr/bin/python3 /opt/venv \
  && if [ "$TORCH_INDEX_URL" = default ]; then set --; else set -- --index-url "$TORCH_INDEX_URL"; fi \
- && SSL_CERT_FILE=/run/secrets/ca-bundle uv pip install "$@" $TORCH_SPEC \
+ && SSL_CERT_FILE=/run/secrets/ca-bundle uv pip install $(cat /opt/uv/target) "$@" $TORCH_SPEC \
  && python -B /tmp/check_torch_variant.py rocm \
  && python /tmp/trim_venv.py /opt/venv --keep-headers-of triton --no-strip-under torch/lib \
  && python /tmp/venv_layers.py split /opt/venv /layers --leave /tmp/lock-names.txt
 
 # ---------------------------------------------------------------------------------------------
-# deps: the whole venv, tested as one environment, on top of the torch stage's.
+# deps: the whole venv, on the build machine, on top of the torch stage's. It is tested as one
+# environment in the image (app), by the target's Python.
 FROM torch AS deps
 # One step (one container and one snapshot on every dependency change):
 # - everything else, exactly as locked: versions and sha256 of every file. A package the torch
 #   step also brought (typing-extensions, …) is moved to the locked version; `uv pip check`
 #   then proves torch's own requirements still hold;
-# - trim what the lock brought (the torch family was trimmed in its own stage), prove that the
-#   whole venv imports and computes, then take the torch family's files out of /opt/venv —
-#   after proving they are unchanged since they were linked into /layers, so the image's torch
-#   layer holds exactly what was tested here.
+# - trim what the lock brought (the torch family was trimmed in its own stage), then take the
+#   torch family's files out of /opt/venv — after proving they are unchanged since they were
+#   linked into /layers, so the image's torch layer holds what the torch stage made.
 # Dropped from the lock's packages, as nothing outside them imports them:
 #   sqlalchemy/testing  SQLAlchemy's pytest plugin and fixtures for dialect test suites
 #   numpy/f2py          the Fortran-to-Python interface generator, a build tool (`numpy.f2py`
 #                       is imported only when that attribute is asked for)
+# /opt/uv/target is split into words on purpose (SC2046): the target's two uv options.
+# hadolint ignore=SC2046
 RUN --mount=type=secret,id=ca-bundle,required=false \
     --mount=type=cache,target=/root/.cache/uv \
     --mount=type=bind,source=app/requirements.lock,target=/tmp/requirements.lock \
     --mount=type=bind,source=app/docker/trim_venv.py,target=/tmp/trim_venv.py \
-    --mount=type=bind,source=app/docker/smoke_test.py,target=/tmp/smoke_test.py \
     --mount=type=bind,source=app/docker/venv_layers.py,target=/tmp/venv_layers.py \
-    SSL_CERT_FILE=/run/secrets/ca-bundle uv pip install --no-deps --require-hashes \
-      -r /tmp/requirements.lock \
- && uv pip check \
+    SSL_CERT_FILE=/run/secrets/ca-bundle uv pip install $(cat /opt/uv/target) --no-deps \
+      --require-hashes -r /tmp/requirements.lock \
+ && uv pip check $(cat /opt/uv/target) \
  && python /tmp/trim_venv.py /opt/venv --leave-listed /layers/manifest.json \
       --drop sqlalchemy/testing --drop numpy/f2py \
- && python -B /tmp/smoke_test.py --torch required \
  && python /tmp/venv_layers.py drop /opt/venv /layers
 
 # ---------------------------------------------------------------------------------------------
 # code: the app, byte-compiled apart from the venv, so that a dependency change does not
 # compile it again and an app change touches neither the venv nor its layers. A hash-checked
 # .pyc stays valid whatever the file times are.
-FROM base AS code
+FROM build-base AS code
 COPY app/src/voxserve /opt/voxserve/voxserve
 RUN python3 -m compileall -q --invalidation-mode checked-hash /opt/voxserve
 
 # ---------------------------------------------------------------------------------------------
-# app: the runtime. No uv, pip, compilers, apt lists or caches: only python3, the venv and the
-# code.
-FROM base AS app
+# users: the service user and its data directory, made on the build machine in a copy of the
+# target's account files (`useradd --prefix` runs nothing of the target), then copied in as
+# files.
 # Fixed non-root UID in group 0: volumes can be prepared for a known UID, and platforms that
 # run images under an arbitrary UID (always in group 0) still get access through the group.
 # The data directory is the only thing the service writes; it is created owned by that user
 # (no chown -R layer), and declared a VOLUME after that so an anonymous volume inherits the
 # ownership.
-RUN useradd --uid 10001 --gid 0 --no-create-home --home-dir /nonexistent \
+FROM build-base AS users
+RUN --mount=type=bind,from=base,source=/etc,target=/tmp/target-etc \
+    mkdir -p /users/etc \
+ && cp -a /tmp/target-etc/passwd /tmp/target-etc/group /tmp/target-etc/shadow \
+      /tmp/target-etc/gshadow /users/etc/ \
+ && useradd --prefix /users --uid 10001 --gid 0 --no-create-home --home-dir /nonexistent \
       --shell /usr/sbin/nologin voxserve \
- && install -d -o 10001 -g 0 -m 0770 /data
+ && install -d -o 10001 -g 0 -m 0770 /users/data
+
+# ---------------------------------------------------------------------------------------------
+# app: the runtime. No uv, pip, compilers, apt lists or caches: only python3, the venv and the
+# code.
+FROM base AS app
+COPY --from=users /users/ /
 # Here, below every layer an app or dependency change makes, so no rebuild runs it again.
 WORKDIR /opt/voxserve
 # --link: the layers do not depend on the ones below them, so a new Debian base reuses them as
@@ -185,6 +216,11 @@ WORKDIR /opt/voxserve
 # compromised process cannot rewrite its own code, even where the root filesystem is writable.
 COPY --link --from=torch --chown=0:0 /layers/torch/ /opt/venv/
 COPY --link --from=deps --chown=0:0 /opt/venv /opt/venv
+# The proof that the finished venv imports and computes, with the image's own Python: for a
+# foreign target the one emulated step of the build (with torch, the slowest: see
+# docs/MULTI_PLATFORM.md). It writes nothing.
+RUN --mount=type=bind,source=app/docker/smoke_test.py,target=/tmp/smoke_test.py \
+    /opt/venv/bin/python -B /tmp/smoke_test.py --torch required
 COPY --link --from=code --chown=0:0 /opt/voxserve /opt/voxserve
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONPATH=/opt/voxserve \

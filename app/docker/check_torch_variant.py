@@ -4,7 +4,9 @@
 
 Runs in the deps stage right after torch is installed, so a wrong index or TORCH_SPEC stops the
 build with a clear message instead of shipping, say, 3 GB of CUDA libraries in the CPU image
-(what plain `pip install torch` from the default index does).
+(what plain `pip install torch` from the default index does). It imports no native code: the
+deps stage runs on the build machine and the venv may be for another CPU (cross-installed), so
+torch's build (`torch.version.cuda`, `.hip`) is read from torch/version.py, plain Python.
 
   none  cpu-minimal: no torch and no GPU runtime at all
   cpu   torch built without CUDA/ROCm; no nvidia-*, cuda-* or triton distributions
@@ -15,8 +17,10 @@ build with a clear message instead of shipping, say, 3 GB of CUDA libraries in t
 from __future__ import annotations
 
 import importlib.metadata as md
+import importlib.util
 import re
 import sys
+from types import SimpleNamespace
 
 
 def _normalized(name: str) -> str:
@@ -25,6 +29,22 @@ def _normalized(name: str) -> str:
 
 def installed() -> dict[str, str]:
     return {_normalized(d.metadata["Name"]): d.version for d in md.distributions()}
+
+
+def torch_build() -> SimpleNamespace | None:
+    """`__version__`, `cuda` and `hip` of the installed torch, from its torch/version.py (run on
+    its own, without importing torch); None when torch is not installed."""
+    try:
+        path = md.distribution("torch").locate_file("torch/version.py")
+    except md.PackageNotFoundError:
+        return None
+    spec = importlib.util.spec_from_file_location("_torch_version", str(path))
+    if spec is None or spec.loader is None:
+        return None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return SimpleNamespace(__version__=getattr(module, "__version__", "?"),
+                           cuda=getattr(module, "cuda", None), hip=getattr(module, "hip", None))
 
 
 def is_cuda_runtime(name: str) -> bool:
@@ -52,16 +72,15 @@ def problems(expect: str, dists: dict[str, str]) -> list[str]:
     if expect in ("none", "cpu") and triton_dists:
         found.append("triton distributions installed: " + ", ".join(triton_dists))
 
-    if torch_version and expect != "none":
-        import torch  # noqa: PLC0415 - only when installed
-
-        cuda, hip = torch.version.cuda, getattr(torch.version, "hip", None)
+    build = torch_build() if torch_version and expect != "none" else None
+    if build is not None:
+        cuda, hip = build.cuda, build.hip
         if expect == "cpu" and (cuda or hip):
-            found.append(f"torch {torch.__version__} is a GPU build (cuda={cuda}, hip={hip})")
+            found.append(f"torch {build.__version__} is a GPU build (cuda={cuda}, hip={hip})")
         if expect == "cuda" and not cuda:
-            found.append(f"torch {torch.__version__} is not a CUDA build")
+            found.append(f"torch {build.__version__} is not a CUDA build")
         if expect == "rocm" and not hip:
-            found.append(f"torch {torch.__version__} is not a ROCm build (cuda={cuda})")
+            found.append(f"torch {build.__version__} is not a ROCm build (cuda={cuda})")
     return found
 
 

@@ -4,7 +4,11 @@ Imports every runtime dependency and exercises the code paths the service uses, 
 removed something needed fails the build instead of the first request. Deliberately independent
 of the app's source: it must not be re-run (and its layer rebuilt) on every app change.
 
-    python smoke_test.py --torch required|absent
+    python smoke_test.py --torch required|absent|WITH_TORCH
+
+WITH_TORCH: required when the environment variable WITH_TORCH (the Dockerfile's build argument,
+which RUN sees) is 1, else absent — for an exec-form RUN, which expands no variables: the
+image's own step that runs this with the image's Python, also where the runtime has no shell.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import io
+import os
 import sys
 import wave
 
@@ -33,8 +38,10 @@ MODULES = [
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--torch", choices=["required", "absent"], required=True)
+    parser.add_argument("--torch", choices=["required", "absent", "WITH_TORCH"], required=True)
     args = parser.parse_args()
+    if args.torch == "WITH_TORCH":
+        args.torch = "required" if os.environ.get("WITH_TORCH") == "1" else "absent"
 
     for name in MODULES:
         importlib.import_module(name)

@@ -13,7 +13,8 @@ Removes what a running service never reads and reports what each step saved:
   * type stubs (`*.pyi`): read by type checkers only.
   * what `--drop GLOB` names: files or directories the Dockerfile lists, each with its reason.
     A glob that matches nothing fails the build, so a new wheel layout gets looked at.
-  * symbol tables and debug info of shared objects (`strip --strip-unneeded`), only for files that
+  * symbol tables and debug info of shared objects (`strip --strip-unneeded`, or `$STRIP` — the
+    target's binutils, e.g. aarch64-linux-gnu-strip, for a cross-installed venv), only for files that
     actually carry them, and never inside `*.libs/` directories: those hold libraries vendored by
     auditwheel, whose names embed their hashes and whose RPATH/SONAME wiring must stay exact.
     Libraries that embed GPU device code (CUDA/HIP fat binaries) are left as their vendor built
@@ -224,9 +225,11 @@ def main() -> int:
                 continue
             to_strip.append((path, path.stat().st_size))
     # One strip process for many files: a process per file costs more than the stripping.
+    # STRIP names the target's strip where the venv is for another CPU (cross-installed).
+    strip = os.environ.get("STRIP") or "strip"
     for i in range(0, len(to_strip), 200):
         batch = to_strip[i:i + 200]
-        subprocess.run(["strip", "--strip-unneeded", *(str(p) for p, _ in batch)], check=True)
+        subprocess.run([strip, "--strip-unneeded", *(str(p) for p, _ in batch)], check=True)
         for path, size in batch:
             delta = size - path.stat().st_size
             saved["strip --strip-unneeded"] += delta

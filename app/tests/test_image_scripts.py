@@ -15,6 +15,7 @@ DOCKER_DIR = Path(__file__).resolve().parents[1] / "docker"
 sys.path.insert(0, str(DOCKER_DIR))
 
 import check_torch_variant as guard  # noqa: E402
+import target_python  # noqa: E402
 import trim_venv  # noqa: E402
 
 CUDA_SET = {"torch": "2.15.0", "nvidia-cublas": "13.4.1.3", "cuda-toolkit": "13.2.2",
@@ -22,8 +23,25 @@ CUDA_SET = {"torch": "2.15.0", "nvidia-cublas": "13.4.1.3", "cuda-toolkit": "13.
 
 
 def fake_torch(monkeypatch, cuda=None, hip=None) -> None:
-    version = SimpleNamespace(cuda=cuda, hip=hip)
-    monkeypatch.setitem(sys.modules, "torch", SimpleNamespace(version=version, __version__="x"))
+    build = SimpleNamespace(cuda=cuda, hip=hip, __version__="x")
+    monkeypatch.setattr(guard, "torch_build", lambda: build)
+
+
+def test_guard_reads_the_torch_build_without_importing_torch(tmp_path, monkeypatch) -> None:
+    # A cross-installed venv: torch's files are there, its native code could not load here.
+    (tmp_path / "torch").mkdir()
+    (tmp_path / "torch" / "__init__.py").write_text("raise ImportError('aarch64 .so')\n")
+    (tmp_path / "torch" / "version.py").write_text(
+        "from typing import Optional\n__version__ = '2.15.0'\ncuda: Optional[str] = '13.2'\n"
+        "hip: Optional[str] = None\n")
+    info = tmp_path / "torch-2.15.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: torch\nVersion: 2.15.0\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    build = guard.torch_build()
+    assert (build.__version__, build.cuda, build.hip) == ("2.15.0", "13.2", None)
+    assert "torch" not in sys.modules
+    assert any("GPU build" in p for p in guard.problems("cpu", {"torch": "2.15.0"}))
 
 
 def test_guard_rejects_the_default_index_torch_for_cpu(monkeypatch) -> None:
@@ -367,3 +385,36 @@ def test_distroless_keeps_the_closure_without_the_maintainer_tools() -> None:
         {"python3"}, installed, set())
     # A continued field (`Depends: …,\n tzdata`) is read whole.
     assert "tzdata" in distroless.field(installed["libpython3.13-stdlib"], "Depends")
+
+
+def _status(python: str, libc: str) -> str:
+    return (
+        f"Package: libc6\nStatus: install ok installed\nArchitecture: arm64\nVersion: {libc}\n\n"
+        f"Package: python3.{python.split('.')[1]}-minimal\nStatus: install ok installed\n"
+        f"Version: {python}-2+deb13u5\n\n"
+        "Package: gone\nStatus: deinstall ok config-files\nVersion: 1\n"
+    )
+
+
+def test_target_python_names_the_targets_platform_and_version(tmp_path, capsys) -> None:
+    here = f"{sys.version_info.major}.{sys.version_info.minor}"
+    status = tmp_path / "status"
+    status.write_text(_status(f"{here}.5", "2.41-12+deb13u5"))
+    assert target_python.main(["x", str(status), "arm64"]) == 0
+    assert capsys.readouterr().out.split() == [
+        "--python-platform", "aarch64-manylinux_2_40", "--python-version", f"{here}.5"]
+    status.write_text(_status(f"{here}.2", "2.36-9+deb12u10"))
+    assert target_python.main(["x", str(status), "amd64"]) == 0
+    assert "x86_64-manylinux_2_36" in capsys.readouterr().out
+
+
+def test_target_python_refuses_another_python_or_architecture(tmp_path, capsys) -> None:
+    status = tmp_path / "status"
+    status.write_text(_status("3.99.0", "2.41-12"))
+    assert target_python.main(["x", str(status), "arm64"]) == 2
+    assert "the target's Python is 3.99.0" in capsys.readouterr().err
+    assert target_python.main(["x", str(status), "s390x"]) == 2
+    assert "TARGETARCH=s390x" in capsys.readouterr().err
+    status.write_text("Package: libc6\nStatus: install ok installed\nVersion: 2.41-1\n")
+    assert target_python.main(["x", str(status), "arm64"]) == 2
+    assert "exactly one python3.X-minimal" in capsys.readouterr().err
