@@ -402,10 +402,13 @@ pub fn check(found: &Found) -> Verdict {
     match Cli::try_parse_from(argv) {
         Ok(_) => {}
         Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {}
-        // A value only the shell knows (`--cache "$CACHE"`) is checked when the step runs.
+        // A value only the shell knows (`--cache "$CACHE"`, `--platform "$PLATFORM"`) is checked
+        // when the step runs.
         Err(e)
-            if e.kind() == ErrorKind::InvalidValue
-                && matches!(e.get(ContextKind::InvalidValue),
+            if matches!(
+                e.kind(),
+                ErrorKind::InvalidValue | ErrorKind::ValueValidation
+            ) && matches!(e.get(ContextKind::InvalidValue),
                     Some(ContextValue::String(v)) if v.contains(PLACEHOLDER)) => {}
         // Running text may name a flag without its value (`cargo xtask scan --from-report`).
         Err(e)
