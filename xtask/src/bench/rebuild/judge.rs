@@ -132,6 +132,23 @@ pub fn peer_checks(rows: &[Row], max_app: f64, max_dep: f64, max_cold: f64) -> V
     checks
 }
 
+/// With `--platform`: the platform's cold build against the engine's own platform's cold build of
+/// the same run.
+pub fn platform_check(rows: &[Row], platform: &str, native: &str, max: f64) -> Check {
+    let secs = |s: Scenario| rows.iter().find(|r| r.scenario == s).map(|r| r.secs);
+    let (theirs, ours) = (secs(Scenario::Cold), secs(Scenario::ColdNative));
+    let ratio = super::run::ratio(theirs.unwrap_or(0.0), ours);
+    Check {
+        name: format!("cold build for {platform} vs {native}"),
+        target: format!("≤ {max:.2}× the {native} cold build"),
+        measured: match (ratio, theirs, ours) {
+            (Some(r), Some(t), Some(o)) => format!("{r:.2}× ({t:.1} s vs {o:.1} s)"),
+            _ => "?".into(),
+        },
+        pass: theirs.is_some() && ratio.is_some_and(|r| r <= max),
+    }
+}
+
 /// The base image must be the same before the cold build and after the last one: when it was
 /// replaced meanwhile, the warm builds were not warm and the figures mean nothing.
 pub fn base_check(image: &str, before: Option<&str>, after: Option<&str>) -> Check {
@@ -200,6 +217,20 @@ mod tests {
 
     fn verdict(checks: Vec<Check>) -> Vec<(String, bool)> {
         checks.into_iter().map(|c| (c.name, c.pass)).collect()
+    }
+
+    #[test]
+    fn a_platforms_cold_build_is_judged_against_the_engines_own() {
+        let mut r = rows(4.0, &[]);
+        r.insert(0, row(Scenario::ColdNative, 80.0, 80.0, &[]));
+        let c = platform_check(&r, "linux/arm64", "linux/amd64", 1.5);
+        assert!(c.pass, "{c:?}");
+        assert_eq!(c.measured, "1.25× (100.0 s vs 80.0 s)");
+        assert_eq!(c.name, "cold build for linux/arm64 vs linux/amd64");
+        let c = platform_check(&r, "linux/arm64", "linux/amd64", 1.2);
+        assert!(!c.pass);
+        let c = platform_check(&r[1..], "linux/arm64", "linux/amd64", 1.5);
+        assert!(!c.pass && c.measured == "?", "{c:?}");
     }
 
     #[test]

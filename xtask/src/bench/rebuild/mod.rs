@@ -11,6 +11,11 @@
 //! Cold means no *layer* cache: BuildKit's cache mounts (uv, apt) stay warm on the builder, as
 //! they do for a contributor's second checkout, so a cold build does not measure downloads.
 //!
+//! `--platform P` measures the four builds for P and first builds the engine's own platform cold
+//! (after one unmeasured build for P that fills P's cache mounts): P's cold build is judged
+//! against it (≤ 1.5× by default) — for linux/arm64 on an amd64 engine, what the cross-installed
+//! venv and the few emulated steps cost.
+//!
 //! Story, one file per stage: `plan` (the four builds, the files to touch, the build
 //! arguments) → `run` (the builds, each touch undone) → `judge` → `render`, published through
 //! `bench::report`.
@@ -72,12 +77,26 @@ pub struct RebuildArgs {
     /// … cold build at most this ratio.
     #[arg(long, default_value_t = 1.0, value_name = "RATIO")]
     max_cold_vs_peer: f64,
+    /// Measure the builds for this platform (e.g. linux/arm64, under emulation where the engine
+    /// is of another CPU) and its cold build against the engine's own platform's, built cold in
+    /// the same run right before it. No peer unless --peer names one.
+    #[arg(long, value_name = "PLATFORM", value_parser = parse_platform)]
+    platform: Option<String>,
+    /// Target with --platform: the platform's cold build at most this ratio of the engine's
+    /// platform's.
+    #[arg(long, default_value_t = 1.5, value_name = "RATIO")]
+    max_cold_vs_native: f64,
     /// The buildx builder to use (default: the active one).
     #[arg(long)]
     builder: Option<String>,
     /// Report format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
+}
+
+fn parse_platform(s: &str) -> std::result::Result<String, String> {
+    crate::config::check_platform(s).map_err(|e| e.to_string())?;
+    Ok(s.to_string())
 }
 
 impl RebuildArgs {
@@ -89,7 +108,8 @@ impl RebuildArgs {
             &self.variant,
             self.app_file.as_ref(),
             self.dep_file.as_ref(),
-            match (&self.peer, self.no_peer) {
+            match (&self.peer, self.no_peer || self.platform.is_some()) {
+                (Some(file), _) if !self.no_peer => Some(file.clone()),
                 (_, true) => None,
                 (Some(file), false) => Some(file.clone()),
                 (None, false) => {
@@ -101,7 +121,14 @@ impl RebuildArgs {
             .cache_dir
             .clone()
             .unwrap_or_else(|| ctx.root.join("target").join("bench-cache"));
-        let measured = run::builds(ctx, &plan, self.cache, cache_dir, self.builder.clone())?;
+        let measured = run::builds(
+            ctx,
+            &plan,
+            self.cache,
+            cache_dir,
+            self.builder.clone(),
+            self.platform.as_deref(),
+        )?;
 
         let variant = plan.variant;
         let rows = measured.rows;
@@ -113,6 +140,14 @@ impl RebuildArgs {
             self.max_dep_vs_peer,
             self.max_cold_vs_peer,
         ));
+        if let Some(platform) = &self.platform {
+            checks.push(judge::platform_check(
+                &rows,
+                platform,
+                &measured.info.native_platform(),
+                self.max_cold_vs_native,
+            ));
+        }
         checks.push(base_check(
             plan.base_image,
             measured.base_before.as_deref(),
@@ -128,7 +163,10 @@ impl RebuildArgs {
         };
         publish(
             self.format,
-            &format!("bench rebuild {}", variant.name),
+            &match &self.platform {
+                Some(p) => format!("bench rebuild {} --platform {p}", variant.name),
+                None => format!("bench rebuild {}", variant.name),
+            },
             &render::render(&report),
             &report,
             &report.checks,

@@ -16,6 +16,9 @@ use crate::util::Ctx;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Scenario {
+    /// With `--platform`: the cold build for the engine's own platform, the reference of the
+    /// platform's cold build.
+    ColdNative,
     Cold,
     NoChange,
     AppChange,
@@ -32,6 +35,7 @@ impl Scenario {
 
     pub fn label(self) -> &'static str {
         match self {
+            Scenario::ColdNative => "cold, the engine's platform (--no-cache)",
             Scenario::Cold => "cold (--no-cache)",
             Scenario::NoChange => "warm, no change",
             Scenario::AppChange => "warm, one app file changed",
@@ -139,6 +143,7 @@ impl<'a> Plan<'a> {
         cache: Option<CacheMode>,
         cache_dir: Utf8PathBuf,
         builder: Option<String>,
+        platform: Option<&str>,
     ) -> build::Args {
         build::Args {
             variants: vec![self.variant.name.clone()],
@@ -151,7 +156,7 @@ impl<'a> Plan<'a> {
             sbom: false,
             sbom_generator: None,
             compression: None,
-            platform: vec![],
+            platform: platform.map(str::to_owned).into_iter().collect(),
             builder,
             no_cache: false,
             pull: false,

@@ -47,7 +47,7 @@ pub fn render(report: &RebuildReport) -> Vec<Section> {
                 (Some(c), Some(t)) => format!("{c}/{t}"),
                 _ => "?".into(),
             },
-            if row.scenario == Scenario::Cold {
+            if matches!(row.scenario, Scenario::Cold | Scenario::ColdNative) {
                 "all".into()
             } else if row.steps_run.is_empty() {
                 "-".into()
