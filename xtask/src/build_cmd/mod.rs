@@ -290,6 +290,7 @@ impl Args {
                 created: created.clone(),
                 push: self.push,
                 push_by_digest: self.push_by_digest,
+                platform_tag: None,
                 repository: match (&registry, pushing) {
                     (Some(registry), true) => registry.repository(&variant.image),
                     _ => variant.image.clone(),
@@ -332,6 +333,44 @@ impl Args {
                 progress: self.progress,
                 metadata_file: tmp.path().join("metadata.json"),
             };
+            // The docker driver pushes nothing untagged: one tag of that platform alone.
+            let mut input = input;
+            if self.push_by_digest && builder.driver == "docker" {
+                let platform = match &input.platforms[..] {
+                    [one] => one.clone(),
+                    [] => native.clone(),
+                    several => bail!(
+                        "`--push-by-digest` pushes one platform's image, for `merge`; got {}: \
+                         run one build per platform, or push them together with `--push`",
+                        several.join(", ")
+                    ),
+                };
+                let tag = plan::platform_tag(
+                    &input.repository,
+                    &variant.name,
+                    &version,
+                    git.revision.as_deref(),
+                    &platform,
+                );
+                progress!(
+                    "the `{}` builder (docker driver) cannot push untagged: {} is pushed as {tag}",
+                    builder.name,
+                    variant.name
+                );
+                input.platform_tag = Some(tag);
+            }
+            if !pushing && input.platforms.len() > 1 && !info.containerd_store() {
+                bail!(
+                    "a load of {} platforms ({}) is an image index, which the engine's {} store \
+                     cannot hold: enable the containerd image store (`\"features\": \
+                     {{\"containerd-snapshotter\": true}}` in /etc/docker/daemon.json), load one \
+                     platform (`--platform {}`), or push them (`--push`)",
+                    input.platforms.len(),
+                    input.platforms.join(", "),
+                    info.store_name(),
+                    native
+                );
+            }
             let plan = plan(&input);
             // Only a builder that sees the local store builds from a local base, and only a
             // Dockerfile that declares BASE_IMAGE takes its base from it.

@@ -91,6 +91,10 @@ pub struct PlanInput<'a> {
     /// Push to `repository` without tags (`push-by-digest`): one platform's image, for
     /// `cargo xtask merge` to join with the other platforms' into one tagged index.
     pub push_by_digest: bool,
+    /// With `push_by_digest` on a builder that cannot push untagged (the `docker` driver:
+    /// "push-by-digest is currently not implemented"): the one tag the push gets instead, of
+    /// that platform alone (see [`platform_tag`]).
+    pub platform_tag: Option<String>,
     /// The repository the standard tags are made in: `<registry>/<image>` when pushing, the
     /// variant's `image` otherwise.
     pub repository: String,
@@ -204,11 +208,12 @@ pub fn plan(input: &PlanInput) -> BuildPlan {
             tags.push(t.clone());
         }
     }
-    match &input.staging_tag {
-        Some(staging) => argv.push(format!("--tag={staging}")),
-        // By digest: no tag moves until `merge` tags the index.
-        None if input.push_by_digest => {}
-        None => argv.extend(tags.iter().map(|t| format!("--tag={t}"))),
+    // By digest: no standard tag moves until `merge` tags the index.
+    match (&input.staging_tag, &input.platform_tag, input.push_by_digest) {
+        (Some(staging), _, _) => argv.push(format!("--tag={staging}")),
+        (None, Some(tag), true) => argv.push(format!("--tag={tag}")),
+        (None, None, true) => {}
+        (None, _, false) => argv.extend(tags.iter().map(|t| format!("--tag={t}"))),
     }
 
     if let Some(ca) = &input.ca_bundle {
@@ -241,7 +246,7 @@ pub fn plan(input: &PlanInput) -> BuildPlan {
         }
     }
 
-    if input.push_by_digest {
+    if input.push_by_digest && input.platform_tag.is_none() {
         let mut output = format!(
             "--output=type=image,name={},push-by-digest=true,name-canonical=true,push=true",
             input.repository
@@ -256,7 +261,7 @@ pub fn plan(input: &PlanInput) -> BuildPlan {
     }
     if input.push || input.push_by_digest {
         match input.compression {
-            _ if input.push_by_digest => {}
+            _ if input.push_by_digest && input.platform_tag.is_none() => {}
             Some(c) => {
                 let c = c.as_str();
                 argv.push(format!(
@@ -303,6 +308,26 @@ pub fn plan(input: &PlanInput) -> BuildPlan {
 /// The staging tag of a build that loads into the local store (`<image>:xtask-staging-…`).
 pub fn staging_tag(push: bool, variant: &Variant, suffix: &str) -> Option<String> {
     (!push).then(|| format!("{}:xtask-staging-{}-{suffix}", variant.image, variant.name))
+}
+
+/// The tag a push by digest gets where the builder cannot push untagged: the commit's tag of the
+/// variant for that platform alone, `<repository>:sha-<7>-<variant>-<os>-<arch>` (without git:
+/// `<version>-<variant>-<os>-<arch>`), so that runs of other commits never move it.
+pub fn platform_tag(
+    repository: &str,
+    variant: &str,
+    version: &str,
+    revision: Option<&str>,
+    platform: &str,
+) -> String {
+    let slug = platform.replace('/', "-");
+    match revision {
+        Some(rev) => {
+            let short: String = rev.chars().take(7).collect();
+            format!("{repository}:sha-{short}-{variant}-{slug}")
+        }
+        None => format!("{repository}:{version}-{variant}-{slug}"),
+    }
 }
 
 /// The cache for a variant under a mode; `cache_dir` is the root of local caches, `repository`
@@ -419,6 +444,7 @@ mod tests {
             created: "2025-11-28T00:00:00Z".into(),
             push: false,
             push_by_digest: false,
+            platform_tag: None,
             repository: v.image.clone(),
             registry: None,
             compression: None,

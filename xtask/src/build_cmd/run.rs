@@ -58,9 +58,11 @@ pub struct BuildReport {
     /// The repository pushed to (`<registry>/<image>`), with --push or --push-by-digest.
     pub repository: Option<String>,
     pub pushed: bool,
-    /// Pushed without tags (`--push-by-digest`): `tags` are those `merge` gives the index.
+    /// Pushed by digest (`--push-by-digest`): `tags` are those `merge` gives the index.
     #[serde(default)]
     pub pushed_by_digest: bool,
+    /// The one tag such a push got where the builder cannot push untagged (docker driver).
+    pub platform_tag: Option<String>,
     /// Where the CA bundle came from (its path and content never appear in the image).
     pub ca_bundle_from: Option<String>,
     pub build_args: BTreeMap<String, String>,
@@ -210,6 +212,7 @@ pub fn execute(
         repository: pushing.then(|| input.repository.clone()),
         pushed: pushing,
         pushed_by_digest: input.push_by_digest,
+        platform_tag: input.platform_tag.clone(),
         ca_bundle_from: ca.map(|c| c.source.clone()),
         build_args: plan.build_args.clone(),
     })
