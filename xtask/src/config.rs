@@ -126,6 +126,22 @@ pub struct Budget {
     pub compressed: Option<u64>,
     /// Bytes.
     pub unpacked: Option<u64>,
+    /// `budget.platforms."linux/arm64" = { unpacked = "…" }`: what differs for one platform's
+    /// image (unset kinds keep the variant's).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub platforms: BTreeMap<String, Budget>,
+}
+
+impl Budget {
+    /// The budget of one platform's image: the variant's, with that platform's kinds over it.
+    pub fn for_platform(&self, platform: Option<&str>) -> Budget {
+        let own = platform.and_then(|p| self.platforms.get(p));
+        Budget {
+            compressed: own.and_then(|b| b.compressed).or(self.compressed),
+            unpacked: own.and_then(|b| b.unpacked).or(self.unpacked),
+            platforms: BTreeMap::new(),
+        }
+    }
 }
 
 /// Thresholds of `cargo xtask lint --dive` (`dive --ci`); unset ones keep dive's defaults.
@@ -195,6 +211,18 @@ struct RawDive {
     expecting = r#"a table like { compressed = "2.5 GB", unpacked = "4 GB" }"#
 )]
 struct RawBudget {
+    compressed: Option<Str>,
+    unpacked: Option<Str>,
+    #[serde(default)]
+    platforms: Option<BTreeMap<String, RawPlatformBudget>>,
+}
+
+#[derive(Deserialize, Default, Clone)]
+#[serde(
+    deny_unknown_fields,
+    expecting = r#"a table like { unpacked = "225 MB" }"#
+)]
+struct RawPlatformBudget {
     compressed: Option<Str>,
     unpacked: Option<Str>,
 }
@@ -446,9 +474,35 @@ fn resolve_variant(
         }
         Ok(Some(bytes))
     };
+    let mut platform_budgets = BTreeMap::new();
+    for (platform, pb) in vb
+        .platforms
+        .clone()
+        .or(db.platforms.clone())
+        .unwrap_or_default()
+    {
+        names::check_platform(&platform).map_err(|e| {
+            err(
+                pb.compressed
+                    .as_ref()
+                    .or(pb.unpacked.as_ref())
+                    .map(Spanned::span),
+                format!("budget.platforms: {e}"),
+            )
+        })?;
+        platform_budgets.insert(
+            platform,
+            Budget {
+                compressed: parse_budget(pb.compressed, "compressed")?,
+                unpacked: parse_budget(pb.unpacked, "unpacked")?,
+                platforms: BTreeMap::new(),
+            },
+        );
+    }
     let budget = Budget {
         compressed: parse_budget(vb.compressed.or(db.compressed), "compressed")?,
         unpacked: parse_budget(vb.unpacked.or(db.unpacked), "unpacked")?,
+        platforms: platform_budgets,
     };
 
     let push_compression = v
@@ -526,6 +580,24 @@ fn resolve_variant(
                 format!("`{}` is listed twice", p.get_ref()),
             ));
         }
+    }
+    if let Some(p) = budget
+        .platforms
+        .keys()
+        .find(|p| !platforms.iter().any(|q| q.get_ref() == *p))
+    {
+        return Err(err(
+            None,
+            format!(
+                "budget.platforms: `{p}` is not one of the variant's platforms ({}); add it to \
+                 `platforms` or remove its budget",
+                platforms
+                    .iter()
+                    .map(|q| q.get_ref().as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ));
     }
 
     Ok(Variant {
@@ -657,7 +729,7 @@ mod tests {
             ("budget = { compressed = \"0 MB\" }", "15:25: variant `a`: budget.compressed: `0 MB` leaves no room at all; give a size above 0, or remove `compressed`"),
             ("budget = { unpacked = \"3 GX\" }", "15:23: variant `a`: budget.unpacked: unknown unit `GX`"),
             ("budget = \"3 GB\"", "15:10: variant `a`: `budget` must be a table like { compressed = \"2.5 GB\", unpacked = \"4 GB\" }, not string \"3 GB\""),
-            ("budget = { size = \"3 GB\" }", "15:12: variant `a`: unknown key `size`; the keys here are `compressed` or `unpacked`"),
+            ("budget = { size = \"3 GB\" }", "15:12: variant `a`: unknown key `size`; the keys here are `compressed`, `unpacked`, `platforms`"),
             ("target = \"ap\"", "15:10: variant `a`: target: Dockerfile has no stage `ap`; its stages are app"),
             ("build_args = { WITH_TORCHH = \"1\" }", "15:16: variant `a`: build_args: Dockerfile declares no `ARG WITH_TORCHH`, so BuildKit would ignore it; its ARGs: WITH_TORCH"),
             ("build_args = { WITH_TORCH = 1 }", "15:29: variant `a`: `WITH_TORCH` must be a string, not integer `1`"),
@@ -897,6 +969,32 @@ mod tests {
         let e = err(&format!("[scan]\nmirror = \"x\"\n\n{head}"));
         assert!(
             e.contains("unknown key `mirror`; the keys here are `cache_dir`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_platform_may_have_budgets_of_its_own() {
+        let c = parse_with(&format!(
+            "{VARIANT}platforms = [\"linux/amd64\", \"linux/arm64\"]\n\
+             budget = {{ unpacked = \"200 MB\", compressed = \"90 MB\", \
+             platforms.\"linux/arm64\" = {{ unpacked = \"225 MB\" }} }}\n"
+        ))
+        .unwrap();
+        let b = &c.variants[0].budget;
+        let arm = b.for_platform(Some("linux/arm64"));
+        assert_eq!(
+            (arm.unpacked, arm.compressed),
+            (Some(225_000_000), Some(90_000_000))
+        );
+        let amd = b.for_platform(Some("linux/amd64"));
+        assert_eq!(amd.unpacked, Some(200_000_000));
+        assert_eq!(b.for_platform(None).unpacked, Some(200_000_000));
+        let e = error_of(
+            "budget = { unpacked = \"1 GB\", platforms.\"linux/arm64\" = { unpacked = \"2 GB\" } }",
+        );
+        assert!(
+            e.contains("budget.platforms: `linux/arm64` is not one of the variant's platforms"),
             "{e}"
         );
     }

@@ -330,6 +330,7 @@ pub(super) mod tests {
             budget: Budget {
                 compressed,
                 unpacked,
+                ..Budget::default()
             },
         }
     }

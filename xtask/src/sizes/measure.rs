@@ -90,7 +90,10 @@ pub fn measure(
             crate::util::progress!(
                 "reading {} from containerd's content store ({})",
                 todo.iter()
-                    .map(|w| w.reference)
+                    .map(|w| match w.platform {
+                        Some(p) => format!("{} ({p})", w.reference),
+                        None => w.reference.to_string(),
+                    })
                     .collect::<Vec<_>>()
                     .join(", "),
                 found.dir()

@@ -101,8 +101,8 @@ impl Args {
                         name: v.name.clone(),
                         variant: Some(v.name.clone()),
                         image: v.image_ref(),
+                        budget: v.budget.for_platform(platform.as_deref()),
                         platform,
-                        budget: v.budget.clone(),
                         push_zstd: v.push_compression == Some(crate::config::Compression::Zstd),
                     });
                 }
