@@ -192,6 +192,41 @@ impl Args {
             needed_by: "`build` behind a TLS-intercepting proxy".into(),
         });
 
+        // Every platform images.toml names that is not this machine's own.
+        if let Ok(c) = ctx.config() {
+            let mut platforms: Vec<&String> = c.base.platforms.iter().collect();
+            for v in &c.variants {
+                platforms.extend(&v.platforms);
+            }
+            platforms.sort();
+            platforms.dedup();
+            for p in platforms {
+                let Ok(support) = crate::emulation::host_support(p) else {
+                    continue;
+                };
+                let (ok, detail) = match support {
+                    crate::emulation::Support::Native => continue,
+                    crate::emulation::Support::Emulated {
+                        handler,
+                        interpreter,
+                    } => (
+                        true,
+                        format!("emulated: binfmt_misc `{handler}` ({interpreter})"),
+                    ),
+                    crate::emulation::Support::Missing(why) => {
+                        (false, format!("{why}; {}", crate::emulation::fix(p)))
+                    }
+                };
+                checks.push(Check {
+                    name: format!("emulation of {p}"),
+                    ok,
+                    required: false,
+                    detail,
+                    needed_by: format!("`base`, `build`, `smoke` for {p} on this machine"),
+                });
+            }
+        }
+
         for (tool, args, needed_by, hint) in TOOLS {
             let found = tool_version(sh, tool, args);
             checks.push(Check {
