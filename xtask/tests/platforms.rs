@@ -502,3 +502,63 @@ fn a_platform_without_emulation_is_refused_with_the_fix_and_nothing_left_behind(
     );
     assert!(labelled_containers().is_empty());
 }
+
+#[test]
+fn a_push_of_two_platforms_is_one_index_and_the_report_names_each_digest() {
+    ensure_arm64_emulation();
+    let registry = Registry::start();
+    let dir = Scratch::new("push-two");
+    let (config, repo) = merge_setup(&dir, &registry);
+    let _tags = RemoveTags(registry.repo(&repo));
+    let reports = dir.path().join("reports");
+    let mut cmd = xtask();
+    cmd.arg("--config")
+        .arg(&config)
+        .args([
+            "build",
+            "multi",
+            "--platform",
+            "linux/amd64,linux/arm64",
+            "--push",
+        ])
+        .args(["--cache", "none", "--progress", "plain", "--report-dir"])
+        .arg(&reports);
+    Run::of(&mut cmd).assert_ok();
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(reports.join("build-multi.json")).unwrap())
+            .unwrap();
+    let digests = report["platform_digests"].as_object().unwrap();
+    assert_eq!(
+        digests.keys().collect::<Vec<_>>(),
+        ["linux/amd64", "linux/arm64"],
+        "{report}"
+    );
+    let reference = format!("{}:multi", registry.repo(&repo));
+    let raw = docker(&["buildx", "imagetools", "inspect", "--raw", &reference]).assert_ok();
+    let index: serde_json::Value = serde_json::from_str(&raw.stdout).unwrap();
+    for (platform, digest) in digests {
+        let arch = platform.rsplit('/').next().unwrap();
+        assert!(
+            index["manifests"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|m| m["digest"] == *digest && m["platform"]["architecture"] == arch),
+            "{platform} {digest} not in {index}"
+        );
+    }
+    let top = docker(&[
+        "buildx",
+        "imagetools",
+        "inspect",
+        "--format",
+        "{{json .Manifest}}",
+        &reference,
+    ])
+    .assert_ok();
+    assert!(
+        top.stdout.contains(report["digest"].as_str().unwrap()),
+        "{}",
+        top.stdout
+    );
+}
