@@ -19,8 +19,8 @@ use xshell::cmd;
 use crate::cleanup::Guard;
 use crate::config::Base;
 use crate::docker;
-use crate::report;
 use crate::emulation::{self, Support};
+use crate::report;
 use crate::util::{progress, Ctx, TempDir};
 
 #[derive(clap::Args)]

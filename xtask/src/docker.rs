@@ -499,7 +499,6 @@ pub fn local_platform(sh: &Shell, image: &str, platform: &str) -> Result<LocalPl
     })
 }
 
-
 /// `docker tag SOURCE TARGET` for each target.
 pub fn tag_image(sh: &Shell, source: &str, targets: &[String]) -> Result<()> {
     for target in targets {

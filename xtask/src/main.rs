@@ -12,8 +12,8 @@ mod docker;
 #[cfg(test)]
 mod docs_drift;
 mod doctor;
-mod engine;
 mod emulation;
+mod engine;
 mod lint;
 mod merge;
 mod reclaim;

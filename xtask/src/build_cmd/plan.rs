@@ -209,7 +209,11 @@ pub fn plan(input: &PlanInput) -> BuildPlan {
         }
     }
     // By digest: no standard tag moves until `merge` tags the index.
-    match (&input.staging_tag, &input.platform_tag, input.push_by_digest) {
+    match (
+        &input.staging_tag,
+        &input.platform_tag,
+        input.push_by_digest,
+    ) {
         (Some(staging), _, _) => argv.push(format!("--tag={staging}")),
         (None, Some(tag), true) => argv.push(format!("--tag={tag}")),
         (None, None, true) => {}
