@@ -12,11 +12,11 @@
 use anyhow::{bail, Context, Result};
 use camino::Utf8Path;
 use std::io::{BufRead, BufReader};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 use xshell::cmd;
 
-use crate::cleanup::Guard;
+use crate::cleanup;
 use crate::config::Base;
 use crate::docker;
 use crate::emulation::{self, Support};
@@ -152,7 +152,7 @@ impl Args {
         }
         // All at once: an emulated run is mostly one busy core, the native one fits beside it.
         // The first to fail stops the others (SIGTERM, as on Ctrl-C).
-        let running: std::sync::Mutex<Vec<u32>> = std::sync::Mutex::new(Vec::new());
+        let running: Mutex<Vec<Arc<cleanup::Reader>>> = Mutex::new(Vec::new());
         let results: Vec<(String, Result<()>)> = std::thread::scope(|scope| {
             let runs: Vec<_> = planned
                 .iter()
@@ -176,9 +176,11 @@ impl Args {
                                     "{platform}: root filesystem in {:.0} s",
                                     started.elapsed().as_secs_f64()
                                 ),
-                                Err(_) => {
-                                    terminate(&running.lock().unwrap_or_else(|e| e.into_inner()))
-                                }
+                                Err(_) => running
+                                    .lock()
+                                    .unwrap_or_else(|e| e.into_inner())
+                                    .iter()
+                                    .for_each(|r| r.stop()),
                             }
                             result
                         }),
@@ -237,44 +239,29 @@ impl Args {
     }
 }
 
-/// mmdebstrap, its output on stderr line by line behind `prefix`. On Ctrl-C / SIGTERM it gets
-/// SIGTERM and time to unmount what it mounted in its chroot (/dev, /proc, /sys) and remove its
-/// temp dir; a SIGKILL would leave those mounted.
+/// mmdebstrap, its output on stderr line by line behind `prefix`, started through the cleanup
+/// gate in a process group of its own: on Ctrl-C / SIGTERM (and when a sibling failed, through
+/// `running`) it gets SIGTERM and time to unmount what it mounted in its chroot (/dev, /proc,
+/// /sys) and remove its temp dir; a SIGKILL would leave those mounted.
 fn run_mmdebstrap(
     args: &[String],
     epoch: u64,
     prefix: &str,
-    running: &std::sync::Mutex<Vec<u32>>,
+    running: &Mutex<Vec<Arc<cleanup::Reader>>>,
 ) -> Result<()> {
-    let reader = Arc::new(
-        duct::cmd("mmdebstrap", args)
-            .env("SOURCE_DATE_EPOCH", epoch.to_string())
-            .stderr_to_stdout()
-            .unchecked()
-            .reader()
-            .context("starting mmdebstrap")?,
-    );
-    let (pids, child) = (reader.pids(), Arc::clone(&reader));
+    let expr = duct::cmd("mmdebstrap", args)
+        .env("SOURCE_DATE_EPOCH", epoch.to_string())
+        .stderr_to_stdout()
+        .unchecked();
+    let reader = Arc::new(cleanup::reader_tree(&expr).context("starting mmdebstrap")?);
     running
         .lock()
         .unwrap_or_else(|e| e.into_inner())
-        .extend(&pids);
-    let mine = pids.clone();
-    let guard = Guard::new(move || {
-        terminate(&pids);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if matches!(child.try_wait(), Ok(Some(_))) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = child.kill();
-    });
+        .push(Arc::clone(&reader));
     let mut last = String::new();
     for line in BufReader::new(&*reader).lines() {
         let line = line.context("reading mmdebstrap's output")?;
-        eprintln!("{prefix}{line}");
+        cleanup::deliver_progress(format_args!("{prefix}{line}"));
         if line.starts_with("E:") {
             last = line;
         }
@@ -283,27 +270,11 @@ fn run_mmdebstrap(
         .try_wait()
         .context("waiting for mmdebstrap")?
         .map(|o| o.status);
-    guard.disarm();
-    // Exited: its pid may be reused, so no one signals it any more.
-    running
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .retain(|p| !mine.contains(p));
     match status {
         Some(s) if s.success() => Ok(()),
         Some(s) if last.is_empty() => bail!("mmdebstrap failed ({s}; its output is above)"),
         Some(s) => bail!("mmdebstrap failed ({s}): {last}"),
         None => bail!("mmdebstrap closed its output but did not exit"),
-    }
-}
-
-/// SIGTERM to each process (mmdebstrap cleans up on it).
-fn terminate(pids: &[u32]) {
-    for pid in pids {
-        let _ = duct::cmd("kill", ["-TERM", &pid.to_string()])
-            .stderr_null()
-            .unchecked()
-            .run();
     }
 }
 

@@ -277,10 +277,7 @@ const TREE_GRACE: Duration = Duration::from_secs(20);
 /// child is killed as by [`run`].
 pub fn run_tree(expr: &duct::Expression) -> io::Result<std::process::Output> {
     #[cfg(unix)]
-    let expr = &expr.before_spawn(|cmd| {
-        std::os::unix::process::CommandExt::process_group(cmd, 0);
-        Ok(())
-    });
+    let expr = &in_own_group(expr);
     let (handle, guard) = start_guarded(|| expr.start(), stop_tree)?;
     let out = handle.wait().cloned();
     guard.disarm();
@@ -289,33 +286,50 @@ pub fn run_tree(expr: &duct::Expression) -> io::Result<std::process::Output> {
 
 /// SIGTERM to the child's process group, then SIGKILL if it has not ended within the grace.
 fn stop_tree(handle: &duct::Handle) {
+    stop_groups(&handle.pids(), || drop(handle.try_wait()));
+    drop(handle.kill());
+}
+
+/// SIGTERM to each process group, then SIGKILL to what is left of it after the grace; `reap`
+/// collects the child as it ends (a zombie never leaves the table otherwise).
+fn stop_groups(pids: &[u32], reap: impl Fn()) {
     #[cfg(unix)]
-    for pid in handle.pids() {
-        let group = format!("-{pid}");
-        // `kill -SIG -- -PGID`; true when some process of the group got it.
-        let signal = |name: &str| {
-            duct::cmd!("kill", format!("-{name}"), "--", &group)
-                .stdin_null()
-                .stdout_null()
-                .stderr_null()
-                .unchecked()
-                .run()
-                .is_ok_and(|o| o.status.success())
-        };
-        signal("TERM");
+    for &pid in pids {
+        signal_group(pid, "TERM");
         // Until every process of the group is gone (the child's children clean up too), reaping
         // the child as it ends.
         let deadline = Instant::now() + TREE_GRACE;
         while Instant::now() < deadline {
-            drop(handle.try_wait());
-            if !group_alive(pid, || signal("0")) {
+            reap();
+            if !group_alive(pid, || signal_group(pid, "0")) {
                 break;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        signal("KILL");
+        signal_group(pid, "KILL");
     }
-    drop(handle.kill());
+    #[cfg(not(unix))]
+    let _ = (pids, reap);
+}
+
+/// `kill -SIG -- -PGID`; true when some process of the group got it.
+#[cfg(unix)]
+fn signal_group(pgid: u32, name: &str) -> bool {
+    duct::cmd!("kill", format!("-{name}"), "--", format!("-{pgid}"))
+        .stdin_null()
+        .stdout_null()
+        .stderr_null()
+        .unchecked()
+        .run()
+        .is_ok_and(|o| o.status.success())
+}
+
+#[cfg(unix)]
+fn in_own_group(expr: &duct::Expression) -> duct::Expression {
+    expr.before_spawn(|cmd| {
+        std::os::unix::process::CommandExt::process_group(cmd, 0);
+        Ok(())
+    })
 }
 
 /// Whether a process of group `pgid` still runs. On Linux from /proc, zombies left out (where
@@ -341,6 +355,9 @@ fn group_alive(pgid: u32, kill_0: impl Fn() -> bool) -> bool {
 /// SIGTERM.
 pub struct Reader {
     handle: Arc<duct::ReaderHandle>,
+    /// Started by [`reader_tree`]: stopped by process group.
+    #[cfg_attr(not(unix), allow(dead_code))]
+    tree: bool,
     _guard: Guard,
 }
 
@@ -348,6 +365,31 @@ pub fn reader(expr: &duct::Expression) -> io::Result<Reader> {
     let (handle, guard) = start_guarded(|| expr.reader(), |h| drop(h.kill()))?;
     Ok(Reader {
         handle,
+        tree: false,
+        _guard: guard,
+    })
+}
+
+/// [`reader`] for a child that starts processes of its own and cleans up on SIGTERM
+/// (mmdebstrap unmounts what it mounted in its chroot and removes its temp dir; a SIGKILL would
+/// leave them): in a process group of its own, which gets SIGTERM on Ctrl-C / SIGTERM and on
+/// drop, then SIGKILL after the grace, as with [`run_tree`]. Elsewhere than on Unix, as [`reader`].
+pub fn reader_tree(expr: &duct::Expression) -> io::Result<Reader> {
+    #[cfg(unix)]
+    let expr = &in_own_group(expr);
+    let (handle, guard) = start_guarded(
+        || expr.reader(),
+        |h| {
+            // Ended and reaped: its group ID may belong to someone else by now.
+            if !matches!(h.try_wait(), Ok(Some(_))) {
+                stop_groups(&h.pids(), || drop(h.try_wait()));
+            }
+            drop(h.kill());
+        },
+    )?;
+    Ok(Reader {
+        handle,
+        tree: cfg!(unix),
         _guard: guard,
     })
 }
@@ -356,6 +398,23 @@ impl Reader {
     /// The exit status once its output was read to the end.
     pub fn try_wait(&self) -> io::Result<Option<&std::process::Output>> {
         self.handle.try_wait()
+    }
+
+    /// Asks the child to stop, from any thread, without waiting: SIGTERM to its process group
+    /// (from [`reader_tree`]), else a kill. Its reader then sees the end of its output. For
+    /// siblings of a failed child that are no longer worth finishing.
+    pub fn stop(&self) {
+        if matches!(self.handle.try_wait(), Ok(Some(_))) {
+            return;
+        }
+        #[cfg(unix)]
+        if self.tree {
+            for pid in self.handle.pids() {
+                signal_group(pid, "TERM");
+            }
+            return;
+        }
+        drop(self.handle.kill());
     }
 }
 

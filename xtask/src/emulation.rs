@@ -279,12 +279,13 @@ pub fn host_support(platform: &str) -> Result<Support> {
     let found = support(&a, host_platform(), &read_table(Utf8Path::new(BINFMT_DIR)));
     if let Support::Missing(_) = &found {
         if which::which("arch-test").is_ok() {
-            let ok = duct::cmd("arch-test", [a.debian])
+            // It runs a binary of the architecture: through the cleanup gate, as every child.
+            let probe = duct::cmd("arch-test", [a.debian])
+                .stdin_null()
                 .stdout_capture()
                 .stderr_null()
-                .unchecked()
-                .run()
-                .is_ok_and(|o| o.status.success());
+                .unchecked();
+            let ok = crate::cleanup::run(&probe).is_ok_and(|o| o.status.success());
             if ok {
                 return Ok(Support::Native);
             }
