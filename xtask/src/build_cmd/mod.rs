@@ -381,7 +381,7 @@ impl Args {
                 let dockerfile = std::fs::read_to_string(&variant.dockerfile)
                     .with_context(|| format!("reading {}", variant.dockerfile))?;
                 if platform::declares_arg(&dockerfile, "BASE_IMAGE") {
-                    platform::check_base(sh, variant, base, &config.base.image, &input.platforms)?;
+                    platform::check_base(sh, variant, base, &config.base, &input.platforms)?;
                 }
             }
             planned.push((input, plan, tmp));

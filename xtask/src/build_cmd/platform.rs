@@ -12,7 +12,7 @@
 use anyhow::{bail, Result};
 use xshell::Shell;
 
-use crate::config::Variant;
+use crate::config::{Base, Variant};
 use crate::docker::{self, BuildWarning, LocalPlatform};
 
 /// BuildKit's rules that say a build mixed platforms.
@@ -25,7 +25,7 @@ pub fn check_base(
     sh: &Shell,
     variant: &Variant,
     base: &str,
-    offline_base: &str,
+    offline_base: &Base,
     platforms: &[String],
 ) -> Result<()> {
     let mut missing = Vec::new();
@@ -44,7 +44,13 @@ pub fn check_base(
     };
     bail!(
         "{}",
-        missing_platform_message(&variant.name, base, base == offline_base, &missing, &has)
+        missing_platform_message(
+            &variant.name,
+            base,
+            (base == offline_base.image).then_some(offline_base.platforms.as_slice()),
+            &missing,
+            &has
+        )
     )
 }
 
@@ -58,22 +64,39 @@ pub fn declares_arg(dockerfile: &str, name: &str) -> bool {
     })
 }
 
-/// The error for a base image that lacks target platforms (pure).
+/// The error for a base image that lacks target platforms (pure). `offline_platforms`: when the
+/// base is the offline base of `cargo xtask base`, the platforms `[base].platforms` lists.
 pub fn missing_platform_message(
     variant: &str,
     base: &str,
-    is_offline_base: bool,
+    offline_platforms: Option<&[String]>,
     missing: &[&str],
     has: &str,
 ) -> String {
     let wanted = missing.join(", ");
-    let how = if is_offline_base {
-        format!(
-            "build the offline base for {wanted} (`cargo xtask base` builds it for {has}, this \
-             machine's platform)"
-        )
-    } else {
-        format!("pull or build {base} for {wanted}")
+    let how = match offline_platforms {
+        // Listed, but the base in the store predates the list (or was built with --platform).
+        Some(listed) if missing.iter().all(|m| listed.iter().any(|l| l == m)) => format!(
+            "rebuild the offline base: `[base].platforms` in images.toml lists {wanted}, but the \
+             {base} in the store was built without it (`cargo xtask base`, as root)"
+        ),
+        Some(listed) => {
+            let unlisted: Vec<&str> = missing
+                .iter()
+                .copied()
+                .filter(|m| !listed.iter().any(|l| l == m))
+                .collect();
+            let mut all: Vec<&str> = listed.iter().map(String::as_str).collect();
+            all.extend(&unlisted);
+            format!(
+                "add {} to `[base].platforms` in images.toml and rebuild the offline base \
+                 (`cargo xtask base`, as root), or build it once for these platforms \
+                 (`cargo xtask base --platform {}`)",
+                unlisted.join(", "),
+                all.join(",")
+            )
+        }
+        None => format!("pull or build {base} for {wanted}"),
     };
     format!(
         "cannot build `{variant}` for {wanted}: its base image {base} is {has} and has no {wanted} \
@@ -123,10 +146,11 @@ mod tests {
 
     #[test]
     fn the_missing_platform_error_names_the_platform_and_the_fix() {
+        let amd64 = ["linux/amd64".to_string()];
         let m = missing_platform_message(
             "cpu-minimal",
             "localhost/debian:trixie-slim",
-            true,
+            Some(&amd64),
             &["linux/arm64"],
             "linux/amd64",
         );
@@ -134,12 +158,45 @@ mod tests {
             m.starts_with("cannot build `cpu-minimal` for linux/arm64: its base image localhost/debian:trixie-slim is linux/amd64"),
             "{m}"
         );
-        assert!(m.contains("`cargo xtask base`"), "{m}");
+        assert!(
+            m.contains("add linux/arm64 to `[base].platforms` in images.toml")
+                && m.contains("`cargo xtask base --platform linux/amd64,linux/arm64`"),
+            "{m}"
+        );
         assert!(m.contains("--build-arg BASE_IMAGE="), "{m}");
+        // Listed but not built into the base in the store: rebuild it.
+        let both = ["linux/amd64".to_string(), "linux/arm64".into()];
+        let m = missing_platform_message(
+            "cpu-minimal",
+            "localhost/debian:trixie-slim",
+            Some(&both),
+            &["linux/arm64"],
+            "linux/amd64",
+        );
+        assert!(
+            m.contains(
+                "rebuild the offline base: `[base].platforms` in images.toml lists linux/arm64"
+            ) && m.contains("(`cargo xtask base`, as root)")
+                && !m.contains("--platform linux/"),
+            "{m}"
+        );
+        // Only what is not listed is to be added.
+        let m = missing_platform_message(
+            "cpu",
+            "localhost/debian:trixie-slim",
+            Some(&both),
+            &["linux/arm64", "linux/s390x"],
+            "linux/amd64",
+        );
+        assert!(
+            m.contains("add linux/s390x to `[base].platforms`")
+                && m.contains("`cargo xtask base --platform linux/amd64,linux/arm64,linux/s390x`"),
+            "{m}"
+        );
         let m = missing_platform_message(
             "cpu",
             "my/base:1",
-            false,
+            None,
             &["linux/arm64", "linux/ppc64le"],
             "linux/amd64",
         );
