@@ -25,14 +25,27 @@ impl Setup {
 
     /// For usage and tool errors, which must come before anything is built: no base needed.
     fn config_only(variant: &str, fixture: &str) -> Setup {
+        Setup::with_head(variant, fixture, &config_head())
+    }
+
+    /// Its `[base].image` (the offline base) is `base`, an image of linux/amd64 alone.
+    fn amd64_base(variant: &str, fixture: &str, base: &str) -> Setup {
+        let head = config_head().replace(
+            &format!("image = \"{BASE_IMAGE}\""),
+            &format!("image = \"{base}\""),
+        );
+        assert!(head.contains(base), "{head}");
+        Setup::with_head(variant, fixture, &head)
+    }
+
+    fn with_head(variant: &str, fixture: &str, head: &str) -> Setup {
         let dir = Scratch::new(&format!("build-{variant}"));
         let fixture_dir = fixtures().join(fixture);
         let image = format!("localhost/xtask-build-{variant}-{}", run_id());
         let config = dir.write(
             "images.toml",
             &format!(
-                "{}[build]\ncache_dir = \"cache\"\n\n{}",
-                config_head(),
+                "{head}[build]\ncache_dir = \"cache\"\n\n{}",
                 fixture_variant(variant, &fixture_dir, &image)
             ),
         );
@@ -450,12 +463,18 @@ fn tags_of(repository: &str) -> Vec<String> {
     tags
 }
 
+/// The offline base's linux/amd64 image alone, as the offline base of a test config.
+fn amd64_base() -> String {
+    fixture_image("build-amd64-base", &["--platform", "linux/amd64"])
+}
+
 #[test]
 fn a_platform_the_base_lacks_fails_before_buildx_starts_and_moves_no_tag() {
-    let setup = Setup::new("plat", "build-ok");
+    let base = amd64_base();
+    let setup = Setup::amd64_base("plat", "build-ok", &base);
     // A tag from an earlier build: it must still point where it pointed.
     let tag = format!("{}:plat", setup.image);
-    docker(&["tag", BASE_IMAGE, &tag]).assert_ok();
+    docker(&["tag", &base, &tag]).assert_ok();
     let before = tags_of(&setup.image);
     for platform in ["linux/arm64", "linux/ppc64le", "linux/amd64,linux/arm64"] {
         let run = setup.build(&["plat", "--platform", platform]);
@@ -463,8 +482,9 @@ fn a_platform_the_base_lacks_fails_before_buildx_starts_and_moves_no_tag() {
         let error = run.error_line();
         assert!(
             error.contains("cannot build `plat` for linux/")
-                && error.contains(&format!("its base image {BASE_IMAGE} is linux/amd64"))
-                && error.contains("cargo xtask base")
+                && error.contains(&format!("its base image {base} is linux/amd64"))
+                && error.contains("to `[base].platforms` in images.toml")
+                && error.contains("`cargo xtask base --platform linux/amd64,linux/")
                 && error.contains("--build-arg BASE_IMAGE="),
             "{error}"
         );
@@ -491,11 +511,13 @@ fn a_platform_the_base_lacks_fails_before_buildx_starts_and_moves_no_tag() {
 
 #[test]
 fn a_buildkit_platform_warning_fails_the_build_and_moves_no_tag() {
+    let base = amd64_base();
     let setup = Setup::new("mixed", "build-fixed-base");
     let tag = format!("{}:mixed", setup.image);
-    docker(&["tag", BASE_IMAGE, &tag]).assert_ok();
+    docker(&["tag", &base, &tag]).assert_ok();
     let before = tags_of(&setup.image);
-    let run = setup.build(&["mixed", "--platform", "linux/arm64"]);
+    let fixed = format!("FIXED_BASE={base}");
+    let run = setup.build(&["mixed", "--platform", "linux/arm64", "--build-arg", &fixed]);
     assert_eq!(run.code, 2, "{}", run.stderr);
     let error = run.error_line();
     assert!(
