@@ -562,3 +562,73 @@ fn a_push_of_two_platforms_is_one_index_and_the_report_names_each_digest() {
         top.stdout
     );
 }
+
+#[test]
+fn doctor_reports_each_foreign_platform_as_emulated_or_missing_with_the_fix() {
+    ensure_arm64_emulation();
+    // The repository's images.toml names linux/arm64: emulated here, through QEMU's handler.
+    let run = xtask_run(&["doctor", "--format", "json"]);
+    let checks: serde_json::Value = serde_json::from_str(&run.stdout).expect(&run.stdout);
+    let find = |checks: &serde_json::Value, name: &str| {
+        checks
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no `{name}` check: {checks}"))
+    };
+    let arm64 = find(&checks, "emulation of linux/arm64");
+    assert_eq!(arm64["ok"], true, "{arm64}");
+    assert!(
+        arm64["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("emulated: binfmt_misc `qemu-aarch64`"),
+        "{arm64}"
+    );
+    assert!(
+        !run.stdout.contains("emulation of linux/amd64"),
+        "the machine's own platform is no emulation"
+    );
+
+    // A platform without a handler: not ok, with the fix; optional, so doctor still passes.
+    let Some(platform) = unregistered_platform() else {
+        eprintln!(
+            "every candidate platform is emulated on this machine: nothing to report missing"
+        );
+        return;
+    };
+    let dir = Scratch::new("doctor-emulation");
+    let config = dir.write(
+        "images.toml",
+        &format!(
+            "{}platforms = [\"linux/amd64\", \"{platform}\"]\n\n{}",
+            config_head(),
+            fixture_variant(
+                "doctor",
+                &fixtures().join("platforms"),
+                "localhost/xtask-doctor-unbuilt"
+            )
+        ),
+    );
+    let run = xtask_run(&[
+        "--config",
+        &config.to_string_lossy(),
+        "doctor",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let checks: serde_json::Value = serde_json::from_str(&run.stdout).expect(&run.stdout);
+    let missing = find(&checks, &format!("emulation of {platform}"));
+    let short = platform.rsplit('/').next().unwrap();
+    assert_eq!(missing["ok"], false, "{missing}");
+    assert!(
+        missing["detail"]
+            .as_str()
+            .unwrap()
+            .contains(&format!(".ci/enable-emulation {short}")),
+        "{missing}"
+    );
+}
