@@ -46,8 +46,10 @@ const fn advisory_in(
 }
 
 /// The advisories: source packages of the offline base (so of every fixture image and of
-/// `voxserve:cpu-minimal`), of python3 (cpu-minimal's apt step), Python distributions of
-/// cpu-minimal's venv, and `fixture-lib` (only in the `scan-more` fixture).
+/// `voxserve:cpu-minimal`; python3 and expat among them since `[base].include` has python3),
+/// Python distributions of cpu-minimal's venv, and `fixture-lib` (only in the `scan-more`
+/// fixture). python3's is LOW, so the policies' verdicts on the base (CRITICAL and HIGH fail)
+/// stay those of its C libraries.
 #[rustfmt::skip]
 pub const ADVISORIES: &[Advisory] = &[
     advisory_in("debian", "CVE-2099-0001", "openssl", "CRITICAL", Fix::Fixed("99.0")),
@@ -55,7 +57,7 @@ pub const ADVISORIES: &[Advisory] = &[
     advisory_in("debian", "CVE-2099-0003", "zlib", "MEDIUM", Fix::Fixed("1:99")),
     advisory_in("debian", "CVE-2099-0004", "tar", "LOW", Fix::Fixed("99")),
     advisory_in("debian", "CVE-2099-0005", "coreutils", "UNKNOWN", Fix::Unfixed(5)),
-    advisory_in("debian", "CVE-2099-0006", "python3-defaults", "HIGH", Fix::Fixed("99")),
+    advisory_in("debian", "CVE-2099-0006", "python3-defaults", "LOW", Fix::Fixed("99")),
     advisory_in("debian", "CVE-2099-0007", "expat", "MEDIUM", Fix::Unfixed(6)),
     advisory_in("pip", "CVE-2099-0101", "starlette", "HIGH", Fix::Fixed("99.0.0")),
     advisory_in("pip", "CVE-2099-0102", "click", "LOW", Fix::Unfixed(2)),
