@@ -153,6 +153,8 @@ impl Args {
         // All at once: an emulated run is mostly one busy core, the native one fits beside it.
         // The first to fail stops the others (SIGTERM, as on Ctrl-C).
         let running: Mutex<Vec<Arc<cleanup::Reader>>> = Mutex::new(Vec::new());
+        // The platform whose run failed first: the others' errors are those of being stopped.
+        let first_failed: Mutex<Option<String>> = Mutex::new(None);
         let results: Vec<(String, Result<()>)> = std::thread::scope(|scope| {
             let runs: Vec<_> = planned
                 .iter()
@@ -165,6 +167,7 @@ impl Args {
                     let args = &p.mmdebstrap;
                     let epoch = base.source_date_epoch;
                     let running = &running;
+                    let first_failed = &first_failed;
                     let platform = &p.platform;
                     (
                         p.platform.clone(),
@@ -176,11 +179,17 @@ impl Args {
                                     "{platform}: root filesystem in {:.0} s",
                                     started.elapsed().as_secs_f64()
                                 ),
-                                Err(_) => running
-                                    .lock()
-                                    .unwrap_or_else(|e| e.into_inner())
-                                    .iter()
-                                    .for_each(|r| r.stop()),
+                                Err(_) => {
+                                    first_failed
+                                        .lock()
+                                        .unwrap_or_else(|e| e.into_inner())
+                                        .get_or_insert_with(|| platform.clone());
+                                    running
+                                        .lock()
+                                        .unwrap_or_else(|e| e.into_inner())
+                                        .iter()
+                                        .for_each(|r| r.stop())
+                                }
                             }
                             result
                         }),
@@ -196,6 +205,9 @@ impl Args {
                 })
                 .collect()
         });
+        let first_failed = first_failed.into_inner().unwrap_or_else(|e| e.into_inner());
+        let mut results = results;
+        results.sort_by_key(|(platform, _)| Some(platform) != first_failed.as_ref());
         for (platform, result) in results {
             result.with_context(|| format!("building the {platform} root filesystem"))?;
         }
