@@ -418,3 +418,40 @@ def test_target_python_refuses_another_python_or_architecture(tmp_path, capsys) 
     status.write_text("Package: libc6\nStatus: install ok installed\nVersion: 2.41-1\n")
     assert target_python.main(["x", str(status), "arm64"]) == 2
     assert "exactly one python3.X-minimal" in capsys.readouterr().err
+
+
+# --- wheel_tags.py --------------------------------------------------------------------------
+
+import base64  # noqa: E402
+import hashlib  # noqa: E402
+
+import wheel_tags  # noqa: E402
+
+
+def _dist_info(venv: Path, name: str, tag: str) -> Path:
+    info = venv / "lib/python3.13/site-packages" / f"{name}-1.0.dist-info"
+    info.mkdir(parents=True)
+    wheel = f"Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: {tag}\n"
+    (info / "WHEEL").write_text(wheel)
+    (info / "RECORD").write_text(
+        f"{name}/__init__.py,sha256=abc,3\n{info.name}/WHEEL,sha256=old,{len(wheel)}\n"
+        f"{info.name}/RECORD,,\n"
+    )
+    return info
+
+
+def test_wheel_tags_rewrites_sbsa_to_aarch64_and_its_record_entry(tmp_path: Path) -> None:
+    sbsa = _dist_info(tmp_path, "nvidia_x", "py3-none-manylinux2014_sbsa")
+    other = _dist_info(tmp_path, "plain", "py3-none-manylinux2014_aarch64")
+    before = (other / "WHEEL").read_text(), (other / "RECORD").read_text()
+    assert wheel_tags.main(["wheel_tags.py", str(tmp_path)]) == 0
+    wheel = (sbsa / "WHEEL").read_bytes()
+    assert wheel.decode().endswith("Tag: py3-none-manylinux2014_aarch64\n")
+    digest = base64.urlsafe_b64encode(hashlib.sha256(wheel).digest()).rstrip(b"=").decode()
+    record = (sbsa / "RECORD").read_text().splitlines()
+    assert record == [
+        "nvidia_x/__init__.py,sha256=abc,3",
+        f"{sbsa.name}/WHEEL,sha256={digest},{len(wheel)}",
+        f"{sbsa.name}/RECORD,,",
+    ]
+    assert ((other / "WHEEL").read_text(), (other / "RECORD").read_text()) == before
