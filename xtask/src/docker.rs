@@ -471,15 +471,7 @@ pub enum LocalPlatform {
 /// Whether the local image `image` provides `platform` (`os/arch[/variant]`): `docker image
 /// inspect --platform` (Docker ≥ 28), else the platform of its config.
 pub fn local_platform(sh: &Shell, image: &str, platform: &str) -> Result<LocalPlatform> {
-    let format = "{{.Id}}";
-    let out = cmd!(
-        sh,
-        "docker image inspect --platform {platform} --format {format} {image}"
-    )
-    .quiet()
-    .ignore_status()
-    .output()
-    .with_context(|| format!("running `docker image inspect --platform {platform} {image}`"))?;
+    let out = inspect_platform(sh, image, platform)?;
     let stderr = String::from_utf8_lossy(&out.stderr);
     if out.status.success() {
         return Ok(LocalPlatform::Provided);
@@ -497,6 +489,20 @@ pub fn local_platform(sh: &Shell, image: &str, platform: &str) -> Result<LocalPl
     } else {
         LocalPlatform::Missing { default }
     })
+}
+
+/// `docker image inspect --platform PLATFORM --format {{.Id}} IMAGE`, its status unchecked: the
+/// ID of that platform's image on stdout, or why not on stderr.
+fn inspect_platform(sh: &Shell, image: &str, platform: &str) -> Result<std::process::Output> {
+    let format = "{{.Id}}";
+    cmd!(
+        sh,
+        "docker image inspect --platform {platform} --format {format} {image}"
+    )
+    .quiet()
+    .ignore_status()
+    .output()
+    .with_context(|| format!("running `docker image inspect --platform {platform} {image}`"))
 }
 
 /// `docker tag SOURCE TARGET` for each target.
@@ -543,15 +549,7 @@ fn remove(expr: duct::Expression, args: &[String], what: &str, gone: &str) -> Re
 /// that platform): `docker image inspect --platform`. None when the image or that platform is
 /// not there.
 pub fn platform_image_id(sh: &Shell, image: &str, platform: &str) -> Result<Option<String>> {
-    let format = "{{.Id}}";
-    let out = cmd!(
-        sh,
-        "docker image inspect --platform {platform} --format {format} {image}"
-    )
-    .quiet()
-    .ignore_status()
-    .output()
-    .with_context(|| format!("running `docker image inspect --platform {platform} {image}`"))?;
+    let out = inspect_platform(sh, image, platform)?;
     let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
     Ok((out.status.success() && id.starts_with("sha256:")).then_some(id))
 }
