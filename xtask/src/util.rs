@@ -275,6 +275,25 @@ impl TempDir {
     }
 }
 
+/// A Python distribution name as PEP 503 compares names: lower case, each run of `-`, `_` and `.`
+/// one `-` (`Typing__Extensions` → `typing-extensions`).
+pub fn pep503_name(name: &str) -> String {
+    let mut out = String::new();
+    let mut dash = false;
+    for c in name.chars() {
+        if matches!(c, '-' | '_' | '.') {
+            dash = true;
+        } else {
+            if dash && !out.is_empty() {
+                out.push('-');
+            }
+            dash = false;
+            out.push(c.to_ascii_lowercase());
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

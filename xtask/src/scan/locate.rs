@@ -11,6 +11,8 @@
 use camino::{Utf8Path, Utf8PathBuf};
 use std::collections::{BTreeMap, HashMap};
 
+use crate::util::pep503_name;
+
 /// One Dockerfile instruction with the lines it spans.
 #[derive(Debug, Clone)]
 pub struct Instruction {
@@ -409,10 +411,10 @@ impl<'a> Locator<'a> {
 
     /// A Python package: the lockfile line that pins it, else the layer's instruction.
     pub fn python_package(&self, diff_id: &str, name: &str) -> Place {
-        let wanted = normalize_python_name(name);
+        let wanted = pep503_name(name);
         for (path, text) in self.lockfiles {
             for (i, line) in text.lines().enumerate() {
-                if requirement_name(line).is_some_and(|n| normalize_python_name(n) == wanted) {
+                if requirement_name(line).is_some_and(|n| pep503_name(n) == wanted) {
                     return Place {
                         file: path.clone(),
                         line: i + 1,
@@ -501,24 +503,6 @@ fn requirement_name(line: &str) -> Option<&str> {
         .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
         .unwrap_or(line.len());
     (end > 0).then(|| &line[..end])
-}
-
-/// PEP 503: lower case, runs of `-`, `_`, `.` become one `-`.
-fn normalize_python_name(name: &str) -> String {
-    let mut out = String::new();
-    let mut dash = false;
-    for c in name.chars() {
-        if matches!(c, '-' | '_' | '.') {
-            dash = true;
-        } else {
-            if dash && !out.is_empty() {
-                out.push('-');
-            }
-            dash = false;
-            out.push(c.to_ascii_lowercase());
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -722,10 +706,7 @@ WORKDIR /opt/app
             requirement_name("numpy==2.4.6 ; python_full_version < '3.12' \\"),
             Some("numpy")
         );
-        assert_eq!(
-            normalize_python_name("Typing__Extensions.x"),
-            "typing-extensions-x"
-        );
+        assert_eq!(pep503_name("Typing__Extensions.x"), "typing-extensions-x");
         assert_eq!(strip_flags("--mount=a --network=none  echo hi"), "echo hi");
         // As BuildKit records them (seen with buildx 0.29): exec form, heredoc COPY.
         let d = parse(

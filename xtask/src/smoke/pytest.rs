@@ -77,18 +77,7 @@ pub fn closure(lock: &str, root: &str) -> Result<String> {
 
 /// A distribution name as PEP 503 compares them (`# via` notes may add ` (pyproject.toml)`).
 fn normalized(name: &str) -> String {
-    let name = name.split(" (").next().unwrap_or(name).trim();
-    let mut out = String::new();
-    for c in name.chars() {
-        if matches!(c, '-' | '_' | '.') {
-            if !out.ends_with('-') {
-                out.push('-');
-            }
-        } else {
-            out.push(c.to_ascii_lowercase());
-        }
-    }
-    out
+    crate::util::pep503_name(name.split(" (").next().unwrap_or(name).trim())
 }
 
 /// FNV-1a of the pins, naming the install directory.

@@ -4,6 +4,8 @@
 use anyhow::{bail, Result};
 use serde::Serialize;
 
+use crate::util::pep503_name;
+
 /// The two changes measured against the image built from the files as they are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -21,28 +23,10 @@ impl Scenario {
     }
 }
 
-/// A requirement's name as PEP 503 compares names.
-pub fn normalized(name: &str) -> String {
-    let mut out = String::new();
-    let mut dash = false;
-    for c in name.chars() {
-        if matches!(c, '-' | '_' | '.') {
-            dash = true;
-        } else {
-            if dash && !out.is_empty() {
-                out.push('-');
-            }
-            dash = false;
-            out.push(c.to_ascii_lowercase());
-        }
-    }
-    out
-}
-
 /// The pin of `package` in a hash-pinned requirements file: its version and its block of lines
 /// (`name==1.0 \` and the indented `--hash=…` lines after it), as a range of line indices.
 pub fn find_pin(lock: &str, package: &str) -> Result<(String, std::ops::Range<usize>)> {
-    let want = normalized(package);
+    let want = pep503_name(package);
     let lines: Vec<&str> = lock.lines().collect();
     let mut found = Vec::new();
     for (i, line) in lines.iter().enumerate() {
@@ -52,7 +36,7 @@ pub fn find_pin(lock: &str, package: &str) -> Result<(String, std::ops::Range<us
         let Some((name, rest)) = line.split_once("==") else {
             continue;
         };
-        if normalized(name.trim()) != want {
+        if pep503_name(name.trim()) != want {
             continue;
         }
         if rest.contains(';') {
@@ -159,7 +143,7 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("without hashes"));
-        assert_eq!(normalized("Typing_Extensions"), "typing-extensions");
-        assert_eq!(normalized("zope.interface"), "zope-interface");
+        assert_eq!(pep503_name("Typing_Extensions"), "typing-extensions");
+        assert_eq!(pep503_name("zope.interface"), "zope-interface");
     }
 }
