@@ -18,7 +18,7 @@ mod render;
 mod run;
 
 use anyhow::{bail, Context, Result};
-use camino::Utf8PathBuf;
+use camino::{Utf8Path, Utf8PathBuf};
 
 use crate::ca::{self, CaBundle};
 use crate::docker;
@@ -159,6 +159,35 @@ fn parse_build_arg(s: &str) -> std::result::Result<String, String> {
 }
 
 impl Args {
+    /// `cargo xtask build VARIANT --progress plain --report-dir DIR` and nothing else: a load
+    /// into the local store with the defaults, as the benches build (they set what differs).
+    pub fn load_for_bench(variant: &str, report_dir: &Utf8Path) -> Args {
+        Args {
+            variants: vec![variant.to_owned()],
+            all: false,
+            load: true,
+            push: false,
+            push_by_digest: false,
+            registry: None,
+            provenance: None,
+            sbom: false,
+            sbom_generator: None,
+            compression: None,
+            platform: vec![],
+            builder: None,
+            no_cache: false,
+            pull: false,
+            build_args: vec![],
+            tags: vec![],
+            cache: None,
+            progress: Progress::Plain,
+            ca_bundle: None,
+            format: Format::Table,
+            report_dir: Some(report_dir.to_owned()),
+            cache_dir: None,
+        }
+    }
+
     pub fn run(self, ctx: &Ctx) -> Result<()> {
         let reports = self.build(ctx)?;
         render::render(self.format, &reports)

@@ -7,9 +7,8 @@ use camino::{Utf8Path, Utf8PathBuf};
 use serde::Serialize;
 
 use crate::bench::touch::{validate_touch, DEFAULT_APP_FILE, DEFAULT_DEP_FILE};
-use crate::build_cmd::{self as build, CacheMode, Progress};
+use crate::build_cmd::{self as build, CacheMode};
 use crate::config::{Config, Variant};
-use crate::report::Format;
 use crate::util::Ctx;
 
 /// The four builds, in the order they run.
@@ -146,28 +145,11 @@ impl<'a> Plan<'a> {
         platform: Option<&str>,
     ) -> build::Args {
         build::Args {
-            variants: vec![self.variant.name.clone()],
-            all: false,
-            load: true,
-            push: false,
-            push_by_digest: false,
-            registry: None,
-            provenance: None,
-            sbom: false,
-            sbom_generator: None,
-            compression: None,
             platform: platform.map(str::to_owned).into_iter().collect(),
             builder,
-            no_cache: false,
-            pull: false,
-            build_args: vec![],
-            tags: vec![],
             cache,
-            progress: Progress::Plain,
-            ca_bundle: None,
-            format: Format::Table,
-            report_dir: Some(report_dir.to_owned()),
             cache_dir: Some(cache_dir),
+            ..build::Args::load_for_bench(&self.variant.name, report_dir)
         }
     }
 }

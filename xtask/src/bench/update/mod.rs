@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 
 use super::report::{publish, Check, Machine};
 use super::touch::{validate_touch, Touch, DEFAULT_APP_FILE, DEFAULT_DEP_FILE};
-use crate::build_cmd::{self as build, Progress};
+use crate::build_cmd as build;
 use crate::config::parse_size;
 use crate::docker;
 use crate::report::Format;
@@ -149,28 +149,8 @@ impl UpdateArgs {
         let info = docker::info(&ctx.sh)?;
         let reports = TempDir::new(ctx, "bench-update")?;
         let args = build::Args {
-            variants: vec![variant.name.clone()],
-            all: false,
-            load: true,
-            push: false,
-            push_by_digest: false,
-            registry: None,
-            provenance: None,
-            sbom: false,
-            sbom_generator: None,
-            compression: None,
-            platform: vec![],
             builder: self.builder.clone(),
-            no_cache: false,
-            pull: false,
-            build_args: vec![],
-            tags: vec![],
-            cache: None,
-            progress: Progress::Plain,
-            ca_bundle: None,
-            format: Format::Table,
-            report_dir: Some(reports.path().to_owned()),
-            cache_dir: None,
+            ..build::Args::load_for_bench(&variant.name, reports.path())
         };
         let build_once = |what: &str| -> Result<build::BuildReport> {
             progress!("bench update {}: {what}", variant.name);
