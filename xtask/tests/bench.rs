@@ -20,19 +20,31 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-#[test]
-fn rebuild_bench_reports_four_builds_judges_them_and_restores_the_files() {
+/// A copy of `tests/fixtures/<fixture>` in a scratch directory, as variant `fx` of its own
+/// images.toml (image `localhost/<image>-<run id>`, removed on drop), with the bytes of the two
+/// files the benches touch (`src/app.py`, `deps.lock`) before the bench.
+struct Touched {
+    dir: Scratch,
+    context: std::path::PathBuf,
+    app_file: std::path::PathBuf,
+    dep_file: std::path::PathBuf,
+    app_before: Vec<u8>,
+    dep_before: Vec<u8>,
+    image: String,
+    _images: RemoveTags,
+    config: std::path::PathBuf,
+}
+
+fn touched(fixture: &str, scratch: &str, image: &str) -> Touched {
     ensure_base();
-    let dir = Scratch::new("bench");
+    let dir = Scratch::new(scratch);
     let context = dir.path().join("fixture");
-    copy_dir(&fixtures().join("bench"), &context);
+    copy_dir(&fixtures().join(fixture), &context);
     let app_file = context.join("src").join("app.py");
     let dep_file = context.join("deps.lock");
     let app_before = std::fs::read(&app_file).unwrap();
     let dep_before = std::fs::read(&dep_file).unwrap();
-
-    let image = format!("localhost/xtask-bench-{}", run_id());
-    let _images = RemoveTags(image.clone());
+    let image = format!("localhost/{image}-{}", run_id());
     let config = dir.write(
         "images.toml",
         &format!(
@@ -41,6 +53,32 @@ fn rebuild_bench_reports_four_builds_judges_them_and_restores_the_files() {
             fixture_variant("fx", &context, &image)
         ),
     );
+    Touched {
+        dir,
+        context,
+        app_file,
+        dep_file,
+        app_before,
+        dep_before,
+        _images: RemoveTags(image.clone()),
+        image,
+        config,
+    }
+}
+
+#[test]
+fn rebuild_bench_reports_four_builds_judges_them_and_restores_the_files() {
+    let Touched {
+        dir: _dir,
+        context,
+        app_file,
+        dep_file,
+        app_before,
+        dep_before,
+        image: _,
+        _images,
+        config,
+    } = touched("bench", "bench", "xtask-bench");
     // A 0 s target cannot be met: the run must still report everything, then exit 1.
     let run = Run::of(
         xtask()
@@ -201,24 +239,17 @@ fn image_exists(id: &str) -> bool {
 
 #[test]
 fn update_bench_pulls_only_the_changed_layers_and_keeps_the_torch_layer() {
-    ensure_base();
-    let dir = Scratch::new("bench-update");
-    let context = dir.path().join("fixture");
-    copy_dir(&fixtures().join("update"), &context);
-    let app_file = context.join("src").join("app.py");
-    let dep_file = context.join("deps.lock");
-    let app_before = std::fs::read(&app_file).unwrap();
-    let dep_before = std::fs::read(&dep_file).unwrap();
-    let image = format!("localhost/xtask-bench-update-{}", run_id());
-    let _images = RemoveTags(image.clone());
-    let config = dir.write(
-        "images.toml",
-        &format!(
-            "{}{}target = \"app\"\n",
-            config_head(),
-            fixture_variant("fx", &context, &image)
-        ),
-    );
+    let Touched {
+        dir: _dir,
+        context: _,
+        app_file,
+        dep_file,
+        app_before,
+        dep_before,
+        image,
+        _images,
+        config,
+    } = touched("update", "bench-update", "xtask-bench-update");
     let run = Run::of(
         xtask()
             .arg("--config")
