@@ -8,8 +8,8 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
 
+use super::report::median;
 use super::report::{publish, targets_section, Check, Machine};
-use super::sizes::median;
 use crate::docker;
 use crate::report::{Format, Section, Table};
 use crate::util::{progress, Ctx};
@@ -75,7 +75,7 @@ pub struct SmokeReport {
 
 fn median_ms(runs: &[Run], field: impl Fn(&Run) -> Option<u64>) -> Option<f64> {
     let values: Vec<f64> = runs.iter().filter_map(&field).map(|ms| ms as f64).collect();
-    (!values.is_empty()).then(|| median(&values))
+    median(&values)
 }
 
 /// The checks (pure): every smoke passed; healthy sooner than the image's own interval would

@@ -8,7 +8,7 @@ use serde::Serialize;
 use super::plan::{ImagePlan, Layout};
 use super::push::Pushed;
 use super::run::PullRun;
-use crate::bench::report::Check;
+use crate::bench::report::{median, Check};
 use crate::build_cmd::Compression;
 
 #[derive(Debug, Serialize)]
@@ -33,19 +33,6 @@ pub struct Row {
     pub pushed: Pushed,
 }
 
-pub fn median(mut values: Vec<f64>) -> Option<f64> {
-    if values.is_empty() {
-        return None;
-    }
-    values.sort_by(f64::total_cmp);
-    let mid = values.len() / 2;
-    Some(if values.len() % 2 == 1 {
-        values[mid]
-    } else {
-        (values[mid - 1] + values[mid]) / 2.0
-    })
-}
-
 /// The rows, in the order measured; the first is the reference.
 pub fn rows(measured: Vec<(ImagePlan, Pushed, Vec<PullRun>)>, push: Compression) -> Vec<Row> {
     let mut rows: Vec<Row> = measured
@@ -58,8 +45,13 @@ pub fn rows(measured: Vec<(ImagePlan, Pushed, Vec<PullRun>)>, push: Compression)
             layers: pushed.layers.len(),
             compressed: pushed.compressed(),
             largest_layer: pushed.layers.iter().map(|l| l.size).max().unwrap_or(0),
-            pull_secs: median(pulls.iter().map(|p| p.secs).collect()).unwrap_or(0.0),
-            downloaded_secs: median(pulls.iter().filter_map(|p| p.downloaded_secs).collect()),
+            pull_secs: median(&pulls.iter().map(|p| p.secs).collect::<Vec<_>>()).unwrap_or(0.0),
+            downloaded_secs: median(
+                &pulls
+                    .iter()
+                    .filter_map(|p| p.downloaded_secs)
+                    .collect::<Vec<_>>(),
+            ),
             vs_reference: None,
             pulls,
             pushed,
@@ -163,9 +155,6 @@ mod tests {
 
     #[test]
     fn medians_ratios_and_the_target_of_the_image_as_pushed() {
-        assert_eq!(median(vec![3.0, 1.0, 2.0]), Some(2.0));
-        assert_eq!(median(vec![4.0, 1.0]), Some(2.5));
-        assert_eq!(median(vec![]), None);
         // The four images of a venv in two layers: one venv layer gzip/zstd, split gzip/zstd.
         let plans = images(3, &(1..3));
         let measured = vec![
