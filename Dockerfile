@@ -179,14 +179,6 @@ RUN --mount=type=secret,id=ca-bundle,required=false \
  && python /tmp/venv_layers.py drop /opt/venv /layers
 
 # ---------------------------------------------------------------------------------------------
-# code: the app, byte-compiled apart from the venv, so that a dependency change does not
-# compile it again and an app change touches neither the venv nor its layers. A hash-checked
-# .pyc stays valid whatever the file times are.
-FROM build-base AS code
-COPY app/src/voxserve /opt/voxserve/voxserve
-RUN python3 -m compileall -q --invalidation-mode checked-hash /opt/voxserve
-
-# ---------------------------------------------------------------------------------------------
 # users: the service user and its data directory, made on the build machine in a copy of the
 # target's account files (`useradd --prefix` runs nothing of the target), then copied in as
 # files.
@@ -221,7 +213,11 @@ COPY --link --from=deps --chown=0:0 /opt/venv /opt/venv
 # docs/MULTI_PLATFORM.md). It writes nothing.
 RUN --mount=type=bind,source=app/docker/smoke_test.py,target=/tmp/smoke_test.py \
     /opt/venv/bin/python -B /tmp/smoke_test.py --torch required
-COPY --link --from=code --chown=0:0 /opt/voxserve /opt/voxserve
+# The app as source, straight from the context: an app change is one copy, no build step.
+# Python compiles the app's modules in memory when the service starts (they cannot be written
+# back: read-only filesystem, PYTHONDONTWRITEBYTECODE) — 8 small modules, measured in
+# docs/DOCKER_OPTIMIZATION.md §12c; the venv, thousands of files, is byte-compiled above.
+COPY --link --chown=0:0 app/src/voxserve /opt/voxserve/voxserve
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONPATH=/opt/voxserve \
     PYTHONDONTWRITEBYTECODE=1 \
