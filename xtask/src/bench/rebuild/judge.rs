@@ -192,6 +192,7 @@ mod tests {
             scenario,
             touched: None,
             secs,
+            runs: vec![secs],
             ratio_to_cold: ratio(secs, Some(cold)),
             steps_total: Some(13),
             steps_cached: Some(13 - run.len() as u64),
@@ -308,6 +309,7 @@ mod tests {
         let peer = |secs| {
             Some(crate::bench::rebuild::run::PeerBuild {
                 secs,
+                runs: vec![secs],
                 steps_total: Some(9),
                 steps_cached: Some(8),
             })

@@ -18,13 +18,29 @@ pub fn short_step(name: &str) -> String {
     }
 }
 
+/// `6.1 / 5.9 / 6.4`: every run's time, in the order measured.
+fn each_run(runs: &[f64]) -> String {
+    runs.iter()
+        .map(|s| format!("{s:.1}"))
+        .collect::<Vec<_>>()
+        .join(" / ")
+}
+
 pub fn render(report: &RebuildReport) -> Vec<Section> {
     let peer = report.rows.iter().any(|r| r.peer.is_some());
+    // With --runs: the times are medians, and every run's time gets a column.
+    let several = report.rows.iter().any(|r| r.runs.len() > 1);
     let mut head = vec!["build", "time", "vs cold"];
     if peer {
         head.extend(["peer", "ours/peer"]);
     }
     head.extend(["steps cached", "steps run"]);
+    if several {
+        head.push("runs (s)");
+        if peer {
+            head.push("peer's runs (s)");
+        }
+    }
     let mut builds =
         Table::new(&head).right_align(if peer { &[1, 2, 3, 4, 5] } else { &[1, 2, 3] });
     for row in &report.rows {
@@ -59,6 +75,12 @@ pub fn render(report: &RebuildReport) -> Vec<Section> {
                     .join("; ")
             },
         ]);
+        if several {
+            cells.push(each_run(&row.runs));
+            if peer {
+                cells.push(row.peer.as_ref().map_or("-".into(), |p| each_run(&p.runs)));
+            }
+        }
         builds.row(cells);
     }
     vec![
@@ -86,5 +108,10 @@ mod tests {
             "[app 3/5] COPY"
         );
         assert_eq!(short_step("exporting to image"), "exporting to image");
+    }
+
+    #[test]
+    fn every_run_is_listed_in_order() {
+        assert_eq!(each_run(&[6.14, 5.9, 6.36]), "6.1 / 5.9 / 6.4");
     }
 }

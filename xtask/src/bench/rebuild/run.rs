@@ -1,13 +1,14 @@
 //! Running `bench rebuild`: the four builds in order through the real `cargo xtask build` code
-//! path, each touched file changed just before its build and restored right after (and on every
-//! other path: error, Ctrl-C), with the base image's ID taken before the first build and after
-//! the last.
+//! path, each `--runs` times (ours, then the peer's, in turn), each touched file changed just
+//! before its build and restored right after (and on every other path: error, Ctrl-C), with the
+//! base image's ID taken before the first build and after the last.
 
 use anyhow::{bail, Context, Result};
 use camino::Utf8PathBuf;
 use serde::Serialize;
 
 use super::plan::{Plan, Scenario, PEER_IMAGE};
+use crate::bench::report::median;
 use crate::bench::touch::Touch;
 use crate::build_cmd::BuildReport;
 use crate::build_cmd::CacheMode;
@@ -21,24 +22,28 @@ pub struct Row {
     pub scenario: Scenario,
     /// The file changed for this build, if any.
     pub touched: Option<Utf8PathBuf>,
-    /// Time of `docker buildx build` (export and cache export included).
+    /// Time of `docker buildx build` (export and cache export included): the median of `runs`.
     pub secs: f64,
+    /// Every run's time, in the order measured.
+    pub runs: Vec<f64>,
     /// `secs` divided by the cold build's.
     pub ratio_to_cold: Option<f64>,
     pub steps_total: Option<u64>,
     pub steps_cached: Option<u64>,
-    /// The steps that ran, as BuildKit names them.
+    /// The steps that ran, as BuildKit names them (in the first run).
     pub steps_run: Vec<String>,
-    /// The peer's build with the same change, right after ours.
+    /// The peer's build with the same change, right after each of ours.
     pub peer: Option<PeerBuild>,
-    /// `secs` divided by the peer's.
+    /// `secs` divided by the peer's (median by median).
     pub ratio_to_peer: Option<f64>,
 }
 
 /// The peer Dockerfile's build of one scenario.
 #[derive(Debug, Clone, Serialize)]
 pub struct PeerBuild {
+    /// The median of `runs`.
     pub secs: f64,
+    pub runs: Vec<f64>,
     pub steps_total: Option<u64>,
     pub steps_cached: Option<u64>,
 }
@@ -57,7 +62,7 @@ pub struct Measured {
     pub base_after: Option<String>,
 }
 
-/// Runs the plan's four builds with a local cache under `cache_dir`.
+/// Runs the plan's four builds, `runs` times each, with a local cache under `cache_dir`.
 pub fn builds(
     ctx: &Ctx,
     plan: &Plan,
@@ -65,6 +70,7 @@ pub fn builds(
     cache_dir: Utf8PathBuf,
     builder: Option<String>,
     platform: Option<&str>,
+    runs: u32,
 ) -> Result<Measured> {
     let variant = plan.variant;
     let info = docker::info(&ctx.sh)?;
@@ -118,13 +124,21 @@ pub fn builds(
             Some(&native),
         );
         args.no_cache = true;
-        let report = one(args.build(ctx).with_context(|| {
-            format!("bench rebuild {}: the {native} cold build", variant.name)
-        })?)?;
+        let mut times = Vec::new();
+        let mut first = None;
+        for _ in 0..runs {
+            let report = one(args.build(ctx).with_context(|| {
+                format!("bench rebuild {}: the {native} cold build", variant.name)
+            })?)?;
+            times.push(report.duration_secs);
+            first.get_or_insert(report);
+        }
+        let report = first.context("no run")?;
         rows.push(Row {
             scenario: Scenario::ColdNative,
             touched: None,
-            secs: report.duration_secs,
+            secs: median(&times).unwrap_or(report.duration_secs),
+            runs: times,
             ratio_to_cold: None,
             steps_total: report.steps_total,
             steps_cached: report.steps_cached,
@@ -143,36 +157,53 @@ pub fn builds(
     });
 
     for scenario in Scenario::ALL {
-        progress!("bench rebuild {}: {}", variant.name, scenario.label());
         let mut args = build_args.clone();
         args.no_cache = scenario == Scenario::Cold;
-        let (touch, touched) = match scenario {
-            Scenario::AppChange => (
-                Some(Touch::apply(&plan.app_file, plan.app_original.clone())?),
-                Some(plan.app_file.clone()),
-            ),
-            Scenario::DepChange => (
-                Some(Touch::apply(&plan.dep_file, plan.dep_original.clone())?),
-                Some(plan.dep_file.clone()),
-            ),
-            _ => (None, None),
-        };
-        let built = args.build(ctx);
-        // The peer, with the same change in place, right after ours (pairs keep the ratio
-        // meaningful when the shared machine's speed drifts).
-        let peer = match (&plan.peer, &built) {
-            (Some(peer), Ok(_)) => Some(args.build_these(ctx, &[peer])),
+        let touched = match scenario {
+            Scenario::AppChange => Some(plan.app_file.clone()),
+            Scenario::DepChange => Some(plan.dep_file.clone()),
             _ => None,
         };
-        // Restore before anything else can fail; a failed build still restores (drop).
-        if let Some(touch) = touch {
-            touch.restore()?;
-        }
-        let report = one(built.with_context(|| {
-            format!("bench rebuild {}: {} build", variant.name, scenario.label())
-        })?)?;
-        let peer = match peer {
-            Some(built) => {
+        let (mut times, mut peer_times) = (Vec::new(), Vec::new());
+        let (mut first, mut first_peer) = (None, None);
+        for run in 1..=runs {
+            if runs > 1 {
+                progress!(
+                    "bench rebuild {}: {} (run {run} of {runs})",
+                    variant.name,
+                    scenario.label()
+                );
+            } else {
+                progress!("bench rebuild {}: {}", variant.name, scenario.label());
+            }
+            // A comment line with a value of its own on every run, so that no earlier run's
+            // cache answers for it.
+            let touch = match scenario {
+                Scenario::AppChange => {
+                    Some(Touch::apply(&plan.app_file, plan.app_original.clone())?)
+                }
+                Scenario::DepChange => {
+                    Some(Touch::apply(&plan.dep_file, plan.dep_original.clone())?)
+                }
+                _ => None,
+            };
+            let built = args.build(ctx);
+            // The peer, with the same change in place, right after ours (pairs keep the ratio
+            // meaningful when the shared machine's speed drifts).
+            let peer = match (&plan.peer, &built) {
+                (Some(peer), Ok(_)) => Some(args.build_these(ctx, &[peer])),
+                _ => None,
+            };
+            // Restore before anything else can fail; a failed build still restores (drop).
+            if let Some(touch) = touch {
+                touch.restore()?;
+            }
+            let report = one(built.with_context(|| {
+                format!("bench rebuild {}: {} build", variant.name, scenario.label())
+            })?)?;
+            times.push(report.duration_secs);
+            first.get_or_insert(report);
+            if let Some(built) = peer {
                 let report = one(built.with_context(|| {
                     format!(
                         "bench rebuild {}: the peer's {} build",
@@ -180,14 +211,18 @@ pub fn builds(
                         scenario.label()
                     )
                 })?)?;
-                Some(PeerBuild {
-                    secs: report.duration_secs,
-                    steps_total: report.steps_total,
-                    steps_cached: report.steps_cached,
-                })
+                peer_times.push(report.duration_secs);
+                first_peer.get_or_insert(report);
             }
-            None => None,
-        };
+        }
+        let report = first.context("no run")?;
+        let secs = median(&times).unwrap_or(report.duration_secs);
+        let peer = first_peer.map(|p| PeerBuild {
+            secs: median(&peer_times).unwrap_or(p.duration_secs),
+            runs: peer_times,
+            steps_total: p.steps_total,
+            steps_cached: p.steps_cached,
+        });
         let cold = rows
             .iter()
             .find(|r| r.scenario == Scenario::Cold)
@@ -195,14 +230,13 @@ pub fn builds(
         rows.push(Row {
             scenario,
             touched,
-            secs: report.duration_secs,
-            ratio_to_cold: ratio(report.duration_secs, cold.or(Some(report.duration_secs))),
+            secs,
+            runs: times,
+            ratio_to_cold: ratio(secs, cold.or(Some(secs))),
             steps_total: report.steps_total,
             steps_cached: report.steps_cached,
             steps_run: report.steps_run,
-            ratio_to_peer: peer
-                .as_ref()
-                .and_then(|p| ratio(report.duration_secs, Some(p.secs))),
+            ratio_to_peer: peer.as_ref().and_then(|p| ratio(secs, Some(p.secs))),
             peer,
         });
     }
