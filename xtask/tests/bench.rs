@@ -92,6 +92,8 @@ fn rebuild_bench_reports_four_builds_judges_them_and_restores_the_files() {
                 "json",
                 "--max-app-secs",
                 "0",
+                "--runs",
+                "2",
             ])
             .arg("--app-file")
             .arg(&app_file)
@@ -134,6 +136,21 @@ fn rebuild_bench_reports_four_builds_judges_them_and_restores_the_files() {
     for row in rows {
         assert!(row["secs"].as_f64().unwrap() > 0.0, "{row}");
         assert!(row["steps_total"].as_u64().unwrap() >= 4, "{row}");
+        // --runs 2: both runs of ours and of the peer, and their medians (the mean of two).
+        for build in [row, &row["peer"]] {
+            let runs: Vec<f64> = build["runs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s.as_f64().unwrap())
+                .collect();
+            assert_eq!(runs.len(), 2, "{row}");
+            let median = (runs[0] + runs[1]) / 2.0;
+            assert!(
+                (build["secs"].as_f64().unwrap() - median).abs() < 1e-9,
+                "{row}"
+            );
+        }
     }
     assert_eq!(rows[0]["ratio_to_cold"].as_f64(), Some(1.0));
     assert_eq!(
