@@ -60,7 +60,10 @@ RUN --mount=type=cache,target=/var/cache/apt,sharing=locked \
 FROM build-base AS tools
 ARG TARGETARCH
 # The target's binutils for `strip` in the trim steps (`target-strip`, the native one for a
-# native build); python3-pip only to bootstrap uv.
+# native build), and pip only to bootstrap uv: as Debian's bare wheel (python3-pip-whl), run
+# from the wheel itself — python3-pip would byte-compile all of pip and pull in python3-wheel
+# for one run (1.3 s of every cold build, measured: docs/DOCKER_OPTIMIZATION.md §12c). No
+# package descriptions in other languages: nothing here reads them.
 # hadolint ignore=DL3008
 RUN --mount=type=cache,target=/var/cache/apt,sharing=locked \
     --mount=type=cache,target=/var/lib/apt,sharing=locked \
@@ -71,8 +74,10 @@ RUN --mount=type=cache,target=/var/cache/apt,sharing=locked \
     esac \
  && rm -f /etc/apt/apt.conf.d/docker-clean \
  && echo 'Binary::apt::APT::Keep-Downloaded-Packages "true";' >/etc/apt/apt.conf.d/keep-cache \
+ && echo 'Acquire::Languages "none";' >/etc/apt/apt.conf.d/no-languages \
  && apt-get update \
- && apt-get install -y --no-install-recommends "$binutils" python3-pip \
+ && DEBIAN_FRONTEND=noninteractive \
+      apt-get install -y --no-install-recommends "$binutils" python3-pip-whl \
  && ln -s "/usr/bin/$strip" /usr/local/bin/target-strip
 # uv from PyPI, hash-pinned, into a directory outside the venv. The CA bundle is a secret
 # mounted only for the steps that download: it never lands in a layer, ENV or the history.
@@ -80,7 +85,8 @@ RUN --mount=type=secret,id=ca-bundle,required=false \
     --mount=type=cache,target=/root/.cache/pip \
     --mount=type=bind,source=app/requirements-uv.lock,target=/tmp/requirements-uv.lock \
     if [ -s /run/secrets/ca-bundle ]; then export PIP_CERT=/run/secrets/ca-bundle; fi \
- && python3 -m pip install --disable-pip-version-check --root-user-action=ignore \
+ && pip_wheel=$(echo /usr/share/python-wheels/pip-*.whl) \
+ && python3 "$pip_wheel/pip" install --disable-pip-version-check --root-user-action=ignore \
       --no-deps --require-hashes \
       --target /opt/uv -r /tmp/requirements-uv.lock \
  && /opt/uv/bin/uv --version
@@ -92,13 +98,14 @@ RUN --mount=type=bind,from=base,source=/var/lib/dpkg/status,target=/tmp/target-s
     python3 /tmp/target_python.py /tmp/target-status "$TARGETARCH" >/opt/uv/target \
  && echo "venv for $TARGETARCH: $(cat /opt/uv/target)"
 # copy: the uv cache is a mount on another filesystem, hard links cannot reach it.
-# compile: .pyc files are made now, as the runtime filesystem is read-only and the runtime
-# user may not write them anyway; byte code is the same on every CPU.
+# No UV_COMPILE_BYTECODE: the venv is byte-compiled after the trim, so no time goes into
+# compiling test suites that are deleted right after; .pyc files are made in the build as the
+# runtime filesystem is read-only and the runtime user may not write them anyway; byte code is
+# the same on every CPU.
 ENV PATH=/opt/venv/bin:/opt/uv/bin:$PATH \
     VIRTUAL_ENV=/opt/venv \
     UV_CACHE_DIR=/root/.cache/uv \
     UV_LINK_MODE=copy \
-    UV_COMPILE_BYTECODE=1 \
     UV_PYTHON_DOWNLOADS=never \
     STRIP=target-strip
 
@@ -147,6 +154,7 @@ RUN --mount=type=secret,id=ca-bundle,required=false \
  && SSL_CERT_FILE=/run/secrets/ca-bundle uv pip install $(cat /opt/uv/target) "$@" $TORCH_SPEC \
  && python -B /tmp/check_torch_variant.py rocm \
  && python /tmp/trim_venv.py /opt/venv --keep-headers-of triton --no-strip-under torch/lib \
+ && python -m compileall -q -j 0 /opt/venv/lib \
  && python /tmp/venv_layers.py split /opt/venv /layers --leave /tmp/lock-names.txt
 
 # ---------------------------------------------------------------------------------------------
@@ -159,7 +167,8 @@ FROM torch AS deps
 #   then proves torch's own requirements still hold;
 # - trim what the lock brought (the torch family was trimmed in its own stage), then take the
 #   torch family's files out of /opt/venv — after proving they are unchanged since they were
-#   linked into /layers, so the image's torch layer holds what the torch stage made.
+#   linked into /layers, so the image's torch layer holds what the torch stage made;
+# - byte-compile what is left, the lock's packages (the torch stage compiled the torch family).
 # Dropped from the lock's packages, as nothing outside them imports them:
 #   sqlalchemy/testing  SQLAlchemy's pytest plugin and fixtures for dialect test suites
 #   numpy/f2py          the Fortran-to-Python interface generator, a build tool (`numpy.f2py`
@@ -176,7 +185,8 @@ RUN --mount=type=secret,id=ca-bundle,required=false \
  && uv pip check $(cat /opt/uv/target) \
  && python /tmp/trim_venv.py /opt/venv --leave-listed /layers/manifest.json \
       --drop sqlalchemy/testing --drop numpy/f2py \
- && python /tmp/venv_layers.py drop /opt/venv /layers
+ && python /tmp/venv_layers.py drop /opt/venv /layers \
+ && python -m compileall -q -j 0 /opt/venv/lib
 
 # ---------------------------------------------------------------------------------------------
 # users: the service user and its data directory, made on the build machine in a copy of the
