@@ -124,20 +124,17 @@ pub fn builds(
             Some(&native),
         );
         args.no_cache = true;
-        let mut times = Vec::new();
-        let mut first = None;
+        let mut native_runs = Runs::default();
         for _ in 0..runs {
-            let report = one(args.build(ctx).with_context(|| {
+            native_runs.push(one(args.build(ctx).with_context(|| {
                 format!("bench rebuild {}: the {native} cold build", variant.name)
-            })?)?;
-            times.push(report.duration_secs);
-            first.get_or_insert(report);
+            })?)?);
         }
-        let report = first.context("no run")?;
+        let (report, secs, times) = native_runs.finish().context("no run")?;
         rows.push(Row {
             scenario: Scenario::ColdNative,
             touched: None,
-            secs: median(&times).unwrap_or(report.duration_secs),
+            secs,
             runs: times,
             ratio_to_cold: None,
             steps_total: report.steps_total,
@@ -159,13 +156,13 @@ pub fn builds(
     for scenario in Scenario::ALL {
         let mut args = build_args.clone();
         args.no_cache = scenario == Scenario::Cold;
-        let touched = match scenario {
-            Scenario::AppChange => Some(plan.app_file.clone()),
-            Scenario::DepChange => Some(plan.dep_file.clone()),
+        // The file this scenario changes, with its original bytes.
+        let change = match scenario {
+            Scenario::AppChange => Some((&plan.app_file, &plan.app_original)),
+            Scenario::DepChange => Some((&plan.dep_file, &plan.dep_original)),
             _ => None,
         };
-        let (mut times, mut peer_times) = (Vec::new(), Vec::new());
-        let (mut first, mut first_peer) = (None, None);
+        let (mut ours, mut theirs) = (Runs::default(), Runs::default());
         for run in 1..=runs {
             if runs > 1 {
                 progress!(
@@ -178,15 +175,9 @@ pub fn builds(
             }
             // A comment line with a value of its own on every run, so that no earlier run's
             // cache answers for it.
-            let touch = match scenario {
-                Scenario::AppChange => {
-                    Some(Touch::apply(&plan.app_file, plan.app_original.clone())?)
-                }
-                Scenario::DepChange => {
-                    Some(Touch::apply(&plan.dep_file, plan.dep_original.clone())?)
-                }
-                _ => None,
-            };
+            let touch = change
+                .map(|(file, original)| Touch::apply(file, original.clone()))
+                .transpose()?;
             let built = args.build(ctx);
             // The peer, with the same change in place, right after ours (pairs keep the ratio
             // meaningful when the shared machine's speed drifts).
@@ -198,28 +189,23 @@ pub fn builds(
             if let Some(touch) = touch {
                 touch.restore()?;
             }
-            let report = one(built.with_context(|| {
+            ours.push(one(built.with_context(|| {
                 format!("bench rebuild {}: {} build", variant.name, scenario.label())
-            })?)?;
-            times.push(report.duration_secs);
-            first.get_or_insert(report);
+            })?)?);
             if let Some(built) = peer {
-                let report = one(built.with_context(|| {
+                theirs.push(one(built.with_context(|| {
                     format!(
                         "bench rebuild {}: the peer's {} build",
                         variant.name,
                         scenario.label()
                     )
-                })?)?;
-                peer_times.push(report.duration_secs);
-                first_peer.get_or_insert(report);
+                })?)?);
             }
         }
-        let report = first.context("no run")?;
-        let secs = median(&times).unwrap_or(report.duration_secs);
-        let peer = first_peer.map(|p| PeerBuild {
-            secs: median(&peer_times).unwrap_or(p.duration_secs),
-            runs: peer_times,
+        let (report, secs, times) = ours.finish().context("no run")?;
+        let peer = theirs.finish().map(|(p, secs, runs)| PeerBuild {
+            secs,
+            runs,
             steps_total: p.steps_total,
             steps_cached: p.steps_cached,
         });
@@ -229,7 +215,7 @@ pub fn builds(
             .map(|r| r.secs);
         rows.push(Row {
             scenario,
-            touched,
+            touched: change.map(|(file, _)| file.clone()),
             secs,
             runs: times,
             ratio_to_cold: ratio(secs, cold.or(Some(secs))),
@@ -259,6 +245,26 @@ pub fn builds(
         base_before,
         base_after,
     })
+}
+
+/// The runs of one build: every run's time, in order, and the first run's report (its steps).
+#[derive(Default)]
+struct Runs {
+    first: Option<BuildReport>,
+    times: Vec<f64>,
+}
+
+impl Runs {
+    fn push(&mut self, report: BuildReport) {
+        self.times.push(report.duration_secs);
+        self.first.get_or_insert(report);
+    }
+
+    /// The first run's report, the median time and every run's time (None: no run).
+    fn finish(self) -> Option<(BuildReport, f64, Vec<f64>)> {
+        let secs = median(&self.times)?;
+        Some((self.first?, secs, self.times))
+    }
 }
 
 fn one(mut reports: Vec<BuildReport>) -> Result<BuildReport> {
