@@ -17,7 +17,8 @@ pub struct Args {
     /// Skip the service's pytest suite.
     #[arg(long)]
     skip_app: bool,
-    /// Only the xtask's unit tests (`cargo test --bins`): no Docker engine and no uv needed, so
+    /// Only the xtask's unit tests and the docs check (`cargo test --lib --bins --test docs_drift`):
+    /// no Docker engine and no uv needed, so
     /// they run on any machine (CI runs them on Linux, macOS and Windows).
     #[arg(long, conflicts_with_all = ["skip_rust", "skip_app"])]
     unit: bool,
@@ -62,7 +63,7 @@ impl Args {
                 "--no-fail-fast".into(),
             ];
             if self.unit {
-                args.push("--bins".into());
+                args.extend(["--lib", "--bins", "--test", "docs_drift"].map(String::from));
             }
             if !self.cargo_args.is_empty() {
                 args.push("--".into());

@@ -19,8 +19,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use super::{free_port, run_id, Run};
 
-#[path = "../../src/engine.rs"]
-mod local;
+use xtask::engine as local;
 
 pub struct Engine {
     /// `unix:///tmp/xtask-…/docker.sock`: a DOCKER_HOST for this engine.

@@ -15,9 +15,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use super::run_id;
 
-#[path = "../../src/registry/serve.rs"]
-mod serve;
 pub use serve::HttpResponse;
+use xtask::registry::serve;
 
 /// A free TCP port on 127.0.0.1, from the OS.
 pub fn free_port() -> u16 {

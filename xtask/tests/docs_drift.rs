@@ -11,7 +11,7 @@ use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{CommandFactory, Parser};
 use std::path::{Path, PathBuf};
 
-use crate::Cli;
+use xtask::cli::Cli;
 
 /// Flags used ahead of their implementation: (subcommand, flag, takes a value, issue).
 const PENDING: &[(&str, &str, bool, u32)] = &[];
@@ -21,21 +21,21 @@ const PLACEHOLDER: &str = "PLACEHOLDER";
 
 /// A `cargo xtask …` line found in a file.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Found {
-    pub file: PathBuf,
-    pub line: usize,
+struct Found {
+    file: PathBuf,
+    line: usize,
     /// The words after `cargo xtask`.
-    pub words: Vec<String>,
+    words: Vec<String>,
     /// A usage synopsis (`[…]`, `…`, `<…>`, metavariables) rather than a command.
-    pub synopsis: bool,
+    synopsis: bool,
     /// In running text (an inline code span), where `cargo xtask scan --from-report` may name a
     /// flag without its value.
-    pub inline: bool,
+    inline: bool,
 }
 
 /// What checking one line concluded.
 #[derive(Debug, PartialEq)]
-pub enum Verdict {
+enum Verdict {
     Ok,
     /// Parses once the pending flags (issue numbers) are left out.
     Pending(Vec<(String, u32)>),
@@ -44,7 +44,7 @@ pub enum Verdict {
 
 /// Splits a shell command into words: quotes removed, expansions replaced by [`PLACEHOLDER`],
 /// ending at a comment or at `|`, `;`, `&&`, `||`, `>`, `<`, `)` or `}` outside quotes.
-pub fn shell_words(text: &str) -> Vec<String> {
+fn shell_words(text: &str) -> Vec<String> {
     let mut words = Vec::new();
     let mut word = String::new();
     let mut in_word = false;
@@ -173,7 +173,7 @@ fn commands_in(text: &str) -> Vec<Vec<String>> {
 
 /// `cargo xtask` lines of a Markdown file: in fenced code blocks (with `\` continuations joined,
 /// a `$ ` prompt allowed) and in inline code spans.
-pub fn markdown(file: &Path, text: &str) -> Vec<Found> {
+fn markdown(file: &Path, text: &str) -> Vec<Found> {
     let mut out = Vec::new();
     let mut in_block = false;
     let mut pending: Option<(usize, String)> = None;
@@ -221,7 +221,7 @@ pub fn markdown(file: &Path, text: &str) -> Vec<Found> {
 
 /// `cargo xtask` lines in the `run:` steps of a workflow or composite action (inline `run: …`
 /// and block scalars `run: |`).
-pub fn workflow(file: &Path, text: &str) -> Vec<Found> {
+fn workflow(file: &Path, text: &str) -> Vec<Found> {
     let mut out = Vec::new();
     let mut push = |line: usize, text: &str| {
         for words in commands_in(text) {
@@ -258,7 +258,7 @@ pub fn workflow(file: &Path, text: &str) -> Vec<Found> {
 }
 
 /// The `run:` steps of a workflow that run no `cargo xtask` command: (line, step name).
-pub fn setup_steps(text: &str) -> Vec<(usize, String)> {
+fn setup_steps(text: &str) -> Vec<(usize, String)> {
     let mut out = Vec::new();
     let mut name = String::new();
     let mut run: Option<(usize, usize, bool)> = None; // (line, indent, saw cargo xtask)
@@ -356,7 +356,7 @@ fn check_flags(root: &clap::Command, path: &[&clap::Command], words: &[String]) 
     Verdict::Ok
 }
 
-pub fn check(found: &Found) -> Verdict {
+fn check(found: &Found) -> Verdict {
     let root = Cli::command();
     // `cargo xtask` alone, or `cargo xtask <command>`: the tool itself is meant.
     if found.words.is_empty() || (found.synopsis && found.words[0].starts_with('<')) {
@@ -439,7 +439,7 @@ pub fn check(found: &Found) -> Verdict {
 
 /// Checks every file; returns the broken lines as `file:line: cargo xtask …: why` and the
 /// pending flags used, and prints where those are (run the test with `--nocapture`).
-pub fn broken_lines(files: &[PathBuf], root: &Path) -> Vec<String> {
+fn broken_lines(files: &[PathBuf], root: &Path) -> Vec<String> {
     check_files(files, root).0
 }
 
@@ -477,256 +477,250 @@ fn check_files(files: &[PathBuf], root: &Path) -> (Vec<String>, Vec<String>) {
     (broken, used)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+fn words(s: &str) -> Vec<String> {
+    shell_words(s)
+}
 
-    fn words(s: &str) -> Vec<String> {
-        shell_words(s)
-    }
+fn root() -> PathBuf {
+    xtask::util::project_root().into_std_path_buf()
+}
 
-    fn root() -> PathBuf {
-        crate::util::project_root().into_std_path_buf()
-    }
-
-    /// README.md, docs/*.md, and the YAML files of .github/ (workflows and actions).
-    fn documented_files() -> Vec<PathBuf> {
-        let root = root();
-        let mut files = vec![root.join("README.md")];
-        let mut add_dir = |dir: PathBuf, ext: &[&str], recurse: bool| {
-            fn walk(dir: &Path, ext: &[&str], recurse: bool, out: &mut Vec<PathBuf>) {
-                let Ok(entries) = std::fs::read_dir(dir) else {
-                    return;
-                };
-                let mut entries: Vec<PathBuf> = entries.map(|e| e.unwrap().path()).collect();
-                entries.sort();
-                for path in entries {
-                    if path.is_dir() && recurse {
-                        walk(&path, ext, recurse, out);
-                    } else if path
-                        .extension()
-                        .is_some_and(|e| ext.iter().any(|x| e == *x))
-                    {
-                        out.push(path);
-                    }
+/// README.md, docs/*.md, and the YAML files of .github/ (workflows and actions).
+fn documented_files() -> Vec<PathBuf> {
+    let root = root();
+    let mut files = vec![root.join("README.md")];
+    let mut add_dir = |dir: PathBuf, ext: &[&str], recurse: bool| {
+        fn walk(dir: &Path, ext: &[&str], recurse: bool, out: &mut Vec<PathBuf>) {
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                return;
+            };
+            let mut entries: Vec<PathBuf> = entries.map(|e| e.unwrap().path()).collect();
+            entries.sort();
+            for path in entries {
+                if path.is_dir() && recurse {
+                    walk(&path, ext, recurse, out);
+                } else if path
+                    .extension()
+                    .is_some_and(|e| ext.iter().any(|x| e == *x))
+                {
+                    out.push(path);
                 }
             }
-            walk(&dir, ext, recurse, &mut files);
-        };
-        add_dir(root.join("docs"), &["md"], false);
-        add_dir(root.join(".github"), &["yml", "yaml"], true);
-        files
-    }
-
-    #[test]
-    fn shell_words_handle_quotes_expansions_and_operators() {
-        assert_eq!(
-            words(r#" build "$VARIANT" --cache gha --progress plain"#),
-            [
-                "build",
-                "PLACEHOLDER",
-                "--cache",
-                "gha",
-                "--progress",
-                "plain"
-            ]
-        );
-        assert_eq!(
-            words(" sizes ${{ matrix.variant }} --save 'sizes-${{ matrix.variant }}.json' # note"),
-            [
-                "sizes",
-                "PLACEHOLDER",
-                "--save",
-                "sizes-${{ matrix.variant }}.json"
-            ]
-        );
-        assert_eq!(
-            words(" config --format json; echo EOF"),
-            ["config", "--format", "json"]
-        );
-        assert_eq!(words(" test 2>&1 | tee log"), ["test", "2"]);
-        assert_eq!(
-            words(r" build VARIANT… \| --all"),
-            ["build", "VARIANT…", "|", "--all"]
-        );
-        assert_eq!(words(r#" smoke "$@""#), ["smoke", "PLACEHOLDER"]);
-        // In a message: "build the offline base with `cargo xtask base`, or …".
-        assert_eq!(words(" base`, or make it"), ["base"]);
-    }
-
-    #[test]
-    fn markdown_lines_come_from_code_blocks_and_inline_code() {
-        let md = "Run `cargo xtask build cpu` or `cargo xtask <command>`.\n\n```sh\n$ cargo xtask sizes \\\n    cpu --layers 5\nls\n```\n| `cargo xtask config [VARIANT…]` | x |\n";
-        let found = markdown(Path::new("x.md"), md);
-        let summary: Vec<(usize, String, bool)> = found
-            .iter()
-            .map(|f| (f.line, f.words.join(" "), f.synopsis))
-            .collect();
-        assert_eq!(
-            summary,
-            [
-                (1, "build cpu".to_string(), false),
-                (1, "<command>".to_string(), true),
-                (4, "sizes cpu --layers 5".to_string(), false),
-                (8, "config [VARIANT…]".to_string(), true),
-            ]
-        );
-    }
-
-    #[test]
-    fn workflow_run_lines_inline_and_block() {
-        let yml = "steps:\n  - run: cargo xtask lint\n  - name: x\n    run: |\n      echo hi\n      cargo xtask build \"$V\" --cache gha\n  - uses: a/b@c\n    with:\n      run: not a step\n";
-        let found = workflow(Path::new("w.yml"), yml);
-        let summary: Vec<(usize, String)> =
-            found.iter().map(|f| (f.line, f.words.join(" "))).collect();
-        assert_eq!(
-            summary,
-            [
-                (2, "lint".to_string()),
-                (6, "build PLACEHOLDER --cache gha".to_string()),
-            ]
-        );
-    }
-
-    #[test]
-    fn commands_and_synopses_are_checked_against_clap() {
-        let found = |line: &str| markdown(Path::new("x.md"), &format!("`{line}`")).remove(0);
-        for ok in [
-            "cargo xtask build cpu --cache gha",
-            "cargo xtask lint --only hadolint --allow-missing",
-            "cargo xtask sizes [VARIANT…] [--image REF…]",
-            "cargo xtask bench rebuild <variant>",
-            "cargo xtask test [--skip-rust] [-- FILTER]",
-        ] {
-            assert_eq!(check(&found(ok)), Verdict::Ok, "{ok}");
         }
-        assert!(matches!(
-            check(&found("cargo xtask build cpu --no-such-flag")),
-            Verdict::Broken(why) if why.contains("--no-such-flag")
-        ));
-        assert!(matches!(
-            check(&found("cargo xtask sizes [--no-such-flag]")),
-            Verdict::Broken(why) if why == "`cargo xtask sizes` has no `--no-such-flag`"
-        ));
-        assert!(matches!(
-            check(&found("cargo xtask smok cpu")),
-            Verdict::Broken(_)
-        ));
-        assert!(matches!(
-            check(&found("cargo xtask build cpu --cache nowhere")),
-            Verdict::Broken(why) if why.contains("nowhere")
-        ));
-        // Running text may name a flag without its value; the flag itself must exist.
-        assert_eq!(check(&found("cargo xtask scan --from-report")), Verdict::Ok);
-        let block = markdown(
-            Path::new("x.md"),
-            "```\ncargo xtask scan --from-report\n```\n",
-        );
-        assert!(matches!(check(&block[0]), Verdict::Broken(_)));
-        // A value the shell fills in is checked when the step runs.
-        let step = &workflow(
-            Path::new("w.yml"),
-            "- run: cargo xtask build cpu --cache \"$CACHE\"",
-        )[0];
-        assert_eq!(check(step), Verdict::Ok);
-        // `build --registry`, pending until issue 12 landed, is a flag of clap's now.
-        let step = &workflow(
-            Path::new("w.yml"),
-            "- run: cargo xtask build cpu --registry registry.example/org --push",
-        )[0];
-        assert_eq!(check(step), Verdict::Ok);
-    }
+        walk(&dir, ext, recurse, &mut files);
+    };
+    add_dir(root.join("docs"), &["md"], false);
+    add_dir(root.join(".github"), &["yml", "yaml"], true);
+    files
+}
 
-    #[test]
-    fn every_cargo_xtask_line_in_the_docs_and_workflows_parses() {
-        let files = documented_files();
-        assert!(files.len() >= 4, "{files:?}");
-        let (broken, used) = check_files(&files, &root());
+#[test]
+fn shell_words_handle_quotes_expansions_and_operators() {
+    assert_eq!(
+        words(r#" build "$VARIANT" --cache gha --progress plain"#),
+        [
+            "build",
+            "PLACEHOLDER",
+            "--cache",
+            "gha",
+            "--progress",
+            "plain"
+        ]
+    );
+    assert_eq!(
+        words(" sizes ${{ matrix.variant }} --save 'sizes-${{ matrix.variant }}.json' # note"),
+        [
+            "sizes",
+            "PLACEHOLDER",
+            "--save",
+            "sizes-${{ matrix.variant }}.json"
+        ]
+    );
+    assert_eq!(
+        words(" config --format json; echo EOF"),
+        ["config", "--format", "json"]
+    );
+    assert_eq!(words(" test 2>&1 | tee log"), ["test", "2"]);
+    assert_eq!(
+        words(r" build VARIANT… \| --all"),
+        ["build", "VARIANT…", "|", "--all"]
+    );
+    assert_eq!(words(r#" smoke "$@""#), ["smoke", "PLACEHOLDER"]);
+    // In a message: "build the offline base with `cargo xtask base`, or …".
+    assert_eq!(words(" base`, or make it"), ["base"]);
+}
+
+#[test]
+fn markdown_lines_come_from_code_blocks_and_inline_code() {
+    let md = "Run `cargo xtask build cpu` or `cargo xtask <command>`.\n\n```sh\n$ cargo xtask sizes \\\n    cpu --layers 5\nls\n```\n| `cargo xtask config [VARIANT…]` | x |\n";
+    let found = markdown(Path::new("x.md"), md);
+    let summary: Vec<(usize, String, bool)> = found
+        .iter()
+        .map(|f| (f.line, f.words.join(" "), f.synopsis))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (1, "build cpu".to_string(), false),
+            (1, "<command>".to_string(), true),
+            (4, "sizes cpu --layers 5".to_string(), false),
+            (8, "config [VARIANT…]".to_string(), true),
+        ]
+    );
+}
+
+#[test]
+fn workflow_run_lines_inline_and_block() {
+    let yml = "steps:\n  - run: cargo xtask lint\n  - name: x\n    run: |\n      echo hi\n      cargo xtask build \"$V\" --cache gha\n  - uses: a/b@c\n    with:\n      run: not a step\n";
+    let found = workflow(Path::new("w.yml"), yml);
+    let summary: Vec<(usize, String)> = found.iter().map(|f| (f.line, f.words.join(" "))).collect();
+    assert_eq!(
+        summary,
+        [
+            (2, "lint".to_string()),
+            (6, "build PLACEHOLDER --cache gha".to_string()),
+        ]
+    );
+}
+
+#[test]
+fn commands_and_synopses_are_checked_against_clap() {
+    let found = |line: &str| markdown(Path::new("x.md"), &format!("`{line}`")).remove(0);
+    for ok in [
+        "cargo xtask build cpu --cache gha",
+        "cargo xtask lint --only hadolint --allow-missing",
+        "cargo xtask sizes [VARIANT…] [--image REF…]",
+        "cargo xtask bench rebuild <variant>",
+        "cargo xtask test [--skip-rust] [-- FILTER]",
+    ] {
+        assert_eq!(check(&found(ok)), Verdict::Ok, "{ok}");
+    }
+    assert!(matches!(
+        check(&found("cargo xtask build cpu --no-such-flag")),
+        Verdict::Broken(why) if why.contains("--no-such-flag")
+    ));
+    assert!(matches!(
+        check(&found("cargo xtask sizes [--no-such-flag]")),
+        Verdict::Broken(why) if why == "`cargo xtask sizes` has no `--no-such-flag`"
+    ));
+    assert!(matches!(
+        check(&found("cargo xtask smok cpu")),
+        Verdict::Broken(_)
+    ));
+    assert!(matches!(
+        check(&found("cargo xtask build cpu --cache nowhere")),
+        Verdict::Broken(why) if why.contains("nowhere")
+    ));
+    // Running text may name a flag without its value; the flag itself must exist.
+    assert_eq!(check(&found("cargo xtask scan --from-report")), Verdict::Ok);
+    let block = markdown(
+        Path::new("x.md"),
+        "```\ncargo xtask scan --from-report\n```\n",
+    );
+    assert!(matches!(check(&block[0]), Verdict::Broken(_)));
+    // A value the shell fills in is checked when the step runs.
+    let step = &workflow(
+        Path::new("w.yml"),
+        "- run: cargo xtask build cpu --cache \"$CACHE\"",
+    )[0];
+    assert_eq!(check(step), Verdict::Ok);
+    // `build --registry`, pending until issue 12 landed, is a flag of clap's now.
+    let step = &workflow(
+        Path::new("w.yml"),
+        "- run: cargo xtask build cpu --registry registry.example/org --push",
+    )[0];
+    assert_eq!(check(step), Verdict::Ok);
+}
+
+#[test]
+fn every_cargo_xtask_line_in_the_docs_and_workflows_parses() {
+    let files = documented_files();
+    assert!(files.len() >= 4, "{files:?}");
+    let (broken, used) = check_files(&files, &root());
+    assert!(
+        broken.is_empty(),
+        "lines that do not parse with the CLI:\n{}",
+        broken.join("\n")
+    );
+    // Every pending entry is still needed: used somewhere, and not known to clap yet.
+    let root = Cli::command();
+    for &(cmd, flag, _, issue) in PENDING {
+        let sub = root
+            .find_subcommand(cmd)
+            .expect("PENDING names a subcommand");
         assert!(
-            broken.is_empty(),
-            "lines that do not parse with the CLI:\n{}",
-            broken.join("\n")
+            !sub.get_arguments()
+                .any(|a| a.get_long() == flag.strip_prefix("--")),
+            "`cargo xtask {cmd} {flag}` exists now (issue {issue}): remove it from PENDING"
         );
-        // Every pending entry is still needed: used somewhere, and not known to clap yet.
-        let root = Cli::command();
-        for &(cmd, flag, _, issue) in PENDING {
-            let sub = root
-                .find_subcommand(cmd)
-                .expect("PENDING names a subcommand");
+        assert!(
+            used.contains(&format!("{cmd} {flag}")),
+            "`{cmd} {flag}` (issue {issue}) is in PENDING but no line uses it: remove it"
+        );
+    }
+}
+
+/// The setup steps the workflows may run besides `cargo xtask` commands, each with its reason.
+const SETUP_STEPS: &[(&str, &str)] = &[
+    (
+        "System packages",
+        "mmdebstrap for `cargo xtask base`, from the runner's apt",
+    ),
+    (
+        "Cache backend",
+        "the cache mode derived from images.toml's budgets, as a step output",
+    ),
+    (
+        "Today, for the Trivy DB cache key",
+        "the date for a cache key per day",
+    ),
+];
+
+#[test]
+fn every_workflow_step_is_a_cargo_xtask_command_or_a_known_setup_step() {
+    let dir = root().join(".github").join("workflows");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        for (line, name) in setup_steps(&text) {
+            checked += 1;
             assert!(
-                !sub.get_arguments()
-                    .any(|a| a.get_long() == flag.strip_prefix("--")),
-                "`cargo xtask {cmd} {flag}` exists now (issue {issue}): remove it from PENDING"
-            );
-            assert!(
-                used.contains(&format!("{cmd} {flag}")),
-                "`{cmd} {flag}` (issue {issue}) is in PENDING but no line uses it: remove it"
+                SETUP_STEPS.iter().any(|(n, _)| *n == name),
+                "{}:{line}: step `{name}` runs no `cargo xtask` command; make it one, or \
+                 add it to SETUP_STEPS with its reason",
+                path.display()
             );
         }
     }
+    assert!(checked > 0, "no setup step found: is the parser broken?");
+}
 
-    /// The setup steps the workflows may run besides `cargo xtask` commands, each with its reason.
-    const SETUP_STEPS: &[(&str, &str)] = &[
-        (
-            "System packages",
-            "mmdebstrap for `cargo xtask base`, from the runner's apt",
-        ),
-        (
-            "Cache backend",
-            "the cache mode derived from images.toml's budgets, as a step output",
-        ),
-        (
-            "Today, for the Trivy DB cache key",
-            "the date for a cache key per day",
-        ),
-    ];
+#[test]
+fn setup_steps_are_found_by_name() {
+    let yml = "steps:\n  - name: Tools\n    run: |\n      pip install x\n  - name: Build\n    run: |\n      echo go\n      cargo xtask build cpu\n  - run: date\n";
+    assert_eq!(
+        setup_steps(yml),
+        [(3, "Tools".to_string()), (9, String::new())]
+    );
+}
 
-    #[test]
-    fn every_workflow_step_is_a_cargo_xtask_command_or_a_known_setup_step() {
-        let dir = root().join(".github").join("workflows");
-        let mut checked = 0;
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            let text = std::fs::read_to_string(&path).unwrap();
-            for (line, name) in setup_steps(&text) {
-                checked += 1;
-                assert!(
-                    SETUP_STEPS.iter().any(|(n, _)| *n == name),
-                    "{}:{line}: step `{name}` runs no `cargo xtask` command; make it one, or \
-                     add it to SETUP_STEPS with its reason",
-                    path.display()
-                );
-            }
-        }
-        assert!(checked > 0, "no setup step found: is the parser broken?");
-    }
-
-    #[test]
-    fn setup_steps_are_found_by_name() {
-        let yml = "steps:\n  - name: Tools\n    run: |\n      pip install x\n  - name: Build\n    run: |\n      echo go\n      cargo xtask build cpu\n  - run: date\n";
-        assert_eq!(
-            setup_steps(yml),
-            [(3, "Tools".to_string()), (9, String::new())]
-        );
-    }
-
-    #[test]
-    fn a_broken_line_in_a_markdown_file_fails_naming_file_and_line() {
-        let fixture = root().join("xtask/tests/fixtures/docs-drift/broken.md");
-        let broken = broken_lines(&[fixture], &root());
-        assert_eq!(broken.len(), 2, "{broken:#?}");
-        assert!(
-            broken[0].starts_with(
-                "xtask/tests/fixtures/docs-drift/broken.md:3: cargo xtask build cpu --no-such-flag: "
-            ) && broken[0].contains("--no-such-flag"),
-            "{}",
-            broken[0]
-        );
-        assert!(
-            broken[1]
-                .starts_with("xtask/tests/fixtures/docs-drift/broken.md:9: cargo xtask smok cpu: "),
-            "{}",
-            broken[1]
-        );
-    }
+#[test]
+fn a_broken_line_in_a_markdown_file_fails_naming_file_and_line() {
+    let fixture = root().join("xtask/tests/fixtures/docs-drift/broken.md");
+    let broken = broken_lines(&[fixture], &root());
+    assert_eq!(broken.len(), 2, "{broken:#?}");
+    assert!(
+        broken[0].starts_with(
+            "xtask/tests/fixtures/docs-drift/broken.md:3: cargo xtask build cpu --no-such-flag: "
+        ) && broken[0].contains("--no-such-flag"),
+        "{}",
+        broken[0]
+    );
+    assert!(
+        broken[1]
+            .starts_with("xtask/tests/fixtures/docs-drift/broken.md:9: cargo xtask smok cpu: "),
+        "{}",
+        broken[1]
+    );
 }
