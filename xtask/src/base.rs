@@ -13,15 +13,14 @@ use anyhow::{bail, Context, Result};
 use camino::Utf8Path;
 use std::io::{BufRead, BufReader};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
-use xshell::cmd;
+use std::time::{Duration, Instant};
 
-use crate::cleanup;
 use crate::config::Base;
 use crate::docker;
 use crate::emulation::{self, Support};
-use crate::report;
-use crate::util::{progress, Ctx, TempDir};
+use crate::output::{self, progress};
+use crate::process::{Cmd, Reader};
+use crate::util::{self, Ctx, TempDir};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -86,7 +85,7 @@ impl Args {
                 "docker {}\n",
                 import_args(base, &platforms, dir, &dir.join("iid")).join(" ")
             ));
-            return report::print(&out);
+            return output::result(&out);
         }
         if which::which("mmdebstrap").is_err() {
             bail!(
@@ -95,13 +94,13 @@ impl Args {
                  registry base image instead"
             );
         }
-        if !is_root(ctx)? {
+        if !util::is_root() {
             bail!("`cargo xtask base` runs mmdebstrap, which needs root here: run it as root (e.g. `sudo -E cargo xtask base`)");
         }
-        docker::versions(&ctx.sh)?;
-        docker::ensure_buildx(&ctx.sh)?;
+        docker::versions()?;
+        docker::ensure_buildx()?;
         if platforms.len() > 1 {
-            let info = docker::info(&ctx.sh)?;
+            let info = docker::info()?;
             if !info.containerd_store() {
                 bail!(
                     "a base for {} platforms ({}) is an image index, which the engine's {} store \
@@ -152,7 +151,7 @@ impl Args {
         }
         // All at once: an emulated run is mostly one busy core, the native one fits beside it.
         // The first to fail stops the others (SIGTERM, as on Ctrl-C).
-        let running: Mutex<Vec<Arc<cleanup::Reader>>> = Mutex::new(Vec::new());
+        let running: Mutex<Vec<Arc<Reader>>> = Mutex::new(Vec::new());
         // The platform whose run failed first: the others' errors are those of being stopped.
         let first_failed: Mutex<Option<String>> = Mutex::new(None);
         let results: Vec<(String, Result<()>)> = std::thread::scope(|scope| {
@@ -223,15 +222,15 @@ impl Args {
             bail!("building the base image from the rootfs tars failed ({status}; buildx's output is above)");
         }
         let id = std::fs::read_to_string(&iidfile).context("reading the base image ID")?;
-        let id = docker::image_id(&ctx.sh, &base.image)?.unwrap_or_else(|| id.trim().to_string());
+        let id = docker::image_id(&base.image)?.unwrap_or_else(|| id.trim().to_string());
         if platforms.len() > 1 {
             for platform in &platforms {
-                if let Some(digest) = docker::platform_image_id(&ctx.sh, &base.image, platform)? {
+                if let Some(digest) = docker::platform_image_id(&base.image, platform)? {
                     progress!("{platform}: {digest}");
                 }
             }
         }
-        report::print(&format!("{id}\n"))
+        output::result(&format!("{id}\n"))
     }
 
     /// `--platform`, else `[base].platforms`; each checked as the config checks its own.
@@ -259,13 +258,13 @@ fn run_mmdebstrap(
     args: &[String],
     epoch: u64,
     prefix: &str,
-    running: &Mutex<Vec<Arc<cleanup::Reader>>>,
+    running: &Mutex<Vec<Arc<Reader>>>,
 ) -> Result<()> {
-    let expr = duct::cmd("mmdebstrap", args)
+    let mmdebstrap = Cmd::new("mmdebstrap")
+        .args(args)
         .env("SOURCE_DATE_EPOCH", epoch.to_string())
-        .stderr_to_stdout()
-        .unchecked();
-    let reader = Arc::new(cleanup::reader_tree(&expr).context("starting mmdebstrap")?);
+        .grace(Duration::from_secs(20));
+    let reader = Arc::new(mmdebstrap.reader_merged()?);
     running
         .lock()
         .unwrap_or_else(|e| e.into_inner())
@@ -273,20 +272,16 @@ fn run_mmdebstrap(
     let mut last = String::new();
     for line in BufReader::new(&*reader).lines() {
         let line = line.context("reading mmdebstrap's output")?;
-        cleanup::deliver_progress(format_args!("{prefix}{line}"));
+        output::message(format_args!("{prefix}{line}"));
         if line.starts_with("E:") {
             last = line;
         }
     }
-    let status = reader
-        .try_wait()
-        .context("waiting for mmdebstrap")?
-        .map(|o| o.status);
+    let status = reader.finish()?.status;
     match status {
-        Some(s) if s.success() => Ok(()),
-        Some(s) if last.is_empty() => bail!("mmdebstrap failed ({s}; its output is above)"),
-        Some(s) => bail!("mmdebstrap failed ({s}): {last}"),
-        None => bail!("mmdebstrap closed its output but did not exit"),
+        s if s.success() => Ok(()),
+        s if last.is_empty() => bail!("mmdebstrap failed ({s}; its output is above)"),
+        s => bail!("mmdebstrap failed ({s}): {last}"),
     }
 }
 
@@ -319,19 +314,6 @@ pub fn tar_name(platform: &str) -> String {
     let arch = parts.next().unwrap_or_default();
     let variant = parts.next().unwrap_or_default();
     format!("rootfs-{arch}{variant}.tar")
-}
-
-fn is_root(ctx: &Ctx) -> Result<bool> {
-    if cfg!(unix) {
-        let sh = &ctx.sh;
-        let uid = cmd!(sh, "id -u")
-            .quiet()
-            .read()
-            .context("running `id -u`")?;
-        Ok(uid.trim() == "0")
-    } else {
-        Ok(false)
-    }
 }
 
 /// Mirrors from images.toml, else from the host's apt sources; None on a host that is not

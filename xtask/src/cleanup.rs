@@ -6,22 +6,21 @@
 //! registers a [`Guard`] here; the signal handler runs the pending actions, then exits with 130.
 //!
 //! An interrupted run never reports, by construction:
-//! - Results reach stdout, report files and the step summary only through [`deliver`] (the
-//!   functions of `crate::report` call it), progress lines only through [`deliver_progress`],
-//!   and `main` ends through [`finish`]. All three take one lock, the gate.
+//! - Results reach stdout, report files and the step summary only through [`deliver`]
+//!   (`crate::output` and `crate::report` call it), messages only through
+//!   [`unless_interrupted`], and `main` ends through [`finish`]. All three take one lock, the gate.
 //! - The handler takes the gate and marks the run interrupted *before* it removes anything. So a
 //!   failure that cleanup causes (a container vanishing under a check) is seen only after the
 //!   mark, and the mark stops every later delivery: the thread that tries parks until the handler
 //!   exits with 130. A delivery already in progress when the signal arrives completes first.
 //! - No new guard (and so no new container or child process) can be registered once cleanup has
-//!   begun, and a child process is started and registered in one step ([`run`], [`reader`]), so
+//!   begun, and a child process is started and registered in one step (`crate::process`), so
 //!   nothing is started that the handler does not know about.
 //! - [`finish`] closes the gate for good: a signal after the command's outcome is decided does
 //!   not change it.
 
 use std::cell::Cell;
 use std::collections::BTreeMap;
-use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -133,24 +132,15 @@ pub fn deliver<T>(f: impl FnOnce() -> T) -> T {
     out
 }
 
-/// Writes a progress line to stderr, or nothing once the run was interrupted (progress such as
-/// `smoke cpu: FAILED (6/9 checks)` after a signal would describe what the cleanup did).
-pub fn deliver_progress(line: std::fmt::Arguments) {
+/// Runs `f` unless the run was interrupted (a message that would describe what the cleanup did).
+pub fn unless_interrupted(f: impl FnOnce()) {
     if FINISHED.load(Ordering::SeqCst) {
-        say(line);
-        return;
+        return f();
     }
     let _gate = lock_gate();
     if !interrupted() {
-        say(line);
+        f();
     }
-}
-
-/// A line on stderr that never panics (`eprintln!` does when stderr is gone, e.g. a parent that
-/// read it was killed): cleanup must go on whatever becomes of the terminal.
-pub fn say(line: std::fmt::Arguments) {
-    use std::io::Write;
-    let _ = writeln!(std::io::stderr(), "{line}");
 }
 
 /// The end of `main`: from here on a signal no longer changes the outcome (the gate stays
@@ -205,7 +195,7 @@ fn on_signal() {
     };
     INTERRUPTED.store(true, Ordering::SeqCst);
     drop(gate);
-    say(format_args!("\ninterrupted: cleaning up"));
+    crate::output::notice(format_args!("\ninterrupted: cleaning up"));
     run_all();
     std::process::exit(130);
 }
@@ -213,7 +203,7 @@ fn on_signal() {
 /// On SIGINT / SIGTERM (Ctrl-C / Ctrl-Break on Windows): clean up, then exit 130.
 pub fn install_signal_handler() {
     if let Err(err) = ctrlc::set_handler(on_signal) {
-        say(format_args!(
+        crate::output::notice(format_args!(
             "warning: cannot install the Ctrl-C handler ({err}); an interrupt may leave \
              containers behind"
         ));
@@ -232,202 +222,17 @@ fn wait_for_handler() -> ! {
     }
 }
 
-/// Starts a child process and registers its kill as one step, so that a signal either comes
-/// before (and nothing starts) or finds it registered.
-fn start_guarded<T: Send + Sync + 'static, E>(
+/// Starts something (a child process, a daemon) and registers its `stop` as one step, so that a
+/// signal either comes before (and nothing starts) or finds it registered.
+pub(crate) fn start_guarded<T: Send + Sync + 'static, E>(
     start: impl FnOnce() -> Result<T, E>,
-    kill: fn(&T),
+    stop: impl Fn(&T) + Send + 'static,
 ) -> Result<(Arc<T>, Guard), E> {
     let mut pending = lock_pending_for_new();
     let child = Arc::new(start()?);
     let victim = Arc::clone(&child);
-    let guard = register(&mut pending, Box::new(move || kill(&victim)));
+    let guard = register(&mut pending, Box::new(move || stop(&victim)));
     Ok((child, guard))
-}
-
-/// `expr.run()`, with the child (and its children) killed on Ctrl-C / SIGTERM. For every
-/// long-running process outside docker.rs: mmdebstrap, cargo, pytest, trivy….
-pub fn run(expr: &duct::Expression) -> io::Result<std::process::Output> {
-    let (handle, guard) = start_guarded(|| expr.start(), |h| drop(h.kill()))?;
-    let out = handle.wait().cloned();
-    guard.disarm();
-    out
-}
-
-/// Starts a daemon the command owns — a registry, a Docker engine — and registers `stop` as one
-/// step, as [`run`] and [`reader`] do for a child: `start` runs while no guard can be registered
-/// or run, so a signal that arrives meanwhile is handled once `start` has returned, and then
-/// stops what it started. For starts that take seconds (they wait until the daemon answers);
-/// the guard stops it on drop.
-pub fn start_daemon<T: Send + Sync + 'static>(
-    start: impl FnOnce() -> anyhow::Result<T>,
-    stop: fn(&T),
-) -> anyhow::Result<(Arc<T>, Guard)> {
-    start_guarded(start, stop)
-}
-
-/// How long a process tree stopped with [`run_tree`] has to end after SIGTERM, before SIGKILL.
-const TREE_GRACE: Duration = Duration::from_secs(20);
-
-/// `expr.run()` for a child that starts a tree of its own — `cargo test` (test binaries, and
-/// the xtask processes they start, each owning containers), another `cargo xtask` — in a
-/// process group of its own: on Ctrl-C / SIGTERM the whole group gets SIGTERM, so each process
-/// can clean up what it owns, then SIGKILL after a grace period. (Killing the child alone would
-/// leave its children running: cargo does not pass a signal on.) Elsewhere than on Unix, the
-/// child is killed as by [`run`].
-pub fn run_tree(expr: &duct::Expression) -> io::Result<std::process::Output> {
-    #[cfg(unix)]
-    let expr = &in_own_group(expr);
-    let (handle, guard) = start_guarded(|| expr.start(), stop_tree)?;
-    let out = handle.wait().cloned();
-    guard.disarm();
-    out
-}
-
-/// SIGTERM to the child's process group, then SIGKILL if it has not ended within the grace.
-fn stop_tree(handle: &duct::Handle) {
-    stop_groups(&handle.pids(), || drop(handle.try_wait()));
-    drop(handle.kill());
-}
-
-/// SIGTERM to each process group, then SIGKILL to what is left of it after the grace; `reap`
-/// collects the child as it ends (a zombie never leaves the table otherwise).
-fn stop_groups(pids: &[u32], reap: impl Fn()) {
-    #[cfg(unix)]
-    for &pid in pids {
-        signal_group(pid, "TERM");
-        // Until every process of the group is gone (the child's children clean up too), reaping
-        // the child as it ends.
-        let deadline = Instant::now() + TREE_GRACE;
-        while Instant::now() < deadline {
-            reap();
-            if !group_alive(pid, || signal_group(pid, "0")) {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        signal_group(pid, "KILL");
-    }
-    #[cfg(not(unix))]
-    let _ = (pids, reap);
-}
-
-/// `kill -SIG -- -PGID`; true when some process of the group got it.
-#[cfg(unix)]
-fn signal_group(pgid: u32, name: &str) -> bool {
-    duct::cmd!("kill", format!("-{name}"), "--", format!("-{pgid}"))
-        .stdin_null()
-        .stdout_null()
-        .stderr_null()
-        .unchecked()
-        .run()
-        .is_ok_and(|o| o.status.success())
-}
-
-#[cfg(unix)]
-fn in_own_group(expr: &duct::Expression) -> duct::Expression {
-    expr.before_spawn(|cmd| {
-        std::os::unix::process::CommandExt::process_group(cmd, 0);
-        Ok(())
-    })
-}
-
-/// Whether a process of group `pgid` still runs. On Linux from /proc, zombies left out (where
-/// PID 1 does not reap orphans, as in many containers, they would count for ever); elsewhere
-/// `kill -0`.
-#[cfg(unix)]
-fn group_alive(pgid: u32, kill_0: impl Fn() -> bool) -> bool {
-    let Ok(procs) = std::fs::read_dir("/proc") else {
-        return kill_0();
-    };
-    procs.flatten().any(|entry| {
-        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
-        let Some((_, rest)) = stat.rsplit_once(')') else {
-            return false;
-        };
-        // After the command name: state, ppid, pgrp.
-        let fields: Vec<&str> = rest.split_whitespace().take(3).collect();
-        fields.len() == 3 && fields[0] != "Z" && fields[2] == pgid.to_string()
-    })
-}
-
-/// A child whose stdout is read as it comes (`expr.reader()`), killed on drop and on Ctrl-C /
-/// SIGTERM.
-pub struct Reader {
-    handle: Arc<duct::ReaderHandle>,
-    /// Started by [`reader_tree`]: stopped by process group.
-    #[cfg_attr(not(unix), allow(dead_code))]
-    tree: bool,
-    _guard: Guard,
-}
-
-pub fn reader(expr: &duct::Expression) -> io::Result<Reader> {
-    let (handle, guard) = start_guarded(|| expr.reader(), |h| drop(h.kill()))?;
-    Ok(Reader {
-        handle,
-        tree: false,
-        _guard: guard,
-    })
-}
-
-/// [`reader`] for a child that starts processes of its own and cleans up on SIGTERM
-/// (mmdebstrap unmounts what it mounted in its chroot and removes its temp dir; a SIGKILL would
-/// leave them): in a process group of its own, which gets SIGTERM on Ctrl-C / SIGTERM and on
-/// drop, then SIGKILL after the grace, as with [`run_tree`]. Elsewhere than on Unix, as [`reader`].
-pub fn reader_tree(expr: &duct::Expression) -> io::Result<Reader> {
-    #[cfg(unix)]
-    let expr = &in_own_group(expr);
-    let (handle, guard) = start_guarded(
-        || expr.reader(),
-        |h| {
-            // Ended and reaped: its group ID may belong to someone else by now.
-            if !matches!(h.try_wait(), Ok(Some(_))) {
-                stop_groups(&h.pids(), || drop(h.try_wait()));
-            }
-            drop(h.kill());
-        },
-    )?;
-    Ok(Reader {
-        handle,
-        tree: cfg!(unix),
-        _guard: guard,
-    })
-}
-
-impl Reader {
-    /// The exit status once its output was read to the end.
-    pub fn try_wait(&self) -> io::Result<Option<&std::process::Output>> {
-        self.handle.try_wait()
-    }
-
-    /// Asks the child to stop, from any thread, without waiting: SIGTERM to its process group
-    /// (from [`reader_tree`]), else a kill. Its reader then sees the end of its output. For
-    /// siblings of a failed child that are no longer worth finishing.
-    pub fn stop(&self) {
-        if matches!(self.handle.try_wait(), Ok(Some(_))) {
-            return;
-        }
-        #[cfg(unix)]
-        if self.tree {
-            for pid in self.handle.pids() {
-                signal_group(pid, "TERM");
-            }
-            return;
-        }
-        drop(self.handle.kill());
-    }
-}
-
-impl io::Read for &Reader {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        (&*self.handle).read(buf)
-    }
-}
-
-impl io::Read for Reader {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        (&*self.handle).read(buf)
-    }
 }
 
 #[cfg(test)]
@@ -447,17 +252,5 @@ mod tests {
         })
         .disarm();
         assert_eq!(RAN.load(Ordering::SeqCst), 1);
-    }
-
-    #[cfg(unix)]
-    #[test]
-    fn a_guarded_run_returns_the_output_and_leaves_no_action() {
-        let out = run(&duct::cmd!("sh", "-c", "echo hi; exit 3")
-            .stdout_capture()
-            .unchecked())
-        .unwrap();
-        assert_eq!(String::from_utf8_lossy(&out.stdout), "hi\n");
-        assert_eq!(out.status.code(), Some(3));
-        assert!(!deliver(interrupted));
     }
 }

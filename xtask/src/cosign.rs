@@ -12,6 +12,8 @@
 use anyhow::{bail, Context, Result};
 use camino::{Utf8Path, Utf8PathBuf};
 
+use crate::process::Cmd;
+
 /// How signatures are made.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Signer {
@@ -219,13 +221,10 @@ pub fn ensure_installed() -> Result<()> {
 /// Runs cosign with stdin closed (a key whose password is not in COSIGN_PASSWORD fails instead
 /// of waiting for a prompt); killed on Ctrl-C.
 pub fn run(argv: &[String]) -> Result<Output> {
-    let cosign = duct::cmd("cosign", argv)
-        .stdin_null()
-        .stdout_capture()
-        .stderr_capture()
-        .unchecked();
-    let out =
-        crate::cleanup::run(&cosign).with_context(|| format!("running `cosign {}`", argv[0]))?;
+    let out = Cmd::new("cosign")
+        .args(argv)
+        .output()
+        .with_context(|| format!("running `cosign {}`", argv[0]))?;
     Ok(Output {
         ok: out.status.success(),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),

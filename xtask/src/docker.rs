@@ -1,15 +1,14 @@
 //! The only place that spawns `docker`: probes, inspect, builds, `docker save` and containers.
 //! Results come back typed (serde from `--format '{{json .}}'`), never as raw strings.
 //!
-//! Processes follow the crate's rule (xtask/Cargo.toml): xshell for short commands whose output
-//! is read; duct for long-running, streamed or signalled ones, and for the container calls, which
-//! take no `Shell` so that cleanup guards and parallel checks can call them from other threads.
+//! Every call is a [`Cmd`] (`crate::process`), so cleanup guards and parallel checks may make
+//! them from any thread.
 
+use crate::output::warning;
+use crate::process::Cmd;
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
-use xshell::{cmd, Shell};
 
 /// Fails with the fix when the `docker` CLI is not on PATH.
 pub fn ensure_cli() -> Result<()> {
@@ -35,12 +34,8 @@ pub fn engine_address() -> String {
 
 /// The CLI's own version (`docker --version`), asked without the engine; None when the CLI
 /// cannot be run or prints no version.
-pub fn cli_version(sh: &Shell) -> Option<String> {
-    let out = cmd!(sh, "docker --version")
-        .quiet()
-        .ignore_status()
-        .output()
-        .ok()?;
+pub fn cli_version() -> Option<String> {
+    let out = docker(["--version"]).output().ok()?;
     parse_cli_version(&String::from_utf8_lossy(&out.stdout))
 }
 
@@ -76,12 +71,11 @@ pub struct Versions {
 }
 
 /// Client and engine versions; an unreachable engine is an error that says how to fix it.
-pub fn versions(sh: &Shell) -> Result<Versions> {
+pub fn versions() -> Result<Versions> {
     ensure_cli()?;
     let format = "{{json .}}";
-    let out = cmd!(sh, "docker version --format {format}")
-        .quiet()
-        .ignore_status()
+    let out = docker(["version", "--format"])
+        .arg(format)
         .output()
         .context("running `docker version`")?;
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -165,17 +159,16 @@ impl Info {
 
 /// The engine's facts; an unreachable engine is the same clear error as in [`versions`]. One
 /// engine call when the engine answers (commands with a speed target call this first).
-pub fn info(sh: &Shell) -> Result<Info> {
+pub fn info() -> Result<Info> {
     ensure_cli()?;
     let format = "{{json .}}";
-    let out = cmd!(sh, "docker info --format {format}")
-        .quiet()
-        .ignore_status()
+    let out = docker(["info", "--format"])
+        .arg(format)
         .output()
         .context("running `docker info`")?;
     if !out.status.success() {
         // Let `versions` say why (no engine at DOCKER_HOST …) before the raw error.
-        versions(sh)?;
+        versions()?;
         bail!(
             "`docker info` failed: {}",
             String::from_utf8_lossy(&out.stderr).trim()
@@ -186,18 +179,14 @@ pub fn info(sh: &Shell) -> Result<Info> {
 }
 
 /// The buildx plugin's version, or None when it is not installed.
-pub fn buildx_version(sh: &Shell) -> Option<String> {
-    let out = cmd!(sh, "docker buildx version")
-        .quiet()
-        .ignore_stderr()
-        .read()
-        .ok()?;
+pub fn buildx_version() -> Option<String> {
+    let out = docker(["buildx", "version"]).read().ok()?;
     // "github.com/docker/buildx 0.29.1+ds1 <commit>"
     out.split_whitespace().nth(1).map(str::to_owned)
 }
 
-pub fn ensure_buildx(sh: &Shell) -> Result<String> {
-    buildx_version(sh).ok_or_else(|| {
+pub fn ensure_buildx() -> Result<String> {
+    buildx_version().ok_or_else(|| {
         anyhow::anyhow!(
             "docker buildx is not installed: install the buildx plugin (Debian/Ubuntu: `apt-get install \
              docker-buildx`; docker-ce: `docker-buildx-plugin`; Docker Desktop ships it)"
@@ -240,21 +229,19 @@ impl Builder {
 /// The platforms the engine itself runs, natively or through the emulators of its host (the
 /// BuildKit inside it finds them the same way containers will use them): its `docker`-driver
 /// builder, named after the current docker context. None when that builder is not listed.
-pub fn engine_platforms(sh: &Shell) -> Result<Option<Vec<String>>> {
-    let context = cmd!(sh, "docker context show")
-        .quiet()
+pub fn engine_platforms() -> Result<Option<Vec<String>>> {
+    let context = docker(["context", "show"])
         .read()
         .context("running `docker context show`")?;
-    let Ok(b) = builder(sh, Some(context.trim())) else {
+    let Ok(b) = builder(Some(context.trim())) else {
         return Ok(None);
     };
     Ok((b.driver == "docker").then(|| b.platforms()))
 }
 
 /// The builder `name`, or the active one.
-pub fn builder(sh: &Shell, name: Option<&str>) -> Result<Builder> {
-    let out = cmd!(sh, "docker buildx ls --format json")
-        .quiet()
+pub fn builder(name: Option<&str>) -> Result<Builder> {
+    let out = docker(["buildx", "ls", "--format", "json"])
         .read()
         .context("running `docker buildx ls`")?;
     let builders: Vec<Builder> = out
@@ -281,12 +268,11 @@ pub fn builder(sh: &Shell, name: Option<&str>) -> Result<Builder> {
 /// lists every context as a `docker`-driver builder of the same name, but builds on it only with
 /// `docker --context NAME`. None for the current engine's builder and for other drivers
 /// (docker-container, kubernetes, remote), which `--builder NAME` reaches.
-pub fn builder_context(sh: &Shell, builder: &Builder) -> Result<Option<String>> {
+pub fn builder_context(builder: &Builder) -> Result<Option<String>> {
     if builder.driver != "docker" {
         return Ok(None);
     }
-    let current = cmd!(sh, "docker context show")
-        .quiet()
+    let current = docker(["context", "show"])
         .read()
         .context("running `docker context show`")?;
     Ok((builder.name != current.trim()).then(|| builder.name.clone()))
@@ -381,14 +367,12 @@ pub fn same_platform(a: &str, b: &str) -> bool {
 }
 
 /// Inspects several images with one engine call. Images that do not exist are absent from the map.
-pub fn image_inspect(sh: &Shell, refs: &[String]) -> Result<BTreeMap<String, ImageInspect>> {
+pub fn image_inspect(refs: &[String]) -> Result<BTreeMap<String, ImageInspect>> {
     if refs.is_empty() {
         return Ok(BTreeMap::new());
     }
-    let out = cmd!(sh, "docker image inspect {refs...}")
-        .quiet()
-        .ignore_status()
-        .ignore_stderr()
+    let out = docker(["image", "inspect"])
+        .args(refs)
         .output()
         .context("running `docker image inspect`")?;
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -430,15 +414,10 @@ fn ref_matches(r: &str, img: &ImageInspect) -> bool {
 /// What the engine knows of one platform's image in a local image (an index, or an image of
 /// that platform): `docker image inspect --platform`. None when the image or the platform is not
 /// there.
-pub fn image_inspect_platform(
-    sh: &Shell,
-    image: &str,
-    platform: &str,
-) -> Result<Option<ImageInspect>> {
-    let out = cmd!(sh, "docker image inspect --platform {platform} {image}")
-        .quiet()
-        .ignore_status()
-        .ignore_stderr()
+pub fn image_inspect_platform(image: &str, platform: &str) -> Result<Option<ImageInspect>> {
+    let out = docker(["image", "inspect", "--platform"])
+        .arg(platform)
+        .arg(image)
         .output()
         .with_context(|| format!("running `docker image inspect --platform {platform} {image}`"))?;
     if !out.status.success() {
@@ -450,8 +429,8 @@ pub fn image_inspect_platform(
 }
 
 /// The image's ID, or None when it does not exist locally.
-pub fn image_id(sh: &Shell, image: &str) -> Result<Option<String>> {
-    Ok(image_inspect(sh, &[image.to_string()])?
+pub fn image_id(image: &str) -> Result<Option<String>> {
+    Ok(image_inspect(&[image.to_string()])?
         .remove(image)
         .map(|i| i.id))
 }
@@ -470,13 +449,13 @@ pub enum LocalPlatform {
 
 /// Whether the local image `image` provides `platform` (`os/arch[/variant]`): `docker image
 /// inspect --platform` (Docker ≥ 28), else the platform of its config.
-pub fn local_platform(sh: &Shell, image: &str, platform: &str) -> Result<LocalPlatform> {
-    let out = inspect_platform(sh, image, platform)?;
+pub fn local_platform(image: &str, platform: &str) -> Result<LocalPlatform> {
+    let out = inspect_platform(image, platform)?;
     let stderr = String::from_utf8_lossy(&out.stderr);
     if out.status.success() {
         return Ok(LocalPlatform::Provided);
     }
-    let Some(found) = image_inspect(sh, &[image.to_string()])?.remove(image) else {
+    let Some(found) = image_inspect(&[image.to_string()])?.remove(image) else {
         return Ok(LocalPlatform::NotLocal);
     };
     let default = found.platform();
@@ -493,51 +472,45 @@ pub fn local_platform(sh: &Shell, image: &str, platform: &str) -> Result<LocalPl
 
 /// `docker image inspect --platform PLATFORM --format {{.Id}} IMAGE`, its status unchecked: the
 /// ID of that platform's image on stdout, or why not on stderr.
-fn inspect_platform(sh: &Shell, image: &str, platform: &str) -> Result<std::process::Output> {
+fn inspect_platform(image: &str, platform: &str) -> Result<std::process::Output> {
     let format = "{{.Id}}";
-    cmd!(
-        sh,
-        "docker image inspect --platform {platform} --format {format} {image}"
-    )
-    .quiet()
-    .ignore_status()
-    .output()
-    .with_context(|| format!("running `docker image inspect --platform {platform} {image}`"))
+    docker(["image", "inspect", "--platform"])
+        .arg(platform)
+        .arg("--format")
+        .arg(format)
+        .arg(image)
+        .output()
+        .with_context(|| format!("running `docker image inspect --platform {platform} {image}`"))
 }
 
 /// `docker tag SOURCE TARGET` for each target.
-pub fn tag_image(sh: &Shell, source: &str, targets: &[String]) -> Result<()> {
+pub fn tag_image(source: &str, targets: &[String]) -> Result<()> {
     for target in targets {
-        cmd!(sh, "docker tag {source} {target}")
-            .quiet()
+        docker(["tag"])
+            .arg(source)
+            .arg(target)
             .run()
             .with_context(|| format!("tagging {source} as {target}"))?;
     }
     Ok(())
 }
 
-/// `docker image rm NAME` for one tag, taking no `Shell` (cleanup guards call it), on the
+/// `docker image rm NAME` for one tag, on the
 /// engine of `context` (`DOCKER_CONTEXT`) or the default one; a tag that does not exist is not
 /// an error.
 pub fn untag_image(context: Option<&str>, name: &str) -> Result<()> {
-    let args = ["image".to_string(), "rm".into(), name.into()];
-    let mut expr = command(&args);
+    let mut cmd = docker(["image", "rm", name]);
     if let Some(context) = context {
-        expr = expr.env("DOCKER_CONTEXT", context);
+        cmd = cmd.env("DOCKER_CONTEXT", context);
     }
-    remove(expr, &args, &format!("the tag {name}"), "No such image")
+    remove(cmd, &format!("the tag {name}"), "No such image")
 }
 
-/// Runs a `docker … rm` that takes no `Shell`; docker's `gone` message (already removed) is no
-/// error.
-fn remove(expr: duct::Expression, args: &[String], what: &str, gone: &str) -> Result<()> {
-    let out = expr
-        .stdin_null()
-        .stdout_null()
-        .stderr_capture()
-        .unchecked()
-        .run()
-        .with_context(|| format!("running `docker {}`", args.join(" ")))?;
+/// Runs a `docker … rm`; docker's `gone` message (already removed) is no error.
+fn remove(cmd: Cmd, what: &str, gone: &str) -> Result<()> {
+    let out = cmd
+        .output()
+        .with_context(|| format!("running `{}`", cmd.display()))?;
     let stderr = String::from_utf8_lossy(&out.stderr);
     if !out.status.success() && !stderr.contains(gone) {
         bail!("cannot remove {what}: {}", stderr.trim());
@@ -548,8 +521,8 @@ fn remove(expr: duct::Expression, args: &[String], what: &str, gone: &str) -> Re
 /// The ID of one platform's image in a local image (a multi-platform index, or a single image of
 /// that platform): `docker image inspect --platform`. None when the image or that platform is
 /// not there.
-pub fn platform_image_id(sh: &Shell, image: &str, platform: &str) -> Result<Option<String>> {
-    let out = inspect_platform(sh, image, platform)?;
+pub fn platform_image_id(image: &str, platform: &str) -> Result<Option<String>> {
+    let out = inspect_platform(image, platform)?;
     let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
     Ok((out.status.success() && id.starts_with("sha256:")).then_some(id))
 }
@@ -557,19 +530,18 @@ pub fn platform_image_id(sh: &Shell, image: &str, platform: &str) -> Result<Opti
 /// The disk usage the engine reports for each entry of an image's config history, oldest first
 /// (`docker history`; 0 for entries without a layer). On the containerd store it is the usage of
 /// each layer's snapshot, counted in file-system blocks.
-pub fn history_usage(sh: &Shell, image: &str, platform: Option<&str>) -> Result<Vec<u64>> {
+pub fn history_usage(image: &str, platform: Option<&str>) -> Result<Vec<u64>> {
     let format = "{{.Size}}";
     let platform: Vec<String> = platform
         .map(|p| format!("--platform={p}"))
         .into_iter()
         .collect();
-    let out = cmd!(
-        sh,
-        "docker history --no-trunc --human=false --format {format} {platform...} {image}"
-    )
-    .quiet()
-    .read()
-    .with_context(|| format!("running `docker history {image}`"))?;
+    let out = docker(["history", "--no-trunc", "--human=false", "--format"])
+        .arg(format)
+        .args(platform)
+        .arg(image)
+        .read()
+        .with_context(|| format!("running `docker history {image}`"))?;
     let mut sizes = out
         .lines()
         .map(|line| {
@@ -586,42 +558,33 @@ pub fn history_usage(sh: &Shell, image: &str, platform: Option<&str>) -> Result<
 /// `index.json`, `manifest.json`). Read it to the end, then call [`SaveStream::finish`] for the
 /// exit status; dropping it early kills `docker save`.
 pub struct SaveStream {
-    handle: duct::ReaderHandle,
+    reader: crate::process::Reader,
     refs: Vec<String>,
 }
 
 /// Starts `docker save` for several images at once (shared blobs are written once).
 pub fn save(refs: &[String]) -> Result<SaveStream> {
     ensure_cli()?;
-    let mut args = vec!["save".to_string()];
-    args.extend(refs.iter().cloned());
-    let handle = duct::cmd("docker", &args)
-        .stderr_capture()
-        .unchecked()
+    let reader = docker(["save"])
+        .args(refs)
         .reader()
         .with_context(|| format!("starting `docker save {}`", refs.join(" ")))?;
     Ok(SaveStream {
-        handle,
+        reader,
         refs: refs.to_vec(),
     })
 }
 
 impl std::io::Read for SaveStream {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        self.handle.read(buf)
+        self.reader.read(buf)
     }
 }
 
 impl SaveStream {
     /// Reads what is left and fails with docker's message when `docker save` did not succeed.
-    pub fn finish(mut self) -> Result<()> {
-        std::io::copy(&mut self.handle, &mut std::io::sink())
-            .context("reading the rest of `docker save`")?;
-        let output = self
-            .handle
-            .try_wait()
-            .context("waiting for `docker save`")?
-            .context("`docker save` closed its output but did not exit")?;
+    pub fn finish(self) -> Result<()> {
+        let output = self.reader.finish()?;
         if !output.status.success() {
             bail!(
                 "`docker save {}` failed ({}): {}",
@@ -699,14 +662,10 @@ pub fn parse_build_check(json: &str) -> Result<BuildCheck> {
 /// its verdict. Exit 1 with a report means "the check found something"; anything else is an
 /// error that quotes docker.
 pub fn build_check_in(dir: &camino::Utf8Path, args: &[String]) -> Result<BuildCheck> {
-    // Killed with the xtask on Ctrl-C (the check holds a BuildKit session until it ends).
-    let check = command(args)
+    let out = docker(args)
         .dir(dir)
-        .stdin_null()
-        .stdout_capture()
-        .stderr_capture()
-        .unchecked();
-    let out = crate::cleanup::run(&check).context("running `docker buildx build --call=check`")?;
+        .output()
+        .context("running `docker buildx build --call=check`")?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     let code = out.status.code();
@@ -721,9 +680,22 @@ pub fn build_check_in(dir: &camino::Utf8Path, args: &[String]) -> Result<BuildCh
     )
 }
 
-/// A `docker` process with these arguments (duct: see the module's rule).
-fn command(args: &[String]) -> duct::Expression {
-    duct::cmd("docker", args)
+/// The `docker context` every later call of this process goes to, when not the current one.
+static CONTEXT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Sends every later docker call of this process to the engine of `context` (a build on
+/// another context's builder: its image store and build records are there).
+pub fn use_context(context: &str) {
+    let _ = CONTEXT.set(context.to_string());
+}
+
+/// A `docker` process with these arguments.
+fn docker<I: IntoIterator<Item = S>, S: AsRef<std::ffi::OsStr>>(args: I) -> Cmd {
+    let cmd = Cmd::new("docker").args(args);
+    match CONTEXT.get() {
+        Some(context) => cmd.env("DOCKER_CONTEXT", context),
+        None => cmd,
+    }
 }
 
 /// Where a build's output goes.
@@ -758,35 +730,11 @@ pub fn buildx_build_in(
         .into_iter()
         .collect();
     full.extend(argv.iter().cloned());
-    let build = command(&full)
-        .env("BUILDX_METADATA_WARNINGS", "1")
-        .unchecked();
+    let build = docker(&full).env("BUILDX_METADATA_WARNINGS", "1");
     match output {
-        BuildOutput::Stderr => {
-            let output =
-                crate::cleanup::run(&build.stdout_to_stderr()).context("running docker buildx")?;
-            Ok(output.status)
-        }
-        BuildOutput::Lines(on_line) => lines(&build, "docker buildx", on_line),
+        BuildOutput::Stderr => build.stream().context("running docker buildx"),
+        BuildOutput::Lines(on_line) => build.lines(on_line).context("running docker buildx"),
     }
-}
-
-/// Runs `expression` to the end with stdout and stderr merged, handed over line by line; the
-/// process is killed when this returns early (a read error) and on Ctrl-C / SIGTERM.
-fn lines(
-    expression: &duct::Expression,
-    what: &str,
-    on_line: &mut dyn FnMut(&str),
-) -> Result<std::process::ExitStatus> {
-    let reader = crate::cleanup::reader(&expression.stderr_to_stdout())
-        .with_context(|| format!("starting {what}"))?;
-    for line in BufReader::new(&reader).lines() {
-        on_line(&line.with_context(|| format!("reading the output of {what}"))?);
-    }
-    let output = reader
-        .try_wait()?
-        .with_context(|| format!("{what} did not finish"))?;
-    Ok(output.status)
 }
 
 /// One warning BuildKit reported for a build (`buildx.build.warnings` of the metadata file).
@@ -824,15 +772,16 @@ pub fn build_warnings(metadata: &serde_json::Value) -> Vec<BuildWarning> {
 
 /// The plain progress log of a finished build (`docker buildx history logs`), for any progress
 /// mode the build ran with. `build_ref` is `builder/node/id` as in buildx's metadata file.
-pub fn build_log(sh: &Shell, builder: Option<&str>, build_ref: &str) -> Result<String> {
+pub fn build_log(builder: Option<&str>, build_ref: &str) -> Result<String> {
     let id = build_ref.rsplit('/').next().unwrap_or(build_ref);
     let builder_flag: Vec<String> = builder
         .map(|b| format!("--builder={b}"))
         .into_iter()
         .collect();
-    let out = cmd!(sh, "docker buildx history logs {builder_flag...} {id}")
-        .quiet()
-        .output()
+    let out = docker(["buildx", "history", "logs"])
+        .args(builder_flag)
+        .arg(id)
+        .output_checked()
         .with_context(|| format!("running `docker buildx history logs {id}`"))?;
     // buildx writes the log to stderr.
     Ok(String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout))
@@ -948,55 +897,35 @@ pub fn exec(
     cmd: &[String],
     timeout: std::time::Duration,
 ) -> Result<ExecOutput> {
-    let mut args = vec!["exec".to_string()];
+    let mut exec = docker(["exec"]);
     if let Some(user) = user {
-        args.extend(["--user".into(), user.into()]);
+        exec = exec.args(["--user", user]);
     }
-    args.push(name.into());
-    args.extend(cmd.iter().cloned());
-    let handle = command(&args)
-        .stdin_null()
-        .stdout_capture()
-        .stderr_capture()
-        .unchecked()
-        .start()
+    let out = exec
+        .arg(name)
+        .args(cmd)
+        .grace(std::time::Duration::ZERO)
+        .output_within(timeout)
         .with_context(|| format!("running `docker exec` in {name}"))?;
-    let done = handle
-        .wait_timeout(timeout)
-        .with_context(|| format!("waiting for `docker exec` in {name}"))?
-        .is_some();
-    if !done {
-        handle.kill().ok();
-    }
-    let out = handle
-        .into_output()
-        .with_context(|| format!("collecting the output of `docker exec` in {name}"))?;
-    Ok(ExecOutput {
-        code: if done {
-            out.status.code().unwrap_or(-1)
-        } else {
-            -1
+    Ok(match out {
+        Some(out) => ExecOutput {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            timed_out: false,
         },
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        timed_out: !done,
+        None => ExecOutput {
+            code: -1,
+            timed_out: true,
+            ..ExecOutput::default()
+        },
     })
 }
 
 /// The last `lines` lines of a container's output, stdout and stderr interleaved.
 pub fn logs_tail(name: &str, lines: usize) -> Result<String> {
-    let args = [
-        "logs".to_string(),
-        "--tail".into(),
-        lines.to_string(),
-        name.into(),
-    ];
-    let out = command(&args)
-        .stdin_null()
-        .stderr_to_stdout()
-        .stdout_capture()
-        .unchecked()
-        .run()
+    let out = docker(["logs", "--tail", &lines.to_string(), name])
+        .output_merged()
         .with_context(|| format!("running `docker logs {name}`"))?;
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
@@ -1004,33 +933,23 @@ pub fn logs_tail(name: &str, lines: usize) -> Result<String> {
 /// `docker image rm ID` of an image a command made and no longer needs; an image that is gone,
 /// or still used by a container or another tag, is left as it is (not an error).
 pub fn remove_image(id: &str) -> Result<()> {
-    let args = ["image".to_string(), "rm".into(), id.into()];
-    command(&args)
-        .stdin_null()
-        .stdout_null()
-        .stderr_null()
-        .unchecked()
-        .run()
+    docker(["image", "rm", id])
+        .output()
         .with_context(|| format!("running `docker image rm {id}`"))?;
     Ok(())
 }
 
 /// Removes every tag of a repository a command made (`docker image rm` of each).
 pub fn remove_repository_tags(repository: &str) -> Result<()> {
-    let args = [
-        "image".to_string(),
-        "ls".into(),
-        "--format".into(),
-        "{{.Repository}}:{{.Tag}}".into(),
-        repository.into(),
-    ];
-    let out = command(&args)
-        .stdin_null()
-        .stdout_capture()
-        .stderr_null()
-        .unchecked()
-        .run()
-        .with_context(|| format!("running `docker image ls {repository}`"))?;
+    let out = docker([
+        "image",
+        "ls",
+        "--format",
+        "{{.Repository}}:{{.Tag}}",
+        repository,
+    ])
+    .output()
+    .with_context(|| format!("running `docker image ls {repository}`"))?;
     for tag in String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter(|l| !l.is_empty())
@@ -1066,10 +985,10 @@ struct ContainerConfigDoc {
 }
 
 /// Every container (running or not) that has the label `key`, with its labels.
-pub fn containers_labelled(sh: &Shell, key: &str) -> Result<Vec<ContainerFacts>> {
+pub fn containers_labelled(key: &str) -> Result<Vec<ContainerFacts>> {
     let filter = format!("label={key}");
-    let ids = cmd!(sh, "docker ps --all --quiet --no-trunc --filter {filter}")
-        .quiet()
+    let ids = docker(["ps", "--all", "--quiet", "--no-trunc", "--filter"])
+        .arg(filter)
         .read()
         .context("running `docker ps`")?;
     let ids: Vec<&str> = ids.split_whitespace().collect();
@@ -1077,10 +996,8 @@ pub fn containers_labelled(sh: &Shell, key: &str) -> Result<Vec<ContainerFacts>>
         return Ok(Vec::new());
     }
     // A container may be removed between the two calls: inspect what is left.
-    let out = cmd!(sh, "docker container inspect {ids...}")
-        .quiet()
-        .ignore_status()
-        .ignore_stderr()
+    let out = docker(["container", "inspect"])
+        .args(ids)
         .output()
         .context("running `docker container inspect`")?;
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -1100,30 +1017,29 @@ pub fn containers_labelled(sh: &Shell, key: &str) -> Result<Vec<ContainerFacts>>
 }
 
 /// Every image that has all the labels `keys`.
-pub fn images_labelled(sh: &Shell, keys: &[&str]) -> Result<Vec<ImageInspect>> {
+pub fn images_labelled(keys: &[&str]) -> Result<Vec<ImageInspect>> {
     let filters: Vec<String> = keys
         .iter()
         .flat_map(|k| ["--filter".to_string(), format!("label={k}")])
         .collect();
-    let ids = cmd!(sh, "docker image ls --quiet --no-trunc {filters...}")
-        .quiet()
+    let ids = docker(["image", "ls", "--quiet", "--no-trunc"])
+        .args(filters)
         .read()
         .context("running `docker image ls`")?;
     let mut ids: Vec<String> = ids.split_whitespace().map(str::to_owned).collect();
     ids.sort();
     ids.dedup();
-    Ok(image_inspect(sh, &ids)?.into_values().collect())
+    Ok(image_inspect(&ids)?.into_values().collect())
 }
 
 /// `docker image rm REF…`: untags (and removes the image with its last tag). An image a
 /// container still uses stays, with a warning.
-pub fn remove_images(sh: &Shell, refs: &[String]) -> Result<()> {
+pub fn remove_images(refs: &[String]) -> Result<()> {
     if refs.is_empty() {
         return Ok(());
     }
-    let out = cmd!(sh, "docker image rm {refs...}")
-        .quiet()
-        .ignore_status()
+    let out = docker(["image", "rm"])
+        .args(refs)
         .output()
         .context("running `docker image rm`")?;
     if !out.status.success() {
@@ -1133,11 +1049,7 @@ pub fn remove_images(sh: &Shell, refs: &[String]) -> Result<()> {
             .filter(|l| !l.contains("No such image"))
             .collect();
         if !problems.is_empty() {
-            eprintln!(
-                "warning: cannot remove {}: {}",
-                refs.join(", "),
-                problems.join("; ")
-            );
+            warning!("cannot remove {}: {}", refs.join(", "), problems.join("; "));
         }
     }
     Ok(())
@@ -1145,15 +1057,8 @@ pub fn remove_images(sh: &Shell, refs: &[String]) -> Result<()> {
 
 /// `docker rm --force --volumes NAME`; a container that does not exist is not an error.
 pub fn remove_container(name: &str) -> Result<()> {
-    let args = [
-        "rm".to_string(),
-        "--force".into(),
-        "--volumes".into(),
-        name.into(),
-    ];
     remove(
-        command(&args),
-        &args,
+        docker(["rm", "--force", "--volumes", name]),
         &format!("container {name}"),
         "No such container",
     )
@@ -1170,17 +1075,9 @@ pub fn pull_on(
     reference: &str,
     on_line: &mut dyn FnMut(&str),
 ) -> Result<std::process::ExitStatus> {
-    let args = [
-        "-H".to_string(),
-        host.into(),
-        "pull".into(),
-        reference.into(),
-    ];
-    lines(
-        &command(&args).stdin_null().unchecked(),
-        &format!("`docker pull {reference}`"),
-        on_line,
-    )
+    docker(["-H", host, "pull", reference])
+        .lines(on_line)
+        .with_context(|| format!("running `docker pull {reference}`"))
 }
 
 /// The diff IDs of `reference` on the engine at `host` (`RootFS.Layers`), bottom first.
@@ -1204,12 +1101,8 @@ pub fn layers_on(host: &str, reference: &str) -> Result<Vec<String>> {
 
 /// The stdout of `docker ARGS` (`what` names the command), or `failed: <its stderr>`.
 fn stdout_of(args: &[String], what: &str, failed: &str) -> Result<Vec<u8>> {
-    let out = command(args)
-        .stdin_null()
-        .stdout_capture()
-        .stderr_capture()
-        .unchecked()
-        .run()
+    let out = docker(args)
+        .output()
         .with_context(|| format!("running {what}"))?;
     if !out.status.success() {
         bail!("{failed}: {}", String::from_utf8_lossy(&out.stderr).trim());
@@ -1222,9 +1115,9 @@ fn stdout_of(args: &[String], what: &str, failed: &str) -> Result<Vec<u8>> {
 // (no pull, nothing stored locally) with the CLI's credentials; loopback registries over HTTP.
 
 /// The digest of the manifest or index `reference` points at in its registry.
-pub fn registry_digest(sh: &Shell, reference: &str) -> Result<String> {
+pub fn registry_digest(reference: &str) -> Result<String> {
     let format = "{{json .Manifest}}";
-    let out = imagetools(sh, &["--format", format, reference])?;
+    let out = imagetools(&["--format", format, reference])?;
     let doc: serde_json::Value = serde_json::from_str(&out)
         .with_context(|| format!("parsing `imagetools inspect` of {reference}"))?;
     doc["digest"]
@@ -1234,28 +1127,26 @@ pub fn registry_digest(sh: &Shell, reference: &str) -> Result<String> {
 }
 
 /// The manifest or index `reference` points at, as the registry serves it (`--raw`).
-pub fn registry_manifest(sh: &Shell, reference: &str) -> Result<serde_json::Value> {
-    let out = imagetools(sh, &["--raw", reference])?;
+pub fn registry_manifest(reference: &str) -> Result<serde_json::Value> {
+    let out = imagetools(&["--raw", reference])?;
     serde_json::from_str(&out).with_context(|| format!("parsing the manifest of {reference}"))
 }
 
 /// The image config (`os`, `architecture`, …) of a single-platform `reference`.
-pub fn registry_image_config(sh: &Shell, reference: &str) -> Result<serde_json::Value> {
+pub fn registry_image_config(reference: &str) -> Result<serde_json::Value> {
     let format = "{{json .Image}}";
-    let out = imagetools(sh, &["--format", format, reference])?;
+    let out = imagetools(&["--format", format, reference])?;
     serde_json::from_str(&out).with_context(|| format!("parsing the image config of {reference}"))
 }
 
 /// `docker buildx imagetools create …` (argv from `buildx`): writes an index in the registry
 /// from manifests already there (no layer is copied through this machine).
-pub fn imagetools_create(sh: &Shell, argv: &[String]) -> Result<()> {
+pub fn imagetools_create(argv: &[String]) -> Result<()> {
     ensure_cli()?;
     if argv.len() < 3 || argv[..3] != ["buildx", "imagetools", "create"] {
         bail!("not a `docker buildx imagetools create` argv: {argv:?}");
     }
-    let out = cmd!(sh, "docker {argv...}")
-        .quiet()
-        .ignore_status()
+    let out = docker(argv)
         .output()
         .context("running `docker buildx imagetools create`")?;
     if !out.status.success() {
@@ -1267,12 +1158,11 @@ pub fn imagetools_create(sh: &Shell, argv: &[String]) -> Result<()> {
 }
 
 /// `docker buildx imagetools inspect ARGS… REFERENCE` (the reference last); its stdout.
-fn imagetools(sh: &Shell, args: &[&str]) -> Result<String> {
+fn imagetools(args: &[&str]) -> Result<String> {
     ensure_cli()?;
     let reference = args.last().copied().unwrap_or_default();
-    let out = cmd!(sh, "docker buildx imagetools inspect {args...}")
-        .quiet()
-        .ignore_status()
+    let out = docker(["buildx", "imagetools", "inspect"])
+        .args(args)
         .output()
         .with_context(|| format!("running `docker buildx imagetools inspect {reference}`"))?;
     if !out.status.success() {

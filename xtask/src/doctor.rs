@@ -1,9 +1,9 @@
 //! `cargo xtask doctor`: probes Docker, buildx, the image store, the CA bundle and the optional
 //! tools, and says which command needs what is missing.
 
+use crate::process::Cmd;
 use anyhow::Result;
 use serde::Serialize;
-use xshell::{cmd, Shell};
 
 use crate::ca;
 use crate::docker;
@@ -103,7 +103,6 @@ const TOOLS: &[(&str, &[&str], &str, &str)] = &[
 impl Args {
     pub fn run(self, ctx: &Ctx) -> Result<()> {
         let mut checks = Vec::new();
-        let sh = &ctx.sh;
         let needs_docker = "every command but `config`";
         let required = |name: &str, result: Result<String>, needed_by: &str| Check {
             name: name.into(),
@@ -113,11 +112,11 @@ impl Args {
             needed_by: needed_by.into(),
         };
 
-        let versions = docker::versions(sh);
+        let versions = docker::versions();
         let client = match &versions {
             Ok(v) => Ok(v.client.version.clone()),
             Err(_) => docker::ensure_cli()
-                .map(|()| docker::cli_version(sh).unwrap_or_else(|| "installed".into())),
+                .map(|()| docker::cli_version().unwrap_or_else(|| "installed".into())),
         };
         let client_ok = client.is_ok();
         checks.push(required("docker client", client, needs_docker));
@@ -140,14 +139,14 @@ impl Args {
             needs_docker,
         ));
         let buildx = match client_ok {
-            true => docker::ensure_buildx(sh),
+            true => docker::ensure_buildx(),
             false => Err(anyhow::anyhow!("not checked: needs the docker client")),
         };
         let buildx_ok = buildx.is_ok();
         checks.push(required("buildx", buildx, "`build`, `base`"));
 
         if engine_up {
-            let info = docker::info(sh);
+            let info = docker::info();
             match &info {
                 Ok(info) => checks.push(required("image store", Ok(info.store_name()), "`sizes`")),
                 Err(e) => checks.push(required(
@@ -157,7 +156,7 @@ impl Args {
                 )),
             }
             if let (Ok(info), true) = (&info, buildx_ok) {
-                let builder = docker::builder(sh, None).map(|b| {
+                let builder = docker::builder(None).map(|b| {
                     let export = if docker::can_export_cache(&b, info) {
                         "can export cache".to_string()
                     } else {
@@ -228,7 +227,7 @@ impl Args {
         }
 
         for (tool, args, needed_by, hint) in TOOLS {
-            let found = tool_version(sh, tool, args);
+            let found = tool_version(tool, args);
             checks.push(Check {
                 name: (*tool).into(),
                 ok: found.is_some(),
@@ -238,7 +237,7 @@ impl Args {
             });
         }
 
-        checks.extend(trivy_checks(sh, ctx.config().ok()));
+        checks.extend(trivy_checks(ctx.config().ok()));
 
         let mut table = Table::new(&["check", "status", "detail", "needed by"]);
         for c in &checks {
@@ -286,9 +285,9 @@ fn failure_message(failed: &[&Check], why: &str) -> String {
 
 /// Trivy and its vulnerability DB where `cargo xtask scan` looks for it (images.toml's
 /// `[scan] cache_dir`, else Trivy's default): present, its schema and its age.
-fn trivy_checks(sh: &Shell, config: Option<&crate::config::Config>) -> Vec<Check> {
+fn trivy_checks(config: Option<&crate::config::Config>) -> Vec<Check> {
     let needed_by = "`cargo xtask scan` (or its --from-report on a report made elsewhere)";
-    let version = tool_version(sh, "trivy", &["--version"]);
+    let version = tool_version("trivy", &["--version"]);
     let installed = version.is_some();
     let db = match scan::configured_db(config) {
         Err(e) => (false, e.to_string()),
@@ -334,13 +333,9 @@ fn trivy_checks(sh: &Shell, config: Option<&crate::config::Config>) -> Vec<Check
 }
 
 /// The first version-looking word a tool prints, or None when it cannot be run.
-fn tool_version(sh: &Shell, tool: &str, args: &[&str]) -> Option<String> {
+fn tool_version(tool: &str, args: &[&str]) -> Option<String> {
     let path = which::which(tool).ok()?;
-    let out = cmd!(sh, "{path} {args...}")
-        .quiet()
-        .ignore_status()
-        .output()
-        .ok()?;
+    let out = Cmd::new(&path).args(args).output().ok()?;
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),

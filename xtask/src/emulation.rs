@@ -10,6 +10,8 @@
 use anyhow::{bail, Result};
 use camino::Utf8Path;
 
+use crate::process::Cmd;
+
 /// What mmdebstrap, the ELF header and QEMU call one buildx platform.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Arch {
@@ -279,13 +281,8 @@ pub fn host_support(platform: &str) -> Result<Support> {
     let found = support(&a, host_platform(), &read_table(Utf8Path::new(BINFMT_DIR)));
     if let Support::Missing(_) = &found {
         if which::which("arch-test").is_ok() {
-            // It runs a binary of the architecture: through the cleanup gate, as every child.
-            let probe = duct::cmd("arch-test", [a.debian])
-                .stdin_null()
-                .stdout_capture()
-                .stderr_null()
-                .unchecked();
-            let ok = crate::cleanup::run(&probe).is_ok_and(|o| o.status.success());
+            let probe = Cmd::new("arch-test").arg(a.debian).output();
+            let ok = probe.is_ok_and(|o| o.status.success());
             if ok {
                 return Ok(Support::Native);
             }

@@ -5,16 +5,15 @@
 //! [`LocalEngine::stop`] (and drop) stops the daemon (which stops its containerd), removes its
 //! bridge and its files. Linux only, and root: it is a daemon with its own network interface.
 //! Nothing here stops it on a signal: the caller registers [`LocalEngine::stop`] (the tool through
-//! `cleanup::start_daemon`).
-//!
-//! Used by `bench pull` (a host that holds nothing of the image it pulls) and by the tests'
-//! harness, which includes this file with `#[path]` (`tests/common/engine.rs`): so it uses nothing
-//! of the crate, only std, anyhow and duct.
+//! `process::daemon`). Used by `bench pull` (a host that holds nothing of the image it pulls)
+//! and by the tests' harness.
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+use crate::process::{Child, Cmd};
 
 /// What to start.
 pub struct EngineSpec {
@@ -38,7 +37,7 @@ pub struct LocalEngine {
     dir: PathBuf,
     data_root: PathBuf,
     bridge: String,
-    child: Mutex<Option<duct::Handle>>,
+    child: Mutex<Option<Child>>,
 }
 
 impl LocalEngine {
@@ -61,25 +60,15 @@ impl LocalEngine {
             ),
         )
         .with_context(|| format!("writing {}", config.display()))?;
-        let made = duct::cmd!("ip", "link", "add", &spec.bridge, "type", "bridge")
-            .stdout_null()
-            .stderr_capture()
-            .unchecked()
+        let made = Cmd::new("ip")
+            .args(["link", "add", &spec.bridge, "type", "bridge"])
             .run();
-        match made {
-            Ok(out) if out.status.success() => {}
-            Ok(out) => {
-                let _ = remove_dirs(&spec.dir, &data_root);
-                bail!(
-                    "cannot create the bridge {} for a private engine (`ip link add`): {}",
-                    spec.bridge,
-                    String::from_utf8_lossy(&out.stderr).trim()
-                )
-            }
-            Err(e) => {
-                let _ = remove_dirs(&spec.dir, &data_root);
-                bail!("cannot run `ip link add` ({e}): install iproute2")
-            }
+        if let Err(err) = made {
+            let _ = remove_dirs(&spec.dir, &data_root);
+            return Err(err.context(format!(
+                "cannot create the bridge {} for a private engine (iproute2)",
+                spec.bridge
+            )));
         }
         // From here on an error drops the engine, which removes what exists of it.
         let engine = LocalEngine {
@@ -108,22 +97,18 @@ impl LocalEngine {
             // Loopback only. dockerd ≥ 27 refuses an unauthenticated TCP socket unless told.
             args.extend(["-H".into(), tcp.clone(), "--tls=false".into()]);
         }
-        let child = duct::cmd("dockerd", &args)
-            .stdin_null()
-            .stderr_to_stdout()
-            .stdout_path(engine.log())
-            .unchecked()
-            .start()
-            .map_err(|e| anyhow!("cannot start dockerd ({e}): install docker.io"))?;
+        let child = Cmd::new("dockerd")
+            .args(&args)
+            .grace(Duration::from_secs(30))
+            .spawn_daemon(&engine.log())
+            .context("starting dockerd (install docker.io)")?;
         *lock(&engine.child) = Some(child);
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if engine.ping() {
                 return Ok(engine);
             }
-            let exited = lock(&engine.child)
-                .as_ref()
-                .is_none_or(|c| c.try_wait().ok().flatten().is_some());
+            let exited = lock(&engine.child).as_ref().is_none_or(Child::exited);
             if exited || Instant::now() > deadline {
                 bail!(
                     "the private dockerd did not come up ({}):\n{}",
@@ -173,23 +158,9 @@ impl LocalEngine {
     /// its bridge and removes its files. Again: nothing.
     pub fn stop(&self) {
         if let Some(child) = lock(&self.child).take() {
-            for pid in child.pids() {
-                let _ = duct::cmd!("kill", "-TERM", pid.to_string())
-                    .stdout_null()
-                    .stderr_null()
-                    .unchecked()
-                    .run();
-            }
-            if !matches!(child.wait_timeout(Duration::from_secs(30)), Ok(Some(_))) {
-                let _ = child.kill();
-                let _ = child.wait();
-            }
+            child.stop();
         }
-        let _ = duct::cmd!("ip", "link", "del", &self.bridge)
-            .stdout_null()
-            .stderr_null()
-            .unchecked()
-            .run();
+        let _ = Cmd::new("ip").args(["link", "del", &self.bridge]).run();
         let _ = remove_dirs(&self.dir, &self.data_root);
     }
 }
@@ -207,11 +178,7 @@ fn remove_dirs(dir: &Path, data_root: &Path) -> std::io::Result<()> {
     let mounted = std::fs::read_to_string("/proc/self/mounts")
         .is_ok_and(|m| m.lines().any(|l| l.split(' ').nth(1) == data_root.to_str()));
     if mounted {
-        let _ = duct::cmd!("umount", "--lazy", data_root)
-            .stdout_null()
-            .stderr_null()
-            .unchecked()
-            .run();
+        let _ = Cmd::new("umount").arg("--lazy").arg(data_root).run();
     }
     let _ = std::fs::remove_dir_all(data_root);
     std::fs::remove_dir_all(dir)

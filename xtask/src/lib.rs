@@ -16,6 +16,8 @@ mod emulation;
 pub mod engine;
 pub mod lint;
 pub mod merge;
+mod output;
+mod process;
 mod reclaim;
 pub mod registry;
 mod report;

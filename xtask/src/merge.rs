@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 use crate::docker;
+use crate::output;
 use crate::report::{self, Format, Table};
 use crate::util::{progress, Ctx};
 
@@ -174,10 +175,9 @@ impl Args {
         }
         let plan = plan(&self.variant, &reports)?;
         if self.dry_run {
-            println!("docker {}", plan.argv().join(" "));
-            return Ok(());
+            return output::result(&format!("docker {}\n", plan.argv().join(" ")));
         }
-        docker::ensure_buildx(&ctx.sh)?;
+        docker::ensure_buildx()?;
         progress!(
             "merging {} ({}) into {} with {} tag(s)",
             self.variant,
@@ -189,11 +189,11 @@ impl Args {
             plan.repository,
             plan.tags.len()
         );
-        docker::imagetools_create(&ctx.sh, &plan.argv())?;
+        docker::imagetools_create(&plan.argv())?;
 
         // Read back: the index must list every platform the reports built.
-        let digest = docker::registry_digest(&ctx.sh, &plan.tags[0])?;
-        let index = docker::registry_manifest(&ctx.sh, &plan.tags[0])?;
+        let digest = docker::registry_digest(&plan.tags[0])?;
+        let index = docker::registry_manifest(&plan.tags[0])?;
         let listed: BTreeMap<String, String> = crate::registry::index_platforms(&index)
             .context("the merged image is not an index")?
             .into_iter()

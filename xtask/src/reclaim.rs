@@ -10,9 +10,9 @@
 use anyhow::{Context, Result};
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
-use xshell::Shell;
 
 use crate::docker;
+use crate::process::Cmd;
 use crate::util::progress;
 
 pub const OWNER_HOST: &str = "voxserve.xtask.owner.host";
@@ -39,14 +39,14 @@ pub enum Process {
 
 impl Owner {
     /// This process, as owner.
-    pub fn current(sh: &Shell) -> &'static Owner {
+    pub fn current() -> &'static Owner {
         static OWNER: OnceLock<Owner> = OnceLock::new();
         OWNER.get_or_init(|| {
             let pid = std::process::id();
             Owner {
-                host: hostname(sh),
+                host: hostname(),
                 pid,
-                started: match probe(sh, pid) {
+                started: match probe(pid) {
                     Process::Alive { started } => started,
                     Process::Gone => None,
                 },
@@ -93,16 +93,10 @@ impl Owner {
 }
 
 /// The host's name, as the owner labels name it.
-fn hostname(sh: &Shell) -> String {
+fn hostname() -> String {
     let name = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
-        .or_else(|| {
-            xshell::cmd!(sh, "hostname")
-                .quiet()
-                .ignore_stderr()
-                .read()
-                .ok()
-        })
+        .or_else(|| Cmd::new("hostname").read().ok())
         .or_else(|| std::env::var("COMPUTERNAME").ok())
         .unwrap_or_default();
     match name.trim() {
@@ -113,7 +107,7 @@ fn hostname(sh: &Shell) -> String {
 
 /// Whether `pid` runs on this host, and since when.
 #[cfg(target_os = "linux")]
-fn probe(_sh: &Shell, pid: u32) -> Process {
+fn probe(pid: u32) -> Process {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         // A zombie has ended; where PID 1 reaps no orphans it stays in /proc for ever.
         Ok(stat) if linux_state(&stat) == Some("Z") => Process::Gone,
@@ -130,13 +124,9 @@ fn probe(_sh: &Shell, pid: u32) -> Process {
 
 /// Whether `pid` runs on this host, and since when (`ps -o lstart=`).
 #[cfg(all(unix, not(target_os = "linux")))]
-fn probe(sh: &Shell, pid: u32) -> Process {
+fn probe(pid: u32) -> Process {
     let pid = pid.to_string();
-    match xshell::cmd!(sh, "ps -o lstart= -p {pid}")
-        .quiet()
-        .ignore_stderr()
-        .read()
-    {
+    match Cmd::new("ps").args(["-o", "lstart=", "-p"]).arg(pid).read() {
         Ok(started) if !started.trim().is_empty() => Process::Alive {
             started: Some(started.trim().to_string()),
         },
@@ -146,11 +136,12 @@ fn probe(sh: &Shell, pid: u32) -> Process {
 
 /// Whether `pid` runs on this host (`tasklist`; the start time is not read on Windows).
 #[cfg(windows)]
-fn probe(sh: &Shell, pid: u32) -> Process {
+fn probe(pid: u32) -> Process {
     let filter = format!("PID eq {pid}");
-    match xshell::cmd!(sh, "tasklist /FI {filter} /NH /FO CSV")
-        .quiet()
-        .ignore_stderr()
+    match Cmd::new("tasklist")
+        .arg("/FI")
+        .arg(filter)
+        .args(["/NH", "/FO", "CSV"])
         .read()
     {
         Ok(out) if out.contains(&format!("\"{pid}\"")) => Process::Alive { started: None },
@@ -176,18 +167,16 @@ fn linux_start_tick(stat: &str) -> Option<u64> {
 
 /// Removes the containers whose owner is gone and says how many, on stderr. Every command that
 /// starts containers calls this first.
-pub fn stale_containers(sh: &Shell) -> Result<usize> {
+pub fn stale_containers() -> Result<usize> {
     // After a signal, what is left is the next run's to reclaim.
     if crate::cleanup::interrupted() {
         return Ok(0);
     }
-    let owner = Owner::current(sh);
-    let stale: Vec<docker::ContainerFacts> = docker::containers_labelled(sh, OWNER_PID)
+    let owner = Owner::current();
+    let stale: Vec<docker::ContainerFacts> = docker::containers_labelled(OWNER_PID)
         .context("listing containers that name an owner")?
         .into_iter()
-        .filter(|c| {
-            Owner::from_labels(&c.labels).is_some_and(|o| o.is_gone(&owner.host, |p| probe(sh, p)))
-        })
+        .filter(|c| Owner::from_labels(&c.labels).is_some_and(|o| o.is_gone(&owner.host, probe)))
         .collect();
     for c in &stale {
         docker::remove_container(&c.id)?;
@@ -205,19 +194,18 @@ pub fn stale_containers(sh: &Shell) -> Result<usize> {
 }
 
 /// Removes the test fixture images whose owner (a test process) is gone and says how many.
-pub fn stale_test_images(sh: &Shell) -> Result<usize> {
+pub fn stale_test_images() -> Result<usize> {
     // After a signal, what is left is the next run's to reclaim.
     if crate::cleanup::interrupted() {
         return Ok(0);
     }
-    let owner = Owner::current(sh);
-    let images = docker::images_labelled(sh, &[TEST_LABEL, OWNER_PID])
-        .context("listing test fixture images")?;
+    let owner = Owner::current();
+    let images =
+        docker::images_labelled(&[TEST_LABEL, OWNER_PID]).context("listing test fixture images")?;
     let mut removed = Vec::new();
     for image in images {
         let labels = image.config.labels.clone().unwrap_or_default();
-        let gone =
-            Owner::from_labels(&labels).is_some_and(|o| o.is_gone(&owner.host, |p| probe(sh, p)));
+        let gone = Owner::from_labels(&labels).is_some_and(|o| o.is_gone(&owner.host, probe));
         if !gone {
             continue;
         }
@@ -227,7 +215,7 @@ pub fn stale_test_images(sh: &Shell) -> Result<usize> {
         } else {
             image.repo_tags.clone()
         };
-        docker::remove_images(sh, &refs)?;
+        docker::remove_images(&refs)?;
         removed.extend(refs);
     }
     if !removed.is_empty() {
@@ -300,10 +288,9 @@ mod tests {
     #[cfg(target_os = "linux")]
     #[test]
     fn this_process_is_alive_with_a_start_time() {
-        let sh = Shell::new().unwrap();
-        let me = Owner::current(&sh);
+        let me = Owner::current();
         assert_eq!(me.pid, std::process::id());
         assert!(me.started.is_some());
-        assert!(!me.is_gone(&me.host, |p| probe(&sh, p)));
+        assert!(!me.is_gone(&me.host, probe));
     }
 }

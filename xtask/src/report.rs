@@ -5,6 +5,8 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 use std::io::Write;
 
+use crate::output::warning;
+
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
     /// Aligned columns for people.
@@ -134,25 +136,7 @@ fn emit_rendered<T: Serialize>(
             serde_json::to_string_pretty(value).context("serializing the report")? + "\n"
         }
     };
-    print(&out)
-}
-
-/// Writes a result to stdout, unless the run was interrupted (`crate::cleanup::deliver`): every
-/// command's results reach stdout through here.
-pub fn print(text: &str) -> Result<()> {
-    crate::cleanup::deliver(|| {
-        let mut stdout = std::io::stdout().lock();
-        stdout
-            .write_all(text.as_bytes())
-            .and_then(|()| stdout.flush())
-            .context("writing the report")
-    })
-}
-
-/// Writes diagnostics of a failed check to stderr, unless the run was interrupted (after a
-/// signal they would describe what the cleanup did).
-pub fn diagnostics(text: &str) {
-    crate::cleanup::deliver(|| eprint!("{text}"));
+    crate::output::result(&out)
 }
 
 /// One titled table of a report with several tables.
@@ -205,8 +189,8 @@ pub fn step_summary(title: &str, markdown: &str) {
     };
     let text = format!("### {title}\n\n{markdown}\n");
     if let Err(e) = crate::cleanup::deliver(|| append(std::path::Path::new(&path), &text)) {
-        eprintln!(
-            "warning: cannot write the step summary $GITHUB_STEP_SUMMARY ({}): {e}; \
+        warning!(
+            "cannot write the step summary $GITHUB_STEP_SUMMARY ({}): {e}; \
              the results above stand",
             std::path::Path::new(&path).display()
         );

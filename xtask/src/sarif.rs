@@ -457,15 +457,14 @@ mod tests {
         Log::new(vec![run]).write(&path).unwrap();
         let schema =
             crate::util::project_root().join("xtask/tests/fixtures/sarif/sarif-schema-2.1.0.json");
-        let sh = xshell::Shell::new().unwrap();
-        let out = xshell::cmd!(
-            sh,
-            "check-jsonschema --regex-variant nonunicode --schemafile {schema} {path}"
-        )
-        .quiet()
-        .ignore_status()
-        .output()
-        .expect("check-jsonschema is not on PATH: pip install check-jsonschema (.ci/tools.txt)");
+        let out = crate::process::Cmd::new("check-jsonschema")
+            .args(["--regex-variant", "nonunicode", "--schemafile"])
+            .arg(schema)
+            .arg(path)
+            .output()
+            .expect(
+                "check-jsonschema is not on PATH: pip install check-jsonschema (.ci/tools.txt)",
+            );
         std::fs::remove_dir_all(&dir).unwrap();
         assert!(
             out.status.success(),

@@ -9,6 +9,7 @@ use camino::{Utf8Path, Utf8PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::docker;
+use crate::process::Cmd;
 use crate::registry;
 use crate::report::{self, Format, Table};
 use crate::util::progress;
@@ -219,15 +220,11 @@ pub fn generate(plan: &Plan) -> Result<Report> {
         plan.source.as_str()
     );
     let start = std::time::Instant::now();
-    let mut cmd = duct::cmd("syft", plan.argv(&tmp_spdx, &tmp_cdx))
-        .stdin_null()
-        .stdout_capture()
-        .stderr_capture()
-        .unchecked();
+    let mut cmd = Cmd::new("syft").args(plan.argv(&tmp_spdx, &tmp_cdx));
     for (k, v) in plan.env() {
         cmd = cmd.env(k, v);
     }
-    let out = crate::cleanup::run(&cmd).context("running syft")?;
+    let out = cmd.output().context("running syft")?;
     if !out.status.success() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         bail!(
@@ -267,7 +264,7 @@ impl Args {
             }
         }
         for image in &self.image {
-            let source = if docker::image_id(&ctx.sh, image)?.is_some() {
+            let source = if docker::image_id(image)?.is_some() {
                 Source::Local
             } else {
                 Source::Registry
@@ -280,7 +277,7 @@ impl Args {
             .filter(|p| p.source == Source::Local)
             .map(|p| p.image.clone())
             .collect();
-        let found = docker::image_inspect(&ctx.sh, &local)?;
+        let found = docker::image_inspect(&local)?;
         if let Some(missing) = local.iter().find(|r| !found.contains_key(*r)) {
             bail!(
                 "no local image {missing}: build it first (`cargo xtask build {}`), or name a \

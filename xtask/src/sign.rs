@@ -122,7 +122,7 @@ impl Args {
         }
         cosign::ensure_installed()?;
         for image in &self.select.image {
-            subjects.push(Pushed::resolve(&ctx.sh, image, image)?);
+            subjects.push(Pushed::resolve(image, image)?);
         }
 
         let tmp = TempDir::new(ctx, "sign")?;

@@ -4,10 +4,13 @@
 use anyhow::{bail, Context, Result};
 use camino::Utf8PathBuf;
 
-use crate::cleanup;
+use std::time::Duration;
+
 use crate::docker;
+use crate::output::{progress, warning};
+use crate::process::Cmd;
 use crate::reclaim;
-use crate::util::{progress, CheckFailed, Ctx};
+use crate::util::{self, CheckFailed, Ctx};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -34,11 +37,11 @@ impl Args {
         // (Unit tests start nothing, and need no engine.)
         let reclaim = !self.unit;
         if reclaim {
-            reclaim_stale(ctx);
+            reclaim_stale();
         }
         let result = self.run_tests(ctx);
         if reclaim {
-            reclaim_stale(ctx);
+            reclaim_stale();
         }
         result
     }
@@ -70,9 +73,13 @@ impl Args {
                 args.extend(self.cargo_args);
             }
             progress!("cargo {}", args.join(" "));
-            let out = cleanup::run_tree(&duct::cmd(&cargo, &args).dir(&ctx.root).unchecked())
+            let status = Cmd::new(&cargo)
+                .args(&args)
+                .dir(&ctx.root)
+                .grace(Duration::from_secs(20))
+                .stream()
                 .context("running cargo test")?;
-            if !out.status.success() {
+            if !status.success() {
                 failed.push("xtask (cargo test)");
             }
         }
@@ -86,14 +93,13 @@ impl Args {
 
 /// Removes containers and fixture images whose owner is gone, when an engine answers (the app
 /// tests need none). Best effort: the tests' verdict does not depend on it.
-fn reclaim_stale(ctx: &Ctx) {
-    if docker::versions(&ctx.sh).is_err() {
+fn reclaim_stale() {
+    if docker::versions().is_err() {
         return;
     }
-    let reclaimed =
-        reclaim::stale_containers(&ctx.sh).and_then(|_| reclaim::stale_test_images(&ctx.sh));
+    let reclaimed = reclaim::stale_containers().and_then(|_| reclaim::stale_test_images());
     if let Err(err) = reclaimed {
-        eprintln!("warning: {err:#}");
+        warning!("{err:#}");
     }
 }
 
@@ -103,7 +109,7 @@ fn app_tests(ctx: &Ctx) -> Result<()> {
     if which::which("uv").is_err() {
         bail!("uv is not on PATH: install it (`pip install uv`) to run the app tests, or pass --skip-app");
     }
-    let nobody = Nobody::find(ctx);
+    let nobody = Nobody::find();
     let venv = ctx.root.join("target").join(match nobody {
         Some(_) => "app-venv-nobody",
         None => "app-venv",
@@ -120,24 +126,29 @@ fn app_tests(ctx: &Ctx) -> Result<()> {
         uv_venv.extend(["--python", nobody.interpreter.as_str()]);
     }
     uv_venv.push(venv.as_str());
-    cleanup::run(&duct::cmd("uv", &uv_venv).dir(&ctx.root))
+    Cmd::new("uv")
+        .args(uv_venv)
+        .dir(&ctx.root)
+        .run()
         .context("creating the app test venv with uv")?;
-    let sync = duct::cmd!(
-        "uv",
-        "pip",
-        "sync",
-        "--quiet",
-        "--python",
-        &python,
-        "--require-hashes",
-        &lock
-    );
-    cleanup::run(&sync.dir(&ctx.root)).context("installing the app's locked dev requirements")?;
+    Cmd::new("uv")
+        .args([
+            "pip",
+            "sync",
+            "--quiet",
+            "--python",
+            python.as_str(),
+            "--require-hashes",
+        ])
+        .arg(&lock)
+        .dir(&ctx.root)
+        .run()
+        .context("installing the app's locked dev requirements")?;
     let pytest = [python.as_str(), "-m", "pytest", "app/tests"];
     let pytest = match &nobody {
         None => {
             progress!("pytest app/tests");
-            duct::cmd(pytest[0], &pytest[1..])
+            Cmd::new(pytest[0]).args(&pytest[1..])
         }
         Some(nobody) => {
             progress!(
@@ -147,8 +158,8 @@ fn app_tests(ctx: &Ctx) -> Result<()> {
             nobody.command(&pytest)
         }
     };
-    let out = cleanup::run(&pytest.dir(&ctx.root).unchecked()).context("running pytest")?;
-    if !out.status.success() {
+    let status = pytest.dir(&ctx.root).stream().context("running pytest")?;
+    if !status.success() {
         return Err(CheckFailed("app tests failed".into()).into());
     }
     Ok(())
@@ -168,25 +179,21 @@ struct Nobody {
 }
 
 impl Nobody {
-    fn find(ctx: &Ctx) -> Option<Nobody> {
+    fn find() -> Option<Nobody> {
         if !cfg!(target_os = "linux") {
             return None;
         }
-        let sh = &ctx.sh;
-        let uid = xshell::cmd!(sh, "id -u").quiet().read().ok()?;
-        if uid.trim() != "0" {
+        if !util::is_root() {
             return None;
         }
         let warn = |why: &str| {
-            eprintln!(
-                "warning: the app tests run as root: {why}; the tests of file permissions skip"
-            );
+            warning!("the app tests run as root: {why}; the tests of file permissions skip");
             None
         };
         let Ok(setpriv) = which::which("setpriv") else {
             return warn("setpriv is not installed (util-linux)");
         };
-        let Ok(gid) = xshell::cmd!(sh, "id -g nobody").quiet().read() else {
+        let Ok(gid) = Cmd::new("id").args(["-g", "nobody"]).read() else {
             return warn("there is no user `nobody`");
         };
         let prefix = vec![
@@ -213,12 +220,7 @@ impl Nobody {
                  subprocess.run([os.path.realpath(sys.executable), '-c', ''], check=True)"
                     .into(),
             ]);
-            xshell::cmd!(sh, "{program} {args...}")
-                .quiet()
-                .ignore_stdout()
-                .ignore_stderr()
-                .run()
-                .is_ok()
+            Cmd::new(program).args(args).run().is_ok()
         };
         match candidates.into_iter().find(runs) {
             Some(interpreter) => Some(Nobody {
@@ -230,10 +232,11 @@ impl Nobody {
     }
 
     /// `argv` as nobody: no bytecode or pytest cache written into the root-owned checkout.
-    fn command(&self, argv: &[&str]) -> duct::Expression {
-        let mut args: Vec<String> = self.prefix[1..].to_vec();
-        args.extend(argv.iter().map(|a| a.to_string()));
-        args.extend(["-p".into(), "no:cacheprovider".into()]);
-        duct::cmd(&self.prefix[0], &args).env("PYTHONDONTWRITEBYTECODE", "1")
+    fn command(&self, argv: &[&str]) -> Cmd {
+        Cmd::new(&self.prefix[0])
+            .args(&self.prefix[1..])
+            .args(argv)
+            .args(["-p", "no:cacheprovider"])
+            .env("PYTHONDONTWRITEBYTECODE", "1")
     }
 }

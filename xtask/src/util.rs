@@ -1,16 +1,14 @@
-//! Shared context (project root, shell, config path), exit codes and small helpers.
+//! Shared context (project root, config path), exit codes and small helpers.
 
 use anyhow::{Context, Result};
 use camino::{Utf8Path, Utf8PathBuf};
 use std::process::ExitCode;
 use std::sync::OnceLock;
-use xshell::Shell;
 
 use crate::config::Config;
 
-/// What every command receives: one `Shell` rooted at the project root and the images config.
+/// What every command receives: the project root and the images config.
 pub struct Ctx {
-    pub sh: Shell,
     /// The workspace root (where `Cargo.toml` and `target/` live).
     pub root: Utf8PathBuf,
     /// The images config file; its directory is the base of the paths it names.
@@ -21,8 +19,6 @@ pub struct Ctx {
 impl Ctx {
     pub fn new(config: Option<Utf8PathBuf>) -> Result<Ctx> {
         let root = project_root();
-        let sh = Shell::new().context("creating a shell")?;
-        sh.change_dir(&root);
         let config_path = match config {
             Some(path) if path.is_absolute() => path,
             // A relative --config is relative to where the user typed it.
@@ -32,7 +28,6 @@ impl Ctx {
             None => root.join("images.toml"),
         };
         Ok(Ctx {
-            sh,
             root,
             config_path,
             config: OnceLock::new(),
@@ -80,9 +75,9 @@ impl std::error::Error for CheckFailed {}
 /// exit code (1 for a [`CheckFailed`], else 2).
 pub fn report_error(err: &anyhow::Error) -> ExitCode {
     let (first, rest) = error_lines(err);
-    eprintln!("error: {first}");
+    crate::output::notice(format_args!("error: {first}"));
     for line in rest {
-        eprintln!("{line}");
+        crate::output::notice(format_args!("{line}"));
     }
     if err.downcast_ref::<CheckFailed>().is_some() {
         ExitCode::from(1)
@@ -124,15 +119,16 @@ fn error_lines(err: &anyhow::Error) -> (String, Vec<String>) {
     (first, rest)
 }
 
-/// Progress for long steps goes to stderr so that stdout stays clean for `--format json`.
-/// Import it as `use crate::util::progress;`.
-/// Silent once the run was interrupted (see `crate::cleanup::deliver_progress`).
-macro_rules! progress {
-    ($($arg:tt)*) => {
-        $crate::cleanup::deliver_progress(format_args!("==> {}", format_args!($($arg)*)))
-    };
+pub(crate) use crate::output::progress;
+
+/// True when this process runs as root (always false elsewhere than on Unix).
+pub fn is_root() -> bool {
+    #[cfg(unix)]
+    // SAFETY: geteuid(2) takes nothing and cannot fail.
+    return unsafe { libc::geteuid() } == 0;
+    #[cfg(not(unix))]
+    return false;
 }
-pub(crate) use progress;
 
 /// Seconds since the epoch as an RFC 3339 UTC timestamp (`2025-11-28T00:00:00Z`).
 pub fn rfc3339(epoch: u64) -> String {

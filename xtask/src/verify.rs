@@ -145,7 +145,7 @@ impl Args {
 
         let mut verdicts = Vec::new();
         for (name, reference) in references {
-            let subject = Pushed::resolve(&ctx.sh, &name, &reference)?;
+            let subject = Pushed::resolve(&name, &reference)?;
             let pinned = subject.reference();
             let plain_http = registry::reference_is_loopback(&pinned);
             progress!("verify: {reference} is {}", subject.digest);

@@ -4,6 +4,8 @@
 //! not exist, so no engine, image or offline base is needed. An unwritable step summary is a
 //! warning that leaves the verdict's exit code alone.
 
+#![allow(clippy::disallowed_methods, clippy::disallowed_macros)] // tests run programs and print as a user would
+
 mod common;
 
 use common::*;

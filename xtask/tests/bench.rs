@@ -3,6 +3,8 @@
 //! app), `bench smoke` on the smoke fixture. They test that a bench measures and judges, not what
 //! it measures: the targets are the benches' verdicts, on a machine that may be busy.
 
+#![allow(clippy::disallowed_methods, clippy::disallowed_macros)] // tests run programs and print as a user would
+
 mod common;
 
 use common::*;

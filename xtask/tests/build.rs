@@ -1,5 +1,7 @@
 //! `cargo xtask build` against the real engine, with fixture Dockerfiles built from the offline base.
 
+#![allow(clippy::disallowed_methods, clippy::disallowed_macros)] // tests run programs and print as a user would
+
 mod common;
 
 use common::*;

@@ -7,6 +7,8 @@
 //! [`PENDING`] with the issue number; an entry fails the test once clap knows the flag, so the
 //! list cannot go stale.
 
+#![allow(clippy::disallowed_methods, clippy::disallowed_macros)] // tests run programs and print as a user would
+
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{CommandFactory, Parser};
 use std::path::{Path, PathBuf};

@@ -1,6 +1,8 @@
 //! Foundation tests against the real engine: `base` reproducibility, `doctor` without an engine,
 //! images.toml errors, unknown variants.
 
+#![allow(clippy::disallowed_methods, clippy::disallowed_macros)] // tests run programs and print as a user would
+
 mod common;
 
 use common::*;

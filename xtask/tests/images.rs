@@ -3,6 +3,8 @@
 //! docs/DOCKER_OPTIMIZATION.md; `cpu` and `rocm` need the PyTorch indexes, unreachable here, so
 //! only their guards run.)
 
+#![allow(clippy::disallowed_methods, clippy::disallowed_macros)] // tests run programs and print as a user would
+
 mod common;
 
 use common::*;

@@ -1,6 +1,8 @@
 //! `cargo xtask lint` with the real linters: clean on this repository, one finding per linter
 //! on the fixture project `fixtures/lint-bad`, a missing linter, and the shims in scripts/.
 
+#![allow(clippy::disallowed_methods, clippy::disallowed_macros)] // tests run programs and print as a user would
+
 mod common;
 
 use common::*;

@@ -7,6 +7,8 @@
 //! with that fix when it is missing. Emulation is slow: the base for arm64 is the one expensive
 //! step (minutes), the rest takes seconds to a minute.
 
+#![allow(clippy::disallowed_methods, clippy::disallowed_macros)] // tests run programs and print as a user would
+
 mod common;
 
 use common::*;

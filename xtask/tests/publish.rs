@@ -2,6 +2,8 @@
 //! SBOMs (syft), signatures and attestations (cosign), with the fixture `tests/fixtures/publish`.
 //! Each test starts its own registry and removes what it pushed and pulled.
 
+#![allow(clippy::disallowed_methods, clippy::disallowed_macros)] // tests run programs and print as a user would
+
 mod common;
 
 use common::*;

@@ -8,6 +8,8 @@
 //! contains (`dpkg-query` and the `.dist-info` metadata inside it) and the fixture DB's
 //! advisories, so another engineer rebuilding `voxserve:cpu-minimal` does not break them.
 
+#![allow(clippy::disallowed_methods, clippy::disallowed_macros)] // tests run programs and print as a user would
+
 #[path = "scan/bbolt.rs"]
 mod bbolt;
 mod common;

@@ -3,6 +3,8 @@
 //! the containerd store (the engine under test) and the classic overlay2 store (a second dockerd
 //! that the test starts and stops).
 
+#![allow(clippy::disallowed_methods, clippy::disallowed_macros)] // tests run programs and print as a user would
+
 mod common;
 
 use common::*;

@@ -3,6 +3,8 @@
 //! the harness label and a per-test `voxserve.xtask.case` label, and every test proves that no
 //! container of its own is left behind.
 
+#![allow(clippy::disallowed_methods, clippy::disallowed_macros)] // tests run programs and print as a user would
+
 mod common;
 
 use common::*;

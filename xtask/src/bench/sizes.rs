@@ -142,7 +142,7 @@ pub fn judge(rows: &[Row], containerd_store: bool, max_secs: f64) -> Vec<Check> 
 
 impl SizesArgs {
     pub fn run(self, ctx: &Ctx) -> Result<()> {
-        let info = docker::info(&ctx.sh)?;
+        let info = docker::info()?;
         let exe = std::env::current_exe().context("finding the xtask binary")?;
         let mut scenarios = vec![Scenario::First, Scenario::Cached];
         if self.compare_save {
@@ -173,12 +173,11 @@ impl SizesArgs {
                     args.extend(["--image".to_string(), image.clone()]);
                 }
                 let started = Instant::now();
-                let sizes = duct::cmd(&exe, &args)
-                    .stdout_capture()
-                    .stderr_capture()
-                    .unchecked();
-                let out =
-                    crate::cleanup::run_tree(&sizes).context("running `cargo xtask sizes`")?;
+                let out = crate::process::Cmd::new(&exe)
+                    .args(&args)
+                    .grace(std::time::Duration::from_secs(20))
+                    .output()
+                    .context("running `cargo xtask sizes`")?;
                 secs.push(started.elapsed().as_secs_f64());
                 // 1 means over budget, which does not matter here; 2 is an error.
                 if !matches!(out.status.code(), Some(0 | 1)) {

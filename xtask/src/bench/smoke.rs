@@ -132,10 +132,9 @@ impl SmokeArgs {
     pub fn run(self, ctx: &Ctx) -> Result<()> {
         let config = ctx.config()?;
         let variant = config.select(std::slice::from_ref(&self.variant), false)?[0];
-        let info = docker::info(&ctx.sh)?;
+        let info = docker::info()?;
         let image = self.image.clone().unwrap_or_else(|| variant.image_ref());
-        let Some(inspect) =
-            docker::image_inspect(&ctx.sh, std::slice::from_ref(&image))?.remove(&image)
+        let Some(inspect) = docker::image_inspect(std::slice::from_ref(&image))?.remove(&image)
         else {
             bail!(
                 "{image} does not exist locally: run `cargo xtask build {}` first",
@@ -167,11 +166,11 @@ impl SmokeArgs {
         for i in 1..=self.runs {
             progress!("bench smoke {}: run {i}/{}", variant.name, self.runs);
             let started = Instant::now();
-            let smoke = duct::cmd(&exe, &args)
-                .stdout_capture()
-                .stderr_capture()
-                .unchecked();
-            let out = crate::cleanup::run_tree(&smoke).context("running `cargo xtask smoke`")?;
+            let out = crate::process::Cmd::new(&exe)
+                .args(&args)
+                .grace(std::time::Duration::from_secs(20))
+                .output()
+                .context("running `cargo xtask smoke`")?;
             let secs = started.elapsed().as_secs_f64();
             // 1 is a failed smoke, which the report shows; 2 is an error.
             if !matches!(out.status.code(), Some(0 | 1)) {

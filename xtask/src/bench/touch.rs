@@ -78,7 +78,7 @@ impl Touch {
         let (restore_path, restore_bytes) = (path.to_owned(), original.clone());
         let guard = Guard::new(move || {
             if let Err(err) = std::fs::write(&restore_path, &restore_bytes) {
-                eprintln!("error: could not restore {restore_path}: {err}; run `git checkout -- {restore_path}`");
+                crate::output::notice(format_args!("error: could not restore {restore_path}: {err}; run `git checkout -- {restore_path}`"));
             }
         });
         std::fs::write(path, modified).with_context(|| format!("changing {path}"))?;

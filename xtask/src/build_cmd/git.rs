@@ -1,7 +1,6 @@
 //! Git facts for a build's labels and tags: the revision, the public source URL, the commit time.
 
-use xshell::cmd;
-
+use crate::process::Cmd;
 use crate::util::{self, Ctx};
 
 /// Facts from git for labels and tags.
@@ -14,33 +13,18 @@ pub struct GitInfo {
 
 /// What git knows of the checkout; each fact is None when git cannot tell.
 pub fn git_info(ctx: &Ctx) -> GitInfo {
-    let sh = &ctx.sh;
-    let read = |out: xshell::Result<String>| {
-        out.ok()
-            .map(|s| s.trim().to_string())
+    let read = |args: &[&str]| {
+        Cmd::new("git")
+            .args(args)
+            .dir(&ctx.root)
+            .read()
+            .ok()
             .filter(|s| !s.is_empty())
     };
     GitInfo {
-        revision: read(
-            cmd!(sh, "git rev-parse HEAD")
-                .quiet()
-                .ignore_stderr()
-                .read(),
-        ),
-        source: read(
-            cmd!(sh, "git remote get-url origin")
-                .quiet()
-                .ignore_stderr()
-                .read(),
-        )
-        .map(|url| public_url(&url)),
-        commit_time: read(
-            cmd!(sh, "git log -1 --format=%ct")
-                .quiet()
-                .ignore_stderr()
-                .read(),
-        )
-        .and_then(|t| t.parse().ok()),
+        revision: read(&["rev-parse", "HEAD"]),
+        source: read(&["remote", "get-url", "origin"]).map(|url| public_url(&url)),
+        commit_time: read(&["log", "-1", "--format=%ct"]).and_then(|t| t.parse().ok()),
     }
 }
 

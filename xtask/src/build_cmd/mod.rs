@@ -22,6 +22,7 @@ use camino::{Utf8Path, Utf8PathBuf};
 
 use crate::ca::{self, CaBundle};
 use crate::docker;
+use crate::output::warning;
 use crate::registry::Registry;
 use crate::report::{self, Format};
 use crate::util::{self, progress, Ctx, TempDir};
@@ -208,18 +209,16 @@ impl Args {
         variants: &[&crate::config::Variant],
     ) -> Result<Vec<BuildReport>> {
         let config = ctx.config()?;
-        docker::info(&ctx.sh)?;
-        docker::ensure_buildx(&ctx.sh)?;
-        let builder = docker::builder(&ctx.sh, self.builder.as_deref())?;
+        docker::info()?;
+        docker::ensure_buildx()?;
+        let builder = docker::builder(self.builder.as_deref())?;
         // A context's builder builds on that context's engine: every engine call of the build
         // (the image store, the build record) goes there too.
-        let context = docker::builder_context(&ctx.sh, &builder)?;
-        let engine = ctx.sh.clone();
+        let context = docker::builder_context(&builder)?;
         if let Some(context) = &context {
-            engine.set_var("DOCKER_CONTEXT", context);
+            docker::use_context(context);
         }
-        let sh = &engine;
-        let info = docker::info(sh)?;
+        let info = docker::info()?;
 
         let in_gha = std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true");
         // Outside CI nothing is exported by default: the builder's own cache serves the next
@@ -230,8 +229,8 @@ impl Args {
             CacheMode::None
         });
         if mode != CacheMode::None && !docker::can_export_cache(&builder, &info) {
-            eprintln!(
-                "warning: builder `{}` (docker driver on the classic image store) cannot export build \
+            warning!(
+                "builder `{}` (docker driver on the classic image store) cannot export build \
                  cache, so this build runs without --cache-to. Fix: enable the containerd image store \
                  (daemon.json {{\"features\":{{\"containerd-snapshotter\":true}}}}) or create a builder \
                  with `docker buildx create --use --driver docker-container`.",
@@ -273,7 +272,7 @@ impl Args {
 
         // The offline base only helps a builder that sees the local image store.
         let base_image =
-            if builder.driver == "docker" && docker::image_id(sh, &config.base.image)?.is_some() {
+            if builder.driver == "docker" && docker::image_id(&config.base.image)?.is_some() {
                 Some(config.base.image.clone())
             } else {
                 None
@@ -410,7 +409,7 @@ impl Args {
                 let dockerfile = std::fs::read_to_string(&variant.dockerfile)
                     .with_context(|| format!("reading {}", variant.dockerfile))?;
                 if platform::declares_arg(&dockerfile, "BASE_IMAGE") {
-                    platform::check_base(sh, variant, base, &config.base, &input.platforms)?;
+                    platform::check_base(variant, base, &config.base, &input.platforms)?;
                 }
             }
             planned.push((input, plan, tmp));
@@ -448,7 +447,7 @@ impl Args {
                     )
                 }
             );
-            let report = run::execute(sh, input, plan, &builder.name, ca.as_ref())?;
+            let report = run::execute(input, plan, &builder.name, ca.as_ref())?;
             let path = report_dir.join(format!("build-{}.json", variant.name));
             report::write_atomic(&path, serde_json::to_string_pretty(&report)?.as_bytes())?;
             progress!(

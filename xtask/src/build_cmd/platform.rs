@@ -10,7 +10,6 @@
 //! metadata file, while the image is still under its staging tag (see `run`).
 
 use anyhow::{bail, Result};
-use xshell::Shell;
 
 use crate::config::{Base, Variant};
 use crate::docker::{self, BuildWarning, LocalPlatform};
@@ -22,7 +21,6 @@ const PLATFORM_RULES: &[&str] = &["InvalidBaseImagePlatform"];
 /// A base that is not local is left to BuildKit (a registry index without the platform is an
 /// error there; a single-platform image, a warning that fails the build after it ran).
 pub fn check_base(
-    sh: &Shell,
     variant: &Variant,
     base: &str,
     offline_base: &Base,
@@ -31,7 +29,7 @@ pub fn check_base(
     let mut missing = Vec::new();
     let mut has = None;
     for platform in platforms {
-        match docker::local_platform(sh, base, platform)? {
+        match docker::local_platform(base, platform)? {
             LocalPlatform::Provided | LocalPlatform::NotLocal => {}
             LocalPlatform::Missing { default } => {
                 missing.push(platform.as_str());

@@ -7,7 +7,6 @@ use anyhow::{bail, Context, Result};
 use camino::{Utf8Path, Utf8PathBuf};
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::io::IsTerminal;
 use std::time::Instant;
 
 use super::log::{count_steps, list_steps, FailureScan};
@@ -17,8 +16,8 @@ use crate::ca::CaBundle;
 use crate::cleanup::Guard;
 use crate::config::Compression;
 use crate::docker;
+use crate::output::warning;
 use crate::util::{self, CheckFailed};
-use xshell::Shell;
 
 /// What one build produced; written to `target/xtask/build-<variant>.json`.
 #[derive(Debug, Clone, Serialize)]
@@ -70,7 +69,6 @@ pub struct BuildReport {
 
 /// Runs the build, then swaps the cache in and gathers the report.
 pub fn execute(
-    sh: &Shell,
     input: &PlanInput,
     plan: &BuildPlan,
     builder: &str,
@@ -90,7 +88,7 @@ pub fn execute(
         let (untag, context) = (tag.clone(), input.context.clone());
         let guard = Guard::new(move || {
             if let Err(err) = docker::untag_image(context.as_deref(), &untag) {
-                crate::cleanup::say(format_args!("warning: {err:#}"));
+                crate::output::notice(format_args!("warning: {err:#}"));
             }
         });
         (tag, guard)
@@ -100,7 +98,7 @@ pub fn execute(
     let tty = match input.progress {
         Progress::Tty => true,
         Progress::Plain => false,
-        Progress::Auto => std::io::stderr().is_terminal(),
+        Progress::Auto => crate::output::stderr_is_terminal(),
     };
     let failure = if tty {
         // BuildKit draws its own progress on the terminal; its error stays on screen.
@@ -117,7 +115,7 @@ pub fn execute(
             input.context.as_deref(),
             &plan.argv,
             docker::BuildOutput::Lines(&mut |line| {
-                crate::cleanup::deliver_progress(format_args!("{line}"));
+                crate::output::message(format_args!("{line}"));
                 failing.feed(line);
             }),
         )?;
@@ -141,7 +139,7 @@ pub fn execute(
         );
     }
     if let Some((tag, guard)) = staging {
-        docker::tag_image(sh, &tag, &plan.tags)?;
+        docker::tag_image(&tag, &plan.tags)?;
         drop(guard);
     }
 
@@ -154,15 +152,13 @@ pub fn execute(
         .as_str()
         .map(str::to_owned);
     let build_ref = metadata["buildx.build.ref"].as_str().map(str::to_owned);
-    let log = build_ref.and_then(
-        |r| match docker::build_log(sh, input.builder.as_deref(), &r) {
-            Ok(log) => Some(log),
-            Err(err) => {
-                eprintln!("warning: cannot read the build record for step counts: {err:#}");
-                None
-            }
-        },
-    );
+    let log = build_ref.and_then(|r| match docker::build_log(input.builder.as_deref(), &r) {
+        Ok(log) => Some(log),
+        Err(err) => {
+            warning!("cannot read the build record for step counts: {err:#}");
+            None
+        }
+    });
     let steps = log.as_deref().map(count_steps);
     let steps_run = log
         .as_deref()
@@ -178,9 +174,9 @@ pub fn execute(
     let image_id = if pushing {
         None
     } else {
-        docker::image_id(sh, &variant.image_ref())?
+        docker::image_id(&variant.image_ref())?
     };
-    let platform_digests = platform_digests(sh, input, plan, digest.as_deref())?;
+    let platform_digests = platform_digests(input, plan, digest.as_deref())?;
     Ok(BuildReport {
         variant: variant.name.clone(),
         image: plan.tags[0].clone(),
@@ -221,7 +217,6 @@ pub fn execute(
 /// The manifest digest of each platform's image: from the registry's index after a push (the
 /// pushed digest itself for a single image), from the local store after a load.
 fn platform_digests(
-    sh: &Shell,
     input: &PlanInput,
     plan: &BuildPlan,
     digest: Option<&str>,
@@ -232,11 +227,11 @@ fn platform_digests(
             return Ok(out);
         };
         let reference = format!("{}@{digest}", input.repository);
-        let top = docker::registry_manifest(sh, &reference)?;
+        let top = docker::registry_manifest(&reference)?;
         match crate::registry::index_platforms(&top) {
             Some(platforms) => out.extend(platforms),
             None => {
-                let config = docker::registry_image_config(sh, &reference)?;
+                let config = docker::registry_image_config(&reference)?;
                 let platform = crate::registry::platform_of(
                     config["os"].as_str().unwrap_or("?"),
                     config["architecture"].as_str().unwrap_or("?"),
@@ -249,12 +244,12 @@ fn platform_digests(
     }
     let image = &plan.tags[0];
     for platform in &input.platforms {
-        if let Some(id) = docker::platform_image_id(sh, image, platform)? {
+        if let Some(id) = docker::platform_image_id(image, platform)? {
             out.insert(platform.clone(), id);
         }
     }
     if input.platforms.is_empty() {
-        if let Some(found) = docker::image_inspect(sh, std::slice::from_ref(image))?.remove(image) {
+        if let Some(found) = docker::image_inspect(std::slice::from_ref(image))?.remove(image) {
             out.insert(found.platform(), found.id);
         }
     }

@@ -8,7 +8,6 @@ use super::plan::{CheckTarget, DiveTarget, Inputs, Tool};
 use crate::config::Config;
 use crate::docker;
 use crate::util::progress;
-use crate::util::Ctx;
 
 /// Directories whose shell scripts shellcheck reads (recursively).
 const SHELL_DIRS: [&str; 3] = ["scripts", ".ci", "app"];
@@ -28,7 +27,7 @@ pub fn relative(dir: &Utf8Path, path: &Utf8Path) -> Utf8PathBuf {
 }
 
 /// Gathers the inputs of the selected (and available) tools.
-pub fn gather(ctx: &Ctx, config: &Config, tools: &[Tool]) -> Result<Inputs> {
+pub fn gather(config: &Config, tools: &[Tool]) -> Result<Inputs> {
     let dir = &config.dir;
     let wants = |t: Tool| tools.contains(&t);
     let mut inputs = Inputs {
@@ -46,7 +45,7 @@ pub fn gather(ctx: &Ctx, config: &Config, tools: &[Tool]) -> Result<Inputs> {
     inputs.hadolint_config = first_file(dir, &[".hadolint.yaml", ".hadolint.yml"]);
 
     if wants(Tool::Buildkit) {
-        let base = offline_base(ctx, config)?;
+        let base = offline_base(config)?;
         for v in &config.variants {
             let mut build_args = v.build_args.clone();
             if let Some(base) = &base {
@@ -99,7 +98,7 @@ pub fn gather(ctx: &Ctx, config: &Config, tools: &[Tool]) -> Result<Inputs> {
 
     if wants(Tool::Dive) {
         let refs: Vec<String> = config.variants.iter().map(|v| v.image_ref()).collect();
-        let built = docker::image_inspect(&ctx.sh, &refs)?;
+        let built = docker::image_inspect(&refs)?;
         for v in &config.variants {
             if built.contains_key(&v.image_ref()) {
                 inputs.dive.push(DiveTarget {
@@ -122,9 +121,9 @@ pub fn gather(ctx: &Ctx, config: &Config, tools: &[Tool]) -> Result<Inputs> {
 
 /// The offline base as `BASE_IMAGE`, as `cargo xtask build` passes it: when it exists and the
 /// active builder sees the local image store.
-fn offline_base(ctx: &Ctx, config: &Config) -> Result<Option<String>> {
-    let builder = docker::builder(&ctx.sh, None)?;
-    if builder.driver == "docker" && docker::image_id(&ctx.sh, &config.base.image)?.is_some() {
+fn offline_base(config: &Config) -> Result<Option<String>> {
+    let builder = docker::builder(None)?;
+    if builder.driver == "docker" && docker::image_id(&config.base.image)?.is_some() {
         Ok(Some(config.base.image.clone()))
     } else {
         progress!(

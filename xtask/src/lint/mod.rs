@@ -16,6 +16,8 @@ mod sarif;
 use anyhow::{bail, Result};
 use camino::Utf8PathBuf;
 
+use crate::output;
+use crate::output::warning;
 use crate::report::{self, Format};
 use crate::util::progress;
 use crate::util::{CheckFailed, Ctx};
@@ -61,7 +63,7 @@ impl Args {
         let mut summaries: Vec<ToolSummary> = Vec::new();
         let mut available = Vec::new();
         for &tool in &tools {
-            match run::probe(ctx, tool, &cargo) {
+            match run::probe(tool, &cargo) {
                 Ok(version) => {
                     available.push(tool);
                     summaries.push(ToolSummary {
@@ -74,7 +76,7 @@ impl Args {
                     });
                 }
                 Err(why) => {
-                    eprintln!("warning: {tool} skipped: {why}");
+                    warning!("{tool} skipped: {why}");
                     summaries.push(ToolSummary {
                         tool,
                         status: Status::Skipped,
@@ -87,7 +89,7 @@ impl Args {
             }
         }
 
-        let inputs = files::gather(ctx, config, &available)?;
+        let inputs = files::gather(config, &available)?;
         let jobs = plan::plan(&inputs, &available);
         progress!(
             "lint {dir}: {}",
@@ -157,7 +159,7 @@ impl Args {
         };
         let sections = render::sections(&report);
         match self.format {
-            Format::Table => report::print(&render::text(&report))?,
+            Format::Table => output::result(&render::text(&report))?,
             _ => report::emit_sections(self.format, &sections, &report)?,
         }
         report::step_summary("Lint", &report::sections_markdown(&sections));
@@ -205,10 +207,10 @@ fn verdict(report: &Report, allow_missing: bool) -> Result<()> {
     if !skipped.is_empty() {
         let names: Vec<&str> = skipped.iter().map(|t| t.tool.name()).collect();
         if allow_missing {
-            eprintln!(
+            output::message(format_args!(
                 "lint: skipped (allowed by --allow-missing): {}",
                 names.join(", ")
-            );
+            ));
         } else {
             problems.push(format!(
                 "skipped {} — {} (or pass --allow-missing)",

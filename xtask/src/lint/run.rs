@@ -1,6 +1,5 @@
-//! Runs the planned jobs: finds each linter (or says how to install it; xshell, short probes),
-//! runs every job at once in the project directory (duct: parallel, killed on Ctrl-C), and hands
-//! each tool's output to its parser.
+//! Runs the planned jobs: finds each linter (or says how to install it), runs every job at once
+//! in the project directory, and hands each tool's output to its parser.
 
 use anyhow::{anyhow, bail, Context, Result};
 use camino::Utf8Path;
@@ -8,17 +7,14 @@ use camino::Utf8Path;
 use super::parse::{self, Finding};
 use super::plan::{Job, Tool};
 use crate::docker;
-use crate::util::Ctx;
-use xshell::cmd;
+use crate::process::Cmd;
 
 /// Whether a linter can run here: its version, or why not and how to fix it.
-pub fn probe(ctx: &Ctx, tool: Tool, cargo: &str) -> std::result::Result<Option<String>, String> {
+pub fn probe(tool: Tool, cargo: &str) -> std::result::Result<Option<String>, String> {
     let missing = |why: String| format!("{why}: install it with {}", tool.install());
     let version_of = |program: &str, args: &[&str]| -> std::result::Result<String, String> {
-        let sh = &ctx.sh;
-        let out = cmd!(sh, "{program} {args...}")
-            .quiet()
-            .ignore_status()
+        let out = Cmd::new(program)
+            .args(args)
             .output()
             .map_err(|e| format!("cannot run `{program}`: {e}"))?;
         let text = String::from_utf8_lossy(&out.stdout).into_owned()
@@ -45,8 +41,8 @@ pub fn probe(ctx: &Ctx, tool: Tool, cargo: &str) -> std::result::Result<Option<S
             })?
         }
         Tool::Buildkit => {
-            let buildx = docker::ensure_buildx(&ctx.sh)
-                .and_then(|v| docker::info(&ctx.sh).map(|_| v))
+            let buildx = docker::ensure_buildx()
+                .and_then(|v| docker::info().map(|_| v))
                 .map_err(|e| format!("{e:#}"))?;
             if !buildx_has_checks(&buildx) {
                 return Err(format!(
@@ -116,18 +112,13 @@ fn run_job(dir: &Utf8Path, job: &Job, note: &mut Option<String>) -> Result<Vec<F
             .unwrap_or(Utf8Path::new("Dockerfile"));
         return Ok(parse::buildkit(&check, dockerfile));
     }
-    let mut expr = duct::cmd(&job.program, &job.args)
-        .dir(dir)
-        .stdin_null()
-        .stdout_capture()
-        .stderr_capture()
-        .unchecked();
+    let mut cmd = Cmd::new(&job.program).args(&job.args).dir(dir);
     for (k, v) in &job.env {
-        expr = expr.env(k, v);
+        cmd = cmd.env(k, v);
     }
-    // A linter still running when the user presses Ctrl-C is killed with the xtask.
-    let output =
-        crate::cleanup::run(&expr).with_context(|| format!("running `{}`", job.program))?;
+    let output = cmd
+        .output()
+        .with_context(|| format!("running `{}`", job.program))?;
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     let code = output.status.code().unwrap_or(-1);

@@ -151,7 +151,7 @@ impl Pushed {
     }
 
     /// Resolves `repo:tag` (asking the registry for its digest) or takes `repo@digest` as is.
-    pub fn resolve(sh: &xshell::Shell, name: &str, reference: &str) -> Result<Pushed> {
+    pub fn resolve(name: &str, reference: &str) -> Result<Pushed> {
         let repository = repository_of(reference).to_string();
         if host_of(&repository).is_none() {
             bail!(
@@ -166,7 +166,7 @@ impl Pushed {
                 digest: digest.to_string(),
             });
         }
-        let digest = crate::docker::registry_digest(sh, reference)?;
+        let digest = crate::docker::registry_digest(reference)?;
         Ok(Pushed {
             name: name.to_string(),
             repository,

@@ -3,14 +3,12 @@
 //! (plain HTTP/1.1 on loopback, no client library: the engine itself pushes to 127.0.0.0/8 over
 //! HTTP without configuration). [`LocalRegistry::stop`] (and drop) stops the server and removes
 //! its directory. Nothing here stops it on a signal: the caller registers `stop` (the tool through
-//! `cleanup::start_daemon`).
+//! `process::daemon`).
 //!
-//! Used by `bench pull` (under a cleanup guard) and by the tests' harness, which includes this
-//! file with `#[path]` (`tests/common/registry.rs`): so it uses nothing of the crate, only std,
-//! anyhow, duct and sha2. By hand: `docs/PUBLISHING.md` ("A registry on this machine") writes the
-//! same config.
+//! Used by `bench pull` (under a cleanup guard) and by the tests' harness. By hand:
+//! `docs/PUBLISHING.md` ("A registry on this machine") writes the same config.
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Context, Result};
 use sha2::{Digest, Sha256};
 use std::io::{self, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -18,12 +16,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use crate::process::{Child, Cmd};
+
 /// A running registry. `stop` (or drop) ends it and removes its directory.
 pub struct LocalRegistry {
     /// `127.0.0.1:PORT`, the host part of image references.
     pub host: String,
     dir: PathBuf,
-    child: Mutex<Option<duct::Handle>>,
+    child: Mutex<Option<Child>>,
 }
 
 /// `sha256:<hex>` of what went into `hasher`.
@@ -70,22 +70,17 @@ impl LocalRegistry {
             std::fs::write(&config, config_yaml(&host, &dir.join("storage")))
                 .with_context(|| format!("writing {}", config.display()))?;
             let log = dir.join("registry.log");
-            let child = duct::cmd(
-                "docker-registry",
-                [std::ffi::OsStr::new("serve"), config.as_os_str()],
-            )
-            .stdin_null()
-            .stderr_to_stdout()
-            .stdout_path(&log)
-            .unchecked()
-            .start()
-            .map_err(|e| {
-                let _ = std::fs::remove_dir_all(dir);
-                anyhow!(
-                    "cannot start `docker-registry` ({e}): install Debian's docker-registry \
-                         package (`bash .ci/install-tools` does)"
-                )
-            })?;
+            let child = Cmd::new("docker-registry")
+                .arg("serve")
+                .arg(&config)
+                .spawn_daemon(&log)
+                .map_err(|e| {
+                    let _ = std::fs::remove_dir_all(dir);
+                    e.context(
+                        "starting a registry: install Debian's docker-registry package \
+                         (`bash .ci/install-tools` does)",
+                    )
+                })?;
             // From here on an error drops the registry, which stops it and removes `dir`.
             let registry = LocalRegistry {
                 host,
@@ -119,9 +114,7 @@ impl LocalRegistry {
     }
 
     fn exited(&self) -> bool {
-        lock(&self.child)
-            .as_ref()
-            .is_none_or(|c| c.try_wait().ok().flatten().is_some())
+        lock(&self.child).as_ref().is_none_or(Child::exited)
     }
 
     /// `127.0.0.1:PORT/<name>`: a repository in this registry.
@@ -132,8 +125,7 @@ impl LocalRegistry {
     /// Stops the server and removes its directory (again: nothing).
     pub fn stop(&self) {
         if let Some(child) = lock(&self.child).take() {
-            let _ = child.kill();
-            let _ = child.wait();
+            child.stop();
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }

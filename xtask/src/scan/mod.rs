@@ -30,6 +30,8 @@ use std::time::Duration;
 
 use crate::config::{Config, Date, Scan};
 use crate::docker;
+use crate::output;
+use crate::output::warning;
 use crate::report;
 use crate::util::{CheckFailed, Ctx};
 use judge::{FailOn, IgnoreStatus, Location, VariantScan};
@@ -141,7 +143,7 @@ enum Source {
 }
 
 impl Args {
-    fn targets<'a>(&self, ctx: &Ctx, config: &'a Config) -> Result<Vec<Target<'a>>> {
+    fn targets<'a>(&self, config: &'a Config) -> Result<Vec<Target<'a>>> {
         let flag = [
             (self.image.is_some(), "--image"),
             (self.input.is_some(), "--input"),
@@ -174,7 +176,7 @@ impl Args {
             } else {
                 let image = self.image.clone().unwrap_or_else(|| v.image_ref());
                 // Pinned by ID: the tag may move while the scan runs.
-                let id = docker::image_id(&ctx.sh, &image)?.with_context(|| {
+                let id = docker::image_id(&image)?.with_context(|| {
                     format!(
                         "image {image} is not in the local Docker engine: build it with \
                          `cargo xtask build {}`, or scan another with --image REF or --input FILE",
@@ -205,7 +207,7 @@ impl Args {
         let baseline = self.baseline.as_deref().map(baseline::load).transpose()?;
         let runs_trivy = self.from_report.is_none();
         let trivy = runs_trivy.then(run::find_trivy).transpose()?;
-        let targets = self.targets(ctx, config)?;
+        let targets = self.targets(config)?;
         let flags = DbFlags {
             cache_dir: self.cache_dir.as_ref().map(|d| absolute(d)).transpose()?,
             repositories: self.db_repository.clone(),
@@ -228,8 +230,8 @@ impl Args {
             let mut scan = scan_one(ctx, target, trivy.as_deref(), &db, today, &mut reports)?;
             if let Some(baseline) = &baseline {
                 if !baseline.apply(&mut scan) {
-                    eprintln!(
-                        "warning: the baseline has no scan of `{}`: all its findings count as new",
+                    warning!(
+                        "the baseline has no scan of `{}`: all its findings count as new",
                         scan.variant
                     );
                 }
@@ -237,10 +239,11 @@ impl Args {
             scan.set_passed(self.fail_on);
             warn_about_ignores(&scan);
             if scan.os_end_of_life {
-                eprintln!(
-                    "warning: {}: {} is past its end of life: its packages get no more fixes; \
+                warning!(
+                    "{}: {} is past its end of life: its packages get no more fixes; \
                      move the base image to a supported release",
-                    scan.variant, scan.os
+                    scan.variant,
+                    scan.os
                 );
             }
             scans.push(scan);
@@ -280,14 +283,7 @@ impl Args {
         };
         let json = serde_json::to_vec_pretty(report).context("serializing the report")?;
         match self.format {
-            Format::Sarif => {
-                use std::io::Write;
-                let text = sarif::log(&report.scans).to_json()?;
-                std::io::stdout()
-                    .lock()
-                    .write_all(text.as_bytes())
-                    .context("writing the SARIF log")?;
-            }
+            Format::Sarif => output::result(&sarif::log(&report.scans).to_json()?)?,
             Format::Table => report::emit_sections(report::Format::Table, &sections, report)?,
             Format::Markdown => report::emit_sections(report::Format::Markdown, &sections, report)?,
             Format::Json => report::emit_sections(report::Format::Json, &sections, report)?,
@@ -419,12 +415,13 @@ fn scan_one(
 fn warn_about_ignores(scan: &VariantScan) {
     for i in &scan.ignores {
         match i.status {
-            IgnoreStatus::Unused => eprintln!(
-                "warning: {}: scan.ignore lists {}, which the scan did not find; remove it",
-                scan.variant, i.id
+            IgnoreStatus::Unused => warning!(
+                "{}: scan.ignore lists {}, which the scan did not find; remove it",
+                scan.variant,
+                i.id
             ),
-            IgnoreStatus::Expired => eprintln!(
-                "warning: {}: the scan.ignore entry for {} expired on {}: its {} finding(s) are \
+            IgnoreStatus::Expired => warning!(
+                "{}: the scan.ignore entry for {} expired on {}: its {} finding(s) are \
                  judged again; fix them, or renew the entry with a new date and reason",
                 scan.variant,
                 i.id,

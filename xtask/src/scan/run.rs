@@ -10,6 +10,9 @@ use std::io::{BufRead, BufReader};
 
 use super::plan::{self, DbOptions, Input};
 use crate::cleanup;
+use crate::output;
+use crate::output::warning;
+use crate::process::Cmd;
 use crate::util::{Ctx, TempDir};
 
 /// How many of Trivy's last log lines an error quotes.
@@ -47,27 +50,20 @@ impl Failed {
 /// Runs Trivy with `argv` (argv[0] is `trivy`), copying its log to stderr.
 fn run(ctx: &Ctx, trivy: &Utf8Path, argv: &[String]) -> Result<std::result::Result<(), Failed>> {
     // Trivy reads `trivy-secret.yaml` (secret allow rules) from its working directory.
-    let trivy = duct::cmd(trivy.as_std_path(), &argv[1..])
+    let reader = Cmd::new(trivy)
+        .args(&argv[1..])
         .dir(&ctx.root)
-        .stdin_null()
-        .stderr_to_stdout()
-        .unchecked();
-    let reader =
-        cleanup::reader(&trivy).with_context(|| format!("starting `{}`", argv.join(" ")))?;
+        .reader_merged()?;
     let mut last: VecDeque<String> = VecDeque::new();
     for line in BufReader::new(&reader).lines() {
         let line = line.context("reading trivy's output")?;
-        cleanup::deliver_progress(format_args!("    {line}"));
+        output::message(format_args!("    {line}"));
         if last.len() == QUOTED_LINES {
             last.pop_front();
         }
         last.push_back(line);
     }
-    let status = reader
-        .try_wait()
-        .context("waiting for trivy")?
-        .context("trivy closed its output but did not exit")?
-        .status;
+    let status = reader.finish()?.status;
     if cleanup::interrupted() {
         bail!("interrupted");
     }
@@ -102,8 +98,8 @@ pub fn update_db(ctx: &Ctx, trivy: &Utf8Path, db: &DbOptions) -> Result<()> {
             Ok(()) => return Ok(()),
             Err(failed) => {
                 if let Some(next) = candidates.get(i + 1).copied().flatten() {
-                    eprintln!(
-                        "warning: no Trivy DB from {from}: {}; trying {next}",
+                    warning!(
+                        "no Trivy DB from {from}: {}; trying {next}",
                         key_line(&failed.lines)
                     );
                 }

@@ -168,7 +168,6 @@ pub fn read_layout(
     todo: &[&Wanted],
     cache: &Cache,
     decompress: bool,
-    sh: &xshell::Shell,
     stats: &mut Stats,
 ) -> Result<Layout> {
     let mut layout = Layout::default();
@@ -188,8 +187,8 @@ pub fn read_layout(
             usage
                 .get_or_init(|| {
                     let rows = match w.platform {
-                        Some(p) => docker::history_usage(sh, w.reference, Some(p)),
-                        None => docker::history_usage(sh, id, None),
+                        Some(p) => docker::history_usage(w.reference, Some(p)),
+                        None => docker::history_usage(id, None),
                     }
                     .map_err(|e| {
                         crate::util::progress!(

@@ -29,7 +29,6 @@ pub struct Options<'a> {
     /// Decompress every gzip layer instead of reading lengths from gzip trailers.
     pub decompress: bool,
     pub info: &'a docker::Info,
-    pub sh: &'a xshell::Shell,
 }
 
 /// Facts for each wanted image ID: from the cache, else from one `docker save` of the rest.
@@ -99,14 +98,7 @@ pub fn measure(
                 found.dir()
             );
             stats.from_store = todo.len();
-            content::read_layout(
-                &found,
-                &todo,
-                cache,
-                options.decompress,
-                options.sh,
-                &mut stats,
-            )?
+            content::read_layout(&found, &todo, cache, options.decompress, &mut stats)?
         }
         None => save::read_layout(store, &todo, cache, &mut stats)?,
     };

@@ -26,6 +26,7 @@ use std::time::Instant;
 
 use crate::config::Budget;
 use crate::docker;
+use crate::output::warning;
 use crate::report::{self, Format};
 use crate::util::{CheckFailed, Ctx};
 pub(crate) use content::{image_documents, ContentStore};
@@ -136,7 +137,6 @@ impl Args {
     /// its unpacked size (on its own: a copy that cannot be measured costs only that figure).
     fn measure_in_registry(
         &self,
-        ctx: &Ctx,
         store: Store,
         cache: &cache::Cache,
         options: &measure::Options,
@@ -148,8 +148,8 @@ impl Args {
             .filter(|i| registry::is_registry_reference(i))
         {
             crate::util::progress!("sizes: reading {reference} from its registry");
-            let mut entry = registry::measure(&ctx.sh, reference)?;
-            let local = docker::image_inspect(&ctx.sh, std::slice::from_ref(reference))?;
+            let mut entry = registry::measure(reference)?;
+            let local = docker::image_inspect(std::slice::from_ref(reference))?;
             if let Some(inspect) = local.get(reference) {
                 let wanted = [Wanted {
                     reference,
@@ -157,7 +157,7 @@ impl Args {
                     platform: None,
                 }];
                 match measure::measure(store, &wanted, cache, options, &mut |w| {
-                    eprintln!("warning: {w}");
+                    warning!("{w}");
                 }) {
                     Ok((facts, _)) => {
                         let here = registry::platform_of(
@@ -170,8 +170,8 @@ impl Args {
                             p.unpacked = unpacked;
                         }
                     }
-                    Err(err) => eprintln!(
-                        "warning: the unpacked size of {reference} is not shown: its local copy \
+                    Err(err) => warning!(
+                        "the unpacked size of {reference} is not shown: its local copy \
                          could not be measured ({err:#})"
                     ),
                 }
@@ -184,21 +184,17 @@ impl Args {
     /// What the engine knows of each target's image, keyed by [`key`]; a variant's platform
     /// that was not built is dropped from `targets` (its configured platforms are measured as far
     /// as they exist locally) unless `--platform` asked for it or none of them exists.
-    fn inspect(
-        &self,
-        ctx: &Ctx,
-        targets: &mut Vec<Target>,
-    ) -> Result<BTreeMap<String, docker::ImageInspect>> {
+    fn inspect(&self, targets: &mut Vec<Target>) -> Result<BTreeMap<String, docker::ImageInspect>> {
         let mut refs: Vec<String> = Vec::new();
         for t in targets.iter().filter(|t| t.platform.is_none()) {
             if !refs.contains(&t.image) {
                 refs.push(t.image.clone());
             }
         }
-        let mut found = docker::image_inspect(&ctx.sh, &refs)?;
+        let mut found = docker::image_inspect(&refs)?;
         for t in targets.iter().filter(|t| t.platform.is_some()) {
             let platform = t.platform.as_deref().unwrap_or_default();
-            if let Some(i) = docker::image_inspect_platform(&ctx.sh, &t.image, platform)? {
+            if let Some(i) = docker::image_inspect_platform(&t.image, platform)? {
                 found.insert(key(t), i);
             }
         }
@@ -228,9 +224,9 @@ impl Args {
         }
         let baseline = self.baseline.as_ref().map(load_baseline).transpose()?;
 
-        let info = docker::info(&ctx.sh)?;
+        let info = docker::info()?;
         let store = Store::of(&info);
-        let inspected = self.inspect(ctx, &mut targets)?;
+        let inspected = self.inspect(&mut targets)?;
         let mut wanted: Vec<Wanted> = Vec::new();
         for t in &targets {
             if let Some(inspect) = inspected.get(&key(t)) {
@@ -252,10 +248,9 @@ impl Args {
             source: self.source,
             decompress: self.decompress,
             info: &info,
-            sh: &ctx.sh,
         };
         let (facts, mut stats) = measure::measure(store, &wanted, &cache, &options, &mut |w| {
-            eprintln!("warning: {w}");
+            warning!("{w}");
         })?;
         stats.seconds = started.elapsed().as_secs_f64();
 
@@ -295,7 +290,7 @@ impl Args {
         let engine = format!("{}, {}", info.server_version, info.store_name());
         let mut report = build_report(engine, &targets, &measured, baseline.as_deref());
         report.run = Some(stats.clone());
-        report.registry = self.measure_in_registry(ctx, store, &cache, &options)?;
+        report.registry = self.measure_in_registry(store, &cache, &options)?;
 
         let sections = sections(&report, self.layers);
         report::emit_sections(self.format, &sections, &report)?;
@@ -318,7 +313,7 @@ impl Args {
                 .map(|f| f.message.as_str())
         };
         for warning in findings(Level::Warning) {
-            report::diagnostics(&format!("warning: {warning}\n"));
+            warning!("{warning}");
         }
         let over: Vec<&str> = findings(Level::Over).collect();
         let missing: Vec<String> = report

@@ -9,7 +9,6 @@
 
 use anyhow::{Context, Result};
 use serde::Serialize;
-use xshell::Shell;
 
 use crate::config::human_size;
 use crate::docker;
@@ -82,21 +81,21 @@ pub fn manifest_size(manifest: &serde_json::Value) -> Result<(usize, u64, String
 }
 
 /// Reads `reference` from its registry: its digest, then each platform's manifest.
-pub fn measure(sh: &Shell, reference: &str) -> Result<RegistryEntry> {
-    let digest = docker::registry_digest(sh, reference)?;
-    let top = docker::registry_manifest(sh, reference)?;
+pub fn measure(reference: &str) -> Result<RegistryEntry> {
+    let digest = docker::registry_digest(reference)?;
+    let top = docker::registry_manifest(reference)?;
     let repository = crate::registry::repository_of(reference);
     let manifests = match index_platforms(&top) {
         Some(platforms) => platforms
             .into_iter()
             .map(|(platform, d)| {
-                let m = docker::registry_manifest(sh, &format!("{repository}@{d}"))?;
+                let m = docker::registry_manifest(&format!("{repository}@{d}"))?;
                 Ok((platform, d, m))
             })
             .collect::<Result<Vec<_>>>()?,
         None => {
             // A single manifest names its platform only in its image config.
-            let config = docker::registry_image_config(sh, reference)?;
+            let config = docker::registry_image_config(reference)?;
             let platform = platform_of(
                 config["os"].as_str().unwrap_or("?"),
                 config["architecture"].as_str().unwrap_or("?"),

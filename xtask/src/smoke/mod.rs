@@ -37,6 +37,7 @@ use std::time::Duration;
 
 use crate::config::Variant;
 use crate::docker::{self, ImageInspect};
+use crate::output;
 use crate::reclaim;
 use crate::report::{self, Format};
 use crate::util::{progress, CheckFailed, Ctx};
@@ -97,13 +98,13 @@ impl Args {
         if let Some(p) = &self.platform {
             crate::config::check_platform(p).with_context(|| format!("--platform {p}"))?;
         }
-        docker::versions(&ctx.sh)?;
+        docker::versions()?;
         let emulated = match &self.platform {
-            Some(p) => self.check_emulation(ctx, p)?,
+            Some(p) => self.check_emulation(p)?,
             None => false,
         };
-        let (refs, images) = self.inspect(ctx, &variants)?;
-        reclaim::stale_containers(&ctx.sh)?;
+        let (refs, images) = self.inspect(&variants)?;
+        reclaim::stale_containers()?;
         let mut pytest_sites = BTreeMap::new();
         for check in variants.iter().flat_map(|v| &v.smoke.pytest) {
             if !pytest_sites.contains_key(&check.requirements) {
@@ -123,7 +124,7 @@ impl Args {
             owner: if self.keep {
                 Vec::new()
             } else {
-                reclaim::Owner::current(&ctx.sh).labels()
+                reclaim::Owner::current().labels()
             },
             timeout: self.timeout,
             pytest_sites,
@@ -135,7 +136,10 @@ impl Args {
             let outcome = run::smoke_one(variant, image, config, &opts, self.keep)
                 .with_context(|| format!("smoke-testing variant `{}`", variant.name))?;
             if !outcome.passed {
-                report::diagnostics(&render::render_diagnostics(&outcome));
+                output::message(format_args!(
+                    "{}",
+                    render::render_diagnostics(&outcome).trim_end()
+                ));
             }
             outcomes.push(outcome);
         }
@@ -152,13 +156,13 @@ impl Args {
 
     /// True when `platform` runs under emulation on the engine; an error naming the fix when
     /// the engine cannot run it at all.
-    fn check_emulation(&self, ctx: &Ctx, platform: &str) -> Result<bool> {
-        let info = docker::info(&ctx.sh)?;
+    fn check_emulation(&self, platform: &str) -> Result<bool> {
+        let info = docker::info()?;
         let native = info.native_platform();
         if docker::same_platform(platform, &native) {
             return Ok(false);
         }
-        match docker::engine_platforms(&ctx.sh)? {
+        match docker::engine_platforms()? {
             Some(runs) if !runs.iter().any(|p| docker::same_platform(p, platform)) => bail!(
                 "the engine ({native}) cannot run {platform} containers: its builder lists only \
                  {}. Fix: {} (on the engine's machine), then run the smoke test again",
@@ -179,21 +183,20 @@ impl Args {
     /// never built is an error that says how to build it.
     fn inspect(
         &self,
-        ctx: &Ctx,
         variants: &[&Variant],
     ) -> Result<(Vec<String>, BTreeMap<String, ImageInspect>)> {
         let refs: Vec<String> = variants
             .iter()
             .map(|v| self.image.clone().unwrap_or_else(|| v.image_ref()))
             .collect();
-        let mut images = docker::image_inspect(&ctx.sh, &refs).context("inspecting the images")?;
+        let mut images = docker::image_inspect(&refs).context("inspecting the images")?;
         if let Some(platform) = &self.platform {
             let mut lacking = Vec::new();
             for (variant, r) in variants.iter().zip(&refs) {
                 if !images.contains_key(r) {
                     continue;
                 }
-                match docker::image_inspect_platform(&ctx.sh, r, platform)? {
+                match docker::image_inspect_platform(r, platform)? {
                     Some(found) => {
                         images.insert(r.clone(), found);
                     }

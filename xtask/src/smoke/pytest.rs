@@ -8,6 +8,7 @@ use camino::{Utf8Path, Utf8PathBuf};
 use std::collections::BTreeSet;
 
 use crate::cleanup;
+use crate::process::Cmd;
 use crate::util::{progress, Ctx};
 
 /// The requirements of `root` and of everything it needs, by the `# via` notes of a lock that
@@ -114,20 +115,25 @@ pub fn site(ctx: &Ctx, lock: &Utf8Path) -> Result<Utf8PathBuf> {
     let partial = Utf8PathBuf::from(format!("{site}.partial-{}", crate::util::unique_suffix()));
     let remove = partial.clone();
     let guard = cleanup::Guard::new(move || drop(std::fs::remove_dir_all(&remove)));
-    let install = duct::cmd!(
-        "uv",
-        "pip",
-        "install",
-        "--quiet",
-        "--no-deps",
-        "--require-hashes",
-        "--target",
-        &partial,
-        "-r",
-        &requirements
-    );
-    cleanup::run(&install.stdout_to_stderr())
+    let install = Cmd::new("uv")
+        .args([
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--require-hashes",
+            "--target",
+        ])
+        .arg(&partial)
+        .arg("-r")
+        .arg(&requirements)
+        .stream()
         .with_context(|| format!("installing pytest from {requirements} with uv"))?;
+    if !install.success() {
+        bail!(
+            "installing pytest from {requirements} with uv failed ({install}; its output is above)"
+        );
+    }
     std::fs::rename(&partial, &site).with_context(|| format!("moving {partial} to {site}"))?;
     drop(guard);
     Ok(site)

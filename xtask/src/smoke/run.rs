@@ -77,7 +77,7 @@ fn container_guard(name: &str, in_flight: Arc<AtomicBool>) -> Guard {
             std::thread::sleep(Duration::from_millis(50));
         }
         if let Err(err) = docker::remove_container(&name) {
-            crate::cleanup::say(format_args!(
+            crate::output::notice(format_args!(
                 "warning: {err:#}; remove it with `docker rm -f -v {name}`"
             ));
         }

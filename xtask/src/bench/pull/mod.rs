@@ -34,7 +34,6 @@ use serde::Serialize;
 
 use super::report::{publish, Check, Machine};
 use crate::build_cmd::Compression;
-use crate::cleanup;
 use crate::docker;
 use crate::registry::serve::LocalRegistry;
 use crate::report::Format;
@@ -90,8 +89,8 @@ impl PullArgs {
         let variant = config.variant(&self.variant)?;
         let image = self.image.clone().unwrap_or_else(|| variant.image_ref());
         // Everything that can be checked is checked before a registry or an engine starts.
-        preflight(&ctx.sh)?;
-        let info = docker::info(&ctx.sh)?;
+        preflight()?;
+        let info = docker::info()?;
         if !info.containerd_store() {
             bail!(
                 "bench pull reads the image's layers from containerd's content store, and this \
@@ -99,7 +98,7 @@ impl PullArgs {
                 info.store_name()
             );
         }
-        let inspect = docker::image_inspect(&ctx.sh, std::slice::from_ref(&image))?
+        let inspect = docker::image_inspect(std::slice::from_ref(&image))?
             .remove(&image)
             .with_context(|| {
                 format!(
@@ -137,7 +136,7 @@ impl PullArgs {
                 plan.label()
             );
             let dir = scratch.path().join(format!("registry-{k}"));
-            let (registry, _stop) = cleanup::start_daemon(
+            let (registry, _stop) = crate::process::daemon(
                 || LocalRegistry::start(dir.as_std_path()),
                 LocalRegistry::stop,
             )
@@ -197,7 +196,7 @@ fn positive_ratio(s: &str) -> std::result::Result<f64, String> {
 }
 
 /// Root and the three programs the bench starts, before anything starts.
-fn preflight(sh: &xshell::Shell) -> Result<()> {
+fn preflight() -> Result<()> {
     for (program, fix) in [
         ("dockerd", "install docker.io"),
         (
@@ -210,11 +209,7 @@ fn preflight(sh: &xshell::Shell) -> Result<()> {
             bail!("bench pull starts `{program}`, which is not on PATH: {fix}");
         }
     }
-    let uid = xshell::cmd!(sh, "id -u")
-        .quiet()
-        .read()
-        .context("running `id -u`")?;
-    if uid.trim() != "0" {
+    if !crate::util::is_root() {
         bail!(
             "bench pull starts private Docker engines (dockerd, a bridge interface each) and reads \
              containerd's content store: run it as root"

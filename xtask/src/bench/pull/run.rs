@@ -11,7 +11,7 @@ use serde::Serialize;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::cleanup::{self, Guard};
+use crate::cleanup::Guard;
 use crate::docker;
 use crate::engine::{EngineSpec, LocalEngine};
 use crate::util::progress;
@@ -49,7 +49,7 @@ impl Engines<'_> {
             containerd_store: true,
             tcp: None,
         };
-        cleanup::start_daemon(|| LocalEngine::start(spec), LocalEngine::stop)
+        crate::process::daemon(|| LocalEngine::start(spec), LocalEngine::stop)
             .context("starting a private engine to pull into")
     }
 

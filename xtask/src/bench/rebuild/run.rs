@@ -14,6 +14,7 @@ use crate::build_cmd::BuildReport;
 use crate::build_cmd::CacheMode;
 use crate::cleanup::Guard;
 use crate::docker;
+use crate::output::warning;
 use crate::util::{progress, Ctx, TempDir};
 
 /// One measured build.
@@ -73,10 +74,10 @@ pub fn builds(
     runs: u32,
 ) -> Result<Measured> {
     let variant = plan.variant;
-    let info = docker::info(&ctx.sh)?;
+    let info = docker::info()?;
     // Another `cargo xtask base` on a shared engine replaces the base under the bench and
     // turns every later build into a cold one; such a run is reported as invalid.
-    let base_before = docker::image_id(&ctx.sh, plan.base_image)
+    let base_before = docker::image_id(plan.base_image)
         .with_context(|| format!("inspecting the base image {}", plan.base_image))?;
     let reports = TempDir::new(ctx, "bench")?;
     let build_args = plan.build_args(
@@ -148,7 +149,7 @@ pub fn builds(
     let _peer_images = plan.peer.as_ref().map(|_| {
         Guard::new(|| {
             if let Err(err) = docker::remove_repository_tags(PEER_IMAGE) {
-                eprintln!("warning: could not remove the peer's images ({PEER_IMAGE}): {err:#}");
+                warning!("could not remove the peer's images ({PEER_IMAGE}): {err:#}");
             }
         })
     });
@@ -237,7 +238,7 @@ pub fn builds(
     {
         row.ratio_to_cold = ratio(row.secs, cold);
     }
-    let base_after = docker::image_id(&ctx.sh, plan.base_image)
+    let base_after = docker::image_id(plan.base_image)
         .with_context(|| format!("inspecting the base image {}", plan.base_image))?;
     Ok(Measured {
         info,

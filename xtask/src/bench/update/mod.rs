@@ -30,6 +30,7 @@ use super::touch::{validate_touch, Touch, DEFAULT_APP_FILE, DEFAULT_DEP_FILE};
 use crate::build_cmd as build;
 use crate::config::parse_size;
 use crate::docker;
+use crate::process::Cmd;
 use crate::report::Format;
 use crate::util::{progress, Ctx, TempDir};
 use judge::{delta, judge, stable_digests, LayerFact, Row};
@@ -146,7 +147,7 @@ impl UpdateArgs {
             }
         };
 
-        let info = docker::info(&ctx.sh)?;
+        let info = docker::info()?;
         let reports = TempDir::new(ctx, "bench-update")?;
         let args = build::Args {
             builder: self.builder.clone(),
@@ -274,11 +275,9 @@ fn layers(ctx: &Ctx, image_id: &str) -> Result<Vec<LayerFact>> {
         "--format".into(),
         "json".into(),
     ];
-    let out = duct::cmd(&exe, &args)
-        .stdout_capture()
-        .stderr_capture()
-        .unchecked()
-        .run()
+    let out = Cmd::new(&exe)
+        .args(&args)
+        .output()
         .context("running `cargo xtask sizes`")?;
     if !matches!(out.status.code(), Some(0 | 1)) {
         bail!(
@@ -311,27 +310,19 @@ fn bump(ctx: &Ctx, lock: &Utf8Path, original: &[u8], package: &str) -> Result<(S
     std::fs::write(&constraint, format!("{package}!={version}\n"))
         .with_context(|| format!("writing {constraint}"))?;
     progress!("bench update: finding a version of {package} other than {version} (uv pip compile)");
-    let out = duct::cmd!(
-        "uv",
-        "pip",
-        "compile",
-        "-",
-        "--constraint",
-        &constraint,
-        "--universal",
-        "--python-version",
-        "3.11",
-        "--generate-hashes",
-        "--no-header",
-        "--no-annotate",
-        "--quiet"
-    )
-    .stdin_bytes(format!("{package}\n"))
-    .stdout_capture()
-    .stderr_capture()
-    .unchecked()
-    .run()
-    .context("running `uv pip compile`")?;
+    let out = Cmd::new("uv")
+        .args(["pip", "compile", "-", "--constraint"])
+        .arg(&constraint)
+        .args([
+            "--universal",
+            "--python-version",
+            "3.11",
+            "--generate-hashes",
+        ])
+        .args(["--no-header", "--no-annotate", "--quiet"])
+        .stdin(format!("{package}\n"))
+        .output()
+        .context("running `uv pip compile`")?;
     if !out.status.success() {
         bail!(
             "`uv pip compile` found no other version of {package}: {}",
