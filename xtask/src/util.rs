@@ -20,11 +20,7 @@ impl Ctx {
     pub fn new(config: Option<Utf8PathBuf>) -> Result<Ctx> {
         let root = project_root();
         let config_path = match config {
-            Some(path) if path.is_absolute() => path,
-            // A relative --config is relative to where the user typed it.
-            Some(path) => Utf8PathBuf::try_from(std::env::current_dir()?)
-                .context("the current directory is not UTF-8")?
-                .join(path),
+            Some(path) => absolute(&path)?,
             None => root.join("images.toml"),
         };
         Ok(Ctx {
@@ -233,6 +229,22 @@ pub fn base64_decode(text: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// `path` as given when absolute, else relative to the current directory (where the user typed it).
+pub fn absolute(path: &Utf8Path) -> Result<Utf8PathBuf> {
+    if path.is_absolute() {
+        return Ok(path.to_path_buf());
+    }
+    let cwd = Utf8PathBuf::try_from(std::env::current_dir()?)
+        .context("the current directory is not UTF-8")?;
+    Ok(cwd.join(path))
+}
+
+/// An image ID or digest as `docker image ls` shows it: 12 hex digits, without `sha256:`.
+pub fn short_id(id: &str) -> String {
+    let hex = id.split_once(':').map_or(id, |(_, hex)| hex);
+    hex.chars().take(12).collect()
+}
+
 /// A short random-enough suffix for names of containers and temporary directories.
 pub fn unique_suffix() -> String {
     use std::time::{SystemTime, UNIX_EPOCH};
@@ -338,6 +350,13 @@ mod tests {
                 ]
             )
         );
+    }
+
+    #[test]
+    fn ids_are_shortened_to_twelve_hex_digits() {
+        assert_eq!(short_id("sha256:cb6853fbb591a8da5e25"), "cb6853fbb591");
+        assert_eq!(short_id("cb6853fbb591a8da5e25"), "cb6853fbb591");
+        assert_eq!(short_id("sha256:abc"), "abc");
     }
 
     #[test]

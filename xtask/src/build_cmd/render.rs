@@ -4,6 +4,7 @@ use anyhow::Result;
 
 use super::run::BuildReport;
 use crate::report::{self, Format, Table};
+use crate::util;
 
 /// Prints the reports as `format` and writes the step summary.
 pub fn render(format: Format, reports: &[BuildReport]) -> Result<()> {
@@ -22,7 +23,7 @@ pub fn render(format: Format, reports: &[BuildReport]) -> Result<()> {
             r.image.clone(),
             match (&r.image_id, &r.digest, r.pushed) {
                 (_, Some(digest), true) => digest.clone(),
-                (Some(id), _, _) => short_id(id),
+                (Some(id), _, _) => util::short_id(id),
                 _ => "-".into(),
             },
             format!("{:.1} s", r.duration_secs),
@@ -36,8 +37,4 @@ pub fn render(format: Format, reports: &[BuildReport]) -> Result<()> {
     report::emit(format, &table, &reports)?;
     report::step_summary("cargo xtask build", &table.render_markdown());
     Ok(())
-}
-
-fn short_id(id: &str) -> String {
-    id.trim_start_matches("sha256:").chars().take(12).collect()
 }

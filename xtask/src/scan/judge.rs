@@ -513,7 +513,7 @@ pub fn failure_message(scans: &[VariantScan], mode: FailOn) -> Option<String> {
 /// `sha256:cb6853fbb591`.
 pub fn short_layer(diff_id: &str) -> String {
     let (algo, hex) = diff_id.split_once(':').unwrap_or(("", diff_id));
-    let hex: String = hex.chars().take(12).collect();
+    let hex = crate::util::short_id(hex);
     if algo.is_empty() {
         hex
     } else {

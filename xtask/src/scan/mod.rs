@@ -209,7 +209,11 @@ impl Args {
         let trivy = runs_trivy.then(run::find_trivy).transpose()?;
         let targets = self.targets(config)?;
         let flags = DbFlags {
-            cache_dir: self.cache_dir.as_ref().map(|d| absolute(d)).transpose()?,
+            cache_dir: self
+                .cache_dir
+                .as_deref()
+                .map(crate::util::absolute)
+                .transpose()?,
             repositories: self.db_repository.clone(),
             offline: self.offline,
             timeout: self.timeout,
@@ -307,15 +311,6 @@ fn today() -> Date {
         .map(|d| d.as_secs())
         .unwrap_or(0);
     Date::parse(&crate::util::rfc3339(now)[..10]).expect("rfc3339 writes YYYY-MM-DD")
-}
-
-fn absolute(path: &Utf8Path) -> Result<Utf8PathBuf> {
-    if path.is_absolute() {
-        return Ok(path.to_path_buf());
-    }
-    let cwd = Utf8PathBuf::try_from(std::env::current_dir()?)
-        .context("the current directory is not UTF-8")?;
-    Ok(cwd.join(path))
 }
 
 /// Scans (or reads) one target's report and judges it. `reports` keeps the Trivy reports of

@@ -152,11 +152,7 @@ pub fn platform_check(rows: &[Row], platform: &str, native: &str, max: f64) -> C
 /// The base image must be the same before the cold build and after the last one: when it was
 /// replaced meanwhile, the warm builds were not warm and the figures mean nothing.
 pub fn base_check(image: &str, before: Option<&str>, after: Option<&str>) -> Check {
-    let short = |id: Option<&str>| {
-        id.map_or("absent".to_string(), |id| {
-            id.trim_start_matches("sha256:").chars().take(12).collect()
-        })
-    };
+    let short = |id: Option<&str>| id.map_or("absent".to_string(), crate::util::short_id);
     Check {
         name: "base image unchanged during the bench".into(),
         target: format!("{image}: same ID before and after"),

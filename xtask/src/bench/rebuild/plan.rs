@@ -98,15 +98,12 @@ impl<'a> Plan<'a> {
             .into_iter()
             .next()
             .context("no variant selected")?;
-        let cwd = Utf8PathBuf::try_from(std::env::current_dir()?)
-            .context("the current directory is not UTF-8")?;
         let resolve = |given: Option<&Utf8PathBuf>, default: &str| match given {
-            Some(p) if p.is_absolute() => p.clone(),
-            Some(p) => cwd.join(p),
-            None => ctx.root.join(default),
+            Some(p) => crate::util::absolute(p),
+            None => Ok(ctx.root.join(default)),
         };
-        let app_file = resolve(app_file, DEFAULT_APP_FILE);
-        let dep_file = resolve(dep_file, DEFAULT_DEP_FILE);
+        let app_file = resolve(app_file, DEFAULT_APP_FILE)?;
+        let dep_file = resolve(dep_file, DEFAULT_DEP_FILE)?;
         let read = |path: &Utf8Path| -> Result<Vec<u8>> {
             let bytes = std::fs::read(path).with_context(|| format!("reading {path}"))?;
             validate_touch(path, &variant.context, &bytes)?;

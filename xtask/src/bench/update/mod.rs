@@ -110,29 +110,26 @@ impl UpdateArgs {
             .with_context(|| format!("--max-app-pull {}", self.max_app_pull))?;
         let max_dep = parse_size(&self.max_dep_pull)
             .with_context(|| format!("--max-dep-pull {}", self.max_dep_pull))?;
-        let cwd = Utf8PathBuf::try_from(std::env::current_dir()?)
-            .context("the current directory is not UTF-8")?;
         let resolve = |given: &Option<Utf8PathBuf>, default: &str| match given {
-            Some(p) if p.is_absolute() => p.clone(),
-            Some(p) => cwd.join(p),
-            None => ctx.root.join(default),
+            Some(p) => crate::util::absolute(p),
+            None => Ok(ctx.root.join(default)),
         };
         let read = |path: &Utf8Path| -> Result<Vec<u8>> {
             let bytes = std::fs::read(path).with_context(|| format!("reading {path}"))?;
             validate_touch(path, &variant.context, &bytes)?;
             Ok(bytes)
         };
-        let app_file = resolve(&self.app_file, DEFAULT_APP_FILE);
+        let app_file = resolve(&self.app_file, DEFAULT_APP_FILE)?;
         let app_original = read(&app_file)?;
         // Everything that can fail is done before the first build: the bumped lock is ready.
         let (dep_change, dep_original) = match &self.dep_file {
             Some(_) => {
-                let file = resolve(&self.dep_file, DEFAULT_DEP_FILE);
+                let file = resolve(&self.dep_file, DEFAULT_DEP_FILE)?;
                 let original = read(&file)?;
                 (DepChange::Touch(file), original)
             }
             None => {
-                let lock = resolve(&self.lock, DEFAULT_DEP_FILE);
+                let lock = resolve(&self.lock, DEFAULT_DEP_FILE)?;
                 let original = read(&lock)?;
                 let package = self.bump.clone().unwrap_or_else(|| DEFAULT_BUMP.into());
                 let (label, bumped) = bump(ctx, &lock, &original, &package)?;
