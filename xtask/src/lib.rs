@@ -20,7 +20,7 @@ mod output;
 mod process;
 mod reclaim;
 pub mod registry;
-mod report;
+pub mod report;
 mod sarif;
 pub mod sbom;
 pub mod scan;

@@ -180,6 +180,93 @@ pub fn emit_sections<T: Serialize>(format: Format, sections: &[Section], value: 
     )
 }
 
+/// How an [`xychart`] series is drawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Plot {
+    Bar,
+    Line,
+}
+
+/// One series of an [`xychart`]: its name (the legend) and one value per x label.
+#[derive(Debug, Clone)]
+pub struct Series {
+    pub plot: Plot,
+    pub name: String,
+    pub values: Vec<f64>,
+}
+
+impl Series {
+    pub fn bar(name: &str, values: Vec<f64>) -> Series {
+        Series {
+            plot: Plot::Bar,
+            name: name.into(),
+            values,
+        }
+    }
+
+    pub fn line(name: &str, values: Vec<f64>) -> Series {
+        Series {
+            plot: Plot::Line,
+            name: name.into(),
+            values,
+        }
+    }
+}
+
+/// A Mermaid `xychart-beta` chart as a fenced `mermaid` block (GitHub renders it in Markdown):
+/// one x label per category, bars and lines in the order given, the y axis from 0 so bars are
+/// not exaggerated. Mermaid strings cannot escape `"`, so it becomes `'`; a non-finite value is
+/// drawn as 0.
+pub fn xychart(title: &str, x_labels: &[String], y_label: &str, series: &[Series]) -> String {
+    let quote = |s: &str| format!("\"{}\"", s.replace('"', "'").replace('\n', " "));
+    let number = |v: f64| {
+        let v = if v.is_finite() { v } else { 0.0 };
+        let s = format!("{v:.3}");
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    };
+    let top = series
+        .iter()
+        .flat_map(|s| s.values.iter().copied())
+        .filter(|v| v.is_finite())
+        .fold(0.0_f64, f64::max);
+    let labels: Vec<String> = x_labels.iter().map(|l| quote(l)).collect();
+    let mut out = format!(
+        "```mermaid\nxychart-beta\n    title {}\n    x-axis [{}]\n    y-axis {} 0 --> {}\n",
+        quote(title),
+        labels.join(", "),
+        quote(y_label),
+        number(axis_top(top)),
+    );
+    for s in series {
+        let kind = match s.plot {
+            Plot::Bar => "bar",
+            Plot::Line => "line",
+        };
+        let values: Vec<String> = s.values.iter().map(|v| number(*v)).collect();
+        out.push_str(&format!(
+            "    {kind} {} [{}]\n",
+            quote(&s.name),
+            values.join(", ")
+        ));
+    }
+    out.push_str("```\n");
+    out
+}
+
+/// The y axis' end: the largest value with 5 % headroom, rounded up to a round number.
+fn axis_top(max: f64) -> f64 {
+    if max <= 0.0 {
+        return 1.0;
+    }
+    let want = max * 1.05;
+    let step = 10f64.powf(want.log10().floor());
+    [1.0, 1.2, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0]
+        .iter()
+        .map(|m| m * step)
+        .find(|v| *v >= want)
+        .unwrap_or(10.0 * step)
+}
+
 /// Appends Markdown to the GitHub Actions step summary when `$GITHUB_STEP_SUMMARY` is set.
 /// Best effort: the summary is a copy of what stdout already said, so a failure to write it is
 /// a `warning:` line and never changes the command's verdict or exit code.
@@ -245,5 +332,34 @@ mod tests {
         assert_eq!(md.lines().nth(1), Some("| --- | ---: |"));
         assert!(md.contains("cpu\\|minimal"), "{md}");
         assert!(md.lines().all(|l| l.starts_with('|') && l.ends_with('|')));
+    }
+
+    #[test]
+    fn xychart_is_a_mermaid_block_with_every_series() {
+        let chart = xychart(
+            "Rebuild time: ours vs the \"peer\"",
+            &["cold".into(), "app change".into()],
+            "seconds",
+            &[
+                Series::bar("ours", vec![15.3, 0.4]),
+                Series::line("peer", vec![18.25, f64::NAN]),
+            ],
+        );
+        assert_eq!(
+            chart,
+            "```mermaid\nxychart-beta\n    title \"Rebuild time: ours vs the 'peer'\"\n    \
+             x-axis [\"cold\", \"app change\"]\n    y-axis \"seconds\" 0 --> 20\n    \
+             bar \"ours\" [15.3, 0.4]\n    line \"peer\" [18.25, 0]\n```\n"
+        );
+    }
+
+    #[test]
+    fn the_y_axis_ends_at_a_round_number_above_the_largest_value() {
+        assert_eq!(axis_top(0.0), 1.0);
+        assert_eq!(axis_top(4228.7), 5000.0);
+        assert_eq!(axis_top(197.7), 250.0);
+        assert_eq!(axis_top(0.9), 1.0);
+        assert_eq!(axis_top(95.0), 100.0);
+        assert_eq!(axis_top(96.0), 120.0);
     }
 }
