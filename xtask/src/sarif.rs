@@ -68,7 +68,8 @@ pub struct ToolComponent {
     pub version: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub information_uri: Option<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// Written even when empty: GitHub refuses a driver without `rules` (GH1018).
+    #[serde(default)]
     pub rules: Vec<ReportingDescriptor>,
 }
 

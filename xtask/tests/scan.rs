@@ -736,6 +736,22 @@ fn a_secret_in_a_layer_fails_naming_the_file_and_layer() {
     assert_eq!(secrets[0]["location"]["line"], 5);
 }
 
+/// Every finding accepted: SARIF without results (which closes earlier alerts) and without
+/// rules, which GitHub takes like every SARIF file these tests check.
+#[test]
+fn a_scan_with_no_result_writes_sarif_github_accepts() {
+    let ids: Vec<String> = ADVISORIES.iter().map(|a| format!("\"{}\"", a.id)).collect();
+    let policy = format!("scan = {{ ignore = [{}] }}\n", ids.join(", "));
+    let s = Setup::new("no-result", &[("quiet", "scan-base", &policy)]);
+    let sarif = s.path("sarif");
+    let run = s.run(&["quiet", "--sarif", arg(&sarif)]);
+    assert_eq!(run.code, 0, "{}", tail(&run.stderr));
+    let log = assert_valid_sarif(&sarif.join("trivy-quiet.sarif"));
+    let driver = &log["runs"][0]["tool"]["driver"];
+    assert_eq!(log["runs"][0]["results"], serde_json::json!([]), "{log}");
+    assert_eq!(driver["rules"], serde_json::json!([]), "{log}");
+}
+
 #[test]
 fn baseline_reports_what_is_new_and_what_is_gone() {
     let lock = fixtures().join("scan-more").join("requirements.lock");

@@ -9,8 +9,8 @@ use super::parse::{Finding, Level};
 use super::plan::Tool;
 use super::render::{Report, Status};
 use crate::sarif::{
-    self, ArtifactLocation, Location, Log, Message, PhysicalLocation, Region, ReportingDescriptor,
-    Run, SarifResult, ToolComponent,
+    self, ArtifactLocation, Location, Log, Message, MultiformatMessageString, PhysicalLocation,
+    Region, ReportingDescriptor, Run, SarifResult, ToolComponent,
 };
 
 /// Where each linter documents itself (the driver's `informationUri`).
@@ -66,6 +66,23 @@ fn location(f: &Finding) -> Location {
     }
 }
 
+/// The rule a finding breaks, with the descriptions and help GitHub requires of every rule.
+fn rule(f: &Finding) -> ReportingDescriptor {
+    let mut rule = ReportingDescriptor::new(&f.rule);
+    let name = format!("{} {}", f.tool, f.rule);
+    rule.short_description = Some(MultiformatMessageString::text(&name));
+    rule.full_description = Some(MultiformatMessageString::text(&name));
+    rule.help = Some(match &f.url {
+        Some(url) => MultiformatMessageString {
+            text: format!("{name}: {url}"),
+            markdown: Some(format!("[{name}]({url})")),
+        },
+        None => MultiformatMessageString::text(format!("{name}: see the {} documentation", f.tool)),
+    });
+    rule.help_uri = f.url.clone();
+    rule
+}
+
 /// One log per linter that ran.
 pub fn logs(report: &Report) -> Vec<(Tool, Log)> {
     report
@@ -78,9 +95,7 @@ pub fn logs(report: &Report) -> Vec<(Tool, Log)> {
             driver.information_uri = Some(information_uri(t.tool).into());
             let mut run = Run::new(driver, &format!("lint/{}", t.tool));
             for f in report.findings.iter().filter(|f| f.tool == t.tool) {
-                let mut rule = ReportingDescriptor::new(&f.rule);
-                rule.help_uri = f.url.clone();
-                let index = run.rule_index(rule);
+                let index = run.rule_index(rule(f));
                 run.results.push(SarifResult {
                     rule_id: f.rule.clone(),
                     rule_index: Some(index),

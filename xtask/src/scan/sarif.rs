@@ -159,9 +159,12 @@ fn vulnerability_rule(f: &Finding) -> ReportingDescriptor {
 fn secret_rule(id: &str, s: &Secret) -> ReportingDescriptor {
     let mut rule = ReportingDescriptor::new(id);
     rule.name = Some("Secret".into());
-    rule.short_description = Some(MultiformatMessageString::text(format!(
-        "{} ({})",
-        s.title, s.category
+    let title = format!("{} ({})", s.title, s.category);
+    rule.short_description = Some(MultiformatMessageString::text(&title));
+    rule.full_description = Some(MultiformatMessageString::text(&title));
+    rule.help = Some(MultiformatMessageString::text(format!(
+        "{title}: remove the file from the image and rebuild; deleting it in a later layer \
+         leaves it in the earlier one"
     )));
     rule.default_configuration = Some(ReportingConfiguration {
         level: Level::Error,
