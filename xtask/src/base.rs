@@ -83,7 +83,7 @@ impl Args {
             }
             out.push_str(&format!(
                 "docker {}\n",
-                import_args(base, &platforms, dir, &dir.join("iid")).join(" ")
+                import_args(base, &platforms, dir, &util::host_join(dir, "iid")).join(" ")
             ));
             return output::result(&out);
         }
@@ -211,9 +211,9 @@ impl Args {
             result.with_context(|| format!("building the {platform} root filesystem"))?;
         }
 
-        std::fs::write(tmp.path().join("Dockerfile"), DOCKERFILE)
+        std::fs::write(util::host_join(tmp.path(), "Dockerfile"), DOCKERFILE)
             .context("writing the base Dockerfile")?;
-        let iidfile = tmp.path().join("iid");
+        let iidfile = util::host_join(tmp.path(), "iid");
         let build = import_args(base, &platforms, tmp.path(), &iidfile);
         progress!("importing as {} ({})", base.image, platforms.join(", "));
         let status = docker::buildx_build(&build, docker::BuildOutput::Stderr)
@@ -300,7 +300,12 @@ pub fn plan(
             Ok(PlatformPlan {
                 platform: platform.clone(),
                 arch: arch.debian.to_string(),
-                mmdebstrap: mmdebstrap_args(base, arch.debian, mirrors, &dir.join(&tar)),
+                mmdebstrap: mmdebstrap_args(
+                    base,
+                    arch.debian,
+                    mirrors,
+                    &util::host_join(dir, &tar),
+                ),
                 tar,
             })
         })

@@ -30,7 +30,7 @@ pub fn find(config: &Config) -> Result<Option<CaBundle>> {
     });
     let found = from_env.or_else(|| {
         config.build.ca_bundle.as_ref().map(|p| CaBundle {
-            path: config.dir.join(p),
+            path: crate::util::host_join(&config.dir, p),
             source: format!(
                 "{} [build].ca_bundle",
                 config.path.file_name().unwrap_or("images.toml")

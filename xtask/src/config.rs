@@ -22,6 +22,7 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 use toml::Spanned;
 
+use crate::util;
 use base::{RawBase, RawProject};
 use located::{Located, Str};
 use smoke::RawSmoke;
@@ -359,14 +360,18 @@ fn resolve_variant(
                 "no `dockerfile` (set it in the variant or in [defaults])".into(),
             )
         })?;
-    let dockerfile_path = dir.join(dockerfile.get_ref());
+    let dockerfile_path = util::host_join(dir, dockerfile.get_ref());
     if dockerfile_path.is_dir() {
         return Err(err(
             Some(dockerfile.span()),
             format!(
                 "Dockerfile `{}` is a directory; name the file, e.g. `{}`",
                 dockerfile.get_ref(),
-                Utf8Path::new(dockerfile.get_ref()).join("Dockerfile")
+                // A path in images.toml, which every host reads: `/`-separated.
+                format_args!(
+                    "{}/Dockerfile",
+                    dockerfile.get_ref().trim_end_matches(['/', '\\'])
+                )
             ),
         ));
     }
@@ -388,7 +393,7 @@ fn resolve_variant(
     })?;
     let context = v.context.or_else(|| defaults.context.clone());
     let context_path = match &context {
-        Some(c) => dir.join(c.get_ref()),
+        Some(c) => util::host_join(dir, c.get_ref()),
         None => dir.to_path_buf(),
     };
     if !context_path.is_dir() {
@@ -630,7 +635,8 @@ struct Repository {
 
 impl Repository {
     fn of(dir: &Utf8Path) -> std::result::Result<Repository, String> {
-        let real = std::fs::canonicalize(dir).map_err(|e| format!("cannot resolve {dir}: {e}"))?;
+        // dunce: Windows' canonical form without the `\\?\` prefix, as the host writes paths.
+        let real = dunce::canonicalize(dir).map_err(|e| format!("cannot resolve {dir}: {e}"))?;
         Ok(match real.ancestors().find(|a| a.join(".git").exists()) {
             Some(top) => Repository {
                 path: top.to_path_buf(),
@@ -645,7 +651,7 @@ impl Repository {
 
     /// Ok when `path` (`..` and symlinks resolved) is inside; else says where it leads.
     fn holds(&self, path: &Utf8Path) -> std::result::Result<(), String> {
-        let real = std::fs::canonicalize(path).map_err(|e| format!("cannot be resolved: {e}"))?;
+        let real = dunce::canonicalize(path).map_err(|e| format!("cannot be resolved: {e}"))?;
         if real.starts_with(&self.path) {
             return Ok(());
         }
@@ -706,7 +712,7 @@ mod tests {
     #[test]
     fn every_bad_value_is_an_error_at_its_place_that_says_the_fix() {
         let mut wrong = Vec::new();
-        for (extra, want) in [
+        let cases = [
             ("[variants.b]\ndockerfile = \"Dockerfile\"\nimage = \"Vox Serve!\"", "17:9: variant `b`: image: `Vox Serve!` is not a valid image name: `V` is uppercase"),
             ("tags = [\"ok\", \"Vox Serve!\"]", "15:15: variant `a`: tags: `Vox Serve!` is not a valid image name"),
             ("tags = [\"x:-y\"]", "15:9: variant `a`: tags: `x:-y`: `-y` is not a valid tag"),
@@ -734,7 +740,6 @@ mod tests {
             ("build_args = { WITH_TORCHH = \"1\" }", "15:16: variant `a`: build_args: Dockerfile declares no `ARG WITH_TORCHH`, so BuildKit would ignore it; its ARGs: WITH_TORCH"),
             ("build_args = { WITH_TORCH = 1 }", "15:29: variant `a`: `WITH_TORCH` must be a string, not integer `1`"),
             ("context = \"..\"", "15:11: variant `a`: context: `..` leads to"),
-            ("context = \"escape\"", "15:11: variant `a`: context: `escape` leads to /etc, outside"),
             ("[variants.b]\ndockerfile = \".\"\nimage = \"i\"", "16:14: variant `b`: Dockerfile `.` is a directory; name the file, e.g. `./Dockerfile`"),
             ("push_compression = 3", "15:20: variant `a`: `push_compression` must be \"gzip\" or \"zstd\", not integer `3`"),
             ("image = \"x\"", "15:1: variant `a`: `image` is set twice in this table; keep one"),
@@ -752,10 +757,26 @@ mod tests {
             ("[[variants.a.smoke.pytest]]\nname = \"t\"\npath = \"Dockerfile\"\nrequirements = \"Dockerfile\"", "17:8: variant `a`: smoke.pytest: check `t`: `Dockerfile` is not a Python test file"),
             ("[[variants.a.smoke.pytest]]\nname = \"t\"\npath = \"test_x.py\"", "15:1: variant `a`: missing key `requirements`"),
             ("[variants.\"Vox Serve!\"]\ndockerfile = \"Dockerfile\"\nimage = \"i\"", "15:1: variant `Vox Serve!`: the variant name becomes an image tag, and `Vox Serve!` is not a valid tag"),
-            ("[variants.b]\ndockerfile = \"/etc/hostname\"\nimage = \"i\"", "16:14: variant `b`: dockerfile: `/etc/hostname` leads to /etc/hostname, outside"),
-            ("[variants.b]\ndockerfile = \"escape/hostname\"\nimage = \"i\"", "16:14: variant `b`: dockerfile: `escape/hostname` leads to /etc/hostname, outside"),
             ("[variants.b]\ndockerfile = \"Dockerfile\"\nimage = \"i:latest\"", "17:9: variant `b`: image: `i:latest` has a tag (`:latest`): give the repository name alone, e.g. `i`"),
-        ] {
+        ];
+        // /etc and a symlink to it: Unix only (Windows makes symlinks only with a privilege);
+        // `a_path_that_leaves_the_repository_names_where_it_leads` covers every host.
+        let unix_only = [
+            (
+                "context = \"escape\"",
+                "15:11: variant `a`: context: `escape` leads to /etc, outside",
+            ),
+            (
+                "[variants.b]\ndockerfile = \"/etc/hostname\"\nimage = \"i\"",
+                "16:14: variant `b`: dockerfile: `/etc/hostname` leads to /etc/hostname, outside",
+            ),
+            (
+                "[variants.b]\ndockerfile = \"escape/hostname\"\nimage = \"i\"",
+                "16:14: variant `b`: dockerfile: `escape/hostname` leads to /etc/hostname, outside",
+            ),
+        ];
+        let unix_only = if cfg!(unix) { &unix_only[..] } else { &[] };
+        for &(extra, want) in cases.iter().chain(unix_only) {
             let err = error_of(extra);
             let matches = err.starts_with(want) || (!want.contains(": ") && err.contains(want));
             if !matches || err.contains("Raw") || err.contains("u16") || err.contains("struct") {
@@ -763,6 +784,32 @@ mod tests {
             }
         }
         assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    }
+
+    #[test]
+    fn a_path_that_leaves_the_repository_names_where_it_leads() {
+        let dir = std::env::temp_dir().join(format!("xtask-config-{}", util::unique_suffix()));
+        let outside = Utf8PathBuf::try_from(dir.with_extension("outside")).unwrap();
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(outside.join("Dockerfile"), "FROM scratch\n").unwrap();
+        let rel = format!("../{}", outside.file_name().unwrap());
+        let path = Utf8PathBuf::try_from(dir.join("images.toml")).unwrap();
+        let result = Config::parse(
+            &path,
+            &format!("{HEAD}[variants.a]\ndockerfile = \"{rel}/Dockerfile\"\nimage = \"i\"\n"),
+        );
+        let shown = |p: &std::path::Path| dunce::canonicalize(p).unwrap().display().to_string();
+        let (real_dockerfile, real_dir) =
+            (shown(outside.join("Dockerfile").as_std_path()), shown(&dir));
+        std::fs::remove_dir_all(&dir).unwrap();
+        std::fs::remove_dir_all(&outside).unwrap();
+        let err = result.unwrap_err().to_string();
+        let want = format!(
+            "images.toml:13:14: variant `a`: dockerfile: `{rel}/Dockerfile` leads to {real_dockerfile}, \
+             outside {real_dir} (the directory of images.toml"
+        );
+        assert!(err.contains(&want), "{err}\nwant: {want}");
     }
 
     #[test]

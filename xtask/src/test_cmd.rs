@@ -110,16 +110,19 @@ fn app_tests(ctx: &Ctx) -> Result<()> {
         bail!("uv is not on PATH: install it (`pip install uv`) to run the app tests, or pass --skip-app");
     }
     let nobody = Nobody::find();
-    let venv = ctx.root.join("target").join(match nobody {
-        Some(_) => "app-venv-nobody",
-        None => "app-venv",
-    });
+    let venv = util::host_join(
+        &ctx.root,
+        match nobody {
+            Some(_) => "target/app-venv-nobody",
+            None => "target/app-venv",
+        },
+    );
     let python: Utf8PathBuf = if cfg!(windows) {
-        venv.join("Scripts").join("python.exe")
+        util::host_join(&venv, "Scripts/python.exe")
     } else {
-        venv.join("bin").join("python")
+        util::host_join(&venv, "bin/python")
     };
-    let lock = ctx.root.join("app").join("requirements-dev.lock");
+    let lock = util::host_join(&ctx.root, "app/requirements-dev.lock");
     progress!("app tests: venv {venv} from {lock}");
     let mut uv_venv = vec!["venv", "--quiet", "--allow-existing"];
     if let Some(nobody) = &nobody {

@@ -21,7 +21,7 @@ impl Ctx {
         let root = project_root();
         let config_path = match config {
             Some(path) => absolute(&path)?,
-            None => root.join("images.toml"),
+            None => host_join(&root, "images.toml"),
         };
         Ok(Ctx {
             root,
@@ -41,7 +41,7 @@ impl Ctx {
 
     /// `target/xtask`: reports and scratch space of the xtask.
     pub fn out_dir(&self) -> Utf8PathBuf {
-        self.root.join("target").join("xtask")
+        host_join(&self.root, "target/xtask")
     }
 }
 
@@ -239,6 +239,69 @@ pub fn absolute(path: &Utf8Path) -> Result<Utf8PathBuf> {
     Ok(cwd.join(path))
 }
 
+/// `base/rel` as the host writes it: `rel`'s parts (images.toml and this code write them with
+/// `/`) joined with the separator `base` already uses, so that no path mixes `/` and `\` (Windows
+/// takes both). An absolute `rel` replaces `base`, as with [`Utf8Path::join`].
+pub fn host_join(base: &Utf8Path, rel: impl AsRef<Utf8Path>) -> Utf8PathBuf {
+    let rel = rel.as_ref();
+    if !cfg!(windows) || rel.has_root() {
+        return base.join(rel);
+    }
+    let sep = match (base.as_str().contains('\\'), base.as_str().contains('/')) {
+        (false, true) => '/',
+        _ => '\\',
+    };
+    let mut out = base.as_str().to_string();
+    for part in rel.components() {
+        if !out.is_empty() && !out.ends_with(['/', '\\']) {
+            out.push(sep);
+        }
+        out.push_str(part.as_str());
+    }
+    out.into()
+}
+
+/// A path inside a container, an image or a Dockerfile (a bind mount's target, a file a check
+/// runs): `/`-separated on every host, since the Linux in the container reads it.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(transparent)]
+pub struct ContainerPath(String);
+
+impl ContainerPath {
+    pub fn new(path: impl Into<String>) -> ContainerPath {
+        ContainerPath(path.into())
+    }
+
+    /// `self/rel`; `rel` may be a host path relative to a directory (`app\tests` on Windows):
+    /// its parts are joined with `/` too. An absolute `rel` replaces `self`.
+    pub fn join(&self, rel: impl AsRef<Utf8Path>) -> ContainerPath {
+        let mut out = self.0.clone();
+        for part in rel.as_ref().components() {
+            match part {
+                camino::Utf8Component::Prefix(_) => {}
+                camino::Utf8Component::RootDir => out = "/".into(),
+                part => {
+                    if !out.is_empty() && !out.ends_with('/') {
+                        out.push('/');
+                    }
+                    out.push_str(part.as_str());
+                }
+            }
+        }
+        ContainerPath(out)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for ContainerPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// An image ID or digest as `docker image ls` shows it: 12 hex digits, without `sha256:`.
 pub fn short_id(id: &str) -> String {
     let hex = id.split_once(':').map_or(id, |(_, hex)| hex);
@@ -263,10 +326,7 @@ pub struct TempDir {
 
 impl TempDir {
     pub fn new(ctx: &Ctx, prefix: &str) -> Result<TempDir> {
-        let path = ctx
-            .out_dir()
-            .join("tmp")
-            .join(format!("{prefix}-{}", unique_suffix()));
+        let path = host_join(&ctx.out_dir(), format!("tmp/{prefix}-{}", unique_suffix()));
         std::fs::create_dir_all(&path).with_context(|| format!("creating {path}"))?;
         let remove = path.clone();
         let guard = crate::cleanup::Guard::new(move || {
@@ -350,6 +410,45 @@ mod tests {
                 ]
             )
         );
+    }
+
+    #[test]
+    fn host_paths_keep_the_separator_they_are_written_with() {
+        assert_eq!(
+            host_join("/src".as_ref(), "images.toml"),
+            "/src/images.toml"
+        );
+        assert_eq!(
+            host_join("/src".as_ref(), "app/tests/test_x.py"),
+            "/src/app/tests/test_x.py"
+        );
+        assert_eq!(host_join("/src/".as_ref(), "a"), "/src/a");
+        assert_eq!(host_join("/src".as_ref(), "/etc/hostname"), "/etc/hostname");
+        #[cfg(windows)]
+        {
+            assert_eq!(
+                host_join(r"C:\src".as_ref(), "app/tests/test_x.py"),
+                r"C:\src\app\tests\test_x.py"
+            );
+            assert_eq!(host_join("C:/src".as_ref(), "a"), "C:/src/a");
+            assert_eq!(host_join(".".as_ref(), "Dockerfile"), r".\Dockerfile");
+        }
+    }
+
+    #[test]
+    fn container_paths_join_with_a_slash_on_every_host() {
+        let mounts = ContainerPath::new("/xtask-smoke/pytest");
+        assert_eq!(
+            mounts.join("tests-0").as_str(),
+            "/xtask-smoke/pytest/tests-0"
+        );
+        assert_eq!(
+            mounts.join(Utf8Path::new("app").join("tests")).as_str(),
+            "/xtask-smoke/pytest/app/tests"
+        );
+        assert_eq!(ContainerPath::new("/").join("etc").to_string(), "/etc");
+        assert_eq!(mounts.join("/etc").as_str(), "/etc");
+        assert_eq!(ContainerPath::new("").join("a/b").as_str(), "a/b");
     }
 
     #[test]

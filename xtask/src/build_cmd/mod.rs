@@ -288,8 +288,8 @@ impl Args {
 
         let cache_dir = match (&self.cache_dir, &config.build.cache_dir) {
             (Some(dir), _) => dir.clone(),
-            (None, Some(dir)) => config.dir.join(dir),
-            (None, None) => ctx.root.join("target").join("docker-cache"),
+            (None, Some(dir)) => util::host_join(&config.dir, dir),
+            (None, None) => util::host_join(&ctx.root, "target/docker-cache"),
         };
         let report_dir = self.report_dir.clone().unwrap_or_else(|| ctx.out_dir());
         // Before the builds, not after the first one: an unusable --report-dir is a usage error.
@@ -359,7 +359,7 @@ impl Args {
                 )?,
                 ca_bundle: ca.as_ref().map(|c| c.path.clone()),
                 progress: self.progress,
-                metadata_file: tmp.path().join("metadata.json"),
+                metadata_file: util::host_join(tmp.path(), "metadata.json"),
             };
             // The docker driver pushes nothing untagged: one tag of that platform alone.
             let mut input = input;
@@ -448,7 +448,7 @@ impl Args {
                 }
             );
             let report = run::execute(input, plan, &builder.name, ca.as_ref())?;
-            let path = report_dir.join(format!("build-{}.json", variant.name));
+            let path = util::host_join(&report_dir, format!("build-{}.json", variant.name));
             report::write_atomic(&path, serde_json::to_string_pretty(&report)?.as_bytes())?;
             progress!(
                 "built {} in {:.1} s ({} of {} steps cached); report: {path}",

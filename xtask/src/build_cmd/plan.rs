@@ -346,9 +346,9 @@ pub fn cache_spec(
     Ok(match mode {
         CacheMode::None => CacheSpec::None,
         CacheMode::Local => {
-            let current = cache_dir.join(&variant.name);
+            let current = crate::util::host_join(cache_dir, &variant.name);
             CacheSpec::Local {
-                import: current.join("index.json").is_file(),
+                import: crate::util::host_join(&current, "index.json").is_file(),
                 to: Utf8PathBuf::from(format!("{current}.new-{suffix}")),
                 current,
             }

@@ -114,7 +114,7 @@ pub fn resolve_project(loc: &Located, dir: &Utf8Path, raw: RawProject) -> Result
     let version = match (&raw.version, &raw.version_from) {
         (Some(v), _) => Some(v.get_ref().clone()),
         (None, Some(from)) => Some(
-            read_pyproject_version(&dir.join(from.get_ref()))
+            read_pyproject_version(&crate::util::host_join(dir, from.get_ref()))
                 .map_err(|e| loc.at(Some(from.span()), None, format!("version_from: {e}")))?,
         ),
         (None, None) => None,

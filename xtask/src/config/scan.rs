@@ -192,7 +192,7 @@ pub(super) fn resolve(
     }
     let mut lockfiles = Vec::new();
     for file in v.lockfiles.or(d.lockfiles).unwrap_or_default() {
-        let path = dir.join(file.get_ref());
+        let path = crate::util::host_join(dir, file.get_ref());
         if !path.is_file() {
             return Err(err(
                 file.span(),
@@ -294,7 +294,9 @@ pub(super) fn resolve_settings(
         db_repository.push(r.to_string());
     }
     Ok(ScanSettings {
-        cache_dir: raw.cache_dir.map(|c| dir.join(c.get_ref())),
+        cache_dir: raw
+            .cache_dir
+            .map(|c| crate::util::host_join(dir, c.get_ref())),
         db_repository,
         offline: raw.offline.unwrap_or(false),
         timeout,

@@ -409,7 +409,7 @@ fn resolve_pytest(bad: Bad, dir: &Utf8Path, c: RawPytestCheck) -> Result<PytestC
             "a check needs a `name` to be reported by".into(),
         ));
     }
-    let path = dir.join(c.path.get_ref());
+    let path = crate::util::host_join(dir, c.path.get_ref());
     if !(path.is_file() && path.extension() == Some("py")) {
         return Err(bad(
             &c.path,
@@ -421,7 +421,7 @@ fn resolve_pytest(bad: Bad, dir: &Utf8Path, c: RawPytestCheck) -> Result<PytestC
             ),
         ));
     }
-    let requirements = dir.join(c.requirements.get_ref());
+    let requirements = crate::util::host_join(dir, c.requirements.get_ref());
     if !requirements.is_file() {
         return Err(bad(
             &c.requirements,
