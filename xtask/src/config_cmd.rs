@@ -66,6 +66,6 @@ impl Args {
             "build": config.build,
             "variants": variants,
         });
-        report::emit(self.format, &table, &json)
+        report::emit(self.format, &table, report::Kind::Config, &json)
     }
 }

@@ -253,7 +253,12 @@ impl Args {
                 c.needed_by.clone(),
             ]);
         }
-        report::emit(self.format, &table, &checks)?;
+        report::emit(
+            self.format,
+            &table,
+            report::Kind::Doctor,
+            &report::List("checks", &checks),
+        )?;
 
         let failed: Vec<&Check> = checks
             .iter()

@@ -8,13 +8,13 @@
 //! platform; its report (`build-<variant>.json`, the shape `sign` reads) names the index digest.
 
 use anyhow::{bail, Context, Result};
-use camino::{Utf8Path, Utf8PathBuf};
+use camino::Utf8PathBuf;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 use crate::docker;
 use crate::output;
-use crate::report::{self, Format, Table};
+use crate::report::{self, Format, Kind, Table};
 use crate::util::{progress, Ctx};
 
 #[derive(clap::Args)]
@@ -171,7 +171,7 @@ impl Args {
     pub fn run(self, ctx: &Ctx) -> Result<()> {
         let mut reports = Vec::new();
         for path in &self.from {
-            reports.push((path.to_string(), read(path)?));
+            reports.push((path.to_string(), report::read(path, Kind::Build)?));
         }
         let plan = plan(&self.variant, &reports)?;
         if self.dry_run {
@@ -229,22 +229,14 @@ impl Args {
         let dir = self.report_dir.clone().unwrap_or_else(|| ctx.out_dir());
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {dir}"))?;
         let path = dir.join(format!("build-{}.json", self.variant));
-        report::write_atomic(&path, serde_json::to_string_pretty(&merged)?.as_bytes())?;
+        report::write_atomic(&path, report::to_json(Kind::Build, &merged)?.as_bytes())?;
         progress!(
             "merged {} as {}; report: {path}",
             self.variant,
             merged.digest
         );
-        report::emit(self.format, &table(&merged, &plan), &merged)
+        report::emit(self.format, &table(&merged, &plan), Kind::Build, &merged)
     }
-}
-
-fn read(path: &Utf8Path) -> Result<Pushed> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("reading the build report {path}"))?;
-    serde_json::from_str(&text).with_context(|| {
-        format!("{path} is not a build report: pass the build-<variant>.json of `cargo xtask build --push-by-digest`")
-    })
 }
 
 fn table(merged: &Merged, plan: &Plan) -> Table {

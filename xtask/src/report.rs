@@ -7,6 +7,9 @@ use std::io::Write;
 
 use crate::output::warning;
 
+mod kind;
+pub use kind::{parse, read, to_json, Kind};
+
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
     /// Aligned columns for people.
@@ -113,30 +116,47 @@ impl Table {
 }
 
 /// Prints a report on stdout in the chosen format: `table` and `markdown` from the table, `json`
-/// from the serializable value.
-pub fn emit<T: Serialize>(format: Format, table: &Table, value: &T) -> Result<()> {
+/// from the serializable value (a struct or map), which is a report of `kind`.
+pub fn emit<T: Serialize + ?Sized>(
+    format: Format,
+    table: &Table,
+    kind: Kind,
+    value: &T,
+) -> Result<()> {
     emit_rendered(
         format,
         || table.render_text(),
         || table.render_markdown(),
+        kind,
         value,
     )
 }
 
-fn emit_rendered<T: Serialize>(
+fn emit_rendered<T: Serialize + ?Sized>(
     format: Format,
     text: impl FnOnce() -> String,
     markdown: impl FnOnce() -> String,
+    kind: Kind,
     value: &T,
 ) -> Result<()> {
     let out = match format {
         Format::Table => text(),
         Format::Markdown => markdown(),
-        Format::Json => {
-            serde_json::to_string_pretty(value).context("serializing the report")? + "\n"
-        }
+        Format::Json => to_json(kind, value)?,
     };
     crate::output::result(&out)
+}
+
+/// A report that is a list: `{"<name>": [...]}` after its kind and schema.
+pub struct List<'a, T>(pub &'static str, pub &'a [T]);
+
+impl<T: Serialize> Serialize for List<'_, T> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(1))?;
+        map.serialize_entry(self.0, self.1)?;
+        map.end()
+    }
 }
 
 /// One titled table of a report with several tables.
@@ -171,11 +191,17 @@ pub fn sections_markdown(sections: &[Section]) -> String {
 }
 
 /// Like [`emit`], for a report made of several tables.
-pub fn emit_sections<T: Serialize>(format: Format, sections: &[Section], value: &T) -> Result<()> {
+pub fn emit_sections<T: Serialize + ?Sized>(
+    format: Format,
+    sections: &[Section],
+    kind: Kind,
+    value: &T,
+) -> Result<()> {
     emit_rendered(
         format,
         || sections_text(sections),
         || sections_markdown(sections),
+        kind,
         value,
     )
 }

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::docker;
 use crate::process::Cmd;
 use crate::registry;
-use crate::report::{self, Format, Table};
+use crate::report::{self, Format, Kind, List, Table};
 use crate::util::progress;
 use crate::util::{self, Ctx};
 
@@ -314,7 +314,7 @@ fn render(format: Format, reports: &[Report]) -> Result<()> {
             r.cyclonedx.file_name().unwrap_or_default().to_string(),
         ]);
     }
-    report::emit(format, &table, &reports)?;
+    report::emit(format, &table, Kind::Sbom, &List("sboms", reports))?;
     report::step_summary("cargo xtask sbom", &table.render_markdown());
     Ok(())
 }

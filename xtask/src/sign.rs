@@ -4,13 +4,13 @@
 //!
 //! Subjects (pure) → SBOM per digest → cosign sign → cosign attest → render.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use camino::Utf8PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::cosign::{self, Signer};
 use crate::registry::{self, Pushed, Selection};
-use crate::report::{self, Format, Table};
+use crate::report::{self, Format, Kind, List, Table};
 use crate::sbom;
 use crate::util::progress;
 use crate::util::{Ctx, TempDir};
@@ -61,12 +61,10 @@ fn from_build_report(
 ) -> Result<Pushed> {
     let path = report_dir.join(format!("build-{variant}.json"));
     let again = format!("run `cargo xtask build --push {variant}` first, or sign --image REF");
-    let text = match std::fs::read_to_string(&path) {
-        Ok(text) => text,
-        Err(_) => bail!("no build report {path}: {again}"),
-    };
-    let build: PushedBuild =
-        serde_json::from_str(&text).with_context(|| format!("parsing the build report {path}"))?;
+    if !path.is_file() {
+        bail!("no build report {path}: {again}");
+    }
+    let build: PushedBuild = report::read(&path, Kind::Build)?;
     let tag = build
         .tags
         .iter()
@@ -203,7 +201,7 @@ fn render(format: Format, signed: &[Signed]) -> Result<()> {
             s.sbom_packages.map_or("-".into(), |n| n.to_string()),
         ]);
     }
-    report::emit(format, &table, &signed)?;
+    report::emit(format, &table, Kind::Sign, &List("signed", signed))?;
     report::step_summary("cargo xtask sign", &table.render_markdown());
     Ok(())
 }
@@ -219,7 +217,9 @@ mod tests {
         let dir = camino::Utf8PathBuf::try_from(dir).unwrap();
         let write = |json: &str| std::fs::write(dir.join("build-cpu.json"), json).unwrap();
 
-        write(r#"{"pushed":true,"digest":"sha256:ab","tags":["r:5000/v:cpu","r:5000/v:0.1-cpu"]}"#);
+        write(
+            r#"{"variant":"cpu","pushed":true,"digest":"sha256:ab","tags":["r:5000/v:cpu","r:5000/v:0.1-cpu"]}"#,
+        );
         let p = from_build_report("cpu", "r:5000/v", &dir).unwrap();
         assert_eq!(p.reference(), "r:5000/v@sha256:ab");
         assert_eq!(p.tag.as_deref(), Some("r:5000/v:cpu"));
@@ -228,7 +228,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("pushed elsewhere"), "{err}");
-        write(r#"{"pushed":false,"digest":null,"tags":["v:cpu"]}"#);
+        write(r#"{"variant":"cpu","pushed":false,"digest":null,"tags":["v:cpu"]}"#);
         let err = from_build_report("cpu", "r:5000/v", &dir)
             .unwrap_err()
             .to_string();

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::cosign::{self, Verifier};
 use crate::registry::{self, Pushed, Selection};
-use crate::report::{self, Format, Table};
+use crate::report::{self, Format, Kind, List, Table};
 use crate::util::progress;
 use crate::util::{CheckFailed, Ctx};
 
@@ -212,7 +212,7 @@ fn render(format: Format, verdicts: &[Verdict]) -> Result<()> {
             cell(&v.attestation),
         ]);
     }
-    report::emit(format, &table, &verdicts)?;
+    report::emit(format, &table, Kind::Verify, &List("verdicts", verdicts))?;
     report::step_summary("cargo xtask verify", &table.render_markdown());
     Ok(())
 }

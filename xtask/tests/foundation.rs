@@ -80,8 +80,9 @@ fn doctor_with_an_engine_reports_store_and_builder() {
     let run = xtask_run(&["doctor", "--format", "json"]);
     // Optional tools may be missing; required ones are not on a machine that runs these tests.
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
-    let checks: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
-    let names: Vec<&str> = checks
+    let doctor: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(doctor["kind"], "doctor");
+    let names: Vec<&str> = doctor["checks"]
         .as_array()
         .unwrap()
         .iter()

@@ -241,7 +241,8 @@ fn cpu_minimal_for_arm64_has_aarch64_extensions_and_passes_smoke_under_emulation
         "{}",
         run.stderr
     );
-    let outcome: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let smoke: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let outcome = &smoke["outcomes"];
     assert_eq!(outcome[0]["platform"], "linux/arm64");
     assert_eq!(outcome[0]["slowdown"], 5);
     assert_eq!(outcome[0]["checks_passed"], outcome[0]["checks_total"]);
@@ -570,7 +571,8 @@ fn doctor_reports_each_foreign_platform_as_emulated_or_missing_with_the_fix() {
     ensure_arm64_emulation();
     // The repository's images.toml names linux/arm64: emulated here, through QEMU's handler.
     let run = xtask_run(&["doctor", "--format", "json"]);
-    let checks: serde_json::Value = serde_json::from_str(&run.stdout).expect(&run.stdout);
+    let doctor: serde_json::Value = serde_json::from_str(&run.stdout).expect(&run.stdout);
+    let checks = doctor["checks"].clone();
     let find = |checks: &serde_json::Value, name: &str| {
         checks
             .as_array()
@@ -622,7 +624,8 @@ fn doctor_reports_each_foreign_platform_as_emulated_or_missing_with_the_fix() {
         "json",
     ]);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    let checks: serde_json::Value = serde_json::from_str(&run.stdout).expect(&run.stdout);
+    let doctor: serde_json::Value = serde_json::from_str(&run.stdout).expect(&run.stdout);
+    let checks = doctor["checks"].clone();
     let missing = find(&checks, &format!("emulation of {platform}"));
     let short = platform.rsplit('/').next().unwrap();
     assert_eq!(missing["ok"], false, "{missing}");

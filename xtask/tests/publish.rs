@@ -129,6 +129,13 @@ fn json(run: &Run) -> serde_json::Value {
         .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}\n{}", run.stdout, run.stderr))
 }
 
+/// The list `field` of a `--format json` report of `kind`.
+fn listed(run: &Run, kind: &str, field: &str) -> serde_json::Value {
+    let doc = json(run);
+    assert_eq!(doc["kind"], kind, "{doc}");
+    doc[field].clone()
+}
+
 #[test]
 fn sbom_lists_the_fixtures_debian_and_python_packages_in_spdx_and_cyclonedx() {
     let image = fixture_image(FIXTURE, &[]);
@@ -144,7 +151,7 @@ fn sbom_lists_the_fixtures_debian_and_python_packages_in_spdx_and_cyclonedx() {
         "json",
     ])
     .assert_ok();
-    let report = json(&run);
+    let report = listed(&run, "sbom", "sboms");
     let r = &report[0];
     assert_eq!(r["source"], "local", "{r}");
     assert!(
@@ -235,7 +242,7 @@ fn signed_images_verify_and_a_moved_tag_or_an_unsigned_image_does_not() {
     sign.args(["--config", &setup.config, "sign", "pub", "--key", &key])
         .args(["--report-dir", &reports, "--format", "json"])
         .env("COSIGN_PASSWORD", "test");
-    let signed = json(&Run::of(&mut sign).assert_ok());
+    let signed = listed(&Run::of(&mut sign).assert_ok(), "sign", "signed");
     assert_eq!(
         signed[0]["digest"],
         digest.as_str(),
@@ -250,7 +257,7 @@ fn signed_images_verify_and_a_moved_tag_or_an_unsigned_image_does_not() {
         all.extend(args);
         setup.xtask(&all)
     };
-    let ok = json(&verify(&["pub"]).assert_ok());
+    let ok = listed(&verify(&["pub"]).assert_ok(), "verify", "verdicts");
     assert_eq!(ok[0]["digest"], digest.as_str());
     assert!(
         ok[0]["signature"].is_null() && ok[0]["attestation"].is_null(),
@@ -318,6 +325,71 @@ fn sign_and_verify_refuse_bad_input_with_one_line() {
     let run = setup.xtask(&["verify", "--image", &reference, "--key", &public]);
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(run.error_line().contains("not found"), "{}", run.stderr);
+}
+
+/// Every JSON report names its kind; every reader refuses another kind with exit 2, naming both,
+/// before any slow work (no Trivy run, no registry).
+#[test]
+fn a_report_of_another_kind_is_refused_naming_both() {
+    let image = fixture_image(FIXTURE, &[]);
+    let dir = Scratch::new("report-kinds");
+    let sizes = dir.path().join("sizes.json").to_string_lossy().into_owned();
+    let run = xtask_run(&["sizes", "--image", &image, "--save", &sizes]);
+    assert!(run.code == 0 || run.code == 1, "{}", run.stderr);
+    let saved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&sizes).unwrap()).unwrap();
+    assert_eq!(
+        (saved["kind"].as_str(), saved["schema"].as_u64()),
+        (Some("sizes"), Some(1))
+    );
+
+    let run = xtask_run(&[
+        "scan",
+        "cpu-minimal",
+        "--baseline",
+        &sizes,
+        "--fail-on",
+        "new",
+    ]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert_eq!(
+        run.error_line(),
+        format!(
+            "error: {sizes} is a `sizes` report, not a `scan` report: pass a `cargo xtask scan \
+             --save` report"
+        )
+    );
+    assert!(
+        !run.stderr.contains("==> "),
+        "refused before any work: {}",
+        run.stderr
+    );
+
+    let run = xtask_run(&["merge", "cpu-minimal", "--from", &sizes]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.error_line()
+            .contains("is a `sizes` report, not a `build` report: pass the build-"),
+        "{}",
+        run.stderr
+    );
+
+    let trivy = fixtures().join("trivy").join("schema1.json");
+    let run = xtask_run(&[
+        "sizes",
+        "--image",
+        &image,
+        "--baseline",
+        &trivy.to_string_lossy(),
+    ]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.error_line().contains(
+            "is a Trivy report, not a `sizes` report: pass a `cargo xtask sizes --save` report"
+        ),
+        "{}",
+        run.stderr
+    );
 }
 
 /// The platform manifests of an index (attestation manifests left out), or the manifest itself.

@@ -436,6 +436,7 @@ fn fixture_image_findings_policies_ignores_and_sarif() {
         run.stderr
     );
     let report: Value = serde_json::from_str(&std::fs::read_to_string(&saved).unwrap()).unwrap();
+    assert_eq!(report["kind"], "scan");
     assert_eq!(report["schema"], 2);
     assert_eq!(report["db"]["schema"], 2);
     assert_eq!(report["db"]["updated_at"], "2026-12-01T00:00:00Z");
@@ -1128,7 +1129,8 @@ fn doctor_reports_trivy_and_its_db() {
     let s = Setup::new("doctor", &[("base", "scan-base", "")]);
     let run = Run::of(xtask().args(["--config", &s.config, "doctor", "--format", "json"]));
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
-    let checks: Vec<Value> = serde_json::from_str(&run.stdout).unwrap();
+    let doctor: Value = serde_json::from_str(&run.stdout).unwrap();
+    let checks = doctor["checks"].as_array().unwrap();
     let check = |name: &str| {
         checks
             .iter()
@@ -1164,7 +1166,8 @@ fn doctor_reports_trivy_and_its_db() {
     );
     let run = Run::of(xtask().args(["--config", arg(&empty), "doctor", "--format", "json"]));
     assert_eq!(run.code, 0, "{}", run.stderr);
-    let checks: Vec<Value> = serde_json::from_str(&run.stdout).unwrap();
+    let doctor: Value = serde_json::from_str(&run.stdout).unwrap();
+    let checks = doctor["checks"].as_array().unwrap();
     let db = checks.iter().find(|c| c["name"] == "trivy DB").unwrap();
     assert_eq!(db["ok"], false);
     assert!(

@@ -97,13 +97,16 @@ fn assert_no_leak(case: &str) {
     assert!(left.is_empty(), "containers left behind: {left:?}");
 }
 
+/// The outcomes of a `smoke --format json` report.
 fn json(run: &Run) -> serde_json::Value {
-    serde_json::from_str(&run.stdout).unwrap_or_else(|e| {
+    let doc: serde_json::Value = serde_json::from_str(&run.stdout).unwrap_or_else(|e| {
         panic!(
             "stdout is not JSON ({e}):\n{}\nstderr:\n{}",
             run.stdout, run.stderr
         )
-    })
+    });
+    assert_eq!(doc["kind"], "smoke", "{}", run.stdout);
+    doc["outcomes"].clone()
 }
 
 #[test]
@@ -366,6 +369,7 @@ fn two_smokes_of_one_variant_at_once_both_pass() {
                 String::from_utf8_lossy(&out.stderr)
             );
             let doc: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+            let doc = &doc["outcomes"];
             assert_eq!(doc[0]["passed"], true);
             doc[0]["container"].as_str().unwrap().to_owned()
         })

@@ -5,7 +5,7 @@ use anyhow::Result;
 use serde::Serialize;
 
 use crate::docker;
-use crate::report::{self, Format, Section, Table};
+use crate::report::{self, Format, Kind, Section, Table};
 use crate::util::CheckFailed;
 
 /// Where a bench ran, as each bench's report states it (flattened into its JSON).
@@ -48,10 +48,11 @@ pub fn publish<T: Serialize>(
     format: Format,
     what: &str,
     sections: &[Section],
+    kind: Kind,
     report: &T,
     checks: &[Check],
 ) -> Result<()> {
-    report::emit_sections(format, sections, report)?;
+    report::emit_sections(format, sections, kind, report)?;
     report::step_summary(
         &format!("cargo xtask {what}"),
         &report::sections_markdown(sections),

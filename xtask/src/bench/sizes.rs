@@ -195,8 +195,11 @@ impl SizesArgs {
                         }
                     );
                 }
-                let doc: SizesDoc = serde_json::from_slice(&out.stdout)
-                    .context("parsing the JSON of `cargo xtask sizes`")?;
+                let doc: SizesDoc = crate::report::parse(
+                    "the output of `cargo xtask sizes`",
+                    &String::from_utf8_lossy(&out.stdout),
+                    crate::report::Kind::Sizes,
+                )?;
                 if let Some(e) = doc.images.iter().find(|e| e.status == "not-built") {
                     bail!(
                         "{} is not built: build it first (`cargo xtask build {}`), or leave it out",
@@ -227,6 +230,7 @@ impl SizesArgs {
             self.format,
             "bench sizes",
             &render(&report),
+            crate::report::Kind::BenchSizes,
             &report,
             &report.checks,
         )

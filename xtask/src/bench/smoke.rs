@@ -37,6 +37,11 @@ pub struct SmokeArgs {
 
 /// The part of `smoke --format json` the bench reads.
 #[derive(Debug, Deserialize)]
+struct SmokeDoc {
+    outcomes: Vec<SmokeOutcome>,
+}
+
+#[derive(Debug, Deserialize)]
 struct SmokeOutcome {
     passed: bool,
     healthy_after_ms: Option<u64>,
@@ -185,9 +190,13 @@ impl SmokeArgs {
                     out.status
                 );
             }
-            let outcomes: Vec<SmokeOutcome> = serde_json::from_slice(&out.stdout)
-                .context("parsing the JSON of `cargo xtask smoke`")?;
-            let o = outcomes
+            let doc: SmokeDoc = crate::report::parse(
+                "the output of `cargo xtask smoke`",
+                &String::from_utf8_lossy(&out.stdout),
+                crate::report::Kind::Smoke,
+            )?;
+            let o = doc
+                .outcomes
                 .into_iter()
                 .next()
                 .context("`cargo xtask smoke` reported no variant")?;
@@ -215,6 +224,7 @@ impl SmokeArgs {
             self.format,
             "bench smoke",
             &render(&report),
+            crate::report::Kind::BenchSmoke,
             &report,
             &report.checks,
         )

@@ -449,7 +449,10 @@ impl Args {
             );
             let report = run::execute(input, plan, &builder.name, ca.as_ref())?;
             let path = util::host_join(&report_dir, format!("build-{}.json", variant.name));
-            report::write_atomic(&path, serde_json::to_string_pretty(&report)?.as_bytes())?;
+            report::write_atomic(
+                &path,
+                report::to_json(report::Kind::Build, &report)?.as_bytes(),
+            )?;
             progress!(
                 "built {} in {:.1} s ({} of {} steps cached); report: {path}",
                 variant.name,

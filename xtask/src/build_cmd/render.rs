@@ -3,7 +3,7 @@
 use anyhow::Result;
 
 use super::run::BuildReport;
-use crate::report::{self, Format, Table};
+use crate::report::{self, Format, Kind, List, Table};
 use crate::util;
 
 /// Prints the reports as `format` and writes the step summary.
@@ -34,7 +34,7 @@ pub fn render(format: Format, reports: &[BuildReport]) -> Result<()> {
             r.cache.clone(),
         ]);
     }
-    report::emit(format, &table, &reports)?;
+    report::emit(format, &table, Kind::Builds, &List("builds", reports))?;
     report::step_summary("cargo xtask build", &table.render_markdown());
     Ok(())
 }

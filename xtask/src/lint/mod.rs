@@ -160,7 +160,7 @@ impl Args {
         let sections = render::sections(&report);
         match self.format {
             Format::Table => output::result(&render::text(&report))?,
-            _ => report::emit_sections(self.format, &sections, &report)?,
+            _ => report::emit_sections(self.format, &sections, report::Kind::Lint, &report)?,
         }
         report::step_summary("Lint", &report::sections_markdown(&sections));
         if let Some(dir) = &self.sarif {

@@ -3,23 +3,17 @@
 //! the same when its ID, package and result class are (a new package version with the same
 //! vulnerability is not new).
 
-use anyhow::{bail, Context, Result};
+use anyhow::Result;
 use camino::Utf8Path;
 use serde::Deserialize;
 
 use super::judge::{Gone, VariantScan};
-
-/// Report schemas a baseline may have (1: before secrets and ignore dates were reported).
-const READABLE_SCHEMAS: [u32; 2] = [1, 2];
+use crate::report::{self, Kind};
 
 #[derive(Debug, Deserialize)]
 struct Saved {
-    schema: Option<u32>,
     #[serde(default)]
     scans: Vec<SavedScan>,
-    /// A Trivy report has this instead.
-    #[serde(rename = "SchemaVersion")]
-    trivy_schema: Option<u64>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -53,29 +47,7 @@ pub struct Baseline {
 }
 
 pub fn load(path: &Utf8Path) -> Result<Baseline> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading the baseline {path}"))?;
-    parse(path.as_str(), &text)
-}
-
-fn parse(source: &str, text: &str) -> Result<Baseline> {
-    let saved: Saved = serde_json::from_str(text).with_context(|| {
-        format!("{source} is not a `cargo xtask scan --save` report (invalid JSON or shape)")
-    })?;
-    if saved.trivy_schema.is_some() {
-        bail!(
-            "{source} is a Trivy report; --baseline takes what `cargo xtask scan --save FILE` \
-             wrote (judge a Trivy report with --from-report)"
-        );
-    }
-    match saved.schema {
-        Some(s) if READABLE_SCHEMAS.contains(&s) => {}
-        Some(s) => bail!(
-            "{source}: scan report schema {s} is not supported (this xtask reads {READABLE_SCHEMAS:?}); \
-             make the baseline with this version of `cargo xtask scan --save`"
-        ),
-        None => bail!("{source}: no `schema`: not a `cargo xtask scan --save` report"),
-    }
+    let saved: Saved = report::read(path, Kind::Scan)?;
     Ok(Baseline { scans: saved.scans })
 }
 
@@ -154,13 +126,18 @@ impl Baseline {
 mod tests {
     use super::*;
 
+    fn parse(source: &str, text: &str) -> Result<Saved> {
+        report::parse(source, text, Kind::Scan)
+    }
+
     #[test]
     fn only_scan_reports_are_baselines() {
         let err = |text: &str| parse("b.json", text).unwrap_err().to_string();
         assert!(err(r#"{"SchemaVersion":2,"Results":[]}"#).contains("is a Trivy report"));
-        assert!(err(r#"{"schema":9,"scans":[]}"#).contains("schema 9 is not supported"));
-        assert!(err(r#"{"scans":[]}"#).contains("no `schema`"));
-        assert!(err("{").contains("not a `cargo xtask scan --save` report"));
+        assert!(err(r#"{"schema":9,"scans":[]}"#).contains("of schema 9"));
+        assert!(err(r#"{"scans":[]}"#).contains("it names no kind"));
+        assert!(err("{").contains("pass a `cargo xtask scan --save` report"));
+        assert!(err(r#"{"schema":1,"images":[]}"#).contains("is a `sizes` report"));
         // Schema 1 (before secrets were saved) still reads.
         let b = parse(
             "b.json",

@@ -39,8 +39,8 @@ use plan::{DbFlags, DbOptions, Input};
 
 pub use plan::{db_state, DbState, DB_SCHEMA, INSTALL_HINT};
 
-/// Version of our JSON report's shape (2: secrets, ignore entries, locations, baseline).
-const REPORT_SCHEMA: u32 = 2;
+/// What the JSON report is (its schema 2: secrets, ignore entries, locations, baseline).
+const KIND: report::Kind = report::Kind::Scan;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -114,7 +114,6 @@ fn parse_timeout(s: &str) -> std::result::Result<Duration, String> {
 /// The JSON report (`--format json`, `--save`).
 #[derive(Debug, Serialize)]
 pub struct Report {
-    pub schema: u32,
     pub fail_on: FailOn,
     /// The `--baseline` file.
     pub baseline: Option<String>,
@@ -253,7 +252,6 @@ impl Args {
             scans.push(scan);
         }
         let report = Report {
-            schema: REPORT_SCHEMA,
             fail_on: self.fail_on,
             baseline: self.baseline.as_ref().map(|b| b.to_string()),
             db: match (runs_trivy, plan::db_state(&db.cache_dir)) {
@@ -285,16 +283,18 @@ impl Args {
                 .collect(),
             None => Vec::new(),
         };
-        let json = serde_json::to_vec_pretty(report).context("serializing the report")?;
+        let json = report::to_json(KIND, report)?;
         match self.format {
             Format::Sarif => output::result(&sarif::log(&report.scans).to_json()?)?,
-            Format::Table => report::emit_sections(report::Format::Table, &sections, report)?,
-            Format::Markdown => report::emit_sections(report::Format::Markdown, &sections, report)?,
-            Format::Json => report::emit_sections(report::Format::Json, &sections, report)?,
+            Format::Table => report::emit_sections(report::Format::Table, &sections, KIND, report)?,
+            Format::Markdown => {
+                report::emit_sections(report::Format::Markdown, &sections, KIND, report)?
+            }
+            Format::Json => report::emit_sections(report::Format::Json, &sections, KIND, report)?,
         }
         report::step_summary("Vulnerability scan", &report::sections_markdown(&sections));
         if let Some(path) = &self.save {
-            report::write_atomic(path, &json)
+            report::write_atomic(path, json.as_bytes())
                 .with_context(|| format!("saving the report to {path}"))?;
         }
         for (path, log) in &sarif_files {

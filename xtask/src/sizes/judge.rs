@@ -1,7 +1,7 @@
 //! The judging stage of `sizes` (pure): each target's measured facts against its budgets of
 //! images.toml, and against an earlier report when one is given, into the report.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use camino::Utf8PathBuf;
 use serde::{Deserialize, Serialize};
 
@@ -10,8 +10,6 @@ use crate::config::{human_size, Budget};
 
 /// The share of a budget from which a size draws a warning.
 const WARN_PERCENT: u64 = 90;
-/// Version of the JSON report's shape.
-const REPORT_SCHEMA: u32 = 1;
 
 /// One thing to measure: a variant's image, or an image named with --image.
 #[derive(Debug, Clone)]
@@ -29,7 +27,6 @@ pub struct Target {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
-    pub schema: u32,
     /// The engine's version and image store, e.g. `28.5.2, containerd snapshotter (overlayfs)`.
     pub engine: String,
     pub images: Vec<Entry>,
@@ -130,11 +127,7 @@ pub struct BaselineEntry {
 }
 
 pub(super) fn load_baseline(path: &Utf8PathBuf) -> Result<Vec<BaselineEntry>> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("reading the baseline report {path}"))?;
-    let doc: BaselineDoc = serde_json::from_str(&text).with_context(|| {
-        format!("{path} is not a sizes report: write one with `cargo xtask sizes --save FILE`")
-    })?;
+    let doc: BaselineDoc = crate::report::read(path, crate::report::Kind::Sizes)?;
     Ok(doc.images)
 }
 
@@ -285,7 +278,6 @@ pub fn build_report(
         });
     }
     Report {
-        schema: REPORT_SCHEMA,
         engine,
         images,
         registry: Vec::new(),

@@ -293,11 +293,11 @@ impl Args {
         report.registry = self.measure_in_registry(store, &cache, &options)?;
 
         let sections = sections(&report, self.layers);
-        report::emit_sections(self.format, &sections, &report)?;
+        report::emit_sections(self.format, &sections, report::Kind::Sizes, &report)?;
         report::step_summary("Image sizes", &report::sections_markdown(&sections));
         if let Some(path) = &self.save {
-            let json = serde_json::to_vec_pretty(&report).context("serializing the report")?;
-            report::write_atomic(path, &json)
+            let json = report::to_json(report::Kind::Sizes, &report)?;
+            report::write_atomic(path, json.as_bytes())
                 .with_context(|| format!("saving the report to {path}"))?;
         }
         if !wanted.is_empty() || report.registry.is_empty() {

@@ -145,7 +145,12 @@ impl Args {
         }
 
         let table = render::summary_table(&outcomes);
-        report::emit(self.format, &table, &outcomes)?;
+        report::emit(
+            self.format,
+            &table,
+            report::Kind::Smoke,
+            &report::List("outcomes", &outcomes),
+        )?;
         report::step_summary("Smoke tests", &render::summary_markdown(&table, &outcomes));
 
         match failure_message(&outcomes) {

@@ -182,6 +182,7 @@ impl PullArgs {
             self.format,
             &format!("bench pull {}", variant.name),
             &render::render(&report),
+            crate::report::Kind::BenchPull,
             &report,
             &report.checks,
         )

@@ -176,6 +176,7 @@ impl RebuildArgs {
                 None => format!("bench rebuild {}", variant.name),
             },
             &render::render(&report),
+            crate::report::Kind::BenchRebuild,
             &report,
             &report.checks,
         )

@@ -244,6 +244,7 @@ impl UpdateArgs {
             self.format,
             &format!("bench update {}", variant.name),
             &render::render(&report),
+            crate::report::Kind::BenchUpdate,
             &report,
             &report.checks,
         )
@@ -282,8 +283,11 @@ fn layers(ctx: &Ctx, image_id: &str) -> Result<Vec<LayerFact>> {
             String::from_utf8_lossy(&out.stderr).trim()
         );
     }
-    let doc: SizesDoc =
-        serde_json::from_slice(&out.stdout).context("parsing the JSON of `cargo xtask sizes`")?;
+    let doc: SizesDoc = crate::report::parse(
+        "the output of `cargo xtask sizes`",
+        &String::from_utf8_lossy(&out.stdout),
+        crate::report::Kind::Sizes,
+    )?;
     doc.images
         .into_iter()
         .next()
