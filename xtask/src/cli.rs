@@ -1,6 +1,10 @@
 //! The command line of `cargo xtask`: one subcommand per job.
 
+use anyhow::{bail, Result};
+use camino::Utf8Path;
 use clap::{Parser, Subcommand};
+
+use crate::report::Shape;
 
 /// Builds, tests, measures and checks the voxserve container images.
 #[derive(Parser)]
@@ -41,6 +45,25 @@ pub enum Command {
     Verify(crate::verify::Args),
     /// Run every test: the xtask's (against the real Docker engine) and the service's pytest suite.
     Test(crate::test_cmd::Args),
-    /// Measurements: `bench rebuild <variant>` (cold and warm rebuilds), `bench sizes`, `bench smoke`.
+    /// Measurements against targets: `bench rebuild` (rebuild times, ours vs a peer), `bench update` (what an update pulls), `bench pull` (pull time by layout), `bench sizes`, `bench smoke`.
     Bench(crate::bench::Args),
+    /// Regenerate the docs' figures: run the command of each marked block of README.md and docs/*.md, paste its report.
+    Docs(crate::docs::Args),
+}
+
+/// The shape of the Markdown report `cargo xtask ARGS --format markdown` prints, for the docs'
+/// generated blocks (`cargo xtask docs`); an error for a command line that does not parse or a
+/// command without such a report.
+pub fn report_shape(root: &Utf8Path, argv: &[String]) -> Result<Shape> {
+    let cli =
+        Cli::try_parse_from(std::iter::once("cargo xtask").chain(argv.iter().map(|a| a.as_str())))
+            .map_err(|e| anyhow::anyhow!("{}", e.render().to_string().trim_end()))?;
+    match cli.command {
+        Command::Sizes(args) => Ok(args.report_shape()),
+        Command::Bench(args) => Ok(args.report_shape(root)),
+        _ => bail!(
+            "`cargo xtask {}` has no Markdown report for the docs (sizes and the benches have)",
+            argv.join(" ")
+        ),
+    }
 }

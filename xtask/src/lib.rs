@@ -11,6 +11,7 @@ mod config;
 pub mod config_cmd;
 mod cosign;
 mod docker;
+pub mod docs;
 pub mod doctor;
 mod emulation;
 pub mod engine;

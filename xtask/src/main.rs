@@ -24,6 +24,7 @@ fn main() -> ExitCode {
         Command::Verify(args) => args.run(&ctx),
         Command::Test(args) => args.run(&ctx),
         Command::Bench(args) => args.run(&ctx),
+        Command::Docs(args) => args.run(&ctx, xtask::cli::report_shape),
     });
     // A signal before this point: no error, exit 130 (the handler's); after it: this outcome.
     cleanup::finish();

@@ -167,6 +167,12 @@ impl Cmd {
             .map(|out| out.status)
     }
 
+    /// Runs it to the end with its stdout captured and its stderr on this process's stderr (a
+    /// child command's report, its progress shown as it comes).
+    pub fn output_showing_progress(&self) -> Result<Output> {
+        self.run_handle(self.expression().stdout_capture())
+    }
+
     /// Runs it to the end with stdout and stderr merged and captured.
     pub fn output_merged(&self) -> Result<Output> {
         self.run_handle(self.expression().stderr_to_stdout().stdout_capture())

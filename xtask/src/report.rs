@@ -115,6 +115,57 @@ impl Table {
     }
 }
 
+/// Where a measurement ran, as a bench's report and a generated doc block state it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Machine {
+    pub cpus: usize,
+    /// The engine's version.
+    pub docker: String,
+    /// The image store, e.g. `containerd snapshotter (overlayfs)`.
+    pub store: String,
+}
+
+impl Machine {
+    pub fn of(info: &crate::docker::Info) -> Machine {
+        Machine {
+            cpus: std::thread::available_parallelism().map_or(0, |n| n.get()),
+            docker: info.server_version.clone(),
+            store: info.store_name(),
+        }
+    }
+
+    /// `2 CPUs, Docker 28.5.2, containerd snapshotter (overlayfs)`, for report titles.
+    pub fn describe(&self) -> String {
+        format!("{} CPUs, Docker {}, {}", self.cpus, self.docker, self.store)
+    }
+}
+
+/// What a command's Markdown report holds, so that the docs' generated blocks can be checked
+/// against it (`cargo xtask docs`, tests/docs_blocks.rs): its tables, and whether it draws a
+/// chart.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Shape {
+    pub tables: Vec<TableShape>,
+    pub chart: bool,
+}
+
+/// One table of a [`Shape`]: its columns, and the rows it always prints, each named by the
+/// start of its first cell.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TableShape {
+    pub columns: Vec<String>,
+    pub rows: Vec<String>,
+}
+
+impl TableShape {
+    pub fn new<C: AsRef<str>, R: AsRef<str>>(columns: &[C], rows: &[R]) -> TableShape {
+        TableShape {
+            columns: columns.iter().map(|c| c.as_ref().to_string()).collect(),
+            rows: rows.iter().map(|r| r.as_ref().to_string()).collect(),
+        }
+    }
+}
+
 /// Prints a report on stdout in the chosen format: `table` and `markdown` from the table, `json`
 /// from the serializable value (a struct or map), which is a report of `kind`.
 pub fn emit<T: Serialize + ?Sized>(

@@ -16,6 +16,7 @@ mod touch;
 mod update;
 
 use anyhow::Result;
+use camino::Utf8Path;
 
 use crate::util::Ctx;
 
@@ -48,6 +49,17 @@ impl Args {
             Bench::Sizes(args) => args.run(ctx),
             Bench::Update(args) => args.run(ctx),
             Bench::Smoke(args) => args.run(ctx),
+        }
+    }
+
+    /// The shape of the bench's Markdown report, for the docs' generated blocks.
+    pub fn report_shape(&self, root: &Utf8Path) -> crate::report::Shape {
+        match &self.bench {
+            Bench::Pull(args) => args.report_shape(),
+            Bench::Rebuild(args) => args.report_shape(root),
+            Bench::Sizes(args) => args.report_shape(),
+            Bench::Update(args) => args.report_shape(),
+            Bench::Smoke(args) => args.report_shape(),
         }
     }
 }

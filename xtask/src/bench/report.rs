@@ -4,34 +4,9 @@
 use anyhow::Result;
 use serde::Serialize;
 
-use crate::docker;
+pub use crate::report::Machine;
 use crate::report::{self, Format, Kind, Section, Table};
 use crate::util::CheckFailed;
-
-/// Where a bench ran, as each bench's report states it (flattened into its JSON).
-#[derive(Debug, Clone, Serialize)]
-pub struct Machine {
-    pub cpus: usize,
-    /// The engine's version.
-    pub docker: String,
-    /// The image store, e.g. `containerd snapshotter (overlayfs)`.
-    pub store: String,
-}
-
-impl Machine {
-    pub fn of(info: &docker::Info) -> Machine {
-        Machine {
-            cpus: std::thread::available_parallelism().map_or(0, |n| n.get()),
-            docker: info.server_version.clone(),
-            store: info.store_name(),
-        }
-    }
-
-    /// `2 CPUs, Docker 28.5.2, containerd snapshotter (overlayfs)`, for report titles.
-    pub fn describe(&self) -> String {
-        format!("{} CPUs, Docker {}, {}", self.cpus, self.docker, self.store)
-    }
-}
 
 /// One PASS/FAIL line.
 #[derive(Debug, Clone, Serialize)]
@@ -68,9 +43,12 @@ pub fn publish<T: Serialize>(
     Ok(())
 }
 
+/// The columns of the PASS/FAIL table.
+pub const TARGET_COLUMNS: [&str; 4] = ["check", "target", "measured", "result"];
+
 /// The PASS/FAIL table of a bench.
 pub fn targets_section(checks: &[Check]) -> Section {
-    let mut table = Table::new(&["check", "target", "measured", "result"]);
+    let mut table = Table::new(&TARGET_COLUMNS);
     for c in checks {
         table.row(vec![
             c.name.clone(),
@@ -82,6 +60,18 @@ pub fn targets_section(checks: &[Check]) -> Section {
     Section {
         title: Some("targets".into()),
         table,
+    }
+}
+
+/// The shape of a bench's Markdown report: its own table (these columns, these rows always)
+/// and the targets table.
+pub fn shape<C: AsRef<str>, R: AsRef<str>>(columns: &[C], rows: &[R]) -> report::Shape {
+    report::Shape {
+        tables: vec![
+            report::TableShape::new(columns, rows),
+            report::TableShape::new(&TARGET_COLUMNS, &[] as &[&str]),
+        ],
+        chart: false,
     }
 }
 

@@ -141,13 +141,24 @@ pub fn judge(rows: &[Row], containerd_store: bool, max_secs: f64) -> Vec<Check> 
 }
 
 impl SizesArgs {
-    pub fn run(self, ctx: &Ctx) -> Result<()> {
-        let info = docker::info()?;
-        let exe = std::env::current_exe().context("finding the xtask binary")?;
+    fn scenarios(&self) -> Vec<Scenario> {
         let mut scenarios = vec![Scenario::First, Scenario::Cached];
         if self.compare_save {
             scenarios.push(Scenario::FirstDockerSave);
         }
+        scenarios
+    }
+
+    /// The runs table (a row per scenario) and the targets.
+    pub fn report_shape(&self) -> crate::report::Shape {
+        let rows: Vec<&str> = self.scenarios().into_iter().map(Scenario::label).collect();
+        super::report::shape(&COLUMNS, &rows)
+    }
+
+    pub fn run(self, ctx: &Ctx) -> Result<()> {
+        let info = docker::info()?;
+        let exe = std::env::current_exe().context("finding the xtask binary")?;
+        let scenarios = self.scenarios();
         let mut rows = Vec::new();
         let mut measured: Vec<SizesEntry> = Vec::new();
         for scenario in scenarios {
@@ -237,9 +248,10 @@ impl SizesArgs {
     }
 }
 
+const COLUMNS: [&str; 5] = ["scenario", "median", "runs", "read", "layers sized"];
+
 fn render(report: &SizesReport) -> Vec<Section> {
-    let mut runs =
-        Table::new(&["scenario", "median", "runs", "read", "layers sized"]).right_align(&[1]);
+    let mut runs = Table::new(&COLUMNS).right_align(&[1]);
     for row in &report.rows {
         let r = &row.run;
         runs.row(vec![

@@ -134,6 +134,12 @@ pub fn judge(runs: &[Run], interval_ms: Option<u64>, max_verdict_secs: f64) -> V
 }
 
 impl SmokeArgs {
+    /// The runs table (a row per run) and the targets.
+    pub fn report_shape(&self) -> crate::report::Shape {
+        let rows: Vec<String> = (1..=self.runs).map(|i| i.to_string()).collect();
+        super::report::shape(&COLUMNS, &rows)
+    }
+
     pub fn run(self, ctx: &Ctx) -> Result<()> {
         let config = ctx.config()?;
         let variant = config.select(std::slice::from_ref(&self.variant), false)?[0];
@@ -231,18 +237,19 @@ impl SmokeArgs {
     }
 }
 
+const COLUMNS: [&str; 7] = [
+    "run",
+    "result",
+    "smoke",
+    "healthy after",
+    "verdict",
+    "after probe",
+    "checks",
+];
+
 fn render(report: &SmokeReport) -> Vec<Section> {
     let ms = |v: Option<u64>| v.map_or("-".into(), |ms| format!("{ms} ms"));
-    let mut runs = Table::new(&[
-        "run",
-        "result",
-        "smoke",
-        "healthy after",
-        "verdict",
-        "after probe",
-        "checks",
-    ])
-    .right_align(&[0, 2, 3, 4, 5]);
+    let mut runs = Table::new(&COLUMNS).right_align(&[0, 2, 3, 4, 5]);
     for (i, r) in report.runs.iter().enumerate() {
         runs.row(vec![
             (i + 1).to_string(),

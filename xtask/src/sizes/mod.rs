@@ -73,6 +73,38 @@ pub struct Args {
     decompress: bool,
 }
 
+impl Args {
+    /// The tables of the Markdown report, as [`render::sections`] makes them: the sizes (a row
+    /// per variant named), the registry's images, the largest layers.
+    pub fn report_shape(&self) -> report::Shape {
+        let in_registry = self
+            .images
+            .iter()
+            .filter(|i| registry::is_registry_reference(i))
+            .count();
+        let mut tables = Vec::new();
+        if in_registry < self.images.len() || !self.variants.is_empty() || in_registry == 0 {
+            tables.push(report::TableShape::new(
+                &render::sizes_columns(self.baseline.is_some()),
+                &self.variants,
+            ));
+        }
+        if in_registry > 0 {
+            tables.push(report::TableShape::new(&registry::COLUMNS, &[] as &[&str]));
+        }
+        if self.layers.is_some() {
+            tables.push(report::TableShape::new(
+                &render::LAYER_COLUMNS,
+                &[] as &[&str],
+            ));
+        }
+        report::Shape {
+            tables,
+            chart: false,
+        }
+    }
+}
+
 /// How a target's image is looked up: its reference, with ` @ <platform>` for one platform.
 fn key(t: &Target) -> String {
     match &t.platform {

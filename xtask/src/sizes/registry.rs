@@ -127,17 +127,19 @@ pub fn measure(reference: &str) -> Result<RegistryEntry> {
 }
 
 /// The registry section's table.
+/// The columns of [`table`].
+pub const COLUMNS: [&str; 7] = [
+    "image",
+    "platform",
+    "manifest",
+    "layers",
+    "compression",
+    "compressed",
+    "unpacked",
+];
+
 pub fn table(entries: &[RegistryEntry]) -> Table {
-    let mut t = Table::new(&[
-        "image",
-        "platform",
-        "manifest",
-        "layers",
-        "compression",
-        "compressed",
-        "unpacked",
-    ])
-    .right_align(&[3, 5, 6]);
+    let mut t = Table::new(&COLUMNS).right_align(&[3, 5, 6]);
     for e in entries {
         for p in &e.platforms {
             t.row(vec![

@@ -72,9 +72,8 @@ fn shorten(s: &str, max: usize) -> String {
     }
 }
 
-/// The sizes table: one row per target.
-pub fn sizes_table(report: &Report) -> Table {
-    let with_delta = report.images.iter().any(|e| e.delta.is_some());
+/// The columns of the sizes table; with a baseline, the changes too.
+pub fn sizes_columns(with_delta: bool) -> Vec<&'static str> {
     let mut headers = vec![
         "variant",
         "image",
@@ -87,11 +86,17 @@ pub fn sizes_table(report: &Report) -> Table {
     if with_delta {
         headers.extend(["Δ compressed", "Δ unpacked"]);
     }
+    headers
+}
+
+/// The sizes table: one row per target.
+pub fn sizes_table(report: &Report) -> Table {
+    let with_delta = report.images.iter().any(|e| e.delta.is_some());
     let mut right = vec![2, 3];
     if with_delta {
         right.extend([7, 8]);
     }
-    let mut table = Table::new(&headers).right_align(&right);
+    let mut table = Table::new(&sizes_columns(with_delta)).right_align(&right);
     for e in &report.images {
         let size = |s: Option<u64>| s.map_or("-".to_string(), human_size);
         let mut budgets = Vec::new();
@@ -156,9 +161,11 @@ pub fn largest_layers(layers: &[Layer], n: usize) -> Vec<(usize, &Layer)> {
     indexed
 }
 
+/// The columns of [`layers_table`].
+pub const LAYER_COLUMNS: [&str; 4] = ["layer", "unpacked", "compressed", "created by"];
+
 pub fn layers_table(layers: &[Layer], n: usize) -> Table {
-    let mut table =
-        Table::new(&["layer", "unpacked", "compressed", "created by"]).right_align(&[0, 1, 2]);
+    let mut table = Table::new(&LAYER_COLUMNS).right_align(&[0, 1, 2]);
     for (i, layer) in largest_layers(layers, n) {
         let by = instruction(&layer.created_by);
         table.row(vec![

@@ -84,6 +84,13 @@ pub struct PullReport {
 }
 
 impl PullArgs {
+    /// The pulls table, with the rows of the layers as built (an image whose venv is one layer
+    /// has no other), and the targets.
+    pub fn report_shape(&self) -> crate::report::Shape {
+        let rows: Vec<String> = plan::images(1, &(0..1)).iter().map(|i| i.label()).collect();
+        super::report::shape(&render::COLUMNS, &rows)
+    }
+
     pub fn run(self, ctx: &Ctx) -> Result<()> {
         let config = ctx.config()?;
         let variant = config.variant(&self.variant)?;

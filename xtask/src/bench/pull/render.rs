@@ -6,18 +6,20 @@ use crate::bench::report::targets_section;
 use crate::config::human_size;
 use crate::report::{Section, Table};
 
+/// The columns of the pulls table.
+pub const COLUMNS: [&str; 8] = [
+    "image",
+    "layers",
+    "compressed",
+    "largest layer",
+    "pull",
+    "downloaded at",
+    "vs reference",
+    "pulls",
+];
+
 pub fn render(report: &PullReport) -> Vec<Section> {
-    let mut table = Table::new(&[
-        "image",
-        "layers",
-        "compressed",
-        "largest layer",
-        "pull",
-        "downloaded at",
-        "vs reference",
-        "pulls",
-    ])
-    .right_align(&[1, 2, 3, 4, 5, 6]);
+    let mut table = Table::new(&COLUMNS).right_align(&[1, 2, 3, 4, 5, 6]);
     for row in &report.rows {
         table.row(vec![
             if row.as_pushed {

@@ -28,14 +28,14 @@ mod render;
 mod run;
 
 use anyhow::Result;
-use camino::Utf8PathBuf;
+use camino::{Utf8Path, Utf8PathBuf};
 
 use super::report::{publish, Machine};
 use crate::build_cmd::CacheMode;
 use crate::report::Format;
 use crate::util::Ctx;
 use judge::{base_check, judge, last_stage, RebuildReport};
-use plan::Plan;
+use plan::{Plan, Scenario};
 
 #[derive(clap::Args)]
 pub struct RebuildArgs {
@@ -107,6 +107,29 @@ fn parse_platform(s: &str) -> std::result::Result<String, String> {
 }
 
 impl RebuildArgs {
+    /// The peer's Dockerfile: --peer, else the variant's default one where it exists; none with
+    /// --no-peer, nor with --platform unless --peer names one.
+    fn peer_file(&self, root: &Utf8Path) -> Option<Utf8PathBuf> {
+        match (&self.peer, self.no_peer || self.platform.is_some()) {
+            (Some(file), _) if !self.no_peer => Some(file.clone()),
+            (_, true) => None,
+            (Some(file), false) => Some(file.clone()),
+            (None, false) => Some(plan::default_peer(root, &self.variant)).filter(|f| f.is_file()),
+        }
+    }
+
+    /// The builds table's columns and rows, and the targets.
+    pub fn report_shape(&self, root: &Utf8Path) -> crate::report::Shape {
+        let native = self.platform.as_ref().map(|_| Scenario::ColdNative);
+        let rows: Vec<&str> = native
+            .into_iter()
+            .chain(Scenario::ALL)
+            .map(Scenario::label)
+            .collect();
+        let columns = render::columns(self.peer_file(root).is_some(), self.runs > 1);
+        super::report::shape(&columns, &rows)
+    }
+
     pub fn run(self, ctx: &Ctx) -> Result<()> {
         let config = ctx.config()?;
         let plan = Plan::new(
@@ -115,14 +138,7 @@ impl RebuildArgs {
             &self.variant,
             self.app_file.as_ref(),
             self.dep_file.as_ref(),
-            match (&self.peer, self.no_peer || self.platform.is_some()) {
-                (Some(file), _) if !self.no_peer => Some(file.clone()),
-                (_, true) => None,
-                (Some(file), false) => Some(file.clone()),
-                (None, false) => {
-                    Some(plan::default_peer(&ctx.root, &self.variant)).filter(|f| f.is_file())
-                }
-            },
+            self.peer_file(&ctx.root),
         )?;
         let cache_dir = self
             .cache_dir

@@ -26,10 +26,9 @@ fn each_run(runs: &[f64]) -> String {
         .join(" / ")
 }
 
-pub fn render(report: &RebuildReport) -> Vec<Section> {
-    let peer = report.rows.iter().any(|r| r.peer.is_some());
-    // With --runs: the times are medians, and every run's time gets a column.
-    let several = report.rows.iter().any(|r| r.runs.len() > 1);
+/// The columns of the builds table: with a peer, its time and the ratio; with several runs
+/// (the times are medians), every run's time.
+pub fn columns(peer: bool, several: bool) -> Vec<&'static str> {
     let mut head = vec!["build", "time", "vs cold"];
     if peer {
         head.extend(["peer", "ours/peer"]);
@@ -41,8 +40,17 @@ pub fn render(report: &RebuildReport) -> Vec<Section> {
             head.push("peer's runs (s)");
         }
     }
-    let mut builds =
-        Table::new(&head).right_align(if peer { &[1, 2, 3, 4, 5] } else { &[1, 2, 3] });
+    head
+}
+
+pub fn render(report: &RebuildReport) -> Vec<Section> {
+    let peer = report.rows.iter().any(|r| r.peer.is_some());
+    let several = report.rows.iter().any(|r| r.runs.len() > 1);
+    let mut builds = Table::new(&columns(peer, several)).right_align(if peer {
+        &[1, 2, 3, 4, 5]
+    } else {
+        &[1, 2, 3]
+    });
     for row in &report.rows {
         let mut cells = vec![
             row.scenario.label().to_string(),

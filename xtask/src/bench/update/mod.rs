@@ -99,6 +99,12 @@ enum DepChange {
 }
 
 impl UpdateArgs {
+    /// The changes table (a row per change, named by its kind) and the targets.
+    pub fn report_shape(&self) -> crate::report::Shape {
+        let rows = [Scenario::AppChange.label(), Scenario::DepChange.label()];
+        super::report::shape(&render::COLUMNS, &rows)
+    }
+
     pub fn run(self, ctx: &Ctx) -> Result<()> {
         let config = ctx.config()?;
         let variant = config

@@ -6,16 +6,18 @@ use crate::bench::report::targets_section;
 use crate::config::human_size;
 use crate::report::{Section, Table};
 
+/// The columns of the changes table.
+pub const COLUMNS: [&str; 6] = [
+    "change",
+    "build",
+    "layers changed",
+    "pull (compressed)",
+    "store (unpacked)",
+    "new layers",
+];
+
 pub fn render(report: &UpdateReport) -> Vec<Section> {
-    let mut table = Table::new(&[
-        "change",
-        "build",
-        "layers changed",
-        "pull (compressed)",
-        "store (unpacked)",
-        "new layers",
-    ])
-    .right_align(&[1, 2, 3, 4]);
+    let mut table = Table::new(&COLUMNS).right_align(&[1, 2, 3, 4]);
     for row in &report.rows {
         let d = &row.delta;
         table.row(vec![
