@@ -292,10 +292,18 @@ impl Series {
 
 /// A Mermaid `xychart-beta` chart as a fenced `mermaid` block (GitHub renders it in Markdown):
 /// one x label per category, bars and lines in the order given, the y axis from 0 so bars are
-/// not exaggerated. Mermaid strings cannot escape `"`, so it becomes `'`; a non-finite value is
-/// drawn as 0.
+/// not exaggerated. Mermaid strings cannot escape `"` (it becomes `'`) and its sanitizer mangles
+/// `&`, `<` and `>` (they become `and`, `‹`, `›`); a non-finite value is drawn as 0.
 pub fn xychart(title: &str, x_labels: &[String], y_label: &str, series: &[Series]) -> String {
-    let quote = |s: &str| format!("\"{}\"", s.replace('"', "'").replace('\n', " "));
+    let quote = |s: &str| {
+        let text = s
+            .replace('"', "'")
+            .replace('&', "and")
+            .replace('<', "‹")
+            .replace('>', "›")
+            .replace('\n', " ");
+        format!("\"{text}\"")
+    };
     let number = |v: f64| {
         let v = if v.is_finite() { v } else { 0.0 };
         let s = format!("{v:.3}");
@@ -414,7 +422,7 @@ mod tests {
     #[test]
     fn xychart_is_a_mermaid_block_with_every_series() {
         let chart = xychart(
-            "Rebuild time: ours vs the \"peer\"",
+            "Rebuild time: ours vs the \"peer\" & <more>",
             &["cold".into(), "app change".into()],
             "seconds",
             &[
@@ -424,7 +432,7 @@ mod tests {
         );
         assert_eq!(
             chart,
-            "```mermaid\nxychart-beta\n    title \"Rebuild time: ours vs the 'peer'\"\n    \
+            "```mermaid\nxychart-beta\n    title \"Rebuild time: ours vs the 'peer' and ‹more›\"\n    \
              x-axis [\"cold\", \"app change\"]\n    y-axis \"seconds\" 0 --> 20\n    \
              bar \"ours\" [15.3, 0.4]\n    line \"peer\" [18.25, 0]\n```\n"
         );

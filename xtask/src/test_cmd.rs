@@ -20,7 +20,8 @@ pub struct Args {
     /// Skip the service's pytest suite.
     #[arg(long)]
     skip_app: bool,
-    /// Only the xtask's unit tests and the docs check (`cargo test --lib --bins --test docs_drift`):
+    /// Only the xtask's unit tests and the docs checks (`cargo test --lib --bins --test docs_drift
+    /// --test docs_blocks`):
     /// no Docker engine and no uv needed, so
     /// they run on any machine (CI runs them on Linux, macOS and Windows).
     #[arg(long, conflicts_with_all = ["skip_rust", "skip_app"])]
@@ -66,7 +67,17 @@ impl Args {
                 "--no-fail-fast".into(),
             ];
             if self.unit {
-                args.extend(["--lib", "--bins", "--test", "docs_drift"].map(String::from));
+                args.extend(
+                    [
+                        "--lib",
+                        "--bins",
+                        "--test",
+                        "docs_drift",
+                        "--test",
+                        "docs_blocks",
+                    ]
+                    .map(String::from),
+                );
             }
             if !self.cargo_args.is_empty() {
                 args.push("--".into());
