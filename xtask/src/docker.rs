@@ -554,44 +554,85 @@ pub fn history_usage(image: &str, platform: Option<&str>) -> Result<Vec<u64>> {
     Ok(sizes)
 }
 
-/// The running `docker save REF…`: its stdout is an OCI image layout as a tar stream (blobs,
-/// `index.json`, `manifest.json`). Read it to the end, then call [`SaveStream::finish`] for the
-/// exit status; dropping it early kills `docker save`.
-pub struct SaveStream {
+/// A running `docker` whose stdout is a tar stream (an OCI image layout: blobs, `index.json`).
+/// Read it to the end, then call [`TarStream::finish`] for the exit status; dropping it early
+/// kills `docker`.
+pub struct TarStream {
     reader: crate::process::Reader,
-    refs: Vec<String>,
+    /// The command, for messages.
+    what: String,
 }
 
 /// Starts `docker save` for several images at once (shared blobs are written once).
-pub fn save(refs: &[String]) -> Result<SaveStream> {
+pub fn save(refs: &[String]) -> Result<TarStream> {
     ensure_cli()?;
+    let what = format!("docker save {}", refs.join(" "));
     let reader = docker(["save"])
         .args(refs)
         .reader()
-        .with_context(|| format!("starting `docker save {}`", refs.join(" ")))?;
-    Ok(SaveStream {
-        reader,
-        refs: refs.to_vec(),
-    })
+        .with_context(|| format!("starting `{what}`"))?;
+    Ok(TarStream { reader, what })
 }
 
-impl std::io::Read for SaveStream {
+/// `FROM image` (its `platform`) exported by BuildKit as an OCI layout on stdout, each layer
+/// compressed anew with the buildx output options `compression`: the blobs a push with those
+/// options sends. Nothing is stored or tagged.
+pub fn export_recompressed(image: &str, platform: &str, compression: &str) -> Result<TarStream> {
+    let what = format!("docker buildx build (FROM {image}, {compression})");
+    let reader = recompress(image, platform)?
+        .arg(format!("--output=type=oci,dest=-,{compression}"))
+        .reader()
+        .with_context(|| format!("starting `{what}`"))?;
+    Ok(TarStream { reader, what })
+}
+
+/// [`export_recompressed`] into the image store instead, tagged `name` (the caller removes the
+/// tag): what the engine then knows of that image.
+pub fn store_recompressed(
+    image: &str,
+    platform: &str,
+    compression: &str,
+    name: &str,
+) -> Result<ImageInspect> {
+    let out = recompress(image, platform)?
+        .arg(format!("--output=type=image,name={name},{compression}"))
+        .output()
+        .context("running `docker buildx build`")?;
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let why = crate::util::last_line(&stderr).trim_start_matches("ERROR: ");
+        bail!("BuildKit could not compress the layers of {image} anew: {why}");
+    }
+    image_inspect(&[name.to_string()])?
+        .remove(name)
+        .with_context(|| format!("BuildKit stored no image {name}"))
+}
+
+/// `docker buildx build` of a Dockerfile that is `FROM image` alone, without attestations.
+fn recompress(image: &str, platform: &str) -> Result<Cmd> {
+    ensure_cli()?;
+    ensure_buildx()?;
+    Ok(
+        docker(["buildx", "build", "--progress=quiet", "--provenance=false"])
+            .args(["--sbom=false", "--platform", platform, "-"])
+            .stdin(format!("FROM {image}\n")),
+    )
+}
+
+impl std::io::Read for TarStream {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         self.reader.read(buf)
     }
 }
 
-impl SaveStream {
-    /// Reads what is left and fails with docker's message when `docker save` did not succeed.
+impl TarStream {
+    /// Reads what is left and fails with docker's message when it did not succeed.
     pub fn finish(self) -> Result<()> {
         let output = self.reader.finish()?;
         if !output.status.success() {
-            bail!(
-                "`docker save {}` failed ({}): {}",
-                self.refs.join(" "),
-                output.status,
-                String::from_utf8_lossy(&output.stderr).trim()
-            );
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            let why = crate::util::last_line(&stderr).trim_start_matches("ERROR: ");
+            bail!("`{}` failed ({}): {why}", self.what, output.status);
         }
         Ok(())
     }

@@ -282,6 +282,80 @@ fn docker_save_and_decompressing_agree_with_the_content_store() {
     same_sizes(&layer_sizes(&cached["images"][0]));
 }
 
+/// A variant with `push_compression = "zstd"` is sized as its push sends it: BuildKit compresses
+/// the layers anew (stored under a passing tag and read from the content store, or exported as a
+/// stream with `--source docker-save`), and each layer's size is that of the pushed manifest.
+#[test]
+fn a_zstd_variant_is_sized_as_its_push_sends_it() {
+    let f = fixture();
+    let dir = Scratch::new("sizes-zstd");
+    let dockerfile = fixtures().join("sizes").join("Dockerfile");
+    let config = format!(
+        "{}[variants.ok]\ndockerfile = \"{}\"\nimage = \"{}\"\npush_compression = \"zstd\"\n",
+        config_head(),
+        dockerfile.display(),
+        f.repo
+    );
+    let cfg = dir.write("images.toml", &config);
+    let sized = |extra: &[&str]| -> Vec<u64> {
+        let mut args = vec![
+            "--config",
+            cfg.to_str().unwrap(),
+            "sizes",
+            "ok",
+            "--format",
+            "json",
+            "--no-cache",
+        ];
+        args.extend_from_slice(extra);
+        let run = xtask_run(&args).assert_ok();
+        let doc: Value = serde_json::from_str(&run.stdout).unwrap();
+        let entry = &doc["images"][0];
+        assert_eq!(entry["method"], "computed (zstd of layer tars, as pushed)");
+        entry["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| u(&l["compressed"]))
+            .collect()
+    };
+    let from_store = sized(&[]);
+    assert_eq!(sized(&["--source", "docker-save"]), from_store);
+    let passing = docker(&["image", "ls", "--quiet", "xtask-sizes-zstd"]);
+    assert_eq!(passing.stdout.trim(), "", "a passing tag was left behind");
+
+    // The push: what `cargo xtask build --push` asks of BuildKit for a zstd variant.
+    let registry = Registry::start();
+    let pushed = registry.repo("sizes-zstd");
+    let _local = RemoveTags(pushed.clone());
+    let context = Scratch::new("sizes-zstd-push");
+    context.write("Dockerfile", &format!("FROM {}\n", f.tag));
+    let output = format!(
+        "type=registry,name={pushed}:ok,compression=zstd,force-compression=true,oci-mediatypes=true"
+    );
+    let context_dir = context.path().to_str().unwrap();
+    let args = [
+        "buildx",
+        "build",
+        "--provenance=false",
+        "--output",
+        &output,
+        context_dir,
+    ];
+    let push = docker(&args);
+    assert_eq!(push.code, 0, "{}", push.stderr);
+    let (_, manifest) = registry.manifest("sizes-zstd", "ok");
+    let layers = manifest["layers"].as_array().unwrap();
+    assert!(layers
+        .iter()
+        .all(|l| l["mediaType"].as_str().unwrap().ends_with("+zstd")));
+    let sent: Vec<u64> = layers.iter().map(|l| u(&l["size"])).collect();
+    assert_eq!(from_store, sent);
+    // Not the gzip blobs the store keeps: the text layer compresses differently.
+    let stored: Vec<u64> = layer_sizes(f.entry()).iter().map(|l| l.0).collect();
+    assert_ne!(stored, sent);
+}
+
 /// A layer over 4 GiB: its gzip trailer holds the length modulo 2^32, and the disk usage that
 /// `docker history` reports picks the right wrap. Checked against the exact tar length and
 /// against decompressing the blob.

@@ -6,8 +6,10 @@
 use anyhow::{bail, Context, Result};
 use camino::Utf8Path;
 use flate2::{read::MultiGzDecoder, write::GzEncoder, Compression};
+use ruzstd::decoding::errors::{FrameDecoderError, ReadFrameHeaderError};
+use ruzstd::decoding::{FrameDecoder, StreamingDecoder};
 use std::fs::File;
-use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
 
 use super::facts::{BlobFacts, Encoding, Stats, UnpackedFrom, COMPRESSOR, FACTS_VERSION};
 use super::layout::{looks_like_json, Descriptor, MAX_JSON_BLOB};
@@ -51,9 +53,7 @@ pub(super) fn measure_blob(
     if head == [0x28, 0xb5, 0x2f, 0xfd] {
         // A zstd layer (a build with `compression=zstd` loaded into the store): counted through
         // the decoder, as gzip ones are.
-        let mut decoder = zstd::stream::read::Decoder::new(head.chain(body))
-            .context("starting the zstd decoder")?;
-        let unpacked = count(&mut decoder).context("decompressing a zstd layer")?;
+        let unpacked = zstd_content_len(head.chain(body)).context("decompressing a zstd layer")?;
         facts.encoding = Encoding::Zstd;
         facts.unpacked = Some(unpacked);
         facts.unpacked_from = UnpackedFrom::Decompressed;
@@ -118,6 +118,27 @@ fn count(r: &mut dyn Read) -> io::Result<u64> {
             Err(e) => return Err(e),
         }
     }
+}
+
+/// The length of a zstd stream's content: each frame decoded and counted, skippable frames
+/// skipped, as zstd's own decoder reads concatenated frames.
+fn zstd_content_len(r: impl Read) -> Result<u64> {
+    let mut r = BufReader::new(r);
+    let mut decoder = FrameDecoder::new();
+    let mut total = 0;
+    while !r.fill_buf()?.is_empty() {
+        match StreamingDecoder::new_with_decoder(&mut r, &mut decoder) {
+            Ok(mut frame) => total += count(&mut frame)?,
+            Err(FrameDecoderError::ReadFrameHeaderError(ReadFrameHeaderError::SkipFrame {
+                length,
+                ..
+            })) => {
+                io::copy(&mut (&mut r).take(length.into()), &mut io::sink())?;
+            }
+            Err(e) => return Err(e).context("reading a zstd frame"),
+        }
+    }
+    Ok(total)
 }
 
 /// The length of `r` gzip-compressed at level 6 (a 10-byte header with no name, as Go's and
@@ -221,6 +242,7 @@ pub fn unpacked_from_trailer(isize: u32, compressed: u64, usage: u64) -> Option<
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ruzstd::encoding::CompressionLevel;
 
     #[test]
     fn gzip_blobs_are_counted_uncompressed() {
@@ -267,11 +289,19 @@ mod tests {
     #[test]
     fn zstd_blobs_are_counted_through_the_decoder() {
         let tar = b"a layer tar, or as good as one\n".repeat(4_000);
-        let blob = zstd::stream::encode_all(&tar[..], 3).unwrap();
+        let frame = ruzstd::encoding::compress_to_vec(&tar[..], CompressionLevel::Fastest);
+        // Two frames with a skippable one between them, as zstd's format allows.
+        let skippable = [
+            &0x184D_2A50u32.to_le_bytes()[..],
+            &3u32.to_le_bytes(),
+            b"abc",
+        ]
+        .concat();
+        let blob = [&frame[..], &skippable, &frame].concat();
         let (facts, _, processed) = measure_blob(blob.len() as u64, &mut &blob[..], false).unwrap();
         assert_eq!(facts.encoding, Encoding::Zstd);
-        assert_eq!(facts.unpacked, Some(tar.len() as u64));
-        assert_eq!(processed, tar.len() as u64);
+        assert_eq!(facts.unpacked, Some(2 * tar.len() as u64));
+        assert_eq!(processed, 2 * tar.len() as u64);
         // Not zstd after all: an error, not a guess.
         let broken = [0x28, 0xb5, 0x2f, 0xfd, 0, 0];
         assert!(measure_blob(6, &mut &broken[..], false).is_err());

@@ -145,7 +145,7 @@ pub(super) struct BlobFacts {
     pub version: u32,
     pub size: u64,
     pub encoding: Encoding,
-    /// Length of the uncompressed content (None for zstd, which this tool cannot decompress).
+    /// Length of the uncompressed content.
     pub unpacked: Option<u64>,
     pub unpacked_from: UnpackedFrom,
     /// Length after gzip with `compressor`, for uncompressed layer tars on the classic store.

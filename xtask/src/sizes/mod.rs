@@ -290,23 +290,22 @@ impl Args {
         let push_cache = ctx.out_dir().join("sizes-cache").join("push");
         let mut pushed: BTreeMap<String, ImageFacts> = BTreeMap::new();
         for t in targets.iter().filter(|t| t.push_zstd) {
-            let Some(f) = inspected.get(&key(t)).and_then(|i| facts.get(&i.id)) else {
+            let Some(inspect) = inspected.get(&key(t)) else {
+                continue;
+            };
+            let Some(f) = facts.get(&inspect.id) else {
                 continue;
             };
             if let std::collections::btree_map::Entry::Vacant(slot) = pushed.entry(key(t)) {
-                crate::util::progress!(
-                    "sizes {}: compressing its layers with {} (push_compression = \"zstd\")",
-                    t.name,
-                    push::COMPRESSOR
-                );
-                let zstd = push::as_zstd_push(
-                    f,
-                    &info.docker_root_dir,
-                    &push_cache,
-                    !self.no_cache,
-                    &mut stats,
-                )
-                .with_context(|| format!("sizing {} as pushed", t.name))?;
+                let platform = t.platform.clone().unwrap_or_else(|| inspect.platform());
+                let options = push::PushOptions {
+                    cache_dir: &push_cache,
+                    read_cache: !self.no_cache,
+                    source: self.source,
+                    docker_root_dir: &info.docker_root_dir,
+                };
+                let zstd = push::as_zstd_push(f, &t.image, &platform, &options)
+                    .with_context(|| format!("sizing {} as pushed", t.name))?;
                 slot.insert(zstd);
             }
         }

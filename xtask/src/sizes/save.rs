@@ -48,7 +48,7 @@ pub(super) fn read_layout(
 /// Reads a `docker save` stream to the end (on a second thread, so that the engine writes while
 /// this one decompresses) and measures each blob.
 fn read_stream(
-    save: docker::SaveStream,
+    save: docker::TarStream,
     to_compress: &BTreeSet<String>,
     cache: &Cache,
     stats: &mut Stats,
@@ -177,7 +177,7 @@ enum Chunk {
 
 /// The reader thread: forwards `docker save` output in 1 MiB chunks, then its exit status.
 /// Returns docker's failure, if any, so that it can be reported first.
-fn pump(mut save: docker::SaveStream, tx: mpsc::SyncSender<Chunk>) -> Result<()> {
+fn pump(mut save: docker::TarStream, tx: mpsc::SyncSender<Chunk>) -> Result<()> {
     loop {
         let mut buf = vec![0u8; 1 << 20];
         let n = match read_up_to(&mut save, &mut buf) {
