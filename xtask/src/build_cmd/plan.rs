@@ -7,7 +7,11 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 
 use super::git::GitInfo;
-use crate::config::{Compression, Variant};
+use super::resolve::{Setting, VariantFacts};
+use super::Options;
+use crate::config::{Compression, Config, Variant};
+use crate::docker;
+use crate::registry::Registry;
 
 /// Where BuildKit's cache goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
@@ -52,8 +56,9 @@ impl Provenance {
 }
 
 /// BuildKit progress output.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum Progress {
+    #[default]
     Auto,
     Plain,
     Tty,
@@ -134,6 +139,145 @@ pub struct BuildPlan {
     pub build_args: BTreeMap<String, String>,
 }
 
+/// The plan's input for one variant: the run's facts, the options and the variant decided into
+/// one value (pure). Errors: a push by digest of several platforms on the docker driver, and a
+/// load of several platforms into the classic image store.
+pub fn input<'a>(
+    config: &'a Config,
+    setting: &'a Setting,
+    options: &'a Options,
+    variant: &'a Variant,
+    facts: &VariantFacts,
+) -> Result<PlanInput<'a>> {
+    let pushing = options.pushing();
+    let registry = setting.registry.as_ref();
+    let repository = match registry.filter(|_| pushing) {
+        Some(registry) => registry.repository(&variant.image),
+        None => variant.image.clone(),
+    };
+    let platforms = default_platforms(
+        &options.platform,
+        &variant.platforms,
+        pushing,
+        &setting.native,
+    );
+    let platform_tag = if options.push_by_digest && setting.builder.driver == "docker" {
+        Some(platform_tag(
+            &repository,
+            &variant.name,
+            config.version(),
+            setting.git.revision.as_deref(),
+            &one_platform(&platforms, &setting.native)?,
+        ))
+    } else {
+        None
+    };
+    if !pushing {
+        check_load(&platforms, setting)?;
+    }
+    let cache_repository = registry.map(|r| r.repository(&variant.image));
+    Ok(PlanInput {
+        variant,
+        title: &config.project.name,
+        description: match variant.description.as_str() {
+            "" => &config.project.description,
+            own => own,
+        },
+        licenses: &config.project.licenses,
+        version: config.version(),
+        git: &setting.git,
+        created: setting.created.clone(),
+        push: options.push,
+        push_by_digest: options.push_by_digest,
+        platform_tag,
+        registry: registry.filter(|_| pushing).map(Registry::to_string),
+        compression: push_compression(pushing, options.compression, variant),
+        provenance: options.provenance.unwrap_or(Provenance::Max),
+        sbom: options.sbom.then(|| options.sbom_generator.clone()),
+        platforms,
+        // A context's builder is reached through `docker --context`, not `--builder`.
+        builder: options
+            .builder
+            .clone()
+            .filter(|_| setting.context.is_none()),
+        context: setting.context.clone(),
+        no_cache: options.no_cache,
+        pull: options.pull,
+        build_arg_overrides: setting.build_arg_overrides.clone(),
+        base_image: setting.base_image.clone(),
+        extra_tags: options.tags.clone(),
+        staging_tag: staging_tag(pushing, variant, &facts.suffix),
+        cache: cache_spec(
+            setting.cache,
+            variant,
+            &setting.cache_dir,
+            cache_repository.as_deref(),
+            &facts.suffix,
+            facts.has_local_cache,
+        )?,
+        ca_bundle: setting.ca.as_ref().map(|c| c.path.clone()),
+        progress: options.progress,
+        metadata_file: crate::util::host_join(facts.tmp.path(), "metadata.json"),
+        repository,
+    })
+}
+
+/// A load of several platforms is an image index, which only the containerd image store holds.
+fn check_load(platforms: &[String], setting: &Setting) -> Result<()> {
+    if platforms.len() > 1 && !setting.containerd_store {
+        bail!(
+            "a load of {} platforms ({}) is an image index, which the engine's {} store \
+             cannot hold: enable the containerd image store (`\"features\": \
+             {{\"containerd-snapshotter\": true}}` in /etc/docker/daemon.json), load one \
+             platform (`--platform {}`), or push them (`--push`)",
+            platforms.len(),
+            platforms.join(", "),
+            setting.store_name,
+            setting.native
+        );
+    }
+    Ok(())
+}
+
+/// The platforms a build targets: `--platform` when given; the variant's when pushing; for a
+/// load, the engine's own platform when the variant lists it among several (a contributor's
+/// build stays native and fast), else the variant's. Empty: buildx's default, the builder's own.
+pub fn default_platforms(
+    given: &[String],
+    variant: &[String],
+    pushing: bool,
+    native: &str,
+) -> Vec<String> {
+    if !given.is_empty() {
+        return given.to_vec();
+    }
+    if !pushing && variant.len() > 1 {
+        if let Some(p) = variant.iter().find(|p| docker::same_platform(p, native)) {
+            return vec![p.clone()];
+        }
+    }
+    variant.to_vec()
+}
+
+/// The one platform a push by digest on the docker driver builds (it pushes one tag, of that
+/// platform alone).
+fn one_platform(platforms: &[String], native: &str) -> Result<String> {
+    match platforms {
+        [one] => Ok(one.clone()),
+        [] => Ok(native.to_string()),
+        several => bail!(
+            "`--push-by-digest` pushes one platform's image, for `merge`; got {}: run one build \
+             per platform, or push them together with `--push`",
+            several.join(", ")
+        ),
+    }
+}
+
+/// The first 7 digits of a commit, as tags carry it.
+fn short_revision(revision: &str) -> String {
+    revision.chars().take(7).collect()
+}
+
 /// The standard tags in `repository`: `:<variant>`, `:<version>-<variant>`, `:sha-<7>-<variant>`.
 pub fn standard_tags(
     repository: &str,
@@ -146,147 +290,41 @@ pub fn standard_tags(
         format!("{repository}:{version}-{variant}"),
     ];
     if let Some(rev) = revision {
-        let short: String = rev.chars().take(7).collect();
-        tags.push(format!("{repository}:sha-{short}-{variant}"));
+        tags.push(format!(
+            "{repository}:sha-{}-{variant}",
+            short_revision(rev)
+        ));
     }
     tags
 }
 
+/// The `docker buildx build` argv of one variant (pure).
 pub fn plan(input: &PlanInput) -> BuildPlan {
     let v = input.variant;
+    let build_args = build_args(input);
+    let tags = tags(input);
     let mut argv: Vec<String> = vec!["buildx".into(), "build".into()];
-    if let Some(builder) = &input.builder {
-        argv.push(format!("--builder={builder}"));
-    }
+    argv.extend(input.builder.iter().map(|b| format!("--builder={b}")));
     argv.push(format!("--file={}", v.dockerfile));
-    if let Some(target) = &v.target {
-        argv.push(format!("--target={target}"));
-    }
+    argv.extend(v.target.iter().map(|t| format!("--target={t}")));
     if !input.platforms.is_empty() {
         argv.push(format!("--platform={}", input.platforms.join(",")));
     }
-
-    let mut build_args = v.build_args.clone();
-    for (k, val) in &input.build_arg_overrides {
-        build_args.insert(k.clone(), val.clone());
-    }
-    if let Some(base) = &input.base_image {
+    argv.extend(
         build_args
-            .entry("BASE_IMAGE".into())
-            .or_insert_with(|| base.clone());
-    }
-    for (k, val) in &build_args {
-        argv.push(format!("--build-arg={k}={val}"));
-    }
-
-    let mut labels = BTreeMap::new();
-    labels.insert("title", input.title.to_string());
-    labels.insert("description", input.description.to_string());
-    labels.insert("licenses", input.licenses.to_string());
-    labels.insert("version", input.version.to_string());
-    labels.insert("created", input.created.clone());
-    if let Some(rev) = &input.git.revision {
-        labels.insert("revision", rev.clone());
-    }
-    if let Some(src) = &input.git.source {
-        labels.insert("source", src.clone());
-    }
-    for (k, val) in labels {
-        if !val.is_empty() {
-            argv.push(format!("--label=org.opencontainers.image.{k}={val}"));
-        }
-    }
-
-    let mut tags = standard_tags(
-        &input.repository,
-        &v.name,
-        input.version,
-        input.git.revision.as_deref(),
+            .iter()
+            .map(|(k, val)| format!("--build-arg={k}={val}")),
     );
-    for t in v.tags.iter().chain(&input.extra_tags) {
-        if !tags.contains(t) {
-            tags.push(t.clone());
-        }
-    }
-    // By digest: no standard tag moves until `merge` tags the index.
-    match (
-        &input.staging_tag,
-        &input.platform_tag,
-        input.push_by_digest,
-    ) {
-        (Some(staging), _, _) => argv.push(format!("--tag={staging}")),
-        (None, Some(tag), true) => argv.push(format!("--tag={tag}")),
-        (None, None, true) => {}
-        (None, _, false) => argv.extend(tags.iter().map(|t| format!("--tag={t}"))),
-    }
-
-    if let Some(ca) = &input.ca_bundle {
-        argv.push(format!("--secret=id=ca-bundle,src={ca}"));
-    }
-
-    match &input.cache {
-        CacheSpec::None => {}
-        CacheSpec::Local {
-            current,
-            import,
-            to,
-        } => {
-            if *import {
-                argv.push(format!("--cache-from=type=local,src={current}"));
-            }
-            argv.push(format!("--cache-to=type=local,dest={to},mode=max"));
-        }
-        CacheSpec::Gha { scope } => {
-            argv.push(format!("--cache-from=type=gha,scope={scope}"));
-            argv.push(format!("--cache-to=type=gha,scope={scope},mode=max"));
-        }
-        CacheSpec::Registry { reference } => {
-            argv.push(format!("--cache-from=type=registry,ref={reference}"));
-            // An OCI image manifest (not an index with a cache config) is what every registry
-            // stores; mode=max keeps the intermediate stages' layers too.
-            argv.push(format!(
-                "--cache-to=type=registry,ref={reference},mode=max,image-manifest=true,oci-mediatypes=true"
-            ));
-        }
-    }
-
-    if input.push_by_digest && input.platform_tag.is_none() {
-        let mut output = format!(
-            "--output=type=image,name={},push-by-digest=true,name-canonical=true,push=true",
-            input.repository
-        );
-        if let Some(c) = input.compression {
-            output.push_str(&format!(
-                ",compression={},force-compression=true,oci-mediatypes=true",
-                c.as_str()
-            ));
-        }
-        argv.push(output);
-    }
-    if input.push || input.push_by_digest {
-        match input.compression {
-            _ if input.push_by_digest && input.platform_tag.is_none() => {}
-            Some(c) => {
-                let c = c.as_str();
-                argv.push(format!(
-                    "--output=type=registry,compression={c},force-compression=true,oci-mediatypes=true"
-                ));
-            }
-            None => argv.push("--push".into()),
-        }
-        argv.push(input.provenance.arg().into());
-        match &input.sbom {
-            None => {}
-            Some(None) => argv.push("--attest=type=sbom".into()),
-            Some(Some(generator)) => {
-                argv.push(format!("--attest=type=sbom,generator={generator}"));
-            }
-        }
-    } else {
-        argv.push("--load".into());
-        // Attestations make loaded images differ on every build (they embed the build time).
-        argv.push("--provenance=false".into());
-    }
+    argv.extend(label_args(input));
+    argv.extend(tag_args(input, &tags));
+    argv.extend(
+        input
+            .ca_bundle
+            .iter()
+            .map(|ca| format!("--secret=id=ca-bundle,src={ca}")),
+    );
+    argv.extend(cache_args(&input.cache));
+    argv.extend(output_args(input));
     if input.no_cache {
         argv.push("--no-cache".into());
     }
@@ -309,6 +347,135 @@ pub fn plan(input: &PlanInput) -> BuildPlan {
     }
 }
 
+/// The variant's build args, the `--build-arg` flags over them, and the offline base as
+/// BASE_IMAGE unless one of them sets it.
+fn build_args(input: &PlanInput) -> BTreeMap<String, String> {
+    let mut args = input.variant.build_args.clone();
+    args.extend(input.build_arg_overrides.iter().cloned());
+    if let Some(base) = &input.base_image {
+        args.entry("BASE_IMAGE".into())
+            .or_insert_with(|| base.clone());
+    }
+    args
+}
+
+/// The OCI labels that have a value.
+fn label_args(input: &PlanInput) -> Vec<String> {
+    let labels = [
+        ("created", Some(input.created.as_str())),
+        ("description", Some(input.description)),
+        ("licenses", Some(input.licenses)),
+        ("revision", input.git.revision.as_deref()),
+        ("source", input.git.source.as_deref()),
+        ("title", Some(input.title)),
+        ("version", Some(input.version)),
+    ];
+    labels
+        .into_iter()
+        .filter_map(|(k, val)| {
+            let val = val.filter(|v| !v.is_empty())?;
+            Some(format!("--label=org.opencontainers.image.{k}={val}"))
+        })
+        .collect()
+}
+
+/// The tags the image gets: the standard ones, then the variant's and the command line's.
+fn tags(input: &PlanInput) -> Vec<String> {
+    let mut tags = standard_tags(
+        &input.repository,
+        &input.variant.name,
+        input.version,
+        input.git.revision.as_deref(),
+    );
+    for t in input.variant.tags.iter().chain(&input.extra_tags) {
+        if !tags.contains(t) {
+            tags.push(t.clone());
+        }
+    }
+    tags
+}
+
+/// The tags buildx sets: a load's staging tag, a push by digest's platform tag (or none), else
+/// every tag. By digest, no standard tag moves until `merge` tags the index.
+fn tag_args(input: &PlanInput, tags: &[String]) -> Vec<String> {
+    let set: Vec<&String> = match (
+        &input.staging_tag,
+        &input.platform_tag,
+        input.push_by_digest,
+    ) {
+        (Some(staging), _, _) => vec![staging],
+        (None, Some(tag), true) => vec![tag],
+        (None, None, true) => vec![],
+        (None, _, false) => tags.iter().collect(),
+    };
+    set.into_iter().map(|t| format!("--tag={t}")).collect()
+}
+
+fn cache_args(cache: &CacheSpec) -> Vec<String> {
+    match cache {
+        CacheSpec::None => vec![],
+        CacheSpec::Local {
+            current,
+            import,
+            to,
+        } => {
+            let from = import.then(|| format!("--cache-from=type=local,src={current}"));
+            let to = format!("--cache-to=type=local,dest={to},mode=max");
+            from.into_iter().chain([to]).collect()
+        }
+        CacheSpec::Gha { scope } => vec![
+            format!("--cache-from=type=gha,scope={scope}"),
+            format!("--cache-to=type=gha,scope={scope},mode=max"),
+        ],
+        // An OCI image manifest (not an index with a cache config) is what every registry
+        // stores; mode=max keeps the intermediate stages' layers too.
+        CacheSpec::Registry { reference } => vec![
+            format!("--cache-from=type=registry,ref={reference}"),
+            format!(
+                "--cache-to=type=registry,ref={reference},mode=max,image-manifest=true,oci-mediatypes=true"
+            ),
+        ],
+    }
+}
+
+/// Where the image goes: the local store, a registry with its tags, or a registry by digest;
+/// with a push, its compression and attestations.
+fn output_args(input: &PlanInput) -> Vec<String> {
+    if !(input.push || input.push_by_digest) {
+        // Attestations make loaded images differ on every build (they embed the build time).
+        return vec!["--load".into(), "--provenance=false".into()];
+    }
+    let forced = |c: Compression| {
+        format!(
+            "compression={},force-compression=true,oci-mediatypes=true",
+            c.as_str()
+        )
+    };
+    let mut argv = vec![];
+    if input.push_by_digest && input.platform_tag.is_none() {
+        let mut output = format!(
+            "--output=type=image,name={},push-by-digest=true,name-canonical=true,push=true",
+            input.repository
+        );
+        if let Some(c) = input.compression {
+            output.push_str(&format!(",{}", forced(c)));
+        }
+        argv.push(output);
+    } else {
+        argv.push(match input.compression {
+            Some(c) => format!("--output=type=registry,{}", forced(c)),
+            None => "--push".into(),
+        });
+    }
+    argv.push(input.provenance.arg().into());
+    match &input.sbom {
+        None => {}
+        Some(None) => argv.push("--attest=type=sbom".into()),
+        Some(Some(generator)) => argv.push(format!("--attest=type=sbom,generator={generator}")),
+    }
+    argv
+}
+
 /// The staging tag of a build that loads into the local store (`<image>:xtask-staging-…`).
 pub fn staging_tag(push: bool, variant: &Variant, suffix: &str) -> Option<String> {
     (!push).then(|| format!("{}:xtask-staging-{}-{suffix}", variant.image, variant.name))
@@ -326,29 +493,33 @@ pub fn platform_tag(
 ) -> String {
     let slug = platform.replace('/', "-");
     match revision {
-        Some(rev) => {
-            let short: String = rev.chars().take(7).collect();
-            format!("{repository}:sha-{short}-{variant}-{slug}")
-        }
+        Some(rev) => format!("{repository}:sha-{}-{variant}-{slug}", short_revision(rev)),
         None => format!("{repository}:{version}-{variant}-{slug}"),
     }
 }
 
-/// The cache for a variant under a mode; `cache_dir` is the root of local caches, `repository`
-/// the variant's repository in the registry (`--cache registry` needs one).
+/// The directory that holds a variant's local cache.
+pub fn local_cache_dir(cache_dir: &Utf8Path, variant: &Variant) -> Utf8PathBuf {
+    crate::util::host_join(cache_dir, &variant.name)
+}
+
+/// The cache for a variant under a mode; `cache_dir` is the root of local caches (`has_local`:
+/// the variant's holds a cache), `repository` the variant's repository in the registry
+/// (`--cache registry` needs one).
 pub fn cache_spec(
     mode: CacheMode,
     variant: &Variant,
     cache_dir: &Utf8Path,
     repository: Option<&str>,
     suffix: &str,
+    has_local: bool,
 ) -> Result<CacheSpec> {
     Ok(match mode {
         CacheMode::None => CacheSpec::None,
         CacheMode::Local => {
-            let current = crate::util::host_join(cache_dir, &variant.name);
+            let current = local_cache_dir(cache_dir, variant);
             CacheSpec::Local {
-                import: crate::util::host_join(&current, "index.json").is_file(),
+                import: has_local,
                 to: Utf8PathBuf::from(format!("{current}.new-{suffix}")),
                 current,
             }
@@ -643,20 +814,35 @@ mod tests {
     fn cache_modes() {
         let (v, g) = (variant(), git());
         let mut i = input(&v, &g);
-        i.cache = cache_spec(CacheMode::Gha, &v, Utf8Path::new("/c"), None, "x").unwrap();
+        i.cache = cache_spec(CacheMode::Gha, &v, Utf8Path::new("/c"), None, "x", false).unwrap();
         let p = plan(&i);
         assert!(has(&p.argv, "--cache-from=type=gha,scope=cpu"));
         assert!(has(&p.argv, "--cache-to=type=gha,scope=cpu,mode=max"));
 
-        let err = cache_spec(CacheMode::Registry, &v, Utf8Path::new("/c"), None, "x")
-            .unwrap_err()
-            .to_string();
+        let err = cache_spec(
+            CacheMode::Registry,
+            &v,
+            Utf8Path::new("/c"),
+            None,
+            "x",
+            false,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(
             err.contains("[project]") && err.contains("--registry"),
             "{err}"
         );
         let repo = Some("127.0.0.1:5000/team/voxserve");
-        i.cache = cache_spec(CacheMode::Registry, &v, Utf8Path::new("/c"), repo, "x").unwrap();
+        i.cache = cache_spec(
+            CacheMode::Registry,
+            &v,
+            Utf8Path::new("/c"),
+            repo,
+            "x",
+            false,
+        )
+        .unwrap();
         let p = plan(&i);
         assert!(has(
             &p.argv,
@@ -674,6 +860,7 @@ mod tests {
             Utf8Path::new("/nonexistent/c"),
             None,
             "x",
+            false,
         )
         .unwrap();
         let p = plan(&i);
@@ -690,7 +877,7 @@ mod tests {
         };
         assert!(has(&plan(&i).argv, "--cache-from=type=local,src=/c/cpu"));
 
-        i.cache = cache_spec(CacheMode::None, &v, Utf8Path::new("/c"), None, "x").unwrap();
+        i.cache = cache_spec(CacheMode::None, &v, Utf8Path::new("/c"), None, "x", false).unwrap();
         assert!(!plan(&i).argv.iter().any(|a| a.starts_with("--cache")));
     }
 
@@ -769,5 +956,28 @@ mod tests {
             vec![("A".into(), "b=c".into())]
         );
         assert!(parse_build_args(&["novalue".into()]).is_err());
+    }
+
+    #[test]
+    fn a_load_builds_the_native_platform_a_push_every_configured_one() {
+        let both = ["linux/amd64".to_string(), "linux/arm64".into()];
+        let native = "linux/amd64";
+        assert_eq!(
+            default_platforms(&[], &both, false, native),
+            ["linux/amd64"]
+        );
+        assert_eq!(default_platforms(&[], &both, true, native), both);
+        assert_eq!(
+            default_platforms(&["linux/arm64".into()], &both, false, native),
+            ["linux/arm64"]
+        );
+        // The engine's platform is not listed: the listed ones, emulated.
+        let arm_only = ["linux/arm64".to_string()];
+        assert_eq!(default_platforms(&[], &arm_only, false, native), arm_only);
+        assert_eq!(
+            default_platforms(&[], &both, false, "linux/arm64"),
+            ["linux/arm64"]
+        );
+        assert!(default_platforms(&[], &[], false, native).is_empty());
     }
 }

@@ -1,7 +1,11 @@
-//! Render: the build summary table (text, JSON or Markdown) and the step summary.
+//! Render: the build summary table (text, JSON or Markdown), the step summary, and the progress
+//! lines around each build.
 
 use anyhow::Result;
+use camino::Utf8Path;
 
+use super::plan::PlanInput;
+use super::resolve::Setting;
 use super::run::BuildReport;
 use crate::report::{self, Format, Kind, List, Table};
 use crate::util;
@@ -37,4 +41,46 @@ pub fn render(format: Format, reports: &[BuildReport]) -> Result<()> {
     report::emit(format, &table, Kind::Builds, &List("builds", reports))?;
     report::step_summary("cargo xtask build", &table.render_markdown());
     Ok(())
+}
+
+/// `building cpu (…/Dockerfile.cpu) for linux/amd64 with builder `default``, and which of the
+/// variant's platforms a load leaves out.
+pub fn starting(input: &PlanInput, setting: &Setting, platforms_given: bool) -> String {
+    let variant = input.variant;
+    let others: Vec<&str> = variant
+        .platforms
+        .iter()
+        .filter(|p| !input.platforms.contains(p))
+        .map(String::as_str)
+        .collect();
+    let platforms = if input.platforms.is_empty() {
+        setting.native.clone()
+    } else {
+        input.platforms.join(", ")
+    };
+    let left_out = if others.is_empty() || platforms_given {
+        String::new()
+    } else {
+        format!(
+            " (a load builds this engine's platform; images.toml also lists {}: add --platform \
+             to load them, --push builds them all)",
+            others.join(", ")
+        )
+    };
+    format!(
+        "building {} ({}) for {platforms} with builder `{}`{left_out}",
+        variant.name, variant.dockerfile, setting.builder.name
+    )
+}
+
+/// `built cpu in 41.2 s (12 of 14 steps cached); report: …`.
+pub fn built(report: &BuildReport, path: &Utf8Path) -> String {
+    let count = |n: Option<u64>| n.map_or("?".into(), |n| n.to_string());
+    format!(
+        "built {} in {:.1} s ({} of {} steps cached); report: {path}",
+        report.variant,
+        report.duration_secs,
+        count(report.steps_cached),
+        count(report.steps_total)
+    )
 }

@@ -9,7 +9,7 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use super::log::{count_steps, list_steps, FailureScan};
+use super::log::{count_steps, list_steps, FailureScan, StepCounts};
 use super::plan::{BuildPlan, CacheSpec, PlanInput, Progress, Provenance};
 use super::platform;
 use crate::ca::CaBundle;
@@ -67,14 +67,14 @@ pub struct BuildReport {
     pub build_args: BTreeMap<String, String>,
 }
 
-/// Runs the build, then swaps the cache in and gathers the report.
+/// Runs the build, then judges BuildKit's warnings, moves the tags, swaps the cache in and
+/// gathers the report.
 pub fn execute(
     input: &PlanInput,
     plan: &BuildPlan,
     builder: &str,
     ca: Option<&CaBundle>,
 ) -> Result<BuildReport> {
-    let variant = input.variant;
     // A fresh local cache directory is swapped in only after a successful build.
     let new_cache = match &input.cache {
         CacheSpec::Local { to, .. } => {
@@ -93,39 +93,7 @@ pub fn execute(
         });
         (tag, guard)
     });
-
-    let start = Instant::now();
-    let tty = match input.progress {
-        Progress::Tty => true,
-        Progress::Plain => false,
-        Progress::Auto => crate::output::stderr_is_terminal(),
-    };
-    let failure = if tty {
-        // BuildKit draws its own progress on the terminal; its error stays on screen.
-        let status = docker::buildx_build_in(
-            input.context.as_deref(),
-            &plan.argv,
-            docker::BuildOutput::Stderr,
-        )?;
-        (!status.success()).then(|| "see BuildKit's error above".to_string())
-    } else {
-        // Plain progress is copied to stderr line by line, remembering the failing step.
-        let mut failing = FailureScan::default();
-        let status = docker::buildx_build_in(
-            input.context.as_deref(),
-            &plan.argv,
-            docker::BuildOutput::Lines(&mut |line| {
-                crate::output::message(format_args!("{line}"));
-                failing.feed(line);
-            }),
-        )?;
-        (!status.success()).then(|| failing.describe())
-    };
-    let duration = start.elapsed().as_secs_f64();
-    if let Some(why) = failure {
-        return Err(CheckFailed(format!("build of `{}` failed: {why}", variant.name)).into());
-    }
-
+    let duration = run_buildx(input, plan)?;
     let metadata: serde_json::Value = std::fs::read_to_string(&input.metadata_file)
         .ok()
         .and_then(|s| serde_json::from_str(&s).ok())
@@ -135,54 +103,117 @@ pub fn execute(
     if !mixed.is_empty() {
         bail!(
             "{}",
-            platform::warned_message(&variant.name, &mixed, input.push)
+            platform::warned_message(&input.variant.name, &mixed, input.push)
         );
     }
     if let Some((tag, guard)) = staging {
         docker::tag_image(&tag, &plan.tags)?;
         drop(guard);
     }
-
     if let CacheSpec::Local { current, to, .. } = &input.cache {
         swap_cache(to, current)?;
     }
     drop(new_cache); // `to` no longer exists under that name
+    let outcome = gather(input, plan, &metadata, duration)?;
+    Ok(report(input, plan, builder, ca, outcome))
+}
 
+/// Runs buildx: BuildKit draws on a terminal itself, else its plain progress is copied to
+/// stderr line by line, the failing step remembered. Returns the build's time in seconds; a
+/// failed build is a check that said no.
+fn run_buildx(input: &PlanInput, plan: &BuildPlan) -> Result<f64> {
+    let start = Instant::now();
+    let tty = match input.progress {
+        Progress::Tty => true,
+        Progress::Plain => false,
+        Progress::Auto => crate::output::stderr_is_terminal(),
+    };
+    let context = input.context.as_deref();
+    let failure = if tty {
+        let status = docker::buildx_build_in(context, &plan.argv, docker::BuildOutput::Stderr)?;
+        (!status.success()).then(|| "see BuildKit's error above".to_string())
+    } else {
+        let mut failing = FailureScan::default();
+        let status = docker::buildx_build_in(
+            context,
+            &plan.argv,
+            docker::BuildOutput::Lines(&mut |line| {
+                crate::output::message(format_args!("{line}"));
+                failing.feed(line);
+            }),
+        )?;
+        (!status.success()).then(|| failing.describe())
+    };
+    match failure {
+        Some(why) => {
+            let name = &input.variant.name;
+            Err(CheckFailed(format!("build of `{name}` failed: {why}")).into())
+        }
+        None => Ok(start.elapsed().as_secs_f64()),
+    }
+}
+
+/// What a finished build tells besides its plan: from buildx's metadata file, the build record
+/// and the image store or registry.
+struct Outcome {
+    duration: f64,
+    digest: Option<String>,
+    steps: Option<StepCounts>,
+    steps_run: Vec<String>,
+    image_id: Option<String>,
+    platform_digests: BTreeMap<String, String>,
+}
+
+fn gather(
+    input: &PlanInput,
+    plan: &BuildPlan,
+    metadata: &serde_json::Value,
+    duration: f64,
+) -> Result<Outcome> {
     let digest = metadata["containerimage.digest"]
         .as_str()
         .map(str::to_owned);
-    let build_ref = metadata["buildx.build.ref"].as_str().map(str::to_owned);
-    let log = build_ref.and_then(|r| match docker::build_log(input.builder.as_deref(), &r) {
+    let build_ref = metadata["buildx.build.ref"].as_str();
+    let log = build_ref.and_then(|r| match docker::build_log(input.builder.as_deref(), r) {
         Ok(log) => Some(log),
         Err(err) => {
             warning!("cannot read the build record for step counts: {err:#}");
             None
         }
     });
-    let steps = log.as_deref().map(count_steps);
-    let steps_run = log
-        .as_deref()
-        .map(|log| {
-            list_steps(log)
-                .into_iter()
-                .filter(|s| !s.cached)
-                .map(|s| s.name)
-                .collect()
-        })
-        .unwrap_or_default();
-    let pushing = input.push || input.push_by_digest;
-    let image_id = if pushing {
-        None
-    } else {
-        docker::image_id(&variant.image_ref())?
+    let steps_run = log.as_deref().map_or_else(Vec::new, |log| {
+        let steps = list_steps(log).into_iter();
+        steps.filter(|s| !s.cached).map(|s| s.name).collect()
+    });
+    let image_id = match input.push || input.push_by_digest {
+        true => None,
+        false => docker::image_id(&input.variant.image_ref())?,
     };
-    let platform_digests = platform_digests(input, plan, digest.as_deref())?;
-    Ok(BuildReport {
-        variant: variant.name.clone(),
+    Ok(Outcome {
+        duration,
+        steps: log.as_deref().map(count_steps),
+        steps_run,
+        image_id,
+        platform_digests: platform_digests(input, plan, digest.as_deref())?,
+        digest,
+    })
+}
+
+/// The build report (pure).
+fn report(
+    input: &PlanInput,
+    plan: &BuildPlan,
+    builder: &str,
+    ca: Option<&CaBundle>,
+    outcome: Outcome,
+) -> BuildReport {
+    let pushing = input.push || input.push_by_digest;
+    BuildReport {
+        variant: input.variant.name.clone(),
         image: plan.tags[0].clone(),
         tags: plan.tags.clone(),
-        image_id,
-        digest,
+        image_id: outcome.image_id,
+        digest: outcome.digest,
         registry: input.registry.clone(),
         provenance: pushing.then_some(input.provenance),
         compression: input.compression,
@@ -190,10 +221,10 @@ pub fn execute(
             None => "buildkit".to_string(),
             Some(generator) => format!("buildkit (generator {generator})"),
         }),
-        duration_secs: (duration * 10.0).round() / 10.0,
-        steps_total: steps.map(|s| s.total),
-        steps_cached: steps.map(|s| s.cached),
-        steps_run,
+        duration_secs: (outcome.duration * 10.0).round() / 10.0,
+        steps_total: outcome.steps.map(|s| s.total),
+        steps_cached: outcome.steps.map(|s| s.cached),
+        steps_run: outcome.steps_run,
         cache: match &input.cache {
             CacheSpec::None => "none".into(),
             CacheSpec::Local { current, .. } => format!("local ({current})"),
@@ -202,7 +233,7 @@ pub fn execute(
         },
         builder: builder.to_string(),
         platforms: input.platforms.clone(),
-        platform_digests,
+        platform_digests: outcome.platform_digests,
         version: input.version.to_string(),
         revision: input.git.revision.clone(),
         repository: pushing.then(|| input.repository.clone()),
@@ -211,7 +242,7 @@ pub fn execute(
         platform_tag: input.platform_tag.clone(),
         ca_bundle_from: ca.map(|c| c.source.clone()),
         build_args: plan.build_args.clone(),
-    })
+    }
 }
 
 /// The manifest digest of each platform's image: from the registry's index after a push (the

@@ -140,13 +140,15 @@ impl<'a> Plan<'a> {
         cache_dir: Utf8PathBuf,
         builder: Option<String>,
         platform: Option<&str>,
-    ) -> build::Args {
-        build::Args {
+    ) -> build::Options {
+        build::Options {
             platform: platform.map(str::to_owned).into_iter().collect(),
             builder,
             cache,
             cache_dir: Some(cache_dir),
-            ..build::Args::load_for_bench(&self.variant.name, report_dir)
+            progress: build::Progress::Plain,
+            report_dir: Some(report_dir.to_owned()),
+            ..build::Options::default()
         }
     }
 }

@@ -10,8 +10,8 @@ use serde::Serialize;
 use super::plan::{Plan, Scenario, PEER_IMAGE};
 use crate::bench::report::median;
 use crate::bench::touch::Touch;
-use crate::build_cmd::BuildReport;
 use crate::build_cmd::CacheMode;
+use crate::build_cmd::{build, BuildReport};
 use crate::cleanup::Guard;
 use crate::docker;
 use crate::output::warning;
@@ -97,21 +97,19 @@ pub fn builds(
             "bench rebuild {}: filling the cache mounts for {platform} (not measured)",
             variant.name
         );
-        one(plan
-            .build_args(
-                reports.path(),
-                cache,
-                cache_dir.clone(),
-                builder.clone(),
-                Some(platform),
+        let warm_up = plan.build_args(
+            reports.path(),
+            cache,
+            cache_dir.clone(),
+            builder.clone(),
+            Some(platform),
+        );
+        one(build(ctx, &[variant], &warm_up).with_context(|| {
+            format!(
+                "bench rebuild {}: the {platform} warm-up build",
+                variant.name
             )
-            .build(ctx)
-            .with_context(|| {
-                format!(
-                    "bench rebuild {}: the {platform} warm-up build",
-                    variant.name
-                )
-            })?)?;
+        })?)?;
         progress!(
             "bench rebuild {}: {} ({native})",
             variant.name,
@@ -127,7 +125,7 @@ pub fn builds(
         args.no_cache = true;
         let mut native_runs = Runs::default();
         for _ in 0..runs {
-            native_runs.push(one(args.build(ctx).with_context(|| {
+            native_runs.push(one(build(ctx, &[variant], &args).with_context(|| {
                 format!("bench rebuild {}: the {native} cold build", variant.name)
             })?)?);
         }
@@ -179,11 +177,11 @@ pub fn builds(
             let touch = change
                 .map(|(file, original)| Touch::apply(file, original.clone()))
                 .transpose()?;
-            let built = args.build(ctx);
+            let built = build(ctx, &[variant], &args);
             // The peer, with the same change in place, right after ours (pairs keep the ratio
             // meaningful when the shared machine's speed drifts).
             let peer = match (&plan.peer, &built) {
-                (Some(peer), Ok(_)) => Some(args.build_these(ctx, &[peer])),
+                (Some(peer), Ok(_)) => Some(build(ctx, &[peer], &args)),
                 _ => None,
             };
             // Restore before anything else can fail; a failed build still restores (drop).

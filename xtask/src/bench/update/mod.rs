@@ -152,14 +152,15 @@ impl UpdateArgs {
 
         let info = docker::info()?;
         let reports = TempDir::new(ctx, "bench-update")?;
-        let args = build::Args {
+        let options = build::Options {
             builder: self.builder.clone(),
-            ..build::Args::load_for_bench(&variant.name, reports.path())
+            progress: build::Progress::Plain,
+            report_dir: Some(reports.path().to_owned()),
+            ..build::Options::default()
         };
         let build_once = |what: &str| -> Result<build::BuildReport> {
             progress!("bench update {}: {what}", variant.name);
-            let mut reports = args
-                .build(ctx)
+            let mut reports = build::build(ctx, &[variant], &options)
                 .with_context(|| format!("bench update {}: the build with {what}", variant.name))?;
             if reports.len() != 1 {
                 bail!("expected one build report, got {}", reports.len());

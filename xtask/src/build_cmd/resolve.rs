@@ -1,0 +1,229 @@
+//! Resolve: what every build of a run shares, asked once before planning — the engine and
+//! builder, the cache mode the builder can export, the registry, the CA bundle, the offline
+//! base, git — and what each variant adds (its scratch directory, its local cache, whether its
+//! Dockerfile takes its base from `BASE_IMAGE`).
+
+use anyhow::{bail, Result};
+use camino::Utf8PathBuf;
+
+use super::git::{self, GitInfo};
+use super::plan::{self, CacheMode};
+use super::{platform, Options};
+use crate::ca::{self, CaBundle};
+use crate::config::{Config, Variant};
+use crate::docker::{self, Builder};
+use crate::output::warning;
+use crate::registry::Registry;
+use crate::util::{self, progress, Ctx, TempDir};
+
+/// The facts every build of one run shares.
+pub struct Setting {
+    pub builder: Builder,
+    /// The `docker context` whose engine runs the builder (reached with `docker --context`).
+    pub context: Option<String>,
+    /// The engine's own platform, e.g. `linux/amd64`.
+    pub native: String,
+    pub containerd_store: bool,
+    /// The engine's image store, as errors name it.
+    pub store_name: String,
+    pub cache: CacheMode,
+    /// Where pushes go and `--cache registry` lives.
+    pub registry: Option<Registry>,
+    pub ca: Option<CaBundle>,
+    pub build_arg_overrides: Vec<(String, String)>,
+    pub git: GitInfo,
+    /// The `created` label: SOURCE_DATE_EPOCH, else the HEAD commit's time, else now.
+    pub created: String,
+    /// The offline base, when the builder sees it in the local store.
+    pub base_image: Option<String>,
+    /// Root of the local caches, one directory per variant.
+    pub cache_dir: Utf8PathBuf,
+    pub report_dir: Utf8PathBuf,
+}
+
+/// What one variant adds to the run's facts.
+pub struct VariantFacts {
+    /// Holds buildx's metadata file; removed when the run ends.
+    pub tmp: TempDir,
+    /// Makes the names of this build's staging tag and fresh cache directory unique.
+    pub suffix: String,
+    /// The variant's local cache directory holds a cache to import.
+    pub has_local_cache: bool,
+    /// The Dockerfile declares `ARG BASE_IMAGE`: passing it chooses the base.
+    pub declares_base_image: bool,
+}
+
+/// Resolves the run's facts; every input error is found here, before any build starts.
+pub fn resolve(ctx: &Ctx, config: &Config, options: &Options) -> Result<Setting> {
+    let (builder, context, info) = engine(options.builder.as_deref())?;
+    let wanted = cache_mode(options.cache, in_github_actions(), true);
+    let cache = cache_mode(
+        Some(wanted),
+        false,
+        docker::can_export_cache(&builder, &info),
+    );
+    if cache != wanted {
+        warning!(
+            "builder `{}` (docker driver on the classic image store) cannot export build \
+             cache, so this build runs without --cache-to. Fix: enable the containerd image store \
+             (daemon.json {{\"features\":{{\"containerd-snapshotter\":true}}}}) or create a builder \
+             with `docker buildx create --use --driver docker-container`.",
+            builder.name
+        );
+    }
+    let registry = registry(config, options, cache)?;
+    let ca = ca_bundle(config, options)?;
+    let build_arg_overrides = plan::parse_build_args(&options.build_args)?;
+    let base_image = offline_base(config, &builder, &build_arg_overrides)?;
+    let git = git::git_info(ctx);
+    let report_dir = options.report_dir.clone().unwrap_or_else(|| ctx.out_dir());
+    // Before the builds, not after the first one: an unusable --report-dir is a usage error.
+    std::fs::create_dir_all(&report_dir).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot create the report directory {report_dir} ({e}): pass a writable --report-dir"
+        )
+    })?;
+    Ok(Setting {
+        native: info.native_platform(),
+        containerd_store: info.containerd_store(),
+        store_name: info.store_name(),
+        cache,
+        registry,
+        ca,
+        build_arg_overrides,
+        created: git::created_timestamp(&git),
+        git,
+        base_image,
+        cache_dir: cache_dir(ctx, config, options),
+        report_dir,
+        builder,
+        context,
+    })
+}
+
+/// The builder and the engine that runs it. A context's builder builds on that context's
+/// engine: every engine call of the build (the image store, the build record) goes there too.
+fn engine(name: Option<&str>) -> Result<(Builder, Option<String>, docker::Info)> {
+    docker::info()?;
+    docker::ensure_buildx()?;
+    let builder = docker::builder(name)?;
+    let context = docker::builder_context(&builder)?;
+    if let Some(context) = &context {
+        docker::use_context(context);
+    }
+    Ok((builder, context, docker::info()?))
+}
+
+fn in_github_actions() -> bool {
+    std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true")
+}
+
+/// `--cache`, else `gha` in GitHub Actions and `none` elsewhere (the builder's own cache serves
+/// the next build on this machine; exporting it again costs time); `none` when the builder
+/// cannot export a cache.
+pub fn cache_mode(given: Option<CacheMode>, in_gha: bool, can_export: bool) -> CacheMode {
+    let wanted = given.unwrap_or(if in_gha {
+        CacheMode::Gha
+    } else {
+        CacheMode::None
+    });
+    if can_export {
+        wanted
+    } else {
+        CacheMode::None
+    }
+}
+
+/// The registry images are pushed to and `--cache registry` lives in, checked reachable when
+/// the run needs it.
+fn registry(config: &Config, options: &Options, cache: CacheMode) -> Result<Option<Registry>> {
+    let registry = Registry::configured(options.registry.as_deref(), config)?;
+    let flag = if options.push {
+        "--push"
+    } else {
+        "--push-by-digest"
+    };
+    match &registry {
+        None if options.pushing() => bail!(
+            "`build {flag}` needs a registry and none is configured: {}",
+            crate::registry::HOW_TO_SET
+        ),
+        Some(r) if options.pushing() || cache == CacheMode::Registry => r.ensure_reachable()?,
+        _ => {}
+    }
+    Ok(registry)
+}
+
+/// `--ca-bundle`, else the environment's or images.toml's bundle.
+fn ca_bundle(config: &Config, options: &Options) -> Result<Option<CaBundle>> {
+    match &options.ca_bundle {
+        Some(path) if path.is_file() => Ok(Some(CaBundle {
+            path: path.clone(),
+            source: "--ca-bundle".into(),
+        })),
+        Some(path) => bail!("the CA bundle {path} given with --ca-bundle does not exist"),
+        None => ca::find(config),
+    }
+}
+
+/// The offline base, when it is in the local store and the builder sees that store.
+fn offline_base(
+    config: &Config,
+    builder: &Builder,
+    overrides: &[(String, String)],
+) -> Result<Option<String>> {
+    let base = &config.base.image;
+    if builder.driver == "docker" && docker::image_id(base)?.is_some() {
+        return Ok(Some(base.clone()));
+    }
+    if !overrides.iter().any(|(k, _)| k == "BASE_IMAGE") {
+        progress!(
+            "offline base {base} not in use (not built, or builder `{}` cannot see local images): \
+             the Dockerfiles' default base applies",
+            builder.name
+        );
+    }
+    Ok(None)
+}
+
+/// `--cache-dir`, else images.toml's `[build].cache_dir`, else `target/docker-cache`.
+fn cache_dir(ctx: &Ctx, config: &Config, options: &Options) -> Utf8PathBuf {
+    match (&options.cache_dir, &config.build.cache_dir) {
+        (Some(dir), _) => dir.clone(),
+        (None, Some(dir)) => util::host_join(&config.dir, dir),
+        (None, None) => util::host_join(&ctx.root, "target/docker-cache"),
+    }
+}
+
+/// The variant's scratch directory, its local cache, and what its Dockerfile declares.
+pub fn variant_facts(ctx: &Ctx, setting: &Setting, variant: &Variant) -> Result<VariantFacts> {
+    let dockerfile = std::fs::read_to_string(&variant.dockerfile)
+        .map_err(|e| anyhow::anyhow!("reading {}: {e}", variant.dockerfile))?;
+    let cache = plan::local_cache_dir(&setting.cache_dir, variant);
+    Ok(VariantFacts {
+        tmp: TempDir::new(ctx, &format!("build-{}", variant.name))?,
+        suffix: util::unique_suffix(),
+        has_local_cache: util::host_join(&cache, "index.json").is_file(),
+        declares_base_image: platform::declares_arg(&dockerfile, "BASE_IMAGE"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cache_is_exported_in_github_actions_or_when_asked_and_possible() {
+        assert_eq!(cache_mode(None, false, true), CacheMode::None);
+        assert_eq!(cache_mode(None, true, true), CacheMode::Gha);
+        assert_eq!(
+            cache_mode(Some(CacheMode::Local), false, true),
+            CacheMode::Local
+        );
+        assert_eq!(
+            cache_mode(Some(CacheMode::Gha), true, false),
+            CacheMode::None
+        );
+        assert_eq!(cache_mode(None, true, false), CacheMode::None);
+    }
+}
