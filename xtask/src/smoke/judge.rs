@@ -48,7 +48,7 @@ impl Check {
             Check::ForbiddenPackages(globs) => judge_packages(globs, out),
             Check::SharedLibraries { host } => judge_shared_libraries(host, out),
             Check::TorchLibraries => judge_torch_libraries(out),
-            Check::Pytest { name, file, .. } => judge_pytest(name, file, out),
+            Check::Pytest { name, file, .. } => judge_pytest(name, file.as_str(), out),
         }
     }
 }

@@ -6,8 +6,9 @@ use camino::Utf8PathBuf;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::config::{ExecCheck, HttpCheck, Variant};
+use crate::config::{ExecCheck, HttpCheck, Smoke, Variant};
 use crate::docker::ImageConfig;
+use crate::util::ContainerPath;
 
 /// The label every smoke container carries; its value is the variant.
 pub const LABEL: &str = "voxserve.xtask.smoke";
@@ -93,8 +94,8 @@ pub enum Check {
     /// A test file of the repository, at `file` in the container, pytest at `site`.
     Pytest {
         name: String,
-        site: String,
-        file: String,
+        site: ContainerPath,
+        file: ContainerPath,
     },
 }
 
@@ -139,7 +140,40 @@ pub fn plan(
     suffix: &str,
 ) -> std::result::Result<Plan, String> {
     let smoke = &variant.smoke;
-    if runs_as_root(&config.user) && !opts.allow_root {
+    let health = admit(variant, config, opts.allow_root)?;
+    let (mounts, pytest_checks) = pytest_mounts(smoke, opts)?;
+    let slowdown = if opts.emulated { EMULATION_FACTOR } else { 1 };
+    // An explicit --timeout is taken as given; the configured one is scaled under emulation.
+    let timeout = opts.timeout.unwrap_or(smoke.health_timeout * slowdown);
+    let container = format!("xtask-smoke-{}-{suffix}", variant.name);
+    let mut run_args = container_args(&container, variant, opts);
+    run_args.extend(health_args(&health, config, timeout, slowdown));
+    run_args.extend(device_args(opts, smoke.port));
+    run_args.extend(mounts);
+    run_args.push(image.to_string());
+    let mut checks = configured_checks(smoke, opts.allow_root);
+    checks.extend(pytest_checks);
+    Ok(Plan {
+        variant: variant.name.clone(),
+        image: image.to_string(),
+        container,
+        run_args,
+        health,
+        timeout,
+        check_timeout: timeout.max(MIN_CHECK_TIMEOUT * slowdown),
+        slowdown,
+        port: smoke.port,
+        checks,
+    })
+}
+
+/// How health will be judged, or why the image is refused (root, or no way to judge health).
+fn admit(
+    variant: &Variant,
+    config: &ImageConfig,
+    allow_root: bool,
+) -> std::result::Result<HealthMode, String> {
+    if runs_as_root(&config.user) && !allow_root {
         let user = if config.user.is_empty() {
             "no USER, so root".to_string()
         } else {
@@ -150,34 +184,29 @@ pub fn plan(
              pass --allow-root"
         ));
     }
-    let health = if has_healthcheck(config) {
-        HealthMode::Engine
-    } else if let Some(path) = &smoke.http_probe {
-        HealthMode::Probe(path.clone())
-    } else {
-        return Err(format!(
+    match (has_healthcheck(config), &variant.smoke.http_probe) {
+        (true, _) => Ok(HealthMode::Engine),
+        (false, Some(path)) => Ok(HealthMode::Probe(path.clone())),
+        (false, None) => Err(format!(
             "the image has no HEALTHCHECK: add one to its Dockerfile, or set `smoke.http_probe` \
              (a path to GET) for variant `{}` in images.toml",
             variant.name
-        ));
-    };
-    let slowdown = if opts.emulated { EMULATION_FACTOR } else { 1 };
-    // An explicit --timeout is taken as given; the configured one is scaled under emulation.
-    let timeout = opts.timeout.unwrap_or(smoke.health_timeout * slowdown);
-    let container = format!("xtask-smoke-{}-{suffix}", variant.name);
+        )),
+    }
+}
 
-    let mut args: Vec<String> = ["run", "--detach", "--pull", "never", "--name"]
+/// `run --detach …` up to the health flags: name, platform, labels, the hardened runtime (nothing
+/// the service should need) and the configured resources.
+fn container_args(container: &str, variant: &Variant, opts: &Options) -> Vec<String> {
+    let mut args: Vec<String> = ["run", "--detach", "--pull", "never", "--name", container]
         .map(String::from)
         .into();
-    args.push(container.clone());
     if let Some(platform) = &opts.platform {
         args.extend(["--platform".into(), platform.clone()]);
     }
-    args.extend(["--label".into(), format!("{LABEL}={}", variant.name)]);
-    for label in opts.owner.iter().chain(&opts.labels) {
-        args.extend(["--label".into(), label.clone()]);
-    }
-    // Hardened by default: nothing the service should need.
+    let labels = std::iter::once(format!("{LABEL}={}", variant.name))
+        .chain(opts.owner.iter().chain(&opts.labels).cloned());
+    args.extend(labels.flat_map(|l| ["--label".to_string(), l]));
     args.extend(
         [
             "--read-only",
@@ -190,58 +219,80 @@ pub fn plan(
         ]
         .map(String::from),
     );
-    if let Some(memory) = &smoke.memory {
-        args.extend(["--memory".into(), memory.clone()]);
+    let smoke = &variant.smoke;
+    let resources = [("--memory", &smoke.memory), ("--cpus", &smoke.cpus)];
+    for (flag, value) in resources {
+        args.extend(value.iter().flat_map(|v| [flag.to_string(), v.clone()]));
     }
-    if let Some(cpus) = &smoke.cpus {
-        args.extend(["--cpus".into(), cpus.clone()]);
+    args
+}
+
+/// The image's HEALTHCHECK kept, with its timing overridden: probed often while starting, for the
+/// whole timeout. Nothing when xtask probes itself.
+fn health_args(
+    health: &HealthMode,
+    config: &ImageConfig,
+    timeout: Duration,
+    slowdown: u32,
+) -> Vec<String> {
+    if *health != HealthMode::Engine {
+        return Vec::new();
     }
-    if health == HealthMode::Engine {
-        // Keep the image's test command; probe often while starting, for the whole timeout.
-        args.extend([
-            "--health-interval".into(),
-            HEALTH_INTERVAL.into(),
-            "--health-start-period".into(),
-            format!("{}ms", timeout.as_millis().max(1)),
-            "--health-start-interval".into(),
-            START_INTERVAL.into(),
-            "--health-retries".into(),
-            HEALTH_RETRIES.into(),
-        ]);
-        // The image's own probe timeout, scaled: under emulation one probe is a slower process.
-        if let Some(probe) = config.healthcheck.as_ref().and_then(|h| h.timeout) {
-            if slowdown > 1 && probe > 0 {
-                let ms = u64::try_from(probe / 1_000_000).unwrap_or(0) * u64::from(slowdown);
-                args.extend(["--health-timeout".into(), format!("{}ms", ms.max(1))]);
-            }
-        }
+    let mut args = vec![
+        "--health-interval".into(),
+        HEALTH_INTERVAL.into(),
+        "--health-start-period".into(),
+        format!("{}ms", timeout.as_millis().max(1)),
+        "--health-start-interval".into(),
+        START_INTERVAL.into(),
+        "--health-retries".into(),
+        HEALTH_RETRIES.into(),
+    ];
+    // Under emulation one probe is a slower process: its own timeout is scaled too.
+    let probe = config.healthcheck.as_ref().and_then(|h| h.timeout);
+    if let Some(probe) = probe.filter(|&p| p > 0 && slowdown > 1) {
+        let ms = u64::try_from(probe / 1_000_000).unwrap_or(0) * u64::from(slowdown);
+        args.extend(["--health-timeout".into(), format!("{}ms", ms.max(1))]);
     }
+    args
+}
+
+/// GPUs, ROCm devices and the published port, as the options ask.
+fn device_args(opts: &Options, port: u16) -> Vec<String> {
+    let mut args: Vec<String> = Vec::new();
     if opts.gpus {
-        args.extend(["--gpus".into(), "all".into()]);
+        args.extend(["--gpus", "all"].map(String::from));
     }
     if opts.rocm {
+        let devices = ["--device", "/dev/kfd", "--device", "/dev/dri"];
         args.extend(
-            [
-                "--device",
-                "/dev/kfd",
-                "--device",
-                "/dev/dri",
-                "--group-add",
-                "video",
-            ]
-            .map(String::from),
+            devices
+                .into_iter()
+                .chain(["--group-add", "video"])
+                .map(String::from),
         );
     }
-    match opts.publish {
-        Some(0) => args.extend(["--publish".into(), format!("127.0.0.1::{}", smoke.port)]),
-        Some(host) => args.extend([
-            "--publish".into(),
-            format!("127.0.0.1:{host}:{}", smoke.port),
-        ]),
-        None => {}
-    }
-    // pytest checks: each test file's directory and pytest's site directory, read-only.
-    let mut pytest_checks = Vec::new();
+    let publish = match opts.publish {
+        Some(0) => Some(format!("127.0.0.1::{port}")),
+        Some(host) => Some(format!("127.0.0.1:{host}:{port}")),
+        None => None,
+    };
+    args.extend(
+        publish
+            .into_iter()
+            .flat_map(|p| ["--publish".to_string(), p]),
+    );
+    args
+}
+
+/// For each pytest check: its test file's directory and pytest's site directory mounted
+/// read-only, and the check that runs the file from there.
+fn pytest_mounts(
+    smoke: &Smoke,
+    opts: &Options,
+) -> std::result::Result<(Vec<String>, Vec<Check>), String> {
+    let mut args = Vec::new();
+    let mut checks = Vec::new();
     for (i, check) in smoke.pytest.iter().enumerate() {
         let (Some(dir), Some(file)) = (check.path.parent(), check.path.file_name()) else {
             return Err(format!("smoke.pytest check `{}` names no file", check.name));
@@ -252,9 +303,10 @@ pub fn plan(
                 check.name, check.requirements
             ));
         };
+        let mounts = ContainerPath::new(PYTEST_MOUNTS);
         let (tests_at, site_at) = (
-            format!("{PYTEST_MOUNTS}/tests-{i}"),
-            format!("{PYTEST_MOUNTS}/site-{i}"),
+            mounts.join(format!("tests-{i}")),
+            mounts.join(format!("site-{i}")),
         );
         for (source, target) in [(dir, &tests_at), (site.as_path(), &site_at)] {
             args.extend([
@@ -262,30 +314,32 @@ pub fn plan(
                 format!("type=bind,source={source},target={target},readonly"),
             ]);
         }
-        pytest_checks.push(Check::Pytest {
+        checks.push(Check::Pytest {
             name: check.name.clone(),
             site: site_at,
-            file: format!("{tests_at}/{file}"),
+            file: tests_at.join(file),
         });
     }
-    args.push(image.to_string());
+    Ok((args, checks))
+}
 
+/// The checks of the variant's `[smoke]` section, in the order they run (pytest ones last).
+fn configured_checks(smoke: &Smoke, allow_root: bool) -> Vec<Check> {
     let mut checks: Vec<Check> = smoke.exec.iter().cloned().map(Check::Exec).collect();
     checks.extend(smoke.http.iter().cloned().map(Check::Http));
-    if !opts.allow_root {
+    if !allow_root {
         checks.push(Check::NotRoot);
     }
-    if !smoke.env.is_empty() {
-        checks.push(Check::Env(smoke.env.clone()));
-    }
-    if !smoke.labels.is_empty() {
-        checks.push(Check::Labels(smoke.labels.clone()));
-    }
-    if !smoke.forbidden_paths.is_empty() {
-        checks.push(Check::ForbiddenPaths(smoke.forbidden_paths.clone()));
-    }
-    if !smoke.forbidden_packages.is_empty() {
-        checks.push(Check::ForbiddenPackages(smoke.forbidden_packages.clone()));
+    let lists = [
+        (&smoke.env, Check::Env as fn(Vec<String>) -> Check),
+        (&smoke.labels, Check::Labels),
+        (&smoke.forbidden_paths, Check::ForbiddenPaths),
+        (&smoke.forbidden_packages, Check::ForbiddenPackages),
+    ];
+    for (list, check) in lists {
+        if !list.is_empty() {
+            checks.push(check(list.clone()));
+        }
     }
     checks.push(Check::SharedLibraries {
         host: smoke.host_libraries.clone(),
@@ -293,20 +347,7 @@ pub fn plan(
     if smoke.torch_libraries {
         checks.push(Check::TorchLibraries);
     }
-    checks.extend(pytest_checks);
-
-    Ok(Plan {
-        variant: variant.name.clone(),
-        image: image.to_string(),
-        container,
-        run_args: args,
-        health,
-        timeout,
-        check_timeout: timeout.max(MIN_CHECK_TIMEOUT * slowdown),
-        slowdown,
-        port: smoke.port,
-        checks,
-    })
+    checks
 }
 
 impl Check {
@@ -372,9 +413,10 @@ impl Check {
                 Some(python(SHARED_LIBRARIES_PROBE, args))
             }
             Check::TorchLibraries => Some(python(TORCH_LIBRARIES_PROBE, vec![])),
-            Check::Pytest { site, file, .. } => {
-                Some(python(PYTEST_PROBE, vec![site.clone(), file.clone()]))
-            }
+            Check::Pytest { site, file, .. } => Some(python(
+                PYTEST_PROBE,
+                vec![site.to_string(), file.to_string()],
+            )),
         }
     }
 }
@@ -629,7 +671,8 @@ mod tests {
             after(&p.run_args, "--mount"),
             [
                 format!(
-                    "type=bind,source={root}/app/tests,target=/xtask-smoke/pytest/tests-0,readonly"
+                    "type=bind,source={},target=/xtask-smoke/pytest/tests-0,readonly",
+                    crate::util::host_join(&root, "app/tests")
                 ),
                 "type=bind,source=/t/site,target=/xtask-smoke/pytest/site-0,readonly".to_string()
             ]

@@ -92,24 +92,7 @@ pub fn smoke_one(
     opts: &Options,
     keep: bool,
 ) -> Result<Outcome> {
-    let mut outcome = Outcome {
-        variant: variant.name.clone(),
-        image: image.to_string(),
-        platform: opts.platform.clone(),
-        slowdown: 1,
-        container: None,
-        passed: false,
-        healthy_after_ms: None,
-        verdict_ms: None,
-        verdict_after_probe_ms: None,
-        checks_passed: 0,
-        checks_total: 0,
-        checks: Vec::new(),
-        failure: None,
-        health_log: Vec::new(),
-        logs: None,
-        kept: false,
-    };
+    let mut outcome = Outcome::new(variant, image, opts);
     let plan = match plan(variant, image, config, opts, &util::unique_suffix()) {
         Ok(plan) => plan,
         Err(reason) => {
@@ -121,35 +104,7 @@ pub fn smoke_one(
     outcome.container = Some(plan.container.clone());
     outcome.checks_total = plan.checks.len();
     outcome.slowdown = plan.slowdown;
-    progress!(
-        "smoke {}: starting {} from {}{} (read-only, no capabilities{}{}{})",
-        plan.variant,
-        plan.container,
-        plan.image,
-        opts.platform
-            .as_ref()
-            .map_or(String::new(), |p| format!(" for {p}")),
-        variant
-            .smoke
-            .memory
-            .as_ref()
-            .map_or(String::new(), |m| format!(", memory {m}")),
-        variant
-            .smoke
-            .cpus
-            .as_ref()
-            .map_or(String::new(), |c| format!(", cpus {c}")),
-        if plan.slowdown > 1 {
-            format!(
-                "; emulated: healthy within {} s, each check within {} s ({}x)",
-                plan.timeout.as_secs(),
-                plan.check_timeout.as_secs(),
-                plan.slowdown
-            )
-        } else {
-            String::new()
-        },
-    );
+    progress!("{}", starting(&plan, variant, opts));
 
     let in_flight = Arc::new(AtomicBool::new(true));
     let guard = container_guard(&plan.container, in_flight.clone());
@@ -158,49 +113,16 @@ pub fn smoke_one(
     in_flight.store(false, Ordering::SeqCst);
     run.with_context(|| format!("starting {} from {}", plan.container, plan.image))?;
 
-    let waited = wait_healthy(&plan, started, &mut outcome.health_log)?;
-    match waited {
+    match wait_healthy(&plan, started, &mut outcome.health_log)? {
         Waited::Failed(reason) => outcome.failure = Some(reason),
         Waited::Healthy {
             observed,
             probe_end,
-        } => {
-            outcome.healthy_after_ms = Some(millis(observed - started));
-            progress!(
-                "smoke {}: healthy after {:.1} s; running {} checks",
-                plan.variant,
-                (observed - started).as_secs_f64(),
-                plan.checks.len()
-            );
-            outcome.checks = run_checks(&plan, config)?;
-            outcome.verdict_ms = Some(millis(observed.elapsed()));
-            outcome.verdict_after_probe_ms = probe_end
-                .and_then(|end| SystemTime::now().duration_since(end).ok())
-                .map(millis);
-            outcome.checks_passed = outcome.checks.iter().filter(|c| c.passed).count();
-            outcome.failure = outcome.checks.iter().find(|c| !c.passed).map(|c| {
-                // The first line of what it saw: the error line says why, not only what.
-                let saw = c.actual.lines().next().unwrap_or_default();
-                format!(
-                    "check `{}` failed: expected {}, got {saw}",
-                    c.name, c.expected
-                )
-            });
-        }
+        } => check(&plan, config, started, observed, probe_end, &mut outcome)?,
     }
     outcome.passed = outcome.failure.is_none();
-
     if !outcome.passed {
-        // Diagnostics: the engine's last probes (unless xtask probed itself) and the logs.
-        if plan.health == HealthMode::Engine {
-            if let Ok(state) = docker::container_state(&plan.container) {
-                outcome.health_log = state.health.and_then(|h| h.log).unwrap_or_default();
-            }
-        }
-        outcome.logs = Some(
-            docker::logs_tail(&plan.container, LOG_LINES)
-                .unwrap_or_else(|e| format!("(cannot read the logs: {e:#})")),
-        );
+        diagnose(&plan, &mut outcome);
     }
     progress!(
         "smoke {}: {} ({}/{} checks)",
@@ -209,25 +131,122 @@ pub fn smoke_one(
         outcome.checks_passed,
         outcome.checks_total
     );
-
     if keep {
         guard.disarm();
         outcome.kept = true;
-        progress!(
-            "smoke {}: kept container {}; remove it with `docker rm -f -v {}`{}",
-            plan.variant,
-            plan.container,
-            plan.container,
-            if opts.publish.is_some() {
-                format!(" (its port: `docker port {}`)", plan.container)
-            } else {
-                String::new()
-            }
-        );
-    } else {
-        drop(guard);
+        progress!("{}", kept(&plan, opts));
     }
     Ok(outcome)
+}
+
+impl Outcome {
+    /// Nothing done yet.
+    fn new(variant: &Variant, image: &str, opts: &Options) -> Outcome {
+        Outcome {
+            variant: variant.name.clone(),
+            image: image.to_string(),
+            platform: opts.platform.clone(),
+            slowdown: 1,
+            container: None,
+            passed: false,
+            healthy_after_ms: None,
+            verdict_ms: None,
+            verdict_after_probe_ms: None,
+            checks_passed: 0,
+            checks_total: 0,
+            checks: Vec::new(),
+            failure: None,
+            health_log: Vec::new(),
+            logs: None,
+            kept: false,
+        }
+    }
+}
+
+/// The progress line of a container being started, with its limits.
+fn starting(plan: &Plan, variant: &Variant, opts: &Options) -> String {
+    let smoke = &variant.smoke;
+    let mut limits = String::new();
+    if let Some(m) = &smoke.memory {
+        limits.push_str(&format!(", memory {m}"));
+    }
+    if let Some(c) = &smoke.cpus {
+        limits.push_str(&format!(", cpus {c}"));
+    }
+    if plan.slowdown > 1 {
+        limits.push_str(&format!(
+            "; emulated: healthy within {} s, each check within {} s ({}x)",
+            plan.timeout.as_secs(),
+            plan.check_timeout.as_secs(),
+            plan.slowdown
+        ));
+    }
+    let platform = opts
+        .platform
+        .as_ref()
+        .map_or(String::new(), |p| format!(" for {p}"));
+    format!(
+        "smoke {}: starting {} from {}{platform} (read-only, no capabilities{limits})",
+        plan.variant, plan.container, plan.image
+    )
+}
+
+/// Runs the checks in the healthy container and records their results and timings.
+fn check(
+    plan: &Plan,
+    config: &ImageConfig,
+    started: Instant,
+    observed: Instant,
+    probe_end: Option<SystemTime>,
+    outcome: &mut Outcome,
+) -> Result<()> {
+    outcome.healthy_after_ms = Some(millis(observed - started));
+    progress!(
+        "smoke {}: healthy after {:.1} s; running {} checks",
+        plan.variant,
+        (observed - started).as_secs_f64(),
+        plan.checks.len()
+    );
+    outcome.checks = run_checks(plan, config)?;
+    outcome.verdict_ms = Some(millis(observed.elapsed()));
+    outcome.verdict_after_probe_ms = probe_end
+        .and_then(|end| SystemTime::now().duration_since(end).ok())
+        .map(millis);
+    outcome.checks_passed = outcome.checks.iter().filter(|c| c.passed).count();
+    // The first line of what it saw: the error line says why, not only what.
+    outcome.failure = outcome.checks.iter().find(|c| !c.passed).map(|c| {
+        let saw = c.actual.lines().next().unwrap_or_default();
+        format!(
+            "check `{}` failed: expected {}, got {saw}",
+            c.name, c.expected
+        )
+    });
+    Ok(())
+}
+
+/// On failure: the engine's last probes (unless xtask probed itself) and the container's logs.
+fn diagnose(plan: &Plan, outcome: &mut Outcome) {
+    if plan.health == HealthMode::Engine {
+        if let Ok(state) = docker::container_state(&plan.container) {
+            outcome.health_log = state.health.and_then(|h| h.log).unwrap_or_default();
+        }
+    }
+    outcome.logs = Some(
+        docker::logs_tail(&plan.container, LOG_LINES)
+            .unwrap_or_else(|e| format!("(cannot read the logs: {e:#})")),
+    );
+}
+
+/// How to remove a kept container (and find its port).
+fn kept(plan: &Plan, opts: &Options) -> String {
+    let port = match opts.publish {
+        Some(_) => format!(" (its port: `docker port {}`)", plan.container),
+        None => String::new(),
+    };
+    format!(
+        "smoke {}: kept container {}; remove it with `docker rm -f -v {}`{port}",
+        plan.variant, plan.container, plan.container
+    )
 }
 
 /// Polls the container until healthy, exited, unhealthy or out of time.
