@@ -27,14 +27,22 @@ RUN --mount=type=cache,target=/var/cache/apt,sharing=locked \
 
 # The service user, UID 10001 in group 0 (arbitrary-UID platforms get access through the group),
 # added to a copy of the target's account files without running the target; /data is its own.
+# Its password-change day is root's in the base, not the day of the build (reproducible).
 FROM build-base AS users
 RUN --mount=type=bind,from=base,source=/etc,target=/tmp/target-etc \
     mkdir -p /users/etc \
  && cp -a /tmp/target-etc/passwd /tmp/target-etc/group /tmp/target-etc/shadow \
       /tmp/target-etc/gshadow /users/etc/ \
- && useradd --prefix /users --uid 10001 --gid 0 --no-create-home --home-dir /nonexistent \
-      --shell /usr/sbin/nologin voxserve \
+ && day=$(awk -F: '$1 == "root" { print $3 }' /users/etc/shadow) \
+ && SOURCE_DATE_EPOCH=$((${day:-0} * 86400)) useradd --prefix /users --uid 10001 --gid 0 \
+      --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin voxserve \
  && install -d -o 10001 -g 0 -m 0770 /users/data
+
+# The app's files with one fixed mtime: a checkout's own mtimes differ from clone to clone.
+FROM build-base AS app-src
+RUN --mount=type=bind,source=app/src/voxserve,target=/tmp/voxserve \
+    cp -r /tmp/voxserve /voxserve \
+ && find /voxserve -exec touch -h -d @0 {} +
 
 # ---- deps: uv, the torch family and the locked venv, on the build machine.
 FROM build-base AS tools
@@ -70,7 +78,8 @@ RUN --mount=type=bind,from=base,source=/var/lib/dpkg/status,target=/tmp/target-s
     --mount=type=bind,source=app/docker/target_python.py,target=/tmp/target_python.py \
     python3 /tmp/target_python.py /tmp/target-status "$TARGETARCH" >/opt/uv/target \
  && echo "venv for $TARGETARCH: $(cat /opt/uv/target)"
-# copy: the uv cache is another filesystem. No UV_COMPILE_BYTECODE: compiled after the trim.
+# copy: the uv cache is another filesystem. No UV_COMPILE_BYTECODE: compiled after the trim,
+# by source hash, not mtime (reproducible; the image never changes its sources).
 ENV PATH=/opt/venv/bin:/opt/uv/bin:$PATH \
     VIRTUAL_ENV=/opt/venv \
     UV_CACHE_DIR=/root/.cache/uv \
@@ -103,7 +112,7 @@ RUN --mount=type=secret,id=ca-bundle,required=false \
  && SSL_CERT_FILE=/run/secrets/ca-bundle uv pip install $(cat /opt/uv/target) "$@" $TORCH_SPEC \
  && python -B /tmp/check_torch_variant.py rocm \
  && python /tmp/trim_venv.py /opt/venv --keep-headers-of triton --no-strip-under torch/lib \
- && python -m compileall -q -j 0 /opt/venv/lib \
+ && python -m compileall -q -j 0 --invalidation-mode unchecked-hash /opt/venv/lib \
  && python /tmp/venv_layers.py split /opt/venv /layers --leave /tmp/lock-names.txt
 
 FROM torch AS deps
@@ -122,7 +131,7 @@ RUN --mount=type=secret,id=ca-bundle,required=false \
  && python /tmp/trim_venv.py /opt/venv --leave-listed /layers/manifest.json \
       --drop sqlalchemy/testing --drop numpy/f2py \
  && python /tmp/venv_layers.py drop /opt/venv /layers \
- && python -m compileall -q -j 0 /opt/venv/lib
+ && python -m compileall -q -j 0 --invalidation-mode unchecked-hash /opt/venv/lib
 
 # ---- app: the runtime, python3 with the venv and the code; no uv, pip, apt lists or caches.
 FROM base AS app
@@ -135,7 +144,7 @@ COPY --link --from=deps --chown=0:0 /opt/venv /opt/venv
 # The import proof, by the image's own Python on the finished venv; it writes nothing.
 RUN --mount=type=bind,source=app/docker/smoke_test.py,target=/tmp/smoke_test.py \
     /opt/venv/bin/python -B /tmp/smoke_test.py --torch required
-COPY --link --chown=0:0 app/src/voxserve /opt/voxserve/voxserve
+COPY --link --from=app-src --chown=0:0 /voxserve /opt/voxserve/voxserve
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONPATH=/opt/voxserve \
     PYTHONDONTWRITEBYTECODE=1 \
