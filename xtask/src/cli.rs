@@ -41,6 +41,8 @@ pub enum Command {
     Sbom(crate::sbom::Args),
     /// Sign pushed images with cosign and attach their SPDX SBOM as a signed attestation.
     Sign(crate::sign::Args),
+    /// What differs between two images: config fields and, per layer, the files (to find what is not reproducible).
+    Diff(crate::diff::Args),
     /// Verify the signature and SBOM attestation of published images with cosign.
     Verify(crate::verify::Args),
     /// Run every test: the xtask's (against the real Docker engine) and the service's pytest suite.

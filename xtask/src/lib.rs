@@ -10,6 +10,7 @@ pub mod cli;
 mod config;
 pub mod config_cmd;
 mod cosign;
+pub mod diff;
 mod docker;
 pub mod docs;
 pub mod doctor;

@@ -21,6 +21,7 @@ fn main() -> ExitCode {
         Command::Scan(args) => args.run(&ctx),
         Command::Sbom(args) => args.run(&ctx),
         Command::Sign(args) => args.run(&ctx),
+        Command::Diff(args) => args.run(&ctx),
         Command::Verify(args) => args.run(&ctx),
         Command::Test(args) => args.run(&ctx),
         Command::Bench(args) => args.run(&ctx),

@@ -17,6 +17,8 @@ pub enum Kind {
     /// `build --format json`: every build of the run.
     Builds,
     Config,
+    /// `diff --format json`: two images compared.
+    Diff,
     Doctor,
     Lint,
     Sbom,
@@ -33,10 +35,11 @@ pub enum Kind {
 }
 
 impl Kind {
-    const ALL: [Kind; 16] = [
+    const ALL: [Kind; 17] = [
         Kind::Build,
         Kind::Builds,
         Kind::Config,
+        Kind::Diff,
         Kind::Doctor,
         Kind::Lint,
         Kind::Sbom,
@@ -58,6 +61,7 @@ impl Kind {
             Kind::Build => "build",
             Kind::Builds => "builds",
             Kind::Config => "config",
+            Kind::Diff => "diff",
             Kind::Doctor => "doctor",
             Kind::Lint => "lint",
             Kind::Sbom => "sbom",
