@@ -13,6 +13,7 @@ use anyhow::{bail, Context, Result};
 use camino::{Utf8Path, Utf8PathBuf};
 
 use crate::process::Cmd;
+use crate::sbom::SbomFormat;
 
 /// How signatures are made.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -126,18 +127,34 @@ pub fn sign_argv(
     argv
 }
 
-/// `cosign attest --type spdxjson --predicate SBOM … REPO@DIGEST`.
+/// cosign's `--type` for an SBOM of `format`.
+fn attestation_type(format: SbomFormat) -> &'static str {
+    match format {
+        SbomFormat::Spdx => "spdxjson",
+        SbomFormat::Cyclonedx => "cyclonedx",
+    }
+}
+
+/// The in-toto predicate type cosign writes for an SBOM of `format`.
+pub fn predicate_type(format: SbomFormat) -> &'static str {
+    match format {
+        SbomFormat::Spdx => "https://spdx.dev/Document",
+        SbomFormat::Cyclonedx => "https://cyclonedx.org/bom",
+    }
+}
+
+/// `cosign attest --type spdxjson|cyclonedx --predicate SBOM … REPO@DIGEST`.
 pub fn attest_argv(
     subject: &str,
     signer: &Signer,
     signing_config: Option<&Utf8Path>,
     plain_http: bool,
-    predicate: &Utf8Path,
+    sbom: (&Utf8Path, SbomFormat),
 ) -> Vec<String> {
     let mut argv = vec![
         "attest".to_string(),
-        "--type=spdxjson".into(),
-        format!("--predicate={predicate}"),
+        format!("--type={}", attestation_type(sbom.1)),
+        format!("--predicate={}", sbom.0),
     ];
     argv.extend(common(signer, signing_config, plain_http));
     argv.push(subject.into());
@@ -176,13 +193,17 @@ pub fn verify_argv(subject: &str, verifier: &Verifier, plain_http: bool) -> Vec<
     argv
 }
 
-/// `cosign verify-attestation --type spdxjson … REPO@DIGEST`.
+/// `cosign verify-attestation --type spdxjson|cyclonedx … REPO@DIGEST`.
 pub fn verify_attestation_argv(
     subject: &str,
     verifier: &Verifier,
     plain_http: bool,
+    format: SbomFormat,
 ) -> Vec<String> {
-    let mut argv = vec!["verify-attestation".to_string(), "--type=spdxjson".into()];
+    let mut argv = vec![
+        "verify-attestation".to_string(),
+        format!("--type={}", attestation_type(format)),
+    ];
     argv.extend(verify_common(verifier, plain_http));
     argv.push(subject.into());
     argv
@@ -195,13 +216,64 @@ pub struct Output {
     pub stderr: String,
 }
 
+/// What a `cosign verify…` run found out about an image.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Checked {
+    /// Verified: cosign's JSON output.
+    Verified(String),
+    /// Not signed, or not by this key or identity, in a deployer's words.
+    Refused(&'static str),
+}
+
+/// The verdict in a failed verification's reason; None when cosign could not check at all.
+pub fn refusal(reason: &str) -> Option<&'static str> {
+    const NOT_BY_THEM: &[&str] = &[
+        "do not match threshold",
+        "invalid signature",
+        "failed to verify signature",
+        "none of the expected identities matched",
+    ];
+    const NONE: &[&str] = &[
+        "no signatures found",
+        "no matching signatures",
+        "none of the attestations matched the predicate type",
+    ];
+    let r = reason.trim();
+    if NOT_BY_THEM.iter().any(|s| r.contains(s)) {
+        Some("present, but not made by this key or identity")
+    } else if NONE.iter().any(|s| r.contains(s))
+        || r.trim_end_matches(':')
+            .ends_with("no matching attestations")
+    {
+        Some("none found")
+    } else {
+        None
+    }
+}
+
 impl Output {
+    /// Verified or refused; an error (exit 2) when cosign could not check `subject`: its key,
+    /// identity, trust root or network, which says nothing about the image.
+    pub fn checked(&self, subject: &str) -> Result<Checked> {
+        if self.ok {
+            return Ok(Checked::Verified(self.stdout.clone()));
+        }
+        let reason = self.reason();
+        match refusal(&reason) {
+            Some(verdict) => Ok(Checked::Refused(verdict)),
+            None => bail!(
+                "cosign could not check {subject}: {reason}: fix the verification's key, identity \
+                 or network (this is no verdict on the image)"
+            ),
+        }
+    }
+
     /// cosign's own reason for a failure: its last `Error: …` line.
     pub fn reason(&self) -> String {
         self.stderr
             .lines()
             .rev()
-            .find_map(|l| l.trim().strip_prefix("Error: "))
+            .find_map(|l| l.split_once("Error: ").map(|(_, reason)| reason))
             .unwrap_or_else(|| crate::util::last_line(&self.stderr))
             .trim()
             .to_string()
@@ -230,6 +302,67 @@ pub fn run(argv: &[String]) -> Result<Output> {
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     })
+}
+
+/// What is wrong with a `verify --key` file, from its text: a private key, or no PEM public key.
+pub fn public_key_problem(pem: &str) -> Option<&'static str> {
+    if pem.contains("PRIVATE KEY-----") {
+        Some("is a private key: verify with its public key (the cosign.pub of `cosign generate-key-pair`)")
+    } else if !(pem.contains("-----BEGIN ") && pem.contains("PUBLIC KEY-----")) {
+        Some("is not a PEM public key: pass the cosign.pub of `cosign generate-key-pair`")
+    } else {
+        None
+    }
+}
+
+/// Checks a `verify --key` before any image is looked at (KMS URIs are cosign's to check).
+pub fn check_public_key(key: &str) -> Result<()> {
+    if key.contains("://") {
+        return Ok(());
+    }
+    let pem = match std::fs::read(key) {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        Err(e) => bail!(
+            "cannot read the public key {key} ({e}): cosign generate-key-pair writes cosign.pub"
+        ),
+    };
+    match public_key_problem(&pem) {
+        Some(problem) => bail!("the public key {key} {problem}"),
+        None => Ok(()),
+    }
+}
+
+/// What to tell a signer whose key cosign could not open (`reason`).
+pub fn signing_key_problem(key: &str, reason: &str, password_set: bool) -> String {
+    if reason.contains("PUBLIC KEY") {
+        format!("{key} is a public key: sign with its private key (the cosign.key of `cosign generate-key-pair`)")
+    } else if !password_set {
+        format!(
+            "the signing key {key} needs its password in COSIGN_PASSWORD (cosign: {reason}): set \
+             COSIGN_PASSWORD"
+        )
+    } else if reason.contains("decrypt") {
+        format!(
+            "the signing key {key} does not open with the password in COSIGN_PASSWORD (cosign: \
+             {reason}): set COSIGN_PASSWORD to the password the key was made with"
+        )
+    } else {
+        format!("cosign cannot open the signing key {key}: {reason}")
+    }
+}
+
+/// Opens the signing key as `cosign sign` will (`cosign public-key`), so that a wrong key or
+/// COSIGN_PASSWORD fails before any SBOM is made.
+pub fn check_signing_key(signer: &Signer) -> Result<()> {
+    let Signer::Key { key, .. } = signer else {
+        return Ok(());
+    };
+    let out = run(&["public-key".to_string(), format!("--key={key}")])?;
+    if out.ok {
+        return Ok(());
+    }
+    let password_set = std::env::var_os("COSIGN_PASSWORD").is_some();
+    bail!("{}", signing_key_problem(key, &out.reason(), password_set))
 }
 
 /// Writes an offline signing config into `dir` and returns its path.
@@ -283,19 +416,18 @@ mod tests {
     }
 
     #[test]
-    fn attestation_is_the_spdx_sbom() {
-        let argv = attest_argv(
-            "r/i@sha256:ab",
-            &key(),
-            Some(Utf8Path::new("/t/sc.json")),
-            false,
-            Utf8Path::new("/t/sbom.spdx.json"),
-        );
+    fn an_sbom_is_attested_with_the_type_of_its_format() {
+        let sc = Some(Utf8Path::new("/t/sc.json"));
+        let spdx = (Utf8Path::new("/t/sbom.spdx.json"), SbomFormat::Spdx);
+        let argv = attest_argv("r/i@sha256:ab", &key(), sc, false, spdx);
         assert_eq!(
             &argv[..3],
             ["attest", "--type=spdxjson", "--predicate=/t/sbom.spdx.json"]
         );
         assert_eq!(argv.last().unwrap(), "r/i@sha256:ab");
+        let cdx = (Utf8Path::new("/t/sbom.cdx.json"), SbomFormat::Cyclonedx);
+        let argv = attest_argv("r/i@sha256:ab", &key(), sc, false, cdx);
+        assert_eq!(argv[1], "--type=cyclonedx");
     }
 
     #[test]
@@ -319,8 +451,10 @@ mod tests {
             identity_regexp: "^https://github.com/acme/voxserve/".into(),
             issuer: "https://token.actions.githubusercontent.com".into(),
         };
-        let argv = verify_attestation_argv("r/i@sha256:ab", &k, false);
+        let argv = verify_attestation_argv("r/i@sha256:ab", &k, false, SbomFormat::Spdx);
         assert_eq!(&argv[..2], ["verify-attestation", "--type=spdxjson"]);
+        let argv = verify_attestation_argv("r/i@sha256:ab", &k, false, SbomFormat::Cyclonedx);
+        assert_eq!(argv[1], "--type=cyclonedx");
         assert!(argv.contains(
             &"--certificate-oidc-issuer=https://token.actions.githubusercontent.com".to_string()
         ));
@@ -339,6 +473,77 @@ mod tests {
             Signer::from_flags(None, true, false).unwrap(),
             Signer::Keyless
         );
+    }
+
+    #[test]
+    fn a_verdict_is_told_from_a_verification_that_could_not_run() {
+        assert_eq!(refusal("no signatures found"), Some("none found"));
+        assert_eq!(refusal("no matching attestations: "), Some("none found"));
+        assert_eq!(
+            refusal("none of the attestations matched the predicate type: spdxjson, found: https://sigstore.dev/cosign/sign/v1"),
+            Some("none found")
+        );
+        let other_key = "no matching attestations: failed to verify signature: could not verify envelope: accepted signatures do not match threshold, Found: 0, Expected 1";
+        assert_eq!(
+            refusal(other_key),
+            Some("present, but not made by this key or identity")
+        );
+        // cosign's own setup: no verdict on the image.
+        for setup in [
+            "loading verifier from key opts: loading public key: pem to public key: PEM decoding failed",
+            "setting trusted material: getting trusted root from TUF for new bundle verification: error getting live trusted root",
+            "GET http://127.0.0.1:5000/v2/x/manifests/sha256:00: MANIFEST_UNKNOWN: manifest unknown",
+        ] {
+            assert_eq!(refusal(setup), None, "{setup}");
+        }
+        let failed = |stderr: &str| Output {
+            ok: false,
+            stdout: String::new(),
+            stderr: stderr.into(),
+        };
+        assert_eq!(
+            failed("Error: no signatures found\n")
+                .checked("r@d")
+                .unwrap(),
+            Checked::Refused("none found")
+        );
+        let e = failed("Error: loading public key: PEM decoding failed\n")
+            .checked("r@d")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with(
+                "cosign could not check r@d: loading public key: PEM decoding failed: fix"
+            ),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn keys_of_the_wrong_kind_are_named() {
+        let public = "-----BEGIN PUBLIC KEY-----\nMFkw\n-----END PUBLIC KEY-----\n";
+        assert_eq!(public_key_problem(public), None);
+        let private = "-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----\nx\n-----END ENCRYPTED SIGSTORE PRIVATE KEY-----\n";
+        assert!(public_key_problem(private)
+            .unwrap()
+            .starts_with("is a private key"));
+        assert!(public_key_problem("garbage")
+            .unwrap()
+            .starts_with("is not a PEM public key"));
+
+        let wrong = signing_key_problem("k.key", "decrypt: encrypted: decryption failed", true);
+        assert!(
+            wrong.contains("does not open with the password in COSIGN_PASSWORD")
+                && wrong.ends_with("set COSIGN_PASSWORD to the password the key was made with"),
+            "{wrong}"
+        );
+        let unset = signing_key_problem("k.key", "inappropriate ioctl for device", false);
+        assert!(
+            unset.contains("needs its password in COSIGN_PASSWORD"),
+            "{unset}"
+        );
+        let public = signing_key_problem("k.pub", "unsupported pem type: PUBLIC KEY", true);
+        assert!(public.starts_with("k.pub is a public key: sign with its private key"));
     }
 
     #[test]

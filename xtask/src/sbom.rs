@@ -83,19 +83,61 @@ impl Plan {
         vec![
             "scan".into(),
             format!("{scheme}:{}", self.image),
-            "--quiet".into(),
             format!("--output=spdx-json={tmp_spdx}"),
             format!("--output=cyclonedx-json={tmp_cdx}"),
         ]
     }
 
-    /// Environment for syft: plain HTTP only for loopback registries, no update check.
+    /// Environment for syft: plain HTTP only for loopback registries, no update check, its
+    /// error lines without colour (`--quiet` would drop them).
     pub fn env(&self) -> Vec<(&'static str, &'static str)> {
-        let mut env = vec![("SYFT_CHECK_FOR_APP_UPDATE", "false")];
+        let mut env = vec![("SYFT_CHECK_FOR_APP_UPDATE", "false"), ("NO_COLOR", "1")];
         if self.source == Source::Registry && registry::reference_is_loopback(&self.image) {
             env.push(("SYFT_REGISTRY_INSECURE_USE_HTTP", "true"));
         }
         env
+    }
+}
+
+/// The format of an SBOM document, told by its content (not its file name).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SbomFormat {
+    Spdx,
+    Cyclonedx,
+}
+
+impl SbomFormat {
+    /// SPDX JSON names its `spdxVersion`, CycloneDX JSON its `bomFormat`.
+    pub fn of(doc: &serde_json::Value) -> Option<SbomFormat> {
+        if doc["spdxVersion"].is_string() {
+            Some(SbomFormat::Spdx)
+        } else if doc["bomFormat"] == "CycloneDX" {
+            Some(SbomFormat::Cyclonedx)
+        } else {
+            None
+        }
+    }
+
+    /// The format of the SBOM file at `path`; anything but SPDX or CycloneDX JSON is an error.
+    pub fn of_file(path: &Utf8Path) -> Result<SbomFormat> {
+        let what = "pass an SPDX or CycloneDX JSON document (`cargo xtask sbom` writes both)";
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) => bail!("cannot read the SBOM {path} ({e}): {what}"),
+        };
+        match serde_json::from_str(&text).map(|doc| SbomFormat::of(&doc)) {
+            Ok(Some(format)) => Ok(format),
+            Ok(None) => bail!("{path} is neither an SPDX nor a CycloneDX document: {what}"),
+            Err(e) => bail!("{path} is not a JSON SBOM ({e}): {what}"),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            SbomFormat::Spdx => "SPDX",
+            SbomFormat::Cyclonedx => "CycloneDX",
+        }
     }
 }
 
@@ -193,6 +235,21 @@ pub struct Report {
     pub duration_secs: f64,
 }
 
+/// syft's reason for a failure: its last `ERROR` log line, without the log prefix and without
+/// the words that repeat the image.
+pub fn syft_reason(stderr: &str, image: &str) -> String {
+    let line = stderr
+        .lines()
+        .rev()
+        .find_map(|l| l.split_once(" ERROR ").map(|(_, reason)| reason))
+        .unwrap_or_else(|| util::last_line(stderr));
+    let repeated = format!("an error occurred attempting to resolve '{image}': ");
+    line.trim()
+        .trim_start_matches("could not determine source: ")
+        .trim_start_matches(repeated.as_str())
+        .to_string()
+}
+
 /// Runs syft for one plan and summarizes the SPDX document it wrote.
 pub fn generate(plan: &Plan) -> Result<Report> {
     if which::which("syft").is_err() {
@@ -228,9 +285,10 @@ pub fn generate(plan: &Plan) -> Result<Report> {
     if !out.status.success() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         bail!(
-            "syft could not read {}: {}",
+            "syft could not read {} ({} image): {}: check that it exists there",
             plan.image,
-            util::last_line(&stderr)
+            plan.source.as_str(),
+            syft_reason(&stderr, &plan.image)
         );
     }
     let spdx = std::fs::read_to_string(&tmp_spdx)
@@ -334,7 +392,6 @@ mod tests {
             [
                 "scan",
                 "docker:voxserve:cpu",
-                "--quiet",
                 "--output=spdx-json=/t/a",
                 "--output=cyclonedx-json=/t/b"
             ]
@@ -383,6 +440,29 @@ mod tests {
             }
         );
         assert!(summarize("{").is_err());
+    }
+
+    #[test]
+    fn an_sboms_format_is_told_by_its_content() {
+        let of = |json: &str| SbomFormat::of(&serde_json::from_str(json).unwrap());
+        assert_eq!(of(r#"{"spdxVersion":"SPDX-2.3"}"#), Some(SbomFormat::Spdx));
+        assert_eq!(
+            of(r#"{"bomFormat":"CycloneDX","specVersion":"1.6"}"#),
+            Some(SbomFormat::Cyclonedx)
+        );
+        assert_eq!(of(r#"{"kind":"sizes"}"#), None);
+        assert_eq!(of("[]"), None);
+    }
+
+    #[test]
+    fn syfts_reason_is_its_error_line() {
+        let stderr = "[0000]  WARN something\n[0000] ERROR could not determine source: an error occurred attempting to resolve '127.0.0.1:1/v:x': oci-registry: failed to get image descriptor from registry: dial tcp 127.0.0.1:1: connect: connection refused\n";
+        assert_eq!(
+            syft_reason(stderr, "127.0.0.1:1/v:x"),
+            "oci-registry: failed to get image descriptor from registry: dial tcp 127.0.0.1:1: connect: connection refused"
+        );
+        assert_eq!(syft_reason("exit status 1\n", "x"), "exit status 1");
+        assert_eq!(syft_reason("", "x"), "no message");
     }
 
     #[test]

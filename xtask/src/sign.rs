@@ -1,17 +1,19 @@
 //! `cargo xtask sign <variant>…`: signs each variant's pushed digest (from its build report,
-//! written by `cargo xtask build --push`) with cosign, and attaches its SPDX SBOM (syft, read
-//! from the registry by that digest) as a signed in-toto attestation (`--type spdxjson`).
+//! written by `cargo xtask build --push`) with cosign, and attaches its SBOM as a signed in-toto
+//! attestation: an SPDX one syft makes from the registry by that digest, or the `--sbom` file,
+//! attested with the predicate type of its format (SPDX or CycloneDX, told by its content).
 //!
-//! Subjects (pure) → SBOM per digest → cosign sign → cosign attest → render.
+//! Checks (SBOM file, key and password, build reports, registry) → per subject: SBOM → cosign
+//! sign → cosign attest → render.
 
 use anyhow::{bail, Result};
-use camino::Utf8PathBuf;
+use camino::{Utf8Path, Utf8PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::cosign::{self, Signer};
 use crate::registry::{self, Pushed, Selection};
 use crate::report::{self, Format, Kind, List, Table};
-use crate::sbom;
+use crate::sbom::{self, SbomFormat};
 use crate::util::progress;
 use crate::util::{Ctx, TempDir};
 
@@ -33,7 +35,8 @@ pub struct Args {
     /// config (needs its network) instead of signing offline.
     #[arg(long)]
     tlog: bool,
-    /// Attest this SPDX JSON document instead of making one with syft (one subject only).
+    /// Attest this SBOM (SPDX or CycloneDX JSON, told by its content) instead of making an SPDX
+    /// one with syft (one subject only).
     #[arg(long, value_name = "FILE")]
     sbom: Option<Utf8PathBuf>,
     /// Where the build reports are, and the SBOMs go (default: target/xtask).
@@ -53,12 +56,12 @@ struct PushedBuild {
     tags: Vec<String>,
 }
 
-/// The variant's pushed digest from its build report, as a `Pushed` in `repository`.
+/// The variant's pushed digest from its build report, as `(repository@digest, tag)`.
 fn from_build_report(
     variant: &str,
     repository: &str,
-    report_dir: &camino::Utf8Path,
-) -> Result<Pushed> {
+    report_dir: &Utf8Path,
+) -> Result<(String, String)> {
     let path = report_dir.join(format!("build-{variant}.json"));
     let again = format!("run `cargo xtask build --push {variant}` first, or sign --image REF");
     if !path.is_file() {
@@ -70,12 +73,7 @@ fn from_build_report(
         .iter()
         .find(|t| registry::repository_of(t) == repository);
     match (build.pushed, build.digest, tag) {
-        (true, Some(digest), Some(tag)) => Ok(Pushed {
-            name: variant.to_string(),
-            repository: repository.to_string(),
-            tag: Some(tag.clone()),
-            digest,
-        }),
+        (true, Some(digest), Some(tag)) => Ok((format!("{repository}@{digest}"), tag.clone())),
         (true, Some(_), None) => bail!(
             "the last build of `{variant}` ({path}) was pushed elsewhere, not to {repository}: {again}"
         ),
@@ -90,94 +88,161 @@ struct Signed {
     subject: Pushed,
     signer: String,
     sbom: Utf8PathBuf,
+    sbom_format: SbomFormat,
     sbom_packages: Option<usize>,
 }
 
+/// How every subject is signed.
+struct How {
+    signer: Signer,
+    /// The serviceless signing config of offline key signing.
+    signing_config: Option<Utf8PathBuf>,
+    /// `--sbom` and its format; else syft makes an SPDX SBOM per subject.
+    sbom: Option<(Utf8PathBuf, SbomFormat)>,
+    report_dir: Utf8PathBuf,
+}
+
 impl Args {
-    pub fn run(self, ctx: &Ctx) -> Result<()> {
-        let report_dir = self.report_dir.clone().unwrap_or_else(|| ctx.out_dir());
-        let mut subjects = Vec::new();
-        if let Some((registry, variants)) = self.select.variants(|| ctx.config(), "sign")? {
-            for v in variants {
-                let repository = registry.repository(&v.image);
-                subjects.push(from_build_report(&v.name, &repository, &report_dir)?);
-            }
+    /// The `--sbom` file and its format, told by its content.
+    fn given_sbom(&self) -> Result<Option<(Utf8PathBuf, SbomFormat)>> {
+        let Some(path) = &self.sbom else {
+            return Ok(None);
+        };
+        if !path.is_file() {
+            bail!("the SBOM {path} given with --sbom does not exist");
         }
-        if self.sbom.is_some() && subjects.len() + self.select.image.len() != 1 {
-            bail!("--sbom FILE attests one image: name exactly one variant or --image");
-        }
-        if let Some(sbom) = &self.sbom {
-            if !sbom.is_file() {
-                bail!("the SBOM {sbom} given with --sbom does not exist");
-            }
-        }
+        Ok(Some((path.clone(), SbomFormat::of_file(path)?)))
+    }
+
+    /// The signer, its key opened with COSIGN_PASSWORD as cosign will.
+    fn signer(&self) -> Result<Signer> {
         let signer = Signer::from_flags(self.key.as_deref(), self.keyless, self.tlog)?;
         if let Signer::Key { key, .. } = &signer {
             let is_uri = key.contains("://");
-            if !is_uri && !camino::Utf8Path::new(key).is_file() {
+            if !is_uri && !Utf8Path::new(key).is_file() {
                 bail!("the signing key {key} does not exist: make one with `cosign generate-key-pair`");
             }
         }
         cosign::ensure_installed()?;
-        for image in &self.select.image {
-            subjects.push(Pushed::resolve(image, image)?);
-        }
+        cosign::check_signing_key(&signer)?;
+        Ok(signer)
+    }
 
+    /// Every subject, each found in its registry: the variants' pushed digests, then --image.
+    fn subjects(&self, ctx: &Ctx, report_dir: &Utf8Path) -> Result<Vec<Pushed>> {
+        let mut pinned = Vec::new();
+        if let Some((registry, variants)) = self.select.variants(|| ctx.config(), "sign")? {
+            for v in variants {
+                let repository = registry.repository(&v.image);
+                let (reference, tag) = from_build_report(&v.name, &repository, report_dir)?;
+                pinned.push((v.name.clone(), reference, Some(tag)));
+            }
+        }
+        pinned.extend(
+            self.select
+                .image
+                .iter()
+                .map(|i| (i.clone(), i.clone(), None)),
+        );
+        if self.sbom.is_some() && pinned.len() != 1 {
+            bail!("--sbom FILE attests one image: name exactly one variant or --image");
+        }
+        pinned.into_iter().map(resolve_pinned).collect()
+    }
+
+    pub fn run(self, ctx: &Ctx) -> Result<()> {
+        let sbom = self.given_sbom()?;
+        let signer = self.signer()?;
+        let report_dir = self.report_dir.clone().unwrap_or_else(|| ctx.out_dir());
+        let subjects = self.subjects(ctx, &report_dir)?;
         let tmp = TempDir::new(ctx, "sign")?;
         let signing_config = match &signer {
             Signer::Key { tlog: false, .. } => Some(cosign::offline_signing_config(tmp.path())?),
             _ => None,
         };
-        let mut signed = Vec::new();
-        for subject in subjects {
-            let reference = subject.reference();
-            let plain_http = registry::reference_is_loopback(&reference);
-            let (sbom_path, packages) = match &self.sbom {
-                Some(path) => (path.clone(), None),
-                None => {
-                    let plan = sbom::Plan::new(
-                        &sbom::name_for(&subject.name),
-                        &reference,
-                        sbom::Source::Registry,
-                        &report_dir,
-                    );
-                    let made = sbom::generate(&plan)?;
-                    (made.spdx, Some(made.summary.packages))
-                }
-            };
-            progress!("sign: cosign sign {reference} with {}", signer.describe());
-            let out = cosign::run(&cosign::sign_argv(
-                &reference,
-                &signer,
-                signing_config.as_deref(),
-                plain_http,
-            ))?;
-            if !out.ok {
-                bail!("cosign could not sign {reference}: {}", out.reason());
-            }
-            progress!("sign: cosign attest {reference} (SPDX SBOM {sbom_path})");
-            let out = cosign::run(&cosign::attest_argv(
-                &reference,
-                &signer,
-                signing_config.as_deref(),
-                plain_http,
-                &sbom_path,
-            ))?;
-            if !out.ok {
-                bail!(
-                    "cosign could not attest the SBOM of {reference}: {}",
-                    out.reason()
-                );
-            }
-            signed.push(Signed {
-                subject,
-                signer: signer.describe(),
-                sbom: sbom_path,
-                sbom_packages: packages,
-            });
-        }
+        let how = How {
+            signer,
+            signing_config,
+            sbom,
+            report_dir,
+        };
+        let signed = subjects
+            .into_iter()
+            .map(|subject| sign_one(subject, &how))
+            .collect::<Result<Vec<_>>>()?;
         render(self.format, &signed)
     }
+}
+
+/// Finds `(name, reference, tag from a build report)` in its registry.
+fn resolve_pinned((name, reference, tag): (String, String, Option<String>)) -> Result<Pushed> {
+    match (Pushed::resolve(&name, &reference), tag) {
+        (Ok(found), None) => Ok(found),
+        (Ok(found), Some(tag)) => Ok(Pushed {
+            tag: Some(tag),
+            ..found
+        }),
+        (Err(e), Some(_)) => bail!(
+            "the build report of `{name}` names an image its registry does not serve ({e:#}): \
+             push it again (`cargo xtask build --push {name}`), or sign --image REF"
+        ),
+        (Err(e), None) => Err(e),
+    }
+}
+
+/// The SBOM to attest for `subject`: the given one, else an SPDX one syft makes from the
+/// registry; with its package count where syft made it.
+fn sbom_for(subject: &Pushed, how: &How) -> Result<(Utf8PathBuf, SbomFormat, Option<usize>)> {
+    if let Some((path, format)) = &how.sbom {
+        return Ok((path.clone(), *format, None));
+    }
+    let plan = sbom::Plan::new(
+        &sbom::name_for(&subject.name),
+        &subject.reference(),
+        sbom::Source::Registry,
+        &how.report_dir,
+    );
+    let made = sbom::generate(&plan)?;
+    Ok((made.spdx, SbomFormat::Spdx, Some(made.summary.packages)))
+}
+
+/// Signs one subject and attests its SBOM.
+fn sign_one(subject: Pushed, how: &How) -> Result<Signed> {
+    let reference = subject.reference();
+    let plain_http = registry::reference_is_loopback(&reference);
+    let (sbom, sbom_format, sbom_packages) = sbom_for(&subject, how)?;
+    let config = how.signing_config.as_deref();
+    progress!(
+        "sign: cosign sign {reference} with {}",
+        how.signer.describe()
+    );
+    let out = cosign::run(&cosign::sign_argv(
+        &reference,
+        &how.signer,
+        config,
+        plain_http,
+    ))?;
+    if !out.ok {
+        bail!("cosign could not sign {reference}: {}", out.reason());
+    }
+    let what = format!("{} SBOM {sbom}", sbom_format.name());
+    progress!("sign: cosign attest {reference} ({what})");
+    let attest = (sbom.as_path(), sbom_format);
+    let argv = cosign::attest_argv(&reference, &how.signer, config, plain_http, attest);
+    let out = cosign::run(&argv)?;
+    if !out.ok {
+        bail!(
+            "cosign could not attest the {what} of {reference}: {}",
+            out.reason()
+        );
+    }
+    Ok(Signed {
+        subject,
+        signer: how.signer.describe(),
+        sbom,
+        sbom_format,
+        sbom_packages,
+    })
 }
 
 fn render(format: Format, signed: &[Signed]) -> Result<()> {
@@ -220,9 +285,9 @@ mod tests {
         write(
             r#"{"variant":"cpu","pushed":true,"digest":"sha256:ab","tags":["r:5000/v:cpu","r:5000/v:0.1-cpu"]}"#,
         );
-        let p = from_build_report("cpu", "r:5000/v", &dir).unwrap();
-        assert_eq!(p.reference(), "r:5000/v@sha256:ab");
-        assert_eq!(p.tag.as_deref(), Some("r:5000/v:cpu"));
+        let (reference, tag) = from_build_report("cpu", "r:5000/v", &dir).unwrap();
+        assert_eq!(reference, "r:5000/v@sha256:ab");
+        assert_eq!(tag, "r:5000/v:cpu");
 
         let err = from_build_report("cpu", "other:5000/v", &dir)
             .unwrap_err()

@@ -1,16 +1,19 @@
 //! `cargo xtask verify <variant>…`: what a deployer checks before running an image. Resolves
 //! `<registry>/<image>:<variant>` to the digest the registry serves now, then verifies with
-//! cosign that this digest carries a signature and an SPDX SBOM attestation made by the key (or
-//! the CI identity). Exit 1, naming the digest, when either is missing or does not match.
+//! cosign that this digest carries a signature and an SBOM attestation (SPDX, else CycloneDX)
+//! made by the key (or the CI identity), whose document is of the format it is attested as.
+//! Exit 1, naming the digest, when either is missing or does not match; exit 2 when the check
+//! itself cannot run (a key that is no public key, no trust root or network for keyless).
 //!
-//! Subjects (registry) → cosign verify, verify-attestation → judge (pure) → render.
+//! Subjects (registry) → checks per subject (cosign, judged pure) → render → judge.
 
 use anyhow::{bail, Result};
 use serde::Serialize;
 
-use crate::cosign::{self, Verifier};
+use crate::cosign::{self, Checked, Verifier};
 use crate::registry::{self, Pushed, Selection};
 use crate::report::{self, Format, Kind, List, Table};
+use crate::sbom::SbomFormat;
 use crate::util::progress;
 use crate::util::{CheckFailed, Ctx};
 
@@ -41,18 +44,36 @@ pub struct Args {
     format: Format,
 }
 
-/// The outcome of one check: None when it passed, else why not.
+/// The outcome of one subject's checks: None when a check passed, else why not.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
 pub struct Verdict {
     #[serde(flatten)]
     pub subject: Pushed,
     pub signature: Option<String>,
     pub attestation: Option<String>,
+    /// The format of the SBOM attested, where one was found.
+    pub sbom_format: Option<SbomFormat>,
 }
 
 impl Verdict {
     pub fn ok(&self) -> bool {
         self.signature.is_none() && self.attestation.is_none()
+    }
+
+    /// What failed, for the error line; None when nothing did.
+    fn failure(&self) -> Option<String> {
+        let what = match (&self.signature, &self.attestation) {
+            (None, None) => return None,
+            (Some(s), Some(a)) if s == a => format!("signature and SBOM attestation: {s}"),
+            (Some(s), Some(a)) => format!("signature: {s}; SBOM attestation: {a}"),
+            (Some(s), None) => format!("signature: {s}"),
+            (None, Some(a)) => format!("SBOM attestation: {a}"),
+        };
+        Some(format!(
+            "{} ({}): {what}",
+            self.subject.reference(),
+            self.subject.name
+        ))
     }
 }
 
@@ -79,32 +100,45 @@ pub fn judge_signature(stdout: &str, digest: &str) -> Option<String> {
     (!signed).then(|| format!("no signature payload for {digest} among the verified ones"))
 }
 
-/// Judges `cosign verify-attestation --type spdxjson --output json`: one in-toto envelope per line.
-pub fn judge_attestation(stdout: &str) -> Option<String> {
-    let envelopes = stdout
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l.trim()).ok())
-        .filter(|e| e["payloadType"] == "application/vnd.in-toto+json")
-        .count();
-    (envelopes == 0).then(|| "cosign printed no verified SPDX attestation".into())
+/// The in-toto statement inside a DSSE envelope that cosign printed.
+fn statement(envelope: &serde_json::Value) -> Option<serde_json::Value> {
+    if envelope["payloadType"] != "application/vnd.in-toto+json" {
+        return None;
+    }
+    let payload = crate::util::base64_decode(envelope["payload"].as_str()?)?;
+    serde_json::from_slice(&payload).ok()
 }
 
-/// cosign's reason for a failed verification, in the words a deployer needs.
-pub fn explain(reason: &str) -> String {
-    let r = reason.trim();
-    if r.contains("no signatures found")
-        || r.trim_end_matches(':')
-            .ends_with("no matching attestations")
-    {
-        "none found".into()
-    } else if r.contains("do not match threshold") || r.contains("invalid signature") {
-        "present, but not made by this key or identity".into()
-    } else {
-        r.to_string()
+/// Judges `cosign verify-attestation --type <format> --output json` (one envelope per line):
+/// at least one verified statement of that predicate type, and every one holding a document of
+/// that format (an SPDX attestation of a CycloneDX file attests nothing an SPDX reader can use).
+pub fn judge_attestation(stdout: &str, format: SbomFormat) -> Option<String> {
+    let statements: Vec<serde_json::Value> = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str(l.trim()).ok())
+        .filter_map(|e| statement(&e))
+        .filter(|s| s["predicateType"] == cosign::predicate_type(format))
+        .collect();
+    if statements.is_empty() {
+        return Some(format!(
+            "cosign printed no verified {} attestation",
+            format.name()
+        ));
     }
+    let held = statements
+        .iter()
+        .map(|s| SbomFormat::of(&s["predicate"]))
+        .find(|held| *held != Some(format))?;
+    Some(format!(
+        "the {} attestation holds {}, not an {} document",
+        format.name(),
+        held.map_or("no SBOM".into(), |f| format!("a {} document", f.name())),
+        format.name()
+    ))
 }
 
 impl Args {
+    /// Who must have signed, checked before any image is looked at.
     fn verifier(&self) -> Result<Verifier> {
         match (
             &self.key,
@@ -112,9 +146,7 @@ impl Args {
             &self.certificate_oidc_issuer,
         ) {
             (Some(key), _, _) => {
-                if !key.contains("://") && !camino::Utf8Path::new(key).is_file() {
-                    bail!("the public key {key} does not exist (cosign generate-key-pair writes cosign.pub)");
-                }
+                cosign::check_public_key(key)?;
                 Ok(Verifier::Key {
                     key: key.clone(),
                     tlog: self.tlog,
@@ -131,7 +163,8 @@ impl Args {
         }
     }
 
-    pub fn run(self, ctx: &Ctx) -> Result<()> {
+    /// `(name, reference)` of every subject: the variants' tags in the registry, then --image.
+    fn references(&self, ctx: &Ctx) -> Result<Vec<(String, String)>> {
         let mut references = Vec::new();
         if let Some((registry, variants)) = self.select.variants(|| ctx.config(), "verify")? {
             for v in variants {
@@ -140,59 +173,79 @@ impl Args {
         }
         let images = self.select.image.iter();
         references.extend(images.map(|i| (i.clone(), i.clone())));
-        let verifier = self.verifier()?;
-        cosign::ensure_installed()?;
-
-        let mut verdicts = Vec::new();
-        for (name, reference) in references {
-            let subject = Pushed::resolve(&name, &reference)?;
-            let pinned = subject.reference();
-            let plain_http = registry::reference_is_loopback(&pinned);
-            progress!("verify: {reference} is {}", subject.digest);
-            let sig = cosign::run(&cosign::verify_argv(&pinned, &verifier, plain_http))?;
-            let signature = if sig.ok {
-                judge_signature(&sig.stdout, &subject.digest)
-            } else {
-                Some(explain(&sig.reason()))
-            };
-            let att = cosign::run(&cosign::verify_attestation_argv(
-                &pinned, &verifier, plain_http,
-            ))?;
-            let attestation = if att.ok {
-                judge_attestation(&att.stdout)
-            } else {
-                Some(explain(&att.reason()))
-            };
-            verdicts.push(Verdict {
-                subject,
-                signature,
-                attestation,
-            });
-        }
-        render(self.format, &verdicts)?;
-        let failed: Vec<String> = verdicts
-            .iter()
-            .filter(|v| !v.ok())
-            .map(|v| {
-                let what = match (&v.signature, &v.attestation) {
-                    (Some(s), Some(a)) if s == a => {
-                        format!("signature and SBOM attestation: {s}")
-                    }
-                    (Some(s), Some(a)) => format!("signature: {s}; SBOM attestation: {a}"),
-                    (Some(s), None) => format!("signature: {s}"),
-                    (None, Some(a)) => format!("SBOM attestation: {a}"),
-                    (None, None) => unreachable!(),
-                };
-                format!("{} ({}): {what}", v.subject.reference(), v.subject.name)
-            })
-            .collect();
-        if !failed.is_empty() {
-            return Err(
-                CheckFailed(format!("verification failed for {}", failed.join("; "))).into(),
-            );
-        }
-        Ok(())
+        Ok(references)
     }
+
+    pub fn run(self, ctx: &Ctx) -> Result<()> {
+        let verifier = self.verifier()?;
+        let references = self.references(ctx)?;
+        cosign::ensure_installed()?;
+        let verdicts = references
+            .iter()
+            .map(|(name, reference)| check(name, reference, &verifier))
+            .collect::<Result<Vec<_>>>()?;
+        render(self.format, &verdicts)?;
+        judge(&verdicts)
+    }
+}
+
+/// Resolves one subject to the digest served now and checks its signature and SBOM.
+fn check(name: &str, reference: &str, verifier: &Verifier) -> Result<Verdict> {
+    let subject = Pushed::resolve(name, reference)?;
+    let pinned = subject.reference();
+    let plain_http = registry::reference_is_loopback(&pinned);
+    progress!("verify: {reference} is {}", subject.digest);
+    let signature = check_signature(&pinned, &subject.digest, verifier, plain_http)?;
+    let (attestation, sbom_format) = check_sbom(&pinned, verifier, plain_http)?;
+    Ok(Verdict {
+        subject,
+        signature,
+        attestation,
+        sbom_format,
+    })
+}
+
+fn check_signature(
+    pinned: &str,
+    digest: &str,
+    verifier: &Verifier,
+    plain_http: bool,
+) -> Result<Option<String>> {
+    let out = cosign::run(&cosign::verify_argv(pinned, verifier, plain_http))?;
+    Ok(match out.checked(pinned)? {
+        Checked::Verified(stdout) => judge_signature(&stdout, digest),
+        Checked::Refused(why) => Some(why.into()),
+    })
+}
+
+/// The SBOM attestation: SPDX, else CycloneDX; the first verified one is judged, else the
+/// refusal that says most (another key's over none at all).
+fn check_sbom(
+    pinned: &str,
+    verifier: &Verifier,
+    plain_http: bool,
+) -> Result<(Option<String>, Option<SbomFormat>)> {
+    let mut refused = "none found";
+    for format in [SbomFormat::Spdx, SbomFormat::Cyclonedx] {
+        let argv = cosign::verify_attestation_argv(pinned, verifier, plain_http, format);
+        match cosign::run(&argv)?.checked(pinned)? {
+            Checked::Verified(stdout) => {
+                return Ok((judge_attestation(&stdout, format), Some(format)))
+            }
+            Checked::Refused("none found") => {}
+            Checked::Refused(why) => refused = why,
+        }
+    }
+    Ok((Some(refused.into()), None))
+}
+
+/// Exit 1 naming every subject that failed a check.
+fn judge(verdicts: &[Verdict]) -> Result<()> {
+    let failed: Vec<String> = verdicts.iter().filter_map(Verdict::failure).collect();
+    if failed.is_empty() {
+        return Ok(());
+    }
+    Err(CheckFailed(format!("verification failed for {}", failed.join("; "))).into())
 }
 
 fn render(format: Format, verdicts: &[Verdict]) -> Result<()> {
@@ -202,6 +255,10 @@ fn render(format: Format, verdicts: &[Verdict]) -> Result<()> {
         Some(why) => format!("FAILED: {why}"),
     };
     for v in verdicts {
+        let sbom = match (&v.attestation, v.sbom_format) {
+            (None, Some(SbomFormat::Cyclonedx)) => "verified (CycloneDX)".to_string(),
+            (attestation, _) => cell(attestation),
+        };
         table.row(vec![
             v.subject
                 .tag
@@ -209,7 +266,7 @@ fn render(format: Format, verdicts: &[Verdict]) -> Result<()> {
                 .unwrap_or_else(|| v.subject.repository.clone()),
             v.subject.digest.clone(),
             cell(&v.signature),
-            cell(&v.attestation),
+            sbom,
         ]);
     }
     report::emit(format, &table, Kind::Verify, &List("verdicts", verdicts))?;
@@ -238,25 +295,69 @@ mod tests {
         assert!(judge_signature("not json", D).is_some());
     }
 
+    /// A line of `cosign verify-attestation --output json`: an envelope of a base64 statement.
+    fn envelope(statement: &str) -> String {
+        format!(r#"{{"payloadType":"application/vnd.in-toto+json","payload":"{statement}"}}"#)
+    }
+
+    /// `{"predicateType":"https://spdx.dev/Document","predicate":{"spdxVersion":"SPDX-2.3"}}`
+    const SPDX_AS_SPDX: &str = "eyJwcmVkaWNhdGVUeXBlIjoiaHR0cHM6Ly9zcGR4LmRldi9Eb2N1bWVudCIsInByZWRpY2F0ZSI6eyJzcGR4VmVyc2lvbiI6IlNQRFgtMi4zIn19";
+    /// `{"predicateType":"https://cyclonedx.org/bom","predicate":{"bomFormat":"CycloneDX"}}`
+    const CDX_AS_CDX: &str = "eyJwcmVkaWNhdGVUeXBlIjoiaHR0cHM6Ly9jeWNsb25lZHgub3JnL2JvbSIsInByZWRpY2F0ZSI6eyJib21Gb3JtYXQiOiJDeWNsb25lRFgifX0=";
+    /// `{"predicateType":"https://spdx.dev/Document","predicate":{"bomFormat":"CycloneDX"}}`
+    const CDX_AS_SPDX: &str = "eyJwcmVkaWNhdGVUeXBlIjoiaHR0cHM6Ly9zcGR4LmRldi9Eb2N1bWVudCIsInByZWRpY2F0ZSI6eyJib21Gb3JtYXQiOiJDeWNsb25lRFgifX0=";
+    /// `{"predicateType":"https://spdx.dev/Document","predicate":{"hello":1}}`
+    const JUNK_AS_SPDX: &str = "eyJwcmVkaWNhdGVUeXBlIjoiaHR0cHM6Ly9zcGR4LmRldi9Eb2N1bWVudCIsInByZWRpY2F0ZSI6eyJoZWxsbyI6MX19";
+
     #[test]
-    fn cosign_reasons_in_plain_words() {
-        assert_eq!(explain("no signatures found"), "none found");
-        assert_eq!(explain("no matching attestations: "), "none found");
+    fn an_attestation_must_hold_a_document_of_its_format() {
+        let spdx = envelope(SPDX_AS_SPDX);
         assert_eq!(
-            explain("no matching attestations: failed to verify signature: could not verify envelope: accepted signatures do not match threshold, Found: 0, Expected 1"),
-            "present, but not made by this key or identity"
+            judge_attestation(&format!("{spdx}\n"), SbomFormat::Spdx),
+            None
         );
-        assert_eq!(explain("something else"), "something else");
+        let cdx = envelope(CDX_AS_CDX);
+        assert_eq!(judge_attestation(&cdx, SbomFormat::Cyclonedx), None);
+        // A CycloneDX file attested as SPDX (what `sign --sbom x.cdx.json` did).
+        let wrong = envelope(CDX_AS_SPDX);
+        assert_eq!(
+            judge_attestation(&format!("{spdx}\n{wrong}\n"), SbomFormat::Spdx).as_deref(),
+            Some("the SPDX attestation holds a CycloneDX document, not an SPDX document")
+        );
+        let junk = envelope(JUNK_AS_SPDX);
+        assert!(judge_attestation(&junk, SbomFormat::Spdx)
+            .unwrap()
+            .contains("holds no SBOM"));
+        assert!(judge_attestation("", SbomFormat::Spdx).is_some());
+        assert!(judge_attestation(&cdx, SbomFormat::Spdx).is_some());
     }
 
     #[test]
-    fn attestations_are_in_toto_envelopes() {
+    fn the_failure_names_the_digest_and_what_failed() {
+        let subject = Pushed {
+            name: "cpu".into(),
+            repository: "r/v".into(),
+            tag: None,
+            digest: D.into(),
+        };
+        let mut v = Verdict {
+            subject,
+            signature: None,
+            attestation: None,
+            sbom_format: Some(SbomFormat::Spdx),
+        };
+        assert_eq!(v.failure(), None);
+        v.signature = Some("none found".into());
+        v.attestation = Some("none found".into());
         assert_eq!(
-            judge_attestation(
-                "{\"payloadType\":\"application/vnd.in-toto+json\",\"payload\":\"e30=\"}\n"
-            ),
-            None
+            v.failure().as_deref(),
+            Some("r/v@sha256:2ce1 (cpu): signature and SBOM attestation: none found")
         );
-        assert!(judge_attestation("").is_some());
+        v.signature = None;
+        assert_eq!(
+            v.failure().as_deref(),
+            Some("r/v@sha256:2ce1 (cpu): SBOM attestation: none found")
+        );
+        assert!(judge(std::slice::from_ref(&v)).is_err());
     }
 }

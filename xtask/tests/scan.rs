@@ -144,17 +144,6 @@ fn arg(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
-/// Asserts a usage, input or tool error (exit 2) whose `error:` line contains `needle`.
-fn input_error(run: &Run, needle: &str) {
-    assert_eq!(
-        run.code, 2,
-        "stdout:\n{}\nstderr:\n{}",
-        run.stdout, run.stderr
-    );
-    let line = run.error_line();
-    assert!(line.contains(needle), "`{needle}` not in {line}");
-}
-
 /// The `--format json` report of a run that exited with `code`.
 fn report_of(run: &Run, code: i32) -> Value {
     assert_eq!(

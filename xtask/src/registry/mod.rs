@@ -150,7 +150,8 @@ impl Pushed {
         format!("{}@{}", self.repository, self.digest)
     }
 
-    /// Resolves `repo:tag` (asking the registry for its digest) or takes `repo@digest` as is.
+    /// Asks the registry what `repo:tag` points at, or whether it has `repo@digest`, before
+    /// anything slow is done with it.
     pub fn resolve(name: &str, reference: &str) -> Result<Pushed> {
         let repository = repository_of(reference).to_string();
         if host_of(&repository).is_none() {
@@ -158,19 +159,12 @@ impl Pushed {
                 "`{reference}` names no registry: give REGISTRY/IMAGE:TAG or REGISTRY/IMAGE@sha256:…"
             );
         }
-        if let Some((_, digest)) = reference.split_once('@') {
-            return Ok(Pushed {
-                name: name.to_string(),
-                repository,
-                tag: None,
-                digest: digest.to_string(),
-            });
-        }
         let digest = crate::docker::registry_digest(reference)?;
+        let tag = (!reference.contains('@')).then(|| reference.to_string());
         Ok(Pushed {
             name: name.to_string(),
             repository,
-            tag: Some(reference.to_string()),
+            tag,
             digest,
         })
     }

@@ -96,6 +96,17 @@ impl Run {
     }
 }
 
+/// Asserts a usage, input or tool error (exit 2) whose `error:` line contains `needle`.
+pub fn input_error(run: &Run, needle: &str) {
+    assert_eq!(
+        run.code, 2,
+        "stdout:\n{}\nstderr:\n{}",
+        run.stdout, run.stderr
+    );
+    let line = run.error_line();
+    assert!(line.contains(needle), "`{needle}` not in {line}");
+}
+
 pub fn docker(args: &[&str]) -> Run {
     Run::of(Command::new("docker").args(args))
 }
