@@ -177,6 +177,9 @@ pub struct Args {
     /// Only the blocks whose command contains TEXT (repeatable), e.g. `sizes` or `bench rebuild`.
     #[arg(long, value_name = "TEXT")]
     only: Vec<String>,
+    /// Only the blocks of this Markdown file (repeatable; default: README.md and docs/*.md).
+    #[arg(long = "file", value_name = "FILE")]
+    files: Vec<Utf8PathBuf>,
     /// List the blocks (where, command, date, state) and run nothing.
     #[arg(long)]
     list: bool,
@@ -184,7 +187,9 @@ pub struct Args {
 
 /// A block and the document it is in.
 struct Found {
+    /// The document as the user names it.
     file: Utf8PathBuf,
+    path: Utf8PathBuf,
     /// Its place among the document's blocks.
     index: usize,
     block: Block,
@@ -192,7 +197,7 @@ struct Found {
 
 impl Args {
     pub fn run(self, ctx: &Ctx, shape_of: ShapeOf) -> Result<()> {
-        let found = self.select(find(&ctx.root)?)?;
+        let found = self.select(find(&self.documents(&ctx.root)?)?)?;
         if self.list {
             return crate::output::result(&list(&found).render_text());
         }
@@ -213,6 +218,20 @@ impl Args {
         crate::output::result(&done.render_text())
     }
 
+    /// The documents to read: each at its path, and as the user names it.
+    fn documents(&self, root: &Utf8Path) -> Result<Vec<(Utf8PathBuf, Utf8PathBuf)>> {
+        if self.files.is_empty() {
+            return Ok(documents(root)?
+                .into_iter()
+                .map(|f| (root.join(&f), f))
+                .collect());
+        }
+        self.files
+            .iter()
+            .map(|f| Ok((crate::util::absolute(f)?, f.clone())))
+            .collect()
+    }
+
     fn select(&self, found: Vec<Found>) -> Result<Vec<Found>> {
         if self.only.is_empty() {
             return Ok(found);
@@ -231,15 +250,15 @@ impl Args {
     }
 }
 
-/// Every block of every document.
-fn find(root: &Utf8Path) -> Result<Vec<Found>> {
+/// Every block of the documents.
+fn find(files: &[(Utf8PathBuf, Utf8PathBuf)]) -> Result<Vec<Found>> {
     let mut out = Vec::new();
-    for file in documents(root)? {
-        let text =
-            std::fs::read_to_string(root.join(&file)).with_context(|| format!("reading {file}"))?;
+    for (path, file) in files {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {file}"))?;
         let found = blocks(&text).with_context(|| format!("{file}"))?;
         out.extend(found.into_iter().enumerate().map(|(index, block)| Found {
             file: file.clone(),
+            path: path.clone(),
             index,
             block,
         }));
@@ -279,11 +298,13 @@ fn regenerate(ctx: &Ctx, f: &Found, machine: &Machine) -> Result<i32> {
         .output_showing_progress()?;
     let exit = out.status.code().unwrap_or(-1);
     let markdown = String::from_utf8_lossy(&out.stdout);
-    if !matches!(exit, 0 | 1) || markdown.trim().is_empty() {
-        bail!("{place}: `{command}` failed (exit {exit}) and printed no report: the block is left as it was");
+    if !matches!(exit, 0 | 1) {
+        bail!("{place}: `{command}` failed (exit {exit}, its error above): the block is left as it was");
     }
-    let path = ctx.root.join(&f.file);
-    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", f.file))?;
+    if markdown.trim().is_empty() {
+        bail!("{place}: `{command}` printed no report: the block is left as it was");
+    }
+    let text = std::fs::read_to_string(&f.path).with_context(|| format!("reading {}", f.file))?;
     let block = blocks(&text)?
         .into_iter()
         .nth(f.index)
@@ -291,7 +312,10 @@ fn regenerate(ctx: &Ctx, f: &Found, machine: &Machine) -> Result<i32> {
         .with_context(|| format!("{place}: the block moved while its command ran: run again"))?;
     let today = &crate::util::rfc3339(now())[..10];
     let stamp = stamp(&block.argv, today, exit, machine);
-    report::write_atomic(&path, replace(&text, &block, &stamp, &markdown).as_bytes())?;
+    report::write_atomic(
+        &f.path,
+        replace(&text, &block, &stamp, &markdown).as_bytes(),
+    )?;
     Ok(exit)
 }
 
