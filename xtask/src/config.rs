@@ -5,27 +5,33 @@
 //! lists are replaced by the variant's value; tables (`build_args`, `budget`, `smoke`, `scan`, `dive`)
 //! are merged key by key; smoke checks (`smoke.exec`, `smoke.http`) are appended, and a variant
 //! check with the same `name` as a default check replaces it.
+//!
+//! One resolver per table: `[project]` and `[base]` (base.rs), `[defaults]` and `[variants.NAME]`
+//! (variant.rs, with smoke.rs and scan.rs for their tables), `[scan]` (scan.rs). A variant's
+//! Dockerfile is found and read before its values are resolved (files.rs); the validators use
+//! what it declares.
 
 mod base;
 mod dockerfile;
+mod files;
 mod located;
 mod names;
 mod registry;
 mod scan;
 mod smoke;
 mod values;
+mod variant;
 
 use anyhow::{bail, Result};
 use camino::{Utf8Path, Utf8PathBuf};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::ops::Range;
 use toml::Spanned;
 
-use crate::util;
 use base::{RawBase, RawProject};
-use located::{Located, Str};
-use smoke::RawSmoke;
+use files::Repository;
+use located::Located;
+use variant::RawVariant;
 
 pub use base::{Base, Project};
 pub use names::Reference;
@@ -177,57 +183,6 @@ struct RawFile {
     variants: Option<Spanned<BTreeMap<String, Spanned<RawVariant>>>>,
 }
 
-#[derive(Deserialize, Default, Clone)]
-#[serde(
-    deny_unknown_fields,
-    expecting = r#"a table of variant settings like { dockerfile = "Dockerfile", image = "voxserve" }"#
-)]
-struct RawVariant {
-    description: Option<String>,
-    dockerfile: Option<Str>,
-    context: Option<Str>,
-    target: Option<Str>,
-    image: Option<Str>,
-    tags: Option<Vec<Str>>,
-    build_args: Option<BTreeMap<Str, String>>,
-    platforms: Option<Vec<Str>>,
-    push_compression: Option<Str>,
-    budget: Option<RawBudget>,
-    smoke: Option<RawSmoke>,
-    scan: Option<scan::RawScan>,
-    dive: Option<RawDive>,
-}
-
-#[derive(Deserialize, Default, Clone)]
-#[serde(deny_unknown_fields)]
-struct RawDive {
-    lowest_efficiency: Option<Spanned<f64>>,
-    highest_wasted_bytes: Option<Spanned<String>>,
-    highest_user_wasted_percent: Option<Spanned<f64>>,
-}
-
-#[derive(Deserialize, Default, Clone)]
-#[serde(
-    deny_unknown_fields,
-    expecting = r#"a table like { compressed = "2.5 GB", unpacked = "4 GB" }"#
-)]
-struct RawBudget {
-    compressed: Option<Str>,
-    unpacked: Option<Str>,
-    #[serde(default)]
-    platforms: Option<BTreeMap<String, RawPlatformBudget>>,
-}
-
-#[derive(Deserialize, Default, Clone)]
-#[serde(
-    deny_unknown_fields,
-    expecting = r#"a table like { unpacked = "225 MB" }"#
-)]
-struct RawPlatformBudget {
-    compressed: Option<Str>,
-    unpacked: Option<Str>,
-}
-
 impl Config {
     pub fn load(path: &Utf8Path) -> Result<Config> {
         let text = std::fs::read_to_string(path).map_err(|e| {
@@ -256,12 +211,14 @@ impl Config {
         let Some(variants) = raw.variants.filter(|v| !v.get_ref().is_empty()) else {
             bail!("{path}: no variants declared: add at least one `[variants.NAME]` table");
         };
+        let repository = Repository::of(&dir).map_err(|e| loc.at(None, None, e))?;
         let mut out = Vec::new();
         for (name, v) in variants.into_inner() {
             let span = v.span();
-            out.push(resolve_variant(
+            out.push(variant::resolve_variant(
                 &loc,
                 &dir,
+                &repository,
                 &raw.defaults,
                 &name,
                 v.into_inner(),
@@ -329,338 +286,6 @@ impl Config {
 
     pub fn version(&self) -> &str {
         self.project.version.as_deref().unwrap_or("0.0.0")
-    }
-}
-
-fn resolve_variant(
-    loc: &Located,
-    dir: &Utf8Path,
-    defaults: &RawVariant,
-    name: &str,
-    v: RawVariant,
-    span: Range<usize>,
-) -> Result<Variant> {
-    let err = |span: Option<Range<usize>>, msg: String| loc.at(span, Some(name), msg);
-    // `key: message` at the value.
-    let bad = |s: &Str, key: &str, msg: String| err(Some(s.span()), format!("{key}: {msg}"));
-    if let Err(e) = names::check_tag(name) {
-        return Err(err(
-            Some(span),
-            format!("the variant name becomes an image tag, and {e}"),
-        ));
-    }
-
-    let repository = Repository::of(dir).map_err(|e| err(None, e))?;
-    let dockerfile = v
-        .dockerfile
-        .or_else(|| defaults.dockerfile.clone())
-        .ok_or_else(|| {
-            err(
-                Some(span.clone()),
-                "no `dockerfile` (set it in the variant or in [defaults])".into(),
-            )
-        })?;
-    let dockerfile_path = util::host_join(dir, dockerfile.get_ref());
-    if dockerfile_path.is_dir() {
-        return Err(err(
-            Some(dockerfile.span()),
-            format!(
-                "Dockerfile `{}` is a directory; name the file, e.g. `{}`",
-                dockerfile.get_ref(),
-                // A path in images.toml, which every host reads: `/`-separated.
-                format_args!(
-                    "{}/Dockerfile",
-                    dockerfile.get_ref().trim_end_matches(['/', '\\'])
-                )
-            ),
-        ));
-    }
-    if !dockerfile_path.is_file() {
-        return Err(err(
-            Some(dockerfile.span()),
-            format!(
-                "Dockerfile `{}` does not exist (looked for {dockerfile_path})",
-                dockerfile.get_ref()
-            ),
-        ));
-    }
-    repository.holds(&dockerfile_path).map_err(|e| {
-        bad(
-            &dockerfile,
-            "dockerfile",
-            format!("`{}` {e}", dockerfile.get_ref()),
-        )
-    })?;
-    let context = v.context.or_else(|| defaults.context.clone());
-    let context_path = match &context {
-        Some(c) => util::host_join(dir, c.get_ref()),
-        None => dir.to_path_buf(),
-    };
-    if !context_path.is_dir() {
-        let span = context.as_ref().map(Spanned::span);
-        return Err(err(
-            span,
-            format!("build context {context_path} is not a directory"),
-        ));
-    }
-    if let Some(c) = &context {
-        repository
-            .holds(&context_path)
-            .map_err(|e| bad(c, "context", format!("`{}` {e}", c.get_ref())))?;
-    }
-
-    let text = std::fs::read_to_string(&dockerfile_path).map_err(|e| {
-        bad(
-            &dockerfile,
-            "dockerfile",
-            format!("cannot read {dockerfile_path}: {e}"),
-        )
-    })?;
-    let facts = dockerfile::facts(&text);
-    let file_name = dockerfile_path.file_name().unwrap_or("the Dockerfile");
-    let target = v.target.or_else(|| defaults.target.clone());
-    if let Some(t) = &target {
-        if !facts.stages.contains(&t.get_ref().to_ascii_lowercase()) {
-            let stages = if facts.stages.is_empty() {
-                "it names none (`FROM … AS NAME`)".to_string()
-            } else {
-                format!("its stages are {}", facts.stages.join(", "))
-            };
-            return Err(bad(
-                t,
-                "target",
-                format!("{file_name} has no stage `{}`; {stages}", t.get_ref()),
-            ));
-        }
-    }
-
-    let mut build_args = BTreeMap::new();
-    for (key, value) in defaults
-        .build_args
-        .clone()
-        .unwrap_or_default()
-        .into_iter()
-        .chain(v.build_args.unwrap_or_default())
-    {
-        let k = key.get_ref();
-        if !facts.args.contains(k) && !dockerfile::is_predefined_arg(k) {
-            let declared: Vec<&str> = facts.args.iter().map(String::as_str).collect();
-            return Err(bad(
-                &key,
-                "build_args",
-                format!(
-                    "{file_name} declares no `ARG {k}`, so BuildKit would ignore it; its ARGs: {}",
-                    if declared.is_empty() {
-                        "none".into()
-                    } else {
-                        declared.join(", ")
-                    }
-                ),
-            ));
-        }
-        build_args.insert(key.into_inner(), value);
-    }
-
-    let db = defaults.budget.clone().unwrap_or_default();
-    let vb = v.budget.unwrap_or_default();
-    let parse_budget = |s: Option<Str>, kind: &str| -> Result<Option<u64>> {
-        let Some(s) = s else { return Ok(None) };
-        let key = format!("budget.{kind}");
-        let bytes = parse_size(s.get_ref()).map_err(|e| bad(&s, &key, e.to_string()))?;
-        if bytes == 0 {
-            return Err(bad(
-                &s,
-                &key,
-                format!(
-                    "`{}` leaves no room at all; give a size above 0, or remove `{kind}` for no budget",
-                    s.get_ref()
-                ),
-            ));
-        }
-        Ok(Some(bytes))
-    };
-    let mut platform_budgets = BTreeMap::new();
-    for (platform, pb) in vb
-        .platforms
-        .clone()
-        .or(db.platforms.clone())
-        .unwrap_or_default()
-    {
-        names::check_platform(&platform).map_err(|e| {
-            err(
-                pb.compressed
-                    .as_ref()
-                    .or(pb.unpacked.as_ref())
-                    .map(Spanned::span),
-                format!("budget.platforms: {e}"),
-            )
-        })?;
-        platform_budgets.insert(
-            platform,
-            Budget {
-                compressed: parse_budget(pb.compressed, "compressed")?,
-                unpacked: parse_budget(pb.unpacked, "unpacked")?,
-                platforms: BTreeMap::new(),
-            },
-        );
-    }
-    let budget = Budget {
-        compressed: parse_budget(vb.compressed.or(db.compressed), "compressed")?,
-        unpacked: parse_budget(vb.unpacked.or(db.unpacked), "unpacked")?,
-        platforms: platform_budgets,
-    };
-
-    let push_compression = v
-        .push_compression
-        .or_else(|| defaults.push_compression.clone())
-        .map(|c| {
-            Compression::parse(c.get_ref())
-                .map_err(|e| err(Some(c.span()), format!("push_compression: {e}")))
-        })
-        .transpose()?;
-
-    let smoke = smoke::resolve_smoke(
-        &bad,
-        dir,
-        defaults.smoke.clone().unwrap_or_default(),
-        v.smoke.unwrap_or_default(),
-    )?;
-
-    let scan = scan::resolve(loc, dir, name, defaults.scan.clone(), v.scan, &span)?;
-
-    let ddv = defaults.dive.clone().unwrap_or_default();
-    let vdv = v.dive.unwrap_or_default();
-    let ratio = |key: &str, r: Option<Spanned<f64>>| -> Result<Option<f64>> {
-        match r {
-            Some(r) if !(0.0..=1.0).contains(r.get_ref()) => Err(err(
-                Some(r.span()),
-                format!("dive.{key}: {} is not a ratio between 0 and 1", r.get_ref()),
-            )),
-            r => Ok(r.map(Spanned::into_inner)),
-        }
-    };
-    let dive = Dive {
-        lowest_efficiency: ratio(
-            "lowest_efficiency",
-            vdv.lowest_efficiency.or(ddv.lowest_efficiency),
-        )?,
-        highest_wasted_bytes: vdv
-            .highest_wasted_bytes
-            .or(ddv.highest_wasted_bytes)
-            .map(|s| {
-                parse_size(s.get_ref())
-                    .map_err(|e| err(Some(s.span()), format!("dive.highest_wasted_bytes: {e}")))
-            })
-            .transpose()?,
-        highest_user_wasted_percent: ratio(
-            "highest_user_wasted_percent",
-            vdv.highest_user_wasted_percent
-                .or(ddv.highest_user_wasted_percent),
-        )?,
-    };
-
-    let image = v.image.or_else(|| defaults.image.clone()).ok_or_else(|| {
-        err(
-            Some(span.clone()),
-            "no `image` repository name (set it in the variant or in [defaults])".into(),
-        )
-    })?;
-    names::check_reference(image.get_ref(), Reference::Repository)
-        .map_err(|e| bad(&image, "image", e.to_string()))?;
-    let tags = v.tags.or_else(|| defaults.tags.clone()).unwrap_or_default();
-    for tag in &tags {
-        names::check_reference(tag.get_ref(), Reference::Tagged)
-            .map_err(|e| bad(tag, "tags", e.to_string()))?;
-    }
-    let platforms = v
-        .platforms
-        .or_else(|| defaults.platforms.clone())
-        .unwrap_or_default();
-    for (i, p) in platforms.iter().enumerate() {
-        names::check_platform(p.get_ref()).map_err(|e| bad(p, "platforms", e.to_string()))?;
-        if platforms[..i].iter().any(|q| q.get_ref() == p.get_ref()) {
-            return Err(bad(
-                p,
-                "platforms",
-                format!("`{}` is listed twice", p.get_ref()),
-            ));
-        }
-    }
-    if let Some(p) = budget
-        .platforms
-        .keys()
-        .find(|p| !platforms.iter().any(|q| q.get_ref() == *p))
-    {
-        return Err(err(
-            None,
-            format!(
-                "budget.platforms: `{p}` is not one of the variant's platforms ({}); add it to \
-                 `platforms` or remove its budget",
-                platforms
-                    .iter()
-                    .map(|q| q.get_ref().as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        ));
-    }
-
-    Ok(Variant {
-        name: name.to_owned(),
-        description: v
-            .description
-            .or_else(|| defaults.description.clone())
-            .unwrap_or_default(),
-        dockerfile: dockerfile_path,
-        context: context_path,
-        target: target.map(Spanned::into_inner),
-        image: image.into_inner(),
-        tags: tags.into_iter().map(Spanned::into_inner).collect(),
-        build_args,
-        platforms: platforms.into_iter().map(Spanned::into_inner).collect(),
-        push_compression,
-        budget,
-        smoke,
-        scan,
-        dive,
-    })
-}
-
-/// What Dockerfiles and build contexts must stay inside: the git work tree that holds
-/// images.toml, else (no `.git` above it) the directory of images.toml; symlinks resolved.
-struct Repository {
-    path: std::path::PathBuf,
-    what: &'static str,
-}
-
-impl Repository {
-    fn of(dir: &Utf8Path) -> std::result::Result<Repository, String> {
-        // dunce: Windows' canonical form without the `\\?\` prefix, as the host writes paths.
-        let real = dunce::canonicalize(dir).map_err(|e| format!("cannot resolve {dir}: {e}"))?;
-        Ok(match real.ancestors().find(|a| a.join(".git").exists()) {
-            Some(top) => Repository {
-                path: top.to_path_buf(),
-                what: "the repository of images.toml",
-            },
-            None => Repository {
-                path: real,
-                what: "the directory of images.toml, which is in no git repository",
-            },
-        })
-    }
-
-    /// Ok when `path` (`..` and symlinks resolved) is inside; else says where it leads.
-    fn holds(&self, path: &Utf8Path) -> std::result::Result<(), String> {
-        let real = dunce::canonicalize(path).map_err(|e| format!("cannot be resolved: {e}"))?;
-        if real.starts_with(&self.path) {
-            return Ok(());
-        }
-        Err(format!(
-            "leads to {}, outside {} ({}); keep Dockerfiles and build contexts inside it",
-            real.display(),
-            self.path.display(),
-            self.what
-        ))
     }
 }
 
@@ -788,7 +413,8 @@ mod tests {
 
     #[test]
     fn a_path_that_leaves_the_repository_names_where_it_leads() {
-        let dir = std::env::temp_dir().join(format!("xtask-config-{}", util::unique_suffix()));
+        let dir =
+            std::env::temp_dir().join(format!("xtask-config-{}", crate::util::unique_suffix()));
         let outside = Utf8PathBuf::try_from(dir.with_extension("outside")).unwrap();
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::create_dir_all(&outside).unwrap();

@@ -105,7 +105,10 @@ fn doctor_with_an_engine_reports_store_and_builder() {
 }
 
 fn bad_config(body: &str) -> Run {
-    let dir = Scratch::new("badcfg");
+    // One directory per call: the tests run in parallel and each removes its own.
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = CALLS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let dir = Scratch::new(&format!("badcfg-{n}"));
     dir.write("Dockerfile", "FROM scratch\n");
     let path = dir.write("images.toml", &format!("{}{body}", config_head()));
     xtask_run(&["--config", path.to_str().unwrap(), "config"])

@@ -174,108 +174,141 @@ pub const DEFAULT_PLATFORM: &str = "linux/amd64";
 /// The last second RFC 3339 can write (9999-12-31T23:59:59Z): the `created` label needs it.
 const MAX_EPOCH: u64 = 253_402_300_799;
 
+/// `[base]`, every value checked as mmdebstrap, dpkg and the image labels take it.
 pub fn resolve_base(loc: &Located, raw: RawBase) -> Result<Base> {
     let err =
         |s: &Str, key: &str, msg: String| loc.at(Some(s.span()), None, format!("{key}: {msg}"));
     names::check_reference(raw.image.get_ref(), Reference::Tagged)
         .map_err(|e| err(&raw.image, "image", e.to_string()))?;
-    let suite = raw.suite.get_ref();
-    if suite.is_empty()
-        || !suite
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '.'))
-    {
-        return Err(err(
-            &raw.suite,
-            "suite",
-            format!("`{suite}` is not a Debian suite; write a codename or suite such as `trixie` or `stable`"),
-        ));
-    }
+    check(&err, "suite", &raw.suite, check_suite)?;
     if let Some(variant) = &raw.variant {
-        if !MMDEBSTRAP_VARIANTS.contains(&variant.get_ref().as_str()) {
-            return Err(err(
-                variant,
-                "variant",
-                format!(
-                    "`{}` is not an mmdebstrap variant; use one of {}",
-                    variant.get_ref(),
-                    MMDEBSTRAP_VARIANTS.join(", ")
-                ),
-            ));
-        }
+        check(&err, "variant", variant, check_variant)?;
     }
     for package in &raw.include {
-        let p = package.get_ref();
-        let name = p.split(['=', '/']).next().unwrap_or("");
-        let valid = name.len() >= 2
-            && name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
-            && name.chars().all(|c| {
-                c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '+' | '-' | '.')
-            });
-        if !valid {
-            return Err(err(
-                package,
-                "include",
-                format!("`{p}` is not a Debian package name (lowercase letters, digits, `+`, `-`, `.`; optionally `=VERSION`)"),
-            ));
-        }
+        check(&err, "include", package, check_package)?;
     }
-    let epoch = raw.source_date_epoch.get_ref();
-    if *epoch > MAX_EPOCH {
-        return Err(loc.at(
-            Some(raw.source_date_epoch.span()),
-            None,
-            format!("source_date_epoch: {epoch} is after the year 9999, which image timestamps cannot say; use seconds since 1970 such as 1764288000"),
-        ));
+    check_epoch(loc, &raw.source_date_epoch)?;
+    for glob in &raw.path_exclude {
+        check(&err, "path_exclude", glob, check_dpkg_glob)?;
     }
-    for (key, globs) in [
-        ("path_exclude", &raw.path_exclude),
-        ("path_include", &raw.path_include),
-    ] {
-        if let Some(glob) = globs.iter().find(|g| !g.get_ref().starts_with('/')) {
-            return Err(err(
-                glob,
-                key,
-                format!("`{}` is not an absolute path glob; dpkg's filters start with `/`, e.g. `/usr/share/doc/*`", glob.get_ref()),
-            ));
-        }
+    for glob in &raw.path_include {
+        check(&err, "path_include", glob, check_dpkg_glob)?;
     }
     for glob in &raw.remove {
-        let g = glob.get_ref();
-        let safe = g.chars().all(|c| {
-            c.is_ascii_alphanumeric()
-                || matches!(c, '/' | '.' | '_' | '-' | '+' | '*' | '?' | '[' | ']')
-        });
-        if !g.starts_with('/') || g == "/" || !safe || g.contains("..") {
-            return Err(err(
-                glob,
-                "remove",
-                format!("`{g}` is not an absolute path glob of letters, digits, `/._-+` and `*?[]`, e.g. `/usr/lib/python3.*/test`"),
-            ));
-        }
+        check(&err, "remove", glob, check_remove_glob)?;
     }
     for (key, mirror) in [
         ("mirror", &raw.mirror),
         ("security_mirror", &raw.security_mirror),
     ] {
         if let Some(m) = mirror {
-            let uri = m.get_ref();
-            let scheme = uri.split_once("://").map(|(s, _)| s);
-            let valid = scheme.is_some_and(|s| {
-                !s.is_empty()
-                    && s.chars()
-                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
-            });
-            if !valid || uri.contains(char::is_whitespace) {
-                return Err(err(
-                    m,
-                    key,
-                    format!("`{uri}` is not a URI; write the mirror's URL, e.g. `http://mirror.example/debian`"),
-                ));
-            }
+            check(&err, key, m, check_mirror)?;
         }
     }
-    let platforms = match raw.platforms {
+    let platforms = platforms(loc, &err, raw.platforms)?;
+    let list = |v: Vec<Str>| v.into_iter().map(Spanned::into_inner).collect();
+    Ok(Base {
+        image: raw.image.into_inner(),
+        suite: raw.suite.into_inner(),
+        variant: raw
+            .variant
+            .map_or_else(|| "minbase".into(), Spanned::into_inner),
+        include: list(raw.include),
+        source_date_epoch: raw.source_date_epoch.into_inner(),
+        path_exclude: list(raw.path_exclude),
+        path_include: list(raw.path_include),
+        remove: list(raw.remove),
+        mirror: raw.mirror.map(Spanned::into_inner),
+        security_mirror: raw.security_mirror.map(Spanned::into_inner),
+        platforms,
+    })
+}
+
+/// Makes the error of a value: its place, `key: message`.
+type Err<'a> = &'a dyn Fn(&Str, &str, String) -> anyhow::Error;
+
+/// The value `check` accepts, or its message at the value.
+fn check(err: Err, key: &str, value: &Str, check: fn(&str) -> Option<String>) -> Result<()> {
+    match check(value.get_ref()) {
+        Some(msg) => Err(err(value, key, msg)),
+        None => Ok(()),
+    }
+}
+
+fn check_suite(suite: &str) -> Option<String> {
+    let valid = !suite.is_empty()
+        && suite
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '.'));
+    (!valid).then(|| {
+        format!("`{suite}` is not a Debian suite; write a codename or suite such as `trixie` or `stable`")
+    })
+}
+
+fn check_variant(variant: &str) -> Option<String> {
+    (!MMDEBSTRAP_VARIANTS.contains(&variant)).then(|| {
+        format!(
+            "`{variant}` is not an mmdebstrap variant; use one of {}",
+            MMDEBSTRAP_VARIANTS.join(", ")
+        )
+    })
+}
+
+fn check_package(p: &str) -> Option<String> {
+    let name = p.split(['=', '/']).next().unwrap_or("");
+    let valid = name.len() >= 2
+        && name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '+' | '-' | '.'));
+    (!valid).then(|| {
+        format!("`{p}` is not a Debian package name (lowercase letters, digits, `+`, `-`, `.`; optionally `=VERSION`)")
+    })
+}
+
+fn check_epoch(loc: &Located, epoch: &Spanned<u64>) -> Result<()> {
+    if *epoch.get_ref() > MAX_EPOCH {
+        return Err(loc.at(
+            Some(epoch.span()),
+            None,
+            format!("source_date_epoch: {} is after the year 9999, which image timestamps cannot say; use seconds since 1970 such as 1764288000", epoch.get_ref()),
+        ));
+    }
+    Ok(())
+}
+
+fn check_dpkg_glob(glob: &str) -> Option<String> {
+    (!glob.starts_with('/')).then(|| {
+        format!("`{glob}` is not an absolute path glob; dpkg's filters start with `/`, e.g. `/usr/share/doc/*`")
+    })
+}
+
+fn check_remove_glob(g: &str) -> Option<String> {
+    let safe = g.chars().all(|c| {
+        c.is_ascii_alphanumeric()
+            || matches!(c, '/' | '.' | '_' | '-' | '+' | '*' | '?' | '[' | ']')
+    });
+    let valid = g.starts_with('/') && g != "/" && safe && !g.contains("..");
+    (!valid).then(|| {
+        format!("`{g}` is not an absolute path glob of letters, digits, `/._-+` and `*?[]`, e.g. `/usr/lib/python3.*/test`")
+    })
+}
+
+fn check_mirror(uri: &str) -> Option<String> {
+    let scheme = uri.split_once("://").map(|(s, _)| s);
+    let valid = scheme.is_some_and(|s| {
+        !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+    });
+    (!valid || uri.contains(char::is_whitespace)).then(|| {
+        format!("`{uri}` is not a URI; write the mirror's URL, e.g. `http://mirror.example/debian`")
+    })
+}
+
+/// `platforms`: `linux/amd64` when not given; each a Debian architecture, listed once.
+fn platforms(loc: &Located, err: Err, raw: Option<Spanned<Vec<Str>>>) -> Result<Vec<String>> {
+    let platforms = match raw {
         Some(list) if list.get_ref().is_empty() => {
             return Err(loc.at(
                 Some(list.span()),
@@ -294,20 +327,5 @@ pub fn resolve_base(loc: &Located, raw: RawBase) -> Result<Base> {
             return Err(err(p, "platforms", format!("`{platform}` is listed twice")));
         }
     }
-    let list = |v: Vec<Str>| v.into_iter().map(Spanned::into_inner).collect();
-    Ok(Base {
-        image: raw.image.into_inner(),
-        suite: raw.suite.into_inner(),
-        variant: raw
-            .variant
-            .map_or_else(|| "minbase".into(), Spanned::into_inner),
-        include: list(raw.include),
-        source_date_epoch: raw.source_date_epoch.into_inner(),
-        path_exclude: list(raw.path_exclude),
-        path_include: list(raw.path_include),
-        remove: list(raw.remove),
-        mirror: raw.mirror.map(Spanned::into_inner),
-        security_mirror: raw.security_mirror.map(Spanned::into_inner),
-        platforms: list(platforms),
-    })
+    Ok(platforms.into_iter().map(Spanned::into_inner).collect())
 }

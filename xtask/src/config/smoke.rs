@@ -172,155 +172,158 @@ pub fn resolve_smoke(bad: Bad, dir: &Utf8Path, ds: RawSmoke, vs: RawSmoke) -> Re
             .map_err(|e| bad(&t, "smoke.health_timeout", e.to_string()))?,
         None => Duration::from_secs(120),
     };
-    let memory = vs.memory.or(ds.memory);
-    if let Some(m) = &memory {
-        values::check_memory(m.get_ref()).map_err(|e| bad(m, "smoke.memory", e.to_string()))?;
-    }
-    let cpus = vs.cpus.or(ds.cpus);
-    if let Some(c) = &cpus {
-        values::check_cpus(c.get_ref()).map_err(|e| bad(c, "smoke.cpus", e.to_string()))?;
-    }
-    let port = match vs.port.or(ds.port) {
-        Some(p) if *p.get_ref() == 0 => {
-            let s = Spanned::new(p.span(), "0".to_string());
-            return Err(bad(
-                &s,
-                "smoke.port",
-                "0 is no port; give the port the service listens on, 1 to 65535".into(),
-            ));
-        }
-        Some(p) => p.into_inner(),
-        None => 8000,
-    };
-    let http_probe = vs.http_probe.or(ds.http_probe);
-    if let Some(p) = &http_probe {
-        check_url_path(p.get_ref()).map_err(|e| bad(p, "smoke.http_probe", e))?;
-    }
-    let env = vs.env.or(ds.env).unwrap_or_default();
-    for e in &env {
-        let name = e
-            .get_ref()
-            .split_once('=')
-            .map_or(e.get_ref().as_str(), |(n, _)| n);
-        if !is_env_name(name) {
-            return Err(bad(
-                e,
-                "smoke.env",
-                format!("`{}` is not `NAME` or `NAME=VALUE` (a name is letters, digits and `_`, not starting with a digit)", e.get_ref()),
-            ));
-        }
-    }
-    let labels = vs.labels.or(ds.labels).unwrap_or_default();
-    for l in &labels {
-        let key = l.get_ref();
-        if key.is_empty() || key.contains(['=', ' ', '\t', '\n']) {
-            return Err(bad(
-                l,
-                "smoke.labels",
-                format!("`{key}` is not a label key; list keys such as `org.opencontainers.image.version`"),
-            ));
-        }
-    }
-    let forbidden_paths = vs
-        .forbidden_paths
-        .or(ds.forbidden_paths)
-        .unwrap_or_default();
-    if let Some(p) = forbidden_paths
-        .iter()
-        .find(|p| !p.get_ref().starts_with('/'))
-    {
-        return Err(bad(
-            p,
-            "smoke.forbidden_paths",
-            format!(
-                "`{}` is not an absolute path; write it as seen in the image, e.g. `/usr/bin/gcc`",
-                p.get_ref()
-            ),
-        ));
-    }
-    let forbidden_packages = vs
-        .forbidden_packages
-        .or(ds.forbidden_packages)
-        .unwrap_or_default();
-    for p in &forbidden_packages {
-        let glob = p.get_ref();
-        let valid = !glob.is_empty()
-            && glob.chars().all(|c| {
-                c.is_ascii_alphanumeric()
-                    || matches!(c, '-' | '_' | '.' | '*' | '?' | '[' | ']' | '!')
-            });
-        if !valid {
-            return Err(bad(
-                p,
-                "smoke.forbidden_packages",
-                format!("`{glob}` is not a Python distribution name or glob, e.g. `torch` or `nvidia-*`"),
-            ));
-        }
-    }
-    let host_libraries = vs.host_libraries.or(ds.host_libraries).unwrap_or_default();
-    if let Some(l) = host_libraries.iter().find(|l| {
-        let name = l.get_ref();
-        !name.starts_with("lib") || !name.contains(".so") || name.contains('/')
-    }) {
-        return Err(bad(
-            l,
-            "smoke.host_libraries",
-            format!(
-                "`{}` is not a library's soname as DT_NEEDED names it, e.g. `libcuda.so.1`",
-                l.get_ref()
-            ),
-        ));
-    }
-    let torch_libraries = vs.torch_libraries.or(ds.torch_libraries).unwrap_or(false);
-    let exec = resolve_checks(
-        bad,
-        "smoke.exec",
-        ds.exec,
-        vs.exec,
-        |c| &c.name,
-        resolve_exec,
-    )?;
-    let http = resolve_checks(
-        bad,
-        "smoke.http",
-        ds.http,
-        vs.http,
-        |c| &c.name,
-        resolve_http,
-    )?;
-    let pytest = resolve_checks(
-        bad,
-        "smoke.pytest",
-        ds.pytest,
-        vs.pytest,
-        |c| &c.name,
-        |bad, c| resolve_pytest(bad, dir, c),
-    )?;
     Ok(Smoke {
         health_timeout,
-        memory: memory.map(Spanned::into_inner),
-        cpus: cpus.map(Spanned::into_inner),
-        port,
-        http_probe: http_probe.map(Spanned::into_inner),
-        env: env.into_iter().map(Spanned::into_inner).collect(),
-        labels: labels.into_iter().map(Spanned::into_inner).collect(),
-        forbidden_paths: forbidden_paths
-            .into_iter()
-            .map(Spanned::into_inner)
-            .collect(),
-        forbidden_packages: forbidden_packages
-            .into_iter()
-            .map(Spanned::into_inner)
-            .collect(),
-        host_libraries: host_libraries
-            .into_iter()
-            .map(Spanned::into_inner)
-            .collect(),
-        torch_libraries,
-        exec,
-        http,
-        pytest,
+        memory: checked(
+            bad,
+            "smoke.memory",
+            vs.memory.or(ds.memory),
+            values::check_memory,
+        )?,
+        cpus: checked(bad, "smoke.cpus", vs.cpus.or(ds.cpus), values::check_cpus)?,
+        port: port(bad, vs.port.or(ds.port))?,
+        http_probe: checked(
+            bad,
+            "smoke.http_probe",
+            vs.http_probe.or(ds.http_probe),
+            check_url_path,
+        )?,
+        env: each(bad, "smoke.env", vs.env.or(ds.env), check_env)?,
+        labels: each(bad, "smoke.labels", vs.labels.or(ds.labels), check_label)?,
+        forbidden_paths: each(
+            bad,
+            "smoke.forbidden_paths",
+            vs.forbidden_paths.or(ds.forbidden_paths),
+            check_image_path,
+        )?,
+        forbidden_packages: each(
+            bad,
+            "smoke.forbidden_packages",
+            vs.forbidden_packages.or(ds.forbidden_packages),
+            check_package_glob,
+        )?,
+        host_libraries: each(
+            bad,
+            "smoke.host_libraries",
+            vs.host_libraries.or(ds.host_libraries),
+            check_soname,
+        )?,
+        torch_libraries: vs.torch_libraries.or(ds.torch_libraries).unwrap_or(false),
+        exec: resolve_checks(
+            bad,
+            "smoke.exec",
+            ds.exec,
+            vs.exec,
+            |c| &c.name,
+            resolve_exec,
+        )?,
+        http: resolve_checks(
+            bad,
+            "smoke.http",
+            ds.http,
+            vs.http,
+            |c| &c.name,
+            resolve_http,
+        )?,
+        pytest: resolve_checks(
+            bad,
+            "smoke.pytest",
+            ds.pytest,
+            vs.pytest,
+            |c| &c.name,
+            |bad, c| resolve_pytest(bad, dir, c),
+        )?,
     })
+}
+
+/// The port the service listens on: 8000 unless given.
+fn port(bad: Bad, port: Option<Spanned<u16>>) -> Result<u16> {
+    match port {
+        Some(p) if *p.get_ref() == 0 => {
+            let s = Spanned::new(p.span(), "0".to_string());
+            let msg = "0 is no port; give the port the service listens on, 1 to 65535";
+            Err(bad(&s, "smoke.port", msg.into()))
+        }
+        Some(p) => Ok(p.into_inner()),
+        None => Ok(8000),
+    }
+}
+
+/// A value `check` accepts, or its error at the value.
+fn checked<E: std::fmt::Display>(
+    bad: Bad,
+    key: &str,
+    value: Option<Str>,
+    check: impl Fn(&str) -> std::result::Result<(), E>,
+) -> Result<Option<String>> {
+    let Some(value) = value else { return Ok(None) };
+    check(value.get_ref()).map_err(|e| bad(&value, key, e.to_string()))?;
+    Ok(Some(value.into_inner()))
+}
+
+/// Every value of a list `check` accepts, or the first one's error at it.
+fn each<E: std::fmt::Display>(
+    bad: Bad,
+    key: &str,
+    values: Option<Vec<Str>>,
+    check: impl Fn(&str) -> std::result::Result<(), E>,
+) -> Result<Vec<String>> {
+    let values = values.unwrap_or_default();
+    values
+        .into_iter()
+        .map(|v| checked(bad, key, Some(v), &check).map(Option::unwrap_or_default))
+        .collect()
+}
+
+fn check_env(entry: &str) -> std::result::Result<(), String> {
+    let name = entry.split_once('=').map_or(entry, |(n, _)| n);
+    if is_env_name(name) {
+        return Ok(());
+    }
+    Err(format!(
+        "`{entry}` is not `NAME` or `NAME=VALUE` (a name is letters, digits and `_`, not \
+         starting with a digit)"
+    ))
+}
+
+fn check_label(key: &str) -> std::result::Result<(), String> {
+    if key.is_empty() || key.contains(['=', ' ', '\t', '\n']) {
+        return Err(format!(
+            "`{key}` is not a label key; list keys such as `org.opencontainers.image.version`"
+        ));
+    }
+    Ok(())
+}
+
+fn check_image_path(path: &str) -> std::result::Result<(), String> {
+    if !path.starts_with('/') {
+        return Err(format!(
+            "`{path}` is not an absolute path; write it as seen in the image, e.g. `/usr/bin/gcc`"
+        ));
+    }
+    Ok(())
+}
+
+fn check_package_glob(glob: &str) -> std::result::Result<(), String> {
+    let valid = !glob.is_empty()
+        && glob.chars().all(|c| {
+            c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '*' | '?' | '[' | ']' | '!')
+        });
+    if !valid {
+        return Err(format!(
+            "`{glob}` is not a Python distribution name or glob, e.g. `torch` or `nvidia-*`"
+        ));
+    }
+    Ok(())
+}
+
+fn check_soname(name: &str) -> std::result::Result<(), String> {
+    if !name.starts_with("lib") || !name.contains(".so") || name.contains('/') {
+        return Err(format!(
+            "`{name}` is not a library's soname as DT_NEEDED names it, e.g. `libcuda.so.1`"
+        ));
+    }
+    Ok(())
 }
 
 /// The checks of [defaults] and of the variant, merged by name and each checked. Within one
