@@ -356,6 +356,58 @@ fn a_zstd_variant_is_sized_as_its_push_sends_it() {
     assert_ne!(stored, sent);
 }
 
+/// `--image REGISTRY/IMAGE:TAG --platform P` measures that platform of the pushed index alone, and
+/// a platform the index lacks is refused (exit 2), as for a local image.
+#[test]
+fn registry_images_honour_platform_and_refuse_a_missing_one() {
+    ensure_base();
+    let registry = Registry::start();
+    let pushed = registry.repo("sizes-platforms");
+    let _local = RemoveTags(pushed.clone());
+    let context = Scratch::new("sizes-platforms");
+    context.write("Dockerfile", &format!("FROM {BASE_IMAGE}\n"));
+    let output = format!("type=registry,name={pushed}:t");
+    let context_dir = context.path().to_str().unwrap();
+    let platforms = "--platform=linux/amd64,linux/arm64";
+    let args = [
+        "buildx",
+        "build",
+        platforms,
+        "--provenance=false",
+        "--output",
+        &output,
+        context_dir,
+    ];
+    let push = docker(&args);
+    assert_eq!(push.code, 0, "{}", push.stderr);
+    let image = format!("{pushed}:t");
+
+    let rows = |extra: &[&str]| -> Vec<String> {
+        let mut args = vec!["sizes", "--image", &image, "--format", "json"];
+        args.extend_from_slice(extra);
+        let run = xtask_run(&args).assert_ok();
+        let doc: Value = serde_json::from_str(&run.stdout).unwrap();
+        let platforms = doc["registry"][0]["platforms"].as_array().unwrap();
+        platforms
+            .iter()
+            .map(|p| p["platform"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(rows(&[]), ["linux/amd64", "linux/arm64"]);
+    assert_eq!(rows(&["--platform", "linux/arm64"]), ["linux/arm64"]);
+
+    let run = xtask_run(&["sizes", "--image", &image, "--platform", "linux/s390x"]);
+    assert_eq!(run.code, 2, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(
+        run.error_line(),
+        format!(
+            "error: {image} has no linux/s390x image in its registry (it has linux/amd64, \
+             linux/arm64): drop --platform or name one of those"
+        )
+    );
+    assert_eq!(run.stdout, "", "no rows for the wrong platform");
+}
+
 /// A layer over 4 GiB: its gzip trailer holds the length modulo 2^32, and the disk usage that
 /// `docker history` reports picks the right wrap. Checked against the exact tar length and
 /// against decompressing the blob.

@@ -208,80 +208,90 @@ pub fn build_report(
     measured: &dyn Fn(&Target) -> Option<ImageFacts>,
     baseline: Option<&[BaselineEntry]>,
 ) -> Report {
-    let mut images = Vec::new();
-    for t in targets {
-        let budget = BudgetOut {
-            compressed: t.budget.compressed,
-            unpacked: t.budget.unpacked,
-        };
-        let platform = t.platform.as_deref();
-        // Findings name the platform too: budgets hold for each platform's image.
-        let label = match platform {
-            Some(p) => format!("{} ({p})", t.name),
-            None => t.name.clone(),
-        };
-        let Some(facts) = measured(t) else {
-            let hint = match (&t.variant, platform) {
-                (Some(v), Some(p)) => {
-                    format!("no {p} image: run `cargo xtask build {v} --platform {p}`")
-                }
-                (Some(v), None) => format!("not built: run `cargo xtask build {v}`"),
-                (None, Some(p)) => format!("`{}` has no {p} image in the engine", t.image),
-                (None, None) => format!("no image `{}` in the engine", t.image),
-            };
-            images.push(Entry {
-                name: t.name.clone(),
-                variant: t.variant.clone(),
-                image: t.image.clone(),
-                platform: t.platform.clone(),
-                id: None,
-                status: Status::NotBuilt,
-                compressed: None,
-                unpacked: None,
-                method: None,
-                budget,
-                findings: Vec::new(),
-                hint: Some(hint),
-                delta: baseline.map(|b| delta(b, &t.name, platform, None, None)),
-                layers: Vec::new(),
-            });
-            continue;
-        };
-        let (compressed, unpacked) = (facts.compressed(), facts.unpacked());
-        let findings: Vec<Finding> = [
-            judge(&label, "compressed", compressed, t.budget.compressed),
-            judge(&label, "unpacked", unpacked, t.budget.unpacked),
-        ]
-        .into_iter()
-        .flatten()
-        .collect();
-        let status = match findings.iter().map(|f| f.level).max() {
-            Some(Level::Over) => Status::OverBudget,
-            Some(Level::Warning) => Status::Warning,
-            None => Status::Ok,
-        };
-        images.push(Entry {
+    let entry = |t: &Target| match measured(t) {
+        Some(facts) => judged(t, facts, baseline),
+        None => not_built(t, baseline),
+    };
+    Report {
+        engine,
+        images: targets.iter().map(entry).collect(),
+        registry: Vec::new(),
+        run: None,
+    }
+}
+
+/// The row of a target whose image was measured, judged against its budgets.
+fn judged(t: &Target, facts: ImageFacts, baseline: Option<&[BaselineEntry]>) -> Entry {
+    let (compressed, unpacked) = (facts.compressed(), facts.unpacked());
+    // Findings name the platform too: budgets hold for each platform's image.
+    let label = match &t.platform {
+        Some(p) => format!("{} ({p})", t.name),
+        None => t.name.clone(),
+    };
+    let findings: Vec<Finding> = [
+        judge(&label, "compressed", compressed, t.budget.compressed),
+        judge(&label, "unpacked", unpacked, t.budget.unpacked),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let status = match findings.iter().map(|f| f.level).max() {
+        Some(Level::Over) => Status::OverBudget,
+        Some(Level::Warning) => Status::Warning,
+        None => Status::Ok,
+    };
+    let platform = t.platform.as_deref();
+    Entry {
+        id: Some(facts.id.clone()),
+        status,
+        compressed: Some(compressed),
+        unpacked: Some(unpacked),
+        method: Some(facts.method),
+        findings,
+        delta: baseline.map(|b| delta(b, &t.name, platform, Some(compressed), Some(unpacked))),
+        layers: facts.layers,
+        ..Entry::of(t)
+    }
+}
+
+/// The row of a target whose image does not exist, with what to do.
+fn not_built(t: &Target, baseline: Option<&[BaselineEntry]>) -> Entry {
+    let platform = t.platform.as_deref();
+    let hint = match (&t.variant, platform) {
+        (Some(v), Some(p)) => format!("no {p} image: run `cargo xtask build {v} --platform {p}`"),
+        (Some(v), None) => format!("not built: run `cargo xtask build {v}`"),
+        (None, Some(p)) => format!("`{}` has no {p} image in the engine", t.image),
+        (None, None) => format!("no image `{}` in the engine", t.image),
+    };
+    Entry {
+        hint: Some(hint),
+        delta: baseline.map(|b| delta(b, &t.name, platform, None, None)),
+        ..Entry::of(t)
+    }
+}
+
+impl Entry {
+    /// The target's row before anything is known of its image.
+    fn of(t: &Target) -> Entry {
+        Entry {
             name: t.name.clone(),
             variant: t.variant.clone(),
             image: t.image.clone(),
             platform: t.platform.clone(),
-            id: Some(facts.id.clone()),
-            status,
-            compressed: Some(compressed),
-            unpacked: Some(unpacked),
-            method: Some(facts.method),
-            budget,
-            findings,
+            id: None,
+            status: Status::NotBuilt,
+            compressed: None,
+            unpacked: None,
+            method: None,
+            budget: BudgetOut {
+                compressed: t.budget.compressed,
+                unpacked: t.budget.unpacked,
+            },
+            findings: Vec::new(),
             hint: None,
-            delta: baseline.map(|b| delta(b, &t.name, platform, Some(compressed), Some(unpacked))),
-            layers: facts.layers,
-        });
-    }
-    Report {
-        engine,
-        images,
-        registry: Vec::new(),
-        run: None,
+            delta: None,
+            layers: Vec::new(),
+        }
     }
 }
 

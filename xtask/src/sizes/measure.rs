@@ -10,11 +10,13 @@ use super::content::{self, ContentStore};
 use super::facts::{ImageFacts, Stats, Store, Wanted};
 use super::save;
 use crate::docker;
+use crate::util::progress;
 
 /// Where the layers are read from (`--source`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum Source {
     /// containerd's content store when this user can read it, else `docker save`.
+    #[default]
     Auto,
     /// containerd's content store on this machine (needs the containerd image store and read
     /// access to the engine's data directory, usually root).
@@ -31,7 +33,8 @@ pub struct Options<'a> {
     pub info: &'a docker::Info,
 }
 
-/// Facts for each wanted image ID: from the cache, else from one `docker save` of the rest.
+/// Facts for each wanted image ID: from the cache, else read from the content store or one
+/// `docker save` of the rest, then cached.
 pub fn measure(
     store: Store,
     wanted: &[Wanted],
@@ -46,55 +49,15 @@ pub fn measure(
         );
     }
     let mut stats = Stats::default();
-    let mut facts = BTreeMap::new();
-    let mut todo: Vec<&Wanted> = Vec::new();
-    for w in wanted {
-        let id = &w.inspect.id;
-        if facts.contains_key(id) || todo.iter().any(|t| &t.inspect.id == id) {
-            continue;
-        }
-        match cache.image(store, id) {
-            Some(f) => {
-                stats.from_cache += 1;
-                facts.insert(id.clone(), f);
-            }
-            None => todo.push(w),
-        }
-    }
+    let (mut facts, todo) = from_cache(store, wanted, cache, &mut stats);
     if todo.is_empty() {
         return Ok((facts, stats));
     }
-
-    let layout = match (store, options.source) {
-        (Store::Classic, _) | (Store::Containerd, Source::DockerSave) => None,
-        (Store::Containerd, source) => {
-            let ids: Vec<&str> = todo.iter().map(|w| w.inspect.id.as_str()).collect();
-            match ContentStore::locate(&options.info.docker_root_dir, &ids) {
-                Ok(found) => Some(found),
-                Err(why) if source == Source::ContentStore => bail!(
-                    "--source content-store: {why}. Run as root on the engine's machine, or use \
-                     --source docker-save"
-                ),
-                Err(why) => {
-                    crate::util::progress!(
-                        "{why}; reading the layers with `docker save` instead, which is slower"
-                    );
-                    None
-                }
-            }
-        }
-    };
-    let layout = match layout {
+    let layout = match content_store(store, &todo, options)? {
         Some(found) => {
-            crate::util::progress!(
+            progress!(
                 "reading {} from containerd's content store ({})",
-                todo.iter()
-                    .map(|w| match w.platform {
-                        Some(p) => format!("{} ({p})", w.reference),
-                        None => w.reference.to_string(),
-                    })
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                names(&todo),
                 found.dir()
             );
             stats.from_store = todo.len();
@@ -102,7 +65,6 @@ pub fn measure(
         }
         None => save::read_layout(store, &todo, cache, &mut stats)?,
     };
-
     for w in todo {
         let f = layout
             .image_facts(store, w.inspect)
@@ -119,4 +81,62 @@ pub fn measure(
         }
     }
     Ok((facts, stats))
+}
+
+/// The facts the cache holds, and the images (one per ID) still to measure.
+fn from_cache<'w>(
+    store: Store,
+    wanted: &'w [Wanted<'w>],
+    cache: &Cache,
+    stats: &mut Stats,
+) -> (BTreeMap<String, ImageFacts>, Vec<&'w Wanted<'w>>) {
+    let mut facts = BTreeMap::new();
+    let mut todo: Vec<&Wanted> = Vec::new();
+    for w in wanted {
+        let id = &w.inspect.id;
+        if facts.contains_key(id) || todo.iter().any(|t| &t.inspect.id == id) {
+            continue;
+        }
+        match cache.image(store, id) {
+            Some(f) => {
+                stats.from_cache += 1;
+                facts.insert(id.clone(), f);
+            }
+            None => todo.push(w),
+        }
+    }
+    (facts, todo)
+}
+
+/// The content store to read `todo` from, or None for `docker save` (the classic store, asked
+/// for, or the content store not readable here).
+fn content_store(
+    store: Store,
+    todo: &[&Wanted],
+    options: &Options,
+) -> Result<Option<ContentStore>> {
+    if store == Store::Classic || options.source == Source::DockerSave {
+        return Ok(None);
+    }
+    let ids: Vec<&str> = todo.iter().map(|w| w.inspect.id.as_str()).collect();
+    match ContentStore::locate(&options.info.docker_root_dir, &ids) {
+        Ok(found) => Ok(Some(found)),
+        Err(why) if options.source == Source::ContentStore => bail!(
+            "--source content-store: {why}. Run as root on the engine's machine, or use \
+             --source docker-save"
+        ),
+        Err(why) => {
+            progress!("{why}; reading the layers with `docker save` instead, which is slower");
+            Ok(None)
+        }
+    }
+}
+
+/// `voxserve:cpu (linux/arm64), voxserve:cuda` for the progress line.
+fn names(todo: &[&Wanted]) -> String {
+    let name = |w: &&Wanted| match w.platform {
+        Some(p) => format!("{} ({p})", w.reference),
+        None => w.reference.to_string(),
+    };
+    todo.iter().map(name).collect::<Vec<_>>().join(", ")
 }

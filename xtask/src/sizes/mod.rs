@@ -18,59 +18,62 @@ mod push;
 mod registry;
 mod render;
 mod save;
+mod targets;
 
 use anyhow::{bail, Context, Result};
 use camino::Utf8PathBuf;
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use crate::config::Budget;
 use crate::docker;
 use crate::output::warning;
 use crate::report::{self, Format};
-use crate::util::{CheckFailed, Ctx};
+use crate::util::{progress, CheckFailed, Ctx};
 pub(crate) use content::{image_documents, ContentStore};
 pub use facts::Stats;
 use facts::{ImageFacts, Store, Wanted};
+pub use judge::Report;
 use judge::{build_report, load_baseline, Level, Status, Target};
 pub(crate) use layout::{layer_history, HistoryDoc, ManifestDoc};
+pub use measure::Source;
 pub use render::instruction;
 use render::{sections, summary};
+use targets::key;
 
-#[derive(clap::Args)]
+#[derive(clap::Args, Default)]
 pub struct Args {
     /// Variants to measure (default: every variant of images.toml, unless --image is given).
-    variants: Vec<String>,
+    pub variants: Vec<String>,
     /// Measure these platforms of each image (comma-separated or repeated), one row each, from
     /// a multi-platform image (default: a variant's `platforms` when it names several).
     #[arg(long, value_delimiter = ',', value_name = "PLATFORM")]
-    platform: Vec<String>,
+    pub platform: Vec<String>,
     /// Also measure this image (repeatable; no budget): a local image, or `REGISTRY/IMAGE:TAG`
     /// (a host with a dot or a port) read from the registry's manifests without pulling, per
     /// platform, compressed as pushed; unpacked too where the same image is also local.
     #[arg(long = "image", value_name = "REF")]
-    images: Vec<String>,
+    pub images: Vec<String>,
     #[arg(long, value_enum, default_value_t = Format::Table)]
-    format: Format,
+    pub format: Format,
     /// Write the JSON report to FILE (what `--format json` prints).
     #[arg(long, value_name = "FILE")]
-    save: Option<Utf8PathBuf>,
+    pub save: Option<Utf8PathBuf>,
     /// Show the change against an earlier JSON report (from --save or --format json).
     #[arg(long, value_name = "FILE")]
-    baseline: Option<Utf8PathBuf>,
+    pub baseline: Option<Utf8PathBuf>,
     /// Show the N largest layers of each image with the instruction that made them.
     #[arg(long, value_name = "N")]
-    layers: Option<usize>,
+    pub layers: Option<usize>,
     /// Measure again even when the sizes of an image ID are cached (and refresh the cache).
     #[arg(long)]
-    no_cache: bool,
+    pub no_cache: bool,
     /// Where to read the layers from.
     #[arg(long, value_enum, default_value_t = measure::Source::Auto)]
-    source: measure::Source,
+    pub source: measure::Source,
     /// Decompress every gzip layer instead of reading large layers' unpacked length from their
     /// gzip trailer (slower; facts cached from trailers are measured again).
     #[arg(long)]
-    decompress: bool,
+    pub decompress: bool,
 }
 
 impl Args {
@@ -105,264 +108,228 @@ impl Args {
     }
 }
 
-/// How a target's image is looked up: its reference, with ` @ <platform>` for one platform.
-fn key(t: &Target) -> String {
-    match &t.platform {
-        Some(p) => format!("{} @ {p}", t.image),
-        None => t.image.clone(),
-    }
+/// What one run measured: the report `--format json` prints, and its closing progress line.
+pub struct Measurement {
+    pub report: Report,
+    pub summary: Option<String>,
+}
+
+/// How local images are measured in this run.
+struct Local<'a> {
+    store: Store,
+    cache: cache::Cache,
+    options: measure::Options<'a>,
 }
 
 impl Args {
-    fn targets(&self, ctx: &Ctx) -> Result<Vec<Target>> {
-        let mut targets = Vec::new();
-        if !self.variants.is_empty() || self.images.is_empty() {
-            let config = ctx.config()?;
-            let variants = if self.variants.is_empty() {
-                config.variants.iter().collect()
-            } else {
-                config.select(&self.variants, false)?
-            };
-            for v in variants {
-                let platforms: Vec<Option<String>> = match (&self.platform[..], &v.platforms[..]) {
-                    ([], [_, _, ..]) => v.platforms.iter().cloned().map(Some).collect(),
-                    ([], _) => vec![None],
-                    (given, _) => given.iter().cloned().map(Some).collect(),
-                };
-                for platform in platforms {
-                    targets.push(Target {
-                        name: v.name.clone(),
-                        variant: Some(v.name.clone()),
-                        image: v.image_ref(),
-                        budget: v.budget.for_platform(platform.as_deref()),
-                        platform,
-                        push_zstd: v.push_compression == Some(crate::config::Compression::Zstd),
-                    });
-                }
-            }
+    pub fn run(self, ctx: &Ctx) -> Result<()> {
+        let measured = self.measure(ctx)?;
+        self.render(&measured.report)?;
+        if let Some(line) = &measured.summary {
+            progress!("{line}");
         }
-        for image in self
-            .images
-            .iter()
-            .filter(|i| !registry::is_registry_reference(i))
-        {
-            let platforms: Vec<Option<String>> = if self.platform.is_empty() {
-                vec![None]
-            } else {
-                self.platform.iter().cloned().map(Some).collect()
-            };
-            for platform in platforms {
-                targets.push(Target {
-                    name: image.clone(),
-                    variant: None,
-                    image: image.clone(),
-                    platform,
-                    budget: Budget::default(),
-                    push_zstd: false,
-                });
-            }
-        }
-        Ok(targets)
+        verdict(&measured.report)
     }
 
-    /// The `--image` references read from their registry; a local copy of one is measured for
-    /// its unpacked size (on its own: a copy that cannot be measured costs only that figure).
-    fn measure_in_registry(
+    /// Resolve, measure and judge: the report without printing it (the benches' entry point).
+    pub fn measure(&self, ctx: &Ctx) -> Result<Measurement> {
+        let started = Instant::now();
+        let mut targets = self.targets(ctx)?;
+        let baseline = self.baseline.as_ref().map(load_baseline).transpose()?;
+        let info = docker::info()?;
+        let inspected = self.inspect(&mut targets)?;
+        let wanted = wanted(&targets, &inspected);
+        let local = self.local(ctx, &info);
+        let (facts, mut stats) = measure::measure(
+            local.store,
+            &wanted,
+            &local.cache,
+            &local.options,
+            &mut |w| warning!("{w}"),
+        )?;
+        let pushed = self.as_pushed(ctx, &info, &targets, &inspected, &facts)?;
+        stats.seconds = started.elapsed().as_secs_f64();
+        let measured = |t: &Target| {
+            let stored = || inspected.get(&key(t)).and_then(|i| facts.get(&i.id));
+            pushed.get(&key(t)).or_else(stored).cloned()
+        };
+        let engine = format!("{}, {}", info.server_version, info.store_name());
+        let mut report = build_report(engine, &targets, &measured, baseline.as_deref());
+        report.registry = self.measure_in_registry(&local)?;
+        let shown = !wanted.is_empty() || report.registry.is_empty();
+        let summary = shown.then(|| summary(wanted.len(), local.store, &stats));
+        report.run = Some(stats);
+        Ok(Measurement { report, summary })
+    }
+
+    fn local<'a>(&self, ctx: &Ctx, info: &'a docker::Info) -> Local<'a> {
+        Local {
+            store: Store::of(info),
+            cache: cache::Cache::new(
+                ctx.out_dir().join("sizes-cache"),
+                !self.no_cache,
+                !self.decompress,
+            ),
+            options: measure::Options {
+                source: self.source,
+                decompress: self.decompress,
+                info,
+            },
+        }
+    }
+
+    /// The facts of each variant pushed with zstd, as such a push sends its layers, by [`key`].
+    fn as_pushed(
         &self,
-        store: Store,
-        cache: &cache::Cache,
-        options: &measure::Options,
-    ) -> Result<Vec<registry::RegistryEntry>> {
-        let mut entries = Vec::new();
-        for reference in self
+        ctx: &Ctx,
+        info: &docker::Info,
+        targets: &[Target],
+        inspected: &BTreeMap<String, docker::ImageInspect>,
+        facts: &BTreeMap<String, ImageFacts>,
+    ) -> Result<BTreeMap<String, ImageFacts>> {
+        let cache_dir = ctx.out_dir().join("sizes-cache").join("push");
+        let options = push::PushOptions {
+            cache_dir: &cache_dir,
+            read_cache: !self.no_cache,
+            source: self.source,
+            docker_root_dir: &info.docker_root_dir,
+        };
+        let mut pushed = BTreeMap::new();
+        for t in targets.iter().filter(|t| t.push_zstd) {
+            let Some(inspect) = inspected.get(&key(t)) else {
+                continue;
+            };
+            let (Some(f), false) = (facts.get(&inspect.id), pushed.contains_key(&key(t))) else {
+                continue;
+            };
+            let platform = t.platform.clone().unwrap_or_else(|| inspect.platform());
+            let zstd = push::as_zstd_push(f, &t.image, &platform, &options)
+                .with_context(|| format!("sizing {} as pushed", t.name))?;
+            pushed.insert(key(t), zstd);
+        }
+        Ok(pushed)
+    }
+
+    /// The `--image` references read from their registry, each platform `--platform` names
+    /// (all without it), with the unpacked size of a local copy.
+    fn measure_in_registry(&self, local: &Local) -> Result<Vec<registry::RegistryEntry>> {
+        let references = self
             .images
             .iter()
-            .filter(|i| registry::is_registry_reference(i))
-        {
-            crate::util::progress!("sizes: reading {reference} from its registry");
-            let mut entry = registry::measure(reference)?;
-            let local = docker::image_inspect(std::slice::from_ref(reference))?;
-            if let Some(inspect) = local.get(reference) {
-                let wanted = [Wanted {
-                    reference,
-                    inspect,
-                    platform: None,
-                }];
-                match measure::measure(store, &wanted, cache, options, &mut |w| {
-                    warning!("{w}");
-                }) {
-                    Ok((facts, _)) => {
-                        let here = registry::platform_of(
-                            &inspect.os,
-                            &inspect.architecture,
-                            inspect.variant.as_deref(),
-                        );
-                        let unpacked = facts.get(&inspect.id).map(|f| f.unpacked());
-                        for p in entry.platforms.iter_mut().filter(|p| p.platform == here) {
-                            p.unpacked = unpacked;
-                        }
-                    }
-                    Err(err) => warning!(
-                        "the unpacked size of {reference} is not shown: its local copy \
-                         could not be measured ({err:#})"
-                    ),
-                }
-            }
+            .filter(|i| registry::is_registry_reference(i));
+        let mut entries = Vec::new();
+        for reference in references {
+            progress!("sizes: reading {reference} from its registry");
+            let mut entry = registry::measure(reference, &self.platform)?;
+            local_unpacked(reference, local, &mut entry);
             entries.push(entry);
         }
         Ok(entries)
     }
 
-    /// What the engine knows of each target's image, keyed by [`key`]; a variant's platform
-    /// that was not built is dropped from `targets` (its configured platforms are measured as far
-    /// as they exist locally) unless `--platform` asked for it or none of them exists.
-    fn inspect(&self, targets: &mut Vec<Target>) -> Result<BTreeMap<String, docker::ImageInspect>> {
-        let mut refs: Vec<String> = Vec::new();
-        for t in targets.iter().filter(|t| t.platform.is_none()) {
-            if !refs.contains(&t.image) {
-                refs.push(t.image.clone());
-            }
-        }
-        let mut found = docker::image_inspect(&refs)?;
-        for t in targets.iter().filter(|t| t.platform.is_some()) {
-            let platform = t.platform.as_deref().unwrap_or_default();
-            if let Some(i) = docker::image_inspect_platform(&t.image, platform)? {
-                found.insert(key(t), i);
-            }
-        }
-        if self.platform.is_empty() {
-            let present = |t: &Target| found.contains_key(&key(t));
-            let mut keep = Vec::new();
-            for t in targets.iter() {
-                let siblings = || targets.iter().filter(|s| s.name == t.name);
-                if t.platform.is_none() || present(t) || !siblings().any(present) {
-                    // One "not built" row for an image none of whose platforms exists.
-                    if !present(t) && keep.iter().any(|k: &Target| k.name == t.name) {
-                        continue;
-                    }
-                    keep.push(t.clone());
-                }
-            }
-            *targets = keep;
-        }
-        Ok(found)
-    }
-
-    pub fn run(self, ctx: &Ctx) -> Result<()> {
-        let started = Instant::now();
-        let mut targets = self.targets(ctx)?;
-        for p in &self.platform {
-            crate::config::check_platform(p).with_context(|| format!("--platform {p}"))?;
-        }
-        let baseline = self.baseline.as_ref().map(load_baseline).transpose()?;
-
-        let info = docker::info()?;
-        let store = Store::of(&info);
-        let inspected = self.inspect(&mut targets)?;
-        let mut wanted: Vec<Wanted> = Vec::new();
-        for t in &targets {
-            if let Some(inspect) = inspected.get(&key(t)) {
-                if !wanted.iter().any(|w| w.inspect.id == inspect.id) {
-                    wanted.push(Wanted {
-                        reference: &t.image,
-                        inspect,
-                        platform: t.platform.as_deref(),
-                    });
-                }
-            }
-        }
-        let cache = cache::Cache::new(
-            ctx.out_dir().join("sizes-cache"),
-            !self.no_cache,
-            !self.decompress,
-        );
-        let options = measure::Options {
-            source: self.source,
-            decompress: self.decompress,
-            info: &info,
-        };
-        let (facts, mut stats) = measure::measure(store, &wanted, &cache, &options, &mut |w| {
-            warning!("{w}");
-        })?;
-        stats.seconds = started.elapsed().as_secs_f64();
-
-        // Variants pushed with zstd: their layers as such a push sends them.
-        let push_cache = ctx.out_dir().join("sizes-cache").join("push");
-        let mut pushed: BTreeMap<String, ImageFacts> = BTreeMap::new();
-        for t in targets.iter().filter(|t| t.push_zstd) {
-            let Some(inspect) = inspected.get(&key(t)) else {
-                continue;
-            };
-            let Some(f) = facts.get(&inspect.id) else {
-                continue;
-            };
-            if let std::collections::btree_map::Entry::Vacant(slot) = pushed.entry(key(t)) {
-                let platform = t.platform.clone().unwrap_or_else(|| inspect.platform());
-                let options = push::PushOptions {
-                    cache_dir: &push_cache,
-                    read_cache: !self.no_cache,
-                    source: self.source,
-                    docker_root_dir: &info.docker_root_dir,
-                };
-                let zstd = push::as_zstd_push(f, &t.image, &platform, &options)
-                    .with_context(|| format!("sizing {} as pushed", t.name))?;
-                slot.insert(zstd);
-            }
-        }
-        stats.seconds = started.elapsed().as_secs_f64();
-        let measured = |t: &Target| {
-            pushed.get(&key(t)).cloned().or_else(|| {
-                inspected
-                    .get(&key(t))
-                    .and_then(|i| facts.get(&i.id))
-                    .cloned()
-            })
-        };
-        let engine = format!("{}, {}", info.server_version, info.store_name());
-        let mut report = build_report(engine, &targets, &measured, baseline.as_deref());
-        report.run = Some(stats.clone());
-        report.registry = self.measure_in_registry(store, &cache, &options)?;
-
-        let sections = sections(&report, self.layers);
-        report::emit_sections(self.format, &sections, report::Kind::Sizes, &report)?;
+    /// The tables (and charts) on stdout and in the step summary; the JSON report saved.
+    fn render(&self, report: &Report) -> Result<()> {
+        let sections = sections(report, self.layers);
+        report::emit_sections(self.format, &sections, report::Kind::Sizes, report)?;
         report::step_summary("Image sizes", &report::sections_markdown(&sections));
         if let Some(path) = &self.save {
-            let json = report::to_json(report::Kind::Sizes, &report)?;
+            let json = report::to_json(report::Kind::Sizes, report)?;
             report::write_atomic(path, json.as_bytes())
                 .with_context(|| format!("saving the report to {path}"))?;
         }
-        if !wanted.is_empty() || report.registry.is_empty() {
-            crate::util::progress!("{}", summary(wanted.len(), store, &stats));
-        }
+        Ok(())
+    }
+}
 
-        let findings = |level: Level| {
-            report
-                .images
-                .iter()
-                .flat_map(|e| &e.findings)
-                .filter(move |f| f.level == level)
-                .map(|f| f.message.as_str())
+/// One image to measure per image ID (a variant and an `--image` may name the same).
+fn wanted<'a>(
+    targets: &'a [Target],
+    inspected: &'a BTreeMap<String, docker::ImageInspect>,
+) -> Vec<Wanted<'a>> {
+    let mut wanted: Vec<Wanted> = Vec::new();
+    for t in targets {
+        let Some(inspect) = inspected.get(&key(t)) else {
+            continue;
         };
-        for warning in findings(Level::Warning) {
-            warning!("{warning}");
+        if !wanted.iter().any(|w| w.inspect.id == inspect.id) {
+            wanted.push(Wanted {
+                reference: &t.image,
+                inspect,
+                platform: t.platform.as_deref(),
+            });
         }
-        let over: Vec<&str> = findings(Level::Over).collect();
-        let missing: Vec<String> = report
+    }
+    wanted
+}
+
+/// The unpacked size of a registry image's local copy, on the row of its platform. On its own:
+/// a copy that cannot be measured costs only that figure, with a warning.
+fn local_unpacked(reference: &str, local: &Local, entry: &mut registry::RegistryEntry) {
+    let Ok(Some(inspect)) =
+        docker::image_inspect(&[reference.to_string()]).map(|mut found| found.remove(reference))
+    else {
+        return;
+    };
+    let wanted = [Wanted {
+        reference,
+        inspect: &inspect,
+        platform: None,
+    }];
+    let measured = measure::measure(
+        local.store,
+        &wanted,
+        &local.cache,
+        &local.options,
+        &mut |w| warning!("{w}"),
+    );
+    match measured {
+        Ok((facts, _)) => {
+            let here = registry::platform_of(
+                &inspect.os,
+                &inspect.architecture,
+                inspect.variant.as_deref(),
+            );
+            let unpacked = facts.get(&inspect.id).map(|f| f.unpacked());
+            for p in entry.platforms.iter_mut().filter(|p| p.platform == here) {
+                p.unpacked = unpacked;
+            }
+        }
+        Err(err) => warning!(
+            "the unpacked size of {reference} is not shown: its local copy could not be \
+             measured ({err:#})"
+        ),
+    }
+}
+
+/// Warnings for sizes near a budget; exit 1 over a budget, 2 for an image not measured.
+fn verdict(report: &Report) -> Result<()> {
+    let findings = |level: Level| {
+        report
             .images
             .iter()
-            .filter(|e| e.status == Status::NotBuilt)
-            .map(|e| format!("{} ({})", e.name, e.hint.as_deref().unwrap_or("not built")))
-            .collect();
-        if !over.is_empty() {
-            let mut msg = format!("over budget: {}", over.join("; "));
-            if !missing.is_empty() {
-                msg.push_str(&format!("; also not measured: {}", missing.join(", ")));
-            }
-            return Err(CheckFailed(msg).into());
-        }
-        if !missing.is_empty() {
-            bail!("not measured: {}", missing.join(", "));
-        }
-        Ok(())
+            .flat_map(|e| &e.findings)
+            .filter(move |f| f.level == level)
+            .map(|f| f.message.as_str())
+    };
+    for warning in findings(Level::Warning) {
+        warning!("{warning}");
+    }
+    let over: Vec<&str> = findings(Level::Over).collect();
+    let missing: Vec<String> = report
+        .images
+        .iter()
+        .filter(|e| e.status == Status::NotBuilt)
+        .map(|e| format!("{} ({})", e.name, e.hint.as_deref().unwrap_or("not built")))
+        .collect();
+    match (over.is_empty(), missing.is_empty()) {
+        (true, true) => Ok(()),
+        (true, false) => bail!("not measured: {}", missing.join(", ")),
+        (false, true) => Err(CheckFailed(format!("over budget: {}", over.join("; "))).into()),
+        (false, false) => Err(CheckFailed(format!(
+            "over budget: {}; also not measured: {}",
+            over.join("; "),
+            missing.join(", ")
+        ))
+        .into()),
     }
 }

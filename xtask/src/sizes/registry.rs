@@ -7,7 +7,7 @@
 //! This path never estimates: where the perf work's local "as push_compression would push"
 //! figure says what a push *would* weigh, this one says what a push *did* weigh.
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
 use crate::config::human_size;
@@ -80,35 +80,35 @@ pub fn manifest_size(manifest: &serde_json::Value) -> Result<(usize, u64, String
     Ok((layers.len(), total, kinds.join("+")))
 }
 
-/// Reads `reference` from its registry: its digest, then each platform's manifest.
-pub fn measure(reference: &str) -> Result<RegistryEntry> {
+/// Reads `reference` from its registry: its digest, then the manifest of each platform
+/// `platforms` names (every platform when none is named).
+pub fn measure(reference: &str, platforms: &[String]) -> Result<RegistryEntry> {
     let digest = docker::registry_digest(reference)?;
     let top = docker::registry_manifest(reference)?;
-    let repository = crate::registry::repository_of(reference);
-    let manifests = match index_platforms(&top) {
-        Some(platforms) => platforms
-            .into_iter()
-            .map(|(platform, d)| {
-                let m = docker::registry_manifest(&format!("{repository}@{d}"))?;
-                Ok((platform, d, m))
-            })
-            .collect::<Result<Vec<_>>>()?,
+    let listed = match index_platforms(&top) {
+        Some(listed) => listed,
+        // A single manifest names its platform only in its image config.
         None => {
-            // A single manifest names its platform only in its image config.
             let config = docker::registry_image_config(reference)?;
             let platform = platform_of(
                 config["os"].as_str().unwrap_or("?"),
                 config["architecture"].as_str().unwrap_or("?"),
                 config["variant"].as_str(),
             );
-            vec![(platform, digest.clone(), top.clone())]
+            vec![(platform, digest.clone())]
         }
     };
-    let mut platforms = Vec::new();
-    for (platform, d, manifest) in manifests {
+    let repository = crate::registry::repository_of(reference);
+    let mut sizes = Vec::new();
+    for (platform, d) in chosen(reference, listed, platforms)? {
+        let manifest = if d == digest {
+            top.clone()
+        } else {
+            docker::registry_manifest(&format!("{repository}@{d}"))?
+        };
         let (layers, compressed, compression) =
             manifest_size(&manifest).with_context(|| format!("{reference} ({platform})"))?;
-        platforms.push(PlatformSize {
+        sizes.push(PlatformSize {
             platform,
             digest: d,
             layers,
@@ -122,8 +122,36 @@ pub fn measure(reference: &str) -> Result<RegistryEntry> {
         digest,
         media_type: top["mediaType"].as_str().unwrap_or_default().to_string(),
         method: METHOD,
-        platforms,
+        platforms: sizes,
     })
+}
+
+/// The platforms of `listed` (platform, digest) that `wanted` names, all when it names none; a
+/// named platform the image lacks is an error.
+fn chosen(
+    reference: &str,
+    listed: Vec<(String, String)>,
+    wanted: &[String],
+) -> Result<Vec<(String, String)>> {
+    let named = |p: &str| wanted.iter().any(|w| docker::same_platform(p, w));
+    let missing: Vec<&str> = wanted
+        .iter()
+        .filter(|w| !listed.iter().any(|(p, _)| docker::same_platform(p, w)))
+        .map(String::as_str)
+        .collect();
+    if !missing.is_empty() {
+        let has: Vec<&str> = listed.iter().map(|(p, _)| p.as_str()).collect();
+        bail!(
+            "{reference} has no {} image in its registry (it has {}): drop --platform or name \
+             one of those",
+            missing.join(", "),
+            has.join(", ")
+        );
+    }
+    Ok(listed
+        .into_iter()
+        .filter(|(p, _)| wanted.is_empty() || named(p))
+        .collect())
 }
 
 /// The registry section's table.
@@ -187,6 +215,24 @@ mod tests {
             ]
         );
         assert_eq!(index_platforms(&json!({"layers": []})), None);
+    }
+
+    #[test]
+    fn platforms_are_chosen_by_name_and_a_missing_one_is_refused() {
+        let listed = vec![
+            ("linux/amd64".to_string(), "sha256:a".to_string()),
+            ("linux/arm64/v8".to_string(), "sha256:b".to_string()),
+        ];
+        let all = chosen("r/i:t", listed.clone(), &[]).unwrap();
+        assert_eq!(all, listed);
+        let arm = chosen("r/i:t", listed.clone(), &["linux/arm64".to_string()]).unwrap();
+        assert_eq!(arm, listed[1..]);
+        let err = chosen("r/i:t", listed, &["linux/s390x".to_string()]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "r/i:t has no linux/s390x image in its registry (it has linux/amd64, linux/arm64/v8): \
+             drop --platform or name one of those"
+        );
     }
 
     #[test]
