@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use crate::docker;
 use crate::output;
 use crate::report::{self, Format, Kind, Table};
-use crate::util::{progress, Ctx};
+use crate::util::{self, progress, Ctx};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -85,56 +85,12 @@ pub fn plan(variant: &str, reports: &[(String, Pushed)]) -> Result<Plan> {
     let mut sources = Vec::new();
     let mut platforms: BTreeMap<String, String> = BTreeMap::new();
     for (path, r) in reports {
-        if r.variant != variant {
-            bail!(
-                "{path} is a build of `{}`, not `{variant}`: merge the reports of one variant",
-                r.variant
-            );
-        }
-        let (Some(repository), Some(digest), true) = (&r.repository, &r.digest, r.pushed) else {
-            bail!(
-                "{path} is not of a pushed build: build each platform with `cargo xtask build \
-                 {variant} --platform P --push-by-digest`"
-            );
-        };
-        if Some(repository) != first.repository.as_ref() {
-            bail!(
-                "{path} was pushed to {repository}, {first_path} to {}: push every platform to \
-                 one repository",
-                first.repository.as_deref().unwrap_or("?")
-            );
-        }
-        for (name, what) in [
-            ("revision", (&r.revision, &first.revision)),
-            ("version", (&r.version, &first.version)),
-        ] {
-            if what.0 != what.1 {
-                let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "none".into());
-                bail!(
-                    "{path} and {first_path} are builds of different {name}s ({} and {}): build \
-                     every platform from one commit",
-                    show(what.0),
-                    show(what.1)
-                );
-            }
-        }
-        if r.tags != first.tags {
-            bail!(
-                "{path} and {first_path} name different tags ({} and {}): build every platform \
-                 with the same --tag flags",
-                r.tags.join(", "),
-                first.tags.join(", ")
-            );
-        }
-        if r.platform_digests.is_empty() {
-            bail!("{path} names no platform (platform_digests is empty): is it a build report of this xtask?");
-        }
+        sources.push(source(variant, (path, r), (first_path, first))?);
         for platform in r.platform_digests.keys() {
             if let Some(other) = platforms.insert(platform.clone(), path.clone()) {
                 bail!("{platform} is in both {other} and {path}: merge one build per platform");
             }
         }
-        sources.push(format!("{repository}@{digest}"));
     }
     if first.tags.is_empty() {
         bail!("{first_path} names no tags for the index");
@@ -147,6 +103,60 @@ pub fn plan(variant: &str, reports: &[(String, Pushed)]) -> Result<Plan> {
         version: first.version.clone(),
         revision: first.revision.clone(),
     })
+}
+
+/// One report's `repository@digest`, once it is a push of `variant` that matches the first
+/// report in repository, revision, version and tags (pure).
+fn source(
+    variant: &str,
+    (path, r): (&str, &Pushed),
+    (first_path, first): (&str, &Pushed),
+) -> Result<String> {
+    if r.variant != variant {
+        bail!(
+            "{path} is a build of `{}`, not `{variant}`: merge the reports of one variant",
+            r.variant
+        );
+    }
+    let (Some(repository), Some(digest), true) = (&r.repository, &r.digest, r.pushed) else {
+        bail!(
+            "{path} is not of a pushed build: build each platform with `cargo xtask build \
+             {variant} --platform P --push-by-digest`"
+        );
+    };
+    if Some(repository) != first.repository.as_ref() {
+        bail!(
+            "{path} was pushed to {repository}, {first_path} to {}: push every platform to one \
+             repository",
+            first.repository.as_deref().unwrap_or("?")
+        );
+    }
+    let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "none".into());
+    for (name, mine, theirs) in [
+        ("revision", &r.revision, &first.revision),
+        ("version", &r.version, &first.version),
+    ] {
+        if mine != theirs {
+            bail!(
+                "{path} and {first_path} are builds of different {name}s ({} and {}): build \
+                 every platform from one commit",
+                show(mine),
+                show(theirs)
+            );
+        }
+    }
+    if r.tags != first.tags {
+        bail!(
+            "{path} and {first_path} name different tags ({} and {}): build every platform with \
+             the same --tag flags",
+            r.tags.join(", "),
+            first.tags.join(", ")
+        );
+    }
+    if r.platform_digests.is_empty() {
+        bail!("{path} names no platform (platform_digests is empty): is it a build report of this xtask?");
+    }
+    Ok(format!("{repository}@{digest}"))
 }
 
 /// The merged index, written as `build-<variant>.json` (what `sign` reads).
@@ -169,50 +179,28 @@ pub struct Merged {
 
 impl Args {
     pub fn run(self, ctx: &Ctx) -> Result<()> {
-        let mut reports = Vec::new();
-        for path in &self.from {
-            reports.push((path.to_string(), report::read(path, Kind::Build)?));
-        }
+        let reports = self
+            .from
+            .iter()
+            .map(|path| Ok((path.to_string(), report::read(path, Kind::Build)?)))
+            .collect::<Result<Vec<_>>>()?;
         let plan = plan(&self.variant, &reports)?;
+        let dir = self.report_dir.clone().unwrap_or_else(|| ctx.out_dir());
+        report::ensure_dir("--report-dir", &dir)?;
         if self.dry_run {
             return output::result(&format!("docker {}\n", plan.argv().join(" ")));
         }
         docker::ensure_buildx()?;
+        let platforms: Vec<&str> = plan.platforms.keys().map(String::as_str).collect();
         progress!(
             "merging {} ({}) into {} with {} tag(s)",
             self.variant,
-            plan.platforms
-                .keys()
-                .cloned()
-                .collect::<Vec<_>>()
-                .join(", "),
+            platforms.join(", "),
             plan.repository,
             plan.tags.len()
         );
         docker::imagetools_create(&plan.argv())?;
-
-        // Read back: the index must list every platform the reports built.
-        let digest = docker::registry_digest(&plan.tags[0])?;
-        let index = docker::registry_manifest(&plan.tags[0])?;
-        let listed: BTreeMap<String, String> = crate::registry::index_platforms(&index)
-            .context("the merged image is not an index")?
-            .into_iter()
-            .collect();
-        let missing: Vec<&String> = plan
-            .platforms
-            .keys()
-            .filter(|p| !listed.contains_key(*p))
-            .collect();
-        if !missing.is_empty() {
-            bail!(
-                "the index {digest} lacks {}: imagetools did not merge them",
-                missing
-                    .iter()
-                    .map(|s| s.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
-        }
+        let (digest, listed) = read_back(&plan)?;
         let merged = Merged {
             variant: self.variant.clone(),
             image: plan.tags[0].clone(),
@@ -226,9 +214,7 @@ impl Args {
             revision: plan.revision.clone(),
             merged_from: self.from.iter().map(|p| p.to_string()).collect(),
         };
-        let dir = self.report_dir.clone().unwrap_or_else(|| ctx.out_dir());
-        std::fs::create_dir_all(&dir).with_context(|| format!("creating {dir}"))?;
-        let path = dir.join(format!("build-{}.json", self.variant));
+        let path = util::host_join(&dir, format!("build-{}.json", self.variant));
         report::write_atomic(&path, report::to_json(Kind::Build, &merged)?.as_bytes())?;
         progress!(
             "merged {} as {}; report: {path}",
@@ -237,6 +223,30 @@ impl Args {
         );
         report::emit(self.format, &table(&merged, &plan), Kind::Build, &merged)
     }
+}
+
+/// The index the tags point at now, and its platforms; every platform of the plan must be
+/// among them.
+fn read_back(plan: &Plan) -> Result<(String, BTreeMap<String, String>)> {
+    let digest = docker::registry_digest(&plan.tags[0])?;
+    let index = docker::registry_manifest(&plan.tags[0])?;
+    let listed: BTreeMap<String, String> = crate::registry::index_platforms(&index)
+        .context("the merged image is not an index")?
+        .into_iter()
+        .collect();
+    let missing: Vec<&str> = plan
+        .platforms
+        .keys()
+        .filter(|p| !listed.contains_key(*p))
+        .map(String::as_str)
+        .collect();
+    if !missing.is_empty() {
+        bail!(
+            "the index {digest} lacks {}: imagetools did not merge them",
+            missing.join(", ")
+        );
+    }
+    Ok((digest, listed))
 }
 
 fn table(merged: &Merged, plan: &Plan) -> Table {

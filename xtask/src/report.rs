@@ -377,6 +377,15 @@ fn append(path: &std::path::Path, text: &str) -> std::io::Result<()> {
     file.write_all(text.as_bytes())
 }
 
+/// Refuses a `flag` directory that exists as something else, before any work (it is made when
+/// missing).
+pub fn ensure_dir(flag: &str, dir: &camino::Utf8Path) -> Result<()> {
+    if dir.exists() && !dir.is_dir() {
+        anyhow::bail!("{flag} {dir} is not a directory: name a directory (made if missing)");
+    }
+    Ok(())
+}
+
 /// Writes a file atomically (temp file + rename) so an interrupted run leaves no half-written report.
 /// Not written at all once the run was interrupted (`crate::cleanup::deliver`).
 pub fn write_atomic(path: &camino::Utf8Path, contents: &[u8]) -> Result<()> {
@@ -401,6 +410,19 @@ mod tests {
         t.row(vec!["cpu".into(), "1.0 GB".into()]);
         t.row(vec!["cpu|minimal".into(), "90 MB".into()]);
         t
+    }
+
+    #[test]
+    fn a_directory_flag_naming_a_file_is_refused() {
+        let file = camino::Utf8PathBuf::try_from(std::env::current_exe().unwrap()).unwrap();
+        let err = ensure_dir("--out-dir", &file).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            format!("--out-dir {file} is not a directory: name a directory (made if missing)")
+        );
+        let dir = file.parent().unwrap();
+        assert!(ensure_dir("--out-dir", dir).is_ok());
+        assert!(ensure_dir("--out-dir", &dir.join("not-yet")).is_ok());
     }
 
     #[test]

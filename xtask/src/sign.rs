@@ -15,7 +15,7 @@ use crate::registry::{self, Pushed, Selection};
 use crate::report::{self, Format, Kind, List, Table};
 use crate::sbom::{self, SbomFormat};
 use crate::util::progress;
-use crate::util::{Ctx, TempDir};
+use crate::util::{self, Ctx, TempDir};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -62,7 +62,7 @@ fn from_build_report(
     repository: &str,
     report_dir: &Utf8Path,
 ) -> Result<(String, String)> {
-    let path = report_dir.join(format!("build-{variant}.json"));
+    let path = util::host_join(report_dir, format!("build-{variant}.json"));
     let again = format!("run `cargo xtask build --push {variant}` first, or sign --image REF");
     if !path.is_file() {
         bail!("no build report {path}: {again}");
@@ -103,9 +103,10 @@ struct How {
 }
 
 impl Args {
-    /// The `--sbom` file and its format, told by its content.
+    /// The `--sbom` file and its format, told by its content; else syft must be there to make one.
     fn given_sbom(&self) -> Result<Option<(Utf8PathBuf, SbomFormat)>> {
         let Some(path) = &self.sbom else {
+            sbom::ensure_syft()?;
             return Ok(None);
         };
         if !path.is_file() {
@@ -154,6 +155,7 @@ impl Args {
         let sbom = self.given_sbom()?;
         let signer = self.signer()?;
         let report_dir = self.report_dir.clone().unwrap_or_else(|| ctx.out_dir());
+        report::ensure_dir("--report-dir", &report_dir)?;
         let subjects = self.subjects(ctx, &report_dir)?;
         let tmp = TempDir::new(ctx, "sign")?;
         let signing_config = match &signer {

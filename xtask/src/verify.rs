@@ -109,9 +109,8 @@ fn statement(envelope: &serde_json::Value) -> Option<serde_json::Value> {
     serde_json::from_slice(&payload).ok()
 }
 
-/// Judges `cosign verify-attestation --type <format> --output json` (one envelope per line):
-/// at least one verified statement of that predicate type, and every one holding a document of
-/// that format (an SPDX attestation of a CycloneDX file attests nothing an SPDX reader can use).
+/// Judges `cosign verify-attestation --type <format> --output json` (an envelope per line): a
+/// statement of that type, each holding a document of that format, which is what readers parse.
 pub fn judge_attestation(stdout: &str, format: SbomFormat) -> Option<String> {
     let statements: Vec<serde_json::Value> = stdout
         .lines()

@@ -536,6 +536,19 @@ fn sign_and_verify_refuse_bad_input_with_one_line() {
 #[test]
 fn sbom_of_a_missing_image_quotes_syfts_reason() {
     let dead = format!("127.0.0.1:{}/xtask-nowhere:x", free_port());
+    let file = Scratch::new("sbom-out-file");
+    let file = file.write("file", "");
+    let run = xtask_run(&[
+        "sbom",
+        "--image",
+        &dead,
+        "--out-dir",
+        &file.to_string_lossy(),
+    ]);
+    input_error(
+        &run,
+        "is not a directory: name a directory (made if missing)",
+    );
     let run = xtask_run(&["sbom", "--image", &dead]);
     assert_eq!(run.code, 2, "{}", run.stderr);
     let line = run.error_line();

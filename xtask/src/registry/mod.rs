@@ -180,15 +180,11 @@ pub fn index_platforms(index: &serde_json::Value) -> Option<Vec<(String, String)
             .filter(|m| m["annotations"]["vnd.docker.reference.type"] != "attestation-manifest")
             .filter_map(|m| {
                 let p = &m["platform"];
-                let mut platform = format!(
-                    "{}/{}",
+                let platform = platform_of(
                     p["os"].as_str().unwrap_or("?"),
-                    p["architecture"].as_str().unwrap_or("?")
+                    p["architecture"].as_str().unwrap_or("?"),
+                    p["variant"].as_str(),
                 );
-                if let Some(v) = p["variant"].as_str() {
-                    platform.push('/');
-                    platform.push_str(v);
-                }
                 Some((platform, m["digest"].as_str()?.to_string()))
             })
             .collect(),
