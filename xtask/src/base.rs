@@ -61,176 +61,32 @@ pub const DOCKERFILE: &str = "FROM scratch\nARG TARGETARCH\nARG TARGETVARIANT\n\
 
 impl Args {
     pub fn run(self, ctx: &Ctx) -> Result<()> {
-        let config = ctx.config()?;
+        let base = self.base(ctx.config()?)?;
+        let platforms = self.platforms(&base)?;
+        let mirrors = resolve_mirrors(&base);
+        if self.dry_run {
+            return output::result(&dry_run(&base, &platforms, mirrors.as_ref())?);
+        }
+        let emulated = preflight(&platforms)?;
+        let tmp = TempDir::new(ctx, "base")?;
+        let planned = plan(&base, &platforms, mirrors.as_ref(), tmp.path())?;
+        for p in &planned {
+            progress!("{}", starting(&base, p, mirrors.as_ref(), &emulated));
+        }
+        run_all(&planned, base.source_date_epoch)?;
+        let id = import(&base, &platforms, tmp.path())?;
+        output::result(&format!("{id}\n"))
+    }
+
+    /// `[base]` of images.toml, under `--image` when given.
+    fn base(&self, config: &crate::config::Config) -> Result<Base> {
         let mut base = config.base.clone();
         if let Some(image) = &self.image {
             crate::config::check_reference(image, crate::config::Reference::Tagged)
                 .with_context(|| format!("--image {image}"))?;
             base.image = image.clone();
         }
-        let base = &base;
-        let platforms = self.platforms(base)?;
-        let mirrors = resolve_mirrors(base);
-        if self.dry_run {
-            let dir = Utf8Path::new(".");
-            let mut out = String::new();
-            for p in plan(base, &platforms, mirrors.as_ref(), dir)? {
-                out.push_str(&format!(
-                    "SOURCE_DATE_EPOCH={} mmdebstrap {}\n",
-                    base.source_date_epoch,
-                    p.mmdebstrap.join(" ")
-                ));
-            }
-            out.push_str(&format!(
-                "docker {}\n",
-                import_args(base, &platforms, dir, &util::host_join(dir, "iid")).join(" ")
-            ));
-            return output::result(&out);
-        }
-        if which::which("mmdebstrap").is_err() {
-            bail!(
-                "mmdebstrap is not installed: install it (`apt-get install mmdebstrap` on Debian/Ubuntu) \
-                 and run `cargo xtask base` again; on macOS/Windows run it in a Linux VM or build with a \
-                 registry base image instead"
-            );
-        }
-        if !util::is_root() {
-            bail!("`cargo xtask base` runs mmdebstrap, which needs root here: run it as root (e.g. `sudo -E cargo xtask base`)");
-        }
-        docker::versions()?;
-        docker::ensure_buildx()?;
-        if platforms.len() > 1 {
-            let info = docker::info()?;
-            if !info.containerd_store() {
-                bail!(
-                    "a base for {} platforms ({}) is an image index, which the engine's {} store \
-                     cannot hold: enable the containerd image store (`\"features\": \
-                     {{\"containerd-snapshotter\": true}}` in /etc/docker/daemon.json, then restart \
-                     the engine), or build one platform (`cargo xtask base --platform {}`)",
-                    platforms.len(),
-                    platforms.join(", "),
-                    info.store_name(),
-                    emulation::host_platform()
-                );
-            }
-        }
-        // Every foreign platform is checked before the first mmdebstrap starts.
-        let mut emulated = Vec::new();
-        for platform in &platforms {
-            match emulation::host_support(platform)? {
-                Support::Native => {}
-                Support::Emulated { handler, .. } => emulated.push((platform.clone(), handler)),
-                Support::Missing(why) => bail!(
-                    "cannot build the base for {platform} on this {} machine: {why}. Fix: {}; or \
-                     leave {platform} out (`cargo xtask base --platform {}`)",
-                    emulation::host_platform(),
-                    emulation::fix(platform),
-                    emulation::host_platform()
-                ),
-            }
-        }
-
-        let tmp = TempDir::new(ctx, "base")?;
-        let planned = plan(base, &platforms, mirrors.as_ref(), tmp.path())?;
-        let from = mirrors
-            .as_ref()
-            .map_or("mmdebstrap's default mirror", |m| m.main.as_str());
-        for p in &planned {
-            let how = match emulated.iter().find(|(q, _)| *q == p.platform) {
-                Some((_, handler)) => format!(
-                    "under emulation ({handler}): minutes, its maintainer scripts run emulated"
-                ),
-                None => "natively: about a minute".to_string(),
-            };
-            progress!(
-                "mmdebstrap {} ({}) for {} from {from}, {how}",
-                base.suite,
-                base.variant,
-                p.platform
-            );
-        }
-        // All at once: an emulated run is mostly one busy core, the native one fits beside it.
-        // The first to fail stops the others (SIGTERM, as on Ctrl-C).
-        let running: Mutex<Vec<Arc<Reader>>> = Mutex::new(Vec::new());
-        // The platform whose run failed first: the others' errors are those of being stopped.
-        let first_failed: Mutex<Option<String>> = Mutex::new(None);
-        let results: Vec<(String, Result<()>)> = std::thread::scope(|scope| {
-            let runs: Vec<_> = planned
-                .iter()
-                .map(|p| {
-                    let prefix = if planned.len() > 1 {
-                        format!("[{}] ", p.platform)
-                    } else {
-                        String::new()
-                    };
-                    let args = &p.mmdebstrap;
-                    let epoch = base.source_date_epoch;
-                    let running = &running;
-                    let first_failed = &first_failed;
-                    let platform = &p.platform;
-                    (
-                        p.platform.clone(),
-                        scope.spawn(move || {
-                            let started = Instant::now();
-                            let result = run_mmdebstrap(args, epoch, &prefix, running);
-                            match &result {
-                                Ok(()) => progress!(
-                                    "{platform}: root filesystem in {:.0} s",
-                                    started.elapsed().as_secs_f64()
-                                ),
-                                Err(_) => {
-                                    first_failed
-                                        .lock()
-                                        .unwrap_or_else(|e| e.into_inner())
-                                        .get_or_insert_with(|| platform.clone());
-                                    running
-                                        .lock()
-                                        .unwrap_or_else(|e| e.into_inner())
-                                        .iter()
-                                        .for_each(|r| r.stop())
-                                }
-                            }
-                            result
-                        }),
-                    )
-                })
-                .collect();
-            runs.into_iter()
-                .map(|(platform, h)| {
-                    let result = h
-                        .join()
-                        .unwrap_or_else(|_| Err(anyhow::anyhow!("the mmdebstrap thread panicked")));
-                    (platform, result)
-                })
-                .collect()
-        });
-        let first_failed = first_failed.into_inner().unwrap_or_else(|e| e.into_inner());
-        let mut results = results;
-        results.sort_by_key(|(platform, _)| Some(platform) != first_failed.as_ref());
-        for (platform, result) in results {
-            result.with_context(|| format!("building the {platform} root filesystem"))?;
-        }
-
-        std::fs::write(util::host_join(tmp.path(), "Dockerfile"), DOCKERFILE)
-            .context("writing the base Dockerfile")?;
-        let iidfile = util::host_join(tmp.path(), "iid");
-        let build = import_args(base, &platforms, tmp.path(), &iidfile);
-        progress!("importing as {} ({})", base.image, platforms.join(", "));
-        let status = docker::buildx_build(&build, docker::BuildOutput::Stderr)
-            .context("building the base image from the rootfs tars")?;
-        if !status.success() {
-            bail!("building the base image from the rootfs tars failed ({status}; buildx's output is above)");
-        }
-        let id = std::fs::read_to_string(&iidfile).context("reading the base image ID")?;
-        let id = docker::image_id(&base.image)?.unwrap_or_else(|| id.trim().to_string());
-        if platforms.len() > 1 {
-            for platform in &platforms {
-                if let Some(digest) = docker::platform_image_id(&base.image, platform)? {
-                    progress!("{platform}: {digest}");
-                }
-            }
-        }
-        output::result(&format!("{id}\n"))
+        Ok(base)
     }
 
     /// `--platform`, else `[base].platforms`; each checked as the config checks its own.
@@ -248,6 +104,189 @@ impl Args {
         }
         Ok(out)
     }
+}
+
+/// The commands a run would start (`--dry-run`), with the tars in the current directory.
+fn dry_run(base: &Base, platforms: &[String], mirrors: Option<&Mirrors>) -> Result<String> {
+    let dir = Utf8Path::new(".");
+    let mut out = String::new();
+    for p in plan(base, platforms, mirrors, dir)? {
+        let epoch = base.source_date_epoch;
+        let argv = p.mmdebstrap.join(" ");
+        out.push_str(&format!("SOURCE_DATE_EPOCH={epoch} mmdebstrap {argv}\n"));
+    }
+    let iid = util::host_join(dir, "iid");
+    let import = import_args(base, platforms, dir, &iid).join(" ");
+    out.push_str(&format!("docker {import}\n"));
+    Ok(out)
+}
+
+/// Everything a run needs, checked before the first mmdebstrap starts: Linux, mmdebstrap, root,
+/// docker with buildx, an image store that holds an index, and emulation of every foreign
+/// platform. Returns the emulated platforms with their binfmt_misc handler.
+fn preflight(platforms: &[String]) -> Result<Vec<(String, String)>> {
+    if !cfg!(target_os = "linux") {
+        bail!(
+            "`cargo xtask base` runs on Linux only (mmdebstrap, as root): build without it, from \
+             the official base image the Dockerfiles name, or run it in a Linux VM"
+        );
+    }
+    if which::which("mmdebstrap").is_err() {
+        bail!(
+            "mmdebstrap is not installed: install it (`apt-get install mmdebstrap` on Debian/Ubuntu) \
+             and run `cargo xtask base` again"
+        );
+    }
+    if !util::is_root() {
+        bail!("`cargo xtask base` runs mmdebstrap, which needs root here: run it as root (e.g. `sudo -E cargo xtask base`)");
+    }
+    docker::versions()?;
+    docker::ensure_buildx()?;
+    if platforms.len() > 1 {
+        let info = docker::info()?;
+        if !info.containerd_store() {
+            bail!(
+                "a base for {} platforms ({}) is an image index, which the engine's {} store \
+                 cannot hold: enable the containerd image store (`\"features\": \
+                 {{\"containerd-snapshotter\": true}}` in /etc/docker/daemon.json, then restart \
+                 the engine), or build one platform (`cargo xtask base --platform {}`)",
+                platforms.len(),
+                platforms.join(", "),
+                info.store_name(),
+                emulation::host_platform()
+            );
+        }
+    }
+    emulated(platforms)
+}
+
+/// The foreign platforms with the binfmt_misc handler that runs them; an error naming the fix
+/// for one that nothing runs.
+fn emulated(platforms: &[String]) -> Result<Vec<(String, String)>> {
+    let mut emulated = Vec::new();
+    for platform in platforms {
+        match emulation::host_support(platform)? {
+            Support::Native => {}
+            Support::Emulated { handler, .. } => emulated.push((platform.clone(), handler)),
+            Support::Missing(why) => bail!(
+                "cannot build the base for {platform} on this {} machine: {why}. Fix: {}; or \
+                 leave {platform} out (`cargo xtask base --platform {}`)",
+                emulation::host_platform(),
+                emulation::fix(platform),
+                emulation::host_platform()
+            ),
+        }
+    }
+    Ok(emulated)
+}
+
+/// `mmdebstrap trixie (minbase) for linux/arm64 from http://…, under emulation (…)`.
+fn starting(
+    base: &Base,
+    p: &PlatformPlan,
+    mirrors: Option<&Mirrors>,
+    emulated: &[(String, String)],
+) -> String {
+    let from = mirrors.map_or("mmdebstrap's default mirror", |m| m.main.as_str());
+    let how = match emulated.iter().find(|(q, _)| *q == p.platform) {
+        Some((_, handler)) => {
+            format!("under emulation ({handler}): minutes, its maintainer scripts run emulated")
+        }
+        None => "natively: about a minute".to_string(),
+    };
+    format!(
+        "mmdebstrap {} ({}) for {} from {from}, {how}",
+        base.suite, base.variant, p.platform
+    )
+}
+
+/// Every platform's mmdebstrap at once: an emulated run is mostly one busy core, the native one
+/// fits beside it. The first to fail stops the others (SIGTERM, as on Ctrl-C), and its error is
+/// the one reported (the others' are those of being stopped).
+fn run_all(planned: &[PlatformPlan], epoch: u64) -> Result<()> {
+    let running: Mutex<Vec<Arc<Reader>>> = Mutex::new(Vec::new());
+    let first_failed: Mutex<Option<String>> = Mutex::new(None);
+    let prefixed = planned.len() > 1;
+    let mut results: Vec<(String, Result<()>)> = std::thread::scope(|scope| {
+        let runs: Vec<_> = planned
+            .iter()
+            .map(|p| {
+                let (running, first_failed) = (&running, &first_failed);
+                let run = move || run_one(p, epoch, prefixed, running, first_failed);
+                (p.platform.clone(), scope.spawn(run))
+            })
+            .collect();
+        runs.into_iter()
+            .map(|(platform, h)| {
+                let panicked = || Err(anyhow::anyhow!("the mmdebstrap thread panicked"));
+                (platform, h.join().unwrap_or_else(|_| panicked()))
+            })
+            .collect()
+    });
+    let first_failed = first_failed.into_inner().unwrap_or_else(|e| e.into_inner());
+    results.sort_by_key(|(platform, _)| Some(platform) != first_failed.as_ref());
+    for (platform, result) in results {
+        result.with_context(|| format!("building the {platform} root filesystem"))?;
+    }
+    Ok(())
+}
+
+/// One platform's mmdebstrap; on failure it records itself as the first to fail (unless
+/// another was) and stops the others.
+fn run_one(
+    p: &PlatformPlan,
+    epoch: u64,
+    prefixed: bool,
+    running: &Mutex<Vec<Arc<Reader>>>,
+    first_failed: &Mutex<Option<String>>,
+) -> Result<()> {
+    let prefix = match prefixed {
+        true => format!("[{}] ", p.platform),
+        false => String::new(),
+    };
+    let started = Instant::now();
+    let result = run_mmdebstrap(&p.mmdebstrap, epoch, &prefix, running);
+    match &result {
+        Ok(()) => progress!(
+            "{}: root filesystem in {:.0} s",
+            p.platform,
+            started.elapsed().as_secs_f64()
+        ),
+        Err(_) => {
+            first_failed
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get_or_insert_with(|| p.platform.clone());
+            for r in running.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+                r.stop();
+            }
+        }
+    }
+    result
+}
+
+/// The rootfs tars of `dir` as one image under `[base].image`; returns its ID.
+fn import(base: &Base, platforms: &[String], dir: &Utf8Path) -> Result<String> {
+    std::fs::write(util::host_join(dir, "Dockerfile"), DOCKERFILE)
+        .context("writing the base Dockerfile")?;
+    let iidfile = util::host_join(dir, "iid");
+    let build = import_args(base, platforms, dir, &iidfile);
+    progress!("importing as {} ({})", base.image, platforms.join(", "));
+    let status = docker::buildx_build(&build, docker::BuildOutput::Stderr)
+        .context("building the base image from the rootfs tars")?;
+    if !status.success() {
+        bail!("building the base image from the rootfs tars failed ({status}; buildx's output is above)");
+    }
+    let id = std::fs::read_to_string(&iidfile).context("reading the base image ID")?;
+    let id = docker::image_id(&base.image)?.unwrap_or_else(|| id.trim().to_string());
+    if platforms.len() > 1 {
+        for platform in platforms {
+            if let Some(digest) = docker::platform_image_id(&base.image, platform)? {
+                progress!("{platform}: {digest}");
+            }
+        }
+    }
+    Ok(id)
 }
 
 /// mmdebstrap, its output on stderr line by line behind `prefix`, started through the cleanup
