@@ -62,7 +62,7 @@ pub fn report_shape(root: &Utf8Path, argv: &[String]) -> Result<Shape> {
             .map_err(|e| anyhow::anyhow!("{}", e.render().to_string().trim_end()))?;
     match cli.command {
         Command::Sizes(args) => Ok(args.report_shape()),
-        Command::Bench(args) => Ok(args.report_shape(root)),
+        Command::Bench(args) => args.report_shape(root),
         _ => bail!(
             "`cargo xtask {}` has no Markdown report for the docs (sizes and the benches have)",
             argv.join(" ")

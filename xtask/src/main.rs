@@ -3,7 +3,7 @@
 use clap::Parser;
 use std::process::ExitCode;
 use xtask::cli::{Cli, Command};
-use xtask::{cleanup, util};
+use xtask::{bench, cleanup, util};
 
 fn main() -> ExitCode {
     // First, so that a signal at any later moment finds the handler.
@@ -31,6 +31,10 @@ fn main() -> ExitCode {
     cleanup::finish();
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(err) => util::report_error(&err),
+        // The bench binary has said why already.
+        Err(err) => match err.downcast_ref::<bench::Exited>() {
+            Some(exited) => ExitCode::from(exited.0),
+            None => util::report_error(&err),
+        },
     }
 }

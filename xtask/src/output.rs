@@ -47,17 +47,19 @@ fn write_stderr(text: std::fmt::Arguments) {
 }
 
 /// A progress line on stderr: `==> …`.
+#[macro_export]
 macro_rules! progress {
     ($($arg:tt)*) => {
         $crate::output::message(format_args!("==> {}", format_args!($($arg)*)))
     };
 }
-pub(crate) use progress;
+pub use progress;
 
 /// A warning on stderr: `warning: …`.
+#[macro_export]
 macro_rules! warning {
     ($($arg:tt)*) => {
         $crate::output::message(format_args!("warning: {}", format_args!($($arg)*)))
     };
 }
-pub(crate) use warning;
+pub use warning;

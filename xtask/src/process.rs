@@ -173,6 +173,12 @@ impl Cmd {
         self.run_handle(self.expression().stdout_capture())
     }
 
+    /// Runs it to the end with this process's stdout and stderr: a tool whose output is this
+    /// one's own (`cargo xtask bench` runs the bench binary so).
+    pub fn inherit(&self) -> Result<ExitStatus> {
+        self.run_handle(self.expression()).map(|out| out.status)
+    }
+
     /// Runs it to the end with stdout and stderr merged and captured.
     pub fn output_merged(&self) -> Result<Output> {
         self.run_handle(self.expression().stderr_to_stdout().stdout_capture())

@@ -2,7 +2,7 @@
 //! and `$GITHUB_STEP_SUMMARY`, JSON for machines.
 
 use anyhow::{Context, Result};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::io::Write;
 
 use crate::output::warning;
@@ -143,7 +143,7 @@ impl Machine {
 /// What a command's Markdown report holds, so that the docs' generated blocks can be checked
 /// against it (`cargo xtask docs`, tests/docs_blocks.rs): its tables, and whether it draws a
 /// chart.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Shape {
     pub tables: Vec<TableShape>,
     pub chart: bool,
@@ -151,7 +151,7 @@ pub struct Shape {
 
 /// One table of a [`Shape`]: its columns, and the rows it always prints, each named by the
 /// start of its first cell.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TableShape {
     pub columns: Vec<String>,
     pub rows: Vec<String>,

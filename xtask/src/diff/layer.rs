@@ -2,6 +2,7 @@
 //! extended attributes, and the sha256 of the content. gzip, zstd or plain, told by its first bytes.
 
 use anyhow::{Context, Result};
+use ruzstd::decoding::{FrameDecoder, StreamingDecoder};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -42,14 +43,44 @@ pub(crate) fn read(blob: impl Read) -> Result<Files> {
     Ok(files)
 }
 
+/// The content of a zstd stream of one frame or several, one after the other (ruzstd, pure Rust,
+/// decodes one frame at a time).
+struct ZstdFrames<R: BufRead> {
+    input: Option<R>,
+    frame: Option<StreamingDecoder<R, FrameDecoder>>,
+}
+
+impl<R: BufRead> Read for ZstdFrames<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            if let Some(frame) = &mut self.frame {
+                match frame.read(buf)? {
+                    0 => self.input = self.frame.take().map(StreamingDecoder::into_inner),
+                    n => return Ok(n),
+                }
+            }
+            let Some(mut input) = self.input.take() else {
+                return Ok(0);
+            };
+            if input.fill_buf()?.is_empty() {
+                return Ok(0);
+            }
+            let frame = StreamingDecoder::new_with_decoder(input, FrameDecoder::new())
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+            self.frame = Some(frame);
+        }
+    }
+}
+
 fn decoder<'a>(blob: impl Read + 'a) -> Result<Box<dyn Read + 'a>> {
     let mut buffered = BufReader::with_capacity(1 << 20, blob);
     let head = buffered.fill_buf().context("reading the layer")?;
     Ok(match head {
         [0x1f, 0x8b, ..] => Box::new(flate2::bufread::MultiGzDecoder::new(buffered)),
-        [0x28, 0xb5, 0x2f, 0xfd, ..] => {
-            Box::new(zstd::stream::read::Decoder::with_buffer(buffered).context("zstd")?)
-        }
+        [0x28, 0xb5, 0x2f, 0xfd, ..] => Box::new(ZstdFrames {
+            input: Some(buffered),
+            frame: None,
+        }),
         _ => Box::new(buffered),
     })
 }
@@ -173,6 +204,12 @@ mod tests {
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         std::io::Write::write_all(&mut gz, &tar).unwrap();
         assert_eq!(read(&gz.finish().unwrap()[..]).unwrap(), files);
+        // zstd, in two frames: the same files.
+        use ruzstd::encoding::{compress_to_vec, CompressionLevel};
+        let (head, rest) = tar.split_at(700);
+        let mut zst = compress_to_vec(head, CompressionLevel::Fastest);
+        zst.extend(compress_to_vec(rest, CompressionLevel::Fastest));
+        assert_eq!(read(&zst[..]).unwrap(), files);
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //! its directory. Nothing here stops it on a signal: the caller registers `stop` (the tool through
 //! `process::daemon`).
 //!
-//! Used by `bench pull` (under a cleanup guard) and by the tests' harness. By hand:
+//! Used by `bench pull` (under a cleanup guard; its blob uploads are its own) and by the tests'
+//! harness. By hand:
 //! `docs/PUBLISHING.md` ("A registry on this machine") writes the same config.
 
 use anyhow::{bail, Context, Result};
@@ -146,31 +147,6 @@ impl LocalRegistry {
         request(&self.host, method, path, headers, body)
     }
 
-    /// Starts a blob upload to `repo`: write the blob into it, then [`BlobUpload::finish`]. The
-    /// bytes go out as they come (one chunked PATCH), hashed on the way, so no blob is held in
-    /// memory or on disk.
-    pub fn upload(&self, repo: &str) -> Result<BlobUpload> {
-        let started = self
-            .request("POST", &format!("/v2/{repo}/blobs/uploads/"), &[], &[])
-            .with_context(|| format!("starting a blob upload to {}", self.repo(repo)))?;
-        let location = started.location(202, "POST blobs/uploads")?;
-        let mut stream = connect(&self.host).context("connecting to the registry")?;
-        write!(
-            stream,
-            "PATCH {location} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\
-             Content-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\n\r\n",
-            self.host
-        )
-        .context("sending the upload's head")?;
-        Ok(BlobUpload {
-            host: self.host.clone(),
-            stream,
-            buf: Vec::with_capacity(CHUNK),
-            hasher: Sha256::new(),
-            size: 0,
-        })
-    }
-
     /// Puts a manifest (or index) under `reference` (a tag); returns its digest as the registry
     /// computed it.
     pub fn put_manifest(
@@ -212,87 +188,8 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Bytes sent per HTTP chunk.
-const CHUNK: usize = 1 << 20;
-
-/// A blob on its way into the registry (see [`LocalRegistry::upload`]).
-pub struct BlobUpload {
-    host: String,
-    stream: TcpStream,
-    buf: Vec<u8>,
-    hasher: Sha256,
-    size: u64,
-}
-
-/// A blob the registry holds.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Blob {
-    /// `sha256:…`
-    pub digest: String,
-    pub size: u64,
-}
-
-impl BlobUpload {
-    fn send_chunk(&mut self) -> io::Result<()> {
-        if self.buf.is_empty() {
-            return Ok(());
-        }
-        write!(self.stream, "{:x}\r\n", self.buf.len())?;
-        self.stream.write_all(&self.buf)?;
-        self.stream.write_all(b"\r\n")?;
-        self.buf.clear();
-        Ok(())
-    }
-
-    /// Ends the upload: the last chunk, then the PUT that names the digest (the registry checks
-    /// it against what it received).
-    pub fn finish(mut self) -> Result<Blob> {
-        self.send_chunk()
-            .and_then(|()| self.stream.write_all(b"0\r\n\r\n"))
-            .context("sending the blob")?;
-        let patched = read_response(&mut self.stream).context("reading the upload's answer")?;
-        let location = patched.location(202, "PATCH of the blob")?;
-        let digest = digest(std::mem::take(&mut self.hasher));
-        let sep = if location.contains('?') { '&' } else { '?' };
-        let done = request(
-            &self.host,
-            "PUT",
-            &format!("{location}{sep}digest={digest}"),
-            &[],
-            &[],
-        )
-        .context("completing the blob upload")?;
-        if done.status != 201 {
-            bail!(
-                "the registry did not accept blob {digest} ({}): {}",
-                done.status,
-                String::from_utf8_lossy(&done.body).trim()
-            );
-        }
-        Ok(Blob {
-            digest,
-            size: self.size,
-        })
-    }
-}
-
-impl Write for BlobUpload {
-    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        self.hasher.update(data);
-        self.size += data.len() as u64;
-        self.buf.extend_from_slice(data);
-        if self.buf.len() >= CHUNK {
-            self.send_chunk()?;
-        }
-        Ok(data.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-fn connect(host: &str) -> io::Result<TcpStream> {
+/// A connection to the registry at `host` (`127.0.0.1:PORT`), with a read timeout.
+pub fn connect(host: &str) -> io::Result<TcpStream> {
     let addr = host
         .parse()
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
@@ -301,7 +198,8 @@ fn connect(host: &str) -> io::Result<TcpStream> {
     Ok(stream)
 }
 
-fn request(
+/// One HTTP/1.1 request to the registry at `host` (see [`LocalRegistry::request`]).
+pub fn request(
     host: &str,
     method: &str,
     path: &str,
@@ -329,7 +227,8 @@ pub struct HttpResponse {
     pub body: Vec<u8>,
 }
 
-fn read_response(stream: &mut TcpStream) -> io::Result<HttpResponse> {
+/// The whole response on `stream`, read to the end of the connection.
+pub fn read_response(stream: &mut TcpStream) -> io::Result<HttpResponse> {
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw)?;
     HttpResponse::parse(&raw)
@@ -376,7 +275,7 @@ impl HttpResponse {
     }
 
     /// The path (and query) of the `Location` of a response that must have `status`.
-    fn location(&self, status: u16, what: &str) -> Result<String> {
+    pub fn location(&self, status: u16, what: &str) -> Result<String> {
         if self.status != status {
             bail!(
                 "{what}: the registry answered {} instead of {status}: {}",

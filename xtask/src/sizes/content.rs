@@ -22,7 +22,7 @@ use crate::docker;
 const CONTENT_DIR: &str = "io.containerd.content.v1.content";
 
 /// A content store directory (`…/io.containerd.content.v1.content`): blobs by digest.
-pub(crate) struct ContentStore {
+pub struct ContentStore {
     dir: Utf8PathBuf,
 }
 
@@ -85,7 +85,7 @@ impl ContentStore {
         Some(self.dir.join("blobs").join(algo).join(hex))
     }
 
-    pub(crate) fn open(&self, digest: &str) -> Result<(File, Utf8PathBuf)> {
+    pub fn open(&self, digest: &str) -> Result<(File, Utf8PathBuf)> {
         let path = self
             .path(digest)
             .with_context(|| format!("`{digest}` is not a digest"))?;
@@ -139,7 +139,7 @@ impl ContentStore {
 
 /// The manifest of a local image (an index resolved to the image's platform) and its config as
 /// stored, byte for byte, from the content store (`bench pull` rewrites images from them).
-pub(crate) fn image_documents(
+pub fn image_documents(
     store: &ContentStore,
     inspect: &docker::ImageInspect,
 ) -> Result<(ManifestDoc, Vec<u8>)> {

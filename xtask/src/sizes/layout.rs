@@ -26,7 +26,7 @@ pub(super) fn looks_like_json(bytes: &[u8]) -> bool {
 }
 
 #[derive(Debug, Clone, Deserialize)]
-pub(crate) struct Descriptor {
+pub struct Descriptor {
     #[serde(rename = "mediaType", default)]
     pub media_type: String,
     pub digest: String,
@@ -48,7 +48,7 @@ struct Platform {
 }
 
 #[derive(Debug, Deserialize)]
-pub(crate) struct ManifestDoc {
+pub struct ManifestDoc {
     pub config: Descriptor,
     pub layers: Vec<Descriptor>,
 }

@@ -11,10 +11,10 @@ use serde::Serialize;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::cleanup::Guard;
-use crate::docker;
-use crate::engine::{EngineSpec, LocalEngine};
-use crate::util::progress;
+use xtask::cleanup::Guard;
+use xtask::docker;
+use xtask::engine::{EngineSpec, LocalEngine};
+use xtask::output::progress;
 
 /// One pull.
 #[derive(Debug, Clone, Serialize)]
@@ -49,7 +49,7 @@ impl Engines<'_> {
             containerd_store: true,
             tcp: None,
         };
-        crate::process::daemon(|| LocalEngine::start(spec), LocalEngine::stop)
+        xtask::process::daemon(|| LocalEngine::start(spec), LocalEngine::stop)
             .context("starting a private engine to pull into")
     }
 

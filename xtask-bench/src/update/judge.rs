@@ -4,8 +4,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::plan::Scenario;
-use crate::bench::report::Check;
-use crate::config::human_size;
+use crate::report::Check;
+use xtask::config::human_size;
 
 /// One layer as `cargo xtask sizes --format json` reports it.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -45,7 +45,7 @@ pub fn delta(before: &[LayerFact], after: &[LayerFact]) -> Delta {
         store_bytes: new.iter().map(|(_, l)| l.unpacked).sum(),
         changed: new
             .iter()
-            .map(|(i, l)| (*i, crate::sizes::instruction(&l.created_by), l.compressed))
+            .map(|(i, l)| (*i, xtask::sizes::instruction(&l.created_by), l.compressed))
             .collect(),
     }
 }

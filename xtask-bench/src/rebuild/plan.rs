@@ -6,10 +6,10 @@ use anyhow::{bail, Context, Result};
 use camino::{Utf8Path, Utf8PathBuf};
 use serde::Serialize;
 
-use crate::bench::touch::{validate_touch, DEFAULT_APP_FILE, DEFAULT_DEP_FILE};
-use crate::build_cmd::{self as build, CacheMode};
-use crate::config::{Config, Variant};
-use crate::util::Ctx;
+use crate::touch::{validate_touch, DEFAULT_APP_FILE, DEFAULT_DEP_FILE};
+use xtask::build_cmd::{self as build, CacheMode};
+use xtask::config::{Config, Variant};
+use xtask::util::Ctx;
 
 /// The four builds, in the order they run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -99,7 +99,7 @@ impl<'a> Plan<'a> {
             .next()
             .context("no variant selected")?;
         let resolve = |given: Option<&Utf8PathBuf>, default: &str| match given {
-            Some(p) => crate::util::absolute(p),
+            Some(p) => xtask::util::absolute(p),
             None => Ok(ctx.root.join(default)),
         };
         let app_file = resolve(app_file, DEFAULT_APP_FILE)?;

@@ -1,12 +1,16 @@
 //! `cargo xtask bench …`: measurements that are commands, not tests (performance targets live
-//! here, never in timed tests).
+//! here, never in timed tests). A binary of its own, `xtask-bench`, which `cargo xtask bench`
+//! runs: the private engines, registries and recompression only the benches need stay out of
+//! the everyday `cargo xtask`.
 //!
 //! Each bench is a module of its own — a file (`sizes.rs`), or a folder of stages when it
 //! outgrows one (`rebuild/`: plan, run, judge, render) — with clap `Args` and
 //! `fn run(self, &Ctx) -> Result<()>`, and ends in `report::publish`, which prints the report
 //! (table, JSON or Markdown), appends it to the GitHub step summary and fails (exit 1) when a
-//! [`report::Check`] missed its target. Adding one: its module, one `Bench` variant, one arm.
+//! [`report::Check`] missed its target. Adding one: its module, one
+//! [`Bench`] variant, one arm.
 
+pub mod cli;
 mod pull;
 mod rebuild;
 mod report;
@@ -18,16 +22,11 @@ mod update;
 use anyhow::Result;
 use camino::Utf8Path;
 
-use crate::util::Ctx;
+use xtask::util::Ctx;
 
-#[derive(clap::Args)]
-pub struct Args {
-    #[command(subcommand)]
-    bench: Bench,
-}
-
+/// One bench, as `cargo xtask bench <bench> …` names it.
 #[derive(clap::Subcommand)]
-enum Bench {
+pub enum Bench {
     /// Pull time of the image on a fresh engine: its layers as built vs the venv in one layer,
     /// gzip vs zstd.
     Pull(pull::PullArgs),
@@ -41,9 +40,9 @@ enum Bench {
     Smoke(smoke::SmokeArgs),
 }
 
-impl Args {
+impl Bench {
     pub fn run(self, ctx: &Ctx) -> Result<()> {
-        match self.bench {
+        match self {
             Bench::Pull(args) => args.run(ctx),
             Bench::Rebuild(args) => args.run(ctx),
             Bench::Sizes(args) => args.run(ctx),
@@ -53,8 +52,8 @@ impl Args {
     }
 
     /// The shape of the bench's Markdown report, for the docs' generated blocks.
-    pub fn report_shape(&self, root: &Utf8Path) -> crate::report::Shape {
-        match &self.bench {
+    pub fn report_shape(&self, root: &Utf8Path) -> xtask::report::Shape {
+        match self {
             Bench::Pull(args) => args.report_shape(),
             Bench::Rebuild(args) => args.report_shape(root),
             Bench::Sizes(args) => args.report_shape(),

@@ -6,8 +6,8 @@ use serde::Serialize;
 
 use super::plan::Scenario;
 use super::run::Row;
-use crate::bench::report::{Check, Machine};
-use crate::config::Variant;
+use crate::report::{Check, Machine};
+use xtask::config::Variant;
 
 /// The bench's report: the builds, the checks and the verdict (`--format json` prints it).
 #[derive(Debug, Clone, Serialize)]
@@ -152,7 +152,7 @@ pub fn platform_check(rows: &[Row], platform: &str, native: &str, max: f64) -> C
 /// The base image must be the same before the cold build and after the last one: when it was
 /// replaced meanwhile, the warm builds were not warm and the figures mean nothing.
 pub fn base_check(image: &str, before: Option<&str>, after: Option<&str>) -> Check {
-    let short = |id: Option<&str>| id.map_or("absent".to_string(), crate::util::short_id);
+    let short = |id: Option<&str>| id.map_or("absent".to_string(), xtask::util::short_id);
     Check {
         name: "base image unchanged during the bench".into(),
         target: format!("{image}: same ID before and after"),
@@ -181,7 +181,7 @@ pub fn last_stage(variant: &Variant, rows: &[Row]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bench::rebuild::run::ratio;
+    use crate::rebuild::run::ratio;
 
     fn row(scenario: Scenario, secs: f64, cold: f64, run: &[&str]) -> Row {
         Row {
@@ -303,7 +303,7 @@ mod tests {
             "no peer, no checks"
         );
         let peer = |secs| {
-            Some(crate::bench::rebuild::run::PeerBuild {
+            Some(crate::rebuild::run::PeerBuild {
                 secs,
                 runs: vec![secs],
                 steps_total: Some(9),

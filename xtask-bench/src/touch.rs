@@ -5,8 +5,8 @@
 use anyhow::{bail, Context, Result};
 use camino::{Utf8Path, Utf8PathBuf};
 
-use crate::cleanup::Guard;
-use crate::util;
+use xtask::cleanup::Guard;
+use xtask::util;
 
 /// The app source file touched by default (relative to the project root).
 pub const DEFAULT_APP_FILE: &str = "app/src/voxserve/__init__.py";
@@ -78,7 +78,7 @@ impl Touch {
         let (restore_path, restore_bytes) = (path.to_owned(), original.clone());
         let guard = Guard::new(move || {
             if let Err(err) = std::fs::write(&restore_path, &restore_bytes) {
-                crate::output::notice(format_args!("error: could not restore {restore_path}: {err}; run `git checkout -- {restore_path}`"));
+                xtask::output::notice(format_args!("error: could not restore {restore_path}: {err}; run `git checkout -- {restore_path}`"));
             }
         });
         std::fs::write(path, modified).with_context(|| format!("changing {path}"))?;

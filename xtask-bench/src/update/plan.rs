@@ -4,7 +4,7 @@
 use anyhow::{bail, Result};
 use serde::Serialize;
 
-use crate::util::pep503_name;
+use xtask::util::pep503_name;
 
 /// The two changes measured against the image built from the files as they are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -30,12 +30,12 @@ mod run;
 use anyhow::Result;
 use camino::{Utf8Path, Utf8PathBuf};
 
-use super::report::{publish, Machine};
-use crate::build_cmd::CacheMode;
-use crate::report::Format;
-use crate::util::Ctx;
+use crate::report::{publish, Machine};
 use judge::{base_check, judge, last_stage, RebuildReport};
 use plan::{Plan, Scenario};
+use xtask::build_cmd::CacheMode;
+use xtask::report::Format;
+use xtask::util::Ctx;
 
 #[derive(clap::Args)]
 pub struct RebuildArgs {
@@ -102,7 +102,7 @@ pub struct RebuildArgs {
 }
 
 fn parse_platform(s: &str) -> std::result::Result<String, String> {
-    crate::config::check_platform(s).map_err(|e| e.to_string())?;
+    xtask::config::check_platform(s).map_err(|e| e.to_string())?;
     Ok(s.to_string())
 }
 
@@ -119,7 +119,7 @@ impl RebuildArgs {
     }
 
     /// The builds table's columns and rows, and the targets.
-    pub fn report_shape(&self, root: &Utf8Path) -> crate::report::Shape {
+    pub fn report_shape(&self, root: &Utf8Path) -> xtask::report::Shape {
         let native = self.platform.as_ref().map(|_| Scenario::ColdNative);
         let rows: Vec<&str> = native
             .into_iter()
@@ -127,7 +127,7 @@ impl RebuildArgs {
             .map(Scenario::label)
             .collect();
         let columns = render::columns(self.peer_file(root).is_some(), self.runs > 1);
-        super::report::shape(&columns, &rows)
+        crate::report::shape(&columns, &rows)
     }
 
     pub fn run(self, ctx: &Ctx) -> Result<()> {
@@ -192,7 +192,7 @@ impl RebuildArgs {
                 None => format!("bench rebuild {}", variant.name),
             },
             &render::render(&report),
-            crate::report::Kind::BenchRebuild,
+            xtask::report::Kind::BenchRebuild,
             &report,
             &report.checks,
         )

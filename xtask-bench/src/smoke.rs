@@ -8,11 +8,12 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
 
-use super::report::median;
-use super::report::{publish, targets_section, Check, Machine};
-use crate::docker;
-use crate::report::{Format, Section, Table};
-use crate::util::{progress, Ctx};
+use crate::report::median;
+use crate::report::{publish, targets_section, Check, Machine};
+use xtask::docker;
+use xtask::output::progress;
+use xtask::report::{Format, Section, Table};
+use xtask::util::Ctx;
 
 #[derive(clap::Args)]
 pub struct SmokeArgs {
@@ -135,9 +136,9 @@ pub fn judge(runs: &[Run], interval_ms: Option<u64>, max_verdict_secs: f64) -> V
 
 impl SmokeArgs {
     /// The runs table (a row per run) and the targets.
-    pub fn report_shape(&self) -> crate::report::Shape {
+    pub fn report_shape(&self) -> xtask::report::Shape {
         let rows: Vec<String> = (1..=self.runs).map(|i| i.to_string()).collect();
-        super::report::shape(&COLUMNS, &rows)
+        crate::report::shape(&COLUMNS, &rows)
     }
 
     pub fn run(self, ctx: &Ctx) -> Result<()> {
@@ -156,10 +157,10 @@ impl SmokeArgs {
             .config
             .healthcheck
             .as_ref()
-            .filter(|_| crate::smoke::has_healthcheck(&inspect.config))
+            .filter(|_| xtask::smoke::has_healthcheck(&inspect.config))
             .and_then(|h| h.interval)
             .map(|ns| ns / 1_000_000);
-        let exe = std::env::current_exe().context("finding the xtask binary")?;
+        let exe = crate::report::xtask_exe()?;
         let mut args: Vec<String> = vec![
             "--config".into(),
             ctx.config_path.to_string(),
@@ -177,7 +178,7 @@ impl SmokeArgs {
         for i in 1..=self.runs {
             progress!("bench smoke {}: run {i}/{}", variant.name, self.runs);
             let started = Instant::now();
-            let out = crate::process::Cmd::new(&exe)
+            let out = xtask::process::Cmd::new(&exe)
                 .args(&args)
                 .grace(std::time::Duration::from_secs(20))
                 .output()
@@ -196,10 +197,10 @@ impl SmokeArgs {
                     out.status
                 );
             }
-            let doc: SmokeDoc = crate::report::parse(
+            let doc: SmokeDoc = xtask::report::parse(
                 "the output of `cargo xtask smoke`",
                 &String::from_utf8_lossy(&out.stdout),
-                crate::report::Kind::Smoke,
+                xtask::report::Kind::Smoke,
             )?;
             let o = doc
                 .outcomes
@@ -230,7 +231,7 @@ impl SmokeArgs {
             self.format,
             "bench smoke",
             &render(&report),
-            crate::report::Kind::BenchSmoke,
+            xtask::report::Kind::BenchSmoke,
             &report,
             &report.checks,
         )

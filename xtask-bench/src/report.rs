@@ -1,12 +1,12 @@
 //! What every bench shares: its PASS/FAIL checks, their table, and `publish` (print the report
 //! in the chosen format, append it to the GitHub step summary, fail when a target was missed).
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use serde::Serialize;
 
-pub use crate::report::Machine;
-use crate::report::{self, Format, Kind, Section, Table};
-use crate::util::CheckFailed;
+pub use xtask::report::Machine;
+use xtask::report::{self, Format, Kind, Section, Table};
+use xtask::util::CheckFailed;
 
 /// One PASS/FAIL line.
 #[derive(Debug, Clone, Serialize)]
@@ -73,6 +73,19 @@ pub fn shape<C: AsRef<str>, R: AsRef<str>>(columns: &[C], rows: &[R]) -> report:
         ],
         chart: false,
     }
+}
+
+/// The everyday `xtask` binary, beside this one (`cargo xtask bench` built both).
+pub fn xtask_exe() -> Result<std::path::PathBuf> {
+    let exe = std::env::current_exe().context("finding the bench binary")?;
+    let xtask = exe.with_file_name(format!("xtask{}", std::env::consts::EXE_SUFFIX));
+    if !xtask.is_file() {
+        anyhow::bail!(
+            "{} does not exist: build it (`cargo build -p xtask`)",
+            xtask.display()
+        );
+    }
+    Ok(xtask)
 }
 
 /// The median of some measurements (the mean of the middle two for an even count); None for

@@ -25,16 +25,17 @@ use anyhow::{bail, Context, Result};
 use camino::{Utf8Path, Utf8PathBuf};
 use serde::{Deserialize, Serialize};
 
-use super::report::{publish, Check, Machine};
-use super::touch::{validate_touch, Touch, DEFAULT_APP_FILE, DEFAULT_DEP_FILE};
-use crate::build_cmd as build;
-use crate::config::parse_size;
-use crate::docker;
-use crate::process::Cmd;
-use crate::report::Format;
-use crate::util::{progress, Ctx, TempDir};
+use crate::report::{publish, Check, Machine};
+use crate::touch::{validate_touch, Touch, DEFAULT_APP_FILE, DEFAULT_DEP_FILE};
 use judge::{delta, judge, stable_digests, LayerFact, Row};
 use plan::Scenario;
+use xtask::build_cmd as build;
+use xtask::config::parse_size;
+use xtask::docker;
+use xtask::output::progress;
+use xtask::process::Cmd;
+use xtask::report::Format;
+use xtask::util::{Ctx, TempDir};
 
 /// The package `--bump` moves when neither it nor `--dep-file` is given: small, pure Python,
 /// pinned once in app/requirements.lock.
@@ -100,9 +101,9 @@ enum DepChange {
 
 impl UpdateArgs {
     /// The changes table (a row per change, named by its kind) and the targets.
-    pub fn report_shape(&self) -> crate::report::Shape {
+    pub fn report_shape(&self) -> xtask::report::Shape {
         let rows = [Scenario::AppChange.label(), Scenario::DepChange.label()];
-        super::report::shape(&render::COLUMNS, &rows)
+        crate::report::shape(&render::COLUMNS, &rows)
     }
 
     pub fn run(self, ctx: &Ctx) -> Result<()> {
@@ -117,7 +118,7 @@ impl UpdateArgs {
         let max_dep = parse_size(&self.max_dep_pull)
             .with_context(|| format!("--max-dep-pull {}", self.max_dep_pull))?;
         let resolve = |given: &Option<Utf8PathBuf>, default: &str| match given {
-            Some(p) => crate::util::absolute(p),
+            Some(p) => xtask::util::absolute(p),
             None => Ok(ctx.root.join(default)),
         };
         let read = |path: &Utf8Path| -> Result<Vec<u8>> {
@@ -251,7 +252,7 @@ impl UpdateArgs {
             self.format,
             &format!("bench update {}", variant.name),
             &render::render(&report),
-            crate::report::Kind::BenchUpdate,
+            xtask::report::Kind::BenchUpdate,
             &report,
             &report.checks,
         )
@@ -270,7 +271,7 @@ struct SizesImage {
 
 /// The layers of an image, from `cargo xtask sizes --image ID --format json`.
 fn layers(ctx: &Ctx, image_id: &str) -> Result<Vec<LayerFact>> {
-    let exe = std::env::current_exe().context("finding the xtask binary")?;
+    let exe = crate::report::xtask_exe()?;
     let args = [
         "--config".to_string(),
         ctx.config_path.to_string(),
@@ -290,10 +291,10 @@ fn layers(ctx: &Ctx, image_id: &str) -> Result<Vec<LayerFact>> {
             String::from_utf8_lossy(&out.stderr).trim()
         );
     }
-    let doc: SizesDoc = crate::report::parse(
+    let doc: SizesDoc = xtask::report::parse(
         "the output of `cargo xtask sizes`",
         &String::from_utf8_lossy(&out.stdout),
-        crate::report::Kind::Sizes,
+        xtask::report::Kind::Sizes,
     )?;
     doc.images
         .into_iter()

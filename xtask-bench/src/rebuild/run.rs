@@ -8,14 +8,15 @@ use camino::Utf8PathBuf;
 use serde::Serialize;
 
 use super::plan::{Plan, Scenario, PEER_IMAGE};
-use crate::bench::report::median;
-use crate::bench::touch::Touch;
-use crate::build_cmd::CacheMode;
-use crate::build_cmd::{build, BuildReport};
-use crate::cleanup::Guard;
-use crate::docker;
-use crate::output::warning;
-use crate::util::{progress, Ctx, TempDir};
+use crate::report::median;
+use crate::touch::Touch;
+use xtask::build_cmd::CacheMode;
+use xtask::build_cmd::{build, BuildReport};
+use xtask::cleanup::Guard;
+use xtask::docker;
+use xtask::output::progress;
+use xtask::output::warning;
+use xtask::util::{Ctx, TempDir};
 
 /// One measured build.
 #[derive(Debug, Clone, Serialize)]

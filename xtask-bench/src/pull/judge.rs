@@ -8,8 +8,8 @@ use serde::Serialize;
 use super::plan::{ImagePlan, Layout};
 use super::push::Pushed;
 use super::run::PullRun;
-use crate::bench::report::{median, Check};
-use crate::build_cmd::Compression;
+use crate::report::{median, Check};
+use xtask::build_cmd::Compression;
 
 #[derive(Debug, Serialize)]
 pub struct Row {
@@ -123,8 +123,8 @@ pub fn checks(rows: &[Row], max_ratio: f64) -> Vec<Check> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bench::pull::plan::images;
-    use crate::bench::pull::push::PushedLayer;
+    use crate::pull::plan::images;
+    use crate::pull::push::PushedLayer;
 
     fn pushed(ids: &[&str]) -> Pushed {
         Pushed {

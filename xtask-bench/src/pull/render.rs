@@ -2,9 +2,9 @@
 //! reference) and the targets table.
 
 use super::PullReport;
-use crate::bench::report::targets_section;
-use crate::config::human_size;
-use crate::report::{Section, Table};
+use crate::report::targets_section;
+use xtask::config::human_size;
+use xtask::report::{Section, Table};
 
 /// The columns of the pulls table.
 pub const COLUMNS: [&str; 8] = [

@@ -3,8 +3,8 @@
 
 use super::judge::RebuildReport;
 use super::plan::Scenario;
-use crate::bench::report::targets_section;
-use crate::report::{Section, Table};
+use crate::report::targets_section;
+use xtask::report::{Section, Table};
 
 /// `[app 3/5] COPY` for `[app 3/5] COPY --chown=0:0 app/src/voxserve …`: the table shows the
 /// step and its instruction; JSON keeps the whole name.

@@ -8,12 +8,12 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
 
-use super::report::{median, publish, targets_section, Check, Machine};
-use crate::docker;
-use crate::report::{Format, Section, Table};
-use crate::sizes::Stats;
-use crate::util::progress;
-use crate::util::Ctx;
+use crate::report::{median, publish, targets_section, Check, Machine};
+use xtask::docker;
+use xtask::output::progress;
+use xtask::report::{Format, Section, Table};
+use xtask::sizes::Stats;
+use xtask::util::Ctx;
 
 #[derive(clap::Args)]
 pub struct SizesArgs {
@@ -150,9 +150,9 @@ impl SizesArgs {
     }
 
     /// The runs table (a row per scenario) and the targets.
-    pub fn report_shape(&self) -> crate::report::Shape {
+    pub fn report_shape(&self) -> xtask::report::Shape {
         let rows: Vec<&str> = self.scenarios().into_iter().map(Scenario::label).collect();
-        super::report::shape(&COLUMNS, &rows)
+        crate::report::shape(&COLUMNS, &rows)
     }
 
     pub fn run(self, ctx: &Ctx) -> Result<()> {
@@ -184,7 +184,7 @@ impl SizesArgs {
                     args.extend(["--image".to_string(), image.clone()]);
                 }
                 let started = Instant::now();
-                let out = crate::process::Cmd::new(&exe)
+                let out = xtask::process::Cmd::new(&exe)
                     .args(&args)
                     .grace(std::time::Duration::from_secs(20))
                     .output()
@@ -206,10 +206,10 @@ impl SizesArgs {
                         }
                     );
                 }
-                let doc: SizesDoc = crate::report::parse(
+                let doc: SizesDoc = xtask::report::parse(
                     "the output of `cargo xtask sizes`",
                     &String::from_utf8_lossy(&out.stdout),
-                    crate::report::Kind::Sizes,
+                    xtask::report::Kind::Sizes,
                 )?;
                 if let Some(e) = doc.images.iter().find(|e| e.status == "not-built") {
                     bail!(
@@ -241,7 +241,7 @@ impl SizesArgs {
             self.format,
             "bench sizes",
             &render(&report),
-            crate::report::Kind::BenchSizes,
+            xtask::report::Kind::BenchSizes,
             &report,
             &report.checks,
         )
@@ -265,7 +265,7 @@ fn render(report: &SizesReport) -> Vec<Section> {
             if r.from_cache > 0 && r.from_store + r.saved == 0 {
                 "cache".into()
             } else if r.saved > 0 {
-                format!("docker save ({})", crate::config::human_size(r.read))
+                format!("docker save ({})", xtask::config::human_size(r.read))
             } else {
                 "content store".into()
             },
@@ -273,7 +273,7 @@ fn render(report: &SizesReport) -> Vec<Section> {
                 "{} by gzip trailer, {} decompressed ({})",
                 r.by_trailer,
                 r.decompressed,
-                crate::config::human_size(r.processed)
+                xtask::config::human_size(r.processed)
             ),
         ]);
     }
@@ -283,7 +283,7 @@ fn render(report: &SizesReport) -> Vec<Section> {
                 "bench sizes: {} image(s) ({}, {} unpacked): {}",
                 report.images.len(),
                 report.images.join(", "),
-                crate::config::human_size(report.unpacked),
+                xtask::config::human_size(report.unpacked),
                 report.machine.describe()
             )),
             table: runs,

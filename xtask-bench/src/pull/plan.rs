@@ -6,7 +6,7 @@ use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use std::ops::Range;
 
-use crate::build_cmd::Compression;
+use xtask::build_cmd::Compression;
 
 /// One layer of the measured image, as the local store holds it.
 #[derive(Debug, Clone, Serialize)]

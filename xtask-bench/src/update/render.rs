@@ -2,9 +2,9 @@
 //! store, the new layers) and the targets table.
 
 use super::UpdateReport;
-use crate::bench::report::targets_section;
-use crate::config::human_size;
-use crate::report::{Section, Table};
+use crate::report::targets_section;
+use xtask::config::human_size;
+use xtask::report::{Section, Table};
 
 /// The columns of the changes table.
 pub const COLUMNS: [&str; 6] = [

@@ -14,10 +14,11 @@ use std::time::Instant;
 
 use super::merge;
 use super::plan::{config_for, layer_media_type, Encoding, ImagePlan, Part, SourceLayer};
-use crate::build_cmd::Compression;
-use crate::registry::serve::{digest, Blob, BlobUpload, LocalRegistry};
-use crate::sizes::ContentStore;
-use crate::util::progress;
+use super::upload::{digest, upload, Blob, BlobUpload};
+use xtask::build_cmd::Compression;
+use xtask::output::progress;
+use xtask::registry::serve::LocalRegistry;
+use xtask::sizes::ContentStore;
 
 const GZIP_LEVEL: u32 = 6;
 const ZSTD_LEVEL: i32 = 3;
@@ -152,7 +153,7 @@ fn compressed(
     write: impl FnOnce(&mut Hashing<Encoder>) -> Result<()>,
 ) -> Result<(Blob, String)> {
     let mut tar = Hashing {
-        inner: Encoder::new(c, registry.upload(repo)?)?,
+        inner: Encoder::new(c, upload(registry, repo)?)?,
         hasher: Sha256::new(),
     };
     write(&mut tar)?;
@@ -177,10 +178,10 @@ pub fn push(
                 let src = &source.layers[*i];
                 let (blob, diff_id) = if Encoding::of(&src.media_type)? == want {
                     let (mut file, path) = source.store.open(&src.digest)?;
-                    let mut upload = registry.upload(repo)?;
-                    io::copy(&mut file, &mut upload)
+                    let mut sending = upload(registry, repo)?;
+                    io::copy(&mut file, &mut sending)
                         .with_context(|| format!("sending {}", path))?;
-                    let blob = upload.finish()?;
+                    let blob = sending.finish()?;
                     if blob.digest != src.digest {
                         bail!(
                             "the content store's blob {} hashed to {}: the store is damaged",
@@ -244,9 +245,9 @@ pub fn push(
     }
     let diff_ids: Vec<String> = layers.iter().map(|l| l.diff_id.clone()).collect();
     let config = config_for(&source.config, &plan.parts, &diff_ids)?;
-    let mut upload = registry.upload(repo)?;
-    upload.write_all(&config).context("sending the config")?;
-    let config_blob = upload.finish()?;
+    let mut sending = upload(registry, repo)?;
+    sending.write_all(&config).context("sending the config")?;
+    let config_blob = sending.finish()?;
     let manifest = serde_json::json!({
         "schemaVersion": 2,
         "mediaType": MANIFEST_TYPE,

@@ -28,19 +28,21 @@ mod plan;
 mod push;
 mod render;
 mod run;
+mod upload;
 
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
-use super::report::{publish, Check, Machine};
-use crate::build_cmd::Compression;
-use crate::docker;
-use crate::registry::serve::LocalRegistry;
-use crate::report::Format;
-use crate::sizes::{image_documents, layer_history, ContentStore, HistoryDoc};
-use crate::util::{progress, Ctx, TempDir};
+use crate::report::{publish, Check, Machine};
 use judge::Row;
 use plan::SourceLayer;
+use xtask::build_cmd::Compression;
+use xtask::docker;
+use xtask::output::progress;
+use xtask::registry::serve::LocalRegistry;
+use xtask::report::Format;
+use xtask::sizes::{image_documents, layer_history, ContentStore, HistoryDoc};
+use xtask::util::{Ctx, TempDir};
 
 #[derive(clap::Args)]
 pub struct PullArgs {
@@ -86,9 +88,9 @@ pub struct PullReport {
 impl PullArgs {
     /// The pulls table, with the rows of the layers as built (an image whose venv is one layer
     /// has no other), and the targets.
-    pub fn report_shape(&self) -> crate::report::Shape {
+    pub fn report_shape(&self) -> xtask::report::Shape {
         let rows: Vec<String> = plan::images(1, &(0..1)).iter().map(|i| i.label()).collect();
-        super::report::shape(&render::COLUMNS, &rows)
+        crate::report::shape(&render::COLUMNS, &rows)
     }
 
     pub fn run(self, ctx: &Ctx) -> Result<()> {
@@ -143,7 +145,7 @@ impl PullArgs {
                 plan.label()
             );
             let dir = scratch.path().join(format!("registry-{k}"));
-            let (registry, _stop) = crate::process::daemon(
+            let (registry, _stop) = xtask::process::daemon(
                 || LocalRegistry::start(dir.as_std_path()),
                 LocalRegistry::stop,
             )
@@ -189,7 +191,7 @@ impl PullArgs {
             self.format,
             &format!("bench pull {}", variant.name),
             &render::render(&report),
-            crate::report::Kind::BenchPull,
+            xtask::report::Kind::BenchPull,
             &report,
             &report.checks,
         )
@@ -217,7 +219,7 @@ fn preflight() -> Result<()> {
             bail!("bench pull starts `{program}`, which is not on PATH: {fix}");
         }
     }
-    if !crate::util::is_root() {
+    if !xtask::util::is_root() {
         bail!(
             "bench pull starts private Docker engines (dockerd, a bridge interface each) and reads \
              containerd's content store: run it as root"
@@ -227,7 +229,7 @@ fn preflight() -> Result<()> {
 }
 
 /// The image's layers: the manifest's blobs with the config's diff IDs and history.
-fn source_layers(manifest: &crate::sizes::ManifestDoc, config: &[u8]) -> Result<Vec<SourceLayer>> {
+fn source_layers(manifest: &xtask::sizes::ManifestDoc, config: &[u8]) -> Result<Vec<SourceLayer>> {
     let doc: serde_json::Value = serde_json::from_slice(config).context("parsing the config")?;
     let diff_ids: Vec<String> = serde_json::from_value(doc["rootfs"]["diff_ids"].clone())
         .context("reading the config's diff IDs")?;
