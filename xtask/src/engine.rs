@@ -4,15 +4,16 @@
 //! `docker0` bridge, cutting the main engine's containers and builds off the network.)
 //! [`LocalEngine::stop`] (and drop) stops the daemon (which stops its containerd), removes its
 //! bridge and its files. Linux only, and root: it is a daemon with its own network interface.
-//! Nothing here stops it on a signal: the caller registers [`LocalEngine::stop`] (the tool through
-//! `process::daemon`). Used by `bench pull` (a host that holds nothing of the image it pulls)
+//! [`LocalEngine::start_guarded`] also stops it on a signal (the tool's way); the tests' harness
+//! drops it. Used by `bench pull` (a host that holds nothing of the image it pulls)
 //! and by the tests' harness.
 
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::cleanup::Guard;
 use crate::process::{Child, Cmd};
 
 /// What to start.
@@ -41,17 +42,61 @@ pub struct LocalEngine {
 }
 
 impl LocalEngine {
-    /// Starts the engine and waits (up to 60 s) until its API answers `/_ping`.
+    /// Starts the engine and waits (up to 60 s) until its API answers `/_ping`; dropping it
+    /// stops it. Nothing stops it on a signal (see [`LocalEngine::start_guarded`]).
     pub fn start(spec: EngineSpec) -> Result<LocalEngine> {
+        let engine = LocalEngine::unstarted(&spec)?;
+        // From here on an error drops the engine, which removes what exists of it.
+        engine.prepare(&spec)?;
+        *lock(&engine.child) = Some(engine.spawn(&spec)?);
+        engine.wait_ready()?;
+        Ok(engine)
+    }
+
+    /// [`LocalEngine::start`] under the cleanup guard: its stop is registered before anything
+    /// of it exists, and dockerd is started and recorded as one step, so that a signal at any
+    /// moment stops what was started.
+    pub fn start_guarded(spec: EngineSpec) -> Result<(Arc<LocalEngine>, Guard)> {
+        let engine = Arc::new(LocalEngine::unstarted(&spec)?);
+        let stopping = Arc::clone(&engine);
+        let guard = Guard::new(move || stopping.stop());
+        engine.prepare(&spec)?;
+        // No child process may start inside `daemon`'s start (it holds the cleanup lock).
+        let (_, _) = crate::process::daemon(
+            || {
+                *lock(&engine.child) = Some(engine.spawn(&spec)?);
+                anyhow::Ok(())
+            },
+            |_| {},
+        )?;
+        engine.wait_ready()?;
+        Ok((engine, guard))
+    }
+
+    /// What the engine will be, nothing of it made yet.
+    fn unstarted(spec: &EngineSpec) -> Result<LocalEngine> {
         if !cfg!(target_os = "linux") {
             bail!("a private Docker engine is started on Linux only");
         }
-        let data_root = spec.data_root.unwrap_or_else(|| spec.dir.join("root"));
-        for dir in [&spec.dir, &data_root] {
+        Ok(LocalEngine {
+            host: format!("unix://{}", spec.dir.join("docker.sock").display()),
+            dir: spec.dir.clone(),
+            data_root: spec
+                .data_root
+                .clone()
+                .unwrap_or_else(|| spec.dir.join("root")),
+            bridge: spec.bridge.clone(),
+            child: Mutex::new(None),
+        })
+    }
+
+    /// Its directories (made afresh), its config and its bridge.
+    fn prepare(&self, spec: &EngineSpec) -> Result<()> {
+        for dir in [&self.dir, &self.data_root] {
             let _ = std::fs::remove_dir_all(dir);
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
-        let config = spec.dir.join("daemon.json");
+        let config = self.config();
         std::fs::write(
             &config,
             format!(
@@ -60,36 +105,31 @@ impl LocalEngine {
             ),
         )
         .with_context(|| format!("writing {}", config.display()))?;
-        let made = Cmd::new("ip")
-            .args(["link", "add", &spec.bridge, "type", "bridge"])
-            .run();
-        if let Err(err) = made {
-            let _ = remove_dirs(&spec.dir, &data_root);
-            return Err(err.context(format!(
-                "cannot create the bridge {} for a private engine (iproute2)",
-                spec.bridge
-            )));
-        }
-        // From here on an error drops the engine, which removes what exists of it.
-        let engine = LocalEngine {
-            host: format!("unix://{}", spec.dir.join("docker.sock").display()),
-            dir: spec.dir.clone(),
-            data_root: data_root.clone(),
-            bridge: spec.bridge.clone(),
-            child: Mutex::new(None),
-        };
+        Cmd::new("ip")
+            .args(["link", "add", &self.bridge, "type", "bridge"])
+            .run()
+            .with_context(|| {
+                format!(
+                    "cannot create the bridge {} for a private engine (iproute2)",
+                    self.bridge
+                )
+            })
+    }
+
+    /// Starts dockerd (it runs no child process of the tool's before it returns).
+    fn spawn(&self, spec: &EngineSpec) -> Result<Child> {
         let mut args: Vec<String> = vec![
             "--config-file".into(),
-            config.display().to_string(),
+            self.config().display().to_string(),
             "--data-root".into(),
-            data_root.display().to_string(),
+            self.data_root.display().to_string(),
             "--exec-root".into(),
-            spec.dir.join("exec").display().to_string(),
+            self.dir.join("exec").display().to_string(),
             "--pidfile".into(),
-            spec.dir.join("dockerd.pid").display().to_string(),
+            self.dir.join("dockerd.pid").display().to_string(),
             "-H".into(),
-            engine.host.clone(),
-            format!("--bridge={}", spec.bridge),
+            self.host.clone(),
+            format!("--bridge={}", self.bridge),
             "--iptables=false".into(),
             "--ip6tables=false".into(),
         ];
@@ -97,27 +137,34 @@ impl LocalEngine {
             // Loopback only. dockerd ≥ 27 refuses an unauthenticated TCP socket unless told.
             args.extend(["-H".into(), tcp.clone(), "--tls=false".into()]);
         }
-        let child = Cmd::new("dockerd")
+        Cmd::new("dockerd")
             .args(&args)
             .grace(Duration::from_secs(30))
-            .spawn_daemon(&engine.log())
-            .context("starting dockerd (install docker.io)")?;
-        *lock(&engine.child) = Some(child);
+            .spawn_daemon(&self.log())
+            .context("starting dockerd (install docker.io)")
+    }
+
+    /// Waits (up to 60 s) until the API answers `/_ping`.
+    fn wait_ready(&self) -> Result<()> {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            if engine.ping() {
-                return Ok(engine);
+            if self.ping() {
+                return Ok(());
             }
-            let exited = lock(&engine.child).as_ref().is_none_or(Child::exited);
+            let exited = lock(&self.child).as_ref().is_none_or(Child::exited);
             if exited || Instant::now() > deadline {
                 bail!(
                     "the private dockerd did not come up ({}):\n{}",
                     if exited { "it exited" } else { "60 s" },
-                    engine.log_tail(20)
+                    self.log_tail(20)
                 );
             }
             std::thread::sleep(Duration::from_millis(200));
         }
+    }
+
+    fn config(&self) -> PathBuf {
+        self.dir.join("daemon.json")
     }
 
     fn log(&self) -> PathBuf {

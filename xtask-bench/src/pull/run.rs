@@ -49,8 +49,7 @@ impl Engines<'_> {
             containerd_store: true,
             tcp: None,
         };
-        xtask::process::daemon(|| LocalEngine::start(spec), LocalEngine::stop)
-            .context("starting a private engine to pull into")
+        LocalEngine::start_guarded(spec).context("starting a private engine to pull into")
     }
 
     /// Pulls `reference` on a fresh engine and returns what it took and stored.
