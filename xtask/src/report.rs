@@ -183,7 +183,8 @@ pub fn emit<T: Serialize + ?Sized>(
     )
 }
 
-fn emit_rendered<T: Serialize + ?Sized>(
+/// Prints the report in `format`: `text` or `markdown` made only when asked for.
+pub fn emit_rendered<T: Serialize + ?Sized>(
     format: Format,
     text: impl FnOnce() -> String,
     markdown: impl FnOnce() -> String,

@@ -230,8 +230,16 @@ impl Args {
     /// The tables (and charts) on stdout and in the step summary; the JSON report saved.
     fn render(&self, report: &Report) -> Result<()> {
         let sections = sections(report, self.layers);
-        report::emit_sections(self.format, &sections, report::Kind::Sizes, report)?;
-        report::step_summary("Image sizes", &report::sections_markdown(&sections));
+        let markdown = render::markdown(report, &sections);
+        let text = || report::sections_text(&sections);
+        report::emit_rendered(
+            self.format,
+            text,
+            || markdown.clone(),
+            report::Kind::Sizes,
+            report,
+        )?;
+        report::step_summary("Image sizes", &markdown);
         if let Some(path) = &self.save {
             let json = report::to_json(report::Kind::Sizes, report)?;
             report::write_atomic(path, json.as_bytes())

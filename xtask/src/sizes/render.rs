@@ -2,9 +2,9 @@
 //! that made each, the change against a baseline, and the closing progress line.
 
 use super::facts::{Layer, Stats, Store};
-use super::judge::{Change, Report, Status};
+use super::judge::{Change, Entry, Report, Status};
 use crate::config::human_size;
-use crate::report::{self, Table};
+use crate::report::{self, Series, Table};
 
 /// `+12.3 MB (+4.1 %)`, `-1.0 kB (-0.5 %)`, `0 B (0.0 %)`.
 pub fn format_change(c: &Change) -> String {
@@ -182,6 +182,61 @@ pub fn layers_table(layers: &[Layer], n: usize) -> Table {
     table
 }
 
+/// The Markdown report: the sizes table with its budget charts beside it, then the other tables.
+pub(super) fn markdown(report: &Report, sections: &[report::Section]) -> String {
+    let charts = budget_charts(report);
+    // Charts exist only for measured images, whose table is the first section.
+    let split = if charts.is_empty() { 0 } else { 1 };
+    let mut parts = vec![report::sections_markdown(&sections[..split])];
+    parts.extend(charts);
+    parts.push(report::sections_markdown(&sections[split..]));
+    parts.retain(|p| !p.is_empty());
+    parts.join("\n")
+}
+
+/// One kind of an entry's size, and its budget.
+type SizeAndBudget = fn(&Entry) -> (Option<u64>, Option<u64>);
+
+/// A Mermaid chart per kind of size that a measured image has a budget for: each such image's
+/// size as a bar, its budget as a line, in MB (powers of 1000, as the tables).
+pub fn budget_charts(report: &Report) -> Vec<String> {
+    let kinds: [(&str, SizeAndBudget); 2] = [
+        ("Compressed", |e| (e.compressed, e.budget.compressed)),
+        ("Unpacked", |e| (e.unpacked, e.budget.unpacked)),
+    ];
+    let mb = |bytes: u64| bytes as f64 / 1e6;
+    let mut charts = Vec::new();
+    for (kind, of) in kinds {
+        let rows: Vec<(String, u64, u64)> = report
+            .images
+            .iter()
+            .filter_map(|e| match of(e) {
+                (Some(size), Some(budget)) => Some((label(e), size, budget)),
+                _ => None,
+            })
+            .collect();
+        if rows.is_empty() {
+            continue;
+        }
+        let labels: Vec<String> = rows.iter().map(|r| r.0.clone()).collect();
+        let series = [
+            Series::bar(&kind.to_lowercase(), rows.iter().map(|r| mb(r.1)).collect()),
+            Series::line("budget", rows.iter().map(|r| mb(r.2)).collect()),
+        ];
+        let title = format!("{kind} size against its budget (MB)");
+        charts.push(report::xychart(&title, &labels, "MB", &series));
+    }
+    charts
+}
+
+/// `cpu-minimal`, or `cpu-minimal (linux/arm64)` for one platform's image.
+fn label(e: &Entry) -> String {
+    match &e.platform {
+        Some(p) => format!("{} ({p})", e.name),
+        None => e.name.clone(),
+    }
+}
+
 /// The tables to print: sizes first, then the largest layers of each measured image.
 pub(super) fn sections(report: &Report, layers: Option<usize>) -> Vec<report::Section> {
     let mut out = Vec::new();
@@ -261,6 +316,48 @@ pub fn summary(images: usize, store: Store, stats: &Stats) -> String {
 mod tests {
     use super::*;
     use crate::sizes::judge::{change, tests::facts, tests::sample_report};
+
+    #[test]
+    fn each_budgeted_kind_gets_a_chart_beside_the_sizes_table() {
+        // cpu: unpacked 950 B of a 1000 B budget; small: compressed 600 B of 500 B; cuda unbuilt.
+        let report = sample_report();
+        let charts = budget_charts(&report);
+        assert_eq!(charts.len(), 2, "{charts:#?}");
+        assert!(charts[0].contains("title \"Compressed size against its budget (MB)\""));
+        assert!(charts[0].contains("x-axis [\"small\"]"), "{}", charts[0]);
+        assert!(
+            charts[0].contains("bar \"compressed\" [0.001]"),
+            "{}",
+            charts[0]
+        );
+        assert!(
+            charts[0].contains("line \"budget\" [0.001]"),
+            "{}",
+            charts[0]
+        );
+        assert!(charts[1].contains("x-axis [\"cpu\"]"), "{}", charts[1]);
+        assert!(
+            charts[1].contains("bar \"unpacked\" [0.001]"),
+            "{}",
+            charts[1]
+        );
+
+        let md = markdown(&report, &sections(&report, Some(1)));
+        let table = md.find("| variant").unwrap();
+        let chart = md.find("```mermaid").unwrap();
+        let layers = md.find("#### ").unwrap();
+        assert!(table < chart && chart < layers, "{md}");
+        // Nothing with a budget: the tables alone.
+        let mut none = sample_report();
+        none.images
+            .iter_mut()
+            .for_each(|e| e.budget = Default::default());
+        assert!(budget_charts(&none).is_empty());
+        assert_eq!(
+            markdown(&none, &sections(&none, None)),
+            report::sections_markdown(&sections(&none, None))
+        );
+    }
 
     #[test]
     fn changes_have_signs_and_percentages() {
