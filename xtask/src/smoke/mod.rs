@@ -43,45 +43,46 @@ use crate::report::{self, Format};
 use crate::util::{progress, CheckFailed, Ctx};
 pub use plan::has_healthcheck;
 use plan::Options;
+pub use run::Outcome;
 
-#[derive(clap::Args)]
+#[derive(clap::Args, Default)]
 pub struct Args {
     /// Variants to smoke-test (`cargo xtask config` lists them).
-    variants: Vec<String>,
+    pub variants: Vec<String>,
     /// Smoke-test every variant.
     #[arg(long, conflicts_with = "variants")]
-    all: bool,
+    pub all: bool,
     /// Test this image instead of the variant's `<image>:<variant>` (one variant only).
     #[arg(long, value_name = "REF")]
-    image: Option<String>,
+    pub image: Option<String>,
     /// Run the image of this platform (`os/arch[/variant]`, e.g. linux/arm64) from a
     /// multi-platform image; one of another CPU runs under emulation, with timeouts scaled.
     #[arg(long, value_name = "PLATFORM")]
-    platform: Option<String>,
+    pub platform: Option<String>,
     /// Run an image whose user is root; without it such an image is refused (exit 1).
     #[arg(long)]
-    allow_root: bool,
+    pub allow_root: bool,
     /// Leave the container running after the verdict and print how to remove it.
     #[arg(long)]
-    keep: bool,
+    pub keep: bool,
     /// Give the container every NVIDIA GPU (`--gpus all`; CUDA images).
     #[arg(long)]
-    gpus: bool,
+    pub gpus: bool,
     /// Give the container the AMD GPU devices (/dev/kfd, /dev/dri, group video; ROCm images).
     #[arg(long)]
-    rocm: bool,
+    pub rocm: bool,
     /// Publish the service port on 127.0.0.1, at HOST_PORT or a free port (default: none).
     #[arg(long, value_name = "HOST_PORT", num_args = 0..=1, default_missing_value = "0")]
-    publish: Option<u16>,
+    pub publish: Option<u16>,
     /// An extra label KEY=VALUE on the container (repeatable).
     #[arg(long, value_name = "KEY=VALUE")]
-    label: Vec<String>,
+    pub label: Vec<String>,
     /// How long the container may take to become healthy (default: smoke.health_timeout).
     #[arg(long, value_parser = parse_timeout, value_name = "DURATION")]
-    timeout: Option<Duration>,
+    pub timeout: Option<Duration>,
     /// How to print the summary (progress and failure details go to stderr).
     #[arg(long, value_enum, default_value_t = Format::Table)]
-    format: Format,
+    pub format: Format,
 }
 
 fn parse_timeout(s: &str) -> std::result::Result<Duration, String> {
@@ -90,6 +91,26 @@ fn parse_timeout(s: &str) -> std::result::Result<Duration, String> {
 
 impl Args {
     pub fn run(self, ctx: &Ctx) -> Result<()> {
+        let outcomes = self.outcomes(ctx)?;
+        let table = render::summary_table(&outcomes);
+        report::emit(
+            self.format,
+            &table,
+            report::Kind::Smoke,
+            &report::List("outcomes", &outcomes),
+        )?;
+        report::step_summary("Smoke tests", &render::summary_markdown(&table, &outcomes));
+
+        match failure_message(&outcomes) {
+            Some(message) => Err(CheckFailed(message).into()),
+            None => Ok(()),
+        }
+    }
+
+    /// Resolve, smoke-test and judge each variant, diagnostics of a failed one on stderr: the
+    /// outcomes without the summary (the benches' entry point). A failed smoke is an outcome,
+    /// not an error.
+    pub fn outcomes(&self, ctx: &Ctx) -> Result<Vec<Outcome>> {
         let config = ctx.config()?;
         let variants = config.select(&self.variants, self.all)?;
         if self.image.is_some() && variants.len() != 1 {
@@ -143,20 +164,7 @@ impl Args {
             }
             outcomes.push(outcome);
         }
-
-        let table = render::summary_table(&outcomes);
-        report::emit(
-            self.format,
-            &table,
-            report::Kind::Smoke,
-            &report::List("outcomes", &outcomes),
-        )?;
-        report::step_summary("Smoke tests", &render::summary_markdown(&table, &outcomes));
-
-        match failure_message(&outcomes) {
-            Some(message) => Err(CheckFailed(message).into()),
-            None => Ok(()),
-        }
+        Ok(outcomes)
     }
 
     /// True when `platform` runs under emulation on the engine; an error naming the fix when
