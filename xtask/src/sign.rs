@@ -92,6 +92,9 @@ struct Signed {
     sbom_packages: Option<usize>,
 }
 
+/// The variants selected, with the registry they are published in (none for --image only).
+type Selected<'c> = Option<(registry::Registry, Vec<&'c crate::config::Variant>)>;
+
 /// How every subject is signed.
 struct How {
     signer: Signer,
@@ -130,9 +133,9 @@ impl Args {
     }
 
     /// Every subject, each found in its registry: the variants' pushed digests, then --image.
-    fn subjects(&self, ctx: &Ctx, report_dir: &Utf8Path) -> Result<Vec<Pushed>> {
+    fn subjects(&self, selected: Selected, report_dir: &Utf8Path) -> Result<Vec<Pushed>> {
         let mut pinned = Vec::new();
-        if let Some((registry, variants)) = self.select.variants(|| ctx.config(), "sign")? {
+        if let Some((registry, variants)) = selected {
             for v in variants {
                 let repository = registry.repository(&v.image);
                 let (reference, tag) = from_build_report(&v.name, &repository, report_dir)?;
@@ -152,11 +155,12 @@ impl Args {
     }
 
     pub fn run(self, ctx: &Ctx) -> Result<()> {
+        let selected = self.select.variants(|| ctx.config(), "sign")?;
         let sbom = self.given_sbom()?;
         let signer = self.signer()?;
         let report_dir = self.report_dir.clone().unwrap_or_else(|| ctx.out_dir());
         report::ensure_dir("--report-dir", &report_dir)?;
-        let subjects = self.subjects(ctx, &report_dir)?;
+        let subjects = self.subjects(selected, &report_dir)?;
         let tmp = TempDir::new(ctx, "sign")?;
         let signing_config = match &signer {
             Signer::Key { tlog: false, .. } => Some(cosign::offline_signing_config(tmp.path())?),

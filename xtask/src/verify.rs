@@ -176,8 +176,8 @@ impl Args {
     }
 
     pub fn run(self, ctx: &Ctx) -> Result<()> {
-        let verifier = self.verifier()?;
         let references = self.references(ctx)?;
+        let verifier = self.verifier()?;
         cosign::ensure_installed()?;
         let verdicts = references
             .iter()
