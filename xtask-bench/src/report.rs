@@ -1,7 +1,7 @@
 //! What every bench shares: its PASS/FAIL checks, their table, and `publish` (print the report
 //! in the chosen format, append it to the GitHub step summary, fail when a target was missed).
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use serde::Serialize;
 
 pub use xtask::report::Machine;
@@ -75,17 +75,18 @@ pub fn shape<C: AsRef<str>, R: AsRef<str>>(columns: &[C], rows: &[R]) -> report:
     }
 }
 
-/// The everyday `xtask` binary, beside this one (`cargo xtask bench` built both).
-pub fn xtask_exe() -> Result<std::path::PathBuf> {
-    let exe = std::env::current_exe().context("finding the bench binary")?;
-    let xtask = exe.with_file_name(format!("xtask{}", std::env::consts::EXE_SUFFIX));
-    if !xtask.is_file() {
-        anyhow::bail!(
-            "{} does not exist: build it (`cargo build -p xtask`)",
-            xtask.display()
-        );
+/// A target's number from the command line: finite, 0 or more (checked as clap parses it,
+/// before any work; 0 is a target no run meets).
+pub fn target(s: &str) -> std::result::Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(n) if n.is_finite() && n >= 0.0 => Ok(n),
+        _ => Err(format!("`{s}` is not a number of 0 or more")),
     }
-    Ok(xtask)
+}
+
+/// A size target from the command line (`100 kB`), checked as clap parses it.
+pub fn size(s: &str) -> std::result::Result<u64, String> {
+    xtask::config::parse_size(s).map_err(|e| format!("{e:#}"))
 }
 
 /// The median of some measurements (the mean of the middle two for an even count); None for

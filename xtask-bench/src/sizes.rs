@@ -1,18 +1,18 @@
-//! `cargo xtask bench sizes`: times `cargo xtask sizes` as a maintainer runs it (this binary,
-//! spawned), for a first measurement (`--no-cache`) and a cached one, and judges both against
+//! `cargo xtask bench sizes`: times the measurement of `cargo xtask sizes` (the library's
+//! `sizes::Args::measure`), for a first measurement (`--no-cache`) and a cached one, and judges both against
 //! issue 6's target: under a second for the images given, when nothing needs compressing (the
 //! containerd store read in place). With `--compare-save`, one first measurement through
 //! `docker save` as well, the path taken when the content store is not readable.
 
 use anyhow::{bail, Context, Result};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::time::Instant;
 
-use crate::report::{median, publish, targets_section, Check, Machine};
+use crate::report::{median, publish, target, targets_section, Check, Machine};
 use xtask::docker;
 use xtask::output::progress;
 use xtask::report::{Format, Section, Table};
-use xtask::sizes::Stats;
+use xtask::sizes::{self, Stats};
 use xtask::util::Ctx;
 
 #[derive(clap::Args)]
@@ -26,7 +26,7 @@ pub struct SizesArgs {
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=50))]
     runs: u32,
     /// Target: at most this many seconds (median) for a first and for a cached measurement.
-    #[arg(long, default_value_t = 1.0, value_name = "SECONDS")]
+    #[arg(long, default_value_t = 1.0, value_name = "SECONDS", value_parser = target)]
     max_secs: f64,
     /// Also time one first measurement through `docker save` (slow: it streams every layer).
     #[arg(long)]
@@ -56,34 +56,26 @@ impl Scenario {
         }
     }
 
-    fn flags(self) -> &'static [&'static str] {
-        match self {
-            Scenario::First => &["--no-cache"],
-            Scenario::Cached => &[],
-            Scenario::FirstDockerSave => &["--no-cache", "--source", "docker-save"],
+    /// `cargo xtask sizes` as this scenario runs it.
+    fn sizes_args(self, variants: &[String], images: &[String]) -> sizes::Args {
+        sizes::Args {
+            variants: variants.to_vec(),
+            images: images.to_vec(),
+            no_cache: self != Scenario::Cached,
+            source: match self {
+                Scenario::FirstDockerSave => sizes::Source::DockerSave,
+                _ => sizes::Source::Auto,
+            },
+            ..sizes::Args::default()
         }
     }
-}
-
-/// The part of `sizes --format json` the bench reads.
-#[derive(Debug, Deserialize)]
-struct SizesDoc {
-    images: Vec<SizesEntry>,
-    run: Stats,
-}
-
-#[derive(Debug, Deserialize)]
-struct SizesEntry {
-    name: String,
-    status: String,
-    unpacked: Option<u64>,
 }
 
 /// One scenario's runs.
 #[derive(Debug, Clone, Serialize)]
 pub struct Row {
     pub scenario: Scenario,
-    /// Wall-clock seconds of each run (the whole `cargo xtask sizes` process).
+    /// Wall-clock seconds of each run (the measurement, without the process's start).
     pub secs: Vec<f64>,
     pub median: f64,
     /// What the last run did.
@@ -157,81 +149,18 @@ impl SizesArgs {
 
     pub fn run(self, ctx: &Ctx) -> Result<()> {
         let info = docker::info()?;
-        let exe = std::env::current_exe().context("finding the xtask binary")?;
-        let scenarios = self.scenarios();
         let mut rows = Vec::new();
-        let mut measured: Vec<SizesEntry> = Vec::new();
-        for scenario in scenarios {
-            let runs = if scenario == Scenario::FirstDockerSave {
-                1
-            } else {
-                self.runs
-            };
-            let mut secs = Vec::new();
-            let mut last = Stats::default();
-            for i in 1..=runs {
-                progress!("bench sizes: {} ({i}/{runs})", scenario.label());
-                let mut args: Vec<String> = vec![
-                    "--config".into(),
-                    ctx.config_path.to_string(),
-                    "sizes".into(),
-                    "--format".into(),
-                    "json".into(),
-                ];
-                args.extend(scenario.flags().iter().map(|s| s.to_string()));
-                args.extend(self.variants.iter().cloned());
-                for image in &self.images {
-                    args.extend(["--image".to_string(), image.clone()]);
-                }
-                let started = Instant::now();
-                let out = xtask::process::Cmd::new(&exe)
-                    .args(&args)
-                    .grace(std::time::Duration::from_secs(20))
-                    .output()
-                    .context("running `cargo xtask sizes`")?;
-                secs.push(started.elapsed().as_secs_f64());
-                // 1 means over budget, which does not matter here; 2 is an error.
-                if !matches!(out.status.code(), Some(0 | 1)) {
-                    let stderr = String::from_utf8_lossy(&out.stderr);
-                    let errors: Vec<&str> =
-                        stderr.lines().filter(|l| l.starts_with("error")).collect();
-                    bail!(
-                        "`cargo xtask {}` failed ({}): {}",
-                        args[2..].join(" "),
-                        out.status,
-                        if errors.is_empty() {
-                            stderr.trim().to_string()
-                        } else {
-                            errors.join("; ")
-                        }
-                    );
-                }
-                let doc: SizesDoc = xtask::report::parse(
-                    "the output of `cargo xtask sizes`",
-                    &String::from_utf8_lossy(&out.stdout),
-                    xtask::report::Kind::Sizes,
-                )?;
-                if let Some(e) = doc.images.iter().find(|e| e.status == "not-built") {
-                    bail!(
-                        "{} is not built: build it first (`cargo xtask build {}`), or leave it out",
-                        e.name,
-                        e.name
-                    );
-                }
-                last = doc.run;
-                measured = doc.images;
-            }
-            rows.push(Row {
-                scenario,
-                median: median(&secs).unwrap_or(f64::NAN),
-                secs,
-                run: last,
-            });
+        let mut last = None;
+        for scenario in self.scenarios() {
+            let (row, report) = self.measure(ctx, scenario)?;
+            rows.push(row);
+            last = Some(report);
         }
+        let images = last.map(|r| r.images).unwrap_or_default();
         let checks = judge(&rows, info.containerd_store(), self.max_secs);
         let report = SizesReport {
-            images: measured.iter().map(|e| e.name.clone()).collect(),
-            unpacked: measured.iter().filter_map(|e| e.unpacked).sum(),
+            images: images.iter().map(|e| e.name.clone()).collect(),
+            unpacked: images.iter().filter_map(|e| e.unpacked).sum(),
             machine: Machine::of(&info),
             pass: checks.iter().all(|c| c.pass),
             rows,
@@ -245,6 +174,49 @@ impl SizesArgs {
             &report,
             &report.checks,
         )
+    }
+
+    /// One scenario's runs, each timed; the last run's report.
+    fn measure(&self, ctx: &Ctx, scenario: Scenario) -> Result<(Row, sizes::Report)> {
+        let args = scenario.sizes_args(&self.variants, &self.images);
+        let runs = match scenario {
+            Scenario::FirstDockerSave => 1,
+            _ => self.runs,
+        };
+        let mut secs = Vec::new();
+        let mut last = None;
+        for i in 1..=runs {
+            progress!("bench sizes: {} ({i}/{runs})", scenario.label());
+            let started = Instant::now();
+            let measured = args.measure(ctx)?;
+            secs.push(started.elapsed().as_secs_f64());
+            all_built(&measured.report)?;
+            last = Some(measured.report);
+        }
+        let report = last.context("no run")?;
+        let row = Row {
+            scenario,
+            median: median(&secs).unwrap_or(f64::NAN),
+            secs,
+            run: report.run.clone().unwrap_or_default(),
+        };
+        Ok((row, report))
+    }
+}
+
+/// An image that is not built cannot be timed: an error that says how to build it.
+fn all_built(report: &sizes::Report) -> Result<()> {
+    match report
+        .images
+        .iter()
+        .find(|e| e.status == sizes::Status::NotBuilt)
+    {
+        Some(e) => bail!(
+            "{} is not built: build it first (`cargo xtask build {}`), or leave it out",
+            e.name,
+            e.name
+        ),
+        None => Ok(()),
     }
 }
 

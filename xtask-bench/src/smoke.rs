@@ -1,18 +1,19 @@
-//! `cargo xtask bench smoke`: runs `cargo xtask smoke` as CI runs it (this binary, spawned)
-//! several times and judges its latencies against the smoke's targets: healthy sooner than the
+//! `cargo xtask bench smoke`: runs the smoke test of `cargo xtask smoke` (the library's
+//! `smoke::Args::outcomes`) several times and judges its latencies against the smoke's targets: healthy sooner than the
 //! image's own HEALTHCHECK interval (the run-time override probes every 500 ms while starting),
 //! and the verdict within 2 s of the first healthy answer. These were timed assertions in the
 //! smoke tests, which a loaded machine failed; here they are measured and reported.
 
 use anyhow::{bail, Context, Result};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::time::Instant;
 
 use crate::report::median;
-use crate::report::{publish, targets_section, Check, Machine};
+use crate::report::{publish, target, targets_section, Check, Machine};
 use xtask::docker;
 use xtask::output::progress;
 use xtask::report::{Format, Section, Table};
+use xtask::smoke;
 use xtask::util::Ctx;
 
 #[derive(clap::Args)]
@@ -26,7 +27,7 @@ pub struct SmokeArgs {
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=50))]
     runs: u32,
     /// Target: the verdict at most this many seconds after the first healthy answer (median).
-    #[arg(long, default_value_t = 2.0, value_name = "SECONDS")]
+    #[arg(long, default_value_t = 2.0, value_name = "SECONDS", value_parser = target)]
     max_verdict_secs: f64,
     /// An extra label KEY=VALUE on the smoke containers (repeatable).
     #[arg(long, value_name = "KEY=VALUE")]
@@ -36,28 +37,11 @@ pub struct SmokeArgs {
     format: Format,
 }
 
-/// The part of `smoke --format json` the bench reads.
-#[derive(Debug, Deserialize)]
-struct SmokeDoc {
-    outcomes: Vec<SmokeOutcome>,
-}
-
-#[derive(Debug, Deserialize)]
-struct SmokeOutcome {
-    passed: bool,
-    healthy_after_ms: Option<u64>,
-    verdict_ms: Option<u64>,
-    verdict_after_probe_ms: Option<u64>,
-    checks_passed: usize,
-    checks_total: usize,
-    failure: Option<String>,
-}
-
 /// One smoke.
 #[derive(Debug, Clone, Serialize)]
 pub struct Run {
     pub passed: bool,
-    /// The whole `cargo xtask smoke` process, wall clock.
+    /// The whole smoke test, wall clock.
     pub secs: f64,
     pub healthy_after_ms: Option<u64>,
     pub verdict_ms: Option<u64>,
@@ -146,77 +130,8 @@ impl SmokeArgs {
         let variant = config.select(std::slice::from_ref(&self.variant), false)?[0];
         let info = docker::info()?;
         let image = self.image.clone().unwrap_or_else(|| variant.image_ref());
-        let Some(inspect) = docker::image_inspect(std::slice::from_ref(&image))?.remove(&image)
-        else {
-            bail!(
-                "{image} does not exist locally: run `cargo xtask build {}` first",
-                variant.name
-            );
-        };
-        let interval_ms = inspect
-            .config
-            .healthcheck
-            .as_ref()
-            .filter(|_| xtask::smoke::has_healthcheck(&inspect.config))
-            .and_then(|h| h.interval)
-            .map(|ns| ns / 1_000_000);
-        let exe = crate::report::xtask_exe()?;
-        let mut args: Vec<String> = vec![
-            "--config".into(),
-            ctx.config_path.to_string(),
-            "smoke".into(),
-            variant.name.clone(),
-            "--image".into(),
-            image.clone(),
-            "--format".into(),
-            "json".into(),
-        ];
-        for label in &self.label {
-            args.extend(["--label".into(), label.clone()]);
-        }
-        let mut runs = Vec::new();
-        for i in 1..=self.runs {
-            progress!("bench smoke {}: run {i}/{}", variant.name, self.runs);
-            let started = Instant::now();
-            let out = xtask::process::Cmd::new(&exe)
-                .args(&args)
-                .grace(std::time::Duration::from_secs(20))
-                .output()
-                .context("running `cargo xtask smoke`")?;
-            let secs = started.elapsed().as_secs_f64();
-            // 1 is a failed smoke, which the report shows; 2 is an error.
-            if !matches!(out.status.code(), Some(0 | 1)) {
-                let stderr = String::from_utf8_lossy(&out.stderr);
-                let error = stderr
-                    .lines()
-                    .find(|l| l.starts_with("error"))
-                    .unwrap_or("");
-                bail!(
-                    "`cargo xtask smoke {}` failed ({}): {error}",
-                    variant.name,
-                    out.status
-                );
-            }
-            let doc: SmokeDoc = xtask::report::parse(
-                "the output of `cargo xtask smoke`",
-                &String::from_utf8_lossy(&out.stdout),
-                xtask::report::Kind::Smoke,
-            )?;
-            let o = doc
-                .outcomes
-                .into_iter()
-                .next()
-                .context("`cargo xtask smoke` reported no variant")?;
-            runs.push(Run {
-                passed: o.passed,
-                secs: (secs * 100.0).round() / 100.0,
-                healthy_after_ms: o.healthy_after_ms,
-                verdict_ms: o.verdict_ms,
-                verdict_after_probe_ms: o.verdict_after_probe_ms,
-                checks: format!("{}/{}", o.checks_passed, o.checks_total),
-                failure: o.failure,
-            });
-        }
+        let interval_ms = healthcheck_interval_ms(&image, &variant.name)?;
+        let runs = self.smokes(ctx, &variant.name, &image)?;
         let checks = judge(&runs, interval_ms, self.max_verdict_secs);
         let report = SmokeReport {
             variant: variant.name.clone(),
@@ -236,6 +151,54 @@ impl SmokeArgs {
             &report.checks,
         )
     }
+
+    /// `--runs` smoke tests of `image`, each timed; a failed one is a run, not an error.
+    fn smokes(&self, ctx: &Ctx, variant: &str, image: &str) -> Result<Vec<Run>> {
+        let smoke = smoke::Args {
+            variants: vec![variant.to_owned()],
+            image: Some(image.to_owned()),
+            label: self.label.clone(),
+            ..smoke::Args::default()
+        };
+        let mut runs = Vec::new();
+        for i in 1..=self.runs {
+            progress!("bench smoke {variant}: run {i}/{}", self.runs);
+            let started = Instant::now();
+            let outcome = smoke.outcomes(ctx)?.into_iter().next();
+            let outcome = outcome.context("the smoke test reported no variant")?;
+            runs.push(Run::of(&outcome, started.elapsed().as_secs_f64()));
+        }
+        Ok(runs)
+    }
+}
+
+impl Run {
+    fn of(o: &smoke::Outcome, secs: f64) -> Run {
+        Run {
+            passed: o.passed,
+            secs: (secs * 100.0).round() / 100.0,
+            healthy_after_ms: o.healthy_after_ms,
+            verdict_ms: o.verdict_ms,
+            verdict_after_probe_ms: o.verdict_after_probe_ms,
+            checks: format!("{}/{}", o.checks_passed, o.checks_total),
+            failure: o.failure.clone(),
+        }
+    }
+}
+
+/// The image's HEALTHCHECK interval (None: it has none, and the smoke probes `smoke.http_probe`);
+/// an image that does not exist is an error that says how to build it.
+fn healthcheck_interval_ms(image: &str, variant: &str) -> Result<Option<u64>> {
+    let Some(inspect) = docker::image_inspect(&[image.to_owned()])?.remove(image) else {
+        bail!("{image} does not exist locally: run `cargo xtask build {variant}` first");
+    };
+    Ok(inspect
+        .config
+        .healthcheck
+        .as_ref()
+        .filter(|_| smoke::has_healthcheck(&inspect.config))
+        .and_then(|h| h.interval)
+        .map(|ns| ns / 1_000_000))
 }
 
 const COLUMNS: [&str; 7] = [

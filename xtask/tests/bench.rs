@@ -620,3 +620,30 @@ fn pull_bench_of_an_image_that_was_not_built_is_one_error_before_anything_starts
         run.stderr
     );
 }
+
+#[test]
+fn a_negative_target_is_refused_before_anything_starts() {
+    for (args, flag) in [
+        (
+            ["bench", "rebuild", "fx", "--max-app-secs=-1"],
+            "--max-app-secs",
+        ),
+        (
+            ["bench", "smoke", "fx", "--max-verdict-secs=-2"],
+            "--max-verdict-secs",
+        ),
+        (
+            ["bench", "update", "fx", "--max-app-pull=-1kB"],
+            "--max-app-pull",
+        ),
+    ] {
+        // No such variant `fx` in the repository's images.toml: the flag is refused first.
+        let run = Run::of(xtask().args(args));
+        assert_eq!(run.code, 2, "{args:?}: {}", run.stderr);
+        assert!(
+            run.error_line().contains(flag) && run.stdout.is_empty(),
+            "{args:?}: {}",
+            run.stderr
+        );
+    }
+}

@@ -61,7 +61,7 @@ pub struct PullArgs {
     runs: u32,
     /// Target: the image as pushed pulls in at most this ratio of the time of the venv in one
     /// gzip layer.
-    #[arg(long, default_value_t = 0.5, value_name = "RATIO", value_parser = positive_ratio)]
+    #[arg(long, default_value_t = 0.5, value_name = "RATIO", value_parser = crate::report::target)]
     max_vs_reference: f64,
     /// Report format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
@@ -195,13 +195,6 @@ impl PullArgs {
             &report,
             &report.checks,
         )
-    }
-}
-
-fn positive_ratio(s: &str) -> std::result::Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(r) if r.is_finite() && r > 0.0 => Ok(r),
-        _ => Err(format!("`{s}` is not a ratio above 0, e.g. 0.5")),
     }
 }
 

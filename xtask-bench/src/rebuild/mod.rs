@@ -30,7 +30,7 @@ mod run;
 use anyhow::Result;
 use camino::{Utf8Path, Utf8PathBuf};
 
-use crate::report::{publish, Machine};
+use crate::report::{publish, target, Machine};
 use judge::{base_check, judge, last_stage, RebuildReport};
 use plan::{Plan, Scenario};
 use xtask::build_cmd::CacheMode;
@@ -50,10 +50,10 @@ pub struct RebuildArgs {
     #[arg(long, value_name = "FILE")]
     dep_file: Option<Utf8PathBuf>,
     /// Target for the app-change rebuild: at most this many seconds.
-    #[arg(long, default_value_t = 5.0, value_name = "SECONDS")]
+    #[arg(long, default_value_t = 5.0, value_name = "SECONDS", value_parser = target)]
     max_app_secs: f64,
     /// Target for the app-change rebuild: at most this percentage of the cold build's time.
-    #[arg(long, default_value_t = 5.0, value_name = "PERCENT")]
+    #[arg(long, default_value_t = 5.0, value_name = "PERCENT", value_parser = target)]
     max_app_percent: f64,
     /// The cache of every build (default: what `cargo xtask build` uses, `none` outside CI:
     /// the engine's own build cache).
@@ -71,13 +71,13 @@ pub struct RebuildArgs {
     #[arg(long)]
     no_peer: bool,
     /// Targets against the peer (ours / peer, same run): app-only rebuild at most this ratio.
-    #[arg(long, default_value_t = 0.5, value_name = "RATIO")]
+    #[arg(long, default_value_t = 0.5, value_name = "RATIO", value_parser = target)]
     max_app_vs_peer: f64,
     /// … dependency-change rebuild at most this ratio.
-    #[arg(long, default_value_t = 1.0, value_name = "RATIO")]
+    #[arg(long, default_value_t = 1.0, value_name = "RATIO", value_parser = target)]
     max_dep_vs_peer: f64,
     /// … cold build at most this ratio.
-    #[arg(long, default_value_t = 1.0, value_name = "RATIO")]
+    #[arg(long, default_value_t = 1.0, value_name = "RATIO", value_parser = target)]
     max_cold_vs_peer: f64,
     /// Measure the builds for this platform (e.g. linux/arm64, under emulation where the engine
     /// is of another CPU) and its cold build against the engine's own platform's, built cold in
@@ -86,7 +86,7 @@ pub struct RebuildArgs {
     platform: Option<String>,
     /// Target with --platform: the platform's cold build at most this ratio of the engine's
     /// platform's.
-    #[arg(long, default_value_t = 1.5, value_name = "RATIO")]
+    #[arg(long, default_value_t = 1.5, value_name = "RATIO", value_parser = target)]
     max_cold_vs_native: f64,
     /// Build each scenario this many times (ours, then the peer's, in turn) and judge the
     /// medians: one run on a shared machine is one sample of its noise.

@@ -1,21 +1,12 @@
 //! Judging `bench update` (pure): which layers of an image are new to a host that holds the
 //! previous one, what that host pulls and stores, and the targets.
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use super::plan::Scenario;
 use crate::report::Check;
 use xtask::config::human_size;
-
-/// One layer as `cargo xtask sizes --format json` reports it.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-pub struct LayerFact {
-    /// Digest of the layer blob as stored (what a registry serves and a pull fetches).
-    pub digest: String,
-    pub compressed: u64,
-    pub unpacked: u64,
-    pub created_by: String,
-}
+use xtask::sizes::Layer;
 
 /// What a host holding `before` needs for `after`.
 #[derive(Debug, Clone, Serialize)]
@@ -30,9 +21,9 @@ pub struct Delta {
     pub changed: Vec<(usize, String, u64)>,
 }
 
-pub fn delta(before: &[LayerFact], after: &[LayerFact]) -> Delta {
+pub fn delta(before: &[Layer], after: &[Layer]) -> Delta {
     let have: std::collections::BTreeSet<&str> = before.iter().map(|l| l.digest.as_str()).collect();
-    let new: Vec<(usize, &LayerFact)> = after
+    let new: Vec<(usize, &Layer)> = after
         .iter()
         .enumerate()
         .filter(|(_, l)| !have.contains(l.digest.as_str()))
@@ -62,7 +53,7 @@ pub struct Row {
 }
 
 /// Digests of the layers made by an instruction containing `pattern`, in order.
-pub fn stable_digests<'a>(layers: &'a [LayerFact], pattern: &str) -> Vec<&'a str> {
+pub fn stable_digests<'a>(layers: &'a [Layer], pattern: &str) -> Vec<&'a str> {
     layers
         .iter()
         .filter(|l| l.created_by.contains(pattern))
@@ -135,16 +126,19 @@ pub fn judge(
 mod tests {
     use super::*;
 
-    fn layer(digest: &str, compressed: u64, created_by: &str) -> LayerFact {
-        LayerFact {
+    fn layer(digest: &str, compressed: u64, created_by: &str) -> Layer {
+        Layer {
             digest: digest.into(),
+            diff_id: format!("{digest}-tar"),
+            media_type: "application/vnd.oci.image.layer.v1.tar+gzip".into(),
             compressed,
             unpacked: compressed * 3,
+            unpacked_from: xtask::sizes::UnpackedFrom::Decompressed,
             created_by: created_by.into(),
         }
     }
 
-    fn image(venv: &str, app: &str) -> Vec<LayerFact> {
+    fn image(venv: &str, app: &str) -> Vec<Layer> {
         vec![
             layer("sha256:base", 30_000_000, "ADD rootfs.tar / # buildkit"),
             layer(
@@ -157,7 +151,7 @@ mod tests {
         ]
     }
 
-    fn row(scenario: Scenario, before: &[LayerFact], after: &[LayerFact]) -> Row {
+    fn row(scenario: Scenario, before: &[Layer], after: &[Layer]) -> Row {
         Row {
             scenario,
             change: "x".into(),

@@ -23,18 +23,18 @@ mod render;
 
 use anyhow::{bail, Context, Result};
 use camino::{Utf8Path, Utf8PathBuf};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-use crate::report::{publish, Check, Machine};
+use crate::report::{publish, size, Check, Machine};
 use crate::touch::{validate_touch, Touch, DEFAULT_APP_FILE, DEFAULT_DEP_FILE};
-use judge::{delta, judge, stable_digests, LayerFact, Row};
+use judge::{delta, judge, stable_digests, Row};
 use plan::Scenario;
 use xtask::build_cmd as build;
-use xtask::config::parse_size;
 use xtask::docker;
 use xtask::output::progress;
 use xtask::process::Cmd;
 use xtask::report::Format;
+use xtask::sizes::{self, Layer};
 use xtask::util::{Ctx, TempDir};
 
 /// The package `--bump` moves when neither it nor `--dep-file` is given: small, pure Python,
@@ -60,11 +60,11 @@ pub struct UpdateArgs {
     #[arg(long, value_name = "FILE")]
     dep_file: Option<Utf8PathBuf>,
     /// Target: an app change pulls at most this much.
-    #[arg(long, default_value = "100 kB", value_name = "SIZE")]
-    max_app_pull: String,
+    #[arg(long, default_value = "100 kB", value_name = "SIZE", value_parser = size)]
+    max_app_pull: u64,
     /// Target: a dependency change pulls at most this much.
-    #[arg(long, default_value = "100 MB", value_name = "SIZE")]
-    max_dep_pull: String,
+    #[arg(long, default_value = "100 MB", value_name = "SIZE", value_parser = size)]
+    max_dep_pull: u64,
     /// Layers that must keep their digests through both changes: those whose instruction
     /// contains this text.
     #[arg(long, default_value = "/layers/", value_name = "TEXT")]
@@ -113,10 +113,6 @@ impl UpdateArgs {
             .into_iter()
             .next()
             .context("no variant selected")?;
-        let max_app = parse_size(&self.max_app_pull)
-            .with_context(|| format!("--max-app-pull {}", self.max_app_pull))?;
-        let max_dep = parse_size(&self.max_dep_pull)
-            .with_context(|| format!("--max-dep-pull {}", self.max_dep_pull))?;
         let resolve = |given: &Option<Utf8PathBuf>, default: &str| match given {
             Some(p) => xtask::util::absolute(p),
             None => Ok(ctx.root.join(default)),
@@ -176,7 +172,7 @@ impl UpdateArgs {
         let baseline = build_once("the files as they are")?;
         let baseline_id = baseline.image_id.clone().unwrap_or_default();
         let before = layers(ctx, &baseline_id)?;
-        let mut measured: Vec<(Row, Vec<LayerFact>)> = Vec::new();
+        let mut measured: Vec<(Row, Vec<Layer>)> = Vec::new();
         for scenario in [Scenario::AppChange, Scenario::DepChange] {
             let (touch, change) = match (&dep_change, scenario) {
                 (_, Scenario::AppChange) => (
@@ -232,8 +228,8 @@ impl UpdateArgs {
         let rows: Vec<Row> = measured.iter().map(|(row, _)| row.clone()).collect();
         let checks = judge(
             &rows,
-            max_app,
-            max_dep,
+            self.max_app_pull,
+            self.max_dep_pull,
             &self.stable,
             &stable_before,
             &stable_after,
@@ -259,48 +255,15 @@ impl UpdateArgs {
     }
 }
 
-#[derive(Deserialize)]
-struct SizesDoc {
-    images: Vec<SizesImage>,
-}
-
-#[derive(Deserialize)]
-struct SizesImage {
-    layers: Vec<LayerFact>,
-}
-
-/// The layers of an image, from `cargo xtask sizes --image ID --format json`.
-fn layers(ctx: &Ctx, image_id: &str) -> Result<Vec<LayerFact>> {
-    let exe = crate::report::xtask_exe()?;
-    let args = [
-        "--config".to_string(),
-        ctx.config_path.to_string(),
-        "sizes".into(),
-        "--image".into(),
-        image_id.into(),
-        "--format".into(),
-        "json".into(),
-    ];
-    let out = Cmd::new(&exe)
-        .args(&args)
-        .output()
-        .context("running `cargo xtask sizes`")?;
-    if !matches!(out.status.code(), Some(0 | 1)) {
-        bail!(
-            "`cargo xtask sizes --image {image_id}` failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    let doc: SizesDoc = xtask::report::parse(
-        "the output of `cargo xtask sizes`",
-        &String::from_utf8_lossy(&out.stdout),
-        xtask::report::Kind::Sizes,
-    )?;
-    doc.images
-        .into_iter()
-        .next()
-        .map(|i| i.layers)
-        .context("`cargo xtask sizes` reported no image")
+/// The layers of an image, as `cargo xtask sizes --image ID` measures them.
+fn layers(ctx: &Ctx, image_id: &str) -> Result<Vec<Layer>> {
+    let sizes = sizes::Args {
+        images: vec![image_id.to_owned()],
+        ..sizes::Args::default()
+    };
+    let report = sizes.measure(ctx)?.report;
+    let image = report.images.into_iter().next();
+    Ok(image.context("`sizes` reported no image")?.layers)
 }
 
 /// `package` moved to another version in `lock`: `uv pip compile` picks the newest version other
