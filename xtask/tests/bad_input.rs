@@ -261,7 +261,7 @@ fn an_unwritable_step_summary_is_a_warning_and_the_verdict_stands() {
     let config = dir.write(
         "images.toml",
         &format!(
-            "{}[variants.app]\ndockerfile = \"{}\"\nimage = \"localhost/xtask-scan\"\n",
+            "{}[variants.app]\ndockerfile = '{}'\nimage = \"localhost/xtask-scan\"\n",
             config_head(),
             dockerfile.display()
         ),

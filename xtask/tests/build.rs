@@ -404,6 +404,7 @@ fn without_docker_or_engine_the_error_names_the_fix() {
 }
 
 #[test]
+#[cfg(target_os = "linux")] // starts a second dockerd, as root
 fn a_builder_that_cannot_export_cache_is_explained_once_and_the_build_goes_on() {
     let setup = Setup::new("classic", "build-ok");
     // The docker driver on the classic image store cannot export cache.

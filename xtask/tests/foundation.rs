@@ -10,6 +10,7 @@ use common::*;
 /// This machine's platform only, under a name of its own: the shared base stays as it is (its
 /// arm64 image is tested in platforms.rs).
 #[test]
+#[cfg(target_os = "linux")] // `base` runs mmdebstrap as root
 fn base_twice_gives_the_same_image_id_with_updates_and_security_sources() {
     ensure_engine();
     let image = format!("localhost/xtask-test-base-native:{}", run_id());

@@ -7,6 +7,8 @@
 //! with that fix when it is missing. Emulation is slow: the base for arm64 is the one expensive
 //! step (minutes), the rest takes seconds to a minute.
 
+// Emulation through binfmt_misc and the arm64 base from mmdebstrap, as root: Linux only.
+#![cfg(target_os = "linux")]
 #![allow(clippy::disallowed_methods, clippy::disallowed_macros)] // tests run programs and print as a user would
 
 mod common;

@@ -574,6 +574,7 @@ fn sbom_of_a_missing_image_quotes_syfts_reason() {
 /// starts the real binary as its own child: nothing outlives the xtask. Several runs, one with
 /// a child that ignores SIGTERM (stopped by SIGKILL after the grace period).
 #[test]
+#[cfg(unix)] // SIGTERM, and a shell script standing in for syft
 fn sigterm_during_sbom_stops_the_wrapped_tool_and_its_child() {
     let image = fixture_image(FIXTURE, &[]);
     let dir = Scratch::new("sbom-sigterm");
@@ -1034,6 +1035,7 @@ fn no_registry_or_a_registry_that_is_down_is_one_line_and_leaves_nothing() {
 }
 
 #[test]
+#[cfg(target_os = "linux")] // starts a second dockerd, as root
 fn registry_cache_brings_back_the_steps_after_the_builder_cache_is_pruned() {
     let registry = Registry::start();
     // The build cache is pruned on an engine of this test's own, never on the shared one.
@@ -1090,6 +1092,7 @@ fn registry_cache_brings_back_the_steps_after_the_builder_cache_is_pruned() {
 }
 
 #[test]
+#[cfg(target_os = "linux")] // starts a second dockerd, as root
 fn built_on_another_engine_over_tcp_pushed_then_pulled_and_smoke_tested_here() {
     let registry = Registry::start();
     let engine = Engine::remote();

@@ -3,6 +3,8 @@
 //! next one. Own test binary: the reclaim test must not race the smokes of other tests, which
 //! would reclaim its container first.
 
+// SIGINT, SIGTERM and SIGKILL sent with kill(1): Unix only (Windows stops processes otherwise).
+#![cfg(unix)]
 #![allow(clippy::disallowed_methods, clippy::disallowed_macros)] // tests run programs and print as a user would
 
 mod common;

@@ -694,6 +694,7 @@ fn json_has_both_sizes_for_every_entry() {
 }
 
 #[test]
+#[cfg(target_os = "linux")] // starts a second dockerd, as root
 fn same_figures_on_the_classic_and_the_containerd_store() {
     let f = fixture();
     let engine = Engine::classic();

@@ -278,10 +278,11 @@ pub fn config_head() -> String {
     )
 }
 
-/// A `[variants.NAME]` table building the Dockerfile in `context` into `image`.
+/// A `[variants.NAME]` table building the Dockerfile in `context` into `image`. Paths in TOML
+/// literal strings ('…'): a Windows path's `\` is no escape there.
 pub fn fixture_variant(name: &str, context: &Path, image: &str) -> String {
     format!(
-        "[variants.{name}]\ndockerfile = \"{}\"\ncontext = \"{}\"\nimage = \"{image}\"\n",
+        "[variants.{name}]\ndockerfile = '{}'\ncontext = '{}'\nimage = \"{image}\"\n",
         context.join("Dockerfile").display(),
         context.display()
     )
