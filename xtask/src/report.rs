@@ -378,13 +378,29 @@ fn append(path: &std::path::Path, text: &str) -> std::io::Result<()> {
     file.write_all(text.as_bytes())
 }
 
-/// Refuses a `flag` directory that exists as something else, before any work (it is made when
-/// missing).
+/// Refuses a `flag` directory that exists as something else, or lies below a file, before any
+/// work (it is made when missing).
 pub fn ensure_dir(flag: &str, dir: &camino::Utf8Path) -> Result<()> {
-    if dir.exists() && !dir.is_dir() {
-        anyhow::bail!("{flag} {dir} is not a directory: name a directory (made if missing)");
+    let Some(file) = dir.ancestors().find(|a| a.exists()).filter(|a| !a.is_dir()) else {
+        return Ok(());
+    };
+    let below = if file == dir {
+        String::new()
+    } else {
+        format!(" ({file} is a file)")
+    };
+    anyhow::bail!("{flag} {dir} is not a directory{below}: name a directory (made if missing)")
+}
+
+/// Refuses a `flag` file that is a directory, or lies below a file, before any work.
+pub fn ensure_file(flag: &str, file: &camino::Utf8Path) -> Result<()> {
+    if file.is_dir() {
+        anyhow::bail!("{flag} {file} is a directory: name the file to write");
     }
-    Ok(())
+    match file.parent() {
+        Some(dir) => ensure_dir(flag, dir),
+        None => Ok(()),
+    }
 }
 
 /// Writes a file atomically (temp file + rename) so an interrupted run leaves no half-written report.
@@ -414,7 +430,7 @@ mod tests {
     }
 
     #[test]
-    fn a_directory_flag_naming_a_file_is_refused() {
+    fn output_flags_naming_the_wrong_kind_of_path_are_refused() {
         let file = camino::Utf8PathBuf::try_from(std::env::current_exe().unwrap()).unwrap();
         let err = ensure_dir("--out-dir", &file).unwrap_err().to_string();
         assert_eq!(
@@ -424,6 +440,21 @@ mod tests {
         let dir = file.parent().unwrap();
         assert!(ensure_dir("--out-dir", dir).is_ok());
         assert!(ensure_dir("--out-dir", &dir.join("not-yet")).is_ok());
+        let below = file.join("sub");
+        assert_eq!(
+            ensure_dir("--sarif", &below).unwrap_err().to_string(),
+            format!(
+                "--sarif {below} is not a directory ({file} is a file): name a directory (made \
+                 if missing)"
+            )
+        );
+        let err = ensure_file("--save", dir).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            format!("--save {dir} is a directory: name the file to write")
+        );
+        assert!(ensure_file("--save", &below).is_err());
+        assert!(ensure_file("--save", &dir.join("new.json")).is_ok());
     }
 
     #[test]

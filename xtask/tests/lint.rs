@@ -148,6 +148,24 @@ fn every_linter_reports_its_fixture_finding_with_file_and_line() {
     );
 }
 
+/// `--sarif FILE` is refused before any linter runs: one `error:` line, no table.
+#[test]
+fn a_sarif_dir_that_is_a_file_is_refused_before_any_work() {
+    let dir = Scratch::new("lint-sarif-file");
+    let file = dir.write("taken", "a file\n");
+    let run = xtask_run(&["lint", "--sarif", file.to_str().unwrap()]);
+    assert_eq!(run.code, 2, "{}\n{}", run.stdout, run.stderr);
+    let first = run.stderr.lines().next().unwrap_or_default();
+    assert_eq!(
+        first,
+        format!(
+            "error: --sarif {} is not a directory: name a directory (made if missing)",
+            file.display()
+        )
+    );
+    assert!(run.stdout.is_empty(), "{}", run.stdout);
+}
+
 /// A directory for PATH holding links to exactly these programs (found on the test's PATH).
 fn path_with(dir: &Scratch, programs: &[&str]) -> PathBuf {
     let bin = dir.path().join("bin");

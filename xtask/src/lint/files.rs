@@ -26,97 +26,128 @@ pub fn relative(dir: &Utf8Path, path: &Utf8Path) -> Utf8PathBuf {
     Utf8PathBuf::from(rel.as_str().replace('\\', "/"))
 }
 
-/// Gathers the inputs of the selected (and available) tools.
-pub fn gather(config: &Config, tools: &[Tool]) -> Result<Inputs> {
+/// Gathers the inputs of the selected (and available) tools; `cargo` runs cargo subcommands.
+pub fn gather(config: &Config, tools: &[Tool], cargo: &str) -> Result<Inputs> {
     let dir = &config.dir;
-    let wants = |t: Tool| tools.contains(&t);
-    let mut inputs = Inputs {
-        cargo: std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()),
-        rust_workspace: dir.join("Cargo.toml").is_file(),
-        ..Inputs::default()
-    };
-
+    let mut dockerfiles: Vec<Utf8PathBuf> = Vec::new();
     for v in &config.variants {
         let dockerfile = relative(dir, &v.dockerfile);
-        if !inputs.dockerfiles.contains(&dockerfile) {
-            inputs.dockerfiles.push(dockerfile);
+        if !dockerfiles.contains(&dockerfile) {
+            dockerfiles.push(dockerfile);
         }
     }
-    inputs.hadolint_config = first_file(dir, &[".hadolint.yaml", ".hadolint.yml"]);
+    let github = dir.join(".github");
+    Ok(Inputs {
+        cargo: cargo.to_string(),
+        rust_workspace: dir.join("Cargo.toml").is_file(),
+        dockerfiles,
+        hadolint_config: first_file(dir, &[".hadolint.yaml", ".hadolint.yml"]),
+        checks: if tools.contains(&Tool::Buildkit) {
+            checks(config)?
+        } else {
+            Vec::new()
+        },
+        shell_scripts: files(dir, &SHELL_DIRS.map(|d| dir.join(d)), is_shell_script)?,
+        workflows: workflows(dir, &github.join("workflows"))?,
+        actions: files(dir, &[github.join("actions")], |p| {
+            matches!(p.file_name(), Some("action.yml" | "action.yaml"))
+        })?,
+        zizmor_config: first_file(dir, &[".github/zizmor.yml", "zizmor.yml"]),
+        dive: if tools.contains(&Tool::Dive) {
+            dive_targets(config)?
+        } else {
+            Vec::new()
+        },
+    })
+}
 
-    if wants(Tool::Buildkit) {
-        let base = offline_base(config)?;
-        for v in &config.variants {
+/// One BuildKit check per variant, with the offline base as `BASE_IMAGE` where it is usable.
+fn checks(config: &Config) -> Result<Vec<CheckTarget>> {
+    let base = offline_base(config)?;
+    let dir = &config.dir;
+    Ok(config
+        .variants
+        .iter()
+        .map(|v| {
             let mut build_args = v.build_args.clone();
             if let Some(base) = &base {
                 build_args
                     .entry("BASE_IMAGE".into())
                     .or_insert_with(|| base.clone());
             }
-            inputs.checks.push(CheckTarget {
+            CheckTarget {
                 variant: v.name.clone(),
                 dockerfile: relative(dir, &v.dockerfile),
                 context: relative(dir, &v.context),
                 target: v.target.clone(),
                 platforms: v.platforms.clone(),
                 build_args,
-            });
-        }
-    }
+            }
+        })
+        .collect())
+}
 
-    for sub in SHELL_DIRS {
-        walk(&dir.join(sub), &mut |path| {
-            if is_shell_script(path) {
-                inputs.shell_scripts.push(relative(dir, path));
+/// Every file below `roots` that `wanted` takes, relative to `dir` and sorted.
+fn files(
+    dir: &Utf8Path,
+    roots: &[Utf8PathBuf],
+    wanted: impl Fn(&Utf8Path) -> bool,
+) -> Result<Vec<Utf8PathBuf>> {
+    let mut found = Vec::new();
+    for root in roots {
+        walk(root, &mut |path| {
+            if wanted(path) {
+                found.push(relative(dir, path));
             }
         })?;
     }
-    inputs.shell_scripts.sort();
+    found.sort();
+    Ok(found)
+}
 
-    let workflows = dir.join(".github").join("workflows");
-    if workflows.is_dir() {
-        for entry in workflows
-            .read_dir_utf8()
+/// `*.yml` / `*.yaml` directly in `workflows` (GitHub reads no subdirectories).
+fn workflows(dir: &Utf8Path, workflows: &Utf8Path) -> Result<Vec<Utf8PathBuf>> {
+    if !workflows.is_dir() {
+        return Ok(Vec::new());
+    }
+    let mut found = Vec::new();
+    for entry in workflows
+        .read_dir_utf8()
+        .with_context(|| format!("listing {workflows}"))?
+    {
+        let path = entry
             .with_context(|| format!("listing {workflows}"))?
-        {
-            let path = entry
-                .with_context(|| format!("listing {workflows}"))?
-                .into_path();
-            if matches!(path.extension(), Some("yml" | "yaml")) && path.is_file() {
-                inputs.workflows.push(relative(dir, &path));
-            }
+            .into_path();
+        if matches!(path.extension(), Some("yml" | "yaml")) && path.is_file() {
+            found.push(relative(dir, &path));
         }
     }
-    inputs.workflows.sort();
-    walk(&dir.join(".github").join("actions"), &mut |path| {
-        if matches!(path.file_name(), Some("action.yml" | "action.yaml")) {
-            inputs.actions.push(relative(dir, path));
-        }
-    })?;
-    inputs.actions.sort();
-    inputs.zizmor_config = first_file(dir, &[".github/zizmor.yml", "zizmor.yml"]);
+    found.sort();
+    Ok(found)
+}
 
-    if wants(Tool::Dive) {
-        let refs: Vec<String> = config.variants.iter().map(|v| v.image_ref()).collect();
-        let built = docker::image_inspect(&refs)?;
-        for v in &config.variants {
-            if built.contains_key(&v.image_ref()) {
-                inputs.dive.push(DiveTarget {
-                    variant: v.name.clone(),
-                    image: v.image_ref(),
-                    dockerfile: relative(dir, &v.dockerfile),
-                    thresholds: v.dive.clone(),
-                });
-            } else {
-                progress!(
-                    "dive: {} is not built (`cargo xtask build {}`): not checked",
-                    v.image_ref(),
-                    v.name
-                );
-            }
+/// The built variants, for dive; those not built are named and left out.
+fn dive_targets(config: &Config) -> Result<Vec<DiveTarget>> {
+    let refs: Vec<String> = config.variants.iter().map(|v| v.image_ref()).collect();
+    let built = docker::image_inspect(&refs)?;
+    let mut targets = Vec::new();
+    for v in &config.variants {
+        if built.contains_key(&v.image_ref()) {
+            targets.push(DiveTarget {
+                variant: v.name.clone(),
+                image: v.image_ref(),
+                dockerfile: relative(&config.dir, &v.dockerfile),
+                thresholds: v.dive.clone(),
+            });
+        } else {
+            progress!(
+                "dive: {} is not built (`cargo xtask build {}`): not checked",
+                v.image_ref(),
+                v.name
+            );
         }
     }
-    Ok(inputs)
+    Ok(targets)
 }
 
 /// The offline base as `BASE_IMAGE`, as `cargo xtask build` passes it: when it exists and the

@@ -21,6 +21,7 @@ use crate::output::warning;
 use crate::report::{self, Format};
 use crate::util::progress;
 use crate::util::{CheckFailed, Ctx};
+use parse::Finding;
 use plan::Tool;
 use render::{Report, Status, ToolSummary};
 
@@ -52,130 +53,105 @@ pub struct Args {
 
 impl Args {
     pub fn run(self, ctx: &Ctx) -> Result<()> {
-        let config = ctx.config()?;
-        let dir = config.dir.clone();
+        if let Some(dir) = &self.sarif {
+            report::ensure_dir("--sarif", dir)?;
+        }
         let tools = plan::selected(&self.only, &self.skip, self.dive);
         if tools.is_empty() {
             bail!("--only and --skip leave no linter to run");
         }
-
+        let config = ctx.config()?;
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut summaries: Vec<ToolSummary> = Vec::new();
-        let mut available = Vec::new();
-        for &tool in &tools {
-            match run::probe(tool, &cargo) {
-                Ok(version) => {
-                    available.push(tool);
-                    summaries.push(ToolSummary {
-                        tool,
-                        status: Status::NothingToLint,
-                        version,
-                        linted: Vec::new(),
-                        findings: 0,
-                        detail: None,
-                    });
-                }
-                Err(why) => {
-                    warning!("{tool} skipped: {why}");
-                    summaries.push(ToolSummary {
-                        tool,
-                        status: Status::Skipped,
-                        version: None,
-                        linted: Vec::new(),
-                        findings: 0,
-                        detail: Some(why),
-                    });
-                }
-            }
-        }
-
-        let inputs = files::gather(config, &available)?;
-        let jobs = plan::plan(&inputs, &available);
-        progress!(
-            "lint {dir}: {}",
-            available
-                .iter()
-                .map(|t| t.name())
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
+        let (mut summaries, available) = probe(&tools, &cargo);
+        let jobs = plan::plan(&files::gather(config, &available, &cargo)?, &available);
+        let names: Vec<&str> = available.iter().map(|t| t.name()).collect();
+        progress!("lint {}: {}", config.dir, names.join(", "));
         // After a signal, jobs fail as their linters are killed; nothing of it is reported (the
         // report goes through `crate::report`, which refuses an interrupted run).
-        let outcomes = run::execute(&dir, jobs);
+        let outcomes = run::execute(&config.dir, jobs);
+        let findings = tally(&mut summaries, outcomes);
+        let report = Report::new(config.dir.clone(), summaries, findings);
+        self.write(&report)?;
+        verdict(&report, self.allow_missing)
+    }
 
-        let mut findings = Vec::new();
-        for outcome in outcomes {
-            let summary = summaries
-                .iter_mut()
-                .find(|s| s.tool == outcome.job.tool)
-                .expect("every job's tool has a summary");
-            summary.linted.push(match &outcome.note {
-                Some(note) => format!("{}: {note}", outcome.job.subject),
-                None => outcome.job.subject.clone(),
-            });
-            match outcome.result {
-                Ok(found) => {
-                    summary.findings += found.len();
-                    if summary.status != Status::Error {
-                        summary.status = if summary.findings > 0 {
-                            Status::Findings
-                        } else {
-                            Status::Passed
-                        };
-                    }
-                    findings.extend(found);
-                }
-                Err(err) => {
-                    summary.status = Status::Error;
-                    summary.detail = Some(format!("{err:#}"));
-                }
-            }
-        }
-        // Variants sharing a Dockerfile report its BuildKit warnings once each.
-        findings.sort();
-        findings.dedup();
-        for s in &mut summaries {
-            if s.status == Status::Findings || s.status == Status::Passed {
-                s.findings = findings.iter().filter(|f| f.tool == s.tool).count();
-            }
-        }
-        if let Some(dive) = summaries.iter_mut().find(|s| s.tool == Tool::Dive) {
-            if dive.status == Status::NothingToLint {
-                dive.status = Status::Skipped;
-                dive.detail = Some(
-                    "no variant is built: build one first (`cargo xtask build VARIANT`)".into(),
-                );
-            }
-        }
-
-        let report = Report {
-            project: dir,
-            ok: findings.is_empty()
-                && summaries
-                    .iter()
-                    .all(|s| !matches!(s.status, Status::Skipped | Status::Error)),
-            tools: summaries,
-            findings,
-        };
-        let sections = render::sections(&report);
+    fn write(&self, report: &Report) -> Result<()> {
+        let sections = render::sections(report);
         match self.format {
-            Format::Table => output::result(&render::text(&report))?,
-            _ => report::emit_sections(self.format, &sections, report::Kind::Lint, &report)?,
+            Format::Table => output::result(&render::text(report))?,
+            _ => report::emit_sections(self.format, &sections, report::Kind::Lint, report)?,
         }
         report::step_summary("Lint", &report::sections_markdown(&sections));
         if let Some(dir) = &self.sarif {
-            let written = sarif::write(&report, dir)?;
-            progress!(
-                "SARIF: {}",
-                written
-                    .iter()
-                    .map(|p| p.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
+            let written: Vec<String> = sarif::write(report, dir)?
+                .iter()
+                .map(|p| p.to_string())
+                .collect();
+            progress!("SARIF: {}", written.join(", "));
         }
-        verdict(&report, self.allow_missing)
+        Ok(())
     }
+}
+
+/// A summary per selected linter, and the linters that can run here; a missing one is skipped
+/// with how to install it.
+fn probe(tools: &[Tool], cargo: &str) -> (Vec<ToolSummary>, Vec<Tool>) {
+    let mut available = Vec::new();
+    let summaries = tools
+        .iter()
+        .map(|&tool| match run::probe(tool, cargo) {
+            Ok(version) => {
+                available.push(tool);
+                ToolSummary::new(tool, Status::NothingToLint, version, None)
+            }
+            Err(why) => {
+                warning!("{tool} skipped: {why}");
+                ToolSummary::new(tool, Status::Skipped, None, Some(why))
+            }
+        })
+        .collect();
+    (summaries, available)
+}
+
+/// Each linter's status, what it linted and its findings, from its jobs' outcomes; the
+/// findings once each (variants sharing a Dockerfile report its BuildKit warnings once).
+fn tally(summaries: &mut [ToolSummary], outcomes: Vec<run::Outcome>) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    for outcome in outcomes {
+        let summary = summaries
+            .iter_mut()
+            .find(|s| s.tool == outcome.job.tool)
+            .expect("every job's tool has a summary");
+        summary.linted.push(match &outcome.note {
+            Some(note) => format!("{}: {note}", outcome.job.subject),
+            None => outcome.job.subject.clone(),
+        });
+        match outcome.result {
+            Ok(found) if summary.status == Status::NothingToLint => {
+                summary.status = Status::Passed;
+                findings.extend(found);
+            }
+            Ok(found) => findings.extend(found),
+            Err(err) => {
+                summary.status = Status::Error;
+                summary.detail = Some(format!("{err:#}"));
+            }
+        }
+    }
+    findings.sort();
+    findings.dedup();
+    for s in summaries {
+        s.findings = findings.iter().filter(|f| f.tool == s.tool).count();
+        if s.status == Status::Passed && s.findings > 0 {
+            s.status = Status::Findings;
+        }
+        if s.tool == Tool::Dive && s.status == Status::NothingToLint {
+            s.status = Status::Skipped;
+            s.detail =
+                Some("no variant is built: build one first (`cargo xtask build VARIANT`)".into());
+        }
+    }
+    findings
 }
 
 /// 2 when a linter failed; 1 for findings, or skipped linters without --allow-missing.

@@ -186,132 +186,121 @@ fn paths(list: &[Utf8PathBuf]) -> impl Iterator<Item = String> + '_ {
 
 /// The jobs for the selected tools; a tool with nothing to lint gets no job.
 pub fn plan(inputs: &Inputs, tools: &[Tool]) -> Vec<Job> {
-    let mut jobs = Vec::new();
-    for &tool in tools {
-        match tool {
-            Tool::Rustfmt if inputs.rust_workspace => {
-                let mut job = Job::new(
-                    tool,
-                    &inputs.cargo,
-                    ["fmt", "--all", "--", "--check", "--color=never"]
-                        .map(String::from)
-                        .to_vec(),
-                    "the Cargo workspace".into(),
-                );
-                job.env.push(("CARGO_TERM_COLOR".into(), "never".into()));
-                jobs.push(job);
+    tools
+        .iter()
+        .flat_map(|&tool| match tool {
+            Tool::Rustfmt | Tool::Clippy if inputs.rust_workspace => {
+                vec![cargo_job(tool, &inputs.cargo)]
             }
-            Tool::Clippy if inputs.rust_workspace => {
-                let mut job = Job::new(
-                    tool,
-                    &inputs.cargo,
-                    [
-                        "clippy",
-                        "--workspace",
-                        "--all-targets",
-                        "--locked",
-                        "--message-format=json",
-                        "--",
-                        "-D",
-                        "warnings",
-                    ]
-                    .map(String::from)
-                    .to_vec(),
-                    "the Cargo workspace".into(),
-                );
-                job.env.push(("CARGO_TERM_COLOR".into(), "never".into()));
-                jobs.push(job);
-            }
-            Tool::Hadolint if !inputs.dockerfiles.is_empty() => {
-                let mut args = vec!["--format=json".to_string(), "--no-color".into()];
-                if let Some(config) = &inputs.hadolint_config {
-                    args.push(format!("--config={config}"));
-                }
-                args.extend(paths(&inputs.dockerfiles));
-                jobs.push(Job::new(
-                    tool,
-                    "hadolint",
-                    args,
-                    count(inputs.dockerfiles.len(), "Dockerfile"),
-                ));
-            }
-            Tool::Buildkit => {
-                for check in &inputs.checks {
-                    let mut job = Job::new(
-                        tool,
-                        "docker",
-                        check_argv(check),
-                        format!("variant {}", check.variant),
-                    );
-                    job.variant = Some(check.variant.clone());
-                    job.dockerfile = Some(check.dockerfile.clone());
-                    jobs.push(job);
-                }
-            }
+            Tool::Hadolint if !inputs.dockerfiles.is_empty() => vec![hadolint_job(inputs)],
+            Tool::Buildkit => inputs.checks.iter().map(check_job).collect(),
             Tool::Shellcheck if !inputs.shell_scripts.is_empty() => {
-                // -x: follow `source`d files; -S style: report every severity.
-                let mut args = vec![
-                    "--format=json1".to_string(),
-                    "--external-sources".into(),
-                    "--severity=style".into(),
-                ];
-                args.extend(paths(&inputs.shell_scripts));
-                jobs.push(Job::new(
-                    tool,
-                    "shellcheck",
-                    args,
-                    count(inputs.shell_scripts.len(), "script"),
-                ));
+                vec![shellcheck_job(&inputs.shell_scripts)]
             }
             Tool::Actionlint if !inputs.workflows.is_empty() => {
-                // `run:` scripts go through shellcheck when it is on PATH; both are pinned.
-                let mut args = vec!["-format={{json .}}".to_string(), "-no-color".into()];
-                args.extend(paths(&inputs.workflows));
-                jobs.push(Job::new(
-                    tool,
-                    "actionlint",
-                    args,
-                    count(inputs.workflows.len(), "workflow"),
-                ));
+                vec![actionlint_job(&inputs.workflows)]
             }
             Tool::Zizmor if !inputs.workflows.is_empty() || !inputs.actions.is_empty() => {
-                // --offline: no GitHub API (the online audits need a token and the network).
-                let mut args = vec![
-                    "--offline".to_string(),
-                    "--format=json".into(),
-                    "--no-progress".into(),
-                ];
-                if let Some(config) = &inputs.zizmor_config {
-                    args.push(format!("--config={config}"));
-                }
-                args.extend(paths(&inputs.workflows));
-                args.extend(paths(&inputs.actions));
-                let mut subject = count(inputs.workflows.len(), "workflow");
-                if !inputs.actions.is_empty() {
-                    subject += &format!(", {}", count(inputs.actions.len(), "action"));
-                }
-                jobs.push(Job::new(tool, "zizmor", args, subject));
+                vec![zizmor_job(inputs)]
             }
-            Tool::Dive => {
-                for target in &inputs.dive {
-                    let mut job = Job::new(
-                        tool,
-                        "dive",
-                        dive_argv(target),
-                        format!("variant {} ({})", target.variant, target.image),
-                    );
-                    // dive reads its CI rules from `.dive-ci` in the working directory unless
-                    // told otherwise; the flags above are the whole policy.
-                    job.env.push(("CI".into(), "true".into()));
-                    job.variant = Some(target.variant.clone());
-                    job.dockerfile = Some(target.dockerfile.clone());
-                    jobs.push(job);
-                }
-            }
-            _ => {}
-        }
+            Tool::Dive => inputs.dive.iter().map(dive_job).collect(),
+            _ => Vec::new(),
+        })
+        .collect()
+}
+
+/// `cargo fmt --check` or `cargo clippy` on the workspace, in machine-readable form.
+fn cargo_job(tool: Tool, cargo: &str) -> Job {
+    let args: &[&str] = if tool == Tool::Rustfmt {
+        &["fmt", "--all", "--", "--check", "--color=never"]
+    } else {
+        &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--locked",
+            "--message-format=json",
+            "--",
+            "-D",
+            "warnings",
+        ]
+    };
+    let args = args.iter().map(|a| a.to_string()).collect();
+    let mut job = Job::new(tool, cargo, args, "the Cargo workspace".into());
+    job.env.push(("CARGO_TERM_COLOR".into(), "never".into()));
+    job
+}
+
+fn hadolint_job(inputs: &Inputs) -> Job {
+    let mut args = vec!["--format=json".to_string(), "--no-color".into()];
+    if let Some(config) = &inputs.hadolint_config {
+        args.push(format!("--config={config}"));
     }
-    jobs
+    args.extend(paths(&inputs.dockerfiles));
+    let subject = count(inputs.dockerfiles.len(), "Dockerfile");
+    Job::new(Tool::Hadolint, "hadolint", args, subject)
+}
+
+fn check_job(check: &CheckTarget) -> Job {
+    let subject = format!("variant {}", check.variant);
+    let mut job = Job::new(Tool::Buildkit, "docker", check_argv(check), subject);
+    job.variant = Some(check.variant.clone());
+    job.dockerfile = Some(check.dockerfile.clone());
+    job
+}
+
+fn shellcheck_job(scripts: &[Utf8PathBuf]) -> Job {
+    // -x: follow `source`d files; -S style: report every severity.
+    let mut args = vec![
+        "--format=json1".to_string(),
+        "--external-sources".into(),
+        "--severity=style".into(),
+    ];
+    args.extend(paths(scripts));
+    Job::new(
+        Tool::Shellcheck,
+        "shellcheck",
+        args,
+        count(scripts.len(), "script"),
+    )
+}
+
+fn actionlint_job(workflows: &[Utf8PathBuf]) -> Job {
+    // `run:` scripts go through shellcheck when it is on PATH; both are pinned.
+    let mut args = vec!["-format={{json .}}".to_string(), "-no-color".into()];
+    args.extend(paths(workflows));
+    let subject = count(workflows.len(), "workflow");
+    Job::new(Tool::Actionlint, "actionlint", args, subject)
+}
+
+fn zizmor_job(inputs: &Inputs) -> Job {
+    // --offline: no GitHub API (the online audits need a token and the network).
+    let mut args = vec![
+        "--offline".to_string(),
+        "--format=json".into(),
+        "--no-progress".into(),
+    ];
+    if let Some(config) = &inputs.zizmor_config {
+        args.push(format!("--config={config}"));
+    }
+    args.extend(paths(&inputs.workflows));
+    args.extend(paths(&inputs.actions));
+    let mut subject = count(inputs.workflows.len(), "workflow");
+    if !inputs.actions.is_empty() {
+        subject += &format!(", {}", count(inputs.actions.len(), "action"));
+    }
+    Job::new(Tool::Zizmor, "zizmor", args, subject)
+}
+
+fn dive_job(target: &DiveTarget) -> Job {
+    let subject = format!("variant {} ({})", target.variant, target.image);
+    let mut job = Job::new(Tool::Dive, "dive", dive_argv(target), subject);
+    // dive reads its CI rules from `.dive-ci` unless told otherwise: dive_argv's flags are the
+    // whole policy.
+    job.env.push(("CI".into(), "true".into()));
+    job.variant = Some(target.variant.clone());
+    job.dockerfile = Some(target.dockerfile.clone());
+    job
 }
 
 /// `docker buildx build --call=check,format=json …` for one variant. No outputs, no cache

@@ -57,7 +57,38 @@ pub struct Report {
     pub findings: Vec<Finding>,
 }
 
+impl ToolSummary {
+    pub fn new(
+        tool: Tool,
+        status: Status,
+        version: Option<String>,
+        detail: Option<String>,
+    ) -> ToolSummary {
+        ToolSummary {
+            tool,
+            status,
+            version,
+            linted: Vec::new(),
+            findings: 0,
+            detail,
+        }
+    }
+}
+
 impl Report {
+    /// `ok` when nothing was found, skipped or failed.
+    pub fn new(project: Utf8PathBuf, tools: Vec<ToolSummary>, findings: Vec<Finding>) -> Report {
+        let ran = tools
+            .iter()
+            .all(|s| !matches!(s.status, Status::Skipped | Status::Error));
+        Report {
+            project,
+            ok: findings.is_empty() && ran,
+            tools,
+            findings,
+        }
+    }
+
     pub fn skipped(&self) -> impl Iterator<Item = &ToolSummary> {
         self.tools.iter().filter(|t| t.status == Status::Skipped)
     }
