@@ -37,7 +37,7 @@ pub use base::{Base, Project};
 pub use names::Reference;
 pub use names::{check_platform, check_reference};
 pub use registry::Registry;
-pub use scan::{Date, Ignore, Scan, ScanSettings};
+pub use scan::{Date, Ignore, Scan, ScanSettings, Severity};
 pub use smoke::{ExecCheck, HttpCheck, Smoke};
 pub use values::{human_size, parse_duration, parse_health_timeout, parse_size};
 
@@ -533,11 +533,11 @@ mod tests {
         let a = &config.variant("a").unwrap().scan;
         assert_eq!(a.ignore.len(), 1);
         assert_eq!(a.ignore[0].id, "CVE-1");
-        assert_eq!(a.fail_on, vec!["CRITICAL", "HIGH"]);
+        assert_eq!(a.fail_on, [Severity::Critical, Severity::High]);
         assert!(a.ignore_unfixed);
         let b = &config.variant("b").unwrap().scan;
         assert_eq!(b.ignore[0].id, "CVE-2");
-        assert_eq!(b.fail_on, vec!["LOW"]);
+        assert_eq!(b.fail_on, [Severity::Low]);
     }
 
     #[test]

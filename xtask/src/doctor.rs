@@ -455,30 +455,28 @@ fn trivy_checks(config: Option<&crate::config::Config>) -> Vec<Check> {
     let needed_by = "`cargo xtask scan` (or its --from-report on a report made elsewhere)";
     let version = tool_version("trivy", &["--version"]);
     let installed = version.is_some();
-    let db = match scan::configured_db(config) {
-        Err(e) => (false, e.to_string()),
-        Ok((dir, state)) => match state {
-            scan::DbState::Present(info) if info.schema == scan::DB_SCHEMA => (
-                true,
-                format!("{dir}: {}", info.describe(std::time::SystemTime::now())),
+    let (dir, state) = scan::configured_db(config);
+    let db = match state {
+        scan::DbState::Present(info) if info.schema == scan::DB_SCHEMA => (
+            true,
+            format!("{dir}: {}", info.describe(std::time::SystemTime::now())),
+        ),
+        scan::DbState::Present(info) => (
+            false,
+            format!(
+                "{dir}: schema {}, Trivy reads {}: the next online scan replaces it",
+                info.schema,
+                scan::DB_SCHEMA
             ),
-            scan::DbState::Present(info) => (
-                false,
-                format!(
-                    "{dir}: schema {}, Trivy reads {}: the next online scan replaces it",
-                    info.schema,
-                    scan::DB_SCHEMA
-                ),
-            ),
-            scan::DbState::Unreadable { why, .. } => (false, format!("unreadable: {why}")),
-            scan::DbState::Missing { .. } => (
-                false,
-                format!(
-                    "none in {dir}: the first online scan downloads it; for --offline fetch it \
+        ),
+        scan::DbState::Unreadable { why, .. } => (false, format!("unreadable: {why}")),
+        scan::DbState::Missing { .. } => (
+            false,
+            format!(
+                "none in {dir}: the first online scan downloads it; for --offline fetch it \
                      where the network reaches, `trivy image --download-db-only --cache-dir {dir}`"
-                ),
             ),
-        },
+        ),
     };
     vec![
         Check {

@@ -23,7 +23,7 @@ pub mod process;
 mod reclaim;
 pub mod registry;
 pub mod report;
-mod sarif;
+pub mod sarif;
 pub mod sbom;
 pub mod scan;
 pub mod sign;

@@ -872,6 +872,52 @@ fn a_scan_that_saw_nothing_is_an_input_error() {
     assert!(!saved.exists() && !sarif.exists(), "nothing is written");
 }
 
+/// Trivy's report of a repository scan (`trivy fs` of a Go module, as a CI step would run it):
+/// no operating system, but Go modules with vulnerabilities. It saw something: judged, not
+/// refused as "nothing to scan".
+#[test]
+fn a_report_without_an_os_but_with_go_findings_is_judged() {
+    let s = Setup::new("gomod", &[("app", "scan-base", "")]);
+    let raw = s.path("trivy-fs.json");
+    let trivy = Run::of(
+        Command::new("trivy")
+            .args(["fs", "--quiet", "--cache-dir", arg(&s.cache)])
+            .args([
+                "--skip-db-update",
+                "--skip-java-db-update",
+                "--offline-scan",
+            ])
+            .args([
+                "--skip-version-check",
+                "--disable-telemetry",
+                "--scanners",
+                "vuln",
+            ])
+            .args(["--list-all-pkgs", "--format", "json", "--output", arg(&raw)])
+            .arg(fixtures().join("scan-gomod")),
+    );
+    assert_eq!(trivy.code, 0, "{}", trivy.stderr);
+    let run = s.run(&["app", "--from-report", arg(&raw), "--format", "json"]);
+    let report = report_of(&run, 1);
+    let scan = scan_of(&report, "app");
+    assert_eq!(scan["os"], "", "{scan}");
+    let go: BTreeSet<(String, String)> = ADVISORIES
+        .iter()
+        .filter(|a| a.ecosystem == "go")
+        .map(|a| (a.id.to_string(), a.package.to_string()))
+        .collect();
+    assert_eq!(go.len(), 5);
+    assert_findings_are_the_images(scan, &go);
+    assert!(findings(scan).iter().all(|f| f["class"] == "lang-pkgs"));
+    let failing: BTreeSet<String> = ["CVE-2099-0201", "CVE-2099-0202"].map(String::from).into();
+    assert_eq!(ids_with_verdict(scan, "fail"), failing);
+    assert!(
+        run.error_line().contains("app: 2 failing finding(s)"),
+        "{}",
+        run.stderr
+    );
+}
+
 #[test]
 fn an_archive_is_scanned_like_the_image() {
     let s = Setup::new("archive", &[("base", "scan-base", "")]);
@@ -1166,6 +1212,53 @@ fn doctor_reports_trivy_and_its_db() {
             .contains("trivy image --download-db-only"),
         "{db}"
     );
+}
+
+/// Flags that cannot work are refused before any work starts: exit 2, the first line of
+/// stderr the `error:` that says what is wrong and what to do, nothing on stdout.
+#[test]
+fn bad_flags_are_refused_before_any_work() {
+    let dir = Scratch::new("scan-bad-flags");
+    let file = dir.write("taken", "a file\n");
+    let below = file.join("sub");
+    let cases = [
+        // The duration parser says what is wrong (clap alone took `-5` for a flag).
+        (
+            vec!["--timeout", "-5s"],
+            "`-5s` is negative; write a duration such as `90s`".to_string(),
+        ),
+        (
+            vec!["--sarif", arg(&file)],
+            format!(
+                "--sarif {} is not a directory: name a directory",
+                file.display()
+            ),
+        ),
+        (
+            vec!["--sarif", arg(&below)],
+            format!("is not a directory ({} is a file)", file.display()),
+        ),
+        (
+            vec!["--save", arg(dir.path())],
+            format!(
+                "--save {} is a directory: name the file to write",
+                dir.path().display()
+            ),
+        ),
+    ];
+    for (flags, says) in cases {
+        let mut args = vec!["scan", "cpu-minimal"];
+        args.extend(&flags);
+        let run = xtask_run(&args);
+        input_error(&run, &says);
+        assert_eq!(
+            run.stderr.lines().next(),
+            Some(run.error_line()),
+            "{flags:?}: {}",
+            run.stderr
+        );
+        assert!(run.stdout.is_empty(), "{flags:?}: {}", run.stdout);
+    }
 }
 
 #[test]

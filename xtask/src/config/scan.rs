@@ -13,11 +13,50 @@ use toml::Spanned;
 use super::located::Located;
 use super::values::parse_duration;
 
+/// A vulnerability's severity as Trivy names it, lowest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Severity {
+    Unknown,
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl Severity {
+    /// Highest first, the order of the scan summary's columns.
+    pub const DESCENDING: [Severity; 5] = [
+        Severity::Critical,
+        Severity::High,
+        Severity::Medium,
+        Severity::Low,
+        Severity::Unknown,
+    ];
+
+    /// One of Trivy's names, in any case.
+    pub fn named(s: &str) -> Option<Severity> {
+        Severity::DESCENDING
+            .into_iter()
+            .find(|sev| sev.as_str().eq_ignore_ascii_case(s))
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Unknown => "UNKNOWN",
+            Severity::Low => "LOW",
+            Severity::Medium => "MEDIUM",
+            Severity::High => "HIGH",
+            Severity::Critical => "CRITICAL",
+        }
+    }
+}
+
 /// A variant's scan policy.
 #[derive(Debug, Clone, Serialize)]
 pub struct Scan {
-    /// Severities that fail the scan (upper case).
-    pub fail_on: Vec<String>,
+    /// Severities that fail the scan.
+    pub fail_on: Vec<Severity>,
     /// Ignore vulnerabilities without a fixed version.
     pub ignore_unfixed: bool,
     /// Findings accepted for this variant: reported, never failing (until they expire).
@@ -159,24 +198,20 @@ pub(super) fn resolve(
     let err = |span: Range<usize>, msg: String| loc.at(Some(span), Some(variant), msg);
     let d = defaults.unwrap_or_default();
     let v = raw.unwrap_or_default();
-    let fail_on: Vec<String> = v
-        .fail_on
-        .or(d.fail_on)
-        .unwrap_or_else(|| vec!["CRITICAL".into(), "HIGH".into()])
-        .into_iter()
-        .map(|s| s.to_ascii_uppercase())
-        .collect();
-    for sev in &fail_on {
-        if !matches!(
-            sev.as_str(),
-            "UNKNOWN" | "LOW" | "MEDIUM" | "HIGH" | "CRITICAL"
-        ) {
-            return Err(err(
-                span.clone(),
-                format!("scan.fail_on: unknown severity `{sev}`; use UNKNOWN, LOW, MEDIUM, HIGH or CRITICAL"),
-            ));
-        }
-    }
+    let fail_on = match v.fail_on.or(d.fail_on) {
+        Some(names) => names
+            .iter()
+            .map(|name| {
+                Severity::named(name).ok_or_else(|| {
+                    err(
+                        span.clone(),
+                        format!("scan.fail_on: unknown severity `{}`; use UNKNOWN, LOW, MEDIUM, HIGH or CRITICAL", name.to_ascii_uppercase()),
+                    )
+                })
+            })
+            .collect::<Result<_>>()?,
+        None => vec![Severity::Critical, Severity::High],
+    };
     let mut ignore = Vec::new();
     for entry in v.ignore.or(d.ignore).unwrap_or_default() {
         let at = entry.span();

@@ -9,8 +9,8 @@ use super::parse::{Finding, Level};
 use super::plan::Tool;
 use super::render::{Report, Status};
 use crate::sarif::{
-    self, ArtifactLocation, Location, Log, Message, MultiformatMessageString, PhysicalLocation,
-    Region, ReportingDescriptor, Run, SarifResult, ToolComponent,
+    self, Location, Log, Message, MultiformatMessageString, Region, ReportingDescriptor, Run,
+    SarifResult, ToolComponent,
 };
 
 /// Where each linter documents itself (the driver's `informationUri`).
@@ -35,35 +35,13 @@ fn level(level: Level) -> sarif::Level {
     }
 }
 
+/// Paths are relative to the project directory, which is the repository root that %SRCROOT%
+/// stands for.
 fn location(f: &Finding) -> Location {
-    // Paths are relative to the project directory, which is the repository root that
-    // %SRCROOT% stands for; a file outside it keeps its absolute path as a file URI.
-    let artifact_location = if Utf8Path::new(&f.file).is_absolute() {
-        ArtifactLocation {
-            uri: format!(
-                "file://{}",
-                sarif::encode_uri_path(&f.file.replace('\\', "/"))
-            ),
-            uri_base_id: None,
-        }
-    } else {
-        ArtifactLocation {
-            uri: sarif::encode_uri_path(&f.file),
-            uri_base_id: Some(sarif::SRCROOT.into()),
-        }
-    };
-    Location {
-        physical_location: PhysicalLocation {
-            artifact_location,
-            region: f.line.map(|line| Region {
-                start_line: line as usize,
-                start_column: f.column.map(|c| c as usize),
-                end_line: None,
-                end_column: None,
-            }),
-        },
-        message: None,
-    }
+    let region = f
+        .line
+        .map(|line| Region::line(line as usize, f.column.map(|c| c as usize)));
+    Location::new(&f.file, region, None)
 }
 
 /// The rule a finding breaks, with the descriptions and help GitHub requires of every rule.

@@ -7,7 +7,7 @@ use anyhow::Result;
 use camino::Utf8Path;
 use serde::Deserialize;
 
-use super::judge::{Gone, VariantScan};
+use super::judge::{Gone, Judged};
 use crate::report::{self, Kind};
 
 #[derive(Debug, Deserialize)]
@@ -51,6 +51,7 @@ pub fn load(path: &Utf8Path) -> Result<Baseline> {
     Ok(Baseline { scans: saved.scans })
 }
 
+/// What makes two findings the same one across scans.
 fn key(id: &str, package: &str, class: &str) -> (String, String, String) {
     (
         id.to_ascii_lowercase(),
@@ -60,39 +61,37 @@ fn key(id: &str, package: &str, class: &str) -> (String, String, String) {
 }
 
 impl Baseline {
-    /// Marks every finding and secret of `scan` new or not and lists what is gone. False when
-    /// the baseline has no scan of this variant (then everything is new).
-    pub fn apply(&self, scan: &mut VariantScan) -> bool {
-        let before = self.scans.iter().find(|s| s.variant == scan.variant);
-        let empty = SavedScan {
-            variant: scan.variant.clone(),
-            findings: vec![],
-            secrets: vec![],
-        };
-        let before_scan = before.unwrap_or(&empty);
-        let old: Vec<_> = before_scan
-            .findings
+    pub fn has(&self, variant: &str) -> bool {
+        self.scans.iter().any(|s| s.variant == variant)
+    }
+
+    /// Marks every finding and secret of `variant` new or not, and lists what is gone (all
+    /// is new for a variant the baseline has no scan of).
+    pub fn compare(&self, variant: &str, judged: &mut Judged) -> Vec<Gone> {
+        let before = self.scans.iter().find(|s| s.variant == variant);
+        let old_findings = before.map_or(&[][..], |s| &s.findings);
+        let old_secrets = before.map_or(&[][..], |s| &s.secrets);
+        let old: Vec<_> = old_findings
             .iter()
             .map(|f| key(&f.id, &f.package, &f.class))
             .collect();
-        let old_secrets: Vec<_> = before_scan
-            .secrets
-            .iter()
-            .map(|s| (s.rule.clone(), s.file.clone()))
-            .collect();
-        for f in &mut scan.findings {
+        for f in &mut judged.findings {
             f.new = Some(!old.contains(&key(&f.id, &f.package, &f.class)));
         }
-        for s in &mut scan.secrets {
-            s.new = Some(!old_secrets.contains(&(s.rule.clone(), s.file.clone())));
+        for s in &mut judged.secrets {
+            s.new = Some(
+                !old_secrets
+                    .iter()
+                    .any(|o| o.rule == s.rule && o.file == s.file),
+            );
         }
-        let now: Vec<_> = scan
+        let now: Vec<_> = judged
             .findings
             .iter()
             .map(|f| key(&f.id, &f.package, &f.class))
             .collect();
         let mut gone: Vec<Gone> = Vec::new();
-        for f in &before_scan.findings {
+        for f in old_findings {
             let g = Gone {
                 id: f.id.clone(),
                 package: f.package.clone(),
@@ -103,8 +102,8 @@ impl Baseline {
                 gone.push(g);
             }
         }
-        for s in &before_scan.secrets {
-            if !scan
+        for s in old_secrets {
+            if !judged
                 .secrets
                 .iter()
                 .any(|n| n.rule == s.rule && n.file == s.file)
@@ -117,8 +116,7 @@ impl Baseline {
                 });
             }
         }
-        scan.fixed_since_baseline = Some(gone);
-        before.is_some()
+        gone
     }
 }
 

@@ -1,57 +1,16 @@
 //! Judging one image's Trivy report against its variant's policy, pure: a report that saw
 //! nothing is refused; every vulnerability gets a verdict (`fail_on`, `ignore_unfixed`,
 //! `scan.ignore` entries and their expiry dates); every secret fails; every ignore entry is
-//! accounted for.
+//! accounted for; and the gate decides, after the baseline, whether the variant passed.
 
 use anyhow::{bail, Result};
+use camino::Utf8Path;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 use super::locate::{Locator, Place};
-use super::trivy::{TrivyReport, TrivyVulnerability};
-use crate::config::{Date, Ignore, Scan};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum Severity {
-    Unknown,
-    Low,
-    Medium,
-    High,
-    Critical,
-}
-
-impl Severity {
-    /// Trivy's severity names; anything else counts as UNKNOWN.
-    pub fn parse(s: &str) -> Severity {
-        match s.to_ascii_uppercase().as_str() {
-            "LOW" => Severity::Low,
-            "MEDIUM" => Severity::Medium,
-            "HIGH" => Severity::High,
-            "CRITICAL" => Severity::Critical,
-            _ => Severity::Unknown,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::Unknown => "UNKNOWN",
-            Severity::Low => "LOW",
-            Severity::Medium => "MEDIUM",
-            Severity::High => "HIGH",
-            Severity::Critical => "CRITICAL",
-        }
-    }
-
-    /// Highest first, the order of the summary's columns.
-    pub const DESCENDING: [Severity; 5] = [
-        Severity::Critical,
-        Severity::High,
-        Severity::Medium,
-        Severity::Low,
-        Severity::Unknown,
-    ];
-}
+use super::trivy::{TrivyReport, TrivyResult, TrivySecret, TrivyVulnerability};
+use crate::config::{Date, Ignore, Scan, Severity};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -82,6 +41,18 @@ pub struct Location {
     pub why: String,
     /// False when the file is outside the repository (then `file` is absolute).
     pub in_repo: bool,
+}
+
+impl Location {
+    fn of(place: &Place, root: &Utf8Path) -> Location {
+        let relative = crate::sarif::relative_to(root, &place.file);
+        Location {
+            in_repo: relative.is_some(),
+            file: relative.unwrap_or_else(|| place.file.to_string()),
+            line: place.line,
+            why: place.why.into(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -154,8 +125,16 @@ pub struct IgnoreUse {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Policy {
-    pub fail_on: Vec<String>,
+    pub fail_on: Vec<Severity>,
     pub ignore_unfixed: bool,
+}
+
+impl Policy {
+    /// `CRITICAL,HIGH`.
+    pub fn fail_on_names(&self, separator: &str) -> String {
+        let names: Vec<&str> = self.fail_on.iter().map(|s| s.as_str()).collect();
+        names.join(separator)
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -171,7 +150,7 @@ pub struct VariantScan {
     pub artifact_type: String,
     /// The version of Trivy that made the report, when it says.
     pub trivy_version: Option<String>,
-    /// `debian 13.8`.
+    /// `debian 13.8`; empty when Trivy detected no OS.
     pub os: String,
     /// Trivy says the OS release is past its end of life: no more fixes will come.
     pub os_end_of_life: bool,
@@ -203,45 +182,37 @@ pub struct Gone {
     pub installed: String,
 }
 
-/// Refuses a report in which Trivy saw nothing to scan: no OS, an OS without a scanner, or no
-/// packages at all. Such a "clean" report would pass any policy.
+/// Refuses a report in which Trivy saw nothing: no OS packages, no language packages and no
+/// finding, which would pass any policy. Returns the packages it saw.
 pub fn check_saw_something(what: &str, trivy: &TrivyReport) -> Result<usize> {
-    let cause = "the wrong image, or one Trivy cannot read";
-    let Some(os) = trivy.os_name() else {
-        bail!(
-            "Trivy found nothing to scan in {what}: it detected no operating system ({cause}, \
-             e.g. `FROM scratch` or an image without a package database); scan the image the \
-             variant builds"
-        );
+    let results = || trivy.results.iter().flatten();
+    let listed = |class: &str| -> usize {
+        results()
+            .filter(|r| r.class == class)
+            .map(|r| r.packages.as_ref().map_or(0, Vec::len))
+            .sum()
     };
-    let results = trivy.results.iter().flatten();
-    let os_results: Vec<_> = results.clone().filter(|r| r.class == "os-pkgs").collect();
-    if os_results.is_empty() {
-        bail!(
-            "Trivy found nothing to scan in {what}: it detected {os}, an OS it has no \
-             vulnerability data for ({cause})"
-        );
+    let packages = listed("os-pkgs") + listed("lang-pkgs");
+    let findings = trivy.vulnerabilities().count() + trivy.secrets().count();
+    if packages > 0 || findings > 0 {
+        return Ok(packages.max(trivy.vulnerabilities().count()));
     }
-    let listed: usize = results
-        .clone()
-        .filter(|r| matches!(r.class.as_str(), "os-pkgs" | "lang-pkgs"))
-        .filter_map(|r| r.packages.as_ref().map(Vec::len))
-        .sum();
-    let vulnerable = trivy.vulnerabilities().count();
-    let os_packages: usize = os_results
-        .iter()
-        .map(|r| {
-            r.packages.as_ref().map_or(0, Vec::len) + r.vulnerabilities.as_ref().map_or(0, Vec::len)
-        })
-        .sum();
-    if os_packages == 0 {
-        bail!(
-            "Trivy found nothing to scan in {what}: it detected {os} but no OS packages ({cause}: \
-             its package database, e.g. /var/lib/dpkg/status, is missing; a report made \
-             elsewhere needs `--list-all-pkgs`)"
-        );
-    }
-    Ok(listed.max(vulnerable))
+    let cause = "the wrong image, or one Trivy cannot read";
+    let seen = match trivy.os_name() {
+        None => "no operating system,".to_string(),
+        Some(os) if !results().any(|r| r.class == "os-pkgs") => {
+            format!("{os}, an OS it has no vulnerability data for,")
+        }
+        Some(os) => format!(
+            "{os} but no OS packages (its package database, e.g. /var/lib/dpkg/status, is \
+             missing; a report made elsewhere needs `--list-all-pkgs`),"
+        ),
+    };
+    bail!(
+        "Trivy found nothing to scan in {what}: it detected {seen} no language packages and no \
+         findings ({cause}, e.g. `FROM scratch` without a package database); scan the image \
+         the variant builds"
+    )
 }
 
 /// No fix to install: no fixed version, or a status other than `fixed` (reports of Trivy
@@ -253,7 +224,6 @@ pub fn is_unfixed(v: &TrivyVulnerability) -> bool {
 /// The verdict on one vulnerability, and the expiry date of an ignore entry that no longer
 /// applies to it.
 pub fn verdict(policy: &Scan, today: Date, v: &TrivyVulnerability) -> (Verdict, Option<Date>) {
-    let severity = Severity::parse(&v.severity);
     let listed = policy
         .ignore
         .iter()
@@ -261,7 +231,7 @@ pub fn verdict(policy: &Scan, today: Date, v: &TrivyVulnerability) -> (Verdict, 
     let expired = listed.filter(|i| i.expired(today)).and_then(|i| i.expires);
     let verdict = if listed.is_some() && expired.is_none() {
         Verdict::Ignored
-    } else if !policy.fail_on.iter().any(|s| s == severity.as_str()) {
+    } else if !policy.fail_on.contains(&severity(&v.severity)) {
         Verdict::BelowThreshold
     } else if policy.ignore_unfixed && is_unfixed(v) {
         Verdict::IgnoredUnfixed
@@ -271,61 +241,33 @@ pub fn verdict(policy: &Scan, today: Date, v: &TrivyVulnerability) -> (Verdict, 
     (verdict, expired)
 }
 
+/// Trivy's severity names; anything else counts as UNKNOWN.
+fn severity(name: &str) -> Severity {
+    Severity::named(name).unwrap_or(Severity::Unknown)
+}
+
 /// What the judge needs to know about the scan besides the report.
 pub struct Subject<'a> {
     pub variant: &'a str,
-    pub image: &'a str,
+    pub image: String,
     pub source: String,
     pub policy: &'a Scan,
     pub today: Date,
     pub locator: &'a Locator<'a>,
-    /// Turns a place into a location relative to the repository.
-    pub relative: &'a dyn Fn(&Place) -> Location,
+    /// The repository root, which locations are relative to.
+    pub root: &'a Utf8Path,
 }
 
-pub fn judge(subject: &Subject, trivy: &TrivyReport, packages: usize) -> VariantScan {
-    let locate = |place: Place| (subject.relative)(&place);
+/// Every vulnerability (failing first) and secret of a report, judged and located.
+pub struct Judged {
+    pub findings: Vec<Finding>,
+    pub secrets: Vec<Secret>,
+}
+
+pub fn judge(subject: &Subject, trivy: &TrivyReport) -> Judged {
     let mut findings: Vec<Finding> = trivy
         .vulnerabilities()
-        .map(|(result, v)| {
-            let package = if v.pkg_name.is_empty() {
-                v.pkg_id.clone()
-            } else {
-                v.pkg_name.clone()
-            };
-            let (verdict, ignore_expired) = verdict(subject.policy, subject.today, v);
-            let place = if result.class == "os-pkgs" {
-                let source = trivy.source_package(&v.pkg_id).unwrap_or("");
-                subject
-                    .locator
-                    .os_package(&v.layer.diff_id, &[&package, source])
-            } else if result.kind.starts_with("python") || result.kind == "pip" {
-                subject.locator.python_package(&v.layer.diff_id, &package)
-            } else {
-                subject.locator.layer(&v.layer.diff_id)
-            };
-            Finding {
-                id: v.id.clone(),
-                installed: v.installed.clone(),
-                fixed: v.fixed.clone(),
-                status: v.status.clone(),
-                severity: Severity::parse(&v.severity),
-                target: result.target.clone(),
-                path: v.pkg_path.clone(),
-                class: result.class.clone(),
-                kind: result.kind.clone(),
-                title: v.title.clone(),
-                url: v.url.clone(),
-                unfixed: is_unfixed(v),
-                verdict,
-                ignore_expired,
-                layer: v.layer.diff_id.clone(),
-                created_by: trivy.created_by(&v.layer),
-                location: locate(place),
-                new: None,
-                package,
-            }
-        })
+        .map(|(result, v)| finding(subject, trivy, result, v))
         .collect();
     findings.sort_by(|a, b| {
         (b.verdict == Verdict::Fail)
@@ -334,32 +276,102 @@ pub fn judge(subject: &Subject, trivy: &TrivyReport, packages: usize) -> Variant
             .then(a.id.cmp(&b.id))
             .then(a.package.cmp(&b.package))
     });
-    let secrets: Vec<Secret> = trivy
+    let secrets = trivy
         .secrets()
-        .map(|(result, s)| Secret {
-            rule: s.rule_id.clone(),
-            category: s.category.clone(),
-            severity: Severity::parse(&s.severity),
-            title: s.title.clone(),
-            file: result.target.clone(),
-            line: s.start_line,
-            layer: s.layer.diff_id.clone(),
-            created_by: trivy.created_by(&s.layer),
-            location: locate(subject.locator.layer(&s.layer.diff_id)),
-            new: None,
-        })
+        .map(|(result, s)| secret(subject, trivy, result, s))
         .collect();
+    Judged { findings, secrets }
+}
 
+fn finding(
+    subject: &Subject,
+    trivy: &TrivyReport,
+    result: &TrivyResult,
+    v: &TrivyVulnerability,
+) -> Finding {
+    let package = if v.pkg_name.is_empty() {
+        &v.pkg_id
+    } else {
+        &v.pkg_name
+    };
+    let (verdict, ignore_expired) = verdict(subject.policy, subject.today, v);
+    let place = place(subject.locator, trivy, result, v, package);
+    Finding {
+        id: v.id.clone(),
+        package: package.clone(),
+        installed: v.installed.clone(),
+        fixed: v.fixed.clone(),
+        status: v.status.clone(),
+        severity: severity(&v.severity),
+        target: result.target.clone(),
+        path: v.pkg_path.clone(),
+        class: result.class.clone(),
+        kind: result.kind.clone(),
+        title: v.title.clone(),
+        url: v.url.clone(),
+        unfixed: is_unfixed(v),
+        verdict,
+        ignore_expired,
+        layer: v.layer.diff_id.clone(),
+        created_by: trivy.created_by(&v.layer),
+        location: Location::of(&place, subject.root),
+        new: None,
+    }
+}
+
+/// Where a vulnerable package came from: an OS package's install line (or the base image's
+/// FROM), a Python package's pin, else the instruction that made its layer.
+fn place(
+    locator: &Locator,
+    trivy: &TrivyReport,
+    result: &TrivyResult,
+    v: &TrivyVulnerability,
+    package: &str,
+) -> Place {
+    let layer = &v.layer.diff_id;
+    if result.class == "os-pkgs" {
+        let source = trivy.source_package(&v.pkg_id).unwrap_or("");
+        locator.os_package(layer, &[package, source])
+    } else if result.kind.starts_with("python") || result.kind == "pip" {
+        locator.python_package(layer, package)
+    } else {
+        locator.layer(layer)
+    }
+}
+
+fn secret(subject: &Subject, trivy: &TrivyReport, result: &TrivyResult, s: &TrivySecret) -> Secret {
+    Secret {
+        rule: s.rule_id.clone(),
+        category: s.category.clone(),
+        severity: severity(&s.severity),
+        title: s.title.clone(),
+        file: result.target.clone(),
+        line: s.start_line,
+        layer: s.layer.diff_id.clone(),
+        created_by: trivy.created_by(&s.layer),
+        location: Location::of(&subject.locator.layer(&s.layer.diff_id), subject.root),
+        new: None,
+    }
+}
+
+/// The variant's scan, and the one place it passes or fails: after the baseline marked what
+/// is new (`gone`: what the baseline had and this scan has not).
+pub fn variant_scan(
+    subject: &Subject,
+    trivy: &TrivyReport,
+    packages: usize,
+    judged: Judged,
+    gone: Option<Vec<Gone>>,
+    mode: FailOn,
+) -> VariantScan {
+    let Judged { findings, secrets } = judged;
+    let (gating_findings, gating_secrets) = gate(&findings, &secrets, mode);
+    let passed = gating_findings.is_empty() && gating_secrets.is_empty();
     let mut counts: BTreeMap<Severity, usize> =
         Severity::DESCENDING.iter().map(|s| (*s, 0)).collect();
     for f in &findings {
         *counts.entry(f.severity).or_default() += 1;
     }
-    let failing = findings
-        .iter()
-        .filter(|f| f.verdict == Verdict::Fail)
-        .count();
-    let ignored = findings.iter().filter(|f| f.verdict.ignored()).count();
     let ignores = subject
         .policy
         .ignore
@@ -368,16 +380,12 @@ pub fn judge(subject: &Subject, trivy: &TrivyReport, packages: usize) -> Variant
         .collect();
     VariantScan {
         variant: subject.variant.to_string(),
-        image: subject.image.to_string(),
+        image: subject.image.clone(),
         image_id: trivy.metadata.image_id.clone(),
         source: subject.source.clone(),
         artifact: trivy.artifact_name.clone(),
         artifact_type: trivy.artifact_type.clone(),
-        trivy_version: trivy
-            .trivy
-            .as_ref()
-            .map(|t| t.version.clone())
-            .filter(|v| !v.is_empty()),
+        trivy_version: trivy.version(),
         os: trivy.os_name().unwrap_or_default(),
         os_end_of_life: trivy.metadata.os.as_ref().is_some_and(|o| o.eosl),
         packages,
@@ -386,13 +394,16 @@ pub fn judge(subject: &Subject, trivy: &TrivyReport, packages: usize) -> Variant
             ignore_unfixed: subject.policy.ignore_unfixed,
         },
         counts,
-        failing,
-        ignored,
-        passed: failing == 0 && secrets.is_empty(),
+        failing: findings
+            .iter()
+            .filter(|f| f.verdict == Verdict::Fail)
+            .count(),
+        ignored: findings.iter().filter(|f| f.verdict.ignored()).count(),
+        passed,
         findings,
         secrets,
         ignores,
-        fixed_since_baseline: None,
+        fixed_since_baseline: gone,
     }
 }
 
@@ -426,81 +437,39 @@ pub enum FailOn {
     New,
 }
 
-impl VariantScan {
-    /// The findings and secrets that fail the gate.
-    pub fn gate(&self, mode: FailOn) -> (Vec<&Finding>, Vec<&Secret>) {
-        let counts = |new: Option<bool>| mode == FailOn::All || new != Some(false);
-        (
-            self.findings
-                .iter()
-                .filter(|f| f.verdict == Verdict::Fail && counts(f.new))
-                .collect(),
-            self.secrets.iter().filter(|s| counts(s.new)).collect(),
-        )
-    }
-
-    pub fn set_passed(&mut self, mode: FailOn) {
-        let (findings, secrets) = self.gate(mode);
-        self.passed = findings.is_empty() && secrets.is_empty();
-    }
+/// The findings and secrets that fail the gate: failing verdicts and secrets, only the new
+/// ones with `--fail-on new`.
+fn gate<'a>(
+    findings: &'a [Finding],
+    secrets: &'a [Secret],
+    mode: FailOn,
+) -> (Vec<&'a Finding>, Vec<&'a Secret>) {
+    let counts = |new: Option<bool>| mode == FailOn::All || new != Some(false);
+    (
+        findings
+            .iter()
+            .filter(|f| f.verdict == Verdict::Fail && counts(f.new))
+            .collect(),
+        secrets.iter().filter(|s| counts(s.new)).collect(),
+    )
 }
 
 /// How many failing IDs the error message names before "and N more".
 const NAMED_IN_ERROR: usize = 10;
 
-/// The error of a failed scan, naming what failed in each variant.
+/// The error of a failed scan, naming what failed in each variant that did not pass.
 pub fn failure_message(scans: &[VariantScan], mode: FailOn) -> Option<String> {
     let parts: Vec<String> = scans
         .iter()
         .filter(|s| !s.passed)
-        .map(|s| {
-            let (findings, secrets) = s.gate(mode);
-            let mut ids: Vec<String> = Vec::new();
-            for f in &findings {
-                let id = match f.ignore_expired {
-                    Some(date) => format!("{} (its scan.ignore entry expired on {date})", f.id),
-                    None => f.id.clone(),
-                };
-                if !ids.contains(&id) {
-                    ids.push(id);
-                }
-            }
-            let more = ids.len().saturating_sub(NAMED_IN_ERROR);
-            ids.truncate(NAMED_IN_ERROR);
-            let more = if more > 0 {
-                format!(" and {more} more")
-            } else {
-                String::new()
-            };
-            let new = if mode == FailOn::New { "new " } else { "" };
-            let mut what = Vec::new();
-            if !findings.is_empty() {
-                what.push(format!(
-                    "{} {new}failing finding(s) ({}{more})",
-                    findings.len(),
-                    ids.join(", ")
-                ));
-            }
-            for secret in &secrets {
-                what.push(format!(
-                    "a {new}secret ({}) in {}, layer {}{}",
-                    secret.rule,
-                    secret.file,
-                    short_layer(&secret.layer),
-                    secret
-                        .created_by
-                        .as_deref()
-                        .map(|c| format!(" (`{}`)", short_command(c)))
-                        .unwrap_or_default()
-                ));
-            }
-            format!("{}: {}", s.variant, what.join(", "))
-        })
+        .map(|s| format!("{}: {}", s.variant, what_failed(s, mode).join(", ")))
         .collect();
     if parts.is_empty() {
         return None;
     }
-    let secrets = scans.iter().any(|s| !s.gate(mode).1.is_empty());
+    let secrets = scans
+        .iter()
+        .any(|s| !gate(&s.findings, &s.secrets, mode).1.is_empty());
     let fix = if secrets {
         "remove secrets from the image (a later layer that deletes a file does not), rebuild on \
          updated packages, or accept a finding with `scan.ignore` in images.toml"
@@ -508,6 +477,46 @@ pub fn failure_message(scans: &[VariantScan], mode: FailOn) -> Option<String> {
         "fix them (rebuild on updated packages) or accept one with `scan.ignore` in images.toml"
     };
     Some(format!("scan failed: {}; {fix}", parts.join("; ")))
+}
+
+/// `2 failing finding(s) (CVE-1, CVE-2)`, then each secret with its file and layer.
+fn what_failed(s: &VariantScan, mode: FailOn) -> Vec<String> {
+    let (findings, secrets) = gate(&s.findings, &s.secrets, mode);
+    let new = if mode == FailOn::New { "new " } else { "" };
+    let mut what = Vec::new();
+    if !findings.is_empty() {
+        let mut ids: Vec<String> = Vec::new();
+        for f in &findings {
+            let id = match f.ignore_expired {
+                Some(date) => format!("{} (its scan.ignore entry expired on {date})", f.id),
+                None => f.id.clone(),
+            };
+            if !ids.contains(&id) {
+                ids.push(id);
+            }
+        }
+        let more = match ids.len().saturating_sub(NAMED_IN_ERROR) {
+            0 => String::new(),
+            n => format!(" and {n} more"),
+        };
+        ids.truncate(NAMED_IN_ERROR);
+        what.push(format!(
+            "{} {new}failing finding(s) ({}{more})",
+            findings.len(),
+            ids.join(", ")
+        ));
+    }
+    for secret in &secrets {
+        let made_by = secret.created_by.as_deref().map(short_command);
+        what.push(format!(
+            "a {new}secret ({}) in {}, layer {}{}",
+            secret.rule,
+            secret.file,
+            short_layer(&secret.layer),
+            made_by.map(|c| format!(" (`{c}`)")).unwrap_or_default()
+        ));
+    }
+    what
 }
 
 /// `sha256:cb6853fbb591`.
@@ -555,7 +564,10 @@ mod tests {
 
     fn policy(fail_on: &[&str], ignore_unfixed: bool, ignore: &[(&str, Option<&str>)]) -> Scan {
         Scan {
-            fail_on: fail_on.iter().map(|s| s.to_string()).collect(),
+            fail_on: fail_on
+                .iter()
+                .map(|s| Severity::named(s).unwrap())
+                .collect(),
             ignore_unfixed,
             ignore: ignore
                 .iter()
@@ -688,6 +700,17 @@ mod tests {
                            {"Class":"lang-pkgs","Packages":[{"Name":"c"}]}]}"#,
         );
         assert_eq!(check_saw_something("img", &ok).unwrap(), 3);
+        // No OS, but Go modules with findings (a repository scan, a binary FROM scratch).
+        let go = report(
+            r#"{"SchemaVersion":2,"Results":[{"Class":"lang-pkgs","Type":"gomod",
+                "Vulnerabilities":[{"VulnerabilityID":"CVE-1","PkgName":"example.com/a"},
+                                   {"VulnerabilityID":"CVE-2","PkgName":"example.com/b"}]}]}"#,
+        );
+        assert_eq!(check_saw_something("repo", &go).unwrap(), 2);
+        let listed = report(
+            r#"{"SchemaVersion":2,"Results":[{"Class":"lang-pkgs","Packages":[{"Name":"c"}]}]}"#,
+        );
+        assert_eq!(check_saw_something("img", &listed).unwrap(), 1);
     }
 
     #[test]

@@ -50,37 +50,30 @@ pub struct Dockerfile {
 /// Parses a Dockerfile's instructions: line continuations with its escape character (`\`, or
 /// the one of an `# escape=` directive), comment lines, and heredocs (`<<EOF` … `EOF`).
 pub fn parse(text: &str) -> Dockerfile {
+    let instructions = instructions(text);
+    let (stages, global_args) = stages(&instructions);
+    Dockerfile {
+        instructions,
+        stages,
+        global_args,
+    }
+}
+
+fn instructions(text: &str) -> Vec<Instruction> {
     let escape = escape_char(text);
     let mut instructions: Vec<Instruction> = Vec::new();
     let mut current: Option<Instruction> = None;
     let mut heredoc: Option<(String, bool)> = None;
     for (i, raw) in text.lines().enumerate() {
         let n = i + 1;
-        if let Some((word, strip_tabs)) = &heredoc {
-            let body = if *strip_tabs {
-                raw.trim_start_matches('\t')
-            } else {
-                raw
-            };
-            let done = body == word;
-            if let Some(last) = instructions.last_mut() {
-                last.lines.push((n, raw.to_string()));
-                if !done {
-                    let text = last.heredoc.get_or_insert_with(String::new);
-                    text.push_str(raw);
-                    text.push('\n');
-                }
-            }
-            if done {
+        if let Some(open) = &heredoc {
+            if heredoc_line(instructions.last_mut(), open, n, raw) {
                 heredoc = None;
             }
             continue;
         }
         let trimmed = raw.trim();
-        if trimmed.starts_with('#') || (trimmed.is_empty() && current.is_some()) {
-            continue;
-        }
-        if trimmed.is_empty() {
+        if trimmed.is_empty() || trimmed.starts_with('#') {
             continue;
         }
         let (content, continues) = match raw.trim_end().strip_suffix(escape) {
@@ -92,19 +85,7 @@ pub fn parse(text: &str) -> Dockerfile {
                 instr.lines.push((n, raw.to_string()));
                 instr.args.push_str(content);
             }
-            None => {
-                let content = content.trim_start();
-                let (keyword, args) = content
-                    .split_once(char::is_whitespace)
-                    .unwrap_or((content, ""));
-                current = Some(Instruction {
-                    keyword: keyword.to_ascii_uppercase(),
-                    line: n,
-                    lines: vec![(n, raw.to_string())],
-                    args: args.to_string(),
-                    heredoc: None,
-                });
-            }
+            None => current = Some(Instruction::start(n, raw, content)),
         }
         if !continues {
             let instr = current.take().expect("an instruction is open");
@@ -113,42 +94,93 @@ pub fn parse(text: &str) -> Dockerfile {
         }
     }
     instructions.extend(current);
+    instructions
+}
 
+impl Instruction {
+    /// The instruction whose first line is `raw` (line `n`), `content` without its escape.
+    fn start(n: usize, raw: &str, content: &str) -> Instruction {
+        let content = content.trim_start();
+        let (keyword, args) = content
+            .split_once(char::is_whitespace)
+            .unwrap_or((content, ""));
+        Instruction {
+            keyword: keyword.to_ascii_uppercase(),
+            line: n,
+            lines: vec![(n, raw.to_string())],
+            args: args.to_string(),
+            heredoc: None,
+        }
+    }
+}
+
+/// Adds line `n` of an open heredoc (`word`, whether tabs are stripped) to the instruction
+/// that opened it; true on its terminator.
+fn heredoc_line(
+    instr: Option<&mut Instruction>,
+    open: &(String, bool),
+    n: usize,
+    raw: &str,
+) -> bool {
+    let (word, strip_tabs) = open;
+    let body = if *strip_tabs {
+        raw.trim_start_matches('\t')
+    } else {
+        raw
+    };
+    let done = body == word;
+    if let Some(instr) = instr {
+        instr.lines.push((n, raw.to_string()));
+        if !done {
+            let text = instr.heredoc.get_or_insert_with(String::new);
+            text.push_str(raw);
+            text.push('\n');
+        }
+    }
+    done
+}
+
+/// The stages, and the `ARG`s before the first `FROM` with their defaults.
+fn stages(instructions: &[Instruction]) -> (Vec<Stage>, Vec<(String, Option<String>)>) {
     let mut stages: Vec<Stage> = Vec::new();
     let mut global_args = Vec::new();
     for (i, instr) in instructions.iter().enumerate() {
-        if instr.keyword == "ARG" && stages.is_empty() {
-            for word in instr.args.split_whitespace() {
-                let (name, default) = match word.split_once('=') {
-                    Some((n, d)) => (n, Some(d.trim_matches('"').to_string())),
-                    None => (word, None),
-                };
-                global_args.push((name.to_string(), default));
-            }
-        } else if instr.keyword == "FROM" {
-            let words: Vec<&str> = instr
-                .args
-                .split_whitespace()
-                .filter(|w| !w.starts_with("--"))
-                .collect();
-            let name = match words.as_slice() {
-                [_, as_, name, ..] if as_.eq_ignore_ascii_case("as") => Some(name.to_string()),
-                _ => None,
-            };
-            stages.push(Stage {
-                from: i,
-                base: words.first().map(|w| w.to_string()).unwrap_or_default(),
-                name,
-                body: Vec::new(),
-            });
+        if instr.keyword == "FROM" {
+            stages.push(Stage::new(i, &instr.args));
         } else if let Some(stage) = stages.last_mut() {
             stage.body.push(i);
+        } else if instr.keyword == "ARG" {
+            global_args.extend(instr.args.split_whitespace().map(
+                |word| match word.split_once('=') {
+                    Some((name, default)) => (
+                        name.to_string(),
+                        Some(default.trim_matches('"').to_string()),
+                    ),
+                    None => (word.to_string(), None),
+                },
+            ));
         }
     }
-    Dockerfile {
-        instructions,
-        stages,
-        global_args,
+    (stages, global_args)
+}
+
+impl Stage {
+    /// The stage a `FROM` with `args` (instruction `from`) starts.
+    fn new(from: usize, args: &str) -> Stage {
+        let words: Vec<&str> = args
+            .split_whitespace()
+            .filter(|w| !w.starts_with("--"))
+            .collect();
+        let name = match words.as_slice() {
+            [_, as_, name, ..] if as_.eq_ignore_ascii_case("as") => Some(name.to_string()),
+            _ => None,
+        };
+        Stage {
+            from,
+            base: words.first().map(|w| w.to_string()).unwrap_or_default(),
+            name,
+            body: Vec::new(),
+        }
     }
 }
 

@@ -1,17 +1,16 @@
-//! `cargo xtask scan`: each variant's image scanned once by Trivy — vulnerabilities and
-//! secrets — judged against images.toml's scan policy, and reported as a table, Markdown, JSON
+//! `cargo xtask scan`: each variant's image scanned once by Trivy (vulnerabilities and
+//! secrets), judged against images.toml's scan policy, and reported as a table, Markdown, JSON
 //! or SARIF (one run per variant, for GitHub code scanning). Every output of an image comes
 //! from its one Trivy JSON report.
 //!
-//! Story: targets (variants, their images and policies) → plan (DB options, Trivy's argv:
-//! plan.rs) → run Trivy once per image (run.rs), or read a report it wrote elsewhere
-//! (`--from-report`) → parse (trivy.rs) → refuse a report that saw nothing, locate each finding
-//! in this repository (locate.rs) and judge it (judge.rs) → compare with a baseline
-//! (baseline.rs) → render (render.rs, sarif.rs) and write.
+//! Story: resolve (targets, baseline, DB options: every input checked before slow work) → run
+//! Trivy once per image (run.rs) or read `--from-report` → parse (trivy.rs) → refuse a report
+//! that saw nothing, locate each finding in this repository (locate.rs) and judge it
+//! (judge.rs) → mark what is new since the baseline (baseline.rs) → the gate (judge.rs: where a
+//! variant passes or fails) → render (render.rs, sarif.rs) and write.
 //!
-//! Trivy is asked for every severity and for unfixed vulnerabilities too, with `--exit-code 0`:
-//! its exit status then means only "the tool could not run", and the policy is applied here, so
-//! the report shows what was ignored and why instead of hiding it.
+//! Trivy is asked for every severity with `--exit-code 0`: its status then means only "could
+//! not run", and the policy is applied here, so the report shows what was ignored and why.
 
 mod baseline;
 mod judge;
@@ -23,35 +22,54 @@ mod sarif;
 mod trivy;
 
 use anyhow::{bail, Context, Result};
-use camino::{Utf8Path, Utf8PathBuf};
+use camino::Utf8PathBuf;
+use clap::builder::PossibleValue;
 use serde::Serialize;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::time::Duration;
 
-use crate::config::{Config, Date, Scan};
+use crate::config::{Config, Date, ScanSettings, Variant};
 use crate::docker;
 use crate::output;
 use crate::output::warning;
 use crate::report;
 use crate::util::{CheckFailed, Ctx};
-use judge::{FailOn, IgnoreStatus, Location, VariantScan};
-use plan::{DbFlags, DbOptions, Input};
+use baseline::Baseline;
+use judge::{FailOn, IgnoreStatus, VariantScan};
+use plan::{DbOptions, Input};
 
 pub use plan::{db_state, DbState, DB_SCHEMA, INSTALL_HINT};
 
 /// What the JSON report is (its schema 2: secrets, ignore entries, locations, baseline).
 const KIND: report::Kind = report::Kind::Scan;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+/// `--format`: the formats of every report, and SARIF.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
-    /// Aligned columns for people.
-    Table,
-    /// GitHub-flavoured Markdown tables.
-    Markdown,
-    /// The report as JSON (what --save writes).
-    Json,
-    /// SARIF 2.1.0, one run per variant (what --sarif writes, in one file).
+    Report(report::Format),
     Sarif,
+}
+
+impl clap::ValueEnum for Format {
+    fn value_variants<'a>() -> &'a [Self] {
+        use report::Format::{Json, Markdown, Table};
+        &[
+            Format::Report(Table),
+            Format::Report(Markdown),
+            Format::Report(Json),
+            Format::Sarif,
+        ]
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        match self {
+            Format::Report(format) => format.to_possible_value(),
+            Format::Sarif => Some(
+                PossibleValue::new("sarif")
+                    .help("SARIF 2.1.0, one run per variant (what --sarif writes, in one file)"),
+            ),
+        }
+    }
 }
 
 #[derive(clap::Args)]
@@ -72,7 +90,7 @@ pub struct Args {
     /// Trivy, with the policy of the one variant named (or the only variant).
     #[arg(long, value_name = "FILE", conflicts_with = "all")]
     from_report: Option<Utf8PathBuf>,
-    #[arg(long, value_enum, default_value_t = Format::Table)]
+    #[arg(long, value_enum, default_value_t = Format::Report(report::Format::Table))]
     format: Format,
     /// Also write one SARIF file per variant to DIR (`trivy-<variant>.sarif`), for
     /// `github/codeql-action/upload-sarif`.
@@ -103,10 +121,11 @@ pub struct Args {
     offline: bool,
     /// Trivy's timeout for one image, e.g. `10m` [default: `timeout` of [scan], else Trivy's
     /// 5m].
-    #[arg(long, value_name = "DURATION", value_parser = parse_timeout)]
+    #[arg(long, value_name = "DURATION", value_parser = parse_timeout, allow_hyphen_values = true)]
     timeout: Option<Duration>,
 }
 
+/// A hyphen value (`-5s`) reaches it, so the error says what is wrong with the duration.
 fn parse_timeout(s: &str) -> std::result::Result<Duration, String> {
     crate::config::parse_duration(s).map_err(|e| e.to_string())
 }
@@ -124,140 +143,79 @@ pub struct Report {
 
 /// One scan: a variant's policy and what is scanned.
 struct Target<'a> {
-    variant: &'a str,
+    variant: &'a Variant,
     /// What the report calls the image.
     image: String,
-    policy: &'a Scan,
-    dockerfile: &'a Utf8Path,
-    stage: Option<&'a str>,
-    build_args: &'a BTreeMap<String, String>,
     source: Source,
 }
 
+/// Where a target's Trivy report comes from; variants of one source share one Trivy run.
+#[derive(Clone, PartialEq, Eq, Hash)]
 enum Source {
-    /// The engine's image with this ID.
+    /// The engine's image with this ID (the tag may move while the scan runs).
     Engine(String),
     Archive(Utf8PathBuf),
     Report(Utf8PathBuf),
 }
 
-impl Args {
-    fn targets<'a>(&self, config: &'a Config) -> Result<Vec<Target<'a>>> {
-        let flag = [
-            (self.image.is_some(), "--image"),
-            (self.input.is_some(), "--input"),
-            (self.from_report.is_some(), "--from-report"),
-        ]
-        .into_iter()
-        .find_map(|(set, flag)| set.then_some(flag));
-        let variants = match flag {
-            Some(flag) => match (self.variants.as_slice(), config.variants.as_slice()) {
-                ([name], _) => vec![config.variant(name)?],
-                ([], [only]) => vec![only],
-                _ => bail!(
-                    "{flag} takes the scan policy of one variant: name exactly one of {}",
-                    config.variant_names().join(", ")
-                ),
-            },
-            None => config.select(&self.variants, self.all)?,
-        };
-        let mut targets = Vec::new();
-        for v in variants {
-            let (image, source) = if let Some(path) = &self.from_report {
-                (v.image_ref(), Source::Report(path.clone()))
-            } else if let Some(path) = &self.input {
-                if !path.is_file() {
-                    bail!(
-                        "--input {path}: no such file (write one with `docker save IMAGE -o FILE`)"
-                    );
-                }
-                (path.to_string(), Source::Archive(path.clone()))
-            } else {
-                let image = self.image.clone().unwrap_or_else(|| v.image_ref());
-                // Pinned by ID: the tag may move while the scan runs.
-                let id = docker::image_id(&image)?.with_context(|| {
-                    format!(
-                        "image {image} is not in the local Docker engine: build it with \
-                         `cargo xtask build {}`, or scan another with --image REF or --input FILE",
-                        v.name
-                    )
-                })?;
-                (image, Source::Engine(id))
-            };
-            targets.push(Target {
-                variant: &v.name,
-                image,
-                policy: &v.scan,
-                dockerfile: &v.dockerfile,
-                stage: v.target.as_deref(),
-                build_args: &v.build_args,
-                source,
-            });
+impl Target<'_> {
+    /// The report's `source`.
+    fn source_label(&self) -> String {
+        match &self.source {
+            Source::Engine(_) => "trivy".into(),
+            Source::Archive(path) => format!("trivy --input {path}"),
+            Source::Report(path) => format!("report {path}"),
         }
-        Ok(targets)
     }
 
-    pub fn run(self, ctx: &Ctx) -> Result<()> {
-        if self.fail_on == FailOn::New && self.baseline.is_none() {
-            bail!("--fail-on new compares with a baseline: add --baseline FILE (a report of `cargo xtask scan --save`)");
+    /// What messages call it.
+    fn what(&self) -> String {
+        match &self.source {
+            Source::Engine(_) => self.image.clone(),
+            Source::Archive(path) => format!("the archive {path}"),
+            Source::Report(path) => format!("the report {path}"),
         }
-        let config = ctx.config()?;
-        // Bad input fails before minutes of scanning.
-        let baseline = self.baseline.as_deref().map(baseline::load).transpose()?;
-        let runs_trivy = self.from_report.is_none();
-        let trivy = runs_trivy.then(run::find_trivy).transpose()?;
-        let targets = self.targets(config)?;
-        let flags = DbFlags {
-            cache_dir: self
-                .cache_dir
-                .as_deref()
-                .map(crate::util::absolute)
-                .transpose()?,
-            repositories: self.db_repository.clone(),
-            offline: self.offline,
-            timeout: self.timeout,
-        };
-        let db = DbOptions::resolve(&flags, &config.scan, &|name| std::env::var(name).ok())?;
-        if let Some(trivy) = &trivy {
-            if db.offline {
-                plan::check_offline(&db, &plan::db_state(&db.cache_dir))?;
-            } else {
-                run::update_db(ctx, trivy, &db)?;
-            }
-        }
+    }
 
+    /// A report judged with --from-report names the image it was made of.
+    fn image_name(&self, trivy: &trivy::TrivyReport) -> String {
+        match &self.source {
+            Source::Report(_) if !trivy.artifact_name.is_empty() => trivy.artifact_name.clone(),
+            _ => self.image.clone(),
+        }
+    }
+}
+
+/// Everything a run needs, checked before the first slow step.
+struct Resolved<'a> {
+    targets: Vec<Target<'a>>,
+    baseline: Option<Baseline>,
+    /// None with --from-report: nothing runs Trivy.
+    trivy: Option<Utf8PathBuf>,
+    db: DbOptions,
+}
+
+impl Args {
+    pub fn run(self, ctx: &Ctx) -> Result<()> {
+        let resolved = self.resolve(ctx.config()?)?;
+        if let Some(trivy) = &resolved.trivy {
+            run::prepare_db(ctx, trivy, &resolved.db)?;
+        }
         let today = today();
-        let mut scans = Vec::new();
         let mut reports = HashMap::new();
-        for target in &targets {
-            let mut scan = scan_one(ctx, target, trivy.as_deref(), &db, today, &mut reports)?;
-            if let Some(baseline) = &baseline {
-                if !baseline.apply(&mut scan) {
-                    warning!(
-                        "the baseline has no scan of `{}`: all its findings count as new",
-                        scan.variant
-                    );
-                }
-            }
-            scan.set_passed(self.fail_on);
-            warn_about_ignores(&scan);
-            if scan.os_end_of_life {
-                warning!(
-                    "{}: {} is past its end of life: its packages get no more fixes; \
-                     move the base image to a supported release",
-                    scan.variant,
-                    scan.os
-                );
-            }
+        let mut scans = Vec::new();
+        for target in &resolved.targets {
+            let scan = scan_one(ctx, &resolved, target, today, self.fail_on, &mut reports)?;
+            warn(&scan, resolved.baseline.as_ref());
             scans.push(scan);
         }
         let report = Report {
             fail_on: self.fail_on,
             baseline: self.baseline.as_ref().map(|b| b.to_string()),
-            db: match (runs_trivy, plan::db_state(&db.cache_dir)) {
-                (true, DbState::Present(info)) => Some(info),
-                _ => None,
-            },
+            db: resolved
+                .trivy
+                .as_ref()
+                .and_then(|_| db_state(&resolved.db.cache_dir).info()),
             scans,
         };
         self.write(&report)?;
@@ -267,9 +225,98 @@ impl Args {
         }
     }
 
+    fn resolve<'a>(&self, config: &'a Config) -> Result<Resolved<'a>> {
+        if self.fail_on == FailOn::New && self.baseline.is_none() {
+            bail!("--fail-on new compares with a baseline: add --baseline FILE (a report of `cargo xtask scan --save`)");
+        }
+        if let Some(dir) = &self.sarif {
+            report::ensure_dir("--sarif", dir)?;
+        }
+        if let Some(file) = &self.save {
+            report::ensure_file("--save", file)?;
+        }
+        let baseline = self.baseline.as_deref().map(baseline::load).transpose()?;
+        let trivy = self
+            .from_report
+            .is_none()
+            .then(run::find_trivy)
+            .transpose()?;
+        let targets = self
+            .variants(config)?
+            .into_iter()
+            .map(|v| self.target(v))
+            .collect::<Result<_>>()?;
+        let flags = ScanSettings {
+            cache_dir: self
+                .cache_dir
+                .as_deref()
+                .map(crate::util::absolute)
+                .transpose()?,
+            db_repository: self.db_repository.clone(),
+            offline: self.offline,
+            timeout: self.timeout,
+        };
+        let db = DbOptions::resolve(&flags, &config.scan, &|name| std::env::var(name).ok());
+        Ok(Resolved {
+            targets,
+            baseline,
+            trivy,
+            db,
+        })
+    }
+
+    /// The variants whose policies apply: exactly one with --image, --input or --from-report.
+    fn variants<'a>(&self, config: &'a Config) -> Result<Vec<&'a Variant>> {
+        let one_policy = [
+            (self.image.is_some(), "--image"),
+            (self.input.is_some(), "--input"),
+            (self.from_report.is_some(), "--from-report"),
+        ]
+        .into_iter()
+        .find_map(|(set, flag)| set.then_some(flag));
+        let Some(flag) = one_policy else {
+            return config.select(&self.variants, self.all);
+        };
+        match (self.variants.as_slice(), config.variants.as_slice()) {
+            ([name], _) => Ok(vec![config.variant(name)?]),
+            ([], [only]) => Ok(vec![only]),
+            _ => bail!(
+                "{flag} takes the scan policy of one variant: name exactly one of {}",
+                config.variant_names().join(", ")
+            ),
+        }
+    }
+
+    fn target<'a>(&self, v: &'a Variant) -> Result<Target<'a>> {
+        let (image, source) = if let Some(path) = &self.from_report {
+            (v.image_ref(), Source::Report(path.clone()))
+        } else if let Some(path) = &self.input {
+            if !path.is_file() {
+                bail!("--input {path}: no such file (write one with `docker save IMAGE -o FILE`)");
+            }
+            (path.to_string(), Source::Archive(path.clone()))
+        } else {
+            let image = self.image.clone().unwrap_or_else(|| v.image_ref());
+            let id = docker::image_id(&image)?.with_context(|| {
+                format!(
+                    "image {image} is not in the local Docker engine: build it with \
+                     `cargo xtask build {}`, or scan another with --image REF or --input FILE",
+                    v.name
+                )
+            })?;
+            (image, Source::Engine(id))
+        };
+        Ok(Target {
+            variant: v,
+            image,
+            source,
+        })
+    }
+
     /// Every output, all rendered before the first is written.
     fn write(&self, report: &Report) -> Result<()> {
         let sections = render::sections(report);
+        let json = report::to_json(KIND, report)?;
         let sarif_files: Vec<(Utf8PathBuf, crate::sarif::Log)> = match &self.sarif {
             Some(dir) => report
                 .scans
@@ -283,14 +330,9 @@ impl Args {
                 .collect(),
             None => Vec::new(),
         };
-        let json = report::to_json(KIND, report)?;
         match self.format {
             Format::Sarif => output::result(&sarif::log(&report.scans).to_json()?)?,
-            Format::Table => report::emit_sections(report::Format::Table, &sections, KIND, report)?,
-            Format::Markdown => {
-                report::emit_sections(report::Format::Markdown, &sections, KIND, report)?
-            }
-            Format::Json => report::emit_sections(report::Format::Json, &sections, KIND, report)?,
+            Format::Report(format) => report::emit_sections(format, &sections, KIND, report)?,
         }
         report::step_summary("Vulnerability scan", &report::sections_markdown(&sections));
         if let Some(path) = &self.save {
@@ -304,6 +346,100 @@ impl Args {
     }
 }
 
+/// Reads or scans one target's Trivy report, judges it, and compares it with the baseline.
+fn scan_one(
+    ctx: &Ctx,
+    resolved: &Resolved,
+    target: &Target,
+    today: Date,
+    fail_on: FailOn,
+    reports: &mut HashMap<Source, String>,
+) -> Result<VariantScan> {
+    let v = target.variant;
+    let what = target.what();
+    let trivy = trivy::parse(&what, &trivy_report(ctx, resolved, target, reports)?)?;
+    let packages = judge::check_saw_something(&what, &trivy)?;
+    let (dockerfile, lockfiles) = read_sources(v)?;
+    let dockerfile = locate::parse(&dockerfile);
+    let layers = trivy.layer_commands();
+    let locator = locate::Locator::new(
+        &v.dockerfile,
+        &dockerfile,
+        v.target.as_deref(),
+        &v.build_args,
+        &layers,
+        &lockfiles,
+    );
+    let subject = judge::Subject {
+        variant: &v.name,
+        image: target.image_name(&trivy),
+        source: target.source_label(),
+        policy: &v.scan,
+        today,
+        locator: &locator,
+        root: &ctx.root,
+    };
+    let mut judged = judge::judge(&subject, &trivy);
+    let gone = resolved
+        .baseline
+        .as_ref()
+        .map(|b| b.compare(&v.name, &mut judged));
+    Ok(judge::variant_scan(
+        &subject, &trivy, packages, judged, gone, fail_on,
+    ))
+}
+
+/// The Trivy report of a target's source, run (or read) once per source.
+fn trivy_report(
+    ctx: &Ctx,
+    resolved: &Resolved,
+    target: &Target,
+    reports: &mut HashMap<Source, String>,
+) -> Result<String> {
+    if let Some(text) = reports.get(&target.source) {
+        return Ok(text.clone());
+    }
+    let trivy = || {
+        resolved
+            .trivy
+            .as_deref()
+            .expect("Trivy is found unless --from-report")
+    };
+    let text = match &target.source {
+        Source::Report(path) => std::fs::read_to_string(path)
+            .with_context(|| format!("reading the Trivy report {path}"))?,
+        Source::Engine(id) => {
+            run::scan(ctx, trivy(), &Input::Image(id), &resolved.db, &target.image)?
+        }
+        Source::Archive(path) => run::scan(
+            ctx,
+            trivy(),
+            &Input::Archive(path),
+            &resolved.db,
+            path.as_str(),
+        )?,
+    };
+    reports.insert(target.source.clone(), text.clone());
+    Ok(text)
+}
+
+/// The variant's Dockerfile and lockfiles, which findings are located in.
+fn read_sources(v: &Variant) -> Result<(String, Vec<(Utf8PathBuf, String)>)> {
+    let dockerfile = std::fs::read_to_string(&v.dockerfile)
+        .with_context(|| format!("reading {} to locate findings", v.dockerfile))?;
+    let lockfiles = v
+        .scan
+        .lockfiles
+        .iter()
+        .map(|path| {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading the lockfile {path} (scan.lockfiles)"))?;
+            Ok((path.clone(), text))
+        })
+        .collect::<Result<_>>()?;
+    Ok((dockerfile, lockfiles))
+}
+
 /// Today in UTC: the day `scan.ignore` expiry dates are compared with.
 fn today() -> Date {
     let now = std::time::SystemTime::now()
@@ -313,112 +449,22 @@ fn today() -> Date {
     Date::parse(&crate::util::rfc3339(now)[..10]).expect("rfc3339 writes YYYY-MM-DD")
 }
 
-/// Scans (or reads) one target's report and judges it. `reports` keeps the Trivy reports of
-/// this run by image: variants that share an image are judged on one Trivy run.
-fn scan_one(
-    ctx: &Ctx,
-    target: &Target,
-    trivy: Option<&Utf8Path>,
-    db: &DbOptions,
-    today: Date,
-    reports: &mut HashMap<String, String>,
-) -> Result<VariantScan> {
-    let (source, what, key) = match &target.source {
-        Source::Report(path) => (
-            format!("report {path}"),
-            format!("the report {path}"),
-            format!("report {path}"),
-        ),
-        Source::Engine(id) => ("trivy".to_string(), target.image.clone(), id.clone()),
-        Source::Archive(path) => (
-            format!("trivy --input {path}"),
-            format!("the archive {path}"),
-            format!("archive {path}"),
-        ),
-    };
-    let text = match reports.get(&key) {
-        Some(text) => text.clone(),
-        None => {
-            let text = match &target.source {
-                Source::Report(path) => std::fs::read_to_string(path)
-                    .with_context(|| format!("reading the Trivy report {path}"))?,
-                Source::Engine(id) => {
-                    let trivy = trivy.expect("trivy is found before engine scans");
-                    run::scan(ctx, trivy, &Input::Image(id), db, &target.image)?
-                }
-                Source::Archive(path) => {
-                    let trivy = trivy.expect("trivy is found before archive scans");
-                    run::scan(ctx, trivy, &Input::Archive(path), db, path.as_str())?
-                }
-            };
-            reports.insert(key, text.clone());
-            text
-        }
-    };
-    let report = trivy::parse(&what, &text)?;
-    let packages = judge::check_saw_something(&what, &report)?;
-
-    let dockerfile_text = std::fs::read_to_string(target.dockerfile)
-        .with_context(|| format!("reading {} to locate findings", target.dockerfile))?;
-    let dockerfile = locate::parse(&dockerfile_text);
-    let mut lockfiles = Vec::new();
-    for path in &target.policy.lockfiles {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading the lockfile {path} (scan.lockfiles)"))?;
-        lockfiles.push((path.clone(), text));
+/// What a variant's scan warns about: a variant the baseline lacks, stale or expired ignore
+/// entries, an OS past its end of life.
+fn warn(scan: &VariantScan, baseline: Option<&Baseline>) {
+    let v = &scan.variant;
+    if baseline.is_some_and(|b| !b.has(v)) {
+        warning!("the baseline has no scan of `{v}`: all its findings count as new");
     }
-    let layers = report.layer_commands();
-    let locator = locate::Locator::new(
-        target.dockerfile,
-        &dockerfile,
-        target.stage,
-        target.build_args,
-        &layers,
-        &lockfiles,
-    );
-    let relative = |place: &locate::Place| match crate::sarif::relative_to(&ctx.root, &place.file) {
-        Some(file) => Location {
-            file,
-            line: place.line,
-            why: place.why.into(),
-            in_repo: true,
-        },
-        None => Location {
-            file: place.file.to_string(),
-            line: place.line,
-            why: place.why.into(),
-            in_repo: false,
-        },
-    };
-    let image = match (&target.source, report.artifact_name.as_str()) {
-        // A report judged with --from-report names the image it was made of.
-        (Source::Report(_), name) if !name.is_empty() => name.to_string(),
-        _ => target.image.clone(),
-    };
-    let subject = judge::Subject {
-        variant: target.variant,
-        image: &image,
-        source,
-        policy: target.policy,
-        today,
-        locator: &locator,
-        relative: &relative,
-    };
-    Ok(judge::judge(&subject, &report, packages))
-}
-
-fn warn_about_ignores(scan: &VariantScan) {
     for i in &scan.ignores {
         match i.status {
             IgnoreStatus::Unused => warning!(
-                "{}: scan.ignore lists {}, which the scan did not find; remove it",
-                scan.variant,
+                "{v}: scan.ignore lists {}, which the scan did not find; remove it",
                 i.id
             ),
             IgnoreStatus::Expired => warning!(
-                "{}: the scan.ignore entry for {} expired on {}: its {} finding(s) are \
+                "{v}: the scan.ignore entry for {} expired on {}: its {} finding(s) are \
                  judged again; fix them, or renew the entry with a new date and reason",
-                scan.variant,
                 i.id,
                 i.expires.map(|d| d.to_string()).unwrap_or_default(),
                 i.findings
@@ -426,15 +472,21 @@ fn warn_about_ignores(scan: &VariantScan) {
             IgnoreStatus::Applied => {}
         }
     }
+    if scan.os_end_of_life {
+        warning!(
+            "{v}: {} is past its end of life: its packages get no more fixes; move the base \
+             image to a supported release",
+            scan.os
+        );
+    }
 }
 
 /// Where `scan` would find the DB with images.toml's settings and no flags, and its state
 /// (for `doctor`).
-pub fn configured_db(config: Option<&Config>) -> Result<(Utf8PathBuf, DbState)> {
+pub fn configured_db(config: Option<&Config>) -> (Utf8PathBuf, DbState) {
     let settings = config.map(|c| c.scan.clone()).unwrap_or_default();
-    let db = DbOptions::resolve(&DbFlags::default(), &settings, &|name| {
-        std::env::var(name).ok()
-    })?;
+    let env = |name: &str| std::env::var(name).ok();
+    let db = DbOptions::resolve(&ScanSettings::default(), &settings, &env);
     let state = db_state(&db.cache_dir);
-    Ok((db.cache_dir, state))
+    (db.cache_dir, state)
 }

@@ -29,67 +29,81 @@ pub struct DbOptions {
     pub timeout: Option<Duration>,
 }
 
-/// The DB options as the command line gave them.
-#[derive(Debug, Clone, Default)]
-pub struct DbFlags {
-    pub cache_dir: Option<Utf8PathBuf>,
-    pub repositories: Vec<String>,
-    pub offline: bool,
-    pub timeout: Option<Duration>,
-}
-
 impl DbOptions {
-    /// The command line wins over images.toml, which wins over Trivy's defaults
-    /// (`$TRIVY_CACHE_DIR`, else the user cache directory). `env` reads the environment.
+    /// The command line's `flags` win over images.toml's `settings`, which win over Trivy's
+    /// default directory. `env` reads the environment.
     pub fn resolve(
-        flags: &DbFlags,
+        flags: &ScanSettings,
         settings: &ScanSettings,
         env: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<DbOptions> {
-        let cache_dir = match flags
-            .cache_dir
-            .clone()
-            .or_else(|| settings.cache_dir.clone())
-        {
-            Some(dir) => dir,
-            None => default_cache_dir(env)?,
+    ) -> DbOptions {
+        let cache_dir = flags.cache_dir.as_ref().or(settings.cache_dir.as_ref());
+        let repositories = if flags.db_repository.is_empty() {
+            &settings.db_repository
+        } else {
+            &flags.db_repository
         };
-        Ok(DbOptions {
-            cache_dir,
-            repositories: if flags.repositories.is_empty() {
-                settings.db_repository.clone()
-            } else {
-                flags.repositories.clone()
-            },
+        DbOptions {
+            cache_dir: cache_dir
+                .cloned()
+                .unwrap_or_else(|| default_cache_dir(Platform::HOST, env)),
+            repositories: repositories.clone(),
             offline: flags.offline || settings.offline,
             timeout: flags.timeout.or(settings.timeout),
-        })
+        }
     }
 }
 
-/// Trivy's default cache directory: `$TRIVY_CACHE_DIR`, else Go's `os.UserCacheDir()` + `trivy`.
-pub fn default_cache_dir(env: &dyn Fn(&str) -> Option<String>) -> Result<Utf8PathBuf> {
+/// The platforms whose default directories differ.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Platform {
+    Windows,
+    MacOs,
+    /// Linux and the other Unix systems.
+    Unix,
+}
+
+impl Platform {
+    pub const HOST: Platform = if cfg!(windows) {
+        Platform::Windows
+    } else if cfg!(target_os = "macos") {
+        Platform::MacOs
+    } else {
+        Platform::Unix
+    };
+}
+
+/// Trivy's default cache directory as Trivy resolves it: `$TRIVY_CACHE_DIR`, else Go's
+/// `os.UserCacheDir()` + `trivy`, else (no user cache directory) Go's `os.TempDir()` + `trivy`.
+pub fn default_cache_dir(platform: Platform, env: &dyn Fn(&str) -> Option<String>) -> Utf8PathBuf {
     let set = |name: &str| env(name).filter(|v| !v.is_empty());
     if let Some(dir) = set("TRIVY_CACHE_DIR") {
-        return Ok(dir.into());
+        return dir.into();
     }
-    let base = if cfg!(windows) {
-        set("LocalAppData").map(Utf8PathBuf::from)
-    } else if cfg!(target_os = "macos") {
-        set("HOME").map(|h| Utf8PathBuf::from(h).join("Library").join("Caches"))
-    } else {
-        set("XDG_CACHE_HOME")
-            .map(Utf8PathBuf::from)
-            .filter(|p| p.is_absolute())
-            .or_else(|| set("HOME").map(|h| Utf8PathBuf::from(h).join(".cache")))
+    let user_cache = match platform {
+        Platform::Windows => set("LocalAppData"),
+        Platform::MacOs => set("HOME").map(|home| format!("{home}/Library/Caches")),
+        // Go refuses a relative $XDG_CACHE_HOME rather than falling back to ~/.cache.
+        Platform::Unix => match set("XDG_CACHE_HOME") {
+            Some(dir) => dir.starts_with('/').then_some(dir),
+            None => set("HOME").map(|home| format!("{home}/.cache")),
+        },
     };
-    match base {
-        Some(base) => Ok(base.join("trivy")),
-        None => bail!(
-            "cannot tell where Trivy keeps its DB (no HOME / LocalAppData): pass --cache-dir DIR \
-             or set `cache_dir` in images.toml's [scan]"
-        ),
-    }
+    let temp = || match platform {
+        // GetTempPath's order.
+        Platform::Windows => ["TMP", "TEMP", "USERPROFILE", "SystemRoot"]
+            .into_iter()
+            .find_map(set)
+            .unwrap_or_else(|| r"C:\Windows".into()),
+        Platform::MacOs | Platform::Unix => set("TMPDIR").unwrap_or_else(|| "/tmp".into()),
+    };
+    let separator = if platform == Platform::Windows {
+        '\\'
+    } else {
+        '/'
+    };
+    let base = user_cache.unwrap_or_else(temp);
+    format!("{}{separator}trivy", base.trim_end_matches(separator)).into()
 }
 
 /// What one Trivy run scans.
@@ -204,6 +218,15 @@ pub enum DbState {
         why: String,
     },
     Present(DbInfo),
+}
+
+impl DbState {
+    pub fn info(self) -> Option<DbInfo> {
+        match self {
+            DbState::Present(info) => Some(info),
+            _ => None,
+        }
+    }
 }
 
 pub fn db_state(cache_dir: &Utf8Path) -> DbState {
@@ -361,17 +384,17 @@ mod tests {
             "TRIVY_CACHE_DIR" => None,
             _ => None,
         };
-        let from_config = DbOptions::resolve(&DbFlags::default(), &settings, &env).unwrap();
+        let from_config = DbOptions::resolve(&ScanSettings::default(), &settings, &env);
         assert_eq!(from_config.cache_dir, "/from/config");
         assert_eq!(from_config.repositories, ["config.example/db:2"]);
         assert!(from_config.offline);
-        let flags = DbFlags {
+        let flags = ScanSettings {
             cache_dir: Some("/flag".into()),
-            repositories: vec!["flag.example/db:2".into()],
+            db_repository: vec!["flag.example/db:2".into()],
             offline: false,
             timeout: Some(Duration::from_secs(5)),
         };
-        let from_flags = DbOptions::resolve(&flags, &settings, &env).unwrap();
+        let from_flags = DbOptions::resolve(&flags, &settings, &env);
         assert_eq!(
             (
                 from_flags.cache_dir.as_str(),
@@ -382,18 +405,55 @@ mod tests {
         );
         // --offline cannot be switched off by a flag once the config says so: it only adds.
         assert!(from_flags.offline);
-        let defaults =
-            DbOptions::resolve(&DbFlags::default(), &ScanSettings::default(), &env).unwrap();
+        let defaults = DbOptions::resolve(&ScanSettings::default(), &ScanSettings::default(), &env);
         if cfg!(target_os = "linux") {
             assert_eq!(defaults.cache_dir, "/home/u/.cache/trivy");
         }
         let trivy_env = |name: &str| (name == "TRIVY_CACHE_DIR").then(|| "/t".to_string());
         assert_eq!(
-            DbOptions::resolve(&DbFlags::default(), &ScanSettings::default(), &trivy_env)
-                .unwrap()
-                .cache_dir,
+            DbOptions::resolve(
+                &ScanSettings::default(),
+                &ScanSettings::default(),
+                &trivy_env
+            )
+            .cache_dir,
             "/t"
         );
+    }
+
+    #[test]
+    fn trivy_cache_dir_per_platform_as_trivy_resolves_it() {
+        let dir = |platform, vars: &[(&str, &str)]| {
+            let vars: Vec<(String, String)> = vars
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            let env =
+                move |name: &str| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+            default_cache_dir(platform, &env).to_string()
+        };
+        let home = ("HOME", "/home/u");
+        use Platform::*;
+        assert_eq!(dir(Unix, &[home]), "/home/u/.cache/trivy");
+        assert_eq!(dir(Unix, &[home, ("XDG_CACHE_HOME", "/x/")]), "/x/trivy");
+        // A relative $XDG_CACHE_HOME is refused by Go: the temporary directory.
+        assert_eq!(dir(Unix, &[home, ("XDG_CACHE_HOME", "rel")]), "/tmp/trivy");
+        assert_eq!(dir(Unix, &[("TMPDIR", "/t")]), "/t/trivy");
+        assert_eq!(
+            dir(MacOs, &[home, ("XDG_CACHE_HOME", "/x")]),
+            "/home/u/Library/Caches/trivy"
+        );
+        let local = ("LocalAppData", r"C:\Users\u\AppData\Local");
+        assert_eq!(
+            dir(Windows, &[home, local]),
+            r"C:\Users\u\AppData\Local\trivy"
+        );
+        assert_eq!(
+            dir(Windows, &[home, ("TEMP", r"C:\Temp\")]),
+            r"C:\Temp\trivy"
+        );
+        assert_eq!(dir(Windows, &[]), r"C:\Windows\trivy");
+        assert_eq!(dir(Windows, &[local, ("TRIVY_CACHE_DIR", "D:/c")]), "D:/c");
     }
 
     #[test]

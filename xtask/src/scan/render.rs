@@ -2,11 +2,38 @@
 //! failing findings, the secrets, every `scan.ignore` entry with its reason and what became of
 //! it, and — with a baseline — what is new and what is gone.
 
-use super::judge::{short_command, short_layer, FailOn, IgnoreStatus, Severity, Verdict};
+use super::judge::{short_command, short_layer, FailOn, IgnoreStatus, VariantScan, Verdict};
 use super::Report;
+use crate::config::Severity;
 use crate::report::{Section, Table};
 
 pub fn sections(report: &Report) -> Vec<Section> {
+    let mut titled = vec![
+        ("Failing", failing(report)),
+        ("Secrets", secrets(report)),
+        ("Ignored by scan.ignore", ignores(report)),
+    ];
+    if report.baseline.is_some() {
+        titled.push(("New since the baseline", new(report)));
+        titled.push(("Gone since the baseline", gone(report)));
+    }
+    let summary = Section {
+        title: None,
+        table: summary(report),
+    };
+    let tables = titled
+        .into_iter()
+        .filter(|(_, table)| !table.rows.is_empty())
+        .map(|(title, table)| Section {
+            title: Some(title.to_string()),
+            table,
+        });
+    std::iter::once(summary).chain(tables).collect()
+}
+
+/// A row per variant: counts by severity, secrets, ignored, failing, (new, gone), the policy
+/// and the verdict.
+fn summary(report: &Report) -> Table {
     let baseline = report.baseline.is_some();
     let mut headers = vec!["variant", "image"];
     headers.extend(Severity::DESCENDING.iter().map(|s| s.as_str()));
@@ -16,52 +43,47 @@ pub fn sections(report: &Report) -> Vec<Section> {
     }
     headers.extend(["fail on", "verdict"]);
     let numeric: Vec<usize> = (2..headers.len() - 2).collect();
-    let mut summary = Table::new(&headers).right_align(&numeric);
+    let mut table = Table::new(&headers).right_align(&numeric);
     for s in &report.scans {
-        let mut row = vec![s.variant.clone(), s.image.clone()];
-        row.extend(
-            Severity::DESCENDING
-                .iter()
-                .map(|sev| s.counts.get(sev).copied().unwrap_or(0).to_string()),
-        );
-        row.extend([
-            s.secrets.len().to_string(),
-            s.ignored.to_string(),
-            s.failing.to_string(),
-        ]);
-        if baseline {
-            let new = s.findings.iter().filter(|f| f.new == Some(true)).count()
-                + s.secrets.iter().filter(|f| f.new == Some(true)).count();
-            row.extend([
-                new.to_string(),
-                s.fixed_since_baseline
-                    .as_ref()
-                    .map_or(0, Vec::len)
-                    .to_string(),
-            ]);
-        }
-        let unfixed = if s.policy.ignore_unfixed {
-            " (unfixed ignored)"
-        } else {
-            ""
-        };
-        let new_only = if report.fail_on == FailOn::New {
-            ", new only"
-        } else {
-            ""
-        };
-        row.extend([
-            format!("{}{unfixed}{new_only}", s.policy.fail_on.join(",")),
-            if s.passed { "ok" } else { "FAIL" }.to_string(),
-        ]);
-        summary.row(row);
+        table.row(summary_row(s, baseline, report.fail_on));
     }
-    let mut out = vec![Section {
-        title: None,
-        table: summary,
-    }];
+    table
+}
 
-    let mut failing = Table::new(&[
+fn summary_row(s: &VariantScan, baseline: bool, fail_on: FailOn) -> Vec<String> {
+    let mut row = vec![s.variant.clone(), s.image.clone()];
+    row.extend(
+        Severity::DESCENDING
+            .iter()
+            .map(|sev| s.counts.get(sev).copied().unwrap_or(0).to_string()),
+    );
+    row.extend([s.secrets.len(), s.ignored, s.failing].map(|n| n.to_string()));
+    if baseline {
+        let new = s.findings.iter().filter(|f| f.new == Some(true)).count()
+            + s.secrets.iter().filter(|f| f.new == Some(true)).count();
+        let gone = s.fixed_since_baseline.as_ref().map_or(0, Vec::len);
+        row.extend([new.to_string(), gone.to_string()]);
+    }
+    let unfixed = if s.policy.ignore_unfixed {
+        " (unfixed ignored)"
+    } else {
+        ""
+    };
+    let new_only = if fail_on == FailOn::New {
+        ", new only"
+    } else {
+        ""
+    };
+    row.push(format!(
+        "{}{unfixed}{new_only}",
+        s.policy.fail_on_names(",")
+    ));
+    row.push(if s.passed { "ok" } else { "FAIL" }.to_string());
+    row
+}
+
+fn failing(report: &Report) -> Table {
+    let mut table = Table::new(&[
         "variant",
         "vulnerability",
         "package",
@@ -73,35 +95,36 @@ pub fn sections(report: &Report) -> Vec<Section> {
     ]);
     for s in &report.scans {
         for f in s.findings.iter().filter(|f| f.verdict == Verdict::Fail) {
-            let mut note = Vec::new();
-            if f.new == Some(true) {
-                note.push("new".to_string());
-            }
-            if let Some(date) = f.ignore_expired {
-                note.push(format!("ignore expired {date}"));
-            }
-            failing.row(vec![
+            let new = (f.new == Some(true)).then(|| "new".to_string());
+            let expired = f
+                .ignore_expired
+                .map(|date| format!("ignore expired {date}"));
+            let note: Vec<String> = new.into_iter().chain(expired).collect();
+            let fixed = if f.fixed.is_empty() {
+                format!("({})", non_empty(&f.status, "no fix"))
+            } else {
+                f.fixed.clone()
+            };
+            table.row(vec![
                 s.variant.clone(),
                 f.id.clone(),
                 f.package.clone(),
                 f.installed.clone(),
-                if f.fixed.is_empty() {
-                    format!("({})", non_empty(&f.status, "no fix"))
-                } else {
-                    f.fixed.clone()
-                },
+                fixed,
                 f.severity.as_str().to_string(),
                 format!("{}:{}", f.location.file, f.location.line),
                 note.join(", "),
             ]);
         }
     }
-    push(&mut out, "Failing", failing);
+    table
+}
 
-    let mut secrets = Table::new(&["variant", "secret", "file", "layer", "made by"]);
+fn secrets(report: &Report) -> Table {
+    let mut table = Table::new(&["variant", "secret", "file", "layer", "made by"]);
     for s in &report.scans {
         for secret in &s.secrets {
-            secrets.row(vec![
+            table.row(vec![
                 s.variant.clone(),
                 format!("{} ({})", secret.rule, secret.severity.as_str()),
                 format!("{}:{}", secret.file, secret.line),
@@ -114,9 +137,11 @@ pub fn sections(report: &Report) -> Vec<Section> {
             ]);
         }
     }
-    push(&mut out, "Secrets", secrets);
+    table
+}
 
-    let mut ignores = Table::new(&["variant", "ignore", "reason", "expires", "status"]);
+fn ignores(report: &Report) -> Table {
+    let mut table = Table::new(&["variant", "ignore", "reason", "expires", "status"]);
     for s in &report.scans {
         for i in &s.ignores {
             let status = match i.status {
@@ -127,7 +152,7 @@ pub fn sections(report: &Report) -> Vec<Section> {
                 ),
                 IgnoreStatus::Unused => "unused: the scan found no such finding".to_string(),
             };
-            ignores.row(vec![
+            table.row(vec![
                 s.variant.clone(),
                 i.id.clone(),
                 i.reason
@@ -140,52 +165,48 @@ pub fn sections(report: &Report) -> Vec<Section> {
             ]);
         }
     }
-    push(&mut out, "Ignored by scan.ignore", ignores);
-
-    if baseline {
-        let mut new = Table::new(&["variant", "new", "package", "severity", "verdict"]);
-        let mut gone = Table::new(&["variant", "gone", "package", "was installed"]);
-        for s in &report.scans {
-            for f in s.findings.iter().filter(|f| f.new == Some(true)) {
-                new.row(vec![
-                    s.variant.clone(),
-                    f.id.clone(),
-                    f.package.clone(),
-                    f.severity.as_str().to_string(),
-                    verdict_word(f.verdict).into(),
-                ]);
-            }
-            for secret in s.secrets.iter().filter(|f| f.new == Some(true)) {
-                new.row(vec![
-                    s.variant.clone(),
-                    format!("secret {}", secret.rule),
-                    secret.file.clone(),
-                    secret.severity.as_str().to_string(),
-                    "fail".into(),
-                ]);
-            }
-            for g in s.fixed_since_baseline.iter().flatten() {
-                gone.row(vec![
-                    s.variant.clone(),
-                    g.id.clone(),
-                    g.package.clone(),
-                    g.installed.clone(),
-                ]);
-            }
-        }
-        push(&mut out, "New since the baseline", new);
-        push(&mut out, "Gone since the baseline", gone);
-    }
-    out
+    table
 }
 
-fn push(out: &mut Vec<Section>, title: &str, table: Table) {
-    if !table.rows.is_empty() {
-        out.push(Section {
-            title: Some(title.to_string()),
-            table,
-        });
+/// Findings and secrets the baseline did not have.
+fn new(report: &Report) -> Table {
+    let mut table = Table::new(&["variant", "new", "package", "severity", "verdict"]);
+    for s in &report.scans {
+        for f in s.findings.iter().filter(|f| f.new == Some(true)) {
+            table.row(vec![
+                s.variant.clone(),
+                f.id.clone(),
+                f.package.clone(),
+                f.severity.as_str().to_string(),
+                verdict_word(f.verdict).into(),
+            ]);
+        }
+        for secret in s.secrets.iter().filter(|f| f.new == Some(true)) {
+            table.row(vec![
+                s.variant.clone(),
+                format!("secret {}", secret.rule),
+                secret.file.clone(),
+                secret.severity.as_str().to_string(),
+                "fail".into(),
+            ]);
+        }
     }
+    table
+}
+
+fn gone(report: &Report) -> Table {
+    let mut table = Table::new(&["variant", "gone", "package", "was installed"]);
+    for s in &report.scans {
+        for g in s.fixed_since_baseline.iter().flatten() {
+            table.row(vec![
+                s.variant.clone(),
+                g.id.clone(),
+                g.package.clone(),
+                g.installed.clone(),
+            ]);
+        }
+    }
+    table
 }
 
 fn verdict_word(v: Verdict) -> &'static str {

@@ -78,10 +78,19 @@ fn run(ctx: &Ctx, trivy: &Utf8Path, argv: &[String]) -> Result<std::result::Resu
     }))
 }
 
+/// Makes the DB ready: with `--offline` it must be there already, else it is updated when due.
+pub fn prepare_db(ctx: &Ctx, trivy: &Utf8Path, db: &DbOptions) -> Result<()> {
+    if db.offline {
+        plan::check_offline(db, &plan::db_state(&db.cache_dir)).map(drop)
+    } else {
+        update_db(ctx, trivy, db)
+    }
+}
+
 /// Brings the DB in the cache directory up to date (Trivy downloads only when it is due),
 /// from each repository in turn until one works: Trivy itself moves on to the next only after
 /// a temporary registry error, not when a mirror is unreachable or lacks the DB.
-pub fn update_db(ctx: &Ctx, trivy: &Utf8Path, db: &DbOptions) -> Result<()> {
+fn update_db(ctx: &Ctx, trivy: &Utf8Path, db: &DbOptions) -> Result<()> {
     let candidates: Vec<Option<&str>> = if db.repositories.is_empty() {
         vec![None]
     } else {

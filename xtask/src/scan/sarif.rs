@@ -5,10 +5,11 @@
 
 use serde_json::json;
 
-use super::judge::{Finding, Location, Secret, Severity, VariantScan, Verdict};
+use super::judge::{Finding, Location, Secret, VariantScan, Verdict};
+use crate::config::Severity;
 use crate::sarif::{
-    ArtifactLocation, Level, Log, Message, MultiformatMessageString, PhysicalLocation, Region,
-    ReportingConfiguration, ReportingDescriptor, Run, SarifResult, ToolComponent,
+    Level, Log, Message, MultiformatMessageString, Region, ReportingConfiguration,
+    ReportingDescriptor, Run, SarifResult, ToolComponent,
 };
 
 /// The file `--sarif DIR` writes for a variant.
@@ -198,7 +199,7 @@ fn finding_message(f: &Finding, scan: &VariantScan) -> String {
     let verdict = match f.verdict {
         Verdict::Fail => format!(
             "It fails the policy (fail_on {}).",
-            scan.policy.fail_on.join(", ")
+            scan.policy.fail_on_names(", ")
         ),
         _ => "Below the policy's fail_on threshold.".to_string(),
     };
@@ -238,24 +239,8 @@ fn location_message(f: &Finding) -> String {
 }
 
 fn location(loc: &Location, message: &str) -> crate::sarif::Location {
-    if loc.in_repo {
-        return crate::sarif::Location::in_repo(&loc.file, loc.line, Some(message.to_string()));
-    }
-    crate::sarif::Location {
-        physical_location: PhysicalLocation {
-            artifact_location: ArtifactLocation {
-                uri: format!("file://{}", crate::sarif::encode_uri_path(&loc.file)),
-                uri_base_id: None,
-            },
-            region: Some(Region {
-                start_line: loc.line.max(1),
-                start_column: None,
-                end_line: None,
-                end_column: None,
-            }),
-        },
-        message: Some(Message::text(message)),
-    }
+    let region = Some(Region::line(loc.line, None));
+    crate::sarif::Location::new(&loc.file, region, Some(message.to_string()))
 }
 
 /// One alert per (vulnerability, package), even when several share a Dockerfile line: GitHub

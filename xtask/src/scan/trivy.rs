@@ -8,102 +8,85 @@ use serde::Deserialize;
 pub const TRIVY_SCHEMA: u64 = 2;
 
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "PascalCase")]
+#[serde(default, rename_all = "PascalCase")]
 pub struct TrivyReport {
-    #[serde(default)]
     pub artifact_name: String,
-    #[serde(default)]
     pub artifact_type: String,
     /// Absent in reports of Trivy before 0.48.
-    #[serde(default)]
     pub trivy: Option<TrivyTool>,
-    #[serde(default)]
     pub metadata: Metadata,
-    #[serde(default)]
     pub results: Option<Vec<TrivyResult>>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "PascalCase")]
+#[serde(default, rename_all = "PascalCase")]
 pub struct TrivyTool {
-    #[serde(default)]
     pub version: String,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "PascalCase")]
+#[serde(default, rename_all = "PascalCase")]
 pub struct Metadata {
     /// The OS Trivy detected; None when it found none it knows.
-    #[serde(default, rename = "OS")]
+    #[serde(rename = "OS")]
     pub os: Option<Os>,
-    #[serde(default, rename = "ImageID")]
+    #[serde(rename = "ImageID")]
     pub image_id: String,
-    #[serde(default)]
     pub image_config: ImageConfig,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "PascalCase")]
+#[serde(default, rename_all = "PascalCase")]
 pub struct Os {
-    #[serde(default)]
     pub family: String,
-    #[serde(default)]
     pub name: String,
     /// End of service life: the distribution no longer publishes fixes.
-    #[serde(default, rename = "EOSL")]
+    #[serde(rename = "EOSL")]
     pub eosl: bool,
 }
 
 /// The image's OCI config as Trivy copied it: its history says which instruction made a layer.
 #[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
 pub struct ImageConfig {
-    #[serde(default)]
     pub history: Vec<History>,
-    #[serde(default)]
     pub rootfs: RootFs,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
 pub struct History {
-    #[serde(default)]
     pub created_by: String,
-    #[serde(default)]
     pub empty_layer: bool,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
 pub struct RootFs {
-    #[serde(default)]
     pub diff_ids: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "PascalCase")]
+#[serde(default, rename_all = "PascalCase")]
 pub struct TrivyResult {
-    #[serde(default)]
     pub target: String,
     /// `os-pkgs`, `lang-pkgs`, `secret`, …
-    #[serde(default)]
     pub class: String,
     /// `debian`, `python-pkg`, …
-    #[serde(default, rename = "Type")]
+    #[serde(rename = "Type")]
     pub kind: String,
     /// Every package found (Trivy ≥ 0.52 lists them in JSON by default); None when not listed.
-    #[serde(default)]
     pub packages: Option<Vec<Package>>,
-    #[serde(default)]
     pub vulnerabilities: Option<Vec<TrivyVulnerability>>,
-    #[serde(default)]
     pub secrets: Option<Vec<TrivySecret>>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "PascalCase")]
+#[serde(default, rename_all = "PascalCase")]
 pub struct Package {
-    #[serde(default, rename = "ID")]
+    #[serde(rename = "ID")]
     pub id: String,
     /// The Debian source package a binary package was built from.
-    #[serde(default)]
     pub src_name: String,
 }
 
@@ -136,31 +119,24 @@ pub struct TrivyVulnerability {
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "PascalCase")]
+#[serde(default, rename_all = "PascalCase")]
 pub struct TrivySecret {
-    #[serde(rename = "RuleID", default)]
+    #[serde(rename = "RuleID")]
     pub rule_id: String,
-    #[serde(default)]
     pub category: String,
-    #[serde(default)]
     pub severity: String,
-    #[serde(default)]
     pub title: String,
-    #[serde(default)]
     pub start_line: usize,
-    #[serde(default)]
     pub layer: Layer,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
-#[serde(rename_all = "PascalCase")]
+#[serde(default, rename_all = "PascalCase")]
 pub struct Layer {
-    #[serde(default)]
     pub digest: String,
-    #[serde(default, rename = "DiffID")]
+    #[serde(rename = "DiffID")]
     pub diff_id: String,
     /// The history entry that made the layer (secrets carry it; vulnerabilities do not).
-    #[serde(default)]
     pub created_by: String,
 }
 
@@ -214,6 +190,12 @@ impl TrivyReport {
             .flat_map(|r| r.packages.iter().flatten())
             .find(|p| p.id == pkg_id && !p.src_name.is_empty())
             .map(|p| p.src_name.as_str())
+    }
+
+    /// The version of Trivy that made the report, when it says.
+    pub fn version(&self) -> Option<String> {
+        let version = &self.trivy.as_ref()?.version;
+        (!version.is_empty()).then(|| version.clone())
     }
 
     /// `debian 13.8`, or None.

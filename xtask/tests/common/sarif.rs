@@ -14,12 +14,15 @@ pub fn sarif_schema() -> PathBuf {
 /// .ci/tools.txt), passes GitHub's ingestion rules ([`assert_github_accepts`]) and reads back as
 /// JSON.
 pub fn assert_valid_sarif(path: &Path) -> serde_json::Value {
-    let run = Run::of(
-        Command::new("check-jsonschema")
-            .args(["--regex-variant", "nonunicode", "--schemafile"])
-            .arg(sarif_schema())
-            .arg(path),
-    );
+    let mut check = Command::new("check-jsonschema");
+    check
+        .args(["--regex-variant", "nonunicode", "--schemafile"])
+        .arg(sarif_schema())
+        .arg(path);
+    if which(&check).is_none() {
+        panic!("check-jsonschema is not on PATH: pip install -r .ci/tools.txt");
+    }
+    let run = Run::of(&mut check);
     assert_eq!(
         run.code,
         0,
@@ -33,15 +36,22 @@ pub fn assert_valid_sarif(path: &Path) -> serde_json::Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
+/// The program a command runs, found on PATH.
+fn which(cmd: &Command) -> Option<PathBuf> {
+    let mut exe = cmd.get_program().to_owned();
+    exe.push(std::env::consts::EXE_SUFFIX);
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|dir| dir.join(&exe))
+        .find(|p| p.is_file())
+}
+
 /// Microsoft's SARIF Multitool: `$SARIF_MULTITOOL` (.ci/run sets it, so CI cannot skip the
 /// check), else `Sarif.Multitool` on PATH.
 fn multitool() -> Option<PathBuf> {
-    if let Some(path) = std::env::var_os("SARIF_MULTITOOL") {
-        return Some(path.into());
+    match std::env::var_os("SARIF_MULTITOOL") {
+        Some(path) => Some(path.into()),
+        None => which(&Command::new("Sarif.Multitool")),
     }
-    std::env::split_paths(&std::env::var_os("PATH")?)
-        .map(|dir| dir.join("Sarif.Multitool"))
-        .find(|p| p.is_file())
 }
 
 /// Panics when the SARIF Multitool's `validate --rule-kind "Gh;Sarif"` (the SARIF spec's rules

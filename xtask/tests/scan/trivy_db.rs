@@ -2,7 +2,8 @@
 //! `<cache>/db/trivy.db` (Go bbolt's format, written by `bbolt.rs`) and
 //! `<cache>/db/metadata.json`, in the layout of Trivy's own integration fixtures
 //! (`integration/testdata/fixtures/db`): `debian 13` → source package → ID → fix or status,
-//! `pip::GitHub Security Advisory pip` → package → ID → version ranges, `vulnerability` → ID →
+//! `pip::GitHub Security Advisory pip` and `go::GitHub Security Advisory Go` → package → ID →
+//! version ranges, `vulnerability` → ID →
 //! title and severity, `data-source` → bucket → where it came from.
 //!
 //! Every ID is `CVE-2099-…` (no such CVE exists) and every fixed version is far beyond what
@@ -22,7 +23,7 @@ pub enum Fix {
 #[derive(Clone, Copy, Debug)]
 pub struct Advisory {
     pub id: &'static str,
-    /// `debian` (a Debian 13 *source* package) or `pip` (a PyPI distribution).
+    /// `debian` (a Debian 13 *source* package), `pip` (a PyPI distribution) or `go` (a module).
     pub ecosystem: &'static str,
     pub package: &'static str,
     pub severity: &'static str,
@@ -49,7 +50,7 @@ const fn advisory_in(
 /// `voxserve:cpu-minimal`; python3 and expat among them since `[base].include` has python3),
 /// Python distributions of cpu-minimal's venv, and `fixture-lib` (only in the `scan-more`
 /// fixture). python3's is LOW, so the policies' verdicts on the base (CRITICAL and HIGH fail)
-/// stay those of its C libraries.
+/// stay those of its C libraries. The Go modules are those `fixtures/scan-gomod/go.mod` requires.
 #[rustfmt::skip]
 pub const ADVISORIES: &[Advisory] = &[
     advisory_in("debian", "CVE-2099-0001", "openssl", "CRITICAL", Fix::Fixed("99.0")),
@@ -62,6 +63,11 @@ pub const ADVISORIES: &[Advisory] = &[
     advisory_in("pip", "CVE-2099-0101", "starlette", "HIGH", Fix::Fixed("99.0.0")),
     advisory_in("pip", "CVE-2099-0102", "click", "LOW", Fix::Unfixed(2)),
     advisory_in("pip", "CVE-2099-0103", "fixture-lib", "HIGH", Fix::Fixed("2.0.0")),
+    advisory_in("go", "CVE-2099-0201", "example.com/fixture/alpha", "CRITICAL", Fix::Fixed("1.9.0")),
+    advisory_in("go", "CVE-2099-0202", "example.com/fixture/bravo", "HIGH", Fix::Fixed("1.3.0")),
+    advisory_in("go", "CVE-2099-0203", "example.com/fixture/charlie", "MEDIUM", Fix::Fixed("0.4.0")),
+    advisory_in("go", "CVE-2099-0204", "example.com/fixture/delta", "LOW", Fix::Unfixed(2)),
+    advisory_in("go", "CVE-2099-0205", "example.com/fixture/echo", "HIGH", Fix::Unfixed(2)),
 ];
 
 pub fn advisory(id: &str) -> &'static Advisory {
@@ -73,6 +79,7 @@ pub fn advisory(id: &str) -> &'static Advisory {
 
 const DEBIAN_BUCKET: &str = "debian 13";
 const PIP_BUCKET: &str = "pip::GitHub Security Advisory pip";
+const GO_BUCKET: &str = "go::GitHub Security Advisory Go";
 
 fn severity_number(s: &str) -> u8 {
     match s {
@@ -96,10 +103,10 @@ fn buckets() -> Bucket {
             }
             (_, Fix::Unfixed(_)) => r#"{"VulnerableVersions":[">=0"]}"#.to_string(),
         };
-        let ecosystem = if a.ecosystem == "debian" {
-            DEBIAN_BUCKET
-        } else {
-            PIP_BUCKET
+        let ecosystem = match a.ecosystem {
+            "debian" => DEBIAN_BUCKET,
+            "go" => GO_BUCKET,
+            _ => PIP_BUCKET,
         };
         root.bucket(ecosystem).bucket(a.package).put(a.id, value);
         let vendor = if a.ecosystem == "debian" {
@@ -125,6 +132,10 @@ fn buckets() -> Bucket {
         .put(
             PIP_BUCKET,
             r#"{"ID":"ghsa","Name":"GitHub Security Advisory pip (fixture)","URL":"https://github.com/advisories"}"#,
+        )
+        .put(
+            GO_BUCKET,
+            r#"{"ID":"ghsa","Name":"GitHub Security Advisory Go (fixture)","URL":"https://github.com/advisories"}"#,
         );
     root
 }
@@ -145,7 +156,7 @@ pub fn write(cache_dir: &Path) {
 
 #[test]
 fn the_db_is_a_bbolt_file_of_the_buckets() {
-    // The metas, the freelist, the root, `debian 13` and `pip::…` (they hold buckets) and
+    // The metas, the freelist, the root, `debian 13`, `pip::…` and `go::…` (they hold buckets) and
     // `vulnerability` (over a quarter page); `data-source` and each package are inline.
-    assert_eq!(bbolt::check::pages(&buckets()), 7);
+    assert_eq!(bbolt::check::pages(&buckets()), 8);
 }
