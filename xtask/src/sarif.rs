@@ -3,14 +3,10 @@
 //! Security tab: `scan` (one run per image variant, category `trivy/<variant>`) and `lint` (one
 //! file per linter, category `lint/<tool>`).
 //!
-//! Written here rather than taken from the `serde-sarif` crate: that crate generates ≈ 2,300
-//! lines of types from the schema at build time (schemafy, syn, prettyplease, typed-builder,
-//! strum), which costs more to compile than the rest of the xtask's dependencies together, for
-//! ≈ 15 types we need. What this module writes is checked against the official schema
-//! (`xtask/tests/fixtures/sarif/sarif-schema-2.1.0.json`) by the tests.
-//!
-//! Reading is supported for round trips of our own files; fields outside this subset are
-//! dropped when another tool's SARIF is read.
+//! Not the `serde-sarif` crate: it generates every type of the schema at build time (schemafy,
+//! syn), a heavier build than the rest of the xtask's dependencies, for the few types used here.
+//! The tests check what this writes against the OASIS schema and GitHub's rules
+//! (`tests/sarif.rs`, `tests/common/sarif.rs`).
 
 use anyhow::{Context, Result};
 use camino::Utf8Path;

@@ -115,10 +115,8 @@ pub enum Input<'a> {
     Archive(&'a Utf8Path),
 }
 
-/// Trivy's command line for one image (argv[0] is `trivy`). Every severity and unfixed
-/// vulnerabilities are asked for, with `--exit-code 0`: Trivy's status then means only "could
-/// not run", and the policy is applied by the judge, which reports what it ignores and why.
-/// The DB is not updated here: [`download_argv`] did that once for every image.
+/// Trivy's command line for one image (argv[0] is `trivy`): every severity, unfixed ones too,
+/// `--exit-code 0` (the judge applies the policy); no DB update ([`download_argv`] did it once).
 pub fn trivy_argv(input: &Input, output: &Utf8Path, db: &DbOptions) -> Vec<String> {
     let mut argv = common_argv("image", db);
     argv.extend(
