@@ -126,70 +126,30 @@ pub fn is_root() -> bool {
     return false;
 }
 
-/// Seconds since the epoch as an RFC 3339 UTC timestamp (`2025-11-28T00:00:00Z`).
+/// The last second RFC 3339 can write, 9999-12-31T23:59:59Z.
+const MAX_RFC3339_EPOCH: u64 = 253_402_300_799;
+
+/// Seconds since the epoch as an RFC 3339 UTC timestamp (`2025-11-28T00:00:00Z`); a later
+/// second than RFC 3339 can write is written as its last.
 pub fn rfc3339(epoch: u64) -> String {
-    let days = (epoch / 86_400) as i64;
-    let secs = epoch % 86_400;
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
-    )
+    let seconds = epoch.min(MAX_RFC3339_EPOCH) as i64;
+    time::OffsetDateTime::from_unix_timestamp(seconds)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
 }
 
-/// Parses an RFC 3339 timestamp as the Docker engine writes them
-/// (`2026-11-28T03:30:26.264194744Z`, or with an offset such as `+01:00`).
-pub fn parse_rfc3339(s: &str) -> Option<std::time::SystemTime> {
-    let (date, rest) = s.trim().split_once('T')?;
-    let mut ymd = date.splitn(3, '-');
-    let year: i64 = ymd.next()?.parse().ok()?;
-    let month: i64 = ymd.next()?.parse().ok()?;
-    let day: i64 = ymd.next()?.parse().ok()?;
-    let (time, offset) = match rest.strip_suffix(['Z', 'z']) {
-        Some(time) => (time, 0),
-        None => {
-            let at = rest.rfind(['+', '-'])?;
-            let (time, off) = rest.split_at(at);
-            let (h, m) = off[1..].split_once(':')?;
-            let secs = h.parse::<i64>().ok()? * 3600 + m.parse::<i64>().ok()? * 60;
-            (time, if off.starts_with('-') { -secs } else { secs })
-        }
-    };
-    let (hms, frac) = time.split_once('.').unwrap_or((time, ""));
-    let mut parts = hms.splitn(3, ':');
-    let hour: i64 = parts.next()?.parse().ok()?;
-    let minute: i64 = parts.next()?.parse().ok()?;
-    let second: i64 = parts.next()?.parse().ok()?;
-    let nanos: u32 = if frac.is_empty() {
-        0
-    } else {
-        let digits: String = frac.chars().take(9).collect();
-        digits.parse::<u32>().ok()? * 10u32.pow(9 - digits.len() as u32)
-    };
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) {
-        return None;
-    }
-    // Howard Hinnant's days_from_civil.
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let doy = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let epoch = days * 86_400 + hour * 3600 + minute * 60 + second - offset;
-    let epoch = u64::try_from(epoch).ok()?;
-    Some(std::time::UNIX_EPOCH + std::time::Duration::new(epoch, nanos))
+/// The time since the epoch of an RFC 3339 timestamp as the Docker engine and Trivy write them
+/// (`2026-11-28T03:30:26.264194744Z`, or with an offset such as `+01:00`), to the nanosecond
+/// whatever the host clock's resolution; None for another text or a time before the epoch.
+pub fn parse_rfc3339(s: &str) -> Option<std::time::Duration> {
+    let format = time::format_description::well_known::Rfc3339;
+    let at = time::OffsetDateTime::parse(s.trim(), &format).ok()?;
+    let nanos = u64::try_from(at.unix_timestamp_nanos()).ok()?;
+    Some(std::time::Duration::from_nanos(nanos))
 }
 
 /// The last non-blank line of a tool's output (its error, usually), trimmed; "no message" when
@@ -202,31 +162,13 @@ pub fn last_line(text: &str) -> &str {
         .unwrap_or("no message")
 }
 
-/// Decodes standard base64 (with or without padding; buildx's metadata file encodes BuildKit's
+/// Decodes standard base64, with or without padding (buildx's metadata file encodes BuildKit's
 /// warnings so). None on anything else.
 pub fn base64_decode(text: &str) -> Option<Vec<u8>> {
-    let value = |c: u8| match c {
-        b'A'..=b'Z' => Some(c - b'A'),
-        b'a'..=b'z' => Some(c - b'a' + 26),
-        b'0'..=b'9' => Some(c - b'0' + 52),
-        b'+' => Some(62),
-        b'/' => Some(63),
-        _ => None,
-    };
-    let digits = text.trim_end_matches('=').as_bytes();
-    if digits.len() % 4 == 1 {
-        return None;
-    }
-    let mut out = Vec::with_capacity(digits.len() * 3 / 4);
-    for chunk in digits.chunks(4) {
-        let mut acc: u32 = 0;
-        for (i, &c) in chunk.iter().enumerate() {
-            acc |= u32::from(value(c)?) << (18 - 6 * i);
-        }
-        let bytes = acc.to_be_bytes();
-        out.extend_from_slice(&bytes[1..chunk.len()]);
-    }
-    Some(out)
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD_PAD_INDIFFERENT
+        .decode(text)
+        .ok()
 }
 
 /// `path` as given when absolute, else relative to the current directory (where the user typed it).
@@ -478,12 +420,13 @@ mod tests {
         assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
         assert_eq!(rfc3339(1_764_288_000), "2025-11-28T00:00:00Z");
         assert_eq!(rfc3339(1_764_288_000 + 3_661), "2025-11-28T01:01:01Z");
+        assert_eq!(rfc3339(u64::MAX), "9999-12-31T23:59:59Z");
     }
 
     #[test]
     fn rfc3339_parses_engine_timestamps() {
-        use std::time::{Duration, UNIX_EPOCH};
-        let at = |s| parse_rfc3339(s).map(|t| t.duration_since(UNIX_EPOCH).unwrap());
+        use std::time::Duration;
+        let at = parse_rfc3339;
         assert_eq!(at("1970-01-01T00:00:00Z"), Some(Duration::ZERO));
         assert_eq!(
             at("2000-02-29T00:00:00Z"),

@@ -254,7 +254,7 @@ pub fn db_state(cache_dir: &Utf8Path) -> DbState {
 impl DbInfo {
     /// Time since the DB was built (`UpdatedAt`).
     pub fn age(&self, now: SystemTime) -> Option<Duration> {
-        let at = crate::util::parse_rfc3339(self.updated_at.as_deref()?)?;
+        let at = std::time::UNIX_EPOCH + crate::util::parse_rfc3339(self.updated_at.as_deref()?)?;
         now.duration_since(at).ok()
     }
 
@@ -479,7 +479,8 @@ mod tests {
             check_offline(&d, &DbState::Present(good.clone())).unwrap(),
             good
         );
-        let now = crate::util::parse_rfc3339("2026-12-01T00:00:00Z").unwrap();
+        let now =
+            std::time::UNIX_EPOCH + crate::util::parse_rfc3339("2026-12-01T00:00:00Z").unwrap();
         assert_eq!(
             good.describe(now),
             "schema 2, updated 2026-11-28T00:00:00Z (3 days ago)"

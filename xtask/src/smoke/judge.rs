@@ -494,6 +494,7 @@ pub fn first_pass_end(log: &[HealthProbe]) -> Option<SystemTime> {
     log.iter()
         .find(|p| p.exit_code == 0)
         .and_then(|p| util::parse_rfc3339(&p.end))
+        .map(|since_epoch| std::time::UNIX_EPOCH + since_epoch)
 }
 
 /// Why a container that never became healthy failed, once its time is up.
@@ -795,7 +796,7 @@ mod tests {
         ];
         assert_eq!(
             first_pass_end(&log),
-            util::parse_rfc3339("2026-11-28T03:30:27.25Z")
+            util::parse_rfc3339("2026-11-28T03:30:27.25Z").map(|d| std::time::UNIX_EPOCH + d)
         );
         assert_eq!(first_pass_end(&log[..1]), None);
     }
