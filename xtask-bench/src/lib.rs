@@ -11,6 +11,7 @@
 //! [`Bench`] variant, one arm.
 
 pub mod cli;
+mod context;
 mod pull;
 mod rebuild;
 mod report;

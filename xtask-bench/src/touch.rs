@@ -1,19 +1,139 @@
-//! Files changed for one build of a bench and put back after it: the comment line appended
-//! (new to every cache), the checks before any change, and [`Touch`], which restores the
-//! original bytes when dropped, on Ctrl-C, and when asked (proving it did).
+//! What the rebuild and update benches build: the variant from a scratch copy of its build
+//! context ([`crate::context`]), tagged in a repository of the bench's own, so that neither the
+//! user's files nor the variant's tags change, whichever way a bench ends; and the files they
+//! change in that copy, one comment line appended (new to every cache) or new bytes, put back
+//! after each build.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use camino::{Utf8Path, Utf8PathBuf};
 
+use crate::context::Scratch;
+use std::sync::{Arc, Mutex};
+
+use xtask::build_cmd::BuildReport;
 use xtask::cleanup::Guard;
-use xtask::util;
+use xtask::config::Variant;
+use xtask::docker;
+use xtask::output::warning;
+use xtask::util::{self, Ctx};
 
 /// The app source file touched by default (relative to the project root).
 pub const DEFAULT_APP_FILE: &str = "app/src/voxserve/__init__.py";
 /// The dependency file touched by default: the lock the deps stage installs from.
 pub const DEFAULT_DEP_FILE: &str = "app/requirements.lock";
-/// What the appended comment line says; also how a file left modified by a killed run is found.
+/// What the appended comment line says.
 const MARKER: &str = "xtask bench touch";
+
+/// The variant as the bench builds it: from the scratch copy of its context, tagged
+/// `<image>-bench:…` (the variant's own tags stay where they are).
+pub fn bench_variant(variant: &Variant, scratch: &Scratch) -> Variant {
+    let mut ours = variant.clone();
+    ours.context = scratch.path().to_owned();
+    ours.image = bench_repository(variant);
+    ours.tags = vec![];
+    ours
+}
+
+/// The repository the bench's builds of `variant` are tagged in.
+pub fn bench_repository(variant: &Variant) -> String {
+    format!("{}-bench", variant.image)
+}
+
+/// The images a bench builds, removed when it ends, on every path: the tags of its
+/// repositories, then each image it built that no tag holds any more (a later build of the bench
+/// took its tag); an image a user's tag holds stays. A bench killed before leaves them, and the
+/// next bench of the variant removes its repository's tags.
+pub struct Built {
+    ids: Arc<Mutex<Vec<String>>>,
+    _guard: Guard,
+}
+
+impl Built {
+    pub fn new(repositories: Vec<String>) -> Built {
+        let ids = Arc::new(Mutex::new(Vec::new()));
+        let built = Arc::clone(&ids);
+        let guard = Guard::new(move || {
+            let ids = std::mem::take(&mut *built.lock().unwrap_or_else(|p| p.into_inner()));
+            if let Err(err) = remove(&repositories, &ids) {
+                warning!(
+                    "could not remove the bench's images ({}): {err:#}",
+                    repositories.join(", ")
+                );
+            }
+        });
+        Built { ids, _guard: guard }
+    }
+
+    /// Records the image of a build, to be removed at the end.
+    pub fn add(&self, report: &BuildReport) {
+        if let Some(id) = &report.image_id {
+            self.ids
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(id.clone());
+        }
+    }
+}
+
+fn remove(repositories: &[String], ids: &[String]) -> Result<()> {
+    for repository in repositories {
+        docker::remove_repository_tags(repository)?;
+    }
+    for (id, image) in docker::image_inspect(ids)? {
+        if image.repo_tags.is_empty() {
+            docker::remove_image(&id)?;
+        }
+    }
+    Ok(())
+}
+
+/// A file of the context the bench changes, and its copy in the scratch context.
+#[derive(Debug, Clone)]
+pub struct File {
+    /// As the user names it: relative to the repository when inside it.
+    pub shown: Utf8PathBuf,
+    /// Its place in the scratch copy, which the builds read.
+    pub copy: Utf8PathBuf,
+    pub original: Vec<u8>,
+}
+
+impl File {
+    /// `given` (relative to the current directory), else `default` (relative to the project
+    /// root); refused when it does not exist, is outside the build context, or is left out of
+    /// it by `.dockerignore`: a change to it could not affect the build.
+    pub fn resolve(
+        ctx: &Ctx,
+        scratch: &Scratch,
+        given: Option<&Utf8PathBuf>,
+        default: &str,
+    ) -> Result<File> {
+        let path = match given {
+            Some(p) => util::absolute(p)?,
+            None => ctx.root.join(default),
+        };
+        let original = std::fs::read(&path).with_context(|| format!("reading {path}"))?;
+        Ok(File {
+            copy: scratch.file(&path)?,
+            shown: path.strip_prefix(&ctx.root).unwrap_or(&path).to_owned(),
+            original,
+        })
+    }
+
+    /// The file with one comment line appended, of a value no earlier run's cache can know.
+    pub fn commented(&self) -> Vec<u8> {
+        touched_contents(&self.copy, &self.original, &util::unique_suffix())
+    }
+
+    /// Runs `build` with `bytes` in the copy's place, then puts the original bytes back, so
+    /// that the next build starts from the files as they are.
+    pub fn changed<T>(&self, bytes: &[u8], build: impl FnOnce() -> T) -> Result<T> {
+        std::fs::write(&self.copy, bytes).with_context(|| format!("changing {}", self.copy))?;
+        let built = build();
+        std::fs::write(&self.copy, &self.original)
+            .with_context(|| format!("restoring {}", self.copy))?;
+        Ok(built)
+    }
+}
 
 /// The bytes a touched file gets: the original with one comment line appended (after a newline
 /// if the original lacks a final one). `nonce` makes the content new to every cache.
@@ -34,73 +154,6 @@ pub fn comment_prefix(path: &Utf8Path) -> &'static str {
         "sql" | "lua" => "--",
         // Python, requirement files and locks, TOML, YAML, shell, Dockerfiles.
         _ => "#",
-    }
-}
-
-/// Checks that a file to be touched exists, is inside the build context (else the change could
-/// not affect the build) and carries no marker of an earlier, killed run.
-pub fn validate_touch(path: &Utf8Path, context: &Utf8Path, contents: &[u8]) -> Result<()> {
-    if !path.starts_with(context) {
-        bail!(
-            "{path} is outside the build context {context}: changing it cannot affect the build; \
-             pick a file under the context"
-        );
-    }
-    if contents
-        .windows(MARKER.len())
-        .any(|w| w == MARKER.as_bytes())
-    {
-        bail!(
-            "{path} still holds a `{MARKER}` line from an earlier run that was killed: restore it \
-             (`git checkout -- {path}`) and run again"
-        );
-    }
-    Ok(())
-}
-
-/// A file changed for one build; its original bytes come back when this drops, or on Ctrl-C.
-pub struct Touch {
-    path: Utf8PathBuf,
-    original: Vec<u8>,
-    guard: Option<Guard>,
-}
-
-impl Touch {
-    /// Appends a comment line (see [`touched_contents`]).
-    pub fn apply(path: &Utf8Path, original: Vec<u8>) -> Result<Touch> {
-        let modified = touched_contents(path, &original, &util::unique_suffix());
-        Touch::write(path, original, &modified)
-    }
-
-    /// Writes `modified` in place of the file's `original` bytes.
-    pub fn write(path: &Utf8Path, original: Vec<u8>, modified: &[u8]) -> Result<Touch> {
-        // The guard exists before the first byte is written.
-        let (restore_path, restore_bytes) = (path.to_owned(), original.clone());
-        let guard = Guard::new(move || {
-            if let Err(err) = std::fs::write(&restore_path, &restore_bytes) {
-                xtask::output::notice(format_args!("error: could not restore {restore_path}: {err}; run `git checkout -- {restore_path}`"));
-            }
-        });
-        std::fs::write(path, modified).with_context(|| format!("changing {path}"))?;
-        Ok(Touch {
-            path: path.to_owned(),
-            original,
-            guard: Some(guard),
-        })
-    }
-
-    /// Restores the file now and proves it holds its original bytes again.
-    pub fn restore(mut self) -> Result<()> {
-        drop(self.guard.take());
-        let now = std::fs::read(&self.path).with_context(|| format!("reading {}", self.path))?;
-        if now != self.original {
-            bail!(
-                "{} was not restored to its original bytes: run `git checkout -- {}`",
-                self.path,
-                self.path
-            );
-        }
-        Ok(())
     }
 }
 
@@ -133,35 +186,27 @@ mod tests {
     }
 
     #[test]
-    fn touch_planning_refuses_files_outside_the_context_or_left_modified() {
-        let ctx = Utf8Path::new("/p");
-        assert!(validate_touch(Utf8Path::new("/p/app/a.py"), ctx, b"x").is_ok());
-        let err = validate_touch(Utf8Path::new("/elsewhere/a.py"), ctx, b"x").unwrap_err();
+    fn a_change_lasts_one_build_and_touches_only_the_copy() {
+        let ctx = Ctx::new(None).unwrap();
+        let context = util::TempDir::new(&ctx, "touch-test").unwrap();
+        std::fs::write(context.path().join("a.py"), "a = 1").unwrap();
+        let scratch = Scratch::copy(&ctx, context.path()).unwrap();
+        let given = context.path().join("a.py");
+        let file = File::resolve(&ctx, &scratch, Some(&given), DEFAULT_APP_FILE).unwrap();
+        let seen = file
+            .changed(&file.commented(), || std::fs::read(&file.copy).unwrap())
+            .unwrap();
+        assert!(seen.starts_with(b"a = 1\n# xtask bench touch "), "{seen:?}");
+        assert_eq!(std::fs::read(&file.copy).unwrap(), b"a = 1");
+        assert_eq!(std::fs::read(&given).unwrap(), b"a = 1");
+        // Under the project root, it is shown relative to it.
         assert!(
-            err.to_string().contains("outside the build context"),
-            "{err}"
+            file.shown.is_relative() && file.shown.ends_with("a.py"),
+            "{}",
+            file.shown
         );
-        // `/pp` is not inside `/p`.
-        assert!(validate_touch(Utf8Path::new("/pp/a.py"), ctx, b"x").is_err());
-        let left = touched_contents(Utf8Path::new("/p/a.py"), b"x\n", "old");
-        let err = validate_touch(Utf8Path::new("/p/a.py"), ctx, &left).unwrap_err();
-        assert!(err.to_string().contains("git checkout"), "{err}");
-    }
-
-    #[test]
-    fn touch_restores_the_original_bytes() {
-        let dir = std::env::temp_dir().join(format!("xtask-bench-{}", util::unique_suffix()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = Utf8PathBuf::try_from(dir.join("f.py")).unwrap();
-        std::fs::write(&path, b"a = 1").unwrap();
-        let touch = Touch::apply(&path, b"a = 1".to_vec()).unwrap();
-        assert_ne!(std::fs::read(&path).unwrap(), b"a = 1");
-        touch.restore().unwrap();
-        assert_eq!(std::fs::read(&path).unwrap(), b"a = 1");
-        // Dropped without `restore` (an error path): restored too.
-        let touch = Touch::apply(&path, b"a = 1".to_vec()).unwrap();
-        drop(touch);
-        assert_eq!(std::fs::read(&path).unwrap(), b"a = 1");
-        std::fs::remove_dir_all(&dir).unwrap();
+        let missing = context.path().join("gone.py");
+        let err = File::resolve(&ctx, &scratch, Some(&missing), DEFAULT_APP_FILE).unwrap_err();
+        assert!(err.to_string().contains("reading"), "{err}");
     }
 }

@@ -34,6 +34,7 @@ struct Touched {
     dep_before: Vec<u8>,
     image: String,
     _images: RemoveTags,
+    _bench_images: RemoveTags,
     config: std::path::PathBuf,
 }
 
@@ -63,9 +64,22 @@ fn touched(fixture: &str, scratch: &str, image: &str) -> Touched {
         app_before,
         dep_before,
         _images: RemoveTags(image.clone()),
+        _bench_images: RemoveTags(format!("{image}-bench")),
         image,
         config,
     }
+}
+
+/// Tags `<image>:fx` onto the base image (where a user's earlier build left the variant's tag);
+/// returns the ID it points to.
+fn tag_before(image: &str) -> String {
+    docker(&["tag", BASE_IMAGE, &format!("{image}:fx")]).assert_ok();
+    image_id(&format!("{image}:fx")).expect("just tagged")
+}
+
+fn image_id(reference: &str) -> Option<String> {
+    let run = docker(&["image", "inspect", "--format", "{{.Id}}", reference]);
+    (run.code == 0).then(|| run.stdout.trim().to_string())
 }
 
 #[test]
@@ -77,10 +91,12 @@ fn rebuild_bench_reports_four_builds_judges_them_and_restores_the_files() {
         dep_file,
         app_before,
         dep_before,
-        image: _,
+        image,
         _images,
+        _bench_images,
         config,
     } = touched("bench", "bench", "xtask-bench");
+    let tagged_before = tag_before(&image);
     // A 0 s target cannot be met: the run must still report everything, then exit 1.
     let run = Run::of(
         xtask()
@@ -217,6 +233,8 @@ fn rebuild_bench_reports_four_builds_judges_them_and_restores_the_files() {
         left.stdout
     );
     assert_eq!(report["pass"], false);
+    // The variant's tag points where it pointed before.
+    assert_eq!(image_id(&format!("{image}:fx")), Some(tagged_before));
 }
 
 #[test]
@@ -251,11 +269,6 @@ fn rebuild_bench_refuses_a_file_outside_the_build_context() {
     assert_eq!(std::fs::read_to_string(&outside).unwrap(), "x = 1\n");
 }
 
-/// The image IDs of a repository's tags.
-fn image_exists(id: &str) -> bool {
-    docker(&["image", "inspect", "--format", "{{.Id}}", id]).code == 0
-}
-
 #[test]
 fn update_bench_pulls_only_the_changed_layers_and_keeps_the_torch_layer() {
     let Touched {
@@ -267,8 +280,10 @@ fn update_bench_pulls_only_the_changed_layers_and_keeps_the_torch_layer() {
         dep_before,
         image,
         _images,
+        _bench_images,
         config,
     } = touched("update", "bench-update", "xtask-bench-update");
+    let tagged_before = tag_before(&image);
     let run = Run::of(
         xtask()
             .arg("--config")
@@ -341,22 +356,21 @@ fn update_bench_pulls_only_the_changed_layers_and_keeps_the_torch_layer() {
         ("layers of `/layers/` unchanged", "1 of 1 kept", true)
     );
 
-    // The tag is back on the baseline; the two images of changed files are gone.
-    let tagged = docker(&[
-        "image",
-        "inspect",
-        "--format",
-        "{{.Id}}",
-        &format!("{image}:fx"),
-    ]);
-    assert_eq!(
-        tagged.stdout.trim(),
-        report["baseline_id"].as_str().unwrap()
-    );
+    // The variant's tag points where it pointed before; the changed files are shown relative to
+    // the repository; the bench's images are gone.
+    assert_eq!(image_id(&format!("{image}:fx")), Some(tagged_before));
+    let shown = |path: &Path| {
+        path.strip_prefix(repo_root())
+            .unwrap()
+            .display()
+            .to_string()
+    };
+    assert_eq!(rows[0]["change"], shown(&app_file), "{}", rows[0]);
+    assert_eq!(rows[1]["change"], shown(&dep_file), "{}", rows[1]);
     for row in rows {
         let id = row["image_id"].as_str().unwrap();
         assert_ne!(id, report["baseline_id"].as_str().unwrap());
-        assert!(!image_exists(id), "{id} was left behind");
+        assert_eq!(image_id(id), None, "{id} was left behind");
     }
 }
 
@@ -645,5 +659,145 @@ fn a_negative_target_is_refused_before_anything_starts() {
             "{args:?}: {}",
             run.stderr
         );
+    }
+}
+
+#[test]
+fn update_bench_refuses_a_dependency_file_the_build_cannot_see_before_any_build() {
+    let Touched {
+        dir,
+        context,
+        app_file,
+        image,
+        _images,
+        _bench_images,
+        config,
+        ..
+    } = touched("update", "bench-update-ignored", "xtask-bench-ignored");
+    std::fs::write(context.join(".dockerignore"), "notes.txt\n").unwrap();
+    let ignored = context.join("notes.txt");
+    std::fs::write(&ignored, "not sent\n").unwrap();
+    let outside = dir.write("elsewhere.lock", "x\n");
+    for (dep_file, why) in [
+        (&ignored, "left out of the build context by"),
+        (&outside, "outside the build context"),
+    ] {
+        let started = std::time::Instant::now();
+        let run = Run::of(
+            xtask()
+                .arg("--config")
+                .arg(&config)
+                .args(["bench", "update", "fx", "--app-file"])
+                .arg(&app_file)
+                .arg("--dep-file")
+                .arg(dep_file),
+        );
+        assert_eq!(run.code, 2, "{}", run.stderr);
+        assert!(run.error_line().contains(why), "{}", run.stderr);
+        assert!(
+            !run.stderr.contains("==> bench update fx:"),
+            "{}",
+            run.stderr
+        );
+        assert!(started.elapsed().as_secs() < 60, "{:?}", started.elapsed());
+    }
+    assert_eq!(image_id(&format!("{image}-bench:fx")), None);
+}
+
+/// The processes whose command line (its words joined by spaces) contains each of `texts`
+/// (this test's own excepted).
+fn processes_with(texts: &[&str]) -> Vec<u32> {
+    let me = std::process::id();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| *pid != me)
+        .filter(|pid| {
+            let line = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let line = String::from_utf8_lossy(&line).replace('\0', " ");
+            texts.iter().all(|t| line.contains(t))
+        })
+        .collect()
+}
+
+#[test]
+fn a_bench_killed_mid_change_leaves_the_files_and_the_tags_as_they_were() {
+    let Touched {
+        dir: _dir,
+        app_file,
+        dep_file,
+        app_before,
+        dep_before,
+        image,
+        _images,
+        _bench_images,
+        config,
+        ..
+    } = touched("update", "bench-update-killed", "xtask-bench-killed");
+    let tagged_before = tag_before(&image);
+    // Killed while the app file is changed, then (another run) while the lock is.
+    for stage in ["one app file changed", "one locked dependency changed"] {
+        let mut child = xtask()
+            .arg("--config")
+            .arg(&config)
+            .args(["bench", "update", "fx", "--app-file"])
+            .arg(&app_file)
+            .arg("--dep-file")
+            .arg(&dep_file)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Read to the end on a thread: a closed pipe would stop the build before the kill.
+        let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufRead::lines(stderr).map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let mut seen = String::new();
+        for line in rx.iter() {
+            seen.push_str(&line);
+            seen.push('\n');
+            if line.contains(&format!("bench update fx: {stage}")) {
+                break;
+            }
+        }
+        assert!(
+            seen.contains(stage),
+            "the bench never got to `{stage}`:\n{seen}"
+        );
+        // The bench binary itself, which the everyday binary runs: SIGKILL, no cleanup at all.
+        let bench = processes_with(&["xtask-bench update fx", &app_file.to_string_lossy()]);
+        assert_eq!(bench.len(), 1, "{bench:?}");
+        Run::of(std::process::Command::new("kill").args(["-KILL", &bench[0].to_string()]))
+            .assert_ok();
+        child.wait().unwrap();
+        assert_eq!(std::fs::read(&app_file).unwrap(), app_before, "{stage}");
+        assert_eq!(std::fs::read(&dep_file).unwrap(), dep_before, "{stage}");
+        assert_eq!(
+            image_id(&format!("{image}:fx")),
+            Some(tagged_before.clone()),
+            "{stage}"
+        );
+        // The build it left running ends on its own; its scratch copy is the killed run's.
+        let scratch = format!("bench-context-{}-", bench[0]);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+        while !processes_with(&[&scratch]).is_empty() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        for entry in std::fs::read_dir(repo_root().join("target/xtask/tmp"))
+            .unwrap()
+            .flatten()
+        {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with(&scratch)
+                || name.starts_with(&format!("bench-update-{}-", bench[0]))
+            {
+                std::fs::remove_dir_all(entry.path()).unwrap();
+            }
+        }
     }
 }

@@ -2,11 +2,12 @@
 //!
 //! It times four builds through the real `cargo xtask build` code path, each `--runs` times
 //! with the medians judged (`--load`, local cache in its own directory, plain progress on
-//! stderr): cold (`--no-cache`),
-//! warm with no change, warm after one app source file changed, warm after a dependency file
-//! changed. Each change is a comment line appended to a real file, with a unique value so that
-//! no earlier run's cache can answer for it, and the original bytes are written back on every
-//! path (success, error, Ctrl-C). The result is judged against issue 3's target for an app-only
+//! stderr): cold (`--no-cache`), warm with no change, warm after one app source file changed,
+//! warm after a dependency file changed. The builds read a scratch copy of the build context
+//! (what `.dockerignore` lets through) and are tagged `<image>-bench:…`, so the user's files and
+//! the variant's tags never change, however the bench ends; each change is a comment line
+//! appended to a file of the copy, with a unique value so that no earlier run's cache can answer
+//! for it. The result is judged against issue 3's target for an app-only
 //! rebuild (≤ 5 s and ≤ 5 % of cold) and against what must have re-run (only the last stage).
 //!
 //! Cold means `--no-cache`, with which BuildKit also gives every cache mount to the build empty
@@ -18,8 +19,8 @@
 //! against it (≤ 1.5× by default) — for linux/arm64 on an amd64 engine, what the cross-installed
 //! venv and the few emulated steps cost.
 //!
-//! Story, one file per stage: `plan` (the four builds, the files to touch, the build
-//! arguments) → `run` (the builds, each touch undone) → `judge` → `render`, published through
+//! Story, one file per stage: `plan` (the four builds, the scratch copy, the files to touch) →
+//! `run` (the builds, each touch undone) → `judge` → `render`, published through
 //! `bench::report`.
 
 mod judge;
@@ -130,6 +131,17 @@ impl RebuildArgs {
         crate::report::shape(&columns, &rows)
     }
 
+    fn setup(&self, ctx: &Ctx) -> run::Setup {
+        run::Setup {
+            cache: self.cache,
+            cache_dir: (self.cache_dir.clone())
+                .unwrap_or_else(|| ctx.root.join("target").join("bench-cache")),
+            builder: self.builder.clone(),
+            platform: self.platform.clone(),
+            runs: self.runs,
+        }
+    }
+
     pub fn run(self, ctx: &Ctx) -> Result<()> {
         let config = ctx.config()?;
         let plan = Plan::new(
@@ -140,19 +152,7 @@ impl RebuildArgs {
             self.dep_file.as_ref(),
             self.peer_file(&ctx.root),
         )?;
-        let cache_dir = self
-            .cache_dir
-            .clone()
-            .unwrap_or_else(|| ctx.root.join("target").join("bench-cache"));
-        let measured = run::builds(
-            ctx,
-            &plan,
-            self.cache,
-            cache_dir,
-            self.builder.clone(),
-            self.platform.as_deref(),
-            self.runs,
-        )?;
+        let measured = run::builds(ctx, &plan, &self.setup(ctx))?;
 
         let variant = plan.variant;
         let rows = measured.rows;

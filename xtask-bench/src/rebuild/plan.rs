@@ -1,12 +1,13 @@
-//! The plan of `bench rebuild` (pure but for reading the files): the four builds in order, the
-//! files two of them touch (checked before any build starts), and the `cargo xtask build`
-//! arguments they share.
+//! The plan of `bench rebuild`: the four builds in order, the scratch copy of the build context
+//! they build from, the files two of them touch (checked before any build starts), and the
+//! build options they share.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use camino::{Utf8Path, Utf8PathBuf};
 use serde::Serialize;
 
-use crate::touch::{validate_touch, DEFAULT_APP_FILE, DEFAULT_DEP_FILE};
+use crate::context::Scratch;
+use crate::touch::{bench_variant, File, DEFAULT_APP_FILE, DEFAULT_DEP_FILE};
 use xtask::build_cmd::{self as build, CacheMode};
 use xtask::config::{Config, Variant};
 use xtask::util::Ctx;
@@ -43,18 +44,21 @@ impl Scenario {
     }
 }
 
-/// The variant and the two files to touch, with their original bytes.
+/// The variant, the two files to touch and what the builds build.
 pub struct Plan<'a> {
+    /// The user's variant, which the report names.
     pub variant: &'a Variant,
+    /// The variant as the bench builds it: from the scratch copy, tagged in its own repository.
+    pub ours: Variant,
     /// The base image, whose ID must not change during the bench.
     pub base_image: &'a str,
-    pub app_file: Utf8PathBuf,
-    pub dep_file: Utf8PathBuf,
-    pub app_original: Vec<u8>,
-    pub dep_original: Vec<u8>,
+    pub app: File,
+    pub dep: File,
     /// The peer Dockerfile built as a variant of its own after each of ours, with the same
     /// change (None: no peer).
     pub peer: Option<Variant>,
+    /// The copy the builds read; removed with the plan.
+    _scratch: Scratch,
 }
 
 /// Where a variant's peer lives by default: bench data, `xtask/benches/peer/<variant>.Dockerfile`.
@@ -84,7 +88,8 @@ pub const PEER_IMAGE: &str = "localhost/xtask-bench-peer";
 
 impl<'a> Plan<'a> {
     /// Resolves the variant and the files (relative to the current directory; by default the
-    /// project's own) and refuses files that cannot affect the build or were left modified.
+    /// project's own), copies the build context, and refuses files that cannot affect the
+    /// build: all before any build starts.
     pub fn new(
         ctx: &Ctx,
         config: &'a Config,
@@ -93,39 +98,22 @@ impl<'a> Plan<'a> {
         dep_file: Option<&Utf8PathBuf>,
         peer: Option<Utf8PathBuf>,
     ) -> Result<Plan<'a>> {
-        let variant = config
-            .select(&[variant.to_string()], false)?
-            .into_iter()
-            .next()
-            .context("no variant selected")?;
-        let resolve = |given: Option<&Utf8PathBuf>, default: &str| match given {
-            Some(p) => xtask::util::absolute(p),
-            None => Ok(ctx.root.join(default)),
-        };
-        let app_file = resolve(app_file, DEFAULT_APP_FILE)?;
-        let dep_file = resolve(dep_file, DEFAULT_DEP_FILE)?;
-        let read = |path: &Utf8Path| -> Result<Vec<u8>> {
-            let bytes = std::fs::read(path).with_context(|| format!("reading {path}"))?;
-            validate_touch(path, &variant.context, &bytes)?;
-            Ok(bytes)
-        };
-        let app_original = read(&app_file)?;
-        let dep_original = read(&dep_file)?;
-        let peer = match peer {
-            Some(file) if !file.is_file() => bail!(
+        let variant = config.variant(variant)?;
+        if let Some(file) = peer.as_ref().filter(|f| !f.is_file()) {
+            bail!(
                 "the peer Dockerfile {file} does not exist: pass another with --peer, or --no-peer"
-            ),
-            Some(file) => Some(peer_variant(variant, file)),
-            None => None,
-        };
+            );
+        }
+        let scratch = Scratch::copy(ctx, &variant.context)?;
+        let ours = bench_variant(variant, &scratch);
         Ok(Plan {
             variant,
             base_image: &config.base.image,
-            app_file,
-            dep_file,
-            app_original,
-            dep_original,
-            peer,
+            app: File::resolve(ctx, &scratch, app_file, DEFAULT_APP_FILE)?,
+            dep: File::resolve(ctx, &scratch, dep_file, DEFAULT_DEP_FILE)?,
+            peer: peer.map(|file| peer_variant(&ours, file)),
+            ours,
+            _scratch: scratch,
         })
     }
 

@@ -1,7 +1,7 @@
 //! Running `bench rebuild`: the four builds in order through the real `cargo xtask build` code
-//! path, each `--runs` times (ours, then the peer's, in turn), each touched file changed just
-//! before its build and restored right after (and on every other path: error, Ctrl-C), with the
-//! base image's ID taken before the first build and after the last.
+//! path, each `--runs` times (ours, then the peer's, in turn), from the plan's scratch copy of
+//! the build context, each touched file changed in the copy just before its build and restored
+//! right after, with the base image's ID taken before the first build and after the last.
 
 use anyhow::{bail, Context, Result};
 use camino::Utf8PathBuf;
@@ -9,13 +9,12 @@ use serde::Serialize;
 
 use super::plan::{Plan, Scenario, PEER_IMAGE};
 use crate::report::median;
-use crate::touch::Touch;
+use crate::touch::{Built, File};
 use xtask::build_cmd::CacheMode;
 use xtask::build_cmd::{build, BuildReport};
-use xtask::cleanup::Guard;
+use xtask::config::Variant;
 use xtask::docker;
 use xtask::output::progress;
-use xtask::output::warning;
 use xtask::util::{Ctx, TempDir};
 
 /// One measured build.
@@ -64,169 +63,206 @@ pub struct Measured {
     pub base_after: Option<String>,
 }
 
-/// Runs the plan's four builds, `runs` times each, with a local cache under `cache_dir`.
-pub fn builds(
-    ctx: &Ctx,
-    plan: &Plan,
-    cache: Option<CacheMode>,
-    cache_dir: Utf8PathBuf,
-    builder: Option<String>,
-    platform: Option<&str>,
-    runs: u32,
-) -> Result<Measured> {
-    let variant = plan.variant;
+/// How every build of the bench is made (`--cache`, `--cache-dir`, `--builder`, `--platform`,
+/// `--runs`).
+pub struct Setup {
+    pub cache: Option<CacheMode>,
+    pub cache_dir: Utf8PathBuf,
+    pub builder: Option<String>,
+    pub platform: Option<String>,
+    pub runs: u32,
+}
+
+/// The bench's builds: the variant's (and its peer's) from the scratch copy, their build
+/// reports in a directory of their own, their images removed at the end on every path.
+struct Builder<'a> {
+    ctx: &'a Ctx,
+    plan: &'a Plan<'a>,
+    setup: &'a Setup,
+    reports: TempDir,
+    images: Built,
+}
+
+impl Builder<'_> {
+    /// One build of `variant` for `platform` (None: the setup's).
+    fn build(
+        &self,
+        variant: &Variant,
+        platform: Option<&str>,
+        no_cache: bool,
+    ) -> Result<BuildReport> {
+        let mut options = self.plan.build_args(
+            self.reports.path(),
+            self.setup.cache,
+            self.setup.cache_dir.clone(),
+            self.setup.builder.clone(),
+            platform.or(self.setup.platform.as_deref()),
+        );
+        options.no_cache = no_cache;
+        let report = one(build(self.ctx, &[variant], &options)?)?;
+        self.images.add(&report);
+        Ok(report)
+    }
+}
+
+/// Runs the plan's four builds, `runs` times each (with `--platform`, the engine's platform's
+/// cold build first), the base image's ID taken before the first and after the last.
+pub fn builds(ctx: &Ctx, plan: &Plan, setup: &Setup) -> Result<Measured> {
     let info = docker::info()?;
     // Another `cargo xtask base` on a shared engine replaces the base under the bench and
     // turns every later build into a cold one; such a run is reported as invalid.
-    let base_before = docker::image_id(plan.base_image)
-        .with_context(|| format!("inspecting the base image {}", plan.base_image))?;
-    let reports = TempDir::new(ctx, "bench")?;
-    let build_args = plan.build_args(
-        reports.path(),
-        cache,
-        cache_dir.clone(),
-        builder.clone(),
-        platform,
-    );
+    let base_before = base_id(plan)?;
+    let builder = Builder {
+        ctx,
+        plan,
+        setup,
+        reports: TempDir::new(ctx, "bench")?,
+        images: Built::new(vec![plan.ours.image.clone(), PEER_IMAGE.into()]),
+    };
     let mut rows: Vec<Row> = Vec::new();
-    // Another platform: its cache mounts (its wheels, its apt lists) are filled first, by a
-    // build that is not measured, as the engine's own platform's are by earlier builds; then the
-    // engine's platform is built cold for reference, right before the platform's cold build.
-    if let Some(platform) = platform {
-        let native = info.native_platform();
-        progress!(
-            "bench rebuild {}: filling the cache mounts for {platform} (not measured)",
-            variant.name
-        );
-        let warm_up = plan.build_args(
-            reports.path(),
-            cache,
-            cache_dir.clone(),
-            builder.clone(),
-            Some(platform),
-        );
-        one(build(ctx, &[variant], &warm_up).with_context(|| {
-            format!(
-                "bench rebuild {}: the {platform} warm-up build",
-                variant.name
-            )
-        })?)?;
-        progress!(
-            "bench rebuild {}: {} ({native})",
-            variant.name,
-            Scenario::ColdNative.label()
-        );
-        let mut args = plan.build_args(
-            reports.path(),
-            cache,
-            cache_dir.clone(),
-            builder.clone(),
-            Some(&native),
-        );
-        args.no_cache = true;
-        let mut native_runs = Runs::default();
-        for _ in 0..runs {
-            native_runs.push(one(build(ctx, &[variant], &args).with_context(|| {
-                format!("bench rebuild {}: the {native} cold build", variant.name)
-            })?)?);
-        }
-        let (report, secs, times) = native_runs.finish().context("no run")?;
-        rows.push(Row {
-            scenario: Scenario::ColdNative,
-            touched: None,
-            secs,
-            runs: times,
-            ratio_to_cold: None,
-            steps_total: report.steps_total,
-            steps_cached: report.steps_cached,
-            steps_run: report.steps_run,
-            ratio_to_peer: None,
-            peer: None,
-        });
+    if let Some(platform) = &setup.platform {
+        rows.push(native_cold(&builder, platform, &info.native_platform())?);
     }
-    // The peer's images go when the bench ends, on every path.
-    let _peer_images = plan.peer.as_ref().map(|_| {
-        Guard::new(|| {
-            if let Err(err) = docker::remove_repository_tags(PEER_IMAGE) {
-                warning!("could not remove the peer's images ({PEER_IMAGE}): {err:#}");
-            }
-        })
-    });
-
     for scenario in Scenario::ALL {
-        let mut args = build_args.clone();
-        args.no_cache = scenario == Scenario::Cold;
-        // The file this scenario changes, with its original bytes.
-        let change = match scenario {
-            Scenario::AppChange => Some((&plan.app_file, &plan.app_original)),
-            Scenario::DepChange => Some((&plan.dep_file, &plan.dep_original)),
-            _ => None,
-        };
-        let (mut ours, mut theirs) = (Runs::default(), Runs::default());
-        for run in 1..=runs {
-            if runs > 1 {
-                progress!(
-                    "bench rebuild {}: {} (run {run} of {runs})",
-                    variant.name,
-                    scenario.label()
-                );
-            } else {
-                progress!("bench rebuild {}: {}", variant.name, scenario.label());
-            }
-            // A comment line with a value of its own on every run, so that no earlier run's
-            // cache answers for it.
-            let touch = change
-                .map(|(file, original)| Touch::apply(file, original.clone()))
-                .transpose()?;
-            let built = build(ctx, &[variant], &args);
-            // The peer, with the same change in place, right after ours (pairs keep the ratio
-            // meaningful when the shared machine's speed drifts).
-            let peer = match (&plan.peer, &built) {
-                (Some(peer), Ok(_)) => Some(build(ctx, &[peer], &args)),
-                _ => None,
-            };
-            // Restore before anything else can fail; a failed build still restores (drop).
-            if let Some(touch) = touch {
-                touch.restore()?;
-            }
-            ours.push(one(built.with_context(|| {
-                format!("bench rebuild {}: {} build", variant.name, scenario.label())
-            })?)?);
-            if let Some(built) = peer {
-                theirs.push(one(built.with_context(|| {
-                    format!(
-                        "bench rebuild {}: the peer's {} build",
-                        variant.name,
-                        scenario.label()
-                    )
-                })?)?);
-            }
-        }
-        let (report, secs, times) = ours.finish().context("no run")?;
-        let peer = theirs.finish().map(|(p, secs, runs)| PeerBuild {
-            secs,
-            runs,
-            steps_total: p.steps_total,
-            steps_cached: p.steps_cached,
-        });
         let cold = rows
             .iter()
             .find(|r| r.scenario == Scenario::Cold)
             .map(|r| r.secs);
-        rows.push(Row {
-            scenario,
-            touched: change.map(|(file, _)| file.clone()),
-            secs,
-            runs: times,
-            ratio_to_cold: ratio(secs, cold.or(Some(secs))),
-            steps_total: report.steps_total,
-            steps_cached: report.steps_cached,
-            steps_run: report.steps_run,
-            ratio_to_peer: peer.as_ref().and_then(|p| ratio(secs, Some(p.secs))),
-            peer,
-        });
+        rows.push(scenario_row(&builder, scenario, cold)?);
     }
-    // The engine's platform's cold build as a share of the platform's.
+    set_native_ratio(&mut rows);
+    Ok(Measured {
+        info,
+        rows,
+        base_before,
+        base_after: base_id(plan)?,
+    })
+}
+
+fn base_id(plan: &Plan) -> Result<Option<String>> {
+    docker::image_id(plan.base_image)
+        .with_context(|| format!("inspecting the base image {}", plan.base_image))
+}
+
+/// Another platform's cold build is judged against the engine's own: its cache mounts (its
+/// wheels, its apt lists) are filled first by a build that is not measured, as the engine's
+/// platform's are by earlier builds; then the engine's platform is built cold, `runs` times.
+fn native_cold(b: &Builder, platform: &str, native: &str) -> Result<Row> {
+    let name = &b.plan.variant.name;
+    progress!("bench rebuild {name}: filling the cache mounts for {platform} (not measured)");
+    b.build(&b.plan.ours, None, false)
+        .with_context(|| format!("bench rebuild {name}: the {platform} warm-up build"))?;
+    progress!(
+        "bench rebuild {name}: {} ({native})",
+        Scenario::ColdNative.label()
+    );
+    let mut runs = Runs::default();
+    for _ in 0..b.setup.runs {
+        runs.push(
+            b.build(&b.plan.ours, Some(native), true)
+                .with_context(|| format!("bench rebuild {name}: the {native} cold build"))?,
+        );
+    }
+    let (report, secs, times) = runs.finish().context("no run")?;
+    Ok(row(
+        Scenario::ColdNative,
+        None,
+        (report, secs, times),
+        None,
+        None,
+    ))
+}
+
+/// One scenario, `runs` times: ours, then the peer's with the same change.
+fn scenario_row(b: &Builder, scenario: Scenario, cold: Option<f64>) -> Result<Row> {
+    let (name, total) = (&b.plan.variant.name, b.setup.runs);
+    let (mut ours, mut theirs) = (Runs::default(), Runs::default());
+    for run in 1..=total {
+        match total {
+            1 => progress!("bench rebuild {name}: {}", scenario.label()),
+            _ => progress!(
+                "bench rebuild {name}: {} (run {run} of {total})",
+                scenario.label()
+            ),
+        }
+        let (mine, peer) = pair(b, scenario)?;
+        ours.push(mine);
+        if let Some(peer) = peer {
+            theirs.push(peer);
+        }
+    }
+    let peer = theirs.finish().map(|(p, secs, runs)| PeerBuild {
+        secs,
+        runs,
+        steps_total: p.steps_total,
+        steps_cached: p.steps_cached,
+    });
+    let ours = ours.finish().context("no run")?;
+    let cold = cold.or(Some(ours.1));
+    let touched = touched(b.plan, scenario).map(|f| f.shown.clone());
+    Ok(row(scenario, touched, ours, peer, cold))
+}
+
+/// The file a scenario changes.
+fn touched<'a>(plan: &'a Plan, scenario: Scenario) -> Option<&'a File> {
+    match scenario {
+        Scenario::AppChange => Some(&plan.app),
+        Scenario::DepChange => Some(&plan.dep),
+        _ => None,
+    }
+}
+
+/// One run of a scenario: its change in place (a comment line of a value of its own, so that
+/// no earlier run's cache answers for it), our build, then the peer's — pairs keep the ratio
+/// meaningful when the shared machine's speed drifts.
+fn pair(b: &Builder, scenario: Scenario) -> Result<(BuildReport, Option<BuildReport>)> {
+    let what = |whose: &str| {
+        format!(
+            "bench rebuild {}: {whose}{} build",
+            b.plan.variant.name,
+            scenario.label()
+        )
+    };
+    let no_cache = scenario == Scenario::Cold;
+    let both = || -> Result<_> {
+        let ours = b
+            .build(&b.plan.ours, None, no_cache)
+            .with_context(|| what(""))?;
+        let peer = b.plan.peer.as_ref().map(|peer| {
+            b.build(peer, None, no_cache)
+                .with_context(|| what("the peer's "))
+        });
+        Ok((ours, peer.transpose()?))
+    };
+    match touched(b.plan, scenario) {
+        Some(file) => file.changed(&file.commented(), both)?,
+        None => both(),
+    }
+}
+
+fn row(
+    scenario: Scenario,
+    touched: Option<Utf8PathBuf>,
+    (report, secs, runs): (BuildReport, f64, Vec<f64>),
+    peer: Option<PeerBuild>,
+    cold: Option<f64>,
+) -> Row {
+    Row {
+        scenario,
+        touched,
+        secs,
+        runs,
+        ratio_to_cold: ratio(secs, cold),
+        steps_total: report.steps_total,
+        steps_cached: report.steps_cached,
+        steps_run: report.steps_run,
+        ratio_to_peer: peer.as_ref().and_then(|p| ratio(secs, Some(p.secs))),
+        peer,
+    }
+}
+
+/// The engine's platform's cold build as a share of the platform's.
+fn set_native_ratio(rows: &mut [Row]) {
     let cold = rows
         .iter()
         .find(|r| r.scenario == Scenario::Cold)
@@ -237,14 +273,6 @@ pub fn builds(
     {
         row.ratio_to_cold = ratio(row.secs, cold);
     }
-    let base_after = docker::image_id(plan.base_image)
-        .with_context(|| format!("inspecting the base image {}", plan.base_image))?;
-    Ok(Measured {
-        info,
-        rows,
-        base_before,
-        base_after,
-    })
 }
 
 /// The runs of one build: every run's time, in order, and the first run's report (its steps).
@@ -267,6 +295,7 @@ impl Runs {
     }
 }
 
+/// The one report of a build of one variant.
 fn one(mut reports: Vec<BuildReport>) -> Result<BuildReport> {
     match reports.len() {
         1 => Ok(reports.remove(0)),

@@ -4,17 +4,17 @@
 //! Builds the variant as the files are (the baseline), then once after appending a comment line
 //! to one app file, then once after bumping one package of requirements.lock (`uv pip compile`
 //! finds another version and its hashes; only that package's pin block changes) — or, with
-//! `--dep-file`, after appending a comment line to that file. Every file gets its original bytes
-//! back right after its build and on every other path (error, Ctrl-C), as in `bench rebuild`.
-//! Each image's layers come from `cargo xtask sizes --format json`; a layer whose blob digest the
-//! baseline has is not pulled again. A last, fully cached build puts the variant's tags back on
-//! the baseline, and the two measured images are removed.
+//! `--dep-file`, after appending a comment line to that file. As in `bench rebuild`, the builds
+//! read a scratch copy of the build context, where the files change, and are tagged
+//! `<image>-bench:…` (removed at the end): the user's files and the variant's tags never change,
+//! however the bench ends. Each image's layers are measured as `cargo xtask sizes` measures them;
+//! a layer whose blob digest the baseline has is not pulled again.
 //!
 //! Targets (issue 13): an app change pulls ≤ 100 kB, a dependency change ≤ 100 MB, each changes
 //! at least one layer, and the layers made by `COPY … /layers/…` (the torch family's) keep their
 //! digests through both.
 //!
-//! Story: `plan` (the changes, the pin block, pure) → run (here: the builds, each undone) →
+//! Story: `plan` (the changes, the pin block, pure) → run (here: the builds, from the copy) →
 //! `judge` (layer deltas and targets, pure) → `render`, published through `bench::publish`.
 
 mod judge;
@@ -22,14 +22,16 @@ mod plan;
 mod render;
 
 use anyhow::{bail, Context, Result};
-use camino::{Utf8Path, Utf8PathBuf};
+use camino::Utf8PathBuf;
 use serde::Serialize;
 
+use crate::context::Scratch;
 use crate::report::{publish, size, Check, Machine};
-use crate::touch::{validate_touch, Touch, DEFAULT_APP_FILE, DEFAULT_DEP_FILE};
+use crate::touch::{bench_variant, Built, File, DEFAULT_APP_FILE, DEFAULT_DEP_FILE};
 use judge::{delta, judge, stable_digests, Row};
 use plan::Scenario;
 use xtask::build_cmd as build;
+use xtask::config::Variant;
 use xtask::docker;
 use xtask::output::progress;
 use xtask::process::Cmd;
@@ -89,14 +91,23 @@ pub struct UpdateReport {
     pub pass: bool,
 }
 
-/// The dependency change, ready before the first build.
-enum DepChange {
-    Touch(Utf8PathBuf),
-    Bump {
-        lock: Utf8PathBuf,
-        label: String,
-        bumped: Vec<u8>,
-    },
+/// One change, ready before the first build: the file and the bytes its copy gets.
+struct Change {
+    file: File,
+    bytes: Vec<u8>,
+    /// What the report says was changed: the file, or `file: package old -> new`.
+    label: String,
+}
+
+impl Change {
+    /// A comment line appended to `file`.
+    fn commented(file: File) -> Change {
+        Change {
+            bytes: file.commented(),
+            label: file.shown.to_string(),
+            file,
+        }
+    }
 }
 
 impl UpdateArgs {
@@ -107,120 +118,61 @@ impl UpdateArgs {
     }
 
     pub fn run(self, ctx: &Ctx) -> Result<()> {
-        let config = ctx.config()?;
-        let variant = config
-            .select(std::slice::from_ref(&self.variant), false)?
-            .into_iter()
-            .next()
-            .context("no variant selected")?;
-        let resolve = |given: &Option<Utf8PathBuf>, default: &str| match given {
-            Some(p) => xtask::util::absolute(p),
-            None => Ok(ctx.root.join(default)),
-        };
-        let read = |path: &Utf8Path| -> Result<Vec<u8>> {
-            let bytes = std::fs::read(path).with_context(|| format!("reading {path}"))?;
-            validate_touch(path, &variant.context, &bytes)?;
-            Ok(bytes)
-        };
-        let app_file = resolve(&self.app_file, DEFAULT_APP_FILE)?;
-        let app_original = read(&app_file)?;
-        // Everything that can fail is done before the first build: the bumped lock is ready.
-        let (dep_change, dep_original) = match &self.dep_file {
-            Some(_) => {
-                let file = resolve(&self.dep_file, DEFAULT_DEP_FILE)?;
-                let original = read(&file)?;
-                (DepChange::Touch(file), original)
-            }
-            None => {
-                let lock = resolve(&self.lock, DEFAULT_DEP_FILE)?;
-                let original = read(&lock)?;
-                let package = self.bump.clone().unwrap_or_else(|| DEFAULT_BUMP.into());
-                let (label, bumped) = bump(ctx, &lock, &original, &package)?;
-                (
-                    DepChange::Bump {
-                        lock,
-                        label,
-                        bumped,
-                    },
-                    original,
-                )
-            }
-        };
-
+        let variant = ctx.config()?.variant(&self.variant)?;
+        let scratch = Scratch::copy(ctx, &variant.context)?;
+        let changes = self.changes(ctx, &scratch)?;
         let info = docker::info()?;
-        let reports = TempDir::new(ctx, "bench-update")?;
-        let options = build::Options {
-            builder: self.builder.clone(),
-            progress: build::Progress::Plain,
-            report_dir: Some(reports.path().to_owned()),
-            ..build::Options::default()
-        };
-        let build_once = |what: &str| -> Result<build::BuildReport> {
-            progress!("bench update {}: {what}", variant.name);
-            let mut reports = build::build(ctx, &[variant], &options)
-                .with_context(|| format!("bench update {}: the build with {what}", variant.name))?;
-            if reports.len() != 1 {
-                bail!("expected one build report, got {}", reports.len());
-            }
-            let report = reports.remove(0);
-            if report.image_id.is_none() {
-                bail!("the build with {what} reported no image ID");
-            }
-            Ok(report)
-        };
-
-        let baseline = build_once("the files as they are")?;
-        let baseline_id = baseline.image_id.clone().unwrap_or_default();
+        let builds = Builds::new(ctx, variant, &scratch, self.builder.clone())?;
+        let baseline = builds.build("the files as they are")?;
+        let baseline_id = baseline.image_id.unwrap_or_default();
         let before = layers(ctx, &baseline_id)?;
-        let mut measured: Vec<(Row, Vec<Layer>)> = Vec::new();
-        for scenario in [Scenario::AppChange, Scenario::DepChange] {
-            let (touch, change) = match (&dep_change, scenario) {
-                (_, Scenario::AppChange) => (
-                    Touch::apply(&app_file, app_original.clone())?,
-                    app_file.to_string(),
-                ),
-                (DepChange::Touch(file), Scenario::DepChange) => {
-                    (Touch::apply(file, dep_original.clone())?, file.to_string())
-                }
-                (
-                    DepChange::Bump {
-                        lock,
-                        label,
-                        bumped,
-                    },
-                    Scenario::DepChange,
-                ) => (
-                    Touch::write(lock, dep_original.clone(), bumped)?,
-                    format!("{lock}: {label}"),
-                ),
-            };
-            let built = build_once(scenario.label());
-            // Restore before anything else can fail; a failed build still restores (drop).
-            touch.restore()?;
-            let report = built?;
-            let id = report.image_id.clone().unwrap_or_default();
-            let after = layers(ctx, &id)?;
-            measured.push((
-                Row {
-                    scenario,
-                    change,
-                    image_id: id,
-                    secs: report.duration_secs,
-                    delta: delta(&before, &after),
-                },
-                after,
-            ));
-        }
-        // The variant's tags go back to the image of the files as they are (every step cached),
-        // and the two images made from changed files go.
-        let restored = build_once("the files restored")?;
-        for (row, _) in &measured {
-            if Some(&row.image_id) != restored.image_id.as_ref() && row.image_id != baseline_id {
-                docker::remove_image(&row.image_id)?;
-            }
-        }
+        let measured = changes
+            .iter()
+            .map(|(scenario, change)| builds.measure(*scenario, change, &before))
+            .collect::<Result<Vec<_>>>()?;
+        let report = self.report(variant, &info, baseline_id, &before, &measured);
+        publish(
+            self.format,
+            &format!("bench update {}", variant.name),
+            &render::render(&report),
+            xtask::report::Kind::BenchUpdate,
+            &report,
+            &report.checks,
+        )
+    }
 
-        let stable_before = stable_digests(&before, &self.stable);
+    /// The two changes, every file checked and the lock's bump found before the first build.
+    fn changes(&self, ctx: &Ctx, scratch: &Scratch) -> Result<[(Scenario, Change); 2]> {
+        let app = File::resolve(ctx, scratch, self.app_file.as_ref(), DEFAULT_APP_FILE)?;
+        let dep = match &self.dep_file {
+            Some(given) => Change::commented(File::resolve(ctx, scratch, Some(given), "")?),
+            None => {
+                let lock = File::resolve(ctx, scratch, self.lock.as_ref(), DEFAULT_DEP_FILE)?;
+                let package = self.bump.as_deref().unwrap_or(DEFAULT_BUMP);
+                let (label, bytes) = bump(ctx, &lock, package)?;
+                Change {
+                    label: format!("{}: {label}", lock.shown),
+                    bytes,
+                    file: lock,
+                }
+            }
+        };
+        Ok([
+            (Scenario::AppChange, Change::commented(app)),
+            (Scenario::DepChange, dep),
+        ])
+    }
+
+    /// The changes against the baseline, judged.
+    fn report(
+        &self,
+        variant: &Variant,
+        info: &docker::Info,
+        baseline_id: String,
+        before: &[Layer],
+        measured: &[(Row, Vec<Layer>)],
+    ) -> UpdateReport {
+        let stable_before = stable_digests(before, &self.stable);
         let stable_after: Vec<Vec<&str>> = measured
             .iter()
             .map(|(_, after)| stable_digests(after, &self.stable))
@@ -234,24 +186,88 @@ impl UpdateArgs {
             &stable_before,
             &stable_after,
         );
-        let report = UpdateReport {
+        UpdateReport {
             variant: variant.name.clone(),
             image: variant.image_ref(),
-            machine: Machine::of(&info),
+            machine: Machine::of(info),
             baseline_id,
             baseline_layers: before.len(),
             pass: checks.iter().all(|c| c.pass),
             rows,
             checks,
+        }
+    }
+}
+
+/// The bench's builds of the variant: from the scratch copy, tagged in the bench's own
+/// repository (its tags removed at the end, on every path), their reports in a directory of
+/// their own.
+struct Builds<'a> {
+    ctx: &'a Ctx,
+    name: &'a str,
+    ours: Variant,
+    options: build::Options,
+    _reports: TempDir,
+    images: Built,
+}
+
+impl<'a> Builds<'a> {
+    fn new(
+        ctx: &'a Ctx,
+        variant: &'a Variant,
+        scratch: &Scratch,
+        builder: Option<String>,
+    ) -> Result<Builds<'a>> {
+        let ours = bench_variant(variant, scratch);
+        let reports = TempDir::new(ctx, "bench-update")?;
+        Ok(Builds {
+            ctx,
+            name: &variant.name,
+            options: build::Options {
+                builder,
+                progress: build::Progress::Plain,
+                report_dir: Some(reports.path().to_owned()),
+                ..build::Options::default()
+            },
+            images: Built::new(vec![ours.image.clone()]),
+            ours,
+            _reports: reports,
+        })
+    }
+
+    /// One build of the scratch copy as it is now.
+    fn build(&self, what: &str) -> Result<build::BuildReport> {
+        progress!("bench update {}: {what}", self.name);
+        let mut reports = build::build(self.ctx, &[&self.ours], &self.options)
+            .with_context(|| format!("bench update {}: the build with {what}", self.name))?;
+        reports.iter().for_each(|r| self.images.add(r));
+        match (reports.len(), reports.first().map(|r| r.image_id.is_some())) {
+            (1, Some(true)) => Ok(reports.remove(0)),
+            (1, _) => bail!("the build with {what} reported no image ID"),
+            (n, _) => bail!("expected one build report, got {n}"),
+        }
+    }
+
+    /// The build with `change` in place, and what a host holding `before` pulls for it.
+    fn measure(
+        &self,
+        scenario: Scenario,
+        change: &Change,
+        before: &[Layer],
+    ) -> Result<(Row, Vec<Layer>)> {
+        let report = change
+            .file
+            .changed(&change.bytes, || self.build(scenario.label()))??;
+        let image_id = report.image_id.unwrap_or_default();
+        let after = layers(self.ctx, &image_id)?;
+        let row = Row {
+            scenario,
+            change: change.label.clone(),
+            image_id,
+            secs: report.duration_secs,
+            delta: delta(before, &after),
         };
-        publish(
-            self.format,
-            &format!("bench update {}", variant.name),
-            &render::render(&report),
-            xtask::report::Kind::BenchUpdate,
-            &report,
-            &report.checks,
-        )
+        Ok((row, after))
     }
 }
 
@@ -269,9 +285,11 @@ fn layers(ctx: &Ctx, image_id: &str) -> Result<Vec<Layer>> {
 /// `package` moved to another version in `lock`: `uv pip compile` picks the newest version other
 /// than the pinned one, with its hashes, resolved as app/lock.sh resolves the lock (universal,
 /// Python 3.11); only the package's pin block is replaced.
-fn bump(ctx: &Ctx, lock: &Utf8Path, original: &[u8], package: &str) -> Result<(String, Vec<u8>)> {
-    let text = std::str::from_utf8(original).with_context(|| format!("{lock} is not UTF-8"))?;
-    let (version, range) = plan::find_pin(text, package).with_context(|| format!("in {lock}"))?;
+fn bump(ctx: &Ctx, lock: &File, package: &str) -> Result<(String, Vec<u8>)> {
+    let shown = &lock.shown;
+    let text =
+        std::str::from_utf8(&lock.original).with_context(|| format!("{shown} is not UTF-8"))?;
+    let (version, range) = plan::find_pin(text, package).with_context(|| format!("in {shown}"))?;
     if which::which("uv").is_err() {
         bail!(
             "uv is not on PATH: install it (`pip install uv`), or give the change with --dep-file"
