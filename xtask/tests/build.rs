@@ -5,10 +5,9 @@
 mod common;
 
 use common::*;
-use std::io::{BufRead, Read};
+use std::io::Read;
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
 
 /// A test config with one variant built from a fixture; images are removed on drop.
 struct Setup {
@@ -292,7 +291,10 @@ fn unknown_variant_and_bad_build_arg_are_usage_errors() {
 }
 
 #[test]
+#[cfg(unix)] // signals the xtask with kill(1) and looks for buildx with pgrep
 fn interrupt_stops_buildx_and_leaves_nothing_behind() {
+    use std::io::BufRead;
+    use std::time::{Duration, Instant};
     for signal in ["INT", "TERM"] {
         let setup = Setup::new(&format!("slow{}", signal.to_lowercase()), "build-slow");
         let variant = format!("slow{}", signal.to_lowercase());
