@@ -45,8 +45,10 @@ pub use values::{human_size, parse_duration, parse_health_timeout, parse_size};
 #[derive(Debug, Clone, Serialize)]
 pub struct Config {
     /// The file it was read from.
+    #[serde(serialize_with = "crate::util::serialize_shown")]
     pub path: Utf8PathBuf,
     /// The directory relative paths in it are based on.
+    #[serde(serialize_with = "crate::util::serialize_shown")]
     pub dir: Utf8PathBuf,
     pub project: Project,
     pub base: Base,
@@ -76,8 +78,10 @@ pub struct Variant {
     pub name: String,
     pub description: String,
     /// Absolute path of the Dockerfile.
+    #[serde(serialize_with = "crate::util::serialize_shown")]
     pub dockerfile: Utf8PathBuf,
     /// Absolute path of the build context.
+    #[serde(serialize_with = "crate::util::serialize_shown")]
     pub context: Utf8PathBuf,
     pub target: Option<String>,
     /// Repository name the image is tagged under (`<image>:<variant>`).
@@ -187,7 +191,8 @@ impl Config {
     pub fn load(path: &Utf8Path) -> Result<Config> {
         let text = std::fs::read_to_string(path).map_err(|e| {
             anyhow::anyhow!(
-                "cannot read the images config {path} ({e}): pass an existing file with --config"
+                "cannot read the images config {} ({e}): pass an existing file with --config",
+                crate::util::shown(path)
             )
         })?;
         Config::parse(path, &text)
@@ -209,7 +214,10 @@ impl Config {
         let project = base::resolve_project(&loc, &dir, raw.project)?;
         let base = base::resolve_base(&loc, raw.base)?;
         let Some(variants) = raw.variants.filter(|v| !v.get_ref().is_empty()) else {
-            bail!("{path}: no variants declared: add at least one `[variants.NAME]` table");
+            bail!(
+                "{}: no variants declared: add at least one `[variants.NAME]` table",
+                crate::util::shown(path)
+            );
         };
         let repository = Repository::of(&dir).map_err(|e| loc.at(None, None, e))?;
         let mut out = Vec::new();
@@ -261,7 +269,7 @@ impl Config {
                 anyhow::anyhow!(
                     "unknown variant `{name}`; known variants: {} (declared in {})",
                     self.variant_names().join(", "),
-                    self.path
+                    crate::util::shown(&self.path)
                 )
             })
     }

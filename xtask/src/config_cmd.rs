@@ -41,7 +41,7 @@ impl Args {
                 .unwrap_or(&v.dockerfile);
             table.row(vec![
                 v.name.clone(),
-                dockerfile.to_string(),
+                crate::util::shown(dockerfile),
                 v.target.clone().unwrap_or_else(|| "-".into()),
                 v.image_ref(),
                 if v.platforms.is_empty() {
@@ -60,7 +60,7 @@ impl Args {
             ]);
         }
         let json = serde_json::json!({
-            "config": config.path,
+            "config": crate::util::shown(&config.path),
             "project": config.project,
             "base": config.base,
             "build": config.build,

@@ -203,6 +203,90 @@ pub fn host_join(base: &Utf8Path, rel: impl AsRef<Utf8Path>) -> Utf8PathBuf {
     out.into()
 }
 
+/// A host path as a user reads it: relative to the repository root when inside it, its parts
+/// joined with the host's separator (`target/xtask/build-cpu.json`, on Windows
+/// `target\xtask\build-cpu.json`), else as given. Every path a command prints, in a message or a
+/// report, goes through it, so that no output carries the machine's own directories.
+pub fn shown(path: impl AsRef<std::path::Path>) -> String {
+    let path = path.as_ref().to_string_lossy();
+    relative_to_root(project_root().as_str(), &path, cfg!(windows))
+        .unwrap_or_else(|| path.into_owned())
+}
+
+/// [`shown`] for `#[serde(serialize_with = …)]`: a path field of a report a user reads.
+pub fn serialize_shown<P: AsRef<std::path::Path>, S: serde::Serializer>(
+    path: &P,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&shown(path))
+}
+
+/// [`serialize_shown`] for an optional path.
+pub fn serialize_shown_opt<P: AsRef<std::path::Path>, S: serde::Serializer>(
+    path: &Option<P>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match path {
+        Some(path) => serialize_shown(path, serializer),
+        None => serializer.serialize_none(),
+    }
+}
+
+/// [`serialize_shown`] for a list of paths.
+pub fn serialize_shown_all<P: AsRef<std::path::Path>, S: serde::Serializer>(
+    paths: &[P],
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.collect_seq(paths.iter().map(shown))
+}
+
+/// `path` relative to `root` (both as the host writes them), or None when it is not inside it.
+/// On Windows both separators count, case does not, and a `\\?\` prefix is ignored.
+fn relative_to_root(root: &str, path: &str, windows: bool) -> Option<String> {
+    let same = |a: &&str, b: &&str| {
+        if windows {
+            a.eq_ignore_ascii_case(b)
+        } else {
+            a == b
+        }
+    };
+    let (root, path) = (lexical_parts(root, windows), lexical_parts(path, windows));
+    let rest = path.get(root.len()..)?;
+    if !root.iter().zip(&path).all(|(a, b)| same(a, b)) {
+        return None;
+    }
+    let sep = if windows { "\\" } else { "/" };
+    Some(if rest.is_empty() {
+        ".".into()
+    } else {
+        rest.join(sep)
+    })
+}
+
+/// A path's parts with `.` and empty parts dropped and `..` applied; an absolute path's first
+/// part is its root (`""`, or the drive `C:` on Windows).
+fn lexical_parts(path: &str, windows: bool) -> Vec<&str> {
+    let path = match windows {
+        true => path.strip_prefix(r"\\?\").unwrap_or(path),
+        false => path,
+    };
+    let mut parts: Vec<&str> = Vec::new();
+    for (i, part) in path
+        .split(|c| c == '/' || (windows && c == '\\'))
+        .enumerate()
+    {
+        match part {
+            "" if i == 0 => parts.push(part),
+            "" | "." => {}
+            ".." if parts.len() > 1 && parts.last() != Some(&"..") => {
+                parts.pop();
+            }
+            part => parts.push(part),
+        }
+    }
+    parts
+}
+
 /// A path inside a container, an image or a Dockerfile (a bind mount's target, a file a check
 /// runs): `/`-separated on every host, since the Linux in the container reads it.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
@@ -375,6 +459,69 @@ mod tests {
             assert_eq!(host_join("C:/src".as_ref(), "a"), "C:/src/a");
             assert_eq!(host_join(".".as_ref(), "Dockerfile"), r".\Dockerfile");
         }
+    }
+
+    #[test]
+    fn paths_inside_the_repository_are_shown_relative_to_it() {
+        let unix = |root, path| relative_to_root(root, path, false);
+        assert_eq!(
+            unix("/src/repo", "/src/repo/images.toml").as_deref(),
+            Some("images.toml")
+        );
+        assert_eq!(
+            unix("/src/repo", "/src/repo/target/xtask/build-cpu.json").as_deref(),
+            Some("target/xtask/build-cpu.json")
+        );
+        assert_eq!(unix("/src/repo/", "/src/repo").as_deref(), Some("."));
+        assert_eq!(
+            unix("/src/repo", "/src/repo/xtask/../images.toml").as_deref(),
+            Some("images.toml")
+        );
+        assert_eq!(
+            unix("/src/repo", "/src/repo//./docs/").as_deref(),
+            Some("docs")
+        );
+        // Outside the repository, or relative already: as given.
+        assert_eq!(unix("/src/repo", "/src/repo2/images.toml"), None);
+        assert_eq!(unix("/src/repo", "/src/repo/../elsewhere"), None);
+        assert_eq!(unix("/src/repo", "/tmp/xtask"), None);
+        assert_eq!(unix("/src/repo", "/src"), None);
+        assert_eq!(unix("/src/repo", "src/repo/images.toml"), None);
+        assert_eq!(unix("/src/repo", "images.toml"), None);
+        // A backslash is part of a Unix file name.
+        assert_eq!(unix("/src/repo", r"/src\repo/a"), None);
+
+        let windows = |root, path| relative_to_root(root, path, true);
+        assert_eq!(
+            windows(r"C:\src\repo", r"C:\src\repo\target\xtask\build-cpu.json").as_deref(),
+            Some(r"target\xtask\build-cpu.json")
+        );
+        assert_eq!(
+            windows(r"C:\src\repo", "C:/src/repo/images.toml").as_deref(),
+            Some("images.toml")
+        );
+        assert_eq!(
+            windows(r"c:\Src\Repo", r"C:\src\repo\app/tests").as_deref(),
+            Some(r"app\tests")
+        );
+        assert_eq!(
+            windows(r"C:\src\repo", r"\\?\C:\src\repo\Dockerfile").as_deref(),
+            Some("Dockerfile")
+        );
+        assert_eq!(windows(r"C:\src\repo", r"D:\src\repo\Dockerfile"), None);
+        assert_eq!(windows(r"C:\src\repo", r"C:\src\repository\x"), None);
+        assert_eq!(windows(r"C:\src\repo", r".\Dockerfile"), None);
+
+        let root = project_root();
+        let expected = if cfg!(windows) {
+            r"target\xtask"
+        } else {
+            "target/xtask"
+        };
+        assert_eq!(shown(host_join(&root, "target/xtask")), expected);
+        assert_eq!(shown(&root), ".");
+        assert_eq!(shown("/nowhere/images.toml"), "/nowhere/images.toml");
+        assert_eq!(shown("images.toml"), "images.toml");
     }
 
     #[test]

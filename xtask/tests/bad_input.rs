@@ -161,12 +161,13 @@ fn every_bad_config_value_is_one_error_line_at_its_place_with_the_fix() {
             "{extra}\n  got:  {line}\n  want: …{want}"
         );
         assert!(
-            line.starts_with(&format!("error: {}", dir.path().display())),
+            line.starts_with(&format!("error: {}", xtask::util::shown(dir.path()))),
             "{line}"
         );
         if line.contains("outside") {
             // The repository the test config lives in, named as the fix's boundary.
-            assert!(line.contains(&repo.display().to_string()), "{line}");
+            let outside = format!("outside {} (", xtask::util::shown(&repo));
+            assert!(line.contains(&outside), "{line}");
         }
     }
 }
@@ -297,7 +298,7 @@ fn an_unwritable_step_summary_is_a_warning_and_the_verdict_stands() {
         .find(|l| l.starts_with("warning:") && l.contains("GITHUB_STEP_SUMMARY"))
         .unwrap_or_else(|| panic!("no warning about the step summary:\n{}", run.stderr));
     assert!(
-        warning.contains(&dir.path().display().to_string()),
+        warning.contains(&xtask::util::shown(dir.path())),
         "{warning}"
     );
     assert!(run.error_line().contains("CVE-2099-0001"), "{}", run.stderr);

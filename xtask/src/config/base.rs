@@ -141,16 +141,17 @@ pub fn resolve_project(loc: &Located, dir: &Utf8Path, raw: RawProject) -> Result
 }
 
 fn read_pyproject_version(path: &Utf8Path) -> Result<String> {
+    let shown = crate::util::shown(path);
     let text = std::fs::read_to_string(path).map_err(|e| {
-        anyhow::anyhow!("cannot read {path} ({e}); name an existing pyproject.toml")
+        anyhow::anyhow!("cannot read {shown} ({e}); name an existing pyproject.toml")
     })?;
     let doc: toml::Table = toml::from_str(&text)
-        .map_err(|e| anyhow::anyhow!("{path} is not valid TOML: {}", e.message().trim_end()))?;
+        .map_err(|e| anyhow::anyhow!("{shown} is not valid TOML: {}", e.message().trim_end()))?;
     doc.get("project")
         .and_then(|p| p.get("version"))
         .and_then(|v| v.as_str())
         .map(str::to_owned)
-        .with_context(|| format!("{path} has no [project].version; add one or set `version`"))
+        .with_context(|| format!("{shown} has no [project].version; add one or set `version`"))
 }
 
 /// mmdebstrap's `--variant` values.

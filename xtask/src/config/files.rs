@@ -52,7 +52,10 @@ pub fn locate(
     if !context_path.is_dir() {
         return Err(at.err(
             context.map(Spanned::span),
-            format!("build context {context_path} is not a directory"),
+            format!(
+                "build context {} is not a directory",
+                util::shown(&context_path)
+            ),
         ));
     }
     if let Some(c) = context {
@@ -61,7 +64,7 @@ pub fn locate(
             .map_err(|e| at.bad(c, "context", format!("`{}` {e}", c.get_ref())))?;
     }
     let text = std::fs::read_to_string(&dockerfile_path).map_err(|e| {
-        let msg = format!("cannot read {dockerfile_path}: {e}");
+        let msg = format!("cannot read {}: {e}", util::shown(&dockerfile_path));
         at.bad(dockerfile, "dockerfile", msg)
     })?;
     Ok(Files {
@@ -82,7 +85,10 @@ fn dockerfile_path(at: &At, dir: &Utf8Path, dockerfile: &Str) -> Result<Utf8Path
         return Err(at.err(Some(dockerfile.span()), msg));
     }
     if !path.is_file() {
-        let msg = format!("Dockerfile `{written}` does not exist (looked for {path})");
+        let msg = format!(
+            "Dockerfile `{written}` does not exist (looked for {})",
+            util::shown(&path)
+        );
         return Err(at.err(Some(dockerfile.span()), msg));
     }
     Ok(path)
@@ -98,7 +104,8 @@ pub struct Repository {
 impl Repository {
     pub fn of(dir: &Utf8Path) -> std::result::Result<Repository, String> {
         // dunce: Windows' canonical form without the `\\?\` prefix, as the host writes paths.
-        let real = dunce::canonicalize(dir).map_err(|e| format!("cannot resolve {dir}: {e}"))?;
+        let real = dunce::canonicalize(dir)
+            .map_err(|e| format!("cannot resolve {}: {e}", util::shown(dir)))?;
         Ok(match real.ancestors().find(|a| a.join(".git").exists()) {
             Some(top) => Repository {
                 path: top.to_path_buf(),
@@ -119,8 +126,8 @@ impl Repository {
         }
         Err(format!(
             "leads to {}, outside {} ({}); keep Dockerfiles and build contexts inside it",
-            real.display(),
-            self.path.display(),
+            util::shown(&real),
+            util::shown(&self.path),
             self.what
         ))
     }

@@ -31,9 +31,9 @@ impl Located<'_> {
         let place = match span {
             Some(span) => {
                 let (line, col) = line_col(self.text, span.start);
-                format!("{}:{line}:{col}", self.path)
+                format!("{}:{line}:{col}", crate::util::shown(self.path))
             }
-            None => self.path.to_string(),
+            None => crate::util::shown(self.path),
         };
         match variant {
             Some(v) => anyhow::anyhow!("{place}: {v}: {msg}"),

@@ -63,6 +63,7 @@ pub struct Scan {
     pub ignore: Vec<Ignore>,
     /// Files that pin the image's Python packages (`name==version` lines): SARIF points a
     /// Python finding at the line that pins it. Absolute.
+    #[serde(serialize_with = "crate::util::serialize_shown_all")]
     pub lockfiles: Vec<Utf8PathBuf>,
 }
 
@@ -139,6 +140,7 @@ impl Serialize for Date {
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ScanSettings {
     /// Trivy's cache directory (the DB is `<cache_dir>/db/trivy.db`). Absolute.
+    #[serde(serialize_with = "crate::util::serialize_shown_opt")]
     pub cache_dir: Option<Utf8PathBuf>,
     /// OCI repositories to download the DB from, tried in order.
     pub db_repository: Vec<String>,
@@ -232,8 +234,9 @@ pub(super) fn resolve(
             return Err(err(
                 file.span(),
                 format!(
-                    "scan.lockfiles: `{}` does not exist (looked for {path})",
-                    file.get_ref()
+                    "scan.lockfiles: `{}` does not exist (looked for {})",
+                    file.get_ref(),
+                    crate::util::shown(&path)
                 ),
             ));
         }

@@ -84,8 +84,10 @@ pub struct HttpCheck {
 pub struct PytestCheck {
     pub name: String,
     /// The test file (absolute; images.toml names it relative to itself).
+    #[serde(serialize_with = "crate::util::serialize_shown")]
     pub path: Utf8PathBuf,
     /// A hash-pinned requirements file that pins pytest and what it needs (absolute).
+    #[serde(serialize_with = "crate::util::serialize_shown")]
     pub requirements: Utf8PathBuf,
 }
 
@@ -418,9 +420,10 @@ fn resolve_pytest(bad: Bad, dir: &Utf8Path, c: RawPytestCheck) -> Result<PytestC
             &c.path,
             "smoke.pytest",
             format!(
-                "check `{name}`: `{}` is not a Python test file (looked for {path}); name a \
+                "check `{name}`: `{}` is not a Python test file (looked for {}); name a \
                  `test_*.py` file, relative to images.toml",
-                c.path.get_ref()
+                c.path.get_ref(),
+                crate::util::shown(&path)
             ),
         ));
     }
@@ -431,8 +434,9 @@ fn resolve_pytest(bad: Bad, dir: &Utf8Path, c: RawPytestCheck) -> Result<PytestC
             "smoke.pytest",
             format!(
                 "check `{name}`: the requirements file `{}` does not exist (looked for \
-                 {requirements}); name a hash-pinned lock that pins pytest",
-                c.requirements.get_ref()
+                 {}); name a hash-pinned lock that pins pytest",
+                c.requirements.get_ref(),
+                crate::util::shown(&requirements)
             ),
         ));
     }
