@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::cleanup::{self, Guard};
+use crate::util;
 
 /// How long a stopped process group has to end after SIGTERM, unless [`Cmd::grace`] says.
 const DEFAULT_GRACE: Duration = Duration::from_secs(10);
@@ -88,9 +89,15 @@ impl Cmd {
             .collect()
     }
 
-    /// `program arg…` for messages.
+    /// `program arg…` for messages, a path argument (or a `--flag=` value) as [`util::shown`].
     pub fn display(&self) -> String {
-        self.argv().join(" ")
+        let shown = |arg: &String| match arg.split_once('=') {
+            Some((flag, value)) if flag.starts_with('-') => {
+                format!("{flag}={}", util::shown(value))
+            }
+            _ => util::shown(arg),
+        };
+        self.argv().iter().map(shown).collect::<Vec<_>>().join(" ")
     }
 
     fn program_name(&self) -> String {

@@ -365,7 +365,7 @@ pub fn step_summary(title: &str, markdown: &str) {
         warning!(
             "cannot write the step summary $GITHUB_STEP_SUMMARY ({}): {e}; \
              the results above stand",
-            std::path::Path::new(&path).display()
+            crate::util::shown(&path)
         );
     }
 }
@@ -387,14 +387,16 @@ pub fn ensure_dir(flag: &str, dir: &camino::Utf8Path) -> Result<()> {
     let below = if file == dir {
         String::new()
     } else {
-        format!(" ({file} is a file)")
+        format!(" ({} is a file)", crate::util::shown(file))
     };
+    let dir = crate::util::shown(dir);
     anyhow::bail!("{flag} {dir} is not a directory{below}: name a directory (made if missing)")
 }
 
 /// Refuses a `flag` file that is a directory, or lies below a file, before any work.
 pub fn ensure_file(flag: &str, file: &camino::Utf8Path) -> Result<()> {
     if file.is_dir() {
+        let file = crate::util::shown(file);
         anyhow::bail!("{flag} {file} is a directory: name the file to write");
     }
     match file.parent() {
@@ -411,11 +413,13 @@ pub fn write_atomic(path: &camino::Utf8Path, contents: &[u8]) -> Result<()> {
 
 fn write_atomic_now(path: &camino::Utf8Path, contents: &[u8]) -> Result<()> {
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {dir}"))?;
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("creating {}", crate::util::shown(dir)))?;
     }
     let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
-    std::fs::write(&tmp, contents).with_context(|| format!("writing {tmp}"))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("moving {tmp} to {path}"))
+    let (shown_tmp, shown) = (crate::util::shown(&tmp), crate::util::shown(path));
+    std::fs::write(&tmp, contents).with_context(|| format!("writing {shown_tmp}"))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("moving {shown_tmp} to {shown}"))
 }
 
 #[cfg(test)]
@@ -435,7 +439,10 @@ mod tests {
         let err = ensure_dir("--out-dir", &file).unwrap_err().to_string();
         assert_eq!(
             err,
-            format!("--out-dir {file} is not a directory: name a directory (made if missing)")
+            format!(
+                "--out-dir {} is not a directory: name a directory (made if missing)",
+                crate::util::shown(&file)
+            )
         );
         let dir = file.parent().unwrap();
         assert!(ensure_dir("--out-dir", dir).is_ok());
@@ -444,14 +451,18 @@ mod tests {
         assert_eq!(
             ensure_dir("--sarif", &below).unwrap_err().to_string(),
             format!(
-                "--sarif {below} is not a directory ({file} is a file): name a directory (made \
-                 if missing)"
+                "--sarif {} is not a directory ({} is a file): name a directory (made if missing)",
+                crate::util::shown(&below),
+                crate::util::shown(&file)
             )
         );
         let err = ensure_file("--save", dir).unwrap_err().to_string();
         assert_eq!(
             err,
-            format!("--save {dir} is a directory: name the file to write")
+            format!(
+                "--save {} is a directory: name the file to write",
+                crate::util::shown(dir)
+            )
         );
         assert!(ensure_file("--save", &below).is_err());
         assert!(ensure_file("--save", &dir.join("new.json")).is_ok());

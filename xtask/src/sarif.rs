@@ -211,7 +211,7 @@ impl Log {
     /// Writes the log atomically: an interrupted run leaves no half-written file.
     pub fn write(&self, path: &Utf8Path) -> Result<()> {
         crate::report::write_atomic(path, self.to_json()?.as_bytes())
-            .with_context(|| format!("writing the SARIF file {path}"))
+            .with_context(|| format!("writing the SARIF file {}", crate::util::shown(path)))
     }
 }
 

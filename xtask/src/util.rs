@@ -353,7 +353,7 @@ pub struct TempDir {
 impl TempDir {
     pub fn new(ctx: &Ctx, prefix: &str) -> Result<TempDir> {
         let path = host_join(&ctx.out_dir(), format!("tmp/{prefix}-{}", unique_suffix()));
-        std::fs::create_dir_all(&path).with_context(|| format!("creating {path}"))?;
+        std::fs::create_dir_all(&path).with_context(|| format!("creating {}", shown(&path)))?;
         let remove = path.clone();
         let guard = crate::cleanup::Guard::new(move || {
             let _ = std::fs::remove_dir_all(&remove);

@@ -160,7 +160,7 @@ fn a_sarif_dir_that_is_a_file_is_refused_before_any_work() {
         first,
         format!(
             "error: --sarif {} is not a directory: name a directory (made if missing)",
-            file.display()
+            xtask::util::shown(&file)
         )
     );
     assert!(run.stdout.is_empty(), "{}", run.stdout);

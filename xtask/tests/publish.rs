@@ -674,8 +674,9 @@ fn a_report_of_another_kind_is_refused_naming_both() {
     assert_eq!(
         run.error_line(),
         format!(
-            "error: {sizes} is a `sizes` report, not a `scan` report: pass a `cargo xtask scan \
-             --save` report"
+            "error: {} is a `sizes` report, not a `scan` report: pass a `cargo xtask scan \
+             --save` report",
+            xtask::util::shown(&sizes)
         )
     );
     assert!(

@@ -1231,18 +1231,21 @@ fn bad_flags_are_refused_before_any_work() {
             vec!["--sarif", arg(&file)],
             format!(
                 "--sarif {} is not a directory: name a directory",
-                file.display()
+                xtask::util::shown(&file)
             ),
         ),
         (
             vec!["--sarif", arg(&below)],
-            format!("is not a directory ({} is a file)", file.display()),
+            format!(
+                "is not a directory ({} is a file)",
+                xtask::util::shown(&file)
+            ),
         ),
         (
             vec!["--save", arg(dir.path())],
             format!(
                 "--save {} is a directory: name the file to write",
-                dir.path().display()
+                xtask::util::shown(dir.path())
             ),
         ),
     ];

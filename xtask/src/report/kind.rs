@@ -149,11 +149,12 @@ pub fn read<T: DeserializeOwned>(path: &Utf8Path, kind: Kind) -> Result<T> {
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(e) => bail!(
-            "cannot read the `{kind}` report {path} ({e}): {}",
+            "cannot read the `{kind}` report {} ({e}): {}",
+            crate::util::shown(path),
             kind.hint()
         ),
     };
-    parse(path.as_str(), &text, kind)
+    parse(&crate::util::shown(path), &text, kind)
 }
 
 /// Parses `text` (from `source`, a path or a command) as a report of `kind`.
