@@ -41,7 +41,7 @@ pub fn find(config: &Config) -> Result<Option<CaBundle>> {
         if !ca.path.is_file() {
             bail!(
                 "the CA bundle {} (from {}) does not exist: fix or unset {}",
-                ca.path,
+                crate::util::shown(&ca.path),
                 ca.source,
                 ca.source
             );

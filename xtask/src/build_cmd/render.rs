@@ -69,7 +69,9 @@ pub fn starting(input: &PlanInput, setting: &Setting, platforms_given: bool) -> 
     };
     format!(
         "building {} ({}) for {platforms} with builder `{}`{left_out}",
-        variant.name, variant.dockerfile, setting.builder.name
+        variant.name,
+        util::shown(&variant.dockerfile),
+        setting.builder.name
     )
 }
 
@@ -77,10 +79,11 @@ pub fn starting(input: &PlanInput, setting: &Setting, platforms_given: bool) -> 
 pub fn built(report: &BuildReport, path: &Utf8Path) -> String {
     let count = |n: Option<u64>| n.map_or("?".into(), |n| n.to_string());
     format!(
-        "built {} in {:.1} s ({} of {} steps cached); report: {path}",
+        "built {} in {:.1} s ({} of {} steps cached); report: {}",
         report.variant,
         report.duration_secs,
         count(report.steps_cached),
-        count(report.steps_total)
+        count(report.steps_total),
+        util::shown(path)
     )
 }

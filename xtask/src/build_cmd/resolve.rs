@@ -80,7 +80,8 @@ pub fn resolve(ctx: &Ctx, config: &Config, options: &Options) -> Result<Setting>
     // Before the builds, not after the first one: an unusable --report-dir is a usage error.
     std::fs::create_dir_all(&report_dir).map_err(|e| {
         anyhow::anyhow!(
-            "cannot create the report directory {report_dir} ({e}): pass a writable --report-dir"
+            "cannot create the report directory {} ({e}): pass a writable --report-dir",
+            util::shown(&report_dir)
         )
     })?;
     Ok(Setting {
@@ -161,7 +162,10 @@ fn ca_bundle(config: &Config, options: &Options) -> Result<Option<CaBundle>> {
             path: path.clone(),
             source: "--ca-bundle".into(),
         })),
-        Some(path) => bail!("the CA bundle {path} given with --ca-bundle does not exist"),
+        Some(path) => bail!(
+            "the CA bundle {} given with --ca-bundle does not exist",
+            util::shown(path)
+        ),
         None => ca::find(config),
     }
 }
@@ -198,7 +202,7 @@ fn cache_dir(ctx: &Ctx, config: &Config, options: &Options) -> Utf8PathBuf {
 /// The variant's scratch directory, its local cache, and what its Dockerfile declares.
 pub fn variant_facts(ctx: &Ctx, setting: &Setting, variant: &Variant) -> Result<VariantFacts> {
     let dockerfile = std::fs::read_to_string(&variant.dockerfile)
-        .map_err(|e| anyhow::anyhow!("reading {}: {e}", variant.dockerfile))?;
+        .map_err(|e| anyhow::anyhow!("reading {}: {e}", util::shown(&variant.dockerfile)))?;
     let cache = plan::local_cache_dir(&setting.cache_dir, variant);
     Ok(VariantFacts {
         tmp: TempDir::new(ctx, &format!("build-{}", variant.name))?,

@@ -227,7 +227,7 @@ fn report(
         steps_run: outcome.steps_run,
         cache: match &input.cache {
             CacheSpec::None => "none".into(),
-            CacheSpec::Local { current, .. } => format!("local ({current})"),
+            CacheSpec::Local { current, .. } => format!("local ({})", util::shown(current)),
             CacheSpec::Gha { scope } => format!("gha (scope {scope})"),
             CacheSpec::Registry { reference } => format!("registry ({reference})"),
         },
@@ -293,12 +293,13 @@ fn swap_cache(new: &Utf8Path, current: &Utf8Path) -> Result<()> {
     let old = Utf8PathBuf::from(format!("{current}.old-{}", util::unique_suffix()));
     if current.exists() {
         std::fs::rename(current, &old)
-            .with_context(|| format!("moving the old cache {current} aside"))?;
+            .with_context(|| format!("moving the old cache {} aside", util::shown(current)))?;
     }
     std::fs::rename(new, current)
-        .with_context(|| format!("moving the new cache into {current}"))?;
+        .with_context(|| format!("moving the new cache into {}", util::shown(current)))?;
     if old.exists() {
-        std::fs::remove_dir_all(&old).with_context(|| format!("removing the old cache {old}"))?;
+        std::fs::remove_dir_all(&old)
+            .with_context(|| format!("removing the old cache {}", util::shown(&old)))?;
     }
     Ok(())
 }
