@@ -769,11 +769,12 @@ fn a_bench_killed_mid_change_leaves_the_files_and_the_tags_as_they_were() {
             seen.contains(stage),
             "the bench never got to `{stage}`:\n{seen}"
         );
-        // The bench binary itself, which the everyday binary runs: SIGKILL, no cleanup at all.
-        let bench = processes_with(&["xtask-bench update fx", &app_file.to_string_lossy()]);
+        // The bench binary itself, the one child of the everyday binary: SIGKILL, no cleanup.
+        let id = child.id();
+        let children = std::fs::read_to_string(format!("/proc/{id}/task/{id}/children")).unwrap();
+        let bench: Vec<&str> = children.split_whitespace().collect();
         assert_eq!(bench.len(), 1, "{bench:?}");
-        Run::of(std::process::Command::new("kill").args(["-KILL", &bench[0].to_string()]))
-            .assert_ok();
+        Run::of(std::process::Command::new("kill").args(["-KILL", bench[0]])).assert_ok();
         child.wait().unwrap();
         assert_eq!(std::fs::read(&app_file).unwrap(), app_before, "{stage}");
         assert_eq!(std::fs::read(&dep_file).unwrap(), dep_before, "{stage}");
