@@ -166,9 +166,7 @@ pub struct Dive {
     pub highest_user_wasted_percent: Option<f64>,
 }
 
-// ---------------------------------------------------------------------------------------------
-// The file as written.
-
+/// images.toml as written.
 #[derive(Deserialize)]
 #[serde(
     deny_unknown_fields,

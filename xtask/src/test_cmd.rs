@@ -33,9 +33,7 @@ pub struct Args {
 
 impl Args {
     pub fn run(self, ctx: &Ctx) -> Result<()> {
-        // What killed test runs left; and, at the end, the fixture images of this run's test
-        // processes (they share them between their tests, so none of them can remove them).
-        // (Unit tests start nothing, and need no engine.)
+        // Before: what killed runs left; after: the fixture images the test binaries share.
         let reclaim = !self.unit;
         if reclaim {
             reclaim_stale();
@@ -223,8 +221,7 @@ impl Nobody {
             .map(|p| p.to_string_lossy().into_owned())
             .collect();
         candidates.push("/usr/bin/python3".into());
-        // The venv's python links to the interpreter's real path, and the tests start it again
-        // (subprocess): nobody must be able to run that, from a process of its own.
+        // The tests start the interpreter again (subprocess): nobody must be able to run it.
         let runs = |python: &String| {
             let (program, mut args) = (&prefix[0], prefix[1..].to_vec());
             args.extend([

@@ -206,8 +206,7 @@ fn prepare<'a>(
         );
     }
     let plan = plan::plan(&input);
-    // Only a builder that sees the local store builds from a local base, and only a Dockerfile
-    // that declares BASE_IMAGE takes its base from it.
+    // A local base matters only to a builder that sees the store and a Dockerfile that takes it.
     let local_base = plan
         .build_args
         .get("BASE_IMAGE")

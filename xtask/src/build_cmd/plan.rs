@@ -427,8 +427,7 @@ fn cache_args(cache: &CacheSpec) -> Vec<String> {
             format!("--cache-from=type=gha,scope={scope}"),
             format!("--cache-to=type=gha,scope={scope},mode=max"),
         ],
-        // An OCI image manifest (not an index with a cache config) is what every registry
-        // stores; mode=max keeps the intermediate stages' layers too.
+        // A plain OCI image manifest, which every registry stores; mode=max keeps every stage.
         CacheSpec::Registry { reference } => vec![
             format!("--cache-from=type=registry,ref={reference}"),
             format!(

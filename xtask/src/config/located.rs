@@ -20,8 +20,7 @@ impl Located<'_> {
         variant: Option<&str>,
         msg: impl std::fmt::Display,
     ) -> anyhow::Error {
-        // The table the value is in names the variant; a value from [defaults] names the
-        // variant it was inherited by.
+        // A value from [defaults] names the variant that inherited it.
         let variant = match span.clone().map(|s| self.table_at(s.start)) {
             Some(Table::Variant(v)) => Some(format!("variant `{v}`")),
             Some(Table::Defaults) => variant.map(|v| format!("variant `{v}` (from [defaults])")),

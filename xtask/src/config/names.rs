@@ -66,8 +66,7 @@ fn check_name(name: &str) -> std::result::Result<(), String> {
         return Err(format!("it is {} characters long, 255 at most", name.len()));
     }
     let mut parts: Vec<&str> = name.split('/').collect();
-    // As docker splits it: the first part is a registry when it has a `.` or `:`, is
-    // `localhost`, or has an uppercase letter (which a path may not).
+    // As docker splits it: a registry has a `.`, a `:`, an uppercase letter or is `localhost`.
     if parts.len() > 1 {
         let first = parts[0];
         if first.contains(['.', ':'])

@@ -37,8 +37,7 @@ impl Registry {
         if host.is_empty() {
             bail!("{what} is empty: give the registry as HOST[:PORT][/NAMESPACE]");
         }
-        // Docker reads the first path component as a registry only when it has a dot or a port,
-        // or is `localhost`; anything else is a Docker Hub user.
+        // Docker reads anything else as a Docker Hub user.
         if !(host.contains('.') || host.contains(':') || host == "localhost") {
             bail!(
                 "{what} `{text}` does not start with a registry host (a name with a dot or a port, \

@@ -161,9 +161,6 @@ fn ser_opt_secs<S: serde::Serializer>(
     }
 }
 
-// ---------------------------------------------------------------------------------------------
-// As written.
-
 #[derive(Deserialize, Default, Clone)]
 #[serde(
     deny_unknown_fields,
