@@ -114,7 +114,7 @@ impl File {
         let original = std::fs::read(&path).with_context(|| format!("reading {path}"))?;
         Ok(File {
             copy: scratch.file(&path)?,
-            shown: path.strip_prefix(&ctx.root).unwrap_or(&path).to_owned(),
+            shown: util::shown(&path).into(),
             original,
         })
     }

@@ -35,8 +35,9 @@ use serde::Serialize;
 
 use crate::report::{publish, Check, Machine};
 use judge::Row;
-use plan::SourceLayer;
+use plan::{ImagePlan, SourceLayer};
 use xtask::build_cmd::Compression;
+use xtask::config::Variant;
 use xtask::docker;
 use xtask::output::progress;
 use xtask::registry::serve::LocalRegistry;
@@ -94,10 +95,27 @@ impl PullArgs {
     }
 
     pub fn run(self, ctx: &Ctx) -> Result<()> {
-        let config = ctx.config()?;
-        let variant = config.variant(&self.variant)?;
-        let image = self.image.clone().unwrap_or_else(|| variant.image_ref());
+        let variant = ctx.config()?.variant(&self.variant)?;
         // Everything that can be checked is checked before a registry or an engine starts.
+        let source = self.source(variant)?;
+        let plans = plan::images(source.layers.len(), &source.venv);
+        let measured = self.measure(ctx, &variant.name, &source, plans)?;
+        let compression = variant.push_compression.unwrap_or(Compression::Gzip);
+        let report = self.report(variant, &source, judge::rows(measured, compression));
+        publish(
+            self.format,
+            &format!("bench pull {}", variant.name),
+            &render::render(&report),
+            xtask::report::Kind::BenchPull,
+            &report,
+            &report.checks,
+        )
+    }
+
+    /// The image to measure, read from the content store: its layers, its config and which of
+    /// its layers are the venv's.
+    fn source(&self, variant: &Variant) -> Result<Source> {
+        let image = self.image.clone().unwrap_or_else(|| variant.image_ref());
         preflight()?;
         let info = docker::info()?;
         if !info.containerd_store() {
@@ -118,30 +136,46 @@ impl PullArgs {
             })?;
         let store = ContentStore::locate(&info.docker_root_dir, &[&inspect.id])
             .map_err(|why| anyhow::anyhow!("reading the layers of {image}: {why}"))?;
-        let (manifest, config_bytes) = image_documents(&store, &inspect)?;
-        let layers = source_layers(&manifest, &config_bytes)
+        let (manifest, config) = image_documents(&store, &inspect)?;
+        let layers = source_layers(&manifest, &config)
             .with_context(|| format!("reading the layers of {image}"))?;
         let venv = plan::venv_layers(&layers, &self.venv)
             .with_context(|| format!("the layers of {image}"))?;
-        let images = plan::images(layers.len(), &venv);
-        let push_compression = variant.push_compression.unwrap_or(Compression::Gzip);
-        let source = push::Source {
-            store: &store,
+        Ok(Source {
+            info,
+            image,
+            image_id: inspect.id,
+            store,
             layers,
-            config: config_bytes,
-        };
+            config,
+            venv,
+        })
+    }
 
+    /// Each planned image pushed into a registry of its own, then pulled `--runs` times, each
+    /// time by a fresh engine; registries, engines and their files removed on every path.
+    fn measure(
+        &self,
+        ctx: &Ctx,
+        name: &str,
+        source: &Source,
+        plans: Vec<ImagePlan>,
+    ) -> Result<Vec<(ImagePlan, push::Pushed, Vec<run::PullRun>)>> {
+        let blobs = push::Source {
+            store: &source.store,
+            layers: source.layers.clone(),
+            config: source.config.clone(),
+        };
         let scratch = TempDir::new(ctx, "bench-pull")?;
         let mut engines = run::Engines {
             data: scratch.path(),
             count: 0,
         };
-        let repo = format!("xtask-bench-pull/{}", variant.name);
+        let repo = format!("xtask-bench-pull/{name}");
         let mut measured = Vec::new();
-        for (k, plan) in images.into_iter().enumerate() {
+        for (k, plan) in plans.into_iter().enumerate() {
             progress!(
-                "bench pull {}: {} — into a registry of its own",
-                variant.name,
+                "bench pull {name}: {} — into a registry of its own",
                 plan.label()
             );
             let dir = scratch.path().join(format!("registry-{k}"));
@@ -150,52 +184,58 @@ impl PullArgs {
                 LocalRegistry::stop,
             )
             .context("starting a registry on 127.0.0.1")?;
-            let pushed = push::push(&registry, &repo, &source, &plan)
+            let pushed = push::push(&registry, &repo, &blobs, &plan)
                 .with_context(|| format!("pushing {}", plan.label()))?;
-            let mut pulls = Vec::new();
-            for r in 0..self.runs {
-                let what = format!("{}, pull {}/{}", plan.label(), r + 1, self.runs);
-                pulls.push(engines.pull(&pushed.reference, &what)?);
-            }
+            let pulls = (1..=self.runs)
+                .map(|r| {
+                    let what = format!("{}, pull {r}/{}", plan.label(), self.runs);
+                    engines.pull(&pushed.reference, &what)
+                })
+                .collect::<Result<Vec<_>>>()?;
             measured.push((plan, pushed, pulls));
         }
-        drop(scratch);
+        Ok(measured)
+    }
 
-        let rows = judge::rows(measured, push_compression);
+    fn report(&self, variant: &Variant, source: &Source, rows: Vec<Row>) -> PullReport {
         let checks = judge::checks(&rows, self.max_vs_reference);
-        let report = PullReport {
+        let venv = &source.venv;
+        PullReport {
             variant: variant.name.clone(),
-            image,
-            image_id: inspect.id.clone(),
-            machine: Machine::of(&info),
+            image: source.image.clone(),
+            image_id: source.image_id.clone(),
+            machine: Machine::of(&source.info),
             layers: source.layers.len(),
-            venv_layers: if venv.len() == 1 {
-                format!("{}", venv.start + 1)
-            } else {
-                format!("{}–{}", venv.start + 1, venv.end)
+            venv_layers: match venv.len() {
+                1 => format!("{}", venv.start + 1),
+                _ => format!("{}–{}", venv.start + 1, venv.end),
             },
             puller: format!(
                 "containerd store, gzip unpacked by {}",
-                if which::which("unpigz").is_ok() {
-                    "unpigz"
-                } else {
-                    "containerd's Go code (no unpigz on PATH)"
+                match which::which("unpigz") {
+                    Ok(_) => "unpigz",
+                    Err(_) => "containerd's Go code (no unpigz on PATH)",
                 }
             ),
             runs: self.runs,
             pass: checks.iter().all(|c| c.pass),
             rows,
             checks,
-        };
-        publish(
-            self.format,
-            &format!("bench pull {}", variant.name),
-            &render::render(&report),
-            xtask::report::Kind::BenchPull,
-            &report,
-            &report.checks,
-        )
+        }
     }
+}
+
+/// The image a pull bench measures, as the engine and its content store hold it.
+struct Source {
+    info: docker::Info,
+    image: String,
+    image_id: String,
+    store: ContentStore,
+    layers: Vec<SourceLayer>,
+    /// Its config as stored.
+    config: Vec<u8>,
+    /// The venv's layers.
+    venv: std::ops::Range<usize>,
 }
 
 /// Root and the three programs the bench starts, before anything starts.

@@ -10,6 +10,7 @@ use flate2::{read::MultiGzDecoder, write::GzEncoder};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::io::{self, BufReader, Read, Write};
+use std::ops::Range;
 use std::time::Instant;
 
 use super::merge;
@@ -162,6 +163,13 @@ fn compressed(
     Ok((blob, diff_id))
 }
 
+/// Where a planned image goes: a repository of the bench's registry.
+struct Target<'a> {
+    registry: &'a LocalRegistry,
+    repo: &'a str,
+    plan: &'a ImagePlan,
+}
+
 /// Pushes `plan` as `repo:<tag>`.
 pub fn push(
     registry: &LocalRegistry,
@@ -170,82 +178,111 @@ pub fn push(
     plan: &ImagePlan,
 ) -> Result<Pushed> {
     let started = Instant::now();
-    let want = Encoding::of_compression(plan.compression);
-    let mut layers = Vec::new();
-    for part in &plan.parts {
-        let layer = match part {
-            Part::Layer(i) => {
-                let src = &source.layers[*i];
-                let (blob, diff_id) = if Encoding::of(&src.media_type)? == want {
-                    let (mut file, path) = source.store.open(&src.digest)?;
-                    let mut sending = upload(registry, repo)?;
-                    io::copy(&mut file, &mut sending)
-                        .with_context(|| format!("sending {}", path))?;
-                    let blob = sending.finish()?;
-                    if blob.digest != src.digest {
-                        bail!(
-                            "the content store's blob {} hashed to {}: the store is damaged",
-                            src.digest,
-                            blob.digest
-                        );
-                    }
-                    (blob, src.diff_id.clone())
-                } else {
-                    progress!(
-                        "bench pull: {}: layer {} compressed with {}",
-                        plan.label(),
-                        i + 1,
-                        plan.compression.as_str()
-                    );
-                    let (blob, diff_id) = compressed(registry, repo, plan.compression, |out| {
-                        io::copy(&mut source.tar(*i)?, out)
-                            .with_context(|| format!("recompressing layer {}", i + 1))?;
-                        Ok(())
-                    })?;
-                    if diff_id != src.diff_id {
-                        bail!(
-                            "layer {} decompressed to {diff_id}, but the image names {}",
-                            i + 1,
-                            src.diff_id
-                        );
-                    }
-                    (blob, diff_id)
-                };
-                PushedLayer {
-                    digest: blob.digest,
-                    diff_id,
-                    media_type: layer_media_type(plan.compression).into(),
-                    size: blob.size,
-                    from: vec![i + 1],
-                }
-            }
-            Part::Merged(range) => {
-                progress!(
-                    "bench pull: {}: layers {}–{} merged into one, compressed with {}",
-                    plan.label(),
-                    range.start + 1,
-                    range.end,
-                    plan.compression.as_str()
-                );
-                let index = merge::index(range.clone().map(|i| source.tar(i)))?;
-                let (blob, diff_id) = compressed(registry, repo, plan.compression, |out| {
-                    merge::write(&index, range.clone().map(|i| source.tar(i)), out)?;
-                    Ok(())
-                })?;
-                PushedLayer {
-                    digest: blob.digest,
-                    diff_id,
-                    media_type: layer_media_type(plan.compression).into(),
-                    size: blob.size,
-                    from: range.clone().map(|i| i + 1).collect(),
-                }
-            }
-        };
-        layers.push(layer);
+    let to = Target {
+        registry,
+        repo,
+        plan,
+    };
+    let layers = plan
+        .parts
+        .iter()
+        .map(|part| match part {
+            Part::Layer(i) => push_layer(&to, source, *i),
+            Part::Merged(range) => push_merged(&to, source, range),
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let (reference, digest) = put_image(&to, source, &layers)?;
+    Ok(Pushed {
+        reference,
+        digest,
+        layers,
+        secs: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// Source layer `i`: its blob as stored when the plan's compression is the store's, else its tar
+/// compressed again (and its diff ID checked).
+fn push_layer(to: &Target, source: &Source, i: usize) -> Result<PushedLayer> {
+    let src = &source.layers[i];
+    let compression = to.plan.compression;
+    let (blob, diff_id) = if Encoding::of(&src.media_type)? == Encoding::of_compression(compression)
+    {
+        (send_stored(to, source, src)?, src.diff_id.clone())
+    } else {
+        progress!(
+            "bench pull: {}: layer {} compressed with {}",
+            to.plan.label(),
+            i + 1,
+            compression.as_str()
+        );
+        let (blob, diff_id) = compressed(to.registry, to.repo, compression, |out| {
+            io::copy(&mut source.tar(i)?, out)
+                .with_context(|| format!("recompressing layer {}", i + 1))?;
+            Ok(())
+        })?;
+        if diff_id != src.diff_id {
+            bail!(
+                "layer {} decompressed to {diff_id}, but the image names {}",
+                i + 1,
+                src.diff_id
+            );
+        }
+        (blob, diff_id)
+    };
+    Ok(PushedLayer {
+        digest: blob.digest,
+        diff_id,
+        media_type: layer_media_type(compression).into(),
+        size: blob.size,
+        from: vec![i + 1],
+    })
+}
+
+/// A blob of the content store as it is (the blob a `build --push` sends), its digest checked.
+fn send_stored(to: &Target, source: &Source, src: &SourceLayer) -> Result<Blob> {
+    let (mut file, path) = source.store.open(&src.digest)?;
+    let mut sending = upload(to.registry, to.repo)?;
+    io::copy(&mut file, &mut sending).with_context(|| format!("sending {path}"))?;
+    let blob = sending.finish()?;
+    if blob.digest != src.digest {
+        bail!(
+            "the content store's blob {} hashed to {}: the store is damaged",
+            src.digest,
+            blob.digest
+        );
     }
+    Ok(blob)
+}
+
+/// Source layers `range` as one layer, written by `merge` and compressed on the way.
+fn push_merged(to: &Target, source: &Source, range: &Range<usize>) -> Result<PushedLayer> {
+    let compression = to.plan.compression;
+    progress!(
+        "bench pull: {}: layers {}–{} merged into one, compressed with {}",
+        to.plan.label(),
+        range.start + 1,
+        range.end,
+        compression.as_str()
+    );
+    let index = merge::index(range.clone().map(|i| source.tar(i)))?;
+    let (blob, diff_id) = compressed(to.registry, to.repo, compression, |out| {
+        merge::write(&index, range.clone().map(|i| source.tar(i)), out)?;
+        Ok(())
+    })?;
+    Ok(PushedLayer {
+        digest: blob.digest,
+        diff_id,
+        media_type: layer_media_type(compression).into(),
+        size: blob.size,
+        from: range.clone().map(|i| i + 1).collect(),
+    })
+}
+
+/// The image's config and manifest, tagged; returns its reference and the manifest's digest.
+fn put_image(to: &Target, source: &Source, layers: &[PushedLayer]) -> Result<(String, String)> {
     let diff_ids: Vec<String> = layers.iter().map(|l| l.diff_id.clone()).collect();
-    let config = config_for(&source.config, &plan.parts, &diff_ids)?;
-    let mut sending = upload(registry, repo)?;
+    let config = config_for(&source.config, &to.plan.parts, &diff_ids)?;
+    let mut sending = upload(to.registry, to.repo)?;
     sending.write_all(&config).context("sending the config")?;
     let config_blob = sending.finish()?;
     let manifest = serde_json::json!({
@@ -263,12 +300,9 @@ pub fn push(
         })).collect::<Vec<_>>(),
     });
     let body = serde_json::to_vec(&manifest).context("writing the manifest")?;
-    let tag = plan.tag();
-    let digest = registry.put_manifest(repo, &tag, MANIFEST_TYPE, &body)?;
-    Ok(Pushed {
-        reference: format!("{}:{tag}", registry.repo(repo)),
-        digest,
-        layers,
-        secs: started.elapsed().as_secs_f64(),
-    })
+    let tag = to.plan.tag();
+    let digest = to
+        .registry
+        .put_manifest(to.repo, &tag, MANIFEST_TYPE, &body)?;
+    Ok((format!("{}:{tag}", to.registry.repo(to.repo)), digest))
 }
