@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::ca;
 use crate::docker;
-use crate::emulation::{self, Support};
+use crate::emulation::{self, Host, Support};
 use crate::process::Cmd;
 use crate::report::{self, Format, Table};
 use crate::scan;
@@ -34,26 +34,6 @@ struct Check {
     detail: String,
     /// What needs it, for a missing item.
     needed_by: String,
-}
-
-/// The system the xtask runs on, as far as advice differs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Host {
-    Linux,
-    MacOs,
-    Windows,
-}
-
-impl Host {
-    pub fn current() -> Host {
-        if cfg!(target_os = "macos") {
-            Host::MacOs
-        } else if cfg!(windows) {
-            Host::Windows
-        } else {
-            Host::Linux
-        }
-    }
 }
 
 /// An optional tool: its name, how to ask its version, what needs it, how to install it.
@@ -283,7 +263,7 @@ fn emulation_checks(ctx: &Ctx, host: Host, engine: Option<&Engine>) -> Vec<Check
         .filter_map(|p| {
             let emulation = match host {
                 Host::Linux => linux_emulation(p)?,
-                Host::MacOs | Host::Windows => desktop_emulation(p, engine),
+                Host::MacOs | Host::Windows => desktop_emulation(host, p, engine),
             };
             emulation_check(host, p, emulation)
         })
@@ -303,12 +283,11 @@ fn linux_emulation(platform: &str) -> Option<Emulation> {
 }
 
 /// What Docker Desktop's VM runs: its own platform natively, others through its emulation.
-fn desktop_emulation(platform: &str, engine: Option<&Engine>) -> Emulation {
+fn desktop_emulation(host: Host, platform: &str, engine: Option<&Engine>) -> Emulation {
     let native = engine.map_or(emulation::host_platform(), |e| e.native.as_str());
     if docker::same_platform(platform, native) {
         return Emulation::Native;
     }
-    let short = platform.rsplit('/').next().unwrap_or(platform);
     match engine.and_then(|e| e.platforms.as_ref()) {
         None => Emulation::Missing("not checked: needs the docker engine and buildx".into()),
         Some(runs) if runs.iter().any(|r| docker::same_platform(r, platform)) => {
@@ -317,9 +296,8 @@ fn desktop_emulation(platform: &str, engine: Option<&Engine>) -> Emulation {
             )
         }
         Some(_) => Emulation::Missing(format!(
-            "the engine does not run {platform}: Docker Desktop's VM emulates the common \
-             platforms; for this one, where Docker Hub is reachable, `docker run --privileged \
-             --rm tonistiigi/binfmt --install {short}`"
+            "the engine does not run {platform}: {}",
+            emulation::fix_on(host, platform)
         )),
     }
 }
@@ -590,7 +568,7 @@ mod tests {
                 ("linux/s390x", Some(&engine)),
                 ("linux/arm64", None),
             ] {
-                let emulation = desktop_emulation(platform, engine);
+                let emulation = desktop_emulation(host, platform, engine);
                 let check = emulation_check(host, platform, emulation).unwrap();
                 for linux_only in [
                     "binfmt_misc",
@@ -602,14 +580,14 @@ mod tests {
                     assert!(!said.contains(linux_only), "{host:?}: {said}");
                 }
             }
-            let arm64 = desktop_emulation("linux/arm64", Some(&engine));
+            let arm64 = desktop_emulation(host, "linux/arm64", Some(&engine));
             let arm64 = emulation_check(host, "linux/arm64", arm64).unwrap();
             assert!(
                 arm64.ok && arm64.detail.contains("Docker Desktop"),
                 "{}",
                 arm64.detail
             );
-            let own = desktop_emulation("linux/amd64", Some(&engine));
+            let own = desktop_emulation(host, "linux/amd64", Some(&engine));
             assert!(emulation_check(host, "linux/amd64", own).is_none());
         }
         assert!(tools(Host::Linux).iter().any(|t| t.name == "mmdebstrap"));

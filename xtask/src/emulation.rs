@@ -291,10 +291,42 @@ pub fn host_support(platform: &str) -> Result<Support> {
     Ok(found)
 }
 
+/// The system the xtask runs on, as far as advice differs: on macOS and Windows the engine is
+/// Docker Desktop's VM, which emulates other platforms itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Host {
+    Linux,
+    MacOs,
+    Windows,
+}
+
+impl Host {
+    pub fn current() -> Host {
+        if cfg!(target_os = "macos") {
+            Host::MacOs
+        } else if cfg!(windows) {
+            Host::Windows
+        } else {
+            Host::Linux
+        }
+    }
+}
+
 /// What to do when `platform` cannot run here (one sentence, for `error:` lines).
 pub fn fix(platform: &str) -> String {
+    fix_on(Host::current(), platform)
+}
+
+/// What to do when `platform` cannot run on `host` (pure).
+pub fn fix_on(host: Host, platform: &str) -> String {
     let qemu = debian_arch(platform).map_or("ARCH", |a| a.qemu);
     let short = platform.rsplit('/').next().unwrap_or(platform);
+    if host != Host::Linux {
+        return format!(
+            "Docker Desktop's VM emulates the common platforms; for {platform}, where Docker Hub \
+             is reachable, `docker run --privileged --rm tonistiigi/binfmt --install {short}`"
+        );
+    }
     format!(
         "enable emulation for {platform}: as root, install QEMU's static user-mode emulators \
          (Debian/Ubuntu: `qemu-user-static`; `qemu-user` from Debian 13 on), mount binfmt_misc \
@@ -419,5 +451,21 @@ mod tests {
         assert!(f.contains("/usr/lib/binfmt.d/qemu-s390x.conf"), "{f}");
         assert!(f.contains(".ci/enable-emulation s390x"), "{f}");
         assert!(f.contains("tonistiigi/binfmt --install s390x"), "{f}");
+    }
+
+    #[test]
+    fn the_fix_is_the_one_for_the_host() {
+        let linux = fix_on(Host::Linux, "linux/arm64");
+        assert!(
+            linux.contains("qemu-user-static") && linux.contains(".ci/enable-emulation arm64"),
+            "{linux}"
+        );
+        for host in [Host::MacOs, Host::Windows] {
+            let desktop = fix_on(host, "linux/s390x");
+            assert!(desktop.contains("Docker Desktop") && desktop.contains("--install s390x"));
+            for linux_only in ["binfmt_misc", "qemu-user-static", "enable-emulation"] {
+                assert!(!desktop.contains(linux_only), "{host:?}: {desktop}");
+            }
+        }
     }
 }
