@@ -14,6 +14,7 @@ use camino::{Utf8Path, Utf8PathBuf};
 
 use crate::process::Cmd;
 use crate::sbom::SbomFormat;
+use crate::util::shown;
 
 /// How signatures are made.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -74,8 +75,8 @@ impl Signer {
 
     pub fn describe(&self) -> String {
         match self {
-            Signer::Key { key, tlog: false } => format!("key {key} (offline, no tlog)"),
-            Signer::Key { key, tlog: true } => format!("key {key} (tlog)"),
+            Signer::Key { key, tlog: false } => format!("key {} (offline, no tlog)", shown(key)),
+            Signer::Key { key, tlog: true } => format!("key {} (tlog)", shown(key)),
             Signer::Keyless => "keyless (OIDC, tlog)".into(),
         }
     }
@@ -320,20 +321,22 @@ pub fn check_public_key(key: &str) -> Result<()> {
     if key.contains("://") {
         return Ok(());
     }
+    let shown = shown(key);
     let pem = match std::fs::read(key) {
         Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
         Err(e) => bail!(
-            "cannot read the public key {key} ({e}): cosign generate-key-pair writes cosign.pub"
+            "cannot read the public key {shown} ({e}): cosign generate-key-pair writes cosign.pub"
         ),
     };
     match public_key_problem(&pem) {
-        Some(problem) => bail!("the public key {key} {problem}"),
+        Some(problem) => bail!("the public key {shown} {problem}"),
         None => Ok(()),
     }
 }
 
 /// What to tell a signer whose key cosign could not open (`reason`).
 pub fn signing_key_problem(key: &str, reason: &str, password_set: bool) -> String {
+    let key = shown(key);
     if reason.contains("PUBLIC KEY") {
         format!("{key} is a public key: sign with its private key (the cosign.key of `cosign generate-key-pair`)")
     } else if !password_set {

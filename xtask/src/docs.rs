@@ -158,7 +158,7 @@ pub fn documents(root: &Utf8Path) -> Result<Vec<Utf8PathBuf>> {
     let mut docs: Vec<Utf8PathBuf> = root
         .join("docs")
         .read_dir_utf8()
-        .with_context(|| format!("listing {root}/docs"))?
+        .with_context(|| format!("listing {}", crate::util::shown(root.join("docs"))))?
         .filter_map(|e| e.ok())
         .map(|e| Utf8PathBuf::from("docs").join(e.file_name()))
         .filter(|p| p.extension() == Some("md"))

@@ -182,7 +182,7 @@ impl Args {
         let reports = self
             .from
             .iter()
-            .map(|path| Ok((path.to_string(), report::read(path, Kind::Build)?)))
+            .map(|path| Ok((util::shown(path), report::read(path, Kind::Build)?)))
             .collect::<Result<Vec<_>>>()?;
         let plan = plan(&self.variant, &reports)?;
         let dir = self.report_dir.clone().unwrap_or_else(|| ctx.out_dir());
@@ -212,14 +212,15 @@ impl Args {
             platform_digests: listed,
             version: plan.version.clone(),
             revision: plan.revision.clone(),
-            merged_from: self.from.iter().map(|p| p.to_string()).collect(),
+            merged_from: self.from.iter().map(util::shown).collect(),
         };
         let path = util::host_join(&dir, format!("build-{}.json", self.variant));
         report::write_atomic(&path, report::to_json(Kind::Build, &merged)?.as_bytes())?;
         progress!(
-            "merged {} as {}; report: {path}",
+            "merged {} as {}; report: {}",
             self.variant,
-            merged.digest
+            merged.digest,
+            util::shown(&path)
         );
         report::emit(self.format, &table(&merged, &plan), Kind::Build, &merged)
     }

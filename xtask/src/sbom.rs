@@ -121,15 +121,16 @@ impl SbomFormat {
 
     /// The format of the SBOM file at `path`; anything but SPDX or CycloneDX JSON is an error.
     pub fn of_file(path: &Utf8Path) -> Result<SbomFormat> {
+        let shown = util::shown(path);
         let what = "pass an SPDX or CycloneDX JSON document (`cargo xtask sbom` writes both)";
         let text = match std::fs::read_to_string(path) {
             Ok(text) => text,
-            Err(e) => bail!("cannot read the SBOM {path} ({e}): {what}"),
+            Err(e) => bail!("cannot read the SBOM {shown} ({e}): {what}"),
         };
         match serde_json::from_str(&text).map(|doc| SbomFormat::of(&doc)) {
             Ok(Some(format)) => Ok(format),
-            Ok(None) => bail!("{path} is neither an SPDX nor a CycloneDX document: {what}"),
-            Err(e) => bail!("{path} is not a JSON SBOM ({e}): {what}"),
+            Ok(None) => bail!("{shown} is neither an SPDX nor a CycloneDX document: {what}"),
+            Err(e) => bail!("{shown} is not a JSON SBOM ({e}): {what}"),
         }
     }
 
@@ -228,7 +229,9 @@ pub struct Report {
     pub name: String,
     pub image: String,
     pub source: Source,
+    #[serde(serialize_with = "util::serialize_shown")]
     pub spdx: Utf8PathBuf,
+    #[serde(serialize_with = "util::serialize_shown")]
     pub cyclonedx: Utf8PathBuf,
     #[serde(flatten)]
     pub summary: Summary,
@@ -291,7 +294,7 @@ pub fn generate(plan: &Plan) -> Result<Report> {
         .spdx
         .parent()
         .context("the SBOM path has no directory")?;
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {dir}"))?;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", util::shown(dir)))?;
     let suffix = util::unique_suffix();
     let tmp_spdx = Utf8PathBuf::from(format!("{}.tmp-{suffix}", plan.spdx));
     let tmp_cdx = Utf8PathBuf::from(format!("{}.tmp-{suffix}", plan.cyclonedx));
@@ -307,9 +310,10 @@ pub fn generate(plan: &Plan) -> Result<Report> {
     let summary = summarize(&spdx)?;
     // The documents are results: not written once the run was interrupted.
     crate::cleanup::deliver(|| -> Result<()> {
-        std::fs::rename(&tmp_spdx, &plan.spdx).with_context(|| format!("writing {}", plan.spdx))?;
+        std::fs::rename(&tmp_spdx, &plan.spdx)
+            .with_context(|| format!("writing {}", util::shown(&plan.spdx)))?;
         std::fs::rename(&tmp_cdx, &plan.cyclonedx)
-            .with_context(|| format!("writing {}", plan.cyclonedx))
+            .with_context(|| format!("writing {}", util::shown(&plan.cyclonedx)))
     })?;
     Ok(Report {
         name: plan.name.clone(),

@@ -65,7 +65,7 @@ fn from_build_report(
     let path = util::host_join(report_dir, format!("build-{variant}.json"));
     let again = format!("run `cargo xtask build --push {variant}` first, or sign --image REF");
     if !path.is_file() {
-        bail!("no build report {path}: {again}");
+        bail!("no build report {}: {again}", util::shown(&path));
     }
     let build: PushedBuild = report::read(&path, Kind::Build)?;
     let tag = build
@@ -75,9 +75,13 @@ fn from_build_report(
     match (build.pushed, build.digest, tag) {
         (true, Some(digest), Some(tag)) => Ok((format!("{repository}@{digest}"), tag.clone())),
         (true, Some(_), None) => bail!(
-            "the last build of `{variant}` ({path}) was pushed elsewhere, not to {repository}: {again}"
+            "the last build of `{variant}` ({}) was pushed elsewhere, not to {repository}: {again}",
+            util::shown(&path)
         ),
-        _ => bail!("the last build of `{variant}` ({path}) was not pushed: {again}"),
+        _ => bail!(
+            "the last build of `{variant}` ({}) was not pushed: {again}",
+            util::shown(&path)
+        ),
     }
 }
 
@@ -87,6 +91,7 @@ struct Signed {
     #[serde(flatten)]
     subject: Pushed,
     signer: String,
+    #[serde(serialize_with = "util::serialize_shown")]
     sbom: Utf8PathBuf,
     sbom_format: SbomFormat,
     sbom_packages: Option<usize>,
@@ -113,7 +118,10 @@ impl Args {
             return Ok(None);
         };
         if !path.is_file() {
-            bail!("the SBOM {path} given with --sbom does not exist");
+            bail!(
+                "the SBOM {} given with --sbom does not exist",
+                util::shown(path)
+            );
         }
         Ok(Some((path.clone(), SbomFormat::of_file(path)?)))
     }
@@ -124,6 +132,7 @@ impl Args {
         if let Signer::Key { key, .. } = &signer {
             let is_uri = key.contains("://");
             if !is_uri && !Utf8Path::new(key).is_file() {
+                let key = util::shown(key);
                 bail!("the signing key {key} does not exist: make one with `cosign generate-key-pair`");
             }
         }
@@ -231,7 +240,7 @@ fn sign_one(subject: Pushed, how: &How) -> Result<Signed> {
     if !out.ok {
         bail!("cosign could not sign {reference}: {}", out.reason());
     }
-    let what = format!("{} SBOM {sbom}", sbom_format.name());
+    let what = format!("{} SBOM {}", sbom_format.name(), util::shown(&sbom));
     progress!("sign: cosign attest {reference} ({what})");
     let attest = (sbom.as_path(), sbom_format);
     let argv = cosign::attest_argv(&reference, &how.signer, config, plain_http, attest);

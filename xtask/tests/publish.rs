@@ -161,8 +161,7 @@ fn sbom_lists_the_fixtures_debian_and_python_packages_in_spdx_and_cyclonedx() {
     assert!(r["python"].as_u64().unwrap() >= 1, "{r}");
 
     let spdx: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(r["spdx"].as_str().unwrap()).unwrap())
-            .unwrap();
+        serde_json::from_str(&std::fs::read_to_string(in_repo(&r["spdx"])).unwrap()).unwrap();
     assert!(spdx["spdxVersion"].as_str().unwrap().starts_with("SPDX-2"));
     let purls: Vec<String> = spdx["packages"]
         .as_array()
@@ -183,8 +182,7 @@ fn sbom_lists_the_fixtures_debian_and_python_packages_in_spdx_and_cyclonedx() {
     );
 
     let cdx: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(r["cyclonedx"].as_str().unwrap()).unwrap())
-            .unwrap();
+        serde_json::from_str(&std::fs::read_to_string(in_repo(&r["cyclonedx"])).unwrap()).unwrap();
     assert_eq!(cdx["bomFormat"], "CycloneDX");
     let components = cdx["components"].as_array().unwrap();
     for (kind, name) in [
@@ -450,7 +448,10 @@ fn sign_and_verify_refuse_bad_input_with_one_line() {
     let run = setup.xtask(&["verify", "--image", &reference, "--key", &key]);
     input_error(
         &run,
-        &format!("{key} is a private key: verify with its public key"),
+        &format!(
+            "{} is a private key: verify with its public key",
+            xtask::util::shown(&key)
+        ),
     );
 
     // The signing key is opened with COSIGN_PASSWORD first, before any image is looked at.
@@ -468,8 +469,9 @@ fn sign_and_verify_refuse_bad_input_with_one_line() {
     input_error(
         &run,
         &format!(
-            "the signing key {key} does not open with the password in COSIGN_PASSWORD (cosign: \
-             decrypt: encrypted: decryption failed): set COSIGN_PASSWORD"
+            "the signing key {} does not open with the password in COSIGN_PASSWORD (cosign: \
+             decrypt: encrypted: decryption failed): set COSIGN_PASSWORD",
+            xtask::util::shown(&key)
         ),
     );
     assert!(

@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 
+use crate::util;
+
 const USAGE: &str = "pass a `docker save` or `docker buildx build --output type=oci` tar";
 
 pub(crate) struct Archive {
@@ -17,10 +19,10 @@ pub(crate) struct Archive {
 
 impl Archive {
     pub fn open(path: &Utf8Path) -> Result<Archive> {
-        let file = File::open(path).with_context(|| format!("opening {path}"))?;
+        let file = File::open(path).with_context(|| format!("opening {}", util::shown(path)))?;
         let mut tar = tar::Archive::new(file);
         let mut members = BTreeMap::new();
-        let not_tar = || format!("{path} is not a tar archive: {USAGE}");
+        let not_tar = || format!("{} is not a tar archive: {USAGE}", util::shown(path));
         for entry in tar.entries().map_err(|_| anyhow!(not_tar()))? {
             let entry = entry.map_err(|_| anyhow!(not_tar()))?;
             let name = entry.path()?.to_string_lossy().into_owned();
@@ -28,7 +30,10 @@ impl Archive {
             members.insert(name, (entry.raw_file_position(), entry.size()));
         }
         if !members.contains_key("index.json") {
-            bail!("{path} is not an OCI image archive (no index.json): {USAGE}");
+            bail!(
+                "{} is not an OCI image archive (no index.json): {USAGE}",
+                util::shown(path)
+            );
         }
         Ok(Archive {
             path: path.to_owned(),
@@ -41,7 +46,7 @@ impl Archive {
         let mut bytes = Vec::new();
         self.member("index.json")?
             .read_to_end(&mut bytes)
-            .with_context(|| format!("reading index.json of {}", self.path))?;
+            .with_context(|| format!("reading index.json of {}", util::shown(&self.path)))?;
         Ok(bytes)
     }
 
@@ -52,15 +57,16 @@ impl Archive {
     pub fn blob(&self, digest: &str) -> Result<std::io::Take<File>> {
         let path = blob_path(digest).with_context(|| format!("`{digest}` is not a digest"))?;
         self.member(&path)
-            .with_context(|| format!("blob {digest} is not in {}", self.path))
+            .with_context(|| format!("blob {digest} is not in {}", util::shown(&self.path)))
     }
 
     fn member(&self, name: &str) -> Result<std::io::Take<File>> {
         let &(offset, size) = self
             .members
             .get(name)
-            .with_context(|| format!("{} holds no {name}", self.path))?;
-        let mut file = File::open(&self.path).with_context(|| format!("opening {}", self.path))?;
+            .with_context(|| format!("{} holds no {name}", util::shown(&self.path)))?;
+        let mut file = File::open(&self.path)
+            .with_context(|| format!("opening {}", util::shown(&self.path)))?;
         file.seek(SeekFrom::Start(offset))?;
         Ok(file.take(size))
     }

@@ -121,7 +121,7 @@ pub(crate) struct Opened {
 pub(crate) fn open(ctx: &Ctx, text: &str) -> Result<Opened> {
     let name = text.to_string();
     match Spec::detect(text)? {
-        Spec::Archive(path) => open_archive(name, &path, None),
+        Spec::Archive(path) => open_archive(crate::util::shown(&path), &path, None),
         Spec::Local(image) => open_local(ctx, name, &image),
         Spec::Registry(reference) => open_registry(name, &reference),
     }
@@ -162,8 +162,9 @@ fn open_local(ctx: &Ctx, name: String, image: &str) -> Result<Opened> {
 
 fn save_to(image: &str, path: &Utf8Path) -> Result<()> {
     let mut save = docker::save(&[image.to_string()])?;
-    let mut file = std::fs::File::create(path).with_context(|| format!("creating {path}"))?;
-    std::io::copy(&mut save, &mut file).with_context(|| format!("writing {path}"))?;
+    let shown = crate::util::shown(path);
+    let mut file = std::fs::File::create(path).with_context(|| format!("creating {shown}"))?;
+    std::io::copy(&mut save, &mut file).with_context(|| format!("writing {shown}"))?;
     save.finish()
 }
 

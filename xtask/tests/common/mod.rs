@@ -44,6 +44,15 @@ pub fn repo_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// A file a report names: relative to the repository root when inside it (as the xtask shows
+/// paths), so resolved against the root; an absolute path stays as it is.
+pub fn in_repo(path: &serde_json::Value) -> PathBuf {
+    repo_root().join(
+        path.as_str()
+            .unwrap_or_else(|| panic!("not a path: {path}")),
+    )
+}
+
 pub fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests")
