@@ -94,7 +94,8 @@ impl LocalEngine {
     fn prepare(&self, spec: &EngineSpec) -> Result<()> {
         for dir in [&self.dir, &self.data_root] {
             let _ = std::fs::remove_dir_all(dir);
-            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("creating {}", crate::util::shown(dir)))?;
         }
         let config = self.config();
         std::fs::write(
@@ -104,7 +105,7 @@ impl LocalEngine {
                 spec.containerd_store
             ),
         )
-        .with_context(|| format!("writing {}", config.display()))?;
+        .with_context(|| format!("writing {}", crate::util::shown(&config)))?;
         Cmd::new("ip")
             .args(["link", "add", &self.bridge, "type", "bridge"])
             .run()

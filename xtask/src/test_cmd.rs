@@ -132,7 +132,11 @@ fn app_tests(ctx: &Ctx) -> Result<()> {
         util::host_join(&venv, "bin/python")
     };
     let lock = util::host_join(&ctx.root, "app/requirements-dev.lock");
-    progress!("app tests: venv {venv} from {lock}");
+    progress!(
+        "app tests: venv {} from {}",
+        util::shown(&venv),
+        util::shown(&lock)
+    );
     let mut uv_venv = vec!["venv", "--quiet", "--allow-existing"];
     if let Some(nobody) = &nobody {
         uv_venv.extend(["--python", nobody.interpreter.as_str()]);

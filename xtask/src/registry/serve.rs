@@ -62,14 +62,14 @@ impl LocalRegistry {
         for _ in 0..5 {
             let _ = std::fs::remove_dir_all(dir);
             std::fs::create_dir_all(dir.join("storage"))
-                .with_context(|| format!("creating {}", dir.display()))?;
+                .with_context(|| format!("creating {}", crate::util::shown(dir)))?;
             let host = format!(
                 "127.0.0.1:{}",
                 free_port().context("asking the OS for a free loopback port")?
             );
             let config = dir.join("config.yml");
             std::fs::write(&config, config_yaml(&host, &dir.join("storage")))
-                .with_context(|| format!("writing {}", config.display()))?;
+                .with_context(|| format!("writing {}", crate::util::shown(&config)))?;
             let log = dir.join("registry.log");
             let child = Cmd::new("docker-registry")
                 .arg("serve")

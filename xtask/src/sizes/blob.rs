@@ -170,6 +170,7 @@ pub(super) fn measure_file(
     usage: &dyn Fn() -> Option<u64>,
     stats: &mut Stats,
 ) -> Result<BlobFacts> {
+    let path = crate::util::shown(path);
     let size = file
         .metadata()
         .with_context(|| format!("reading the size of {path}"))?

@@ -67,7 +67,7 @@ impl ContentStore {
                 return Ok(store);
             }
         }
-        let tried: Vec<String> = dirs.iter().map(|d| d.to_string()).collect();
+        let tried: Vec<String> = dirs.iter().map(crate::util::shown).collect();
         Err(format!(
             "containerd's content store is not readable here (tried {})",
             tried.join(", ")
@@ -89,7 +89,8 @@ impl ContentStore {
         let path = self
             .path(digest)
             .with_context(|| format!("`{digest}` is not a digest"))?;
-        let file = File::open(&path).with_context(|| format!("opening blob {digest} ({path})"))?;
+        let file = File::open(&path)
+            .with_context(|| format!("opening blob {digest} ({})", crate::util::shown(&path)))?;
         Ok((file, path))
     }
 
@@ -99,6 +100,7 @@ impl ContentStore {
             return Ok(());
         }
         let (file, path) = self.open(digest)?;
+        let path = crate::util::shown(path);
         let mut bytes = Vec::new();
         file.take(MAX_JSON_BLOB + 1)
             .read_to_end(&mut bytes)

@@ -58,7 +58,7 @@ pub fn measure(
             progress!(
                 "reading {} from containerd's content store ({})",
                 names(&todo),
-                found.dir()
+                crate::util::shown(found.dir())
             );
             stats.from_store = todo.len();
             content::read_layout(&found, &todo, cache, options.decompress, &mut stats)?

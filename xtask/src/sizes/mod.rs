@@ -243,7 +243,7 @@ impl Args {
         if let Some(path) = &self.save {
             let json = report::to_json(report::Kind::Sizes, report)?;
             report::write_atomic(path, json.as_bytes())
-                .with_context(|| format!("saving the report to {path}"))?;
+                .with_context(|| format!("saving the report to {}", crate::util::shown(path)))?;
         }
         Ok(())
     }

@@ -122,10 +122,12 @@ fn cached(cache_dir: &Utf8Path, layer: &Layer) -> Option<u64> {
 }
 
 fn cache_sizes(cache_dir: &Utf8Path, layers: &[Layer], sizes: &[u64]) -> Result<()> {
-    std::fs::create_dir_all(cache_dir).with_context(|| format!("creating {cache_dir}"))?;
+    std::fs::create_dir_all(cache_dir)
+        .with_context(|| format!("creating {}", crate::util::shown(cache_dir)))?;
     for (layer, size) in layers.iter().zip(sizes) {
         let file = cache_file(cache_dir, layer);
-        std::fs::write(&file, format!("{size}\n")).with_context(|| format!("writing {file}"))?;
+        std::fs::write(&file, format!("{size}\n"))
+            .with_context(|| format!("writing {}", crate::util::shown(&file)))?;
     }
     Ok(())
 }

@@ -300,7 +300,8 @@ fn pytest_mounts(
         let Some(site) = opts.pytest_sites.get(&check.requirements) else {
             return Err(format!(
                 "smoke.pytest check `{}`: pytest from {} was not installed",
-                check.name, check.requirements
+                check.name,
+                crate::util::shown(&check.requirements)
             ));
         };
         let mounts = ContainerPath::new(PYTEST_MOUNTS);

@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 
 use crate::cleanup;
 use crate::process::Cmd;
-use crate::util::{progress, Ctx};
+use crate::util::{progress, shown, Ctx};
 
 /// The requirements of `root` and of everything it needs, by the `# via` notes of a lock that
 /// `uv pip compile` (or pip-compile) wrote: each requirement with its hashes, nothing else.
@@ -92,9 +92,13 @@ fn digest(text: &str) -> String {
 
 /// The site directory holding pytest from `lock`, installed now unless a previous run did.
 pub fn site(ctx: &Ctx, lock: &Utf8Path) -> Result<Utf8PathBuf> {
-    let text = std::fs::read_to_string(lock).with_context(|| format!("reading {lock}"))?;
-    let pins = closure(&text, "pytest")
-        .with_context(|| format!("taking pytest's pins from {lock} for a smoke.pytest check"))?;
+    let text = std::fs::read_to_string(lock).with_context(|| format!("reading {}", shown(lock)))?;
+    let pins = closure(&text, "pytest").with_context(|| {
+        format!(
+            "taking pytest's pins from {} for a smoke.pytest check",
+            shown(lock)
+        )
+    })?;
     let dir = ctx.out_dir().join("smoke-pytest").join(digest(&pins));
     let site = dir.join("site");
     if site.join("pytest").is_dir() {
@@ -102,14 +106,20 @@ pub fn site(ctx: &Ctx, lock: &Utf8Path) -> Result<Utf8PathBuf> {
     }
     if which::which("uv").is_err() {
         bail!(
-            "a smoke.pytest check needs uv on PATH to install pytest from {lock}: install it \
-             (`pip install uv`)"
+            "a smoke.pytest check needs uv on PATH to install pytest from {}: install it \
+             (`pip install uv`)",
+            shown(lock)
         );
     }
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {dir}"))?;
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", shown(&dir)))?;
     let requirements = dir.join("requirements.txt");
-    std::fs::write(&requirements, &pins).with_context(|| format!("writing {requirements}"))?;
-    progress!("smoke: installing pytest from {lock} into {site}");
+    std::fs::write(&requirements, &pins)
+        .with_context(|| format!("writing {}", shown(&requirements)))?;
+    progress!(
+        "smoke: installing pytest from {} into {}",
+        shown(lock),
+        shown(&site)
+    );
     // Into a fresh directory, moved in place when complete: an interrupted install leaves no
     // half a pytest for the next run to trust.
     let partial = Utf8PathBuf::from(format!("{site}.partial-{}", crate::util::unique_suffix()));
@@ -128,13 +138,15 @@ pub fn site(ctx: &Ctx, lock: &Utf8Path) -> Result<Utf8PathBuf> {
         .arg("-r")
         .arg(&requirements)
         .stream()
-        .with_context(|| format!("installing pytest from {requirements} with uv"))?;
+        .with_context(|| format!("installing pytest from {} with uv", shown(&requirements)))?;
     if !install.success() {
         bail!(
-            "installing pytest from {requirements} with uv failed ({install}; its output is above)"
+            "installing pytest from {} with uv failed ({install}; its output is above)",
+            shown(&requirements)
         );
     }
-    std::fs::rename(&partial, &site).with_context(|| format!("moving {partial} to {site}"))?;
+    std::fs::rename(&partial, &site)
+        .with_context(|| format!("moving {} to {}", shown(&partial), shown(&site)))?;
     drop(guard);
     Ok(site)
 }
