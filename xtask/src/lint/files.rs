@@ -113,10 +113,10 @@ fn workflows(dir: &Utf8Path, workflows: &Utf8Path) -> Result<Vec<Utf8PathBuf>> {
     let mut found = Vec::new();
     for entry in workflows
         .read_dir_utf8()
-        .with_context(|| format!("listing {workflows}"))?
+        .with_context(|| format!("listing {}", crate::util::shown(workflows)))?
     {
         let path = entry
-            .with_context(|| format!("listing {workflows}"))?
+            .with_context(|| format!("listing {}", crate::util::shown(workflows)))?
             .into_path();
         if matches!(path.extension(), Some("yml" | "yaml")) && path.is_file() {
             found.push(relative(dir, &path));
@@ -180,10 +180,10 @@ fn walk(dir: &Utf8Path, visit: &mut dyn FnMut(&Utf8Path)) -> Result<()> {
     }
     let mut entries: Vec<Utf8PathBuf> = dir
         .read_dir_utf8()
-        .with_context(|| format!("listing {dir}"))?
+        .with_context(|| format!("listing {}", crate::util::shown(dir)))?
         .map(|e| e.map(|e| e.into_path()))
         .collect::<std::io::Result<_>>()
-        .with_context(|| format!("listing {dir}"))?;
+        .with_context(|| format!("listing {}", crate::util::shown(dir)))?;
     entries.sort();
     for path in entries {
         let name = path.file_name().unwrap_or("");

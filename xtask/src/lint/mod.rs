@@ -65,7 +65,11 @@ impl Args {
         let (mut summaries, available) = probe(&tools, &cargo);
         let jobs = plan::plan(&files::gather(config, &available, &cargo)?, &available);
         let names: Vec<&str> = available.iter().map(|t| t.name()).collect();
-        progress!("lint {}: {}", config.dir, names.join(", "));
+        progress!(
+            "lint {}: {}",
+            crate::util::shown(&config.dir),
+            names.join(", ")
+        );
         // After a signal, jobs fail as their linters are killed; nothing of it is reported (the
         // report goes through `crate::report`, which refuses an interrupted run).
         let outcomes = run::execute(&config.dir, jobs);
@@ -85,7 +89,7 @@ impl Args {
         if let Some(dir) = &self.sarif {
             let written: Vec<String> = sarif::write(report, dir)?
                 .iter()
-                .map(|p| p.to_string())
+                .map(crate::util::shown)
                 .collect();
             progress!("SARIF: {}", written.join(", "));
         }

@@ -50,6 +50,7 @@ pub struct ToolSummary {
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
     /// The project directory every path is relative to.
+    #[serde(serialize_with = "crate::util::serialize_shown")]
     pub project: Utf8PathBuf,
     /// No findings, nothing skipped, no tool errors.
     pub ok: bool,

@@ -33,7 +33,7 @@ use crate::docker;
 use crate::output;
 use crate::output::warning;
 use crate::report;
-use crate::util::{CheckFailed, Ctx};
+use crate::util::{self, CheckFailed, Ctx};
 use baseline::Baseline;
 use judge::{FailOn, IgnoreStatus, VariantScan};
 use plan::{DbOptions, Input};
@@ -163,8 +163,8 @@ impl Target<'_> {
     fn source_label(&self) -> String {
         match &self.source {
             Source::Engine(_) => "trivy".into(),
-            Source::Archive(path) => format!("trivy --input {path}"),
-            Source::Report(path) => format!("report {path}"),
+            Source::Archive(path) => format!("trivy --input {}", util::shown(path)),
+            Source::Report(path) => format!("report {}", util::shown(path)),
         }
     }
 
@@ -172,8 +172,8 @@ impl Target<'_> {
     fn what(&self) -> String {
         match &self.source {
             Source::Engine(_) => self.image.clone(),
-            Source::Archive(path) => format!("the archive {path}"),
-            Source::Report(path) => format!("the report {path}"),
+            Source::Archive(path) => format!("the archive {}", util::shown(path)),
+            Source::Report(path) => format!("the report {}", util::shown(path)),
         }
     }
 
@@ -211,7 +211,7 @@ impl Args {
         }
         let report = Report {
             fail_on: self.fail_on,
-            baseline: self.baseline.as_ref().map(|b| b.to_string()),
+            baseline: self.baseline.as_ref().map(util::shown),
             db: resolved
                 .trivy
                 .as_ref()
@@ -292,9 +292,10 @@ impl Args {
             (v.image_ref(), Source::Report(path.clone()))
         } else if let Some(path) = &self.input {
             if !path.is_file() {
+                let path = util::shown(path);
                 bail!("--input {path}: no such file (write one with `docker save IMAGE -o FILE`)");
             }
-            (path.to_string(), Source::Archive(path.clone()))
+            (util::shown(path), Source::Archive(path.clone()))
         } else {
             let image = self.image.clone().unwrap_or_else(|| v.image_ref());
             let id = docker::image_id(&image)?.with_context(|| {
@@ -337,7 +338,7 @@ impl Args {
         report::step_summary("Vulnerability scan", &report::sections_markdown(&sections));
         if let Some(path) = &self.save {
             report::write_atomic(path, json.as_bytes())
-                .with_context(|| format!("saving the report to {path}"))?;
+                .with_context(|| format!("saving the report to {}", util::shown(path)))?;
         }
         for (path, log) in &sarif_files {
             log.write(path)?;
@@ -407,7 +408,7 @@ fn trivy_report(
     };
     let text = match &target.source {
         Source::Report(path) => std::fs::read_to_string(path)
-            .with_context(|| format!("reading the Trivy report {path}"))?,
+            .with_context(|| format!("reading the Trivy report {}", util::shown(path)))?,
         Source::Engine(id) => {
             run::scan(ctx, trivy(), &Input::Image(id), &resolved.db, &target.image)?
         }
@@ -426,14 +427,18 @@ fn trivy_report(
 /// The variant's Dockerfile and lockfiles, which findings are located in.
 fn read_sources(v: &Variant) -> Result<(String, Vec<(Utf8PathBuf, String)>)> {
     let dockerfile = std::fs::read_to_string(&v.dockerfile)
-        .with_context(|| format!("reading {} to locate findings", v.dockerfile))?;
+        .with_context(|| format!("reading {} to locate findings", util::shown(&v.dockerfile)))?;
     let lockfiles = v
         .scan
         .lockfiles
         .iter()
         .map(|path| {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading the lockfile {path} (scan.lockfiles)"))?;
+            let text = std::fs::read_to_string(path).with_context(|| {
+                format!(
+                    "reading the lockfile {} (scan.lockfiles)",
+                    util::shown(path)
+                )
+            })?;
             Ok((path.clone(), text))
         })
         .collect::<Result<_>>()?;

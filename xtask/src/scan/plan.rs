@@ -196,6 +196,7 @@ struct Metadata {
 /// The DB a scan used or would use.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DbInfo {
+    #[serde(serialize_with = "crate::util::serialize_shown")]
     pub dir: Utf8PathBuf,
     /// `Version` of metadata.json.
     pub schema: u64,
@@ -246,7 +247,7 @@ pub fn db_state(cache_dir: &Utf8Path) -> DbState {
         }),
         Err(why) => DbState::Unreadable {
             dir,
-            why: format!("{meta}: {why}"),
+            why: format!("{}: {why}", crate::util::shown(&meta)),
         },
     }
 }
@@ -288,7 +289,7 @@ pub fn check_offline(db: &DbOptions, state: &DbState) -> Result<DbInfo> {
         "on a machine that can reach a DB repository, run `trivy image --download-db-only \
          --cache-dir {}{}` and copy its `db` directory there; or drop --offline (and `offline` \
          in images.toml's [scan])",
-        db.cache_dir,
+        crate::util::shown(&db.cache_dir),
         if db.repositories.is_empty() {
             String::new()
         } else {
@@ -297,14 +298,15 @@ pub fn check_offline(db: &DbOptions, state: &DbState) -> Result<DbInfo> {
     );
     match state {
         DbState::Missing { dir } => bail!(
-            "--offline: no Trivy vulnerability DB in {dir} (trivy.db and metadata.json): {download}"
+            "--offline: no Trivy vulnerability DB in {} (trivy.db and metadata.json): {download}",
+            crate::util::shown(dir)
         ),
         DbState::Unreadable { why, .. } => {
             bail!("--offline: the Trivy DB's metadata is unreadable ({why}): {download}")
         }
         DbState::Present(info) if info.schema != DB_SCHEMA => bail!(
             "--offline: the Trivy DB in {} has schema {}, Trivy reads schema {DB_SCHEMA}: {download}",
-            info.dir,
+            crate::util::shown(&info.dir),
             info.schema
         ),
         DbState::Present(info) => Ok(info.clone()),

@@ -101,7 +101,7 @@ fn update_db(ctx: &Ctx, trivy: &Utf8Path, db: &DbOptions) -> Result<()> {
         let from = repo.map_or("Trivy's default repositories".to_string(), str::to_owned);
         crate::util::progress!(
             "Trivy DB in {}: updating from {from} when due",
-            db.cache_dir
+            crate::util::shown(&db.cache_dir)
         );
         match run(ctx, trivy, &plan::download_argv(db, *repo))? {
             Ok(()) => return Ok(()),
@@ -123,7 +123,7 @@ fn update_db(ctx: &Ctx, trivy: &Utf8Path, db: &DbOptions) -> Result<()> {
          repositories; air-gapped: copy a DB into {}/db and pass --offline)",
         tried.join(", then "),
         last.quote(),
-        db.cache_dir
+        crate::util::shown(&db.cache_dir)
     )
 }
 
@@ -143,8 +143,12 @@ pub fn scan(
     if let Err(failed) = run(ctx, trivy, &argv)? {
         bail!("trivy could not scan {what} {}", failed.quote());
     }
-    std::fs::read_to_string(&output)
-        .with_context(|| format!("reading trivy's report of {what} ({output})"))
+    std::fs::read_to_string(&output).with_context(|| {
+        format!(
+            "reading trivy's report of {what} ({})",
+            crate::util::shown(&output)
+        )
+    })
 }
 
 /// The line that says why Trivy failed: its last FATAL or ERROR log line without the timestamp
