@@ -15,7 +15,7 @@ use crate::emulation::{self, Host, Support};
 use crate::process::Cmd;
 use crate::report::{self, Format, Table};
 use crate::scan;
-use crate::util::{CheckFailed, Ctx};
+use crate::util::{self, CheckFailed, Ctx};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -224,7 +224,8 @@ fn config_checks(ctx: &Ctx) -> Vec<Check> {
         Ok(c) => ca::find(c),
         Err(_) => Ok(None),
     };
-    let config = config.map(|c| format!("{} ({} variants)", c.path, c.variants.len()));
+    let config =
+        config.map(|c| format!("{} ({} variants)", util::shown(&c.path), c.variants.len()));
     vec![
         required("images config", config, "every command"),
         Check {
@@ -232,7 +233,7 @@ fn config_checks(ctx: &Ctx) -> Vec<Check> {
             ok: ca.is_ok(),
             required: true,
             detail: match &ca {
-                Ok(Some(found)) => format!("{} (from {})", found.path, found.source),
+                Ok(Some(found)) => format!("{} (from {})", util::shown(&found.path), found.source),
                 Ok(None) => "none: builds use the base image's CA certificates".into(),
                 Err(e) => e.to_string(),
             },
@@ -434,6 +435,7 @@ fn trivy_checks(config: Option<&crate::config::Config>) -> Vec<Check> {
     let version = tool_version("trivy", &["--version"]);
     let installed = version.is_some();
     let (dir, state) = scan::configured_db(config);
+    let dir = util::shown(&dir);
     let db = match state {
         scan::DbState::Present(info) if info.schema == scan::DB_SCHEMA => (
             true,
@@ -483,7 +485,7 @@ fn tool_version(tool: &str, args: &[&str]) -> Option<String> {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    Some(parse_version(&text).unwrap_or_else(|| format!("found at {}", path.display())))
+    Some(parse_version(&text).unwrap_or_else(|| format!("found at {}", util::shown(&path))))
 }
 
 pub fn parse_version(text: &str) -> Option<String> {
