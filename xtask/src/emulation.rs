@@ -446,7 +446,7 @@ mod tests {
 
     #[test]
     fn the_fix_names_the_package_the_handler_and_the_script() {
-        let f = fix("linux/s390x");
+        let f = fix_on(Host::Linux, "linux/s390x");
         assert!(f.contains("qemu-user-static"), "{f}");
         assert!(f.contains("/usr/lib/binfmt.d/qemu-s390x.conf"), "{f}");
         assert!(f.contains(".ci/enable-emulation s390x"), "{f}");
