@@ -17,21 +17,50 @@ pub struct Check {
     pub pass: bool,
 }
 
+/// A bench's report as people read it: its tables, and the charts that go after the first.
+pub struct Rendered {
+    pub sections: Vec<Section>,
+    /// Mermaid charts of the first table (`report::xychart`), shown in Markdown only.
+    pub charts: Vec<String>,
+}
+
+impl Rendered {
+    pub fn tables(sections: Vec<Section>) -> Rendered {
+        Rendered {
+            sections,
+            charts: vec![],
+        }
+    }
+
+    /// The first table, its charts, then the other tables.
+    pub fn markdown(&self) -> String {
+        let split = self.sections.len().min(1);
+        let mut parts = vec![report::sections_markdown(&self.sections[..split])];
+        parts.extend(self.charts.iter().cloned());
+        parts.push(report::sections_markdown(&self.sections[split..]));
+        parts.retain(|p| !p.is_empty());
+        parts.join("\n")
+    }
+}
+
 /// Prints a bench's report (and appends it to the GitHub step summary), then fails with the
 /// names of the missed targets, if any.
 pub fn publish<T: Serialize>(
     format: Format,
     what: &str,
-    sections: &[Section],
+    rendered: &Rendered,
     kind: Kind,
     report: &T,
     checks: &[Check],
 ) -> Result<()> {
-    report::emit_sections(format, sections, kind, report)?;
-    report::step_summary(
-        &format!("cargo xtask {what}"),
-        &report::sections_markdown(sections),
-    );
+    report::emit_rendered(
+        format,
+        || report::sections_text(&rendered.sections),
+        || rendered.markdown(),
+        kind,
+        report,
+    )?;
+    report::step_summary(&format!("cargo xtask {what}"), &rendered.markdown());
     let failed: Vec<&str> = checks
         .iter()
         .filter(|c| !c.pass)

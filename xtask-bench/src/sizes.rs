@@ -8,7 +8,7 @@ use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use std::time::Instant;
 
-use crate::report::{median, publish, target, targets_section, Check, Machine};
+use crate::report::{median, publish, target, targets_section, Check, Machine, Rendered};
 use xtask::docker;
 use xtask::output::progress;
 use xtask::report::{Format, Section, Table};
@@ -169,7 +169,7 @@ impl SizesArgs {
         publish(
             self.format,
             "bench sizes",
-            &render(&report),
+            &Rendered::tables(render(&report)),
             xtask::report::Kind::BenchSizes,
             &report,
             &report.checks,

@@ -9,7 +9,7 @@ use serde::Serialize;
 use std::time::Instant;
 
 use crate::report::median;
-use crate::report::{publish, target, targets_section, Check, Machine};
+use crate::report::{publish, target, targets_section, Check, Machine, Rendered};
 use xtask::docker;
 use xtask::output::progress;
 use xtask::report::{Format, Section, Table};
@@ -145,7 +145,7 @@ impl SmokeArgs {
         publish(
             self.format,
             "bench smoke",
-            &render(&report),
+            &Rendered::tables(render(&report)),
             xtask::report::Kind::BenchSmoke,
             &report,
             &report.checks,

@@ -33,7 +33,7 @@ mod upload;
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
-use crate::report::{publish, Check, Machine};
+use crate::report::{publish, Check, Machine, Rendered};
 use judge::Row;
 use plan::{ImagePlan, SourceLayer};
 use xtask::build_cmd::Compression;
@@ -91,7 +91,10 @@ impl PullArgs {
     /// has no other), and the targets.
     pub fn report_shape(&self) -> xtask::report::Shape {
         let rows: Vec<String> = plan::images(1, &(0..1)).iter().map(|i| i.label()).collect();
-        crate::report::shape(&render::COLUMNS, &rows)
+        xtask::report::Shape {
+            chart: true,
+            ..crate::report::shape(&render::COLUMNS, &rows)
+        }
     }
 
     pub fn run(self, ctx: &Ctx) -> Result<()> {
@@ -105,7 +108,10 @@ impl PullArgs {
         publish(
             self.format,
             &format!("bench pull {}", variant.name),
-            &render::render(&report),
+            &Rendered {
+                sections: render::render(&report),
+                charts: vec![render::chart(&report)],
+            },
             xtask::report::Kind::BenchPull,
             &report,
             &report.checks,

@@ -4,7 +4,7 @@
 use super::PullReport;
 use crate::report::targets_section;
 use xtask::config::human_size;
-use xtask::report::{Section, Table};
+use xtask::report::{xychart, Section, Series, Table};
 
 /// The columns of the pulls table.
 pub const COLUMNS: [&str; 8] = [
@@ -17,6 +17,27 @@ pub const COLUMNS: [&str; 8] = [
     "vs reference",
     "pulls",
 ];
+
+/// The pull times as a chart: one bar per image (layout and compression), with the moment its
+/// last layer was downloaded as a line.
+pub fn chart(report: &PullReport) -> String {
+    let rows = &report.rows;
+    let labels: Vec<String> = rows.iter().map(|r| r.image.clone()).collect();
+    let series = [
+        Series::bar("pull", rows.iter().map(|r| r.pull_secs).collect()),
+        Series::line(
+            "downloaded at",
+            rows.iter()
+                .map(|r| r.downloaded_secs.unwrap_or(f64::NAN))
+                .collect(),
+        ),
+    ];
+    let title = format!(
+        "bench pull {}: pull time by layout and compression (s)",
+        report.variant
+    );
+    xychart(&title, &labels, "seconds", &series)
+}
 
 pub fn render(report: &PullReport) -> Vec<Section> {
     let mut table = Table::new(&COLUMNS).right_align(&[1, 2, 3, 4, 5, 6]);

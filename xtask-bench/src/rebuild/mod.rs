@@ -31,7 +31,7 @@ mod run;
 use anyhow::Result;
 use camino::{Utf8Path, Utf8PathBuf};
 
-use crate::report::{publish, target, Machine};
+use crate::report::{publish, target, Machine, Rendered};
 use judge::{base_check, judge, last_stage, RebuildReport};
 use plan::{Plan, Scenario};
 use xtask::build_cmd::CacheMode;
@@ -128,7 +128,10 @@ impl RebuildArgs {
             .map(Scenario::label)
             .collect();
         let columns = render::columns(self.peer_file(root).is_some(), self.runs > 1);
-        crate::report::shape(&columns, &rows)
+        xtask::report::Shape {
+            chart: true,
+            ..crate::report::shape(&columns, &rows)
+        }
     }
 
     fn setup(&self, ctx: &Ctx) -> run::Setup {
@@ -191,7 +194,10 @@ impl RebuildArgs {
                 Some(p) => format!("bench rebuild {} --platform {p}", variant.name),
                 None => format!("bench rebuild {}", variant.name),
             },
-            &render::render(&report),
+            &Rendered {
+                sections: render::render(&report),
+                charts: vec![render::chart(&report)],
+            },
             xtask::report::Kind::BenchRebuild,
             &report,
             &report.checks,

@@ -4,7 +4,7 @@
 use super::judge::RebuildReport;
 use super::plan::Scenario;
 use crate::report::targets_section;
-use xtask::report::{Section, Table};
+use xtask::report::{xychart, Section, Series, Table};
 
 /// `[app 3/5] COPY` for `[app 3/5] COPY --chown=0:0 app/src/voxserve …`: the table shows the
 /// step and its instruction; JSON keeps the whole name.
@@ -103,6 +103,31 @@ pub fn render(report: &RebuildReport) -> Vec<Section> {
         },
         targets_section(&report.checks),
     ]
+}
+
+/// The build times as a chart: ours as bars, one per build, the peer's as a line over them.
+pub fn chart(report: &RebuildReport) -> String {
+    let rows = &report.rows;
+    let labels: Vec<String> = rows
+        .iter()
+        .map(|r| r.scenario.label().to_string())
+        .collect();
+    let mut series = vec![Series::bar("ours", rows.iter().map(|r| r.secs).collect())];
+    let peer: Vec<f64> = rows
+        .iter()
+        .filter_map(|r| r.peer.as_ref().map(|p| p.secs))
+        .collect();
+    if peer.len() == rows.len() {
+        series.push(Series::line("the peer", peer));
+    }
+    let title = match series.len() {
+        1 => format!("bench rebuild {}: build time (s)", report.variant),
+        _ => format!(
+            "bench rebuild {}: build time, ours vs the peer (s)",
+            report.variant
+        ),
+    };
+    xychart(&title, &labels, "seconds", &series)
 }
 
 #[cfg(test)]

@@ -26,7 +26,7 @@ use camino::Utf8PathBuf;
 use serde::Serialize;
 
 use crate::context::Scratch;
-use crate::report::{publish, size, Check, Machine};
+use crate::report::{publish, size, Check, Machine, Rendered};
 use crate::touch::{bench_variant, Built, File, DEFAULT_APP_FILE, DEFAULT_DEP_FILE};
 use judge::{delta, judge, stable_digests, Row};
 use plan::Scenario;
@@ -134,7 +134,7 @@ impl UpdateArgs {
         publish(
             self.format,
             &format!("bench update {}", variant.name),
-            &render::render(&report),
+            &Rendered::tables(render::render(&report)),
             xtask::report::Kind::BenchUpdate,
             &report,
             &report.checks,
