@@ -12,7 +12,7 @@
 use anyhow::{bail, Context, Result};
 use camino::{Utf8Path, Utf8PathBuf};
 
-use xtask::util::{Ctx, TempDir};
+use xtask::util::{shown, Ctx, TempDir};
 
 /// The rules of a `.dockerignore`.
 #[derive(Debug, Default)]
@@ -49,9 +49,9 @@ impl Ignore {
     pub fn of(context: &Utf8Path) -> Result<Ignore> {
         let path = context.join(".dockerignore");
         match std::fs::read_to_string(&path) {
-            Ok(text) => Ignore::parse(&text).with_context(|| format!("reading {path}")),
+            Ok(text) => Ignore::parse(&text).with_context(|| format!("reading {}", shown(&path))),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Ignore::default()),
-            Err(e) => Err(e).with_context(|| format!("reading {path}")),
+            Err(e) => Err(e).with_context(|| format!("reading {}", shown(&path))),
         }
     }
 
@@ -238,15 +238,20 @@ impl Scratch {
     /// Where a file of the context is in the copy; an error when `.dockerignore` leaves it out
     /// (a change to it cannot affect the build).
     pub fn file(&self, path: &Utf8Path) -> Result<Utf8PathBuf> {
-        let rel = path
-            .strip_prefix(&self.context)
-            .with_context(|| format!("{path} is outside the build context {}", self.context))?;
+        let rel = path.strip_prefix(&self.context).with_context(|| {
+            format!(
+                "{} is outside the build context {}",
+                shown(path),
+                shown(&self.context)
+            )
+        })?;
         let copied = self.path().join(rel);
         if !copied.is_file() {
             bail!(
-                "{path} is left out of the build context by {}: changing it cannot affect the \
+                "{} is left out of the build context by {}: changing it cannot affect the \
                  build; pick a file the build context holds",
-                self.context.join(".dockerignore")
+                shown(path),
+                shown(self.context.join(".dockerignore"))
             );
         }
         Ok(copied)
@@ -258,9 +263,9 @@ fn copy_tree(root: &Utf8Path, rel: &str, ignore: &Ignore, dest: &Utf8Path) -> Re
     let dir = root.join(rel);
     for entry in dir
         .read_dir_utf8()
-        .with_context(|| format!("listing {dir}"))?
+        .with_context(|| format!("listing {}", shown(&dir)))?
     {
-        let entry = entry.with_context(|| format!("listing {dir}"))?;
+        let entry = entry.with_context(|| format!("listing {}", shown(&dir)))?;
         let path = match rel {
             "" => entry.file_name().to_owned(),
             _ => format!("{rel}/{}", entry.file_name()),
@@ -271,12 +276,12 @@ fn copy_tree(root: &Utf8Path, rel: &str, ignore: &Ignore, dest: &Utf8Path) -> Re
         }
         let kind = entry
             .file_type()
-            .with_context(|| format!("reading {source}"))?;
+            .with_context(|| format!("reading {}", shown(source)))?;
         let excluded = ignore.excludes(&path);
         if kind.is_dir() {
             if !excluded {
                 std::fs::create_dir_all(dest.join(&path))
-                    .with_context(|| format!("creating {}", dest.join(&path)))?;
+                    .with_context(|| format!("creating {}", shown(dest.join(&path))))?;
             }
             if !excluded || ignore.may_reach_below(&path) {
                 copy_tree(root, &path, ignore, dest)?;
@@ -290,19 +295,22 @@ fn copy_tree(root: &Utf8Path, rel: &str, ignore: &Ignore, dest: &Utf8Path) -> Re
 
 fn copy_entry(source: &Utf8Path, target: &Utf8Path, symlink: bool) -> Result<()> {
     if let Some(parent) = target.parent() {
-        std::fs::create_dir_all(parent).with_context(|| format!("creating {parent}"))?;
+        std::fs::create_dir_all(parent).with_context(|| format!("creating {}", shown(parent)))?;
     }
     if symlink {
-        let link = std::fs::read_link(source).with_context(|| format!("reading {source}"))?;
+        let link =
+            std::fs::read_link(source).with_context(|| format!("reading {}", shown(source)))?;
         #[cfg(unix)]
-        std::os::unix::fs::symlink(&link, target).with_context(|| format!("linking {target}"))?;
+        std::os::unix::fs::symlink(&link, target)
+            .with_context(|| format!("linking {}", shown(target)))?;
         #[cfg(not(unix))]
         bail!(
-            "{source} is a symbolic link ({}): copy it by hand",
+            "{} is a symbolic link ({}): copy it by hand",
+            shown(source),
             link.display()
         );
     } else {
-        std::fs::copy(source, target).with_context(|| format!("copying {source}"))?;
+        std::fs::copy(source, target).with_context(|| format!("copying {}", shown(source)))?;
     }
     Ok(())
 }

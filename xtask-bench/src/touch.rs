@@ -111,7 +111,8 @@ impl File {
             Some(p) => util::absolute(p)?,
             None => ctx.root.join(default),
         };
-        let original = std::fs::read(&path).with_context(|| format!("reading {path}"))?;
+        let original =
+            std::fs::read(&path).with_context(|| format!("reading {}", util::shown(&path)))?;
         Ok(File {
             copy: scratch.file(&path)?,
             shown: util::shown(&path).into(),

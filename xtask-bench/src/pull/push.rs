@@ -242,7 +242,8 @@ fn push_layer(to: &Target, source: &Source, i: usize) -> Result<PushedLayer> {
 fn send_stored(to: &Target, source: &Source, src: &SourceLayer) -> Result<Blob> {
     let (mut file, path) = source.store.open(&src.digest)?;
     let mut sending = upload(to.registry, to.repo)?;
-    io::copy(&mut file, &mut sending).with_context(|| format!("sending {path}"))?;
+    io::copy(&mut file, &mut sending)
+        .with_context(|| format!("sending {}", xtask::util::shown(&path)))?;
     let blob = sending.finish()?;
     if blob.digest != src.digest {
         bail!(

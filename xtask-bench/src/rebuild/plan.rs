@@ -101,7 +101,8 @@ impl<'a> Plan<'a> {
         let variant = config.variant(variant)?;
         if let Some(file) = peer.as_ref().filter(|f| !f.is_file()) {
             bail!(
-                "the peer Dockerfile {file} does not exist: pass another with --peer, or --no-peer"
+                "the peer Dockerfile {} does not exist: pass another with --peer, or --no-peer",
+                xtask::util::shown(file)
             );
         }
         let scratch = Scratch::copy(ctx, &variant.context)?;
