@@ -55,10 +55,14 @@ impl Args {
 
 /// Compares two images (named as on the command line) of one platform.
 pub(crate) fn images(ctx: &Ctx, a: &str, b: &str, platform: Option<&str>) -> Result<Diff> {
-    let opened_a = source::open(ctx, a).with_context(|| format!("opening {a}"))?;
-    let opened_b = source::open(ctx, b).with_context(|| format!("opening {b}"))?;
-    let image_a = read_image(&opened_a, platform).with_context(|| format!("reading {a}"))?;
-    let image_b = read_image(&opened_b, platform).with_context(|| format!("reading {b}"))?;
+    let opened_a =
+        source::open(ctx, a).with_context(|| format!("opening {}", crate::util::shown(a)))?;
+    let opened_b =
+        source::open(ctx, b).with_context(|| format!("opening {}", crate::util::shown(b)))?;
+    let image_a = read_image(&opened_a, platform)
+        .with_context(|| format!("reading {}", crate::util::shown(a)))?;
+    let image_b = read_image(&opened_b, platform)
+        .with_context(|| format!("reading {}", crate::util::shown(b)))?;
     let mut layers = compare::pair_layers(&image_a, &image_b);
     for layer in layers.iter_mut().filter(|l| l.needs_files()) {
         progress!(
