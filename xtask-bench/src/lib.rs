@@ -20,6 +20,13 @@ mod smoke;
 mod touch;
 mod update;
 
+/// The charts of `bench rebuild` and `bench pull` from plain rows, for the chart test
+/// (xtask/tests/charts.rs), which renders every kind of chart with Mermaid's CLI.
+pub mod charts {
+    pub use crate::pull::times_chart as pull;
+    pub use crate::rebuild::times_chart as rebuild;
+}
+
 use anyhow::Result;
 use camino::Utf8Path;
 

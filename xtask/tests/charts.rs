@@ -1,8 +1,10 @@
 //! Every chart renders: Mermaid's own CLI (`mmdc`, with headless Chromium) turns each into an
-//! SVG. The charts are every ```` ```mermaid ```` block of README.md and docs/*.md — the generated
-//! blocks hold the charts that `sizes`, `bench rebuild` and `bench pull` print — and those of
-//! `report::xychart` for the cases a report can hit (one category, all zeros, quotes and odd
-//! characters in labels, bars and lines together). Skipped, saying so, only where `mmdc` is not
+//! SVG. The charts are every kind a command draws, made by the command's own chart function —
+//! `sizes` (size against budget, compressed and unpacked), `bench rebuild` (ours vs the peer, and
+//! without a peer) and `bench pull` (pull time by layout, with and without the download moment) —
+//! every ```` ```mermaid ```` block of README.md and docs/*.md (the generated blocks paste what
+//! those commands printed), and `report::xychart` for the edge cases a report can hit (one
+//! category, all zeros, quotes and odd characters in labels). Skipped, saying so, only where `mmdc` is not
 //! installed: .ci/run installs it (.ci/install-mermaid) and sets `$MERMAID_CLI`, so CI renders.
 
 #![allow(clippy::disallowed_methods, clippy::disallowed_macros)] // tests run programs and print as a user would
@@ -108,6 +110,89 @@ fn inside(fenced: &str) -> String {
         .to_string()
 }
 
+/// One chart of every kind a command draws, with its command's name, from its own chart function.
+fn command_charts() -> Vec<(&'static str, String)> {
+    let mb = |m: f64| (m * 1e6) as u64;
+    let sizes = |kind: &str| {
+        xtask::sizes::budget_chart(
+            kind,
+            &[
+                ("cuda".to_string(), mb(4228.7), mb(4300.0)),
+                (
+                    "cpu-minimal (linux/arm64)".to_string(),
+                    mb(197.7),
+                    mb(200.0),
+                ),
+            ],
+        )
+    };
+    let builds = [
+        ("cold (--no-cache)", 15.3, Some(18.2)),
+        ("warm, no change", 0.3, Some(0.4)),
+        ("warm, one app file changed", 0.4, Some(1.1)),
+        ("warm, dependency file changed", 7.7, Some(9.2)),
+    ];
+    let no_peer: Vec<_> = builds.iter().map(|(l, s, _)| (*l, *s, None)).collect();
+    let pulls = [
+        ("one venv layer, gzip", 54.2, Some(23.2)),
+        ("layers as built, zstd", 38.2, Some(18.4)),
+    ];
+    let gap = [
+        ("one venv layer, gzip", 54.2, Some(23.2)),
+        ("layers as built, zstd", 38.2, None),
+    ];
+    vec![
+        ("sizes", sizes("Compressed")),
+        ("sizes", sizes("Unpacked")),
+        (
+            "bench rebuild",
+            xtask_bench::charts::rebuild("cpu-minimal", &builds),
+        ),
+        (
+            "bench rebuild --no-peer",
+            xtask_bench::charts::rebuild("cpu-minimal", &no_peer),
+        ),
+        ("bench pull", xtask_bench::charts::pull("cuda", &pulls)),
+        (
+            "bench pull (a download moment missing)",
+            xtask_bench::charts::pull("cuda", &gap),
+        ),
+    ]
+}
+
+#[test]
+fn each_command_draws_its_chart() {
+    let charts = command_charts();
+    let titles: Vec<&str> = charts.iter().map(|(_, c)| title(c)).collect();
+    assert_eq!(
+        titles,
+        [
+            "Compressed size against its budget (MB)",
+            "Unpacked size against its budget (MB)",
+            "bench rebuild cpu-minimal: build time, ours vs the peer (s)",
+            "bench rebuild cpu-minimal: build time (s)",
+            "bench pull cuda: pull time by layout and compression (s)",
+            "bench pull cuda: pull time by layout and compression (s)",
+        ]
+    );
+    let (with_peer, without) = (&charts[2].1, &charts[3].1);
+    assert!(
+        with_peer.contains("line \"the peer\" [18.2, 0.4, 1.1, 9.2]"),
+        "{with_peer}"
+    );
+    assert!(!without.contains("line"), "{without}");
+    assert!(
+        charts[4].1.contains("line \"downloaded at\" [23.2, 18.4]"),
+        "{}",
+        charts[4].1
+    );
+    assert!(
+        !charts[5].1.contains("line"),
+        "a gap is not drawn as 0: {}",
+        charts[5].1
+    );
+}
+
 fn xychart_cases() -> Vec<String> {
     let labels = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     [
@@ -156,7 +241,7 @@ fn xychart_cases() -> Vec<String> {
 }
 
 #[test]
-fn every_chart_of_the_docs_and_of_the_chart_renderer_renders_to_svg() {
+fn every_chart_kind_of_the_commands_and_of_the_docs_renders_to_svg() {
     let Some(tool) = mmdc() else {
         eprintln!(
             "skipped: no chart rendered: Mermaid's CLI is not installed (bash .ci/install-mermaid \
@@ -164,11 +249,16 @@ fn every_chart_of_the_docs_and_of_the_chart_renderer_renders_to_svg() {
         );
         return;
     };
-    let mut charts: Vec<(String, String)> = xychart_cases()
+    let mut charts: Vec<(String, String)> = command_charts()
         .into_iter()
-        .enumerate()
-        .map(|(i, c)| (format!("report::xychart case {}", i + 1), c))
+        .map(|(command, c)| (format!("the chart of `cargo xtask {command}`"), inside(&c)))
         .collect();
+    charts.extend(
+        xychart_cases()
+            .into_iter()
+            .enumerate()
+            .map(|(i, c)| (format!("report::xychart case {}", i + 1), c)),
+    );
     for file in xtask::docs::documents(root().as_path().try_into().unwrap()).unwrap() {
         let text = std::fs::read_to_string(root().join(&file)).unwrap();
         charts.extend(

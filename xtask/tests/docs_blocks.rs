@@ -196,6 +196,9 @@ fn block_of(argv: &[&str], shape: &Shape, stamp: &str) -> Block {
         }
         text.push('\n');
     }
+    if shape.chart {
+        text.push_str("```mermaid\nxychart-beta\n    bar [1]\n```\n");
+    }
     text.push_str("<!-- end -->\n");
     docs::blocks(&text).unwrap().remove(0)
 }
@@ -207,6 +210,7 @@ fn a_renamed_column_a_dropped_row_a_missing_date_or_chart_are_found() {
     let shape = xtask::cli::report_shape(root().as_path().try_into().unwrap(), &words).unwrap();
     assert_eq!(shape.tables[0].columns.last().unwrap(), "peer's runs (s)");
     assert_eq!(shape.tables[0].rows.len(), 4, "{shape:?}");
+    assert!(shape.chart, "bench rebuild draws a chart: {shape:?}");
     let stamp = "_`cargo xtask bench rebuild cpu-minimal --runs 3` on 2026-12-02, exit 0; 2 CPUs._";
     let good = block_of(&argv, &shape, stamp);
     assert_eq!(problems(&good, &shape), Vec::<String>::new());
@@ -237,12 +241,12 @@ fn a_renamed_column_a_dropped_row_a_missing_date_or_chart_are_found() {
     );
     assert!(problems(&undated, &shape)[0].contains("no stamp line"));
 
-    let charted = Shape {
-        chart: true,
+    let uncharted = Shape {
+        chart: false,
         ..shape.clone()
     };
     assert_eq!(
-        problems(&good, &charted),
+        problems(&block_of(&argv, &uncharted, stamp), &shape),
         ["no chart, which the command draws today"]
     );
 }
@@ -261,6 +265,9 @@ fn the_shape_follows_the_command_line() {
     let sizes = shape_of(&["sizes", "cuda", "--layers", "5"]).unwrap();
     assert_eq!(sizes.tables.len(), 2);
     assert_eq!(sizes.tables[0].rows, ["cuda"]);
+    assert!(sizes.chart, "cuda has a budget: {sizes:?}");
+    let unbudgeted = shape_of(&["sizes", "--image", "localhost/debian:trixie-slim"]).unwrap();
+    assert!(!unbudgeted.chart, "{unbudgeted:?}");
     let err = shape_of(&["config"]).unwrap_err().to_string();
     assert!(err.contains("has no Markdown report"), "{err}");
     let err = shape_of(&["sizes", "--no-such-flag"])

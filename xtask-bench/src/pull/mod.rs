@@ -27,6 +27,7 @@ mod merge;
 mod plan;
 mod push;
 mod render;
+pub use render::times_chart;
 mod run;
 mod upload;
 

@@ -21,21 +21,23 @@ pub const COLUMNS: [&str; 8] = [
 /// The pull times as a chart: one bar per image (layout and compression), with the moment its
 /// last layer was downloaded as a line.
 pub fn chart(report: &PullReport) -> String {
-    let rows = &report.rows;
-    let labels: Vec<String> = rows.iter().map(|r| r.image.clone()).collect();
-    let series = [
-        Series::bar("pull", rows.iter().map(|r| r.pull_secs).collect()),
-        Series::line(
-            "downloaded at",
-            rows.iter()
-                .map(|r| r.downloaded_secs.unwrap_or(f64::NAN))
-                .collect(),
-        ),
-    ];
-    let title = format!(
-        "bench pull {}: pull time by layout and compression (s)",
-        report.variant
-    );
+    let rows: Vec<(&str, f64, Option<f64>)> = report
+        .rows
+        .iter()
+        .map(|r| (r.image.as_str(), r.pull_secs, r.downloaded_secs))
+        .collect();
+    times_chart(&report.variant, &rows)
+}
+
+/// [`chart`] of `(image, pull seconds, downloaded at)` rows: the download line only when every
+/// pull has its moment (a gap would be drawn as 0).
+pub fn times_chart(variant: &str, rows: &[(&str, f64, Option<f64>)]) -> String {
+    let labels: Vec<String> = rows.iter().map(|r| r.0.to_string()).collect();
+    let mut series = vec![Series::bar("pull", rows.iter().map(|r| r.1).collect())];
+    if let Some(downloaded) = rows.iter().map(|r| r.2).collect::<Option<Vec<f64>>>() {
+        series.push(Series::line("downloaded at", downloaded));
+    }
+    let title = format!("bench pull {variant}: pull time by layout and compression (s)");
     xychart(&title, &labels, "seconds", &series)
 }
 

@@ -26,6 +26,7 @@
 mod judge;
 mod plan;
 mod render;
+pub use render::times_chart;
 mod run;
 
 use anyhow::Result;

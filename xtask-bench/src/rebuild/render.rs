@@ -107,25 +107,26 @@ pub fn render(report: &RebuildReport) -> Vec<Section> {
 
 /// The build times as a chart: ours as bars, one per build, the peer's as a line over them.
 pub fn chart(report: &RebuildReport) -> String {
-    let rows = &report.rows;
-    let labels: Vec<String> = rows
+    let rows: Vec<(&str, f64, Option<f64>)> = report
+        .rows
         .iter()
-        .map(|r| r.scenario.label().to_string())
+        .map(|r| (r.scenario.label(), r.secs, r.peer.as_ref().map(|p| p.secs)))
         .collect();
-    let mut series = vec![Series::bar("ours", rows.iter().map(|r| r.secs).collect())];
-    let peer: Vec<f64> = rows
-        .iter()
-        .filter_map(|r| r.peer.as_ref().map(|p| p.secs))
-        .collect();
-    if peer.len() == rows.len() {
-        series.push(Series::line("the peer", peer));
-    }
-    let title = match series.len() {
-        1 => format!("bench rebuild {}: build time (s)", report.variant),
-        _ => format!(
-            "bench rebuild {}: build time, ours vs the peer (s)",
-            report.variant
-        ),
+    times_chart(&report.variant, &rows)
+}
+
+/// [`chart`] of `(build, our seconds, the peer's seconds)` rows: the peer's line only when
+/// every build has one.
+pub fn times_chart(variant: &str, rows: &[(&str, f64, Option<f64>)]) -> String {
+    let labels: Vec<String> = rows.iter().map(|r| r.0.to_string()).collect();
+    let mut series = vec![Series::bar("ours", rows.iter().map(|r| r.1).collect())];
+    let peer: Option<Vec<f64>> = rows.iter().map(|r| r.2).collect();
+    let title = match peer {
+        Some(peer) if !rows.is_empty() => {
+            series.push(Series::line("the peer", peer));
+            format!("bench rebuild {variant}: build time, ours vs the peer (s)")
+        }
+        _ => format!("bench rebuild {variant}: build time (s)"),
     };
     xychart(&title, &labels, "seconds", &series)
 }

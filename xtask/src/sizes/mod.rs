@@ -36,7 +36,7 @@ use judge::{build_report, load_baseline, Level, Target};
 pub use judge::{Report, Status};
 pub use layout::{layer_history, HistoryDoc, ManifestDoc};
 pub use measure::Source;
-pub use render::instruction;
+pub use render::{budget_chart, instruction};
 use render::{sections, summary};
 use targets::key;
 
@@ -78,8 +78,9 @@ pub struct Args {
 
 impl Args {
     /// The tables of the Markdown report, as [`render::sections`] makes them: the sizes (a row
-    /// per variant named), the registry's images, the largest layers.
-    pub fn report_shape(&self) -> report::Shape {
+    /// per variant named), the registry's images, the largest layers; a chart when a variant
+    /// measured has a budget.
+    pub fn report_shape(&self, config: &crate::config::Config) -> report::Shape {
         let in_registry = self
             .images
             .iter()
@@ -101,10 +102,17 @@ impl Args {
                 &[] as &[&str],
             ));
         }
-        report::Shape {
-            tables,
-            chart: false,
-        }
+        let measured: Vec<&str> = match self.variants.is_empty() && self.images.is_empty() {
+            true => config.variant_names(),
+            false => self.variants.iter().map(String::as_str).collect(),
+        };
+        let chart = config.variants.iter().any(|v| {
+            measured.contains(&v.name.as_str())
+                && (v.budget.compressed.is_some()
+                    || v.budget.unpacked.is_some()
+                    || !v.budget.platforms.is_empty())
+        });
+        report::Shape { tables, chart }
     }
 }
 

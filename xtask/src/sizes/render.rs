@@ -204,7 +204,6 @@ pub fn budget_charts(report: &Report) -> Vec<String> {
         ("Compressed", |e| (e.compressed, e.budget.compressed)),
         ("Unpacked", |e| (e.unpacked, e.budget.unpacked)),
     ];
-    let mb = |bytes: u64| bytes as f64 / 1e6;
     let mut charts = Vec::new();
     for (kind, of) in kinds {
         let rows: Vec<(String, u64, u64)> = report
@@ -215,18 +214,24 @@ pub fn budget_charts(report: &Report) -> Vec<String> {
                 _ => None,
             })
             .collect();
-        if rows.is_empty() {
-            continue;
+        if !rows.is_empty() {
+            charts.push(budget_chart(kind, &rows));
         }
-        let labels: Vec<String> = rows.iter().map(|r| r.0.clone()).collect();
-        let series = [
-            Series::bar(&kind.to_lowercase(), rows.iter().map(|r| mb(r.1)).collect()),
-            Series::line("budget", rows.iter().map(|r| mb(r.2)).collect()),
-        ];
-        let title = format!("{kind} size against its budget (MB)");
-        charts.push(report::xychart(&title, &labels, "MB", &series));
     }
     charts
+}
+
+/// One [`budget_charts`] chart of `kind` (`Compressed`) from `(image, size, budget)` rows in
+/// bytes.
+pub fn budget_chart(kind: &str, rows: &[(String, u64, u64)]) -> String {
+    let mb = |bytes: u64| bytes as f64 / 1e6;
+    let labels: Vec<String> = rows.iter().map(|r| r.0.clone()).collect();
+    let series = [
+        Series::bar(&kind.to_lowercase(), rows.iter().map(|r| mb(r.1)).collect()),
+        Series::line("budget", rows.iter().map(|r| mb(r.2)).collect()),
+    ];
+    let title = format!("{kind} size against its budget (MB)");
+    report::xychart(&title, &labels, "MB", &series)
 }
 
 /// `cpu-minimal`, or `cpu-minimal (linux/arm64)` for one platform's image.
