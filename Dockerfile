@@ -27,22 +27,24 @@ RUN --mount=type=cache,target=/var/cache/apt,sharing=locked \
 
 # The service user, UID 10001 in group 0 (arbitrary-UID platforms get access through the group),
 # added to a copy of the target's account files without running the target; /data is its own.
-# Its password-change day is root's in the base, not the day of the build (reproducible).
+# Reproducible: its password-change day is root's in the base, every mtime 0 (as in each tree
+# below that the image copies: a copy to / makes no directory with the build's time).
 FROM build-base AS users
 RUN --mount=type=bind,from=base,source=/etc,target=/tmp/target-etc \
-    mkdir -p /users/etc \
+    mkdir -p /users/etc /users/opt/voxserve \
  && cp -a /tmp/target-etc/passwd /tmp/target-etc/group /tmp/target-etc/shadow \
       /tmp/target-etc/gshadow /users/etc/ \
  && day=$(awk -F: '$1 == "root" { print $3 }' /users/etc/shadow) \
  && SOURCE_DATE_EPOCH=$((${day:-0} * 86400)) useradd --prefix /users --uid 10001 --gid 0 \
       --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin voxserve \
- && install -d -o 10001 -g 0 -m 0770 /users/data
+ && install -d -o 10001 -g 0 -m 0770 /users/data \
+ && find /users -exec touch -h -d @0 {} +
 
-# The app's files with one fixed mtime: a checkout's own mtimes differ from clone to clone.
 FROM build-base AS app-src
 RUN --mount=type=bind,source=app/src/voxserve,target=/tmp/voxserve \
-    cp -r /tmp/voxserve /voxserve \
- && find /voxserve -exec touch -h -d @0 {} +
+    mkdir -p /app-src/opt/voxserve \
+ && cp -r /tmp/voxserve /app-src/opt/voxserve/voxserve \
+ && find /app-src -exec touch -h -d @0 {} +
 
 # ---- deps: uv, the torch family and the locked venv, on the build machine.
 FROM build-base AS tools
@@ -113,12 +115,14 @@ RUN --mount=type=secret,id=ca-bundle,required=false \
  && python -B /tmp/check_torch_variant.py rocm \
  && python /tmp/trim_venv.py /opt/venv --keep-headers-of triton --no-strip-under torch/lib \
  && python -m compileall -q -j 0 --invalidation-mode unchecked-hash /opt/venv/lib \
+ && find /opt/venv -exec touch -h -d @0 {} + \
  && python /tmp/venv_layers.py split /opt/venv /layers --leave /tmp/lock-names.txt
 
 FROM torch AS deps
 # The lock with --no-deps, so nothing resolves torch again; then the trim, the torch family's
 # files (proven unchanged) out of /opt/venv, and byte code. sqlalchemy/testing, numpy/f2py: a
-# test plugin and a build tool nothing imports. /opt/uv/target is a word list on purpose.
+# test plugin and a build tool nothing imports. /image is what the image copies. /opt/uv/target
+# is a word list on purpose.
 # hadolint ignore=SC2046
 RUN --mount=type=secret,id=ca-bundle,required=false \
     --mount=type=cache,target=/root/.cache/uv \
@@ -131,20 +135,23 @@ RUN --mount=type=secret,id=ca-bundle,required=false \
  && python /tmp/trim_venv.py /opt/venv --leave-listed /layers/manifest.json \
       --drop sqlalchemy/testing --drop numpy/f2py \
  && python /tmp/venv_layers.py drop /opt/venv /layers \
- && python -m compileall -q -j 0 --invalidation-mode unchecked-hash /opt/venv/lib
+ && python -m compileall -q -j 0 --invalidation-mode unchecked-hash /opt/venv/lib \
+ && mkdir -p /image/opt \
+ && cp -al /opt/venv /image/opt/venv \
+ && find /image -exec touch -h -d @0 {} +
 
 # ---- app: the runtime, python3 with the venv and the code; no uv, pip, apt lists or caches.
 FROM base AS app
 COPY --from=users /users/ /
-# Below every layer an app or dependency change makes.
-WORKDIR /opt/voxserve
 # --link: a new Debian base reuses these layers. Owned by root: the service cannot rewrite them.
-COPY --link --from=torch --chown=0:0 /layers/torch/ /opt/venv/
-COPY --link --from=deps --chown=0:0 /opt/venv /opt/venv
+COPY --link --from=torch --chown=0:0 /layers/torch/ /
+COPY --link --from=deps --chown=0:0 /image/ /
 # The import proof, by the image's own Python on the finished venv; it writes nothing.
 RUN --mount=type=bind,source=app/docker/smoke_test.py,target=/tmp/smoke_test.py \
     /opt/venv/bin/python -B /tmp/smoke_test.py --torch required
-COPY --link --from=app-src --chown=0:0 /voxserve /opt/voxserve/voxserve
+COPY --link --from=app-src --chown=0:0 /app-src/ /
+# Last: the step takes SOURCE_DATE_EPOCH, new with every commit (the directory is the users').
+WORKDIR /opt/voxserve
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONPATH=/opt/voxserve \
     PYTHONDONTWRITEBYTECODE=1 \

@@ -22,10 +22,23 @@ if [ -x /usr/bin/python3 ]; then
   echo "python3: from the base image"
   exit 0
 fi
+# Reproducible layer: what this step wrote gets mtime 0 at the end (a second before it began is
+# the mark: file times come from a coarser clock than `date`); dpkg's and apt's logs, ldconfig's
+# cache of inode numbers and the *-old backups go.
+mark=/tmp/.python3-start
+touch -d "@$(($(date +%s) - 1))" "$mark"
 rm -f /etc/apt/apt.conf.d/docker-clean
 echo 'Binary::apt::APT::Keep-Downloaded-Packages "true";' >/etc/apt/apt.conf.d/keep-cache
 apt-get update
 apt-get install -y --no-install-recommends python3
 rm -r /usr/lib/python3.*/test /usr/lib/python3.*/pydoc_data \
   /usr/lib/python3.*/turtle.py /usr/lib/python3.*/__pycache__/turtle.*
+rm -f /var/log/dpkg.log /var/log/apt/*.log /var/log/apt/eipp.log.xz \
+  /var/cache/ldconfig/aux-cache /var/cache/debconf/*-old /var/lib/dpkg/*-old
+# The RUN's own mounts (kernel file systems, this script, the DNS files) are not the layer's.
+find / -xdev \( -path /proc -o -path /sys -o -path /dev -o -path /tmp/debian_python3.sh \
+  -o -path /etc/hosts -o -path /etc/hostname -o -path /etc/resolv.conf \) -prune \
+  -o -newer "$mark" -exec touch -h -d @0 {} +
+rm "$mark"
+touch -d @0 /tmp
 python3 --version

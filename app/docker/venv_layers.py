@@ -16,8 +16,9 @@ split       Run in the torch stage, in the same RUN that installed the torch fam
             every link would first copy the file up from the layer below). Every file of every
             installed distribution, except those named in --leave (the lock installs them) or
             --leave-name (a later step removes them) and files outside site-packages
-            (entry-point scripts), is hard-linked to
-            LAYERS/<layer>/<path relative to VENV>: distributions matching a --groups glob are
+            (entry-point scripts), is hard-linked to LAYERS/<layer>/<VENV's own path>/<path>
+            (so that `COPY LAYERS/<layer>/ /` makes no directory itself, every one carrying
+            mtime 0 like the venv's files): distributions matching a --groups glob are
             spread over N layers `<prefix>-1`..`<prefix>-N` of similar size (largest first, each
             into the smallest so far), all others go to LAYERS/torch. LAYERS/manifest.json
             records each file with its size, mode and mtime.
@@ -161,19 +162,23 @@ def split(venv: Path, layers: Path, leave: set[str], groups: list[tuple[str, str
         (layers / name).mkdir(parents=True, exist_ok=False)
     files: dict[str, list] = {}
     site_rel = site.relative_to(venv)
+    made_dirs: list[Path] = []
     for rel in sorted(owner):
         layer = layer_of[owner[rel]]
         src = site / rel
-        dst = layers / layer / site_rel / rel
-        # Parent directories get the venv's modes; their owners and times do not matter (the
-        # COPY into the image sets owners, and BuildKit's cache key ignores times).
-        for parent in reversed(Path(site_rel / rel).parents):
+        in_image = site.relative_to("/") / rel
+        # Parent directories get the real ones' modes (the COPY into the image sets owners).
+        for parent in reversed(in_image.parents):
             made = layers / layer / parent
             if not made.exists():
                 made.mkdir()
-                os.chmod(made, stat.S_IMODE((venv / parent).stat().st_mode))
-        os.link(src, dst, follow_symlinks=False)
+                os.chmod(made, stat.S_IMODE((Path("/") / parent).stat().st_mode))
+                made_dirs.append(made)
+        os.link(src, layers / layer / in_image, follow_symlinks=False)
         files[(site_rel / rel).as_posix()] = [layer, *fact(src)]
+    # Last, as every link made above changed its directory's mtime: reproducible layers.
+    for made in [layers / n for n in names] + made_dirs:
+        os.utime(made, (0, 0))
     totals: dict[str, list[int]] = {n: [0, 0] for n in names}
     members: dict[str, list[str]] = {n: [] for n in names}
     for dist, layer in sorted(layer_of.items()):

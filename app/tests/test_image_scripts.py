@@ -188,6 +188,11 @@ def _venv(tmp_path: Path) -> Path:
     return venv
 
 
+def _layer(layers: Path, name: str, venv: Path) -> Path:
+    """Where a layer holds the venv: at the venv's own path, as the image has it."""
+    return layers / name / venv.relative_to("/")
+
+
 def _tree(root: Path) -> dict[str, bytes]:
     out = {}
     for dirpath, _dirs, files in os.walk(root):
@@ -226,11 +231,15 @@ def test_split_links_the_torch_family_into_balanced_layers(tmp_path: Path) -> No
     assert manifest["layers"]["nvidia-1"]["distributions"] == ["nvidia-big"]
     assert manifest["layers"]["nvidia-2"]["distributions"] == ["nvidia-mid", "nvidia-small"]
     assert manifest["layers"]["torch"]["distributions"] == ["sympy", "torch"]
-    # Hard links (the same inode), byte code with its source's owner, symlinks as links.
+    # Hard links (the same inode) at the venv's own path, byte code with its source's owner,
+    # symlinks as links; every directory the split made has mtime 0 (reproducible layers).
     lib = f"{SITE}/nvidia/big/lib/libbig.so.1"
-    assert (layers / "nvidia-1" / lib).stat().st_ino == (venv / lib).stat().st_ino
-    assert (layers / "torch" / SITE / "torch/__pycache__/__init__.cpython-313.pyc").is_file()
-    assert (layers / "torch" / SITE / "torch/lib/libtorch.so.2").is_symlink()
+    assert (_layer(layers, "nvidia-1", venv) / lib).stat().st_ino == (venv / lib).stat().st_ino
+    torch = _layer(layers, "torch", venv)
+    assert (torch / SITE / "torch/__pycache__/__init__.cpython-313.pyc").is_file()
+    assert (torch / SITE / "torch/lib/libtorch.so.2").is_symlink()
+    made = [Path(d) for d, _, _ in os.walk(layers / "torch")]
+    assert len(made) > 5 and all(d.stat().st_mtime == 0 for d in made)
     files = manifest["files"]
     assert f"{SITE}/typing_extensions.py" not in files  # the lock's
     assert "bin/torchrun" not in files and f"{SITE}/_virtualenv.py" not in files
@@ -251,7 +260,7 @@ def test_drop_leaves_the_rest_and_layers_plus_rest_are_the_venv(tmp_path: Path) 
     # What the image gets: the layers copied in order, then the rest. It is the tested venv.
     merged: dict[str, bytes] = {}
     for name in ["nvidia-1", "nvidia-2", "nvidia-3", "torch"]:
-        merged.update(_tree(layers / name))
+        merged.update(_tree(_layer(layers, name, venv)))
     merged.update(rest)
     assert f"{SITE}/typing_extensions.py" in merged
     assert merged == before
