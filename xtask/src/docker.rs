@@ -211,6 +211,9 @@ pub struct BuilderNode {
     /// What the node runs, natively or emulated (BuildKit finds the emulators itself).
     #[serde(default)]
     pub platforms: Vec<String>,
+    /// Its BuildKit's version (the docker driver's is the engine's own, which may not know it).
+    #[serde(default)]
+    pub version: String,
 }
 
 impl Builder {

@@ -1,7 +1,7 @@
 //! Git facts for a build's labels and tags: the revision, the public source URL, the commit time.
 
 use crate::process::Cmd;
-use crate::util::{self, Ctx};
+use crate::util::Ctx;
 
 /// Facts from git for labels and tags.
 #[derive(Clone, Debug, Default)]
@@ -49,10 +49,11 @@ pub fn public_url(url: &str) -> String {
     url.trim_end_matches(".git").to_string()
 }
 
-/// `created`: SOURCE_DATE_EPOCH when set, else the time of the HEAD commit (so a rebuild of the
-/// same commit labels the same time), else now.
-pub fn created_timestamp(git: &GitInfo) -> String {
-    let epoch = std::env::var("SOURCE_DATE_EPOCH")
+/// SOURCE_DATE_EPOCH when set, else the time of the HEAD commit (so a rebuild of the same commit
+/// gives the same image), else now. The build passes it to BuildKit (the config's `created` and
+/// history times) and the `created` label says the same time.
+pub fn source_date_epoch(git: &GitInfo) -> u64 {
+    std::env::var("SOURCE_DATE_EPOCH")
         .ok()
         .and_then(|s| s.trim().parse::<u64>().ok())
         .or(git.commit_time)
@@ -61,8 +62,7 @@ pub fn created_timestamp(git: &GitInfo) -> String {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_secs())
                 .unwrap_or(0)
-        });
-    util::rfc3339(epoch)
+        })
 }
 
 #[cfg(test)]

@@ -224,12 +224,12 @@ fn prepare<'a>(
 fn build_one(setting: &Setting, options: &Options, p: &Prepared) -> Result<BuildReport> {
     let platforms_given = !options.platform.is_empty();
     progress!("{}", render::starting(&p.input, setting, platforms_given));
-    let report = run::execute(
-        &p.input,
-        &p.plan,
-        &setting.builder.name,
-        setting.ca.as_ref(),
-    )?;
+    let builder = run::Builder {
+        name: &setting.builder.name,
+        buildkit: setting.builder.nodes.first().map(|n| n.version.as_str()),
+        engine: &setting.engine_version,
+    };
+    let report = run::execute(&p.input, &p.plan, &builder, setting.ca.as_ref())?;
     let path = util::host_join(
         &setting.report_dir,
         format!("build-{}.json", p.input.variant.name),

@@ -91,7 +91,8 @@ pub struct PlanInput<'a> {
     pub licenses: &'a str,
     pub version: &'a str,
     pub git: &'a GitInfo,
-    pub created: String,
+    /// The image's times: BuildKit's SOURCE_DATE_EPOCH and the `created` label.
+    pub source_date_epoch: u64,
     pub push: bool,
     /// Push to `repository` without tags (`push-by-digest`): one platform's image, for
     /// `cargo xtask merge` to join with the other platforms' into one tagged index.
@@ -186,7 +187,7 @@ pub fn input<'a>(
         licenses: &config.project.licenses,
         version: config.version(),
         git: &setting.git,
-        created: setting.created.clone(),
+        source_date_epoch: setting.source_date_epoch,
         push: options.push,
         push_by_digest: options.push_by_digest,
         platform_tag,
@@ -347,8 +348,8 @@ pub fn plan(input: &PlanInput) -> BuildPlan {
     }
 }
 
-/// The variant's build args, the `--build-arg` flags over them, and the offline base as
-/// BASE_IMAGE unless one of them sets it.
+/// The variant's build args, the `--build-arg` flags over them, the offline base as BASE_IMAGE
+/// and the source's time as SOURCE_DATE_EPOCH unless one of them sets it.
 fn build_args(input: &PlanInput) -> BTreeMap<String, String> {
     let mut args = input.variant.build_args.clone();
     args.extend(input.build_arg_overrides.iter().cloned());
@@ -356,13 +357,16 @@ fn build_args(input: &PlanInput) -> BTreeMap<String, String> {
         args.entry("BASE_IMAGE".into())
             .or_insert_with(|| base.clone());
     }
+    args.entry("SOURCE_DATE_EPOCH".into())
+        .or_insert_with(|| input.source_date_epoch.to_string());
     args
 }
 
 /// The OCI labels that have a value.
 fn label_args(input: &PlanInput) -> Vec<String> {
+    let created = crate::util::rfc3339(input.source_date_epoch);
     let labels = [
-        ("created", Some(input.created.as_str())),
+        ("created", Some(created.as_str())),
         ("description", Some(input.description)),
         ("licenses", Some(input.licenses)),
         ("revision", input.git.revision.as_deref()),
@@ -615,7 +619,7 @@ mod tests {
             licenses: "Apache-2.0",
             version: "0.1.0",
             git,
-            created: "2025-11-28T00:00:00Z".into(),
+            source_date_epoch: 1764288000,
             push: false,
             push_by_digest: false,
             platform_tag: None,
@@ -662,6 +666,7 @@ mod tests {
             "--target=app",
             "--platform=linux/amd64",
             "--build-arg=WITH_TORCH=1",
+            "--build-arg=SOURCE_DATE_EPOCH=1764288000",
             "--label=org.opencontainers.image.title=voxserve",
             "--label=org.opencontainers.image.revision=0123456789abcdef",
             "--label=org.opencontainers.image.source=https://example.org/voxserve",
@@ -920,6 +925,25 @@ mod tests {
             &p.argv,
             "--build-arg=BASE_IMAGE=localhost/debian:trixie-slim"
         ));
+    }
+
+    #[test]
+    fn the_source_date_epoch_is_a_build_arg_and_the_created_label() {
+        let (v, g) = (variant(), git());
+        let mut i = input(&v, &g);
+        i.source_date_epoch = 1796451911;
+        let p = plan(&i);
+        assert!(has(&p.argv, "--build-arg=SOURCE_DATE_EPOCH=1796451911"));
+        assert!(has(
+            &p.argv,
+            "--label=org.opencontainers.image.created=2026-12-05T06:25:11Z"
+        ));
+        assert_eq!(p.build_args["SOURCE_DATE_EPOCH"], "1796451911");
+        // `--build-arg SOURCE_DATE_EPOCH=…` wins, as for any build arg.
+        i.build_arg_overrides = vec![("SOURCE_DATE_EPOCH".into(), "0".into())];
+        let p = plan(&i);
+        assert!(has(&p.argv, "--build-arg=SOURCE_DATE_EPOCH=0"));
+        assert!(!has(&p.argv, "--build-arg=SOURCE_DATE_EPOCH=1796451911"));
     }
 
     #[test]

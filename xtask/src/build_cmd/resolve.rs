@@ -19,6 +19,8 @@ use crate::util::{self, progress, Ctx, TempDir};
 /// The facts every build of one run shares.
 pub struct Setting {
     pub builder: Builder,
+    /// The engine's version (the docker driver builds with the engine's BuildKit).
+    pub engine_version: String,
     /// The `docker context` whose engine runs the builder (reached with `docker --context`).
     pub context: Option<String>,
     /// The engine's own platform, e.g. `linux/amd64`.
@@ -32,8 +34,8 @@ pub struct Setting {
     pub ca: Option<CaBundle>,
     pub build_arg_overrides: Vec<(String, String)>,
     pub git: GitInfo,
-    /// The `created` label: SOURCE_DATE_EPOCH, else the HEAD commit's time, else now.
-    pub created: String,
+    /// SOURCE_DATE_EPOCH, else the HEAD commit's time, else now: the image's times.
+    pub source_date_epoch: u64,
     /// The offline base, when the builder sees it in the local store.
     pub base_image: Option<String>,
     /// Root of the local caches, one directory per variant.
@@ -85,6 +87,7 @@ pub fn resolve(ctx: &Ctx, config: &Config, options: &Options) -> Result<Setting>
         )
     })?;
     Ok(Setting {
+        engine_version: info.server_version.clone(),
         native: info.native_platform(),
         containerd_store: info.containerd_store(),
         store_name: info.store_name(),
@@ -92,7 +95,7 @@ pub fn resolve(ctx: &Ctx, config: &Config, options: &Options) -> Result<Setting>
         registry,
         ca,
         build_arg_overrides,
-        created: git::created_timestamp(&git),
+        source_date_epoch: git::source_date_epoch(&git),
         git,
         base_image,
         cache_dir: cache_dir(ctx, config, options),

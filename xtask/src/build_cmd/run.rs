@@ -46,6 +46,10 @@ pub struct BuildReport {
     pub steps_run: Vec<String>,
     pub cache: String,
     pub builder: String,
+    /// The builder's BuildKit version and the engine's: what a rebuild should build with to
+    /// get the same manifest digests (docs/REPRODUCIBLE.md).
+    pub buildkit: Option<String>,
+    pub engine: String,
     pub platforms: Vec<String>,
     /// The image of each platform built: its manifest digest (locally: the platform's image ID
     /// in the store; pushed: as the registry lists it in the index).
@@ -64,7 +68,19 @@ pub struct BuildReport {
     pub platform_tag: Option<String>,
     /// Where the CA bundle came from (its path and content never appear in the image).
     pub ca_bundle_from: Option<String>,
+    /// Every build argument, SOURCE_DATE_EPOCH and BASE_IMAGE among them.
     pub build_args: BTreeMap<String, String>,
+    /// The image's times (the SOURCE_DATE_EPOCH build argument).
+    pub source_date_epoch: Option<u64>,
+    /// BASE_IMAGE pinned to the digest it had in the local store (`name@sha256:…`).
+    pub base_image: Option<String>,
+}
+
+/// Who builds, for the report.
+pub struct Builder<'a> {
+    pub name: &'a str,
+    pub buildkit: Option<&'a str>,
+    pub engine: &'a str,
 }
 
 /// Runs the build, then judges BuildKit's warnings, moves the tags, swaps the cache in and
@@ -72,7 +88,7 @@ pub struct BuildReport {
 pub fn execute(
     input: &PlanInput,
     plan: &BuildPlan,
-    builder: &str,
+    builder: &Builder,
     ca: Option<&CaBundle>,
 ) -> Result<BuildReport> {
     // A fresh local cache directory is swapped in only after a successful build.
@@ -162,6 +178,7 @@ struct Outcome {
     steps_run: Vec<String>,
     image_id: Option<String>,
     platform_digests: BTreeMap<String, String>,
+    base_image: Option<String>,
 }
 
 fn gather(
@@ -190,6 +207,7 @@ fn gather(
         false => docker::image_id(&input.variant.image_ref())?,
     };
     Ok(Outcome {
+        base_image: pinned_base(plan)?,
         duration,
         steps: log.as_deref().map(count_steps),
         steps_run,
@@ -203,7 +221,7 @@ fn gather(
 fn report(
     input: &PlanInput,
     plan: &BuildPlan,
-    builder: &str,
+    builder: &Builder,
     ca: Option<&CaBundle>,
     outcome: Outcome,
 ) -> BuildReport {
@@ -231,7 +249,9 @@ fn report(
             CacheSpec::Gha { scope } => format!("gha (scope {scope})"),
             CacheSpec::Registry { reference } => format!("registry ({reference})"),
         },
-        builder: builder.to_string(),
+        builder: builder.name.to_string(),
+        buildkit: builder.buildkit.map(str::to_owned),
+        engine: builder.engine.to_string(),
         platforms: input.platforms.clone(),
         platform_digests: outcome.platform_digests,
         version: input.version.to_string(),
@@ -242,7 +262,24 @@ fn report(
         platform_tag: input.platform_tag.clone(),
         ca_bundle_from: ca.map(|c| c.source.clone()),
         build_args: plan.build_args.clone(),
+        source_date_epoch: plan
+            .build_args
+            .get("SOURCE_DATE_EPOCH")
+            .and_then(|e| e.parse().ok()),
+        base_image: outcome.base_image,
     }
+}
+
+/// BASE_IMAGE with the digest the local store holds for it (as given when it names a digest;
+/// None when the store has no such image: the builder pulled it).
+fn pinned_base(plan: &BuildPlan) -> Result<Option<String>> {
+    let Some(base) = plan.build_args.get("BASE_IMAGE") else {
+        return Ok(None);
+    };
+    if base.contains("@sha256:") {
+        return Ok(Some(base.clone()));
+    }
+    Ok(docker::image_id(base)?.map(|id| format!("{base}@{id}")))
 }
 
 /// The manifest digest of each platform's image: from the registry's index after a push (the
