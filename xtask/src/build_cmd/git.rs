@@ -49,12 +49,17 @@ pub fn public_url(url: &str) -> String {
     url.trim_end_matches(".git").to_string()
 }
 
-/// SOURCE_DATE_EPOCH when set, else the time of the HEAD commit (so a rebuild of the same commit
-/// gives the same image), else now. The build passes it to BuildKit (the config's `created` and
-/// history times) and the `created` label says the same time.
-pub fn source_date_epoch(git: &GitInfo) -> u64 {
-    std::env::var("SOURCE_DATE_EPOCH")
-        .ok()
+/// `--build-arg SOURCE_DATE_EPOCH=…`, else SOURCE_DATE_EPOCH of the environment, else the time
+/// of the HEAD commit (so a rebuild of the same commit gives the same image), else now. The
+/// build passes it to BuildKit (the config's `created` and history times) and the `created`
+/// label says the same time.
+pub fn source_date_epoch(git: &GitInfo, overrides: &[(String, String)]) -> u64 {
+    let given = overrides
+        .iter()
+        .rfind(|(k, _)| k == "SOURCE_DATE_EPOCH")
+        .map(|(_, v)| v.clone());
+    given
+        .or_else(|| std::env::var("SOURCE_DATE_EPOCH").ok())
         .and_then(|s| s.trim().parse::<u64>().ok())
         .or(git.commit_time)
         .unwrap_or_else(|| {
@@ -68,6 +73,19 @@ pub fn source_date_epoch(git: &GitInfo) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_build_arg_epoch_wins_over_the_commit_time() {
+        let git = GitInfo {
+            commit_time: Some(5),
+            ..GitInfo::default()
+        };
+        let given = [("SOURCE_DATE_EPOCH".to_string(), "7".to_string())];
+        assert_eq!(source_date_epoch(&git, &given), 7);
+        if std::env::var_os("SOURCE_DATE_EPOCH").is_none() {
+            assert_eq!(source_date_epoch(&git, &[]), 5);
+        }
+    }
 
     #[test]
     fn remote_urls_lose_credentials() {

@@ -131,6 +131,10 @@ pub struct Options {
     /// else target/docker-cache).
     #[arg(long, value_name = "DIR")]
     pub cache_dir: Option<Utf8PathBuf>,
+    /// The network of RUN steps (buildx `--network`; not a flag): `host` for a private engine,
+    /// whose bridge has no route out (`reproduce`).
+    #[arg(skip)]
+    pub network: Option<String>,
 }
 
 impl Options {

@@ -118,9 +118,13 @@ pub struct PlanInput<'a> {
     pub context: Option<String>,
     pub no_cache: bool,
     pub pull: bool,
+    /// The network of RUN steps (`--network`), when not the builder's default.
+    pub network: Option<String>,
     pub build_arg_overrides: Vec<(String, String)>,
     /// Passed as BASE_IMAGE unless a build arg already sets it.
     pub base_image: Option<String>,
+    /// Its digest in the local store.
+    pub base_digest: Option<String>,
     pub extra_tags: Vec<String>,
     /// With --load: the only tag buildx sets; `run` moves the real tags to the image once the
     /// build is judged (BuildKit's platform warnings), so a bad build moves none.
@@ -162,21 +166,16 @@ pub fn input<'a>(
         pushing,
         &setting.native,
     );
-    let platform_tag = if options.push_by_digest && setting.builder.driver == "docker" {
-        Some(platform_tag(
-            &repository,
-            &variant.name,
-            config.version(),
-            setting.git.revision.as_deref(),
-            &one_platform(&platforms, &setting.native)?,
-        ))
-    } else {
-        None
-    };
+    let platform_tag = platform_tag_of(config, setting, options, variant, &repository, &platforms)?;
     if !pushing {
         check_load(&platforms, setting)?;
     }
     let cache_repository = registry.map(|r| r.repository(&variant.image));
+    // A context's builder is reached through `docker --context`, not `--builder`.
+    let builder = options
+        .builder
+        .clone()
+        .filter(|_| setting.context.is_none());
     Ok(PlanInput {
         variant,
         title: &config.project.name,
@@ -196,16 +195,14 @@ pub fn input<'a>(
         provenance: options.provenance.unwrap_or(Provenance::Max),
         sbom: options.sbom.then(|| options.sbom_generator.clone()),
         platforms,
-        // A context's builder is reached through `docker --context`, not `--builder`.
-        builder: options
-            .builder
-            .clone()
-            .filter(|_| setting.context.is_none()),
+        builder,
         context: setting.context.clone(),
         no_cache: options.no_cache,
         pull: options.pull,
+        network: options.network.clone(),
         build_arg_overrides: setting.build_arg_overrides.clone(),
         base_image: setting.base_image.clone(),
+        base_digest: setting.base_digest.clone(),
         extra_tags: options.tags.clone(),
         staging_tag: staging_tag(pushing, variant, &facts.suffix),
         cache: cache_spec(
@@ -221,6 +218,27 @@ pub fn input<'a>(
         metadata_file: crate::util::host_join(facts.tmp.path(), "metadata.json"),
         repository,
     })
+}
+
+/// The one tag of a push by digest on the docker driver (which cannot push untagged).
+fn platform_tag_of(
+    config: &Config,
+    setting: &Setting,
+    options: &Options,
+    variant: &Variant,
+    repository: &str,
+    platforms: &[String],
+) -> Result<Option<String>> {
+    if !(options.push_by_digest && setting.builder.driver == "docker") {
+        return Ok(None);
+    }
+    Ok(Some(platform_tag(
+        repository,
+        &variant.name,
+        config.version(),
+        setting.git.revision.as_deref(),
+        &one_platform(platforms, &setting.native)?,
+    )))
 }
 
 /// A load of several platforms is an image index, which only the containerd image store holds.
@@ -316,7 +334,7 @@ pub fn plan(input: &PlanInput) -> BuildPlan {
             .iter()
             .map(|(k, val)| format!("--build-arg={k}={val}")),
     );
-    argv.extend(label_args(input));
+    argv.extend(label_args(input, &build_args));
     argv.extend(tag_args(input, &tags));
     argv.extend(
         input
@@ -332,6 +350,7 @@ pub fn plan(input: &PlanInput) -> BuildPlan {
     if input.pull {
         argv.push("--pull".into());
     }
+    argv.extend(input.network.iter().map(|n| format!("--network={n}")));
     let progress = match input.progress {
         Progress::Auto => "auto",
         Progress::Plain => "plain",
@@ -362,10 +381,13 @@ fn build_args(input: &PlanInput) -> BTreeMap<String, String> {
     args
 }
 
-/// The OCI labels that have a value.
-fn label_args(input: &PlanInput) -> Vec<String> {
+/// The OCI labels that have a value; `base.name` and `base.digest` say what a rebuild starts from.
+fn label_args(input: &PlanInput, build_args: &BTreeMap<String, String>) -> Vec<String> {
     let created = crate::util::rfc3339(input.source_date_epoch);
+    let (base_name, base_digest) = base_of(input, build_args);
     let labels = [
+        ("base.digest", base_digest.as_deref()),
+        ("base.name", base_name.as_deref()),
         ("created", Some(created.as_str())),
         ("description", Some(input.description)),
         ("licenses", Some(input.licenses)),
@@ -381,6 +403,25 @@ fn label_args(input: &PlanInput) -> Vec<String> {
             Some(format!("--label=org.opencontainers.image.{k}={val}"))
         })
         .collect()
+}
+
+/// The base image's name and digest: the offline base's digest in the local store, or the digest
+/// BASE_IMAGE names itself (`name@sha256:…`).
+fn base_of(
+    input: &PlanInput,
+    build_args: &BTreeMap<String, String>,
+) -> (Option<String>, Option<String>) {
+    let Some(base) = build_args.get("BASE_IMAGE") else {
+        return (None, None);
+    };
+    if let Some((name, digest)) = base.split_once('@') {
+        return (Some(name.to_string()), Some(digest.to_string()));
+    }
+    let digest = input
+        .base_digest
+        .clone()
+        .filter(|_| input.base_image.as_ref() == Some(base));
+    (Some(base.clone()), digest)
 }
 
 /// The tags the image gets: the standard ones, then the variant's and the command line's.
@@ -633,8 +674,10 @@ mod tests {
             context: None,
             no_cache: false,
             pull: false,
+            network: None,
             build_arg_overrides: vec![],
             base_image: None,
+            base_digest: None,
             extra_tags: vec![],
             staging_tag: None,
             cache: CacheSpec::None,
@@ -928,6 +971,39 @@ mod tests {
     }
 
     #[test]
+    fn the_base_is_named_with_its_digest_in_labels() {
+        let (v, g) = (variant(), git());
+        let mut i = input(&v, &g);
+        i.base_image = Some("localhost/debian:trixie-slim".into());
+        i.base_digest = Some("sha256:03b2".into());
+        let p = plan(&i);
+        for want in [
+            "--label=org.opencontainers.image.base.name=localhost/debian:trixie-slim",
+            "--label=org.opencontainers.image.base.digest=sha256:03b2",
+        ] {
+            assert!(has(&p.argv, want), "missing {want} in {:?}", p.argv);
+        }
+        // Another base given by digest: that one, and no digest where none is known.
+        i.build_arg_overrides = vec![("BASE_IMAGE".into(), "debian:trixie-slim@sha256:abc".into())];
+        let p = plan(&i);
+        assert!(has(
+            &p.argv,
+            "--label=org.opencontainers.image.base.name=debian:trixie-slim"
+        ));
+        assert!(has(
+            &p.argv,
+            "--label=org.opencontainers.image.base.digest=sha256:abc"
+        ));
+        i.build_arg_overrides = vec![("BASE_IMAGE".into(), "debian:trixie-slim".into())];
+        let p = plan(&i);
+        assert!(
+            !p.argv.iter().any(|a| a.contains("base.digest")),
+            "{:?}",
+            p.argv
+        );
+    }
+
+    #[test]
     fn the_source_date_epoch_is_a_build_arg_and_the_created_label() {
         let (v, g) = (variant(), git());
         let mut i = input(&v, &g);
@@ -939,6 +1015,9 @@ mod tests {
             "--label=org.opencontainers.image.created=2026-12-05T06:25:11Z"
         ));
         assert_eq!(p.build_args["SOURCE_DATE_EPOCH"], "1796451911");
+        assert!(!p.argv.iter().any(|a| a.starts_with("--network")));
+        i.network = Some("host".into());
+        assert!(has(&plan(&i).argv, "--network=host"));
         // `--build-arg SOURCE_DATE_EPOCH=…` wins, as for any build arg.
         i.build_arg_overrides = vec![("SOURCE_DATE_EPOCH".into(), "0".into())];
         let p = plan(&i);

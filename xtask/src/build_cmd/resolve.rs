@@ -36,8 +36,9 @@ pub struct Setting {
     pub git: GitInfo,
     /// SOURCE_DATE_EPOCH, else the HEAD commit's time, else now: the image's times.
     pub source_date_epoch: u64,
-    /// The offline base, when the builder sees it in the local store.
+    /// The offline base, when the builder sees it in the local store, and its digest there.
     pub base_image: Option<String>,
+    pub base_digest: Option<String>,
     /// Root of the local caches, one directory per variant.
     pub cache_dir: Utf8PathBuf,
     pub report_dir: Utf8PathBuf,
@@ -77,7 +78,12 @@ pub fn resolve(ctx: &Ctx, config: &Config, options: &Options) -> Result<Setting>
     let ca = ca_bundle(config, options)?;
     let build_arg_overrides = plan::parse_build_args(&options.build_args)?;
     let base_image = offline_base(config, &builder, &build_arg_overrides)?;
+    let base_digest = match &base_image {
+        Some(base) => docker::image_id(base)?,
+        None => None,
+    };
     let git = git::git_info(ctx);
+    let source_date_epoch = git::source_date_epoch(&git, &build_arg_overrides);
     let report_dir = options.report_dir.clone().unwrap_or_else(|| ctx.out_dir());
     // Before the builds, not after the first one: an unusable --report-dir is a usage error.
     std::fs::create_dir_all(&report_dir).map_err(|e| {
@@ -95,9 +101,10 @@ pub fn resolve(ctx: &Ctx, config: &Config, options: &Options) -> Result<Setting>
         registry,
         ca,
         build_arg_overrides,
-        source_date_epoch: git::source_date_epoch(&git),
+        source_date_epoch,
         git,
         base_image,
+        base_digest,
         cache_dir: cache_dir(ctx, config, options),
         report_dir,
         builder,
