@@ -641,6 +641,22 @@ impl TarStream {
     }
 }
 
+/// `docker load --input ARCHIVE` (an archive of `docker save`).
+pub fn load(archive: &camino::Utf8Path) -> Result<()> {
+    let args = [
+        "load".to_string(),
+        "--quiet".into(),
+        "--input".into(),
+        archive.to_string(),
+    ];
+    stdout_of(
+        &args,
+        "`docker load`",
+        &format!("`docker load` of {archive} failed"),
+    )?;
+    Ok(())
+}
+
 /// What `docker buildx build --call=check,format=json` reported: BuildKit's own Dockerfile checks.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct BuildCheck {
@@ -724,20 +740,57 @@ pub fn build_check_in(dir: &camino::Utf8Path, args: &[String]) -> Result<BuildCh
     )
 }
 
-/// The `docker context` every later call of this process goes to, when not the current one.
-static CONTEXT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+/// The engine every later docker call of this process goes to, when not the current context's.
+#[derive(Clone, Debug)]
+enum Target {
+    /// Another `docker context` (a build on that context's builder).
+    Context(String),
+    /// An engine's address (`unix://…`): a private engine the tool started.
+    Host(String),
+}
+
+static TARGET: std::sync::Mutex<Option<Target>> = std::sync::Mutex::new(None);
+
+fn set_target(target: Option<Target>) -> Option<Target> {
+    let mut guard = TARGET.lock().unwrap_or_else(|p| p.into_inner());
+    std::mem::replace(&mut *guard, target)
+}
 
 /// Sends every later docker call of this process to the engine of `context` (a build on
 /// another context's builder: its image store and build records are there).
 pub fn use_context(context: &str) {
-    let _ = CONTEXT.set(context.to_string());
+    set_target(Some(Target::Context(context.to_string())));
+}
+
+/// Sends every docker call of this process to the engine at `host` until the guard drops (then
+/// they go where they went before).
+pub fn use_host(host: &str) -> HostGuard {
+    HostGuard {
+        previous: set_target(Some(Target::Host(host.to_string()))),
+    }
+}
+
+/// Restores the engine docker calls went to before [`use_host`].
+pub struct HostGuard {
+    previous: Option<Target>,
+}
+
+impl Drop for HostGuard {
+    fn drop(&mut self) {
+        set_target(self.previous.take());
+    }
 }
 
 /// A `docker` process with these arguments.
 fn docker<I: IntoIterator<Item = S>, S: AsRef<std::ffi::OsStr>>(args: I) -> Cmd {
     let cmd = Cmd::new("docker").args(args);
-    match CONTEXT.get() {
-        Some(context) => cmd.env("DOCKER_CONTEXT", context),
+    let target = TARGET.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    match target {
+        Some(Target::Context(context)) => cmd.env("DOCKER_CONTEXT", context),
+        // The default context is the one that follows DOCKER_HOST.
+        Some(Target::Host(host)) => cmd
+            .env("DOCKER_HOST", host)
+            .env("DOCKER_CONTEXT", "default"),
         None => cmd,
     }
 }
