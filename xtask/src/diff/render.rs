@@ -195,11 +195,11 @@ pub fn summary(diff: &Diff) -> String {
                 .take(3)
                 .map(|c| c.field.as_str())
                 .collect();
-            format!(
-                "differs in {} fields ({}…)",
-                diff.config.len(),
-                fields.join(", ")
-            )
+            let more = if diff.config.len() > 3 { ", …" } else { "" };
+            match diff.config.len() {
+                1 => format!("differs in {}", fields[0]),
+                n => format!("differs in {n} fields ({}{more})", fields.join(", ")),
+            }
         }
     )];
     for l in diff.layers.iter().filter(|l| l.status != LayerStatus::Same) {

@@ -182,7 +182,7 @@ fn open_registry(name: String, reference: &str) -> Result<Opened> {
     Ok(Opened {
         name,
         blobs: Blobs::Registry {
-            repository: repository_of(reference).to_string(),
+            repository: crate::registry::repository_of(reference).to_string(),
             insecure,
         },
         top_digest: Some(sha256_of(&out.stdout)),
@@ -196,15 +196,6 @@ fn crane(insecure: bool, args: &[&str]) -> Cmd {
     let cmd = Cmd::new("crane");
     let cmd = if insecure { cmd.arg("--insecure") } else { cmd };
     cmd.args(args)
-}
-
-/// `host/repo` of `host/repo:tag` or `host/repo@sha256:…`.
-pub(crate) fn repository_of(reference: &str) -> &str {
-    let without_digest = reference.split('@').next().unwrap_or(reference);
-    match without_digest.rsplit_once(':') {
-        Some((repo, tag)) if !tag.contains('/') => repo,
-        _ => without_digest,
-    }
 }
 
 pub(crate) fn sha256_of(bytes: &[u8]) -> String {
@@ -409,21 +400,5 @@ mod tests {
             Some(Spec::Local("voxserve:cpu".into()))
         );
         assert_eq!(Spec::parse("voxserve:cpu"), None);
-    }
-
-    #[test]
-    fn repositories_lose_their_tag_or_digest() {
-        assert_eq!(
-            repository_of("127.0.0.1:5000/ns/voxserve:cpu"),
-            "127.0.0.1:5000/ns/voxserve"
-        );
-        assert_eq!(
-            repository_of("127.0.0.1:5000/voxserve@sha256:ab"),
-            "127.0.0.1:5000/voxserve"
-        );
-        assert_eq!(
-            repository_of("127.0.0.1:5000/voxserve"),
-            "127.0.0.1:5000/voxserve"
-        );
     }
 }
