@@ -43,6 +43,8 @@ pub enum Command {
     Sign(crate::sign::Args),
     /// What differs between two images: config fields and, per layer, the files (to find what is not reproducible).
     Diff(crate::diff::Args),
+    /// Build a variant twice without cache, each in a fresh private engine, and compare the digests (or --published: rebuild a published image's commit and compare with the registry).
+    Reproduce(crate::reproduce::Args),
     /// Verify the signature and SBOM attestation of published images with cosign.
     Verify(crate::verify::Args),
     /// Run every test: the xtask's (against the real Docker engine) and the service's pytest suite.

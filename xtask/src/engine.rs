@@ -5,8 +5,8 @@
 //! [`LocalEngine::stop`] (and drop) stops the daemon (which stops its containerd), removes its
 //! bridge and its files. Linux only, and root: it is a daemon with its own network interface.
 //! [`LocalEngine::start_guarded`] also stops it on a signal (the tool's way); the tests' harness
-//! drops it. Used by `bench pull` (a host that holds nothing of the image it pulls)
-//! and by the tests' harness.
+//! drops it. Used by `bench pull` (a host that holds nothing of the image it pulls), by
+//! `reproduce` (a build with nothing cached) and by the tests' harness.
 
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};

@@ -23,6 +23,7 @@ pub mod process;
 mod reclaim;
 pub mod registry;
 pub mod report;
+pub mod reproduce;
 pub mod sarif;
 pub mod sbom;
 pub mod scan;

@@ -22,6 +22,7 @@ fn main() -> ExitCode {
         Command::Sbom(args) => args.run(&ctx),
         Command::Sign(args) => args.run(&ctx),
         Command::Diff(args) => args.run(&ctx),
+        Command::Reproduce(args) => args.run(&ctx),
         Command::Verify(args) => args.run(&ctx),
         Command::Test(args) => args.run(&ctx),
         Command::Bench(args) => args.run(&ctx),

@@ -39,6 +39,15 @@ impl Ctx {
         Ok(self.config.get_or_init(|| config))
     }
 
+    /// The same project in another checkout (a worktree at another commit), with its config.
+    pub fn at(root: Utf8PathBuf, config_path: Utf8PathBuf) -> Ctx {
+        Ctx {
+            root,
+            config_path,
+            config: OnceLock::new(),
+        }
+    }
+
     /// `target/xtask`: reports and scratch space of the xtask.
     pub fn out_dir(&self) -> Utf8PathBuf {
         host_join(&self.root, "target/xtask")

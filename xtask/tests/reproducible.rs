@@ -130,3 +130,118 @@ fn diff_reads_the_engine_and_a_registry_as_it_reads_an_archive() {
         missing.stderr
     );
 }
+
+/// A config with the `repro` fixture as variant `fx` (deterministic) and `fx-stamp` (STAMP=1),
+/// images in the repository `image`.
+fn repro_config(dir: &Scratch, image: &str, registry: Option<&str>) -> String {
+    let mut config = config_head();
+    if let Some(registry) = registry {
+        config = config.replacen(
+            "[project]\n",
+            &format!("[project]\nregistry = \"{registry}\"\n"),
+            1,
+        );
+    }
+    let fixture = fixtures().join("repro");
+    config.push_str(&fixture_variant("fx", &fixture, image));
+    config.push('\n');
+    config.push_str(&fixture_variant("fx-stamp", &fixture, image));
+    config.push_str("[variants.fx-stamp.build_args]\nSTAMP = \"1\"\n");
+    dir.write("images.toml", &config)
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn xtask_with(config: &str, args: &[&str]) -> Run {
+    Run::of(xtask().args(["--config", config]).args(args))
+}
+
+/// No private engine, bridge or scratch directory of the run is left.
+fn assert_nothing_left(run: &Run) {
+    let engines = std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with("xtask-repro-"))
+        .count();
+    assert_eq!(
+        engines,
+        0,
+        "an engine directory is left\n{}",
+        tail(&run.stderr)
+    );
+    let links = Run::of(Command::new("ip").args(["-o", "link"]));
+    assert!(
+        !links.stdout.contains(": xtrp"),
+        "a bridge is left: {}",
+        links.stdout
+    );
+}
+
+#[test]
+fn two_cold_builds_on_fresh_engines_are_one_image_and_a_stamp_is_named() {
+    ensure_base();
+    let dir = Scratch::new("reproduce");
+    let config = repro_config(&dir, &format!("localhost/xtask-repro-{}", run_id()), None);
+    let run = xtask_with(
+        &config,
+        &["reproduce", "fx", "fx-stamp", "--format", "json"],
+    );
+    assert_eq!(run.code, 1, "{}", tail(&run.stderr));
+    let report: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(report["kind"], "reproduce");
+    let outcome = |variant: &str| -> &Value {
+        let all = report["variants"].as_array().unwrap();
+        all.iter().find(|o| o["variant"] == variant).unwrap()
+    };
+    let fx = &outcome("fx")["rows"][0];
+    assert_eq!(fx["a"], fx["b"], "{fx:#}");
+    assert!(fx["a"]["config"].as_str().unwrap().starts_with("sha256:"));
+    let stamp = &outcome("fx-stamp")["rows"][0];
+    assert_ne!(stamp["a"]["config"], stamp["b"]["config"], "{stamp:#}");
+    let differences = outcome("fx-stamp")["differences"].to_string();
+    assert!(differences.contains("/stamp (content"), "{differences}");
+    assert!(run.stderr.contains("fx-stamp"), "{}", tail(&run.stderr));
+    assert!(run.stderr.contains("/stamp"), "{}", tail(&run.stderr));
+    assert!(!run.stderr.contains("fx linux"), "{}", tail(&run.stderr));
+    assert_nothing_left(&run);
+}
+
+#[test]
+fn a_published_image_is_rebuilt_from_its_commit_and_a_replaced_one_is_found() {
+    ensure_base();
+    let dir = Scratch::new("reproduce-published");
+    let registry = Registry::start();
+    let namespace = registry.repo(&format!("xtask-{}", run_id()));
+    let config = repro_config(&dir, "repro", Some(&namespace));
+    let _tags = RemoveTags(format!("{namespace}/repro"));
+    let push = |extra: &[&str]| {
+        let mut args = vec![
+            "build",
+            "fx",
+            "--push",
+            "--cache",
+            "none",
+            "--progress",
+            "plain",
+        ];
+        args.extend(extra);
+        xtask_with(&config, &args).assert_ok();
+    };
+    push(&[]);
+    let run = xtask_with(&config, &["reproduce", "fx", "--published"]);
+    assert_eq!(run.code, 0, "{}", tail(&run.stderr));
+    assert!(run.stdout.contains("same"), "{}", run.stdout);
+    assert_nothing_left(&run);
+
+    // Another image under the same tag: the rebuild of its commit is not it.
+    push(&["--build-arg", "STAMP=1"]);
+    let run = xtask_with(&config, &["reproduce", "fx", "--published"]);
+    assert_eq!(run.code, 1, "{}", tail(&run.stderr));
+    let error = &run.stderr[run.stderr.find("error:").unwrap()..];
+    assert!(error.contains("layer 2 (RUN"), "{error}");
+    assert!(error.contains("/stamp"), "{error}");
+    assert!(
+        error.contains("only in the first image") || error.contains("differs"),
+        "{error}"
+    );
+}

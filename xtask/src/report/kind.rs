@@ -21,6 +21,8 @@ pub enum Kind {
     Diff,
     Doctor,
     Lint,
+    /// `reproduce --format json`: two images of each variant compared.
+    Reproduce,
     Sbom,
     Scan,
     Sign,
@@ -35,13 +37,14 @@ pub enum Kind {
 }
 
 impl Kind {
-    const ALL: [Kind; 17] = [
+    const ALL: [Kind; 18] = [
         Kind::Build,
         Kind::Builds,
         Kind::Config,
         Kind::Diff,
         Kind::Doctor,
         Kind::Lint,
+        Kind::Reproduce,
         Kind::Sbom,
         Kind::Scan,
         Kind::Sign,
@@ -64,6 +67,7 @@ impl Kind {
             Kind::Diff => "diff",
             Kind::Doctor => "doctor",
             Kind::Lint => "lint",
+            Kind::Reproduce => "reproduce",
             Kind::Sbom => "sbom",
             Kind::Scan => "scan",
             Kind::Sign => "sign",
