@@ -652,7 +652,7 @@ pub fn load(archive: &camino::Utf8Path) -> Result<()> {
     stdout_of(
         &args,
         "`docker load`",
-        &format!("`docker load` of {archive} failed"),
+        &format!("`docker load` of {} failed", crate::util::shown(archive)),
     )?;
     Ok(())
 }

@@ -129,7 +129,7 @@ pub(crate) fn published(
     let inputs = match report_file {
         Some(path) => {
             let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading the build report {path}"))?;
+                .with_context(|| format!("reading the build report {}", util::shown(path)))?;
             from_report(path.as_str(), &text)?
         }
         None => {

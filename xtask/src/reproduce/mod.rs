@@ -224,8 +224,9 @@ fn save_base(base: &str, present: bool, scratch: &Utf8Path) -> Result<Utf8PathBu
     }
     let path = crate::util::host_join(scratch, "base.tar");
     let mut save = docker::save(&[base.to_string()])?;
-    let mut file = std::fs::File::create(&path).with_context(|| format!("creating {path}"))?;
-    std::io::copy(&mut save, &mut file).with_context(|| format!("writing {path}"))?;
+    let shown = crate::util::shown(&path);
+    let mut file = std::fs::File::create(&path).with_context(|| format!("creating {shown}"))?;
+    std::io::copy(&mut save, &mut file).with_context(|| format!("writing {shown}"))?;
     save.finish()?;
     Ok(path)
 }
