@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -82,6 +83,59 @@ def _symbol_laden_elf() -> Path | None:
         if ".symtab" in sections:
             return candidate
     return None
+
+
+def _compile_venv(lib: Path, cache: Path) -> str:
+    return subprocess.run(
+        [sys.executable, str(DOCKER_DIR / "compile_venv.py"), str(lib), "--cache", str(cache)],
+        capture_output=True, text=True, check=True,
+    ).stdout
+
+
+def _tree(root: Path) -> dict[str, tuple[bytes, int]]:
+    """Every file under root, without following symlinked directories: bytes and mode."""
+    found = {}
+    for here, _dirs, names in os.walk(root):
+        for name in names:
+            path = Path(here) / name
+            if not path.is_symlink():
+                found[path.relative_to(root).as_posix()] = (path.read_bytes(), path.stat().st_mode)
+    return found
+
+
+def test_compile_venv_writes_what_compileall_writes_and_compiles_only_what_changed(
+        tmp_path: Path) -> None:
+    files = {"pkg/__init__.py": "from .core import f\n", "pkg/core.py": "def f():\n    return 1\n",
+             "pkg/data/__init__.py": "X = [1, 2, 3]\n", "top.py": "import pkg\n",
+             "pkg/notes.txt": "not Python\n"}
+    lib, ref, cache = tmp_path / "lib", tmp_path / "ref", tmp_path / "cache"
+    for rel, text in files.items():
+        (lib / rel).parent.mkdir(parents=True, exist_ok=True)
+        (lib / rel).write_text(text)
+    (lib / "pkg/core.py").chmod(0o755)
+    shutil.copytree(lib, ref)
+    (lib / "linked").symlink_to(lib / "pkg", target_is_directory=True)
+    # compileall's output, made at the same path (a .pyc names its source's path).
+    lib.rename(tmp_path / "kept")
+    ref.rename(lib)
+    subprocess.run([sys.executable, "-m", "compileall", "-q", "--invalidation-mode",
+                    "unchecked-hash", str(lib)], check=True)
+    expected = _tree(lib)
+    shutil.rmtree(lib)
+    (tmp_path / "kept").rename(lib)
+
+    assert "4 compiled, 0 from the cache" in _compile_venv(lib, cache)
+    assert _tree(lib) == expected
+    # A fresh tree as the next build installs it: everything from the cache, the same bytes.
+    for pyc in lib.rglob("__pycache__"):
+        shutil.rmtree(pyc)
+    (lib / "pkg/core.py").write_text("def f():\n    return 2\n")
+    out = _compile_venv(lib, cache)
+    assert "1 compiled, 3 from the cache" in out, out
+    got = _tree(lib)
+    assert got.keys() == expected.keys()
+    changed = {k for k in got if got[k] != expected[k]}
+    assert changed == {"pkg/core.py", f"pkg/__pycache__/core.{sys.implementation.cache_tag}.pyc"}
 
 
 def test_trim(tmp_path: Path) -> None:
