@@ -238,13 +238,14 @@ impl Scratch {
     /// Where a file of the context is in the copy; an error when `.dockerignore` leaves it out
     /// (a change to it cannot affect the build).
     pub fn file(&self, path: &Utf8Path) -> Result<Utf8PathBuf> {
-        let rel = path.strip_prefix(&self.context).with_context(|| {
-            format!(
-                "{} is outside the build context {}",
+        let Ok(rel) = path.strip_prefix(&self.context) else {
+            bail!(
+                "{} is outside the build context {}: changing it cannot affect the build; pick a \
+                 file the build context holds",
                 shown(path),
                 shown(&self.context)
-            )
-        })?;
+            );
+        };
         let copied = self.path().join(rel);
         if !copied.is_file() {
             bail!(

@@ -105,7 +105,8 @@ pub fn shape<C: AsRef<str>, R: AsRef<str>>(columns: &[C], rows: &[R]) -> report:
 }
 
 /// A target's number from the command line: finite, 0 or more (checked as clap parses it,
-/// before any work; 0 is a target no run meets).
+/// before any work; 0 is a target no run meets). Its flags allow hyphen values, so `-1` gets
+/// this error rather than clap's "unexpected argument" and a tip that makes it a variant.
 pub fn target(s: &str) -> std::result::Result<f64, String> {
     match s.parse::<f64>() {
         Ok(n) if n.is_finite() && n >= 0.0 => Ok(n),

@@ -23,10 +23,12 @@ pub struct SizesArgs {
     #[arg(long = "image", value_name = "REF")]
     images: Vec<String>,
     /// Runs of each scenario; the median is judged.
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=50))]
+    #[arg(long, default_value_t = 3,
+          value_parser = clap::value_parser!(u32).range(1..=50), allow_hyphen_values = true)]
     runs: u32,
     /// Target: at most this many seconds (median) for a first and for a cached measurement.
-    #[arg(long, default_value_t = 1.0, value_name = "SECONDS", value_parser = target)]
+    #[arg(long, default_value_t = 1.0, value_name = "SECONDS",
+          value_parser = target, allow_hyphen_values = true)]
     max_secs: f64,
     /// Also time one first measurement through `docker save` (slow: it streams every layer).
     #[arg(long)]

@@ -24,10 +24,12 @@ pub struct SmokeArgs {
     #[arg(long, value_name = "REF")]
     image: Option<String>,
     /// Smokes to run; the medians are judged.
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=50))]
+    #[arg(long, default_value_t = 3,
+          value_parser = clap::value_parser!(u32).range(1..=50), allow_hyphen_values = true)]
     runs: u32,
     /// Target: the verdict at most this many seconds after the first healthy answer (median).
-    #[arg(long, default_value_t = 2.0, value_name = "SECONDS", value_parser = target)]
+    #[arg(long, default_value_t = 2.0, value_name = "SECONDS",
+          value_parser = target, allow_hyphen_values = true)]
     max_verdict_secs: f64,
     /// An extra label KEY=VALUE on the smoke containers (repeatable).
     #[arg(long, value_name = "KEY=VALUE")]

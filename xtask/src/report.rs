@@ -418,8 +418,15 @@ fn write_atomic_now(path: &camino::Utf8Path, contents: &[u8]) -> Result<()> {
     }
     let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
     let (shown_tmp, shown) = (crate::util::shown(&tmp), crate::util::shown(path));
-    std::fs::write(&tmp, contents).with_context(|| format!("writing {shown_tmp}"))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("moving {shown_tmp} to {shown}"))
+    let written = std::fs::write(&tmp, contents)
+        .with_context(|| format!("writing {shown_tmp}"))
+        .and_then(|()| {
+            std::fs::rename(&tmp, path).with_context(|| format!("moving {shown_tmp} to {shown}"))
+        });
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
 }
 
 #[cfg(test)]

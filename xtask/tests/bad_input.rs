@@ -212,6 +212,9 @@ fn bad_durations_on_the_command_line_are_usage_errors_not_panics() {
         ),
         ("0s", "is shorter than 1ms"),
         ("2 days", "unknown unit `days`"),
+        // A hyphen value is the flag's value, not clap's "unexpected argument" (whose tip,
+        // `-- -5`, would make it a variant name).
+        ("-5s", "`-5s` is negative"),
     ] {
         let run = without_engine({
             let mut cmd = xtask();
@@ -221,6 +224,35 @@ fn bad_durations_on_the_command_line_are_usage_errors_not_panics() {
         let line = one_error_line(&run, timeout);
         assert!(line.contains(want), "{timeout}: {line}");
     }
+}
+
+#[test]
+fn sizes_save_naming_a_directory_is_refused_before_any_work_and_writes_nothing() {
+    let dir = Scratch::new("bad-input-sizes-save");
+    let run = without_engine({
+        let mut cmd = xtask();
+        cmd.args(["sizes", "cpu-minimal", "--save"]).arg(dir.path());
+        cmd
+    });
+    let line = one_error_line(&run, "sizes --save DIR");
+    assert!(
+        line.ends_with("is a directory: name the file to write"),
+        "{line}"
+    );
+    let parent = dir.path().parent().unwrap();
+    let name = dir
+        .path()
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    let left: Vec<String> = std::fs::read_dir(parent)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(&format!("{name}.")))
+        .collect();
+    assert!(left.is_empty(), "a temp report was left: {left:?}");
 }
 
 #[test]

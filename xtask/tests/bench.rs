@@ -637,20 +637,31 @@ fn pull_bench_of_an_image_that_was_not_built_is_one_error_before_anything_starts
 
 #[test]
 fn a_negative_target_is_refused_before_anything_starts() {
-    for (args, flag) in [
+    let cases: [(&[&str], &str); 6] = [
         (
-            ["bench", "rebuild", "fx", "--max-app-secs=-1"],
+            &["bench", "rebuild", "fx", "--max-app-secs=-1"],
             "--max-app-secs",
         ),
         (
-            ["bench", "smoke", "fx", "--max-verdict-secs=-2"],
+            &["bench", "smoke", "fx", "--max-verdict-secs=-2"],
             "--max-verdict-secs",
         ),
         (
-            ["bench", "update", "fx", "--max-app-pull=-1kB"],
+            &["bench", "update", "fx", "--max-app-pull=-1kB"],
             "--max-app-pull",
         ),
-    ] {
+        // As two words: the flag's value, not clap's "unexpected argument '-1'".
+        (
+            &["bench", "rebuild", "fx", "--max-app-secs", "-1"],
+            "--max-app-secs",
+        ),
+        (
+            &["bench", "smoke", "fx", "--max-verdict-secs", "-2"],
+            "--max-verdict-secs",
+        ),
+        (&["bench", "pull", "fx", "--runs", "-1"], "--runs"),
+    ];
+    for (args, flag) in cases {
         // No such variant `fx` in the repository's images.toml: the flag is refused first.
         let run = Run::of(xtask().args(args));
         assert_eq!(run.code, 2, "{args:?}: {}", run.stderr);
@@ -680,7 +691,7 @@ fn update_bench_refuses_a_dependency_file_the_build_cannot_see_before_any_build(
     let outside = dir.write("elsewhere.lock", "x\n");
     for (dep_file, why) in [
         (&ignored, "left out of the build context by"),
-        (&outside, "outside the build context"),
+        (&outside, "is outside the build context"),
     ] {
         let started = std::time::Instant::now();
         let run = Run::of(
@@ -693,7 +704,15 @@ fn update_bench_refuses_a_dependency_file_the_build_cannot_see_before_any_build(
                 .arg(dep_file),
         );
         assert_eq!(run.code, 2, "{}", run.stderr);
-        assert!(run.error_line().contains(why), "{}", run.stderr);
+        let line = run.error_line();
+        assert!(
+            line.contains(why)
+                && line.ends_with(
+                    "changing it cannot affect the build; pick a file the build context holds"
+                ),
+            "{}",
+            run.stderr
+        );
         assert!(
             !run.stderr.contains("==> bench update fx:"),
             "{}",

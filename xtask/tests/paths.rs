@@ -141,6 +141,16 @@ fn commands_print_paths_relative_to_the_repository() {
         &run,
         &format!("--save {} is a directory", shown(dir.path())),
     );
+    let run = run_with(
+        &good,
+        &["build", "fx", "--report-dir", file.to_str().unwrap()],
+    );
+    assert_relative(
+        "build --report-dir FILE",
+        &run,
+        &format!("--report-dir {} is not a directory", shown(&file)),
+    );
+    assert!(!run.stderr.contains("==> building"), "{}", run.stderr);
     let absent = dir.path().join("build-fx.json");
     let run = run_with(&good, &["merge", "fx", "--from", absent.to_str().unwrap()]);
     assert_relative(

@@ -59,11 +59,12 @@ pub struct PullArgs {
     venv: String,
     /// Pulls of each image, each by a fresh engine; the table shows the median.
     #[arg(long, default_value_t = 1, value_name = "N",
-          value_parser = clap::value_parser!(u32).range(1..=20))]
+          value_parser = clap::value_parser!(u32).range(1..=20), allow_hyphen_values = true)]
     runs: u32,
     /// Target: the image as pushed pulls in at most this ratio of the time of the venv in one
     /// gzip layer.
-    #[arg(long, default_value_t = 0.5, value_name = "RATIO", value_parser = crate::report::target)]
+    #[arg(long, default_value_t = 0.5, value_name = "RATIO",
+          value_parser = crate::report::target, allow_hyphen_values = true)]
     max_vs_reference: f64,
     /// Report format.
     #[arg(long, value_enum, default_value_t = Format::Table)]

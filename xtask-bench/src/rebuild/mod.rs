@@ -52,10 +52,12 @@ pub struct RebuildArgs {
     #[arg(long, value_name = "FILE")]
     dep_file: Option<Utf8PathBuf>,
     /// Target for the app-change rebuild: at most this many seconds.
-    #[arg(long, default_value_t = 5.0, value_name = "SECONDS", value_parser = target)]
+    #[arg(long, default_value_t = 5.0, value_name = "SECONDS",
+          value_parser = target, allow_hyphen_values = true)]
     max_app_secs: f64,
     /// Target for the app-change rebuild: at most this percentage of the cold build's time.
-    #[arg(long, default_value_t = 5.0, value_name = "PERCENT", value_parser = target)]
+    #[arg(long, default_value_t = 5.0, value_name = "PERCENT",
+          value_parser = target, allow_hyphen_values = true)]
     max_app_percent: f64,
     /// The cache of every build (default: what `cargo xtask build` uses, `none` outside CI:
     /// the engine's own build cache).
@@ -73,13 +75,16 @@ pub struct RebuildArgs {
     #[arg(long)]
     no_peer: bool,
     /// Targets against the peer (ours / peer, same run): app-only rebuild at most this ratio.
-    #[arg(long, default_value_t = 0.5, value_name = "RATIO", value_parser = target)]
+    #[arg(long, default_value_t = 0.5, value_name = "RATIO",
+          value_parser = target, allow_hyphen_values = true)]
     max_app_vs_peer: f64,
     /// … dependency-change rebuild at most this ratio.
-    #[arg(long, default_value_t = 1.0, value_name = "RATIO", value_parser = target)]
+    #[arg(long, default_value_t = 1.0, value_name = "RATIO",
+          value_parser = target, allow_hyphen_values = true)]
     max_dep_vs_peer: f64,
     /// … cold build at most this ratio.
-    #[arg(long, default_value_t = 1.0, value_name = "RATIO", value_parser = target)]
+    #[arg(long, default_value_t = 1.0, value_name = "RATIO",
+          value_parser = target, allow_hyphen_values = true)]
     max_cold_vs_peer: f64,
     /// Measure the builds for this platform (e.g. linux/arm64, under emulation where the engine
     /// is of another CPU) and its cold build against the engine's own platform's, built cold in
@@ -88,12 +93,13 @@ pub struct RebuildArgs {
     platform: Option<String>,
     /// Target with --platform: the platform's cold build at most this ratio of the engine's
     /// platform's.
-    #[arg(long, default_value_t = 1.5, value_name = "RATIO", value_parser = target)]
+    #[arg(long, default_value_t = 1.5, value_name = "RATIO",
+          value_parser = target, allow_hyphen_values = true)]
     max_cold_vs_native: f64,
     /// Build each scenario this many times (ours, then the peer's, in turn) and judge the
     /// medians: one run on a shared machine is one sample of its noise.
     #[arg(long, default_value_t = 1, value_name = "N",
-          value_parser = clap::value_parser!(u32).range(1..=20))]
+          value_parser = clap::value_parser!(u32).range(1..=20), allow_hyphen_values = true)]
     runs: u32,
     /// The buildx builder to use (default: the active one).
     #[arg(long)]

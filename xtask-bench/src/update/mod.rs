@@ -62,10 +62,12 @@ pub struct UpdateArgs {
     #[arg(long, value_name = "FILE")]
     dep_file: Option<Utf8PathBuf>,
     /// Target: an app change pulls at most this much.
-    #[arg(long, default_value = "100 kB", value_name = "SIZE", value_parser = size)]
+    #[arg(long, default_value = "100 kB", value_name = "SIZE",
+          value_parser = size, allow_hyphen_values = true)]
     max_app_pull: u64,
     /// Target: a dependency change pulls at most this much.
-    #[arg(long, default_value = "100 MB", value_name = "SIZE", value_parser = size)]
+    #[arg(long, default_value = "100 MB", value_name = "SIZE",
+          value_parser = size, allow_hyphen_values = true)]
     max_dep_pull: u64,
     /// Layers that must keep their digests through both changes: those whose instruction
     /// contains this text.

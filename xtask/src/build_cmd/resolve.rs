@@ -86,6 +86,7 @@ pub fn resolve(ctx: &Ctx, config: &Config, options: &Options) -> Result<Setting>
     let source_date_epoch = git::source_date_epoch(&git, &build_arg_overrides);
     let report_dir = options.report_dir.clone().unwrap_or_else(|| ctx.out_dir());
     // Before the builds, not after the first one: an unusable --report-dir is a usage error.
+    crate::report::ensure_dir("--report-dir", &report_dir)?;
     std::fs::create_dir_all(&report_dir).map_err(|e| {
         anyhow::anyhow!(
             "cannot create the report directory {} ({e}): pass a writable --report-dir",

@@ -131,6 +131,9 @@ struct Local<'a> {
 
 impl Args {
     pub fn run(self, ctx: &Ctx) -> Result<()> {
+        if let Some(path) = &self.save {
+            report::ensure_file("--save", path)?;
+        }
         let measured = self.measure(ctx)?;
         self.render(&measured.report)?;
         if let Some(line) = &measured.summary {

@@ -78,13 +78,14 @@ pub struct Args {
     #[arg(long, value_name = "KEY=VALUE")]
     pub label: Vec<String>,
     /// How long the container may take to become healthy (default: smoke.health_timeout).
-    #[arg(long, value_parser = parse_timeout, value_name = "DURATION")]
+    #[arg(long, value_parser = parse_timeout, value_name = "DURATION", allow_hyphen_values = true)]
     pub timeout: Option<Duration>,
     /// How to print the summary (progress and failure details go to stderr).
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
 }
 
+/// A hyphen value (`-5s`) reaches it, so the error says what is wrong with the duration.
 fn parse_timeout(s: &str) -> std::result::Result<Duration, String> {
     crate::config::parse_health_timeout(s).map_err(|e| e.to_string())
 }
