@@ -31,7 +31,8 @@ use plan::{BuildPlan, PlanInput};
 use resolve::Setting;
 
 pub use crate::config::Compression;
-pub use plan::{CacheMode, Progress, Provenance};
+pub use plan::{Progress, Provenance};
+pub use resolve::CacheMode;
 pub use run::BuildReport;
 
 /// `cargo xtask build`: which variants, the options of their builds, the summary's format.
@@ -157,7 +158,7 @@ fn parse_tag(s: &str) -> std::result::Result<String, String> {
 }
 
 fn parse_build_arg(s: &str) -> std::result::Result<String, String> {
-    plan::parse_build_args(&[s.to_string()]).map_err(|e| e.to_string())?;
+    resolve::parse_build_args(&[s.to_string()]).map_err(|e| e.to_string())?;
     Ok(s.to_string())
 }
 

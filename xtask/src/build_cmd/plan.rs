@@ -7,27 +7,11 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 
 use super::git::GitInfo;
-use super::resolve::{Setting, VariantFacts};
+use super::resolve::{local_cache_dir, CacheMode, Setting, VariantFacts};
 use super::Options;
 use crate::config::{Compression, Config, Variant};
 use crate::docker;
 use crate::registry::Registry;
-
-/// Where BuildKit's cache goes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum CacheMode {
-    /// `type=local` under target/docker-cache/<variant>, rotated on every build: to carry the
-    /// cache to another machine or builder.
-    Local,
-    /// GitHub Actions cache, one scope per variant.
-    Gha,
-    /// `<image>:buildcache-<variant>` in the image's registry.
-    Registry,
-    /// No cache import or export: the builder's own build cache still serves (the default
-    /// outside GitHub Actions).
-    None,
-}
 
 /// Provenance attestation of a pushed image (buildx `--provenance`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
@@ -542,11 +526,6 @@ pub fn platform_tag(
     }
 }
 
-/// The directory that holds a variant's local cache.
-pub fn local_cache_dir(cache_dir: &Utf8Path, variant: &Variant) -> Utf8PathBuf {
-    crate::util::host_join(cache_dir, &variant.name)
-}
-
 /// The cache for a variant under a mode; `cache_dir` is the root of local caches (`has_local`:
 /// the variant's holds a cache), `repository` the variant's repository in the registry
 /// (`--cache registry` needs one).
@@ -595,16 +574,6 @@ pub fn push_compression(
         return None;
     }
     flag.or(variant.push_compression)
-}
-
-/// `--build-arg KEY=VALUE` flags as pairs.
-pub fn parse_build_args(args: &[String]) -> Result<Vec<(String, String)>> {
-    args.iter()
-        .map(|a| match a.split_once('=') {
-            Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
-            _ => bail!("--build-arg `{a}` is not KEY=VALUE"),
-        })
-        .collect()
 }
 
 #[cfg(test)]
@@ -1049,15 +1018,6 @@ mod tests {
         let p = plan(&input(&v, &g));
         assert_eq!(p.tags, ["voxserve:cpu", "voxserve:0.1.0-cpu"]);
         assert!(!p.argv.iter().any(|a| a.contains("image.revision")));
-    }
-
-    #[test]
-    fn build_args_must_be_key_value() {
-        assert_eq!(
-            parse_build_args(&["A=b=c".into()]).unwrap(),
-            vec![("A".into(), "b=c".into())]
-        );
-        assert!(parse_build_args(&["novalue".into()]).is_err());
     }
 
     #[test]

@@ -4,10 +4,10 @@
 //! Dockerfile takes its base from `BASE_IMAGE`).
 
 use anyhow::{bail, Result};
-use camino::Utf8PathBuf;
+use camino::{Utf8Path, Utf8PathBuf};
+use serde::Serialize;
 
 use super::git::{self, GitInfo};
-use super::plan::{self, CacheMode};
 use super::{platform, Options};
 use crate::ca::{self, CaBundle};
 use crate::config::{Config, Variant};
@@ -15,6 +15,22 @@ use crate::docker::{self, Builder};
 use crate::output::warning;
 use crate::registry::Registry;
 use crate::util::{self, progress, Ctx, TempDir};
+
+/// Where BuildKit's cache goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CacheMode {
+    /// `type=local` under target/docker-cache/<variant>, rotated on every build: to carry the
+    /// cache to another machine or builder.
+    Local,
+    /// GitHub Actions cache, one scope per variant.
+    Gha,
+    /// `<image>:buildcache-<variant>` in the image's registry.
+    Registry,
+    /// No cache import or export: the builder's own build cache still serves (the default
+    /// outside GitHub Actions).
+    None,
+}
 
 /// The facts every build of one run shares.
 pub struct Setting {
@@ -76,7 +92,7 @@ pub fn resolve(ctx: &Ctx, config: &Config, options: &Options) -> Result<Setting>
     }
     let registry = registry(config, options, cache)?;
     let ca = ca_bundle(config, options)?;
-    let build_arg_overrides = plan::parse_build_args(&options.build_args)?;
+    let build_arg_overrides = parse_build_args(&options.build_args)?;
     let base_image = offline_base(config, &builder, &build_arg_overrides)?;
     let base_digest = match &base_image {
         Some(base) => docker::image_id(base)?,
@@ -214,13 +230,28 @@ fn cache_dir(ctx: &Ctx, config: &Config, options: &Options) -> Utf8PathBuf {
 pub fn variant_facts(ctx: &Ctx, setting: &Setting, variant: &Variant) -> Result<VariantFacts> {
     let dockerfile = std::fs::read_to_string(&variant.dockerfile)
         .map_err(|e| anyhow::anyhow!("reading {}: {e}", util::shown(&variant.dockerfile)))?;
-    let cache = plan::local_cache_dir(&setting.cache_dir, variant);
+    let cache = local_cache_dir(&setting.cache_dir, variant);
     Ok(VariantFacts {
         tmp: TempDir::new(ctx, &format!("build-{}", variant.name))?,
         suffix: util::unique_suffix(),
         has_local_cache: util::host_join(&cache, "index.json").is_file(),
         declares_base_image: platform::declares_arg(&dockerfile, "BASE_IMAGE"),
     })
+}
+
+/// The directory that holds a variant's local cache.
+pub fn local_cache_dir(cache_dir: &Utf8Path, variant: &Variant) -> Utf8PathBuf {
+    crate::util::host_join(cache_dir, &variant.name)
+}
+
+/// `--build-arg KEY=VALUE` flags as pairs.
+pub fn parse_build_args(args: &[String]) -> Result<Vec<(String, String)>> {
+    args.iter()
+        .map(|a| match a.split_once('=') {
+            Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+            _ => bail!("--build-arg `{a}` is not KEY=VALUE"),
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -240,5 +271,13 @@ mod tests {
             CacheMode::None
         );
         assert_eq!(cache_mode(None, true, false), CacheMode::None);
+    }
+    #[test]
+    fn build_args_must_be_key_value() {
+        assert_eq!(
+            parse_build_args(&["A=b=c".into()]).unwrap(),
+            vec![("A".into(), "b=c".into())]
+        );
+        assert!(parse_build_args(&["novalue".into()]).is_err());
     }
 }
