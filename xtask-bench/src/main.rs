@@ -2,7 +2,7 @@
 
 use clap::Parser;
 use std::process::ExitCode;
-use xtask::{cleanup, util};
+use xtask::{cleanup, output, util};
 use xtask_bench::cli::Cli;
 
 fn main() -> ExitCode {
@@ -10,11 +10,11 @@ fn main() -> ExitCode {
     cleanup::install_signal_handler();
     let cli = Cli::parse();
     let result = util::Ctx::new(cli.config).and_then(|ctx| match cli.report_shape {
-        true => xtask::output::result(&serde_json::to_string(&cli.bench.report_shape(&ctx.root))?),
+        true => output::result(&serde_json::to_string(&cli.bench.report_shape(&ctx.root))?),
         false => cli.bench.run(&ctx),
     });
     // A signal before this point: no error, exit 130 (the handler's); after it: this outcome.
-    cleanup::finish();
+    output::finish();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => util::report_error(&err),

@@ -1,29 +1,21 @@
-//! Cleanup on every path, and what a signal may still do: when a guard drops, and on Ctrl-C /
-//! SIGTERM for all live guards; the output gate that keeps an interrupted run from reporting.
+//! Cleanup on every path: when a guard drops, and on Ctrl-C / SIGTERM for all live guards.
 //!
 //! Killing the `docker run` client does not stop its container and a killed xtask runs no
 //! destructors, so everything an xtask command creates (containers, temp dirs, child processes)
-//! registers a [`Guard`] here; the signal handler runs the pending actions, then exits with 130.
+//! registers a [`Guard`] here; the signal handler closes the output gate (`crate::output`: an
+//! interrupted run never reports), runs the pending actions, then exits with 130.
 //!
-//! An interrupted run never reports, by construction:
-//! - Results reach stdout, report files and the step summary only through [`deliver`]
-//!   (`crate::output` and `crate::report` call it), messages only through
-//!   [`unless_interrupted`], and `main` ends through [`finish`]. All three take one lock, the gate.
-//! - The handler takes the gate and marks the run interrupted *before* it removes anything. So a
-//!   failure that cleanup causes (a container vanishing under a check) is seen only after the
-//!   mark, and the mark stops every later delivery: the thread that tries parks until the handler
-//!   exits with 130. A delivery already in progress when the signal arrives completes first.
-//! - No new guard (and so no new container or child process) can be registered once cleanup has
-//!   begun, and a child process is started and registered in one step (`crate::process`), so
-//!   nothing is started that the handler does not know about.
-//! - [`finish`] closes the gate for good: a signal after the command's outcome is decided does
-//!   not change it.
+//! No new guard (and so no new container or child process) can be registered once cleanup has
+//! begun, and a child process is started and registered in one step (`crate::process`), so
+//! nothing is started that the handler does not know about.
 
 use std::cell::Cell;
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
+
+use crate::output;
 
 type Action = Box<dyn FnOnce() + Send>;
 
@@ -40,11 +32,6 @@ static PENDING: Mutex<Pending> = Mutex::new(Pending {
 static NEXT_ID: AtomicU64 = AtomicU64::new(0);
 /// Actions being run by a dropping guard right now (the handler waits for them before exiting).
 static RUNNING: AtomicUsize = AtomicUsize::new(0);
-static INTERRUPTED: AtomicBool = AtomicBool::new(false);
-/// Set by [`finish`], which keeps the gate closed: later output no longer passes through it.
-static FINISHED: AtomicBool = AtomicBool::new(false);
-/// The output gate: deliveries, progress lines, the end of `main`, and the handler's mark.
-static GATE: Mutex<()> = Mutex::new(());
 
 thread_local! {
     /// True on the signal handler's thread, which must never park.
@@ -99,9 +86,9 @@ fn lock_pending() -> MutexGuard<'static, Pending> {
 /// The pending actions, to add one; parks the caller when cleanup has begun.
 fn lock_pending_for_new() -> MutexGuard<'static, Pending> {
     let pending = lock_pending();
-    if (pending.closed || interrupted()) && !IS_HANDLER.get() {
+    if (pending.closed || output::interrupted()) && !IS_HANDLER.get() {
         drop(pending);
-        wait_for_handler();
+        output::wait_for_handler();
     }
     pending
 }
@@ -110,50 +97,6 @@ fn register(pending: &mut Pending, action: Action) -> Guard {
     let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
     pending.actions.insert(id, action);
     Guard { id }
-}
-
-fn lock_gate() -> MutexGuard<'static, ()> {
-    GATE.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// Runs `f` — writing a result to stdout, a report file, the step summary — unless the run was
-/// interrupted: then the caller parks until the handler exits with 130, and nothing is written.
-pub fn deliver<T>(f: impl FnOnce() -> T) -> T {
-    if FINISHED.load(Ordering::SeqCst) {
-        return f();
-    }
-    let gate = lock_gate();
-    if interrupted() {
-        drop(gate);
-        wait_for_handler();
-    }
-    let out = f();
-    drop(gate);
-    out
-}
-
-/// Runs `f` unless the run was interrupted (a message that would describe what the cleanup did).
-pub fn unless_interrupted(f: impl FnOnce()) {
-    if FINISHED.load(Ordering::SeqCst) {
-        return f();
-    }
-    let _gate = lock_gate();
-    if !interrupted() {
-        f();
-    }
-}
-
-/// The end of `main`: from here on a signal no longer changes the outcome (the gate stays
-/// closed, so the handler never gets to exit with 130); when a signal came first, parks until
-/// the handler exits with 130, so that neither the command's error nor its exit code shows.
-pub fn finish() {
-    let gate = lock_gate();
-    if interrupted() {
-        drop(gate);
-        wait_for_handler();
-    }
-    FINISHED.store(true, Ordering::SeqCst);
-    std::mem::forget(gate);
 }
 
 /// Runs every pending action, newest first (a container before the temp dir it was built from),
@@ -180,22 +123,9 @@ fn run_all() {
 /// What the handler does on SIGINT / SIGTERM (Ctrl-C / Ctrl-Break on Windows).
 fn on_signal() {
     IS_HANDLER.set(true);
-    // Close the gate: wait (a bounded time) for a delivery in progress, then mark the run.
-    let deadline = Instant::now() + HANDLER_PATIENCE;
-    let gate = loop {
-        match GATE.try_lock() {
-            Ok(gate) => break Some(gate),
-            Err(std::sync::TryLockError::Poisoned(p)) => break Some(p.into_inner()),
-            Err(std::sync::TryLockError::WouldBlock) if Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            // `finish` holds it for good: the outcome is decided and the process is exiting.
-            Err(std::sync::TryLockError::WouldBlock) => break None,
-        }
-    };
-    INTERRUPTED.store(true, Ordering::SeqCst);
-    drop(gate);
-    crate::output::notice(format_args!("\ninterrupted: cleaning up"));
+    // Before anything is removed: a failure that cleanup causes is never reported.
+    output::close_gate(HANDLER_PATIENCE);
+    output::notice(format_args!("\ninterrupted: cleaning up"));
     run_all();
     std::process::exit(130);
 }
@@ -203,22 +133,10 @@ fn on_signal() {
 /// On SIGINT / SIGTERM (Ctrl-C / Ctrl-Break on Windows): clean up, then exit 130.
 pub fn install_signal_handler() {
     if let Err(err) = ctrlc::set_handler(on_signal) {
-        crate::output::notice(format_args!(
+        output::notice(format_args!(
             "warning: cannot install the Ctrl-C handler ({err}); an interrupt may leave \
              containers behind"
         ));
-    }
-}
-
-/// True once a signal arrived: the handler is cleaning up and will exit with 130.
-pub fn interrupted() -> bool {
-    INTERRUPTED.load(Ordering::SeqCst)
-}
-
-/// Blocks forever, leaving the exit to the signal handler.
-fn wait_for_handler() -> ! {
-    loop {
-        std::thread::park();
     }
 }
 

@@ -3,7 +3,7 @@
 use clap::Parser;
 use std::process::ExitCode;
 use xtask::cli::{Cli, Command};
-use xtask::{bench, cleanup, util};
+use xtask::{bench, cleanup, output, util};
 
 fn main() -> ExitCode {
     // First, so that a signal at any later moment finds the handler.
@@ -29,7 +29,7 @@ fn main() -> ExitCode {
         Command::Docs(args) => args.run(&ctx, xtask::cli::report_shape),
     });
     // A signal before this point: no error, exit 130 (the handler's); after it: this outcome.
-    cleanup::finish();
+    output::finish();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         // The bench binary has said why already.

@@ -169,7 +169,7 @@ fn linux_start_tick(stat: &str) -> Option<u64> {
 /// starts containers calls this first.
 pub fn stale_containers() -> Result<usize> {
     // After a signal, what is left is the next run's to reclaim.
-    if crate::cleanup::interrupted() {
+    if crate::output::interrupted() {
         return Ok(0);
     }
     let owner = Owner::current();
@@ -196,7 +196,7 @@ pub fn stale_containers() -> Result<usize> {
 /// Removes the test fixture images whose owner (a test process) is gone and says how many.
 pub fn stale_test_images() -> Result<usize> {
     // After a signal, what is left is the next run's to reclaim.
-    if crate::cleanup::interrupted() {
+    if crate::output::interrupted() {
         return Ok(0);
     }
     let owner = Owner::current();

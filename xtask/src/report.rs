@@ -361,7 +361,7 @@ pub fn step_summary(title: &str, markdown: &str) {
         return;
     };
     let text = format!("### {title}\n\n{markdown}\n");
-    if let Err(e) = crate::cleanup::deliver(|| append(std::path::Path::new(&path), &text)) {
+    if let Err(e) = crate::output::deliver(|| append(std::path::Path::new(&path), &text)) {
         warning!(
             "cannot write the step summary $GITHUB_STEP_SUMMARY ({}): {e}; \
              the results above stand",
@@ -406,9 +406,9 @@ pub fn ensure_file(flag: &str, file: &camino::Utf8Path) -> Result<()> {
 }
 
 /// Writes a file atomically (temp file + rename) so an interrupted run leaves no half-written report.
-/// Not written at all once the run was interrupted (`crate::cleanup::deliver`).
+/// Not written at all once the run was interrupted (`crate::output::deliver`).
 pub fn write_atomic(path: &camino::Utf8Path, contents: &[u8]) -> Result<()> {
-    crate::cleanup::deliver(|| write_atomic_now(path, contents))
+    crate::output::deliver(|| write_atomic_now(path, contents))
 }
 
 fn write_atomic_now(path: &camino::Utf8Path, contents: &[u8]) -> Result<()> {

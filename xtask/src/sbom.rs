@@ -309,7 +309,7 @@ pub fn generate(plan: &Plan) -> Result<Report> {
         .with_context(|| format!("reading the SPDX document syft wrote for {}", plan.image))?;
     let summary = summarize(&spdx)?;
     // The documents are results: not written once the run was interrupted.
-    crate::cleanup::deliver(|| -> Result<()> {
+    crate::output::deliver(|| -> Result<()> {
         std::fs::rename(&tmp_spdx, &plan.spdx)
             .with_context(|| format!("writing {}", util::shown(&plan.spdx)))?;
         std::fs::rename(&tmp_cdx, &plan.cyclonedx)

@@ -9,7 +9,6 @@ use std::collections::VecDeque;
 use std::io::{BufRead, BufReader};
 
 use super::plan::{self, DbOptions, Input};
-use crate::cleanup;
 use crate::output;
 use crate::output::warning;
 use crate::process::Cmd;
@@ -64,7 +63,7 @@ fn run(ctx: &Ctx, trivy: &Utf8Path, argv: &[String]) -> Result<std::result::Resu
         last.push_back(line);
     }
     let status = reader.finish()?.status;
-    if cleanup::interrupted() {
+    if output::interrupted() {
         bail!("interrupted");
     }
     if status.success() {
