@@ -7,8 +7,7 @@ use camino::{Utf8Path, Utf8PathBuf};
 use toml::Spanned;
 
 use super::dockerfile::{self, Facts};
-use super::located::Str;
-use super::variant::At;
+use super::located::{At, Str};
 use crate::util;
 
 /// A variant's Dockerfile and context, found and read.

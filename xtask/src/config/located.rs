@@ -88,6 +88,24 @@ impl Located<'_> {
     }
 }
 
+/// Places the errors of one variant.
+pub struct At<'a> {
+    pub(super) loc: &'a Located<'a>,
+    pub(super) variant: &'a str,
+}
+
+impl At<'_> {
+    /// The error at `span` (the file alone without one), naming the variant.
+    pub fn err(&self, span: Option<Range<usize>>, msg: impl std::fmt::Display) -> anyhow::Error {
+        self.loc.at(span, Some(self.variant), msg)
+    }
+
+    /// `key: message` at the value.
+    pub fn bad(&self, value: &Str, key: &str, msg: impl std::fmt::Display) -> anyhow::Error {
+        self.err(Some(value.span()), format!("{key}: {msg}"))
+    }
+}
+
 enum Table {
     /// Before the first header.
     None,

@@ -11,7 +11,7 @@ use std::ops::Range;
 use toml::Spanned;
 
 use super::files::{self, Files, Repository};
-use super::located::{Located, Str};
+use super::located::{At, Located, Str};
 use super::names::{self, Reference};
 use super::smoke::{self, RawSmoke};
 use super::values::parse_size;
@@ -67,24 +67,6 @@ struct RawBudget {
 struct RawPlatformBudget {
     compressed: Option<Str>,
     unpacked: Option<Str>,
-}
-
-/// Places the errors of one variant.
-pub struct At<'a> {
-    loc: &'a Located<'a>,
-    variant: &'a str,
-}
-
-impl At<'_> {
-    /// The error at `span` (the file alone without one), naming the variant.
-    pub fn err(&self, span: Option<Range<usize>>, msg: impl std::fmt::Display) -> anyhow::Error {
-        self.loc.at(span, Some(self.variant), msg)
-    }
-
-    /// `key: message` at the value.
-    pub fn bad(&self, value: &Str, key: &str, msg: impl std::fmt::Display) -> anyhow::Error {
-        self.err(Some(value.span()), format!("{key}: {msg}"))
-    }
 }
 
 /// The variant `name` (declared at `span`) with the defaults applied, every value checked.
