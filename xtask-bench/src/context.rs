@@ -12,7 +12,8 @@
 use anyhow::{bail, Context, Result};
 use camino::{Utf8Path, Utf8PathBuf};
 
-use xtask::util::{shown, Ctx, TempDir};
+use xtask::ctx::{Ctx, TempDir};
+use xtask::util::shown;
 
 /// The rules of a `.dockerignore`.
 #[derive(Debug, Default)]

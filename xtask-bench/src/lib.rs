@@ -30,7 +30,7 @@ pub mod charts {
 use anyhow::Result;
 use camino::Utf8Path;
 
-use xtask::util::Ctx;
+use xtask::ctx::Ctx;
 
 /// One bench, as `cargo xtask bench <bench> …` names it.
 #[derive(clap::Subcommand)]

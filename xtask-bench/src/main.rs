@@ -2,14 +2,14 @@
 
 use clap::Parser;
 use std::process::ExitCode;
-use xtask::{cleanup, output, util};
+use xtask::{cleanup, ctx, output, util};
 use xtask_bench::cli::Cli;
 
 fn main() -> ExitCode {
     // First, so that a signal at any later moment finds the handler.
     cleanup::install_signal_handler();
     let cli = Cli::parse();
-    let result = util::Ctx::new(cli.config).and_then(|ctx| match cli.report_shape {
+    let result = ctx::Ctx::new(cli.config).and_then(|ctx| match cli.report_shape {
         true => output::result(&serde_json::to_string(&cli.bench.report_shape(&ctx.root))?),
         false => cli.bench.run(&ctx),
     });

@@ -9,11 +9,11 @@ use serde::Serialize;
 use std::time::Instant;
 
 use crate::report::{median, publish, target, targets_section, Check, Machine, Rendered};
+use xtask::ctx::Ctx;
 use xtask::docker;
 use xtask::output::progress;
 use xtask::report::{Format, Section, Table};
 use xtask::sizes::{self, Stats};
-use xtask::util::Ctx;
 
 #[derive(clap::Args)]
 pub struct SizesArgs {

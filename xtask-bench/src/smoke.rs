@@ -10,11 +10,11 @@ use std::time::Instant;
 
 use crate::report::median;
 use crate::report::{publish, target, targets_section, Check, Machine, Rendered};
+use xtask::ctx::Ctx;
 use xtask::docker;
 use xtask::output::progress;
 use xtask::report::{Format, Section, Table};
 use xtask::smoke;
-use xtask::util::Ctx;
 
 #[derive(clap::Args)]
 pub struct SmokeArgs {

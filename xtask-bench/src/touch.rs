@@ -13,9 +13,10 @@ use std::sync::{Arc, Mutex};
 use xtask::build_cmd::BuildReport;
 use xtask::cleanup::Guard;
 use xtask::config::Variant;
+use xtask::ctx::Ctx;
 use xtask::docker;
 use xtask::output::warning;
-use xtask::util::{self, Ctx};
+use xtask::util;
 
 /// The app source file touched by default (relative to the project root).
 pub const DEFAULT_APP_FILE: &str = "app/src/voxserve/__init__.py";
@@ -189,7 +190,7 @@ mod tests {
     #[test]
     fn a_change_lasts_one_build_and_touches_only_the_copy() {
         let ctx = Ctx::new(None).unwrap();
-        let context = util::TempDir::new(&ctx, "touch-test").unwrap();
+        let context = xtask::ctx::TempDir::new(&ctx, "touch-test").unwrap();
         std::fs::write(context.path().join("a.py"), "a = 1").unwrap();
         let scratch = Scratch::copy(&ctx, context.path()).unwrap();
         let given = context.path().join("a.py");

@@ -16,11 +16,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::config::Base;
+use crate::ctx::{Ctx, TempDir};
 use crate::docker;
 use crate::emulation::{self, Support};
 use crate::output::{self, progress};
 use crate::process::{Cmd, Reader};
-use crate::util::{self, Ctx, TempDir};
+use crate::util;
 
 #[derive(clap::Args)]
 pub struct Args {

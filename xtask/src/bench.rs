@@ -7,9 +7,9 @@ use camino::{Utf8Path, Utf8PathBuf};
 use std::ffi::OsString;
 use std::time::Duration;
 
+use crate::ctx::Ctx;
 use crate::process::Cmd;
 use crate::report::Shape;
-use crate::util::Ctx;
 
 #[derive(clap::Args)]
 #[command(disable_help_flag = true)]

@@ -63,7 +63,7 @@ pub fn report_shape(root: &Utf8Path, argv: &[String]) -> Result<Shape> {
         Cli::try_parse_from(std::iter::once("cargo xtask").chain(argv.iter().map(|a| a.as_str())))
             .map_err(|e| anyhow::anyhow!("{}", e.render().to_string().trim_end()))?;
     match cli.command {
-        Command::Sizes(args) => Ok(args.report_shape(crate::util::Ctx::new(cli.config)?.config()?)),
+        Command::Sizes(args) => Ok(args.report_shape(crate::ctx::Ctx::new(cli.config)?.config()?)),
         Command::Bench(args) => args.report_shape(root),
         _ => bail!(
             "`cargo xtask {}` has no Markdown report for the docs (sizes and the benches have)",

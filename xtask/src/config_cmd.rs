@@ -3,8 +3,8 @@
 use anyhow::Result;
 
 use crate::config::human_size;
+use crate::ctx::Ctx;
 use crate::report::{self, Format, Table};
-use crate::util::Ctx;
 
 #[derive(clap::Args)]
 pub struct Args {

@@ -12,10 +12,10 @@ use anyhow::{bail, Context, Result};
 use camino::{Utf8Path, Utf8PathBuf};
 use std::ops::Range;
 
+use crate::ctx::Ctx;
 use crate::output::progress;
 use crate::process::Cmd;
 use crate::report::{self, Machine, Shape, Table};
-use crate::util::Ctx;
 
 /// The line that closes a block.
 pub const END: &str = "<!-- end -->";

@@ -10,12 +10,13 @@ use anyhow::Result;
 use serde::Serialize;
 
 use crate::ca;
+use crate::ctx::Ctx;
 use crate::docker;
 use crate::emulation::{self, Host, Support};
 use crate::process::Cmd;
 use crate::report::{self, Format, Table};
 use crate::scan;
-use crate::util::{self, CheckFailed, Ctx};
+use crate::util::{self, CheckFailed};
 
 #[derive(clap::Args)]
 pub struct Args {

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod config_cmd;
 mod cosign;
+pub mod ctx;
 pub mod diff;
 pub mod docker;
 pub mod docs;

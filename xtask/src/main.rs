@@ -3,13 +3,13 @@
 use clap::Parser;
 use std::process::ExitCode;
 use xtask::cli::{Cli, Command};
-use xtask::{bench, cleanup, output, util};
+use xtask::{bench, cleanup, ctx, output, util};
 
 fn main() -> ExitCode {
     // First, so that a signal at any later moment finds the handler.
     cleanup::install_signal_handler();
     let cli = Cli::parse();
-    let result = util::Ctx::new(cli.config).and_then(|ctx| match cli.command {
+    let result = ctx::Ctx::new(cli.config).and_then(|ctx| match cli.command {
         Command::Config(args) => args.run(&ctx),
         Command::Doctor(args) => args.run(&ctx),
         Command::Base(args) => args.run(&ctx),

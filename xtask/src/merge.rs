@@ -12,10 +12,11 @@ use camino::Utf8PathBuf;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+use crate::ctx::Ctx;
 use crate::docker;
 use crate::output;
 use crate::report::{self, Format, Kind, Table};
-use crate::util::{self, progress, Ctx};
+use crate::util::{self, progress};
 
 #[derive(clap::Args)]
 pub struct Args {

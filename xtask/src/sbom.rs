@@ -8,12 +8,13 @@ use anyhow::{bail, Context, Result};
 use camino::{Utf8Path, Utf8PathBuf};
 use serde::{Deserialize, Serialize};
 
+use crate::ctx::Ctx;
 use crate::docker;
 use crate::process::Cmd;
 use crate::registry;
 use crate::report::{self, Format, Kind, List, Table};
+use crate::util;
 use crate::util::progress;
-use crate::util::{self, Ctx};
 
 #[derive(clap::Args)]
 pub struct Args {

@@ -11,11 +11,12 @@ use camino::{Utf8Path, Utf8PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::cosign::{self, Signer};
+use crate::ctx::{Ctx, TempDir};
 use crate::registry::{self, Pushed, Selection};
 use crate::report::{self, Format, Kind, List, Table};
 use crate::sbom::{self, SbomFormat};
+use crate::util;
 use crate::util::progress;
-use crate::util::{self, Ctx, TempDir};
 
 #[derive(clap::Args)]
 pub struct Args {

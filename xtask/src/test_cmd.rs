@@ -6,11 +6,12 @@ use camino::Utf8PathBuf;
 
 use std::time::Duration;
 
+use crate::ctx::Ctx;
 use crate::docker;
 use crate::output::{progress, warning};
 use crate::process::Cmd;
 use crate::reclaim;
-use crate::util::{self, CheckFailed, Ctx};
+use crate::util::{self, CheckFailed};
 
 #[derive(clap::Args)]
 pub struct Args {

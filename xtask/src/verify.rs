@@ -11,11 +11,12 @@ use anyhow::{bail, Result};
 use serde::Serialize;
 
 use crate::cosign::{self, Checked, Verifier};
+use crate::ctx::Ctx;
 use crate::registry::{self, Pushed, Selection};
 use crate::report::{self, Format, Kind, List, Table};
 use crate::sbom::SbomFormat;
 use crate::util::progress;
-use crate::util::{CheckFailed, Ctx};
+use crate::util::CheckFailed;
 
 #[derive(clap::Args)]
 pub struct Args {

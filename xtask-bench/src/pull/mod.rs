@@ -39,12 +39,12 @@ use judge::Row;
 use plan::{ImagePlan, SourceLayer};
 use xtask::build_cmd::Compression;
 use xtask::config::Variant;
+use xtask::ctx::{Ctx, TempDir};
 use xtask::docker;
 use xtask::output::progress;
 use xtask::registry::serve::LocalRegistry;
 use xtask::report::Format;
 use xtask::sizes::{image_documents, layer_history, ContentStore, HistoryDoc};
-use xtask::util::{Ctx, TempDir};
 
 #[derive(clap::Args)]
 pub struct PullArgs {

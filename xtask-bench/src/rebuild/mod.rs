@@ -36,8 +36,8 @@ use crate::report::{publish, target, Machine, Rendered};
 use judge::{base_check, judge, last_stage, RebuildReport};
 use plan::{Plan, Scenario};
 use xtask::build_cmd::CacheMode;
+use xtask::ctx::Ctx;
 use xtask::report::Format;
-use xtask::util::Ctx;
 
 #[derive(clap::Args)]
 pub struct RebuildArgs {

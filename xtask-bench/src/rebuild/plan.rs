@@ -10,7 +10,7 @@ use crate::context::Scratch;
 use crate::touch::{bench_variant, File, DEFAULT_APP_FILE, DEFAULT_DEP_FILE};
 use xtask::build_cmd::{self as build, CacheMode};
 use xtask::config::{Config, Variant};
-use xtask::util::Ctx;
+use xtask::ctx::Ctx;
 
 /// The four builds, in the order they run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -13,9 +13,9 @@ use crate::touch::{Built, File};
 use xtask::build_cmd::CacheMode;
 use xtask::build_cmd::{build, BuildReport};
 use xtask::config::Variant;
+use xtask::ctx::{Ctx, TempDir};
 use xtask::docker;
 use xtask::output::progress;
-use xtask::util::{Ctx, TempDir};
 
 /// One measured build.
 #[derive(Debug, Clone, Serialize)]

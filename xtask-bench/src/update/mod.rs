@@ -32,12 +32,12 @@ use judge::{delta, judge, stable_digests, Row};
 use plan::Scenario;
 use xtask::build_cmd as build;
 use xtask::config::Variant;
+use xtask::ctx::{Ctx, TempDir};
 use xtask::docker;
 use xtask::output::progress;
 use xtask::process::Cmd;
 use xtask::report::Format;
 use xtask::sizes::{self, Layer};
-use xtask::util::{Ctx, TempDir};
 
 /// The package `--bump` moves when neither it nor `--dep-file` is given: small, pure Python,
 /// pinned once in app/requirements.lock.

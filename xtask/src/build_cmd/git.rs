@@ -1,7 +1,7 @@
 //! Git facts for a build's labels and tags: the revision, the public source URL, the commit time.
 
+use crate::ctx::Ctx;
 use crate::process::Cmd;
-use crate::util::Ctx;
 
 /// Facts from git for labels and tags.
 #[derive(Clone, Debug, Default)]

@@ -25,8 +25,9 @@ use anyhow::Result;
 use camino::Utf8PathBuf;
 
 use crate::config::{Config, Variant};
+use crate::ctx::{Ctx, TempDir};
 use crate::report::{self, Format};
-use crate::util::{self, progress, Ctx, TempDir};
+use crate::util::{self, progress};
 use plan::{BuildPlan, PlanInput};
 use resolve::Setting;
 

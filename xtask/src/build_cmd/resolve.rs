@@ -11,10 +11,11 @@ use super::git::{self, GitInfo};
 use super::{platform, Options};
 use crate::ca::{self, CaBundle};
 use crate::config::{Config, Variant};
+use crate::ctx::{Ctx, TempDir};
 use crate::docker::{self, Builder};
 use crate::output::warning;
 use crate::registry::Registry;
-use crate::util::{self, progress, Ctx, TempDir};
+use crate::util::{self, progress};
 
 /// Where BuildKit's cache goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]

@@ -15,9 +15,10 @@ mod source;
 
 use anyhow::{Context, Result};
 
+use crate::ctx::Ctx;
 use crate::report::{self, Format, Kind};
 use crate::sizes::layer_history;
-use crate::util::{progress, CheckFailed, Ctx};
+use crate::util::{progress, CheckFailed};
 pub(crate) use compare::Diff;
 use compare::{Image, LayerSide, Side};
 pub(crate) use render::summary;

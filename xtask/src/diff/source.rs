@@ -11,10 +11,10 @@ use std::collections::BTreeMap;
 use std::io::Read;
 
 use super::archive::Archive;
+use crate::ctx::{Ctx, TempDir};
 use crate::docker;
 use crate::process::Cmd;
 use crate::sizes::{ContentStore, ManifestDoc};
-use crate::util::{Ctx, TempDir};
 
 /// Manifests, indexes and configs are read whole up to this size.
 const MAX_JSON: u64 = 16 << 20;

@@ -16,11 +16,12 @@ mod sarif;
 use anyhow::{bail, Result};
 use camino::Utf8PathBuf;
 
+use crate::ctx::Ctx;
 use crate::output;
 use crate::output::warning;
 use crate::report::{self, Format};
 use crate::util::progress;
-use crate::util::{CheckFailed, Ctx};
+use crate::util::CheckFailed;
 use parse::Finding;
 use plan::Tool;
 use render::{Report, Status, ToolSummary};

@@ -10,9 +10,10 @@ use std::collections::BTreeMap;
 
 use crate::build_cmd::{self, CacheMode, Options, Progress, Provenance};
 use crate::config::{Compression, Variant};
+use crate::ctx::Ctx;
 use crate::docker;
 use crate::engine::{EngineSpec, LocalEngine};
-use crate::util::{progress, Ctx};
+use crate::util::progress;
 
 /// What one build is: which, where its engine lives, where it pushes, with what.
 pub(crate) struct Fresh<'a> {

@@ -11,11 +11,12 @@ use std::collections::BTreeMap;
 use super::fresh::{pushed_digests, Built};
 use crate::cleanup::Guard;
 use crate::config::{Compression, Variant};
+use crate::ctx::Ctx;
 use crate::docker;
 use crate::process::Cmd;
 use crate::registry::{self, Registry};
 use crate::report::{self, Kind};
-use crate::util::{self, Ctx};
+use crate::util;
 
 /// What a rebuild must build with to give the published image.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -21,12 +21,13 @@ use serde::Serialize;
 
 use crate::build_cmd::Provenance;
 use crate::config::Variant;
+use crate::ctx::{Ctx, TempDir};
 use crate::docker;
 use crate::output::warning;
 use crate::registry::serve::LocalRegistry;
 use crate::registry::Registry;
 use crate::report::{self, Format, Kind, Section};
-use crate::util::{progress, CheckFailed, Ctx, TempDir};
+use crate::util::{progress, CheckFailed};
 use fresh::{Built, Fresh};
 use judge::Row;
 

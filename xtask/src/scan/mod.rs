@@ -29,11 +29,12 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use crate::config::{Config, Date, ScanSettings, Variant};
+use crate::ctx::Ctx;
 use crate::docker;
 use crate::output;
 use crate::output::warning;
 use crate::report;
-use crate::util::{self, CheckFailed, Ctx};
+use crate::util::{self, CheckFailed};
 use baseline::Baseline;
 use judge::{FailOn, IgnoreStatus, VariantScan};
 use plan::{DbOptions, Input};

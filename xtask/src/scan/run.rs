@@ -9,10 +9,10 @@ use std::collections::VecDeque;
 use std::io::{BufRead, BufReader};
 
 use super::plan::{self, DbOptions, Input};
+use crate::ctx::{Ctx, TempDir};
 use crate::output;
 use crate::output::warning;
 use crate::process::Cmd;
-use crate::util::{Ctx, TempDir};
 
 /// How many of Trivy's last log lines an error quotes.
 const QUOTED_LINES: usize = 6;

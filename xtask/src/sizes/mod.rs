@@ -25,10 +25,11 @@ use camino::Utf8PathBuf;
 use std::collections::BTreeMap;
 use std::time::Instant;
 
+use crate::ctx::Ctx;
 use crate::docker;
 use crate::output::warning;
 use crate::report::{self, Format};
-use crate::util::{progress, CheckFailed, Ctx};
+use crate::util::{progress, CheckFailed};
 pub use content::{image_documents, ContentStore};
 use facts::{ImageFacts, Store, Wanted};
 pub use facts::{Layer, Stats, UnpackedFrom};

@@ -8,8 +8,8 @@ use super::judge::Target;
 use super::registry;
 use super::Args;
 use crate::config::Budget;
+use crate::ctx::Ctx;
 use crate::docker;
-use crate::util::Ctx;
 
 /// How a target's image is looked up: its reference, with ` @ <platform>` for one platform.
 pub(super) fn key(t: &Target) -> String {

@@ -36,11 +36,12 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::config::Variant;
+use crate::ctx::Ctx;
 use crate::docker::{self, ImageInspect};
 use crate::output;
 use crate::reclaim;
 use crate::report::{self, Format};
-use crate::util::{progress, CheckFailed, Ctx};
+use crate::util::{progress, CheckFailed};
 pub use plan::has_healthcheck;
 use plan::Options;
 pub use run::Outcome;

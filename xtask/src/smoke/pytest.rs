@@ -8,8 +8,9 @@ use camino::{Utf8Path, Utf8PathBuf};
 use std::collections::BTreeSet;
 
 use crate::cleanup;
+use crate::ctx::Ctx;
 use crate::process::Cmd;
-use crate::util::{progress, shown, Ctx};
+use crate::util::{progress, shown};
 
 /// The requirements of `root` and of everything it needs, by the `# via` notes of a lock that
 /// `uv pip compile` (or pip-compile) wrote: each requirement with its hashes, nothing else.
