@@ -7,7 +7,7 @@ mod common;
 
 use common::*;
 use serde_json::Value;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 const EPOCH: &str = "1764288000";
@@ -244,4 +244,105 @@ fn a_published_image_is_rebuilt_from_its_commit_and_a_replaced_one_is_found() {
         error.contains("only in the first image") || error.contains("differs"),
         "{error}"
     );
+}
+
+/// images.toml at the repository root (its paths are relative to it) with the base made like the
+/// official slim image — minbase without python3 or ca-certificates — and the images under
+/// `image`, so the project's own tags never change. Removed on drop.
+struct OfficialLike {
+    config: PathBuf,
+    base: String,
+    image: String,
+}
+
+impl OfficialLike {
+    fn new() -> OfficialLike {
+        let image = "localhost/xtask-official-like".to_string();
+        let base = format!("{image}:base-{}", run_id());
+        let text = std::fs::read_to_string(repo_root().join("images.toml")).unwrap();
+        let mut doc: toml::Table = toml::from_str(&text).unwrap();
+        let b = doc["base"].as_table_mut().unwrap();
+        b.insert("image".into(), base.clone().into());
+        b.insert("include".into(), toml::Value::Array(vec![]));
+        b.insert("remove".into(), toml::Value::Array(vec![]));
+        b.insert("platforms".into(), vec!["linux/amd64".to_string()].into());
+        let defaults = doc["defaults"].as_table_mut().unwrap();
+        defaults.insert("image".into(), image.clone().into());
+        let config = repo_root().join(format!("images-official-like-{}.toml", run_id()));
+        std::fs::write(&config, toml::to_string(&doc).unwrap()).unwrap();
+        OfficialLike {
+            config,
+            base,
+            image,
+        }
+    }
+
+    fn xtask(&self, args: &[&str]) -> Run {
+        Run::of(xtask().arg("--config").arg(&self.config).args(args))
+    }
+}
+
+impl Drop for OfficialLike {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.config);
+        RemoveTags(self.image.clone());
+    }
+}
+
+/// The path every user outside an offline machine takes: a base without python3, so the
+/// Dockerfile's `base` stage installs it with apt. cpu-minimal builds on it, passes smoke, and
+/// two cold builds of it in two fresh engines are one image (the real variant, not a fixture).
+#[test]
+fn cpu_minimal_on_an_official_like_base_builds_passes_smoke_and_reproduces() {
+    ensure_engine();
+    let official = OfficialLike::new();
+    official
+        .xtask(&["base", "--platform", "linux/amd64"])
+        .assert_ok();
+    let python = docker(&[
+        "run",
+        "--rm",
+        "--entrypoint",
+        "/bin/sh",
+        &official.base,
+        "-c",
+        "test ! -e /usr/bin/python3 && test ! -e /etc/ssl/certs/ca-certificates.crt",
+    ]);
+    assert_eq!(python.code, 0, "the base has python3 or CA certificates");
+
+    let reports = Scratch::new("official-like");
+    let build = official.xtask(&[
+        "build",
+        "cpu-minimal",
+        "--progress",
+        "plain",
+        "--report-dir",
+        &reports.path().to_string_lossy(),
+    ]);
+    assert_eq!(build.code, 0, "{}", tail(&build.stderr));
+    assert!(
+        !build.stderr.contains("python3: from the base image")
+            && build.stderr.contains("Setting up python3"),
+        "the base stage did not install python3 with apt: {}",
+        tail(&build.stderr)
+    );
+    let smoke = official.xtask(&[
+        "smoke",
+        "cpu-minimal",
+        "--label",
+        &format!("{LABEL}={}", run_id()),
+    ]);
+    assert_eq!(smoke.code, 0, "{}\n{}", smoke.stdout, tail(&smoke.stderr));
+    assert!(labelled_containers().is_empty(), "smoke left containers");
+
+    let run = official.xtask(&["reproduce", "cpu-minimal", "--format", "json"]);
+    assert_eq!(run.code, 0, "{}", tail(&run.stderr));
+    let report: Value = serde_json::from_str(&run.stdout).unwrap();
+    let row = &report["variants"][0]["rows"][0];
+    assert_eq!(row["a"], row["b"], "{row:#}");
+    assert!(row["a"]["manifest"]
+        .as_str()
+        .unwrap()
+        .starts_with("sha256:"));
+    assert_nothing_left(&run);
 }
