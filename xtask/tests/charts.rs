@@ -1,6 +1,6 @@
 //! Every chart renders: Mermaid's own CLI (`mmdc`, with headless Chromium) turns each into an
 //! SVG. The charts are every kind a command draws, made by the command's own chart function —
-//! `sizes` (size against budget, compressed and unpacked), `bench rebuild` (ours vs the peer, and
+//! `sizes` (each size as a share of its budget), `bench rebuild` (ours vs the peer, and
 //! without a peer) and `bench pull` (pull time by layout, with and without the download moment) —
 //! every ```` ```mermaid ```` block of README.md and docs/*.md (the generated blocks paste what
 //! those commands printed), and `report::xychart` for the edge cases a report can hit (one
@@ -113,19 +113,15 @@ fn inside(fenced: &str) -> String {
 /// One chart of every kind a command draws, with its command's name, from its own chart function.
 fn command_charts() -> Vec<(&'static str, String)> {
     let mb = |m: f64| (m * 1e6) as u64;
-    let sizes = |kind: &str| {
-        xtask::sizes::budget_chart(
-            kind,
-            &[
-                ("cuda".to_string(), mb(4228.7), mb(4300.0)),
-                (
-                    "cpu-minimal (linux/arm64)".to_string(),
-                    mb(197.7),
-                    mb(200.0),
-                ),
-            ],
-        )
-    };
+    let sizes = xtask::sizes::budget_chart(&[
+        ("cuda, compressed".to_string(), mb(2428.6), mb(2500.0)),
+        ("cuda, unpacked".to_string(), mb(4228.5), mb(4300.0)),
+        (
+            "cpu-minimal (linux/arm64), unpacked".to_string(),
+            mb(230.2),
+            mb(225.0),
+        ),
+    ]);
     let builds = [
         ("cold (--no-cache)", 15.3, Some(18.2)),
         ("warm, no change", 0.3, Some(0.4)),
@@ -142,8 +138,7 @@ fn command_charts() -> Vec<(&'static str, String)> {
         ("layers as built, zstd", 38.2, None),
     ];
     vec![
-        ("sizes", sizes("Compressed")),
-        ("sizes", sizes("Unpacked")),
+        ("sizes", sizes),
         (
             "bench rebuild",
             xtask_bench::charts::rebuild("cpu-minimal", &builds),
@@ -167,29 +162,34 @@ fn each_command_draws_its_chart() {
     assert_eq!(
         titles,
         [
-            "Compressed size against its budget (MB)",
-            "Unpacked size against its budget (MB)",
+            "Size against its budget (%)",
             "bench rebuild cpu-minimal: build time, ours vs the peer (s)",
             "bench rebuild cpu-minimal: build time (s)",
             "bench pull cuda: pull time by layout and compression (s)",
             "bench pull cuda: pull time by layout and compression (s)",
         ]
     );
-    let (with_peer, without) = (&charts[2].1, &charts[3].1);
+    let sizes = &charts[0].1;
+    assert!(
+        sizes.contains("bar \"size\" [97.144, 98.337, 102.311]")
+            && sizes.contains("line \"budget\" [100, 100, 100]"),
+        "each size as a share of its budget: {sizes}"
+    );
+    let (with_peer, without) = (&charts[1].1, &charts[2].1);
     assert!(
         with_peer.contains("line \"the peer\" [18.2, 0.4, 1.1, 9.2]"),
         "{with_peer}"
     );
     assert!(!without.contains("line"), "{without}");
     assert!(
-        charts[4].1.contains("line \"downloaded at\" [23.2, 18.4]"),
+        charts[3].1.contains("line \"downloaded at\" [23.2, 18.4]"),
         "{}",
-        charts[4].1
+        charts[3].1
     );
     assert!(
-        !charts[5].1.contains("line"),
+        !charts[4].1.contains("line"),
         "a gap is not drawn as 0: {}",
-        charts[5].1
+        charts[4].1
     );
 }
 

@@ -471,6 +471,26 @@ fn over_budget_exits_1_and_names_the_variant() {
         "{}",
         run.stdout
     );
+    // In Markdown, the chart beside the table: each size as a share of its budget.
+    let md = xtask_run(&[
+        "--config",
+        cfg.to_str().unwrap(),
+        "sizes",
+        "--format",
+        "markdown",
+    ]);
+    assert_eq!(md.code, 1, "{}\n{}", md.stdout, md.stderr);
+    let chart = &md.stdout[md
+        .stdout
+        .find("```mermaid\nxychart-beta\n")
+        .expect(&md.stdout)..];
+    assert!(
+        chart.contains("title \"Size against its budget (%)\"")
+            && chart.contains("x-axis [\"ok, unpacked\", \"over, unpacked\"]")
+            && chart.contains("bar \"size\" [50, 100.")
+            && chart.contains("line \"budget\" [100, 100]"),
+        "{chart}"
+    );
 }
 
 #[test]
@@ -660,6 +680,12 @@ fn markdown_is_a_valid_table_and_goes_to_the_step_summary() {
     assert!(
         run.stdout.contains("the 2 largest of 3 layers"),
         "{}",
+        run.stdout
+    );
+
+    assert!(
+        !run.stdout.contains("```mermaid"),
+        "an image without a budget has no chart: {}",
         run.stdout
     );
 

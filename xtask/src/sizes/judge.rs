@@ -9,7 +9,7 @@ use super::facts::{ImageFacts, Layer, Method, Stats};
 use crate::config::{human_size, Budget};
 
 /// The share of a budget from which a size draws a warning.
-const WARN_PERCENT: u64 = 90;
+pub(crate) const WARN_PERCENT: u64 = 90;
 
 /// One thing to measure: a variant's image, or an image named with --image.
 #[derive(Debug, Clone)]

@@ -2,7 +2,7 @@
 //! that made each, the change against a baseline, and the closing progress line.
 
 use super::facts::{Layer, Stats, Store};
-use super::judge::{Change, Entry, Report, Status};
+use super::judge::{Change, Entry, Report, Status, WARN_PERCENT};
 use crate::config::human_size;
 use crate::report::{self, Series, Table};
 
@@ -197,41 +197,50 @@ pub(super) fn markdown(report: &Report, sections: &[report::Section]) -> String 
 /// One kind of an entry's size, and its budget.
 type SizeAndBudget = fn(&Entry) -> (Option<u64>, Option<u64>);
 
-/// A Mermaid chart per kind of size that a measured image has a budget for: each such image's
-/// size as a bar, its budget as a line, in MB (powers of 1000, as the tables).
+/// The sizes that have a budget as one Mermaid chart (none when nothing has a budget).
 pub fn budget_charts(report: &Report) -> Vec<String> {
     let kinds: [(&str, SizeAndBudget); 2] = [
-        ("Compressed", |e| (e.compressed, e.budget.compressed)),
-        ("Unpacked", |e| (e.unpacked, e.budget.unpacked)),
+        ("compressed", |e| (e.compressed, e.budget.compressed)),
+        ("unpacked", |e| (e.unpacked, e.budget.unpacked)),
     ];
-    let mut charts = Vec::new();
-    for (kind, of) in kinds {
-        let rows: Vec<(String, u64, u64)> = report
-            .images
-            .iter()
-            .filter_map(|e| match of(e) {
-                (Some(size), Some(budget)) => Some((label(e), size, budget)),
+    let rows: Vec<(String, u64, u64)> = report
+        .images
+        .iter()
+        .flat_map(|e| {
+            kinds.iter().filter_map(move |(kind, of)| match of(e) {
+                (Some(size), Some(budget)) => Some((format!("{}, {kind}", label(e)), size, budget)),
                 _ => None,
             })
-            .collect();
-        if !rows.is_empty() {
-            charts.push(budget_chart(kind, &rows));
-        }
+        })
+        .collect();
+    match rows.is_empty() {
+        true => vec![],
+        false => vec![budget_chart(&rows)],
     }
-    charts
 }
 
-/// One [`budget_charts`] chart of `kind` (`Compressed`) from `(image, size, budget)` rows in
-/// bytes.
-pub fn budget_chart(kind: &str, rows: &[(String, u64, u64)]) -> String {
-    let mb = |bytes: u64| bytes as f64 / 1e6;
+/// `(image and kind of size, size, budget)` rows in bytes as a chart of each size's share of its
+/// budget, the budget and the warning threshold as lines: a 150 MB image and a 4 GB one are read
+/// on one scale.
+pub fn budget_chart(rows: &[(String, u64, u64)]) -> String {
     let labels: Vec<String> = rows.iter().map(|r| r.0.clone()).collect();
+    let level = |percent: u64| vec![percent as f64; rows.len()];
     let series = [
-        Series::bar(&kind.to_lowercase(), rows.iter().map(|r| mb(r.1)).collect()),
-        Series::line("budget", rows.iter().map(|r| mb(r.2)).collect()),
+        Series::bar(
+            "size",
+            rows.iter()
+                .map(|r| r.1 as f64 * 100.0 / r.2.max(1) as f64)
+                .collect(),
+        ),
+        Series::line("budget", level(100)),
+        Series::line("warning", level(WARN_PERCENT)),
     ];
-    let title = format!("{kind} size against its budget (MB)");
-    report::xychart(&title, &labels, "MB", &series)
+    report::xychart(
+        "Size against its budget (%)",
+        &labels,
+        "% of the budget",
+        &series,
+    )
 }
 
 /// `cpu-minimal`, or `cpu-minimal (linux/arm64)` for one platform's image.
@@ -323,29 +332,23 @@ mod tests {
     use crate::sizes::judge::{change, tests::facts, tests::sample_report};
 
     #[test]
-    fn each_budgeted_kind_gets_a_chart_beside_the_sizes_table() {
+    fn the_budgeted_sizes_get_one_chart_beside_the_sizes_table() {
         // cpu: unpacked 950 B of a 1000 B budget; small: compressed 600 B of 500 B; cuda unbuilt.
         let report = sample_report();
         let charts = budget_charts(&report);
-        assert_eq!(charts.len(), 2, "{charts:#?}");
-        assert!(charts[0].contains("title \"Compressed size against its budget (MB)\""));
-        assert!(charts[0].contains("x-axis [\"small\"]"), "{}", charts[0]);
+        assert_eq!(charts.len(), 1, "{charts:#?}");
+        let chart = &charts[0];
         assert!(
-            charts[0].contains("bar \"compressed\" [0.001]"),
-            "{}",
-            charts[0]
+            chart.contains("title \"Size against its budget (%)\""),
+            "{chart}"
         );
         assert!(
-            charts[0].contains("line \"budget\" [0.001]"),
-            "{}",
-            charts[0]
+            chart.contains("x-axis [\"cpu, unpacked\", \"small, compressed\"]"),
+            "{chart}"
         );
-        assert!(charts[1].contains("x-axis [\"cpu\"]"), "{}", charts[1]);
-        assert!(
-            charts[1].contains("bar \"unpacked\" [0.001]"),
-            "{}",
-            charts[1]
-        );
+        assert!(chart.contains("bar \"size\" [95, 120]"), "{chart}");
+        assert!(chart.contains("line \"budget\" [100, 100]"), "{chart}");
+        assert!(chart.contains("line \"warning\" [90, 90]"), "{chart}");
 
         let md = markdown(&report, &sections(&report, Some(1)));
         let table = md.find("| variant").unwrap();
