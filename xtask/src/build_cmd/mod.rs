@@ -32,6 +32,7 @@ use plan::{BuildPlan, PlanInput};
 use resolve::Setting;
 
 pub use crate::config::Compression;
+pub(crate) use git::{git_info, source_date_epoch};
 pub use plan::{Progress, Provenance};
 pub use resolve::CacheMode;
 pub use run::BuildReport;

@@ -32,6 +32,20 @@ impl Row {
     }
 }
 
+/// Both builds were of one commit: HEAD did not move while they ran (else they would differ in
+/// its revision and time, and the comparison would say nothing of the build).
+pub(crate) fn same_checkout(before: Option<&str>, after: Option<&str>) -> anyhow::Result<()> {
+    match before == after {
+        true => Ok(()),
+        false => anyhow::bail!(
+            "the checkout's HEAD moved while the builds ran ({} → {}): the two builds are of \
+             different commits; run `cargo xtask reproduce` again on a checkout that stays put",
+            before.unwrap_or("none"),
+            after.unwrap_or("none")
+        ),
+    }
+}
+
 /// Both images' platforms, each paired.
 pub(crate) fn compare(variant: &str, a: &Built, b: &Built) -> Vec<Row> {
     let mut platforms: Vec<&String> = a.platforms.keys().chain(b.platforms.keys()).collect();
@@ -68,6 +82,14 @@ mod tests {
                 })
                 .collect::<BTreeMap<_, _>>(),
         }
+    }
+
+    #[test]
+    fn a_head_that_moved_between_the_builds_is_an_error() {
+        assert!(same_checkout(Some("abc"), Some("abc")).is_ok());
+        assert!(same_checkout(None, None).is_ok());
+        let err = same_checkout(Some("abc"), Some("def")).unwrap_err();
+        assert!(err.to_string().contains("(abc → def)"), "{err}");
     }
 
     #[test]

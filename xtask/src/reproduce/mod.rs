@@ -19,7 +19,7 @@ use anyhow::{bail, Context, Result};
 use camino::{Utf8Path, Utf8PathBuf};
 use serde::Serialize;
 
-use crate::build_cmd::Provenance;
+use crate::build_cmd::{self, Provenance};
 use crate::config::Variant;
 use crate::ctx::{Ctx, TempDir};
 use crate::docker;
@@ -122,12 +122,14 @@ impl Args {
         verdict(&outcomes)
     }
 
-    /// Two builds of this checkout, each in a fresh engine.
+    /// Two builds of this checkout, each in a fresh engine, with one SOURCE_DATE_EPOCH.
     fn twice(&self, run: &Run, variant: &Variant, i: usize) -> Result<Outcome> {
         let platforms = match self.platform.is_empty() {
             true => vec![docker::info()?.native_platform()],
             false => self.platform.clone(),
         };
+        let git = build_cmd::git_info(run.ctx);
+        let epoch = build_cmd::source_date_epoch(&git, &[]);
         let mut built = Vec::new();
         for n in 1..=2 {
             let fresh = Fresh {
@@ -137,12 +139,16 @@ impl Args {
                 base_archive: run.base_archive,
                 registry: format!("{}/build-{n}", run.registry.host),
                 platforms: platforms.clone(),
-                build_args: vec![],
+                build_args: vec![format!("SOURCE_DATE_EPOCH={epoch}")],
                 compression: None,
                 provenance: Provenance::False,
             };
             built.push(fresh::build(run.ctx, variant, &fresh)?);
         }
+        judge::same_checkout(
+            git.revision.as_deref(),
+            build_cmd::git_info(run.ctx).revision.as_deref(),
+        )?;
         let b = built.pop().context("two builds")?;
         let a = built.pop().context("two builds")?;
         outcome(run.ctx, variant, a, b)
