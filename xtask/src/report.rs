@@ -393,6 +393,39 @@ pub fn ensure_dir(flag: &str, dir: &camino::Utf8Path) -> Result<()> {
     anyhow::bail!("{flag} {dir} is not a directory{below}: name a directory (made if missing)")
 }
 
+/// The directories [`make_dir`] created: removed again, when empty, unless the run [`keep`]s
+/// them, so that a run that fails or is interrupted leaves no empty directory of its own behind.
+///
+/// [`keep`]: MadeDir::keep
+pub struct MadeDir(crate::cleanup::Guard);
+
+impl MadeDir {
+    /// The run succeeded: the directories stay.
+    pub fn keep(self) {
+        self.0.disarm();
+    }
+}
+
+/// Refuses a `flag` directory as [`ensure_dir`] does, then makes it and its missing parents.
+pub fn make_dir(flag: &str, dir: &camino::Utf8Path) -> Result<MadeDir> {
+    ensure_dir(flag, dir)?;
+    // Deepest first, as they must be removed.
+    let missing: Vec<camino::Utf8PathBuf> = dir
+        .ancestors()
+        .take_while(|a| !a.as_str().is_empty() && !a.exists())
+        .map(camino::Utf8Path::to_path_buf)
+        .collect();
+    let made = MadeDir(crate::cleanup::Guard::new(move || {
+        for dir in &missing {
+            // Only an empty one goes: what is in it is not ours to delete.
+            let _ = std::fs::remove_dir(dir);
+        }
+    }));
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("creating {}", crate::util::shown(dir)))?;
+    Ok(made)
+}
+
 /// Refuses a `flag` file that is a directory, or lies below a file, before any work.
 pub fn ensure_file(flag: &str, file: &camino::Utf8Path) -> Result<()> {
     if file.is_dir() {
@@ -438,6 +471,25 @@ mod tests {
         t.row(vec!["cpu".into(), "1.0 GB".into()]);
         t.row(vec!["cpu|minimal".into(), "90 MB".into()]);
         t
+    }
+
+    #[test]
+    fn a_made_dir_goes_again_unless_kept_and_only_the_part_it_made() {
+        let base = std::env::temp_dir().join(format!("xtask-made-{}", std::process::id()));
+        let base = camino::Utf8PathBuf::try_from(base).unwrap();
+        std::fs::create_dir_all(&base).unwrap();
+        let deep = base.join("a").join("b");
+        drop(make_dir("--out-dir", &deep).unwrap());
+        assert!(!base.join("a").exists() && base.exists());
+        // A directory with a file in it stays, whoever put it there.
+        let made = make_dir("--out-dir", &deep).unwrap();
+        std::fs::write(deep.join("kept"), "").unwrap();
+        drop(made);
+        assert!(deep.join("kept").exists());
+        std::fs::remove_dir_all(base.join("a")).unwrap();
+        make_dir("--out-dir", &deep).unwrap().keep();
+        assert!(deep.is_dir());
+        std::fs::remove_dir_all(&base).unwrap();
     }
 
     #[test]

@@ -350,12 +350,14 @@ impl Args {
 
     pub fn run(self, ctx: &Ctx) -> Result<()> {
         let out_dir = self.out_dir.clone().unwrap_or_else(|| ctx.out_dir());
-        report::ensure_dir("--out-dir", &out_dir)?;
+        let made = report::make_dir("--out-dir", &out_dir)?;
         ensure_syft()?;
         let plans = self.plans(ctx, &out_dir)?;
         ensure_local(&plans)?;
         let reports = plans.iter().map(generate).collect::<Result<Vec<_>>>()?;
-        render(self.format, &reports)
+        render(self.format, &reports)?;
+        made.keep();
+        Ok(())
     }
 }
 

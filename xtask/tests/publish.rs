@@ -551,6 +551,21 @@ fn sbom_of_a_missing_image_quotes_syfts_reason() {
         &run,
         "is not a directory: name a directory (made if missing)",
     );
+    // An --out-dir the failed run made goes again: a new one, and one below it.
+    let dir = Scratch::new("sbom-out-made");
+    let made = dir.path().join("new").join("sub");
+    let run = xtask_run(&[
+        "sbom",
+        "--image",
+        &dead,
+        "--out-dir",
+        &made.to_string_lossy(),
+    ]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        !dir.path().join("new").exists() && dir.path().exists(),
+        "the failed run left the --out-dir it made"
+    );
     let run = xtask_run(&["sbom", "--image", &dead]);
     assert_eq!(run.code, 2, "{}", run.stderr);
     let line = run.error_line();
@@ -637,13 +652,10 @@ fn sigterm_during_sbom_stops_the_wrapped_tool_and_its_child() {
             );
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
+        // The --out-dir was new: the interrupted run removed it again.
         assert!(
-            !dir.path().join("out").exists()
-                || std::fs::read_dir(dir.path().join("out"))
-                    .unwrap()
-                    .next()
-                    .is_none(),
-            "run {run}: files left"
+            !dir.path().join("out").exists(),
+            "run {run}: the --out-dir it made was left"
         );
     }
 }
