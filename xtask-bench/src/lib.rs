@@ -50,6 +50,8 @@ pub enum Bench {
 
 impl Bench {
     pub fn run(self, ctx: &Ctx) -> Result<()> {
+        // What a killed bench left goes first, whichever bench runs next.
+        xtask::reclaim::stale_bench_leftovers(ctx)?;
         match self {
             Bench::Pull(args) => args.run(ctx),
             Bench::Rebuild(args) => args.run(ctx),

@@ -42,8 +42,8 @@ pub fn bench_repository(variant: &Variant) -> String {
 
 /// The images a bench builds, removed when it ends, on every path: the tags of its
 /// repositories, then each image it built that no tag holds any more (a later build of the bench
-/// took its tag); an image a user's tag holds stays. A bench killed before leaves them, and the
-/// next bench of the variant removes its repository's tags.
+/// took its tag); an image a user's tag holds stays. A bench killed before leaves them, labelled
+/// with its owner (`xtask::reclaim::bench_image_labels`): the next bench removes them.
 pub struct Built {
     ids: Arc<Mutex<Vec<String>>>,
     _guard: Guard,

@@ -21,7 +21,7 @@ pub mod lint;
 pub mod merge;
 pub mod output;
 pub mod process;
-mod reclaim;
+pub mod reclaim;
 pub mod registry;
 pub mod report;
 pub mod reproduce;

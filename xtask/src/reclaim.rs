@@ -5,21 +5,27 @@
 //! as labels (the test harness labels its fixture images the same way), and every command that
 //! starts containers first removes those whose owner is gone: same host, and the pid no longer
 //! alive, or alive with another start time (the pid was reused). Resources of other hosts (a
-//! shared engine) and of live owners are never touched.
+//! shared engine) and of live owners are never touched. The images a bench builds carry the same
+//! labels, and a temporary directory names its owner's pid: the next bench removes those of a
+//! bench that was killed.
 
 use anyhow::{Context, Result};
+use camino::{Utf8Path, Utf8PathBuf};
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
+use crate::ctx::Ctx;
 use crate::docker;
 use crate::process::Cmd;
-use crate::util::progress;
+use crate::util::{host_join, progress, shown};
 
 pub const OWNER_HOST: &str = "voxserve.xtask.owner.host";
 pub const OWNER_PID: &str = "voxserve.xtask.owner.pid";
 pub const OWNER_STARTED: &str = "voxserve.xtask.owner.started";
 /// The label the test harness puts on fixture images (its value is the test run's ID).
 pub const TEST_LABEL: &str = "voxserve.xtask.test";
+/// The label on the images the benches build (with their owner's labels).
+pub const BENCH_LABEL: &str = "voxserve.xtask.bench";
 
 /// The process a resource belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -199,11 +205,80 @@ pub fn stale_test_images() -> Result<usize> {
     if crate::output::interrupted() {
         return Ok(0);
     }
+    let removed = stale_images(TEST_LABEL).context("listing test fixture images")?;
+    if !removed.is_empty() {
+        progress!(
+            "removed {} stale test image{} whose test process is gone: {}",
+            removed.len(),
+            if removed.len() == 1 { "" } else { "s" },
+            removed.join(", ")
+        );
+    }
+    Ok(removed.len())
+}
+
+/// The labels of an image a bench builds: [`BENCH_LABEL`] and this process as its owner, so that
+/// the next bench finds what a killed one built.
+pub fn bench_image_labels() -> Vec<String> {
+    let mut labels = vec![format!("{BENCH_LABEL}=1")];
+    labels.extend(Owner::current().labels());
+    labels
+}
+
+/// Removes what killed runs left — the temporary directories under `target/xtask/tmp` and the
+/// benches' images whose owner is gone — and says what, in one line. Every bench calls this first.
+pub fn stale_bench_leftovers(ctx: &Ctx) -> Result<()> {
+    // After a signal, what is left is the next run's to reclaim.
+    if crate::output::interrupted() {
+        return Ok(());
+    }
+    let dirs = stale_temp_dirs(&host_join(&ctx.out_dir(), "tmp"))?;
+    let images = stale_images(BENCH_LABEL).context("listing the benches' images")?;
+    if dirs.is_empty() && images.is_empty() {
+        return Ok(());
+    }
+    let mut what = Vec::new();
+    if !dirs.is_empty() {
+        let shown: Vec<String> = dirs.iter().map(shown).collect();
+        what.push(format!(
+            "{} ({})",
+            count(dirs.len(), "temporary dir"),
+            shown.join(", ")
+        ));
+    }
+    if !images.is_empty() {
+        let shown: Vec<String> = images.iter().map(|i| short_ref(i)).collect();
+        what.push(format!(
+            "{} ({})",
+            count(images.len(), "bench image"),
+            shown.join(", ")
+        ));
+    }
+    crate::output::notice(format_args!(
+        "==> removed what a killed run left (its process is gone): {}",
+        what.join("; ")
+    ));
+    Ok(())
+}
+
+fn count(n: usize, what: &str) -> String {
+    format!("{n} {what}{}", if n == 1 { "" } else { "s" })
+}
+
+/// An image as the notice names it: its tag, or its short ID.
+fn short_ref(image: &str) -> String {
+    match image.starts_with("sha256:") {
+        true => crate::util::short_id(image),
+        false => image.to_string(),
+    }
+}
+
+/// Removes the images labelled `label` whose owner is gone; returns what it removed (their tags,
+/// or the IDs of untagged ones).
+fn stale_images(label: &str) -> Result<Vec<String>> {
     let owner = Owner::current();
-    let images =
-        docker::images_labelled(&[TEST_LABEL, OWNER_PID]).context("listing test fixture images")?;
     let mut removed = Vec::new();
-    for image in images {
+    for image in docker::images_labelled(&[label, OWNER_PID])? {
         let labels = image.config.labels.clone().unwrap_or_default();
         let gone = Owner::from_labels(&labels).is_some_and(|o| o.is_gone(&owner.host, probe));
         if !gone {
@@ -218,15 +293,47 @@ pub fn stale_test_images() -> Result<usize> {
         docker::remove_images(&refs)?;
         removed.extend(refs);
     }
-    if !removed.is_empty() {
-        progress!(
-            "removed {} stale test image{} whose test process is gone: {}",
-            removed.len(),
-            if removed.len() == 1 { "" } else { "s" },
-            removed.join(", ")
-        );
+    Ok(removed)
+}
+
+/// Removes the directories of `tmp` whose owner is gone: a [`crate::ctx::TempDir`] is named
+/// `PREFIX-PID-SUFFIX`, and the pid no longer alive on this host (an alive one may still use it).
+fn stale_temp_dirs(tmp: &Utf8Path) -> Result<Vec<Utf8PathBuf>> {
+    let entries = match std::fs::read_dir(tmp) {
+        Ok(entries) => entries,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
+        Err(err) => return Err(err).with_context(|| format!("reading {}", shown(tmp))),
+    };
+    let owner = Owner::current();
+    let mut removed = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = temp_dir_pid(&name) else {
+            continue;
+        };
+        let dir = Owner {
+            host: owner.host.clone(),
+            pid,
+            started: None,
+        };
+        if pid == owner.pid || !dir.is_gone(&owner.host, probe) {
+            continue;
+        }
+        let path = host_join(tmp, &name);
+        std::fs::remove_dir_all(&path).with_context(|| format!("removing {}", shown(&path)))?;
+        removed.push(path);
     }
-    Ok(removed.len())
+    removed.sort();
+    Ok(removed)
+}
+
+/// The pid in a temporary directory's name, `PREFIX-PID-SUFFIX` (see
+/// [`crate::util::unique_suffix`]), where SUFFIX is eight hex digits.
+fn temp_dir_pid(name: &str) -> Option<u32> {
+    let (rest, suffix) = name.rsplit_once('-')?;
+    let (_, pid) = rest.rsplit_once('-')?;
+    let hex = suffix.len() == 8 && suffix.bytes().all(|b| b.is_ascii_hexdigit());
+    hex.then(|| pid.parse().ok()).flatten()
 }
 
 #[cfg(test)]
@@ -283,6 +390,18 @@ mod tests {
         assert_eq!(linux_start_tick(stat), Some(987_654));
         assert_eq!(linux_state(stat), Some("S"));
         assert_eq!(linux_start_tick("garbage"), None);
+    }
+
+    #[test]
+    fn a_temporary_dir_names_its_pid_before_an_eight_digit_suffix() {
+        assert_eq!(temp_dir_pid("bench-context-4242-0a1b2c3d"), Some(4242));
+        assert_eq!(temp_dir_pid("build-cpu-minimal-17-ffffffff"), Some(17));
+        let made = format!("x-{}", crate::util::unique_suffix());
+        assert_eq!(temp_dir_pid(&made), Some(std::process::id()));
+        // Not a TempDir's name: left alone.
+        assert_eq!(temp_dir_pid("bench-context-4242"), None);
+        assert_eq!(temp_dir_pid("notes-x-0a1b2c3d"), None);
+        assert_eq!(temp_dir_pid("keep-12-0a1b2c3"), None);
     }
 
     #[cfg(target_os = "linux")]

@@ -755,45 +755,19 @@ fn a_bench_killed_mid_change_leaves_the_files_and_the_tags_as_they_were() {
         ..
     } = touched("update", "bench-update-killed", "xtask-bench-killed");
     let tagged_before = tag_before(&image);
-    // Killed while the app file is changed, then (another run) while the lock is.
+    // Killed while the app file is changed, then (another run) while the lock is; each next run
+    // removes what the killed one left.
+    let mut killed: Option<String> = None;
     for stage in ["one app file changed", "one locked dependency changed"] {
-        let mut child = xtask()
-            .arg("--config")
-            .arg(&config)
-            .args(["bench", "update", "fx", "--app-file"])
-            .arg(&app_file)
-            .arg("--dep-file")
-            .arg(&dep_file)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        // Read to the end on a thread: a closed pipe would stop the build before the kill.
-        let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in std::io::BufRead::lines(stderr).map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let mut seen = String::new();
-        for line in rx.iter() {
-            seen.push_str(&line);
-            seen.push('\n');
-            if line.contains(&format!("bench update fx: {stage}")) {
-                break;
-            }
+        let mut cmd = update_cmd(&config, &app_file, dep_file.as_os_str());
+        let (mut child, seen, _rest) =
+            started_until(cmd.stdout(std::process::Stdio::null()), stage);
+        if let Some(pid) = &killed {
+            assert_reclaimed(pid, &seen);
         }
-        assert!(
-            seen.contains(stage),
-            "the bench never got to `{stage}`:\n{seen}"
-        );
         // The bench binary itself, the one child of the everyday binary: SIGKILL, no cleanup.
-        let id = child.id();
-        let children = std::fs::read_to_string(format!("/proc/{id}/task/{id}/children")).unwrap();
-        let bench: Vec<&str> = children.split_whitespace().collect();
-        assert_eq!(bench.len(), 1, "{bench:?}");
-        Run::of(std::process::Command::new("kill").args(["-KILL", bench[0]])).assert_ok();
+        let bench = bench_of(&child);
+        Run::of(std::process::Command::new("kill").args(["-KILL", &bench])).assert_ok();
         child.wait().unwrap();
         assert_eq!(std::fs::read(&app_file).unwrap(), app_before, "{stage}");
         assert_eq!(std::fs::read(&dep_file).unwrap(), dep_before, "{stage}");
@@ -803,21 +777,153 @@ fn a_bench_killed_mid_change_leaves_the_files_and_the_tags_as_they_were() {
             "{stage}"
         );
         // The build it left running ends on its own; its scratch copy is the killed run's.
-        let scratch = format!("bench-context-{}-", bench[0]);
+        let scratch = format!("bench-context-{bench}-");
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
         while !processes_with(&[&scratch]).is_empty() && std::time::Instant::now() < deadline {
             std::thread::sleep(std::time::Duration::from_millis(200));
         }
-        for entry in std::fs::read_dir(repo_root().join("target/xtask/tmp"))
-            .unwrap()
-            .flatten()
-        {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if name.starts_with(&scratch)
-                || name.starts_with(&format!("bench-update-{}-", bench[0]))
-            {
-                std::fs::remove_dir_all(entry.path()).unwrap();
-            }
+        assert!(
+            !left_by(&bench).0.is_empty() && !left_by(&bench).1.is_empty(),
+            "{stage}: the killed run left nothing to reclaim?"
+        );
+        killed = Some(bench);
+    }
+    // Any bench reclaims first, even one that then refuses its input.
+    let run = Run::of(&mut update_cmd(
+        &config,
+        &app_file,
+        "/etc/hostname".as_ref(),
+    ));
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert_reclaimed(killed.as_deref().unwrap(), &run.stderr);
+}
+
+/// `bench update fx` of the fixture at `config`, with `dep_file` as its dependency change.
+fn update_cmd(config: &Path, app_file: &Path, dep_file: &std::ffi::OsStr) -> std::process::Command {
+    let mut cmd = xtask();
+    cmd.arg("--config")
+        .arg(config)
+        .args(["bench", "update", "fx", "--app-file"])
+        .arg(app_file)
+        .arg("--dep-file")
+        .arg(dep_file);
+    cmd
+}
+
+/// The pid of the bench binary, the one child of the everyday binary `child`.
+fn bench_of(child: &std::process::Child) -> String {
+    let id = child.id();
+    let children = std::fs::read_to_string(format!("/proc/{id}/task/{id}/children")).unwrap();
+    let bench: Vec<&str> = children.split_whitespace().collect();
+    assert_eq!(bench.len(), 1, "{bench:?}");
+    bench[0].to_string()
+}
+
+/// `cmd` started, its stderr read until the line `bench update fx: {stage}`: the child, what it
+/// said so far, and the rest of its lines as they come.
+fn started_until(
+    cmd: &mut std::process::Command,
+    stage: &str,
+) -> (
+    std::process::Child,
+    String,
+    std::sync::mpsc::Receiver<String>,
+) {
+    let mut child = cmd.stderr(std::process::Stdio::piped()).spawn().unwrap();
+    // Read to the end on a thread: a closed pipe would stop the build before the signal.
+    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(stderr).map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut seen = String::new();
+    for line in rx.iter() {
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.contains(&format!("bench update fx: {stage}")) {
+            break;
         }
     }
+    assert!(
+        seen.contains(stage),
+        "the bench never got to `{stage}`:\n{seen}"
+    );
+    (child, seen, rx)
+}
+
+/// Ctrl-C at each step of `bench update` (the baseline build, the app change, the lock change):
+/// exit 130, no verdict, the files and the variant's tag as they were, and neither the bench's
+/// tags and images nor its temporary dirs left.
+#[test]
+fn an_interrupted_bench_update_leaves_nothing_and_prints_no_verdict() {
+    let Touched {
+        dir: _dir,
+        app_file,
+        dep_file,
+        app_before,
+        dep_before,
+        image,
+        _images,
+        _bench_images,
+        config,
+        ..
+    } = touched("update", "bench-update-sigint", "xtask-bench-sigint");
+    let tagged_before = tag_before(&image);
+    for stage in [
+        "the files as they are",
+        "one app file changed",
+        "one locked dependency changed",
+    ] {
+        let mut cmd = update_cmd(&config, &app_file, dep_file.as_os_str());
+        let (child, seen, rest) = started_until(cmd.stdout(std::process::Stdio::piped()), stage);
+        let bench = bench_of(&child);
+        let id = child.id().to_string();
+        Run::of(std::process::Command::new("kill").args(["-INT", &id])).assert_ok();
+        let out = child.wait_with_output().unwrap();
+        let stderr = format!("{seen}{}", rest.try_iter().collect::<Vec<_>>().join("\n"));
+        assert_eq!(out.status.code(), Some(130), "{stage}: {stderr}");
+        assert!(out.stdout.is_empty(), "{stage}: a verdict was printed");
+        assert_eq!(std::fs::read(&app_file).unwrap(), app_before, "{stage}");
+        assert_eq!(std::fs::read(&dep_file).unwrap(), dep_before, "{stage}");
+        assert_eq!(
+            image_id(&format!("{image}:fx")),
+            Some(tagged_before.clone()),
+            "{stage}"
+        );
+        assert_eq!(image_id(&format!("{image}-bench:fx")), None, "{stage}");
+        assert_eq!(left_by(&bench), (vec![], vec![]), "{stage}: {stderr}");
+    }
+}
+
+/// The temporary dirs under target/xtask/tmp and the images a bench of `pid` left.
+fn left_by(pid: &str) -> (Vec<String>, Vec<String>) {
+    let dirs = std::fs::read_dir(repo_root().join("target/xtask/tmp"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.contains(&format!("-{pid}-")))
+        .collect();
+    let label = format!("label=voxserve.xtask.owner.pid={pid}");
+    let run = docker(&["image", "ls", "--quiet", "--filter", &label]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    (
+        dirs,
+        run.stdout.split_whitespace().map(str::to_owned).collect(),
+    )
+}
+
+/// What the bench of `pid` left is gone, and `stderr` said so in one line.
+fn assert_reclaimed(pid: &str, stderr: &str) {
+    assert_eq!(left_by(pid), (vec![], vec![]), "{stderr}");
+    let said: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("==> removed what a killed run left"))
+        .collect();
+    assert_eq!(said.len(), 1, "{stderr}");
+    assert!(
+        said[0].contains(&format!("bench-context-{pid}-")) && said[0].contains("bench image"),
+        "{stderr}"
+    );
 }

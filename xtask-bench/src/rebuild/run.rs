@@ -99,6 +99,7 @@ impl Builder<'_> {
             platform.or(self.setup.platform.as_deref()),
         );
         options.no_cache = no_cache;
+        options.labels = xtask::reclaim::bench_image_labels();
         let report = one(build(self.ctx, &[variant], &options)?)?;
         self.images.add(&report);
         Ok(report)

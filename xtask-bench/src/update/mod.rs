@@ -229,6 +229,7 @@ impl<'a> Builds<'a> {
                 builder,
                 progress: build::Progress::Plain,
                 report_dir: Some(reports.path().to_owned()),
+                labels: xtask::reclaim::bench_image_labels(),
                 ..build::Options::default()
             },
             images: Built::new(vec![ours.image.clone()]),

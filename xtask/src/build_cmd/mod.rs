@@ -138,6 +138,9 @@ pub struct Options {
     /// whose bridge has no route out (`reproduce`).
     #[arg(skip)]
     pub network: Option<String>,
+    /// Labels `KEY=VALUE` on the image besides the OCI ones (not a flag): the benches' owner.
+    #[arg(skip)]
+    pub labels: Vec<String>,
 }
 
 impl Options {

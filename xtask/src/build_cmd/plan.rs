@@ -104,6 +104,8 @@ pub struct PlanInput<'a> {
     pub pull: bool,
     /// The network of RUN steps (`--network`), when not the builder's default.
     pub network: Option<String>,
+    /// Labels `KEY=VALUE` besides the OCI ones.
+    pub labels: Vec<String>,
     pub build_arg_overrides: Vec<(String, String)>,
     /// Passed as BASE_IMAGE unless a build arg already sets it.
     pub base_image: Option<String>,
@@ -184,6 +186,7 @@ pub fn input<'a>(
         no_cache: options.no_cache,
         pull: options.pull,
         network: options.network.clone(),
+        labels: options.labels.clone(),
         build_arg_overrides: setting.build_arg_overrides.clone(),
         base_image: setting.base_image.clone(),
         base_digest: setting.base_digest.clone(),
@@ -319,6 +322,7 @@ pub fn plan(input: &PlanInput) -> BuildPlan {
             .map(|(k, val)| format!("--build-arg={k}={val}")),
     );
     argv.extend(label_args(input, &build_args));
+    argv.extend(input.labels.iter().map(|l| format!("--label={l}")));
     argv.extend(tag_args(input, &tags));
     argv.extend(
         input
@@ -644,6 +648,7 @@ mod tests {
             no_cache: false,
             pull: false,
             network: None,
+            labels: vec![],
             build_arg_overrides: vec![],
             base_image: None,
             base_digest: None,
@@ -987,6 +992,8 @@ mod tests {
         assert!(!p.argv.iter().any(|a| a.starts_with("--network")));
         i.network = Some("host".into());
         assert!(has(&plan(&i).argv, "--network=host"));
+        i.labels = vec!["k=v".into()];
+        assert!(has(&plan(&i).argv, "--label=k=v"));
         // `--build-arg SOURCE_DATE_EPOCH=…` wins, as for any build arg.
         i.build_arg_overrides = vec![("SOURCE_DATE_EPOCH".into(), "0".into())];
         let p = plan(&i);
