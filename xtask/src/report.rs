@@ -293,7 +293,7 @@ impl Series {
 
 /// A Mermaid `xychart-beta` chart as a fenced `mermaid` block (GitHub renders it in Markdown):
 /// one x label per category, bars and lines in the order given, the y axis from 0 so bars are
-/// not exaggerated. Mermaid strings cannot escape `"` (it becomes `'`) and its sanitizer mangles
+/// not exaggerated; horizontal, as labels of several words overlap under vertical bars. Mermaid strings cannot escape `"` (it becomes `'`) and its sanitizer mangles
 /// `&`, `<` and `>` (they become `and`, `‹`, `›`); a non-finite value is drawn as 0.
 pub fn xychart(title: &str, x_labels: &[String], y_label: &str, series: &[Series]) -> String {
     let quote = |s: &str| {
@@ -317,7 +317,7 @@ pub fn xychart(title: &str, x_labels: &[String], y_label: &str, series: &[Series
         .fold(0.0_f64, f64::max);
     let labels: Vec<String> = x_labels.iter().map(|l| quote(l)).collect();
     let mut out = format!(
-        "```mermaid\nxychart-beta\n    title {}\n    x-axis [{}]\n    y-axis {} 0 --> {}\n",
+        "```mermaid\nxychart-beta horizontal\n    title {}\n    x-axis [{}]\n    y-axis {} 0 --> {}\n",
         quote(title),
         labels.join(", "),
         quote(y_label),
@@ -556,7 +556,7 @@ mod tests {
         );
         assert_eq!(
             chart,
-            "```mermaid\nxychart-beta\n    title \"Rebuild time: ours vs the 'peer' and ‹more›\"\n    \
+            "```mermaid\nxychart-beta horizontal\n    title \"Rebuild time: ours vs the 'peer' and ‹more›\"\n    \
              x-axis [\"cold\", \"app change\"]\n    y-axis \"seconds\" 0 --> 20\n    \
              bar \"ours\" [15.3, 0.4]\n    line \"peer\" [18.25, 0]\n```\n"
         );

@@ -482,7 +482,7 @@ fn over_budget_exits_1_and_names_the_variant() {
     assert_eq!(md.code, 1, "{}\n{}", md.stdout, md.stderr);
     let chart = &md.stdout[md
         .stdout
-        .find("```mermaid\nxychart-beta\n")
+        .find("```mermaid\nxychart-beta horizontal\n")
         .expect(&md.stdout)..];
     assert!(
         chart.contains("title \"Size against its budget (%)\"")
