@@ -50,7 +50,9 @@ pub enum Bench {
 
 impl Bench {
     pub fn run(self, ctx: &Ctx) -> Result<()> {
-        // What a killed bench left goes first, whichever bench runs next.
+        // What a killed bench left goes first, whichever bench runs next; a killed pull's
+        // daemons and network namespace before the directories they hold.
+        pull::repair()?;
         xtask::reclaim::stale_bench_leftovers(ctx)?;
         match self {
             Bench::Pull(args) => args.run(ctx),

@@ -5,8 +5,9 @@
 //! [`LocalEngine::stop`] (and drop) stops the daemon (which stops its containerd), removes its
 //! bridge and its files. Linux only, and root: it is a daemon with its own network interface.
 //! [`LocalEngine::start_guarded`] also stops it on a signal (the tool's way); the tests' harness
-//! drops it. Used by `bench pull` (a host that holds nothing of the image it pulls), by
-//! `reproduce` (a build with nothing cached) and by the tests' harness.
+//! drops it. Used by `bench pull` (a host that holds nothing of the image it pulls; in a network
+//! namespace of the bench's when the link to the registry is shaped), by `reproduce` (a build
+//! with nothing cached) and by the tests' harness.
 
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
@@ -29,6 +30,11 @@ pub struct EngineSpec {
     pub containerd_store: bool,
     /// Also listen on this `tcp://127.0.0.1:PORT` (plain TCP: loopback only).
     pub tcp: Option<String>,
+    /// Run it in this network namespace (`ip netns`), its bridge made there: it reaches only
+    /// what that namespace reaches. Its socket is a file, so clients reach it from anywhere.
+    pub netns: Option<String>,
+    /// Registries (`HOST:PORT` or a CIDR) it pulls from over plain HTTP; 127.0.0.0/8 always is.
+    pub insecure_registries: Vec<String>,
 }
 
 /// A running engine.
@@ -38,6 +44,7 @@ pub struct LocalEngine {
     dir: PathBuf,
     data_root: PathBuf,
     bridge: String,
+    netns: Option<String>,
     child: Mutex<Option<Child>>,
 }
 
@@ -86,6 +93,7 @@ impl LocalEngine {
                 .clone()
                 .unwrap_or_else(|| spec.dir.join("root")),
             bridge: spec.bridge.clone(),
+            netns: spec.netns.clone(),
             child: Mutex::new(None),
         })
     }
@@ -98,15 +106,13 @@ impl LocalEngine {
                 .with_context(|| format!("creating {}", crate::util::shown(dir)))?;
         }
         let config = self.config();
-        std::fs::write(
-            &config,
-            format!(
-                r#"{{"features":{{"containerd-snapshotter":{}}}}}"#,
-                spec.containerd_store
-            ),
-        )
-        .with_context(|| format!("writing {}", crate::util::shown(&config)))?;
-        Cmd::new("ip")
+        let daemon_json = serde_json::json!({
+            "features": {"containerd-snapshotter": spec.containerd_store},
+            "insecure-registries": spec.insecure_registries,
+        });
+        std::fs::write(&config, daemon_json.to_string())
+            .with_context(|| format!("writing {}", crate::util::shown(&config)))?;
+        self.ip()
             .args(["link", "add", &self.bridge, "type", "bridge"])
             .run()
             .with_context(|| {
@@ -138,7 +144,15 @@ impl LocalEngine {
             // Loopback only. dockerd ≥ 27 refuses an unauthenticated TCP socket unless told.
             args.extend(["-H".into(), tcp.clone(), "--tls=false".into()]);
         }
-        Cmd::new("dockerd")
+        let dockerd = match &self.netns {
+            // nsenter execs dockerd in that namespace alone; `ip netns exec` would also mount a
+            // new /sys, hiding the cgroups dockerd needs.
+            Some(netns) => Cmd::new("nsenter")
+                .arg(format!("--net=/run/netns/{netns}"))
+                .arg("dockerd"),
+            None => Cmd::new("dockerd"),
+        };
+        dockerd
             .args(&args)
             .grace(Duration::from_secs(30))
             .spawn_daemon(&self.log())
@@ -161,6 +175,14 @@ impl LocalEngine {
                 );
             }
             std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// `ip`, in the engine's network namespace.
+    fn ip(&self) -> Cmd {
+        match &self.netns {
+            Some(netns) => Cmd::new("ip").args(["-n", netns]),
+            None => Cmd::new("ip"),
         }
     }
 
@@ -208,7 +230,7 @@ impl LocalEngine {
         if let Some(child) = lock(&self.child).take() {
             child.stop();
         }
-        let _ = Cmd::new("ip").args(["link", "del", &self.bridge]).run();
+        let _ = self.ip().args(["link", "del", &self.bridge]).run();
         let _ = remove_dirs(&self.dir, &self.data_root);
     }
 }

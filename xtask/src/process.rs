@@ -364,6 +364,39 @@ pub fn daemon<T: Send + Sync + 'static>(
     cleanup::start_guarded(start, stop)
 }
 
+/// Stops process groups this process did not start — daemons a killed run left, each the leader
+/// of its own group: SIGTERM to every group, SIGKILL to what is left of them after `grace`.
+/// This process's own group is never signalled.
+pub fn stop_left_behind(pgids: &[u32], grace: Duration) {
+    let own = own_group();
+    let groups: Vec<u32> = pgids
+        .iter()
+        .copied()
+        .filter(|g| *g > 1 && Some(*g) != own)
+        .collect();
+    for g in &groups {
+        signal_group(*g, Signal::Term);
+    }
+    let deadline = Instant::now() + grace;
+    while Instant::now() < deadline && groups.iter().any(|g| group_alive(*g)) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for g in &groups {
+        signal_group(*g, Signal::Kill);
+    }
+}
+
+#[cfg(unix)]
+fn own_group() -> Option<u32> {
+    // SAFETY: getpgrp(2) takes nothing and cannot fail.
+    u32::try_from(unsafe { libc::getpgrp() }).ok()
+}
+
+#[cfg(not(unix))]
+fn own_group() -> Option<u32> {
+    None
+}
+
 #[derive(Clone, Copy)]
 enum Signal {
     Term,

@@ -7,7 +7,8 @@
 //! alive, or alive with another start time (the pid was reused). Resources of other hosts (a
 //! shared engine) and of live owners are never touched. The images a bench builds carry the same
 //! labels, and a temporary directory names its owner's pid: the next bench removes those of a
-//! bench that was killed.
+//! bench that was killed. (`bench pull` also writes its owner into a file of its own for what is
+//! not a container or a directory: [`Owner::gone`].)
 
 use anyhow::{Context, Result};
 use camino::{Utf8Path, Utf8PathBuf};
@@ -28,7 +29,7 @@ pub const TEST_LABEL: &str = "voxserve.xtask.test";
 pub const BENCH_LABEL: &str = "voxserve.xtask.bench";
 
 /// The process a resource belongs to.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Owner {
     pub host: String,
     pub pid: u32,
@@ -79,6 +80,11 @@ impl Owner {
             pid: labels.get(OWNER_PID)?.parse().ok()?,
             started: labels.get(OWNER_STARTED).cloned(),
         })
+    }
+
+    /// True when this owner is known to be gone: a process of this host that has ended.
+    pub fn gone(&self) -> bool {
+        self.is_gone(&Owner::current().host, probe)
     }
 
     /// True when this owner is known to be gone: on `host`, and its pid not alive or alive with

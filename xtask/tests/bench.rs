@@ -453,25 +453,9 @@ fn pushed_layers<'a>(row: &'a serde_json::Value, field: &str) -> Vec<&'a str> {
 fn pull_bench_pushes_both_layouts_with_both_compressions_and_pulls_them_on_fresh_engines() {
     let image = fixture_image("pull", &[]);
     let dir = Scratch::new("bench-pull");
-    let config = dir.write(
-        "images.toml",
-        &format!(
-            "{}{}target = \"app\"\n",
-            config_head(),
-            fixture_variant("fx", &fixtures().join("pull"), "localhost/xtask-unused")
-        ),
-    );
-    // Times are never judged here: the ratio target is set out of reach.
-    let child = xtask()
-        .arg("--config")
-        .arg(&config)
-        .args(["bench", "pull", "fx", "--image", &image, "--runs", "1"])
-        .args(["--max-vs-reference", "1000", "--format", "json"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
+    let config = pull_config(&dir);
+    let child = pull_bench(&config, &image, &[]).spawn().unwrap();
+    let pid = bench_child(child.id());
     let out = child.wait_with_output().unwrap();
     let (stdout, stderr) = (
         String::from_utf8_lossy(&out.stdout),
@@ -575,29 +559,214 @@ fn pull_bench_pushes_both_layouts_with_both_compressions_and_pulls_them_on_fresh
         ]
     );
 
-    // Nothing is left: engines, their bridges and files, registries.
-    let leftovers: Vec<String> = std::fs::read_dir(std::env::temp_dir())
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with(&format!("xtask-pull-{pid}-")))
-        .collect();
-    assert!(leftovers.is_empty(), "{leftovers:?}");
-    let links = Run::of(std::process::Command::new("ip").args(["-o", "link"]));
-    assert!(
-        !links.stdout.contains(&format!("xtpl{pid:x}")),
-        "a bridge was left: {}",
-        links.stdout
+    assert_eq!(pull_left_by(pid), Vec::<String>::new(), "nothing is left");
+}
+
+/// The images.toml of variant `fx`, the `pull` fixture (measured with `--image`).
+fn pull_config(dir: &Scratch) -> std::path::PathBuf {
+    dir.write(
+        "images.toml",
+        &format!(
+            "{}{}target = \"app\"\n",
+            config_head(),
+            fixture_variant("fx", &fixtures().join("pull"), "localhost/xtask-unused")
+        ),
+    )
+}
+
+/// `bench pull fx --image IMAGE --runs 1` and `extra`, JSON on stdout; times are never judged
+/// (the ratio target is set out of reach).
+fn pull_bench(config: &Path, image: &str, extra: &[&str]) -> std::process::Command {
+    let mut cmd = xtask();
+    cmd.arg("--config")
+        .arg(config)
+        .args(["bench", "pull", "fx", "--image", image, "--runs", "1"])
+        .args(["--max-vs-reference", "1000", "--format", "json"])
+        .args(extra)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    cmd
+}
+
+/// The pid of the bench binary, the one child of the everyday binary `parent`: it names what a
+/// run of `bench pull` makes.
+fn bench_child(parent: u32) -> u32 {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let children = std::fs::read_to_string(format!("/proc/{parent}/task/{parent}/children"))
+            .unwrap_or_default();
+        if let Some(pid) = children.split_whitespace().next() {
+            return pid.parse().unwrap();
+        }
+        assert!(std::time::Instant::now() < deadline, "no bench started");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// What the run of `bench pull` with this pid left: its network namespace, links, engines'
+/// and scratch directories, processes and its record.
+fn pull_left_by(pid: u32) -> Vec<String> {
+    let mut left = Vec::new();
+    let netns = Run::of(std::process::Command::new("ip").args(["netns", "list"]));
+    let name = format!("xtask-pull-{pid}");
+    left.extend(
+        netns
+            .stdout
+            .lines()
+            .filter(|l| l.split_whitespace().next() == Some(name.as_str()))
+            .map(|l| format!("netns {l}")),
     );
-    let scratch = repo_root().join("target").join("xtask").join("tmp");
-    let left: Vec<String> = std::fs::read_dir(&scratch)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with("bench-pull-"))
+    let links = Run::of(std::process::Command::new("ip").args(["-o", "link"]));
+    left.extend(
+        links
+            .stdout
+            .lines()
+            .filter(|l| l.contains(&format!("xtp{pid:x}")) || l.contains(&format!("xtpl{pid:x}")))
+            .map(|l| format!("link {l}")),
+    );
+    let named = |dir: &Path, prefix: &str| -> Vec<String> {
+        std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(prefix))
+            .map(|n| format!("dir {n}"))
+            .collect()
+    };
+    left.extend(named(&std::env::temp_dir(), &format!("{name}-")));
+    left.extend(named(
+        &repo_root().join("target").join("xtask").join("tmp"),
+        &format!("bench-pull-{pid}-"),
+    ));
+    left.extend(named(
+        &std::env::temp_dir().join("xtask-bench-pull"),
+        &format!("{pid}.json"),
+    ));
+    left.extend(
+        processes_with(&[&format!("{name}-")])
+            .into_iter()
+            .map(|p| format!("process {p}")),
+    );
+    left
+}
+
+#[test]
+fn pull_bench_through_a_shaped_link_is_held_to_it_and_repairs_what_a_killed_run_left() {
+    let image = fixture_image("pull", &[]);
+    let dir = Scratch::new("bench-pull-shaped");
+    let config = pull_config(&dir);
+    // The rate is tc's alone (no per-connection cap): 40 Mbit/s, a round trip of 100 ms.
+    let network = ["--network", "100ms,40mbit"];
+
+    // A run killed (SIGKILL, no cleanup at all) while a fresh engine pulls through the link.
+    let mut child = pull_bench(&config, &image, &network).spawn().unwrap();
+    let killed = bench_child(child.id());
+    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    for line in std::io::BufRead::lines(stderr).map_while(Result::ok) {
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.contains("docker pull on a fresh engine") {
+            break;
+        }
+    }
+    assert!(seen.contains("docker pull on a fresh engine"), "{seen}");
+    Run::of(std::process::Command::new("kill").args(["-KILL", &killed.to_string()])).assert_ok();
+    child.wait().unwrap();
+    let left = pull_left_by(killed);
+    for kind in ["netns", "link", "process", "dir"] {
+        assert!(
+            left.iter().any(|l| l.starts_with(kind)),
+            "no {kind} left: {left:?}"
+        );
+    }
+
+    // The next run removes it and says so, then pulls through a link of its own.
+    let child = pull_bench(&config, &image, &network).spawn().unwrap();
+    let pid = bench_child(child.id());
+    let out = child.wait_with_output().unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", tail(&stderr));
+    let repaired = stderr
+        .lines()
+        .find(|l| l.contains(&format!("a killed `bench pull` (pid {killed}) left")))
+        .unwrap_or_else(|| panic!("no repair said:\n{}", tail(&stderr)));
+    assert!(
+        repaired.contains("stopped")
+            && repaired.contains("dockerd")
+            && repaired.contains(&format!("deleted network namespace xtask-pull-{killed}")),
+        "{repaired}"
+    );
+    assert_eq!(pull_left_by(killed), Vec::<String>::new(), "repaired");
+
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(
+        report["network"]["rate_bits"], 40_000_000,
+        "{}",
+        report["network"]
+    );
+    let rows = report["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 4);
+    for row in rows {
+        let bytes = row["compressed"].as_f64().unwrap();
+        let pull = &row["pulls"][0];
+        let secs = pull["secs"].as_f64().unwrap();
+        // The manifest first (a handshake and a request: two round trips), then every layer's
+        // bytes through 40 Mbit/s.
+        let floor = 0.2 + bytes * 8.0 / 40e6;
+        assert!(secs >= floor, "{}: {secs} s < {floor} s", row["image"]);
+        assert!(pull["connections"].as_u64().unwrap() >= 1, "{pull}");
+        assert_eq!(pull["already_there"], 0);
+    }
+    let checks: Vec<(&str, bool)> = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["name"].as_str().unwrap(), c["pass"].as_bool().unwrap()))
         .collect();
-    assert!(left.is_empty(), "{left:?}");
+    assert_eq!(
+        checks[1],
+        (
+            "every pull held to the link (100 ms round trip, 40 Mbit/s)",
+            true
+        ),
+        "{checks:?}"
+    );
+    assert_eq!(pull_left_by(pid), Vec::<String>::new(), "nothing is left");
+}
+
+#[test]
+fn pull_bench_refuses_a_bad_network_setting_before_anything_starts() {
+    for (setting, says) in [
+        ("40ms", "give two or three values"),
+        ("40ms,200mbps", "not a rate"),
+        ("40ms,25mbit,200mbit", "above the link's rate"),
+    ] {
+        // No variant `fx` in the repository's images.toml: the setting is refused first.
+        let run = Run::of(xtask().args(["bench", "pull", "fx", "--network", setting]));
+        assert_eq!(run.code, 2, "{setting}: {}", run.stderr);
+        let line = run.error_line();
+        assert!(
+            line.contains("--network") && line.contains(says),
+            "{setting}: {line}"
+        );
+        assert_eq!(
+            run.stderr
+                .lines()
+                .filter(|l| l.starts_with("error:"))
+                .count(),
+            1
+        );
+        assert!(
+            !run.stderr.contains("==>") && run.stdout.is_empty(),
+            "{}",
+            run.stderr
+        );
+    }
 }
 
 #[test]

@@ -23,19 +23,28 @@
 //! published through `bench::publish`.
 
 mod judge;
+mod ledger;
+mod link;
 mod merge;
+mod network;
 mod plan;
+mod proxy;
 mod push;
 mod render;
 pub use render::times_chart;
 mod run;
 mod upload;
 
+pub use ledger::repair;
+
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
 use crate::report::{publish, Check, Machine, Rendered};
 use judge::Row;
+use ledger::Ledger;
+use link::Link;
+use network::Network;
 use plan::{ImagePlan, SourceLayer};
 use xtask::build_cmd::Compression;
 use xtask::config::Variant;
@@ -66,6 +75,11 @@ pub struct PullArgs {
     #[arg(long, default_value_t = 0.5, value_name = "RATIO",
           value_parser = crate::report::target, allow_hyphen_values = true)]
     max_vs_reference: f64,
+    /// Pull through a shaped link instead of loopback: LATENCY is a round trip (`40ms`), paid
+    /// before every request and once more by every new connection; RATE the link's (`200mbit`);
+    /// PER_CONNECTION the most one connection gets (`25mbit`).
+    #[arg(long, value_name = "LATENCY,RATE[,PER_CONNECTION]", value_parser = Network::parse)]
+    network: Option<Network>,
     /// Report format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
@@ -83,6 +97,8 @@ pub struct PullReport {
     /// The engine that pulls.
     pub puller: String,
     pub runs: u32,
+    /// The shaped link the pulls went through (none: the registry on 127.0.0.1).
+    pub network: Option<Network>,
     pub rows: Vec<Row>,
     pub checks: Vec<Check>,
     pub pass: bool,
@@ -95,13 +111,14 @@ impl PullArgs {
         let rows: Vec<String> = plan::images(1, &(0..1)).iter().map(|i| i.label()).collect();
         xtask::report::Shape {
             chart: true,
-            ..crate::report::shape(&render::COLUMNS, &rows)
+            ..crate::report::shape(&render::columns(self.network.is_some()), &rows)
         }
     }
 
     pub fn run(self, ctx: &Ctx) -> Result<()> {
         let variant = ctx.config()?.variant(&self.variant)?;
         // Everything that can be checked is checked before a registry or an engine starts.
+        preflight(self.network.is_some())?;
         let source = self.source(variant)?;
         let plans = plan::images(source.layers.len(), &source.venv);
         let measured = self.measure(ctx, &variant.name, &source, plans)?;
@@ -124,7 +141,6 @@ impl PullArgs {
     /// its layers are the venv's.
     fn source(&self, variant: &Variant) -> Result<Source> {
         let image = self.image.clone().unwrap_or_else(|| variant.image_ref());
-        preflight()?;
         let info = docker::info()?;
         if !info.containerd_store() {
             bail!(
@@ -161,7 +177,9 @@ impl PullArgs {
     }
 
     /// Each planned image pushed into a registry of its own, then pulled `--runs` times, each
-    /// time by a fresh engine; registries, engines and their files removed on every path.
+    /// time by a fresh engine (through the shaped link and a proxy in front of the registry,
+    /// when asked); everything written down in the run's ledger before it is made, and removed on
+    /// every path.
     fn measure(
         &self,
         ctx: &Ctx,
@@ -174,10 +192,21 @@ impl PullArgs {
             layers: source.layers.clone(),
             config: source.config.clone(),
         };
+        let ledger = Ledger::open()?;
+        let link = match &self.network {
+            Some(network) => Some(Link::make(&ledger, network)?),
+            None => None,
+        };
         let scratch = TempDir::new(ctx, "bench-pull")?;
+        ledger.dir(scratch.path().as_std_path())?;
         let mut engines = run::Engines {
             data: scratch.path(),
             count: 0,
+            ledger: &ledger,
+            shaped: link
+                .as_ref()
+                .zip(self.network.as_ref())
+                .map(|(link, network)| run::Shaped { link, network }),
         };
         let repo = format!("xtask-bench-pull/{name}");
         let mut measured = Vec::new();
@@ -194,10 +223,15 @@ impl PullArgs {
             .context("starting a registry on 127.0.0.1")?;
             let pushed = push::push(&registry, &repo, &blobs, &plan)
                 .with_context(|| format!("pushing {}", plan.label()))?;
+            let proxy = engines
+                .shaped
+                .as_ref()
+                .map(|s| s.proxy(&registry))
+                .transpose()?;
             let pulls = (1..=self.runs)
                 .map(|r| {
                     let what = format!("{}, pull {r}/{}", plan.label(), self.runs);
-                    engines.pull(&pushed.reference, &what)
+                    engines.pull(&pushed.reference, proxy.as_ref(), &what)
                 })
                 .collect::<Result<Vec<_>>>()?;
             measured.push((plan, pushed, pulls));
@@ -206,7 +240,7 @@ impl PullArgs {
     }
 
     fn report(&self, variant: &Variant, source: &Source, rows: Vec<Row>) -> PullReport {
-        let checks = judge::checks(&rows, self.max_vs_reference);
+        let checks = judge::checks(&rows, self.max_vs_reference, self.network.as_ref());
         let venv = &source.venv;
         PullReport {
             variant: variant.name.clone(),
@@ -226,6 +260,7 @@ impl PullArgs {
                 }
             ),
             runs: self.runs,
+            network: self.network.clone(),
             pass: checks.iter().all(|c| c.pass),
             rows,
             checks,
@@ -246,16 +281,18 @@ struct Source {
     venv: std::ops::Range<usize>,
 }
 
-/// Root and the three programs the bench starts, before anything starts.
-fn preflight() -> Result<()> {
-    for (program, fix) in [
+/// Root and the programs the bench starts (`tc` for a shaped link), before anything starts.
+fn preflight(shaped: bool) -> Result<()> {
+    let programs = [
         ("dockerd", "install docker.io"),
         (
             "docker-registry",
             "install Debian's docker-registry package (`bash .ci/install-tools` does)",
         ),
         ("ip", "install iproute2"),
-    ] {
+        ("tc", "install iproute2"),
+    ];
+    for (program, fix) in &programs[..if shaped { 4 } else { 3 }] {
         if which::which(program).is_err() {
             bail!("bench pull starts `{program}`, which is not on PATH: {fix}");
         }

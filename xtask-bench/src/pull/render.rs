@@ -1,5 +1,5 @@
 //! Rendering `bench pull`: one row per image pushed (layers, bytes, pull time, ratio to the
-//! reference) and the targets table.
+//! reference; through a shaped link, the most connections at once) and the targets table.
 
 use super::PullReport;
 use crate::report::targets_section;
@@ -41,10 +41,27 @@ pub fn times_chart(variant: &str, rows: &[(&str, f64, Option<f64>)]) -> String {
     xychart(&title, &labels, "seconds", &series)
 }
 
+/// The column a shaped pull adds after "downloaded at".
+const AT_ONCE: &str = "downloads at once";
+
+/// The columns of the pulls table, through a shaped link or not.
+pub fn columns(shaped: bool) -> Vec<&'static str> {
+    let mut columns = COLUMNS.to_vec();
+    if shaped {
+        columns.insert(6, AT_ONCE);
+    }
+    columns
+}
+
 pub fn render(report: &PullReport) -> Vec<Section> {
-    let mut table = Table::new(&COLUMNS).right_align(&[1, 2, 3, 4, 5, 6]);
+    let shaped = report.network.is_some();
+    let mut table = Table::new(&columns(shaped)).right_align(if shaped {
+        &[1, 2, 3, 4, 5, 6, 7]
+    } else {
+        &[1, 2, 3, 4, 5, 6]
+    });
     for row in &report.rows {
-        table.row(vec![
+        let mut cells = vec![
             if row.as_pushed {
                 format!("{} (as pushed)", row.image)
             } else {
@@ -56,6 +73,11 @@ pub fn render(report: &PullReport) -> Vec<Section> {
             format!("{:.1} s", row.pull_secs),
             row.downloaded_secs
                 .map_or("?".into(), |s| format!("{s:.1} s")),
+        ];
+        if shaped {
+            cells.push(row.most_busy.map_or("?".into(), |n| n.to_string()));
+        }
+        cells.extend([
             row.vs_reference.map_or("-".into(), |r| format!("{r:.2}")),
             row.pulls
                 .iter()
@@ -63,12 +85,13 @@ pub fn render(report: &PullReport) -> Vec<Section> {
                 .collect::<Vec<_>>()
                 .join(" / "),
         ]);
+        table.row(cells);
     }
     vec![
         Section {
             title: Some(format!(
                 "bench pull {} ({}, {} layers, the venv's: {}): {} CPUs, Docker {}, {}; each pull \
-                 by a fresh engine ({}) from a registry on 127.0.0.1",
+                 by a fresh engine ({}) from a registry {}",
                 report.variant,
                 report.image,
                 report.layers,
@@ -77,6 +100,10 @@ pub fn render(report: &PullReport) -> Vec<Section> {
                 report.machine.docker,
                 report.machine.store,
                 report.puller,
+                match &report.network {
+                    Some(network) => format!("behind a shaped link: {network}"),
+                    None => "on 127.0.0.1".into(),
+                },
             )),
             table,
         },

@@ -114,6 +114,8 @@ fn start(fresh: &Fresh) -> Result<(std::sync::Arc<LocalEngine>, crate::cleanup::
         bridge: format!("xtrp{pid:x}{}", fresh.n % 1000),
         containerd_store: true,
         tcp: None,
+        netns: None,
+        insecure_registries: Vec::new(),
     };
     LocalEngine::start_guarded(spec).context("starting a private engine to build in")
 }

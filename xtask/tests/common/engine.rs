@@ -69,6 +69,8 @@ impl Engine {
             bridge,
             containerd_store,
             tcp: tcp.clone(),
+            netns: None,
+            insecure_registries: Vec::new(),
         })
         .unwrap_or_else(|e| panic!("the {kind} engine: {e:#}"));
         let mut engine = Engine {
