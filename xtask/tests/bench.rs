@@ -745,6 +745,7 @@ fn pull_bench_refuses_a_bad_network_setting_before_anything_starts() {
         ("40ms", "give two or three values"),
         ("40ms,200mbps", "not a rate"),
         ("40ms,25mbit,200mbit", "above the link's rate"),
+        ("-5ms,200mbit", "not a latency"),
     ] {
         // No variant `fx` in the repository's images.toml: the setting is refused first.
         let run = Run::of(xtask().args(["bench", "pull", "fx", "--network", setting]));

@@ -78,7 +78,8 @@ pub struct PullArgs {
     /// Pull through a shaped link instead of loopback: LATENCY is a round trip (`40ms`), paid
     /// before every request and once more by every new connection; RATE the link's (`200mbit`);
     /// PER_CONNECTION the most one connection gets (`25mbit`).
-    #[arg(long, value_name = "LATENCY,RATE[,PER_CONNECTION]", value_parser = Network::parse)]
+    #[arg(long, value_name = "LATENCY,RATE[,PER_CONNECTION]", value_parser = Network::parse,
+          allow_hyphen_values = true)]
     network: Option<Network>,
     /// Report format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
