@@ -287,6 +287,16 @@ impl std::fmt::Display for ContainerPath {
     }
 }
 
+/// `s` cut to `max` characters for a table cell, the cut marked with `…`.
+pub fn shorten(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_string()
+    } else {
+        let cut: String = s.chars().take(max.saturating_sub(1)).collect();
+        format!("{cut}…")
+    }
+}
+
 /// An image ID or digest as `docker image ls` shows it: 12 hex digits, without `sha256:`.
 pub fn short_id(id: &str) -> String {
     let hex = id.split_once(':').map_or(id, |(_, hex)| hex);
@@ -325,6 +335,15 @@ pub fn pep503_name(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_shortened_cell_says_it_was_cut() {
+        assert_eq!(
+            shorten("COPY /voxserve /opt/voxserve/voxserve", 20),
+            "COPY /voxserve /opt…"
+        );
+        assert_eq!(shorten("COPY /a /b", 10), "COPY /a /b");
+    }
 
     #[test]
     fn the_first_error_line_has_the_context_and_the_root_cause() {

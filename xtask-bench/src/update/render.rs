@@ -32,7 +32,7 @@ pub fn render(report: &UpdateReport) -> Vec<Section> {
                 d.changed
                     .iter()
                     .map(|(i, instr, bytes)| {
-                        let short: String = instr.chars().take(48).collect();
+                        let short = xtask::util::shorten(instr, 48);
                         format!("{i}/{} {short} ({})", d.layers_total, human_size(*bytes))
                     })
                     .collect::<Vec<_>>()

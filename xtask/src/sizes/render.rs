@@ -63,15 +63,6 @@ pub fn instruction(created_by: &str) -> String {
     s.to_string()
 }
 
-fn shorten(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        s.to_string()
-    } else {
-        let cut: String = s.chars().take(max.saturating_sub(1)).collect();
-        format!("{cut}…")
-    }
-}
-
 /// The columns of the sizes table; with a baseline, the changes too.
 pub fn sizes_columns(with_delta: bool) -> Vec<&'static str> {
     let mut headers = vec![
@@ -175,7 +166,7 @@ pub fn layers_table(layers: &[Layer], n: usize) -> Table {
             if by.is_empty() {
                 "(no history)".into()
             } else {
-                shorten(&by, 120)
+                crate::util::shorten(&by, 120)
             },
         ]);
     }
