@@ -90,6 +90,7 @@ fn cpu_and_rocm_builds_with_the_cuda_torch_stop_at_their_guards() {
 
 #[test]
 fn cpu_minimal_builds_passes_smoke_and_is_measured() {
+    let _tag = cpu_minimal_tag();
     let reports = Scratch::new("cpu-minimal");
     build("cpu-minimal", &[], &reports).assert_ok();
     let report: serde_json::Value = serde_json::from_str(

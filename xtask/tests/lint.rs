@@ -237,6 +237,7 @@ fn a_missing_linter_fails_with_its_install_command_unless_allowed() {
 
 #[test]
 fn compare_image_sizes_shim_prints_the_sizes_table() {
+    let _tag = cpu_minimal_tag();
     ensure_base();
     if docker(&["image", "inspect", "voxserve:cpu-minimal"]).code != 0 {
         xtask_run(&["build", "cpu-minimal", "--progress", "plain"]).assert_ok();

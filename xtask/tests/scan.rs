@@ -599,6 +599,7 @@ fn fixture_image_findings_policies_ignores_and_sarif() {
 
 #[test]
 fn cpu_minimal_as_ci_scans_it() {
+    let _tag = cpu_minimal_tag();
     let image = cpu_minimal();
     let out = Scratch::new("scan-cpu-minimal");
     let sarif = out.path().join("sarif");

@@ -5,11 +5,17 @@
 #![allow(dead_code)]
 
 mod engine;
+mod lock;
+mod platform;
 mod registry;
 mod sarif;
 
 #[allow(unused_imports)]
 pub use engine::*;
+#[allow(unused_imports)]
+pub use lock::*;
+#[allow(unused_imports)]
+pub use platform::*;
 #[allow(unused_imports)]
 pub use registry::*;
 #[allow(unused_imports)]
