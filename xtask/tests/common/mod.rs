@@ -1,7 +1,7 @@
 //! Shared harness of the integration tests: they run the real `xtask` binary against the real
 //! Docker engine. It makes sure the engine answers and the offline base exists, builds fixture
-//! images once per test binary, and labels everything it creates so a run can prove it leaked
-//! nothing.
+//! images once per test binary (once per run for every binary under `cargo xtask test`), and
+//! labels everything it creates so a run can prove it leaked nothing.
 #![allow(dead_code)]
 
 mod engine;
@@ -9,6 +9,7 @@ mod lock;
 mod platform;
 mod registry;
 mod sarif;
+mod shared;
 
 #[allow(unused_imports)]
 pub use engine::*;
@@ -20,6 +21,8 @@ pub use platform::*;
 pub use registry::*;
 #[allow(unused_imports)]
 pub use sarif::*;
+#[allow(unused_imports)]
+pub use shared::*;
 pub mod owner;
 
 use std::path::{Path, PathBuf};
@@ -208,8 +211,9 @@ pub fn xtask_run(args: &[&str]) -> Run {
     Run::of(xtask().args(args))
 }
 
-/// Builds a fixture directory (`tests/fixtures/<name>`) into an image once per test binary and
-/// returns its tag. The image carries the test label; `extra` are more buildx arguments.
+/// Builds a fixture directory (`tests/fixtures/<name>`) into an image once per test binary — or,
+/// under `cargo xtask test`, once per run for all its binaries ([`SharedRun`]) — and returns its
+/// tag. The image carries the test label; `extra` are more buildx arguments.
 pub fn fixture_image(name: &str, extra: &[&str]) -> String {
     ensure_base();
     static BUILT: Mutex<Vec<(String, String)>> = Mutex::new(Vec::new());
@@ -218,16 +222,32 @@ pub fn fixture_image(name: &str, extra: &[&str]) -> String {
     if let Some((_, tag)) = built.iter().find(|(k, _)| *k == key) {
         return tag.clone();
     }
-    // Builds of one fixture with different `extra` (targets, build args) get different tags.
-    let tag = if extra.is_empty() {
-        format!("localhost/xtask-fixture-{name}:{}", run_id())
-    } else {
-        format!(
-            "localhost/xtask-fixture-{name}:{}-{}",
-            run_id(),
-            built.len()
-        )
+    let tag = match SharedRun::from_env() {
+        Some(run) => run.fixture(name, &key, |tag| {
+            build_fixture(name, extra, tag, &run.id, &run.owner_labels())
+        }),
+        None => {
+            // Builds of one fixture with different `extra` (targets, build args) get different tags.
+            let tag = if extra.is_empty() {
+                format!("localhost/xtask-fixture-{name}:{}", run_id())
+            } else {
+                format!(
+                    "localhost/xtask-fixture-{name}:{}-{}",
+                    run_id(),
+                    built.len()
+                )
+            };
+            build_fixture(name, extra, &tag, run_id(), owner::labels());
+            tag
+        }
     };
+    built.push((key, tag.clone()));
+    tag
+}
+
+/// `docker buildx build` of `tests/fixtures/<name>` into `tag`, labelled as the test run `run`
+/// of the owner `owner` (the labels reclaim reads).
+fn build_fixture(name: &str, extra: &[&str], tag: &str, run: &str, owner: &[String]) {
     let dir = fixtures().join(name);
     let mut args: Vec<String> = vec![
         "buildx".into(),
@@ -235,10 +255,10 @@ pub fn fixture_image(name: &str, extra: &[&str]) -> String {
         "--load".into(),
         "--provenance=false".into(),
         format!("--build-arg=BASE_IMAGE={BASE_IMAGE}"),
-        format!("--label={LABEL}={}", run_id()),
+        format!("--label={LABEL}={run}"),
         format!("--tag={tag}"),
     ];
-    args.extend(owner::labels().iter().map(|l| format!("--label={l}")));
+    args.extend(owner.iter().map(|l| format!("--label={l}")));
     args.extend(extra.iter().map(|s| s.to_string()));
     args.push(dir.to_string_lossy().into_owned());
     let run = Run::of(Command::new("docker").args(&args));
@@ -247,8 +267,6 @@ pub fn fixture_image(name: &str, extra: &[&str]) -> String {
         "building fixture {name} failed:\n{}",
         run.stderr
     );
-    built.push((key, tag.clone()));
-    tag
 }
 
 /// A scratch directory removed on drop.

@@ -1,121 +1,16 @@
-//! `cargo xtask test`: every test of the repository — the xtask's unit and integration tests
-//! (against the real Docker engine) and the service's pytest suite in a hash-checked venv.
+//! The service's pytest suite, in a venv made by uv from its hash-checked lock.
 
 use anyhow::{bail, Context, Result};
 use camino::Utf8PathBuf;
 
-use std::time::Duration;
-
 use crate::ctx::Ctx;
-use crate::docker;
 use crate::output::{progress, warning};
 use crate::process::Cmd;
-use crate::reclaim;
 use crate::util::{self, CheckFailed};
-
-#[derive(clap::Args)]
-pub struct Args {
-    /// Skip the Rust tests (unit and integration).
-    #[arg(long)]
-    skip_rust: bool,
-    /// Skip the service's pytest suite.
-    #[arg(long)]
-    skip_app: bool,
-    /// Only the xtask's unit tests and the docs checks (`cargo test --lib --bins --test docs_drift
-    /// --test docs_blocks`):
-    /// no Docker engine and no uv needed, so
-    /// they run on any machine (CI runs them on Linux, macOS and Windows).
-    #[arg(long, conflicts_with_all = ["skip_rust", "skip_app"])]
-    unit: bool,
-    /// Extra arguments for `cargo test` (after `--`), e.g. a test name filter.
-    #[arg(last = true)]
-    cargo_args: Vec<String>,
-}
-
-impl Args {
-    pub fn run(self, ctx: &Ctx) -> Result<()> {
-        // Before: what killed runs left; after: the fixture images the test binaries share.
-        let reclaim = !self.unit;
-        if reclaim {
-            reclaim_stale();
-        }
-        let result = self.run_tests(ctx);
-        if reclaim {
-            reclaim_stale();
-        }
-        result
-    }
-
-    fn run_tests(self, ctx: &Ctx) -> Result<()> {
-        let mut failed = Vec::new();
-        if !self.skip_app && !self.unit {
-            if let Err(err) = app_tests(ctx) {
-                if err.downcast_ref::<CheckFailed>().is_none() {
-                    return Err(err);
-                }
-                failed.push("app (pytest)");
-            }
-        }
-        if !self.skip_rust {
-            // The Cargo that runs `cargo xtask` (so the same toolchain), else the one on PATH.
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            let mut args = vec![
-                "test".to_string(),
-                "--workspace".into(),
-                "--locked".into(),
-                "--no-fail-fast".into(),
-            ];
-            if self.unit {
-                args.extend(
-                    [
-                        "--lib",
-                        "--bins",
-                        "--test",
-                        "docs_drift",
-                        "--test",
-                        "docs_blocks",
-                    ]
-                    .map(String::from),
-                );
-            }
-            if !self.cargo_args.is_empty() {
-                args.push("--".into());
-                args.extend(self.cargo_args);
-            }
-            progress!("cargo {}", args.join(" "));
-            let status = Cmd::new(&cargo)
-                .args(&args)
-                .dir(&ctx.root)
-                .grace(Duration::from_secs(20))
-                .stream()
-                .context("running cargo test")?;
-            if !status.success() {
-                failed.push("xtask (cargo test)");
-            }
-        }
-        if failed.is_empty() {
-            Ok(())
-        } else {
-            Err(CheckFailed(format!("tests failed: {}", failed.join(", "))).into())
-        }
-    }
-}
-
-/// Removes containers and fixture images whose owner is gone, when an engine answers (the app
-/// tests need none). Best effort: the tests' verdict does not depend on it.
-fn reclaim_stale() {
-    if docker::versions().is_err() {
-        return;
-    }
-    let reclaimed = reclaim::stale_containers().and_then(|_| reclaim::stale_test_images());
-    if let Err(err) = reclaimed {
-        warning!("{err:#}");
-    }
-}
 
 /// pytest in `target/app-venv`, made by uv from `app/requirements-dev.lock` with hashes checked;
 /// as root, as `nobody` in `target/app-venv-nobody` (see [`Nobody`]).
-fn app_tests(ctx: &Ctx) -> Result<()> {
+pub fn run(ctx: &Ctx) -> Result<()> {
     if which::which("uv").is_err() {
         bail!("uv is not on PATH: install it (`pip install uv`) to run the app tests, or pass --skip-app");
     }
