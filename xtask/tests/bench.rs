@@ -63,8 +63,8 @@ fn touched(fixture: &str, scratch: &str, image: &str) -> Touched {
         dep_file,
         app_before,
         dep_before,
-        _images: RemoveTags(image.clone()),
-        _bench_images: RemoveTags(format!("{image}-bench")),
+        _images: RemoveTags::new(image.clone()),
+        _bench_images: RemoveTags::new(format!("{image}-bench")),
         image,
         config,
     }

@@ -14,7 +14,7 @@ struct Setup {
     dir: Scratch,
     config: String,
     image: String,
-    _tags: RemoveTags,
+    tags: RemoveTags,
 }
 
 impl Setup {
@@ -53,7 +53,7 @@ impl Setup {
         Setup {
             dir,
             config: config.to_string_lossy().into_owned(),
-            _tags: RemoveTags(image.clone()),
+            tags: RemoveTags::new(image.clone()),
             image,
         }
     }
@@ -71,7 +71,9 @@ impl Setup {
         ])
         .arg(&reports)
         .args(args);
-        Run::of(&mut cmd)
+        let run = Run::of(&mut cmd);
+        self.tags.note();
+        run
     }
 
     /// Names in the local cache directory (none when it does not exist).

@@ -14,7 +14,7 @@ use common::*;
 fn base_twice_gives_the_same_image_id_with_updates_and_security_sources() {
     ensure_engine();
     let image = format!("localhost/xtask-test-base-native:{}", run_id());
-    let _tags = RemoveTags("localhost/xtask-test-base-native".into());
+    let _tags = RemoveTags::new("localhost/xtask-test-base-native");
     let args = ["base", "--platform", "linux/amd64", "--image", &image];
     let first = xtask_run(&args).assert_ok();
     let second = xtask_run(&args).assert_ok();

@@ -187,7 +187,7 @@ fn a_build_prints_paths_relative_to_the_repository() {
     ensure_base();
     let dir = Scratch::new("paths-build");
     let image = format!("localhost/xtask-paths-{}", run_id());
-    let _tags = RemoveTags(image.clone());
+    let _tags = RemoveTags::new(image.clone());
     let config = dir.write(
         "images.toml",
         &format!(

@@ -115,7 +115,7 @@ fn the_arm64_base_is_reproducible_and_its_python3_is_an_aarch64_binary() {
     ensure_arm64_emulation();
     let dir = Scratch::new("base-arm64");
     let image = format!("localhost/xtask-test-base:{}", run_id());
-    let _tags = RemoveTags("localhost/xtask-test-base".into());
+    let _tags = RemoveTags::new("localhost/xtask-test-base");
     let build = || {
         let run = xtask_run(&["base", "--platform", "linux/arm64", "--image", &image]).assert_ok();
         assert!(
@@ -289,7 +289,7 @@ fn two_single_platform_pushes_merge_by_digest_into_one_index_with_every_tag() {
     let registry = Registry::start();
     let dir = Scratch::new("merge");
     let (config, repo) = merge_setup(&dir, &registry);
-    let _tags = RemoveTags(registry.repo(&repo));
+    let _tags = RemoveTags::new(registry.repo(&repo));
     let xtask_with = |args: &[&str]| {
         let mut cmd = xtask();
         cmd.arg("--config").arg(&config).args(args);
@@ -451,7 +451,7 @@ fn a_push_of_two_platforms_is_one_index_and_the_report_names_each_digest() {
     let registry = Registry::start();
     let dir = Scratch::new("push-two");
     let (config, repo) = merge_setup(&dir, &registry);
-    let _tags = RemoveTags(registry.repo(&repo));
+    let _tags = RemoveTags::new(registry.repo(&repo));
     let reports = dir.path().join("reports");
     let mut cmd = xtask();
     cmd.arg("--config")

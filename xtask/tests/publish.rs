@@ -18,7 +18,7 @@ struct Setup {
     config: String,
     /// `<registry>/publish`: where the variants are pushed.
     repository: String,
-    _tags: RemoveTags,
+    tags: RemoveTags,
 }
 
 impl Setup {
@@ -56,7 +56,7 @@ impl Setup {
             dir,
             config: config.to_string_lossy().into_owned(),
             // A push on the containerd store also keeps the image under its pushed tags.
-            _tags: RemoveTags(repository.clone()),
+            tags: RemoveTags::new(repository.clone()),
             repository,
         }
     }
@@ -64,7 +64,9 @@ impl Setup {
     fn xtask(&self, args: &[&str]) -> Run {
         let mut cmd = xtask();
         cmd.args(["--config", &self.config]).args(args);
-        Run::of(&mut cmd)
+        let run = Run::of(&mut cmd);
+        self.tags.note();
+        run
     }
 
     fn reports(&self) -> String {
@@ -936,7 +938,7 @@ fn build_push_sbom_attaches_buildkits_spdx_attestation_made_by_a_local_generator
     }
     std::fs::copy(syft_binary(), context.path().join("syft")).unwrap();
     let generator = format!("localhost/xtask-sbom-generator:{}", run_id());
-    let _generator = RemoveTags("localhost/xtask-sbom-generator".into());
+    let _generator = RemoveTags::new("localhost/xtask-sbom-generator");
     docker(&[
         "buildx",
         "build",

@@ -102,7 +102,7 @@ fn diff_reads_the_engine_and_a_registry_as_it_reads_an_archive() {
     let dir = Scratch::new("diff-sources");
     let archive = dir.path().join("a.tar");
     let name = format!("localhost/xtask-diff-sources:{}", run_id());
-    let _tags = RemoveTags("localhost/xtask-diff-sources".into());
+    let _tags = RemoveTags::new("localhost/xtask-diff-sources");
     build_archive(&archive, &name, false);
     let archive = archive.to_string_lossy().into_owned();
     docker(&["load", "--input", &archive]).assert_ok();
@@ -213,7 +213,7 @@ fn a_published_image_is_rebuilt_from_its_commit_and_a_replaced_one_is_found() {
     let registry = Registry::start();
     let namespace = registry.repo(&format!("xtask-{}", run_id()));
     let config = repro_config(&dir, "repro", Some(&namespace));
-    let _tags = RemoveTags(format!("{namespace}/repro"));
+    let _tags = RemoveTags::new(format!("{namespace}/repro"));
     let push = |extra: &[&str]| {
         let mut args = vec![
             "build",

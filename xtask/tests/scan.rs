@@ -97,7 +97,7 @@ impl Setup {
         let dir = Scratch::new(&format!("scan-{name}"));
         let cache = trivy_cache(&dir);
         let repo = format!("localhost/xtask-scan-{name}-{}", run_id());
-        let tags = RemoveTags(repo.clone());
+        let tags = RemoveTags::new(repo.clone());
         let mut body = format!(
             "{}[scan]\ncache_dir = \"{}\"\noffline = true\n\n",
             config_head(),
@@ -1062,7 +1062,7 @@ fn trivy_report(cache: &Path, image: &str, output: &Path, extra: &[&str]) {
 fn regenerate_the_committed_trivy_report() {
     let s = Setup::new("regenerate", &[("base", "scan-base", "")]);
     let image = "localhost/xtask-scan:mixed";
-    let _tag = RemoveTags("localhost/xtask-scan".into());
+    let _tag = RemoveTags::new("localhost/xtask-scan");
     let tagged = docker(&["tag", &format!("{}:base", s.repo), image]);
     assert_eq!(tagged.code, 0, "{}", tagged.stderr);
     let out = fixtures().join("trivy").join("mixed.json");

@@ -340,7 +340,7 @@ fn stale_fixture_images_are_reclaimed_by_cargo_xtask_test() {
         ]);
         assert_eq!(run.code, 0, "{}", run.stderr);
     }
-    let _cleanup = RemoveTags(live.rsplit_once(':').unwrap().0.to_string());
+    let _cleanup = RemoveTags::new(live.rsplit_once(':').unwrap().0.to_string());
 
     // `cargo xtask test` reclaims before and after its tests; with both skipped, only that.
     let run = xtask_run(&["test", "--skip-rust", "--skip-app"]).assert_ok();
@@ -365,6 +365,7 @@ fn stale_fixture_images_are_reclaimed_by_cargo_xtask_test() {
 fn an_interrupted_bench_stops_the_smoke_it_runs_and_leaves_no_container() {
     let _serial = serial();
     let never = fixture_image("smoke-app", &["--target=app", "--build-arg=MODE=never"]);
+    build_bench_binary();
     let dir = Scratch::new("signals-bench");
     let config = write_config(&dir);
     let case = format!("bench-{}", run_id());

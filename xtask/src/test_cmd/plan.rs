@@ -8,7 +8,7 @@ use serde::Deserialize;
 /// Which tests a run takes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Scope {
-    /// Every test: unit, integration (against the engine), doc tests, and the app's.
+    /// Every test: unit, integration (against the engine), and the app's.
     Full,
     /// No image builds: the unit tests, the CLI and config tests, the docs checks, the app's.
     Quick,
@@ -48,7 +48,7 @@ const APART: &[(&str, &[&str])] = &[
 /// Binaries that run while no other binary runs (see the file's own reason).
 const ALONE: &[&str] = &["alone"];
 
-/// One thing to run: a test binary, or a Cargo command (doc tests).
+/// One test binary to run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Job {
     pub name: String,
@@ -80,6 +80,17 @@ pub fn compile_args(scope: Scope) -> Vec<String> {
         args.extend(["--test".to_string(), test.to_string()]);
     }
     args
+}
+
+/// `cargo build` arguments for the binaries the tests run through Cargo: `cargo xtask bench`
+/// runs `cargo run -p xtask-bench`, which would otherwise compile it inside a test's time limit.
+/// Its package alone, as `cargo run` selects it, so that the features and the artifact match.
+pub fn bins_args(scope: Scope) -> Option<Vec<String>> {
+    (scope != Scope::Unit).then(|| {
+        ["build", "--locked", "-p", "xtask-bench", "--bins"]
+            .map(String::from)
+            .to_vec()
+    })
 }
 
 /// What Cargo says of one compiled unit (`--message-format=json`), as far as read here.
@@ -140,23 +151,6 @@ pub fn binaries(cargo_json: &str, args: &[String]) -> Result<Vec<Job>> {
         });
     }
     Ok(jobs)
-}
-
-/// `cargo test --doc`: the documentation examples of the workspace's libraries.
-pub fn doc_tests(cargo: &str, root: &Utf8Path, args: &[String]) -> Job {
-    let mut argv: Vec<String> = ["test", "--workspace", "--locked", "--doc"]
-        .map(String::from)
-        .to_vec();
-    if !args.is_empty() {
-        argv.push("--".into());
-        argv.extend(args.iter().cloned());
-    }
-    Job {
-        name: "doc-tests".into(),
-        program: cargo.into(),
-        args: argv,
-        dir: root.to_path_buf(),
-    }
 }
 
 /// The order to start the jobs in: [`LONGEST_FIRST`], then the others by name.
@@ -274,6 +268,12 @@ mod tests {
         let quick = compile_args(Scope::Quick);
         assert_eq!(quick[..11], unit[..]);
         assert_eq!(quick[11..], ["--test", "bad_input", "--test", "cli"]);
+        assert_eq!(bins_args(Scope::Unit), None);
+        for scope in [Scope::Full, Scope::Quick] {
+            let bins = bins_args(scope).unwrap();
+            assert_eq!(bins[..2], ["build", "--locked"]);
+            assert!(bins.ends_with(&["-p", "xtask-bench", "--bins"].map(String::from)));
+        }
     }
 
     #[test]

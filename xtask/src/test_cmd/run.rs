@@ -35,14 +35,26 @@ pub fn compile(ctx: &Ctx, scope: Scope, args: &[String]) -> Result<Option<Vec<Jo
         .dir(&ctx.root)
         .output_showing_progress()
         .context("compiling the tests")?;
-    if !out.status.success() {
+    if !out.status.success() || !build_bins(&cargo, ctx, scope)? {
         return Ok(None);
     }
-    let mut jobs = plan::binaries(&String::from_utf8_lossy(&out.stdout), args)?;
-    if scope == Scope::Full {
-        jobs.push(plan::doc_tests(&cargo, &ctx.root, args));
-    }
+    let jobs = plan::binaries(&String::from_utf8_lossy(&out.stdout), args)?;
     Ok(Some(jobs))
+}
+
+/// Builds the binaries the tests run through Cargo ([`plan::bins_args`]); false when they do not
+/// compile.
+fn build_bins(cargo: &str, ctx: &Ctx, scope: Scope) -> Result<bool> {
+    let Some(args) = plan::bins_args(scope) else {
+        return Ok(true);
+    };
+    progress!("cargo {}", args.join(" "));
+    let status = Cmd::new(cargo)
+        .args(&args)
+        .dir(&ctx.root)
+        .stream()
+        .context("compiling the binaries the tests run")?;
+    Ok(status.success())
 }
 
 /// What the test binaries of a run share: its ID and the directory where they note the fixture
@@ -75,20 +87,22 @@ impl Shared {
     }
 }
 
-/// The fixture images the test binaries of run `id` built and shared (its test label).
+/// The fixture images the test binaries of run `id` built and shared (its test label): their
+/// tags, then the images themselves, in case a tag moved off one and left it without a name.
 fn remove_fixtures(id: &str) {
     let Ok(images) = docker::images_labelled(&[TEST_LABEL]) else {
         return;
     };
-    let tags: Vec<String> = images
+    let of_run: Vec<_> = images
         .into_iter()
         .filter(|i| {
             let labels = i.config.labels.as_ref();
             labels.and_then(|l| l.get(TEST_LABEL)).map(String::as_str) == Some(id)
         })
-        .flat_map(|i| i.repo_tags)
         .collect();
-    if let Err(err) = docker::remove_images(&tags) {
+    let tags = of_run.iter().flat_map(|i| i.repo_tags.iter().cloned());
+    let refs: Vec<String> = tags.chain(of_run.iter().map(|i| i.id.clone())).collect();
+    if let Err(err) = docker::remove_images(&refs) {
         warning!("removing the run's fixture images: {err:#}");
     }
 }

@@ -5,8 +5,56 @@ use std::path::PathBuf;
 
 /// Held by every test that builds `voxserve:cpu-minimal` or reads what it built: images.rs builds
 /// it for the engine's platform, platforms.rs for amd64 and arm64, scan.rs and lint.rs read it.
-pub fn cpu_minimal_tag() -> Exclusive {
-    exclusive("voxserve:cpu-minimal")
+/// On release, the `sha-…` tags its builds added and the images they moved tags off are removed
+/// (each revision's build is a new image, and its tag would stay for good).
+pub fn cpu_minimal_tag() -> CpuMinimal {
+    let lock = exclusive("voxserve:cpu-minimal");
+    CpuMinimal {
+        _revision_tags: RevisionTags::new("voxserve"),
+        _replaced: super::Replaced::new("voxserve:cpu-minimal"),
+        _lock: lock,
+    }
+}
+
+/// [`cpu_minimal_tag`]'s hold; dropped in field order: the tags, the images, then the lock.
+pub struct CpuMinimal {
+    _revision_tags: RevisionTags,
+    _replaced: super::Replaced,
+    _lock: Exclusive,
+}
+
+/// The `sha-…` tags of a repository that did not exist when it was made; removed on drop.
+struct RevisionTags {
+    repo: String,
+    before: Vec<String>,
+}
+
+impl RevisionTags {
+    fn new(repo: &str) -> RevisionTags {
+        RevisionTags {
+            repo: repo.to_string(),
+            before: revision_tags(repo),
+        }
+    }
+}
+
+impl Drop for RevisionTags {
+    fn drop(&mut self) {
+        for tag in revision_tags(&self.repo) {
+            if !self.before.contains(&tag) {
+                super::docker(&["image", "rm", &tag]);
+            }
+        }
+    }
+}
+
+fn revision_tags(repo: &str) -> Vec<String> {
+    let out = super::docker(&["image", "ls", "--format", "{{.Repository}}:{{.Tag}}", repo]);
+    out.stdout
+        .lines()
+        .filter(|t| t.starts_with(&format!("{repo}:sha-")))
+        .map(str::to_owned)
+        .collect()
 }
 
 /// Held while a test changes engine state that tests of other binaries read: one holder at a

@@ -207,6 +207,19 @@ pub fn ensure_base() {
     });
 }
 
+/// Builds the bench binary, which `cargo xtask bench` runs through `cargo run` (nothing to do when
+/// it is up to date): a test's time limit must not include compiling it.
+pub fn build_bench_binary() {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "-q", "-p", "xtask-bench", "--bins"])
+            .current_dir(repo_root());
+        Run::of(&mut cmd).assert_ok();
+    });
+}
+
 pub fn xtask_run(args: &[&str]) -> Run {
     Run::of(xtask().args(args))
 }
@@ -321,8 +334,28 @@ pub fn fixture_variant(name: &str, context: &Path, image: &str) -> String {
     )
 }
 
-/// Removes every tag of an image repository when dropped.
-pub struct RemoveTags(pub String);
+/// Removes every tag of an image repository when dropped, and the images its tags pointed to
+/// whenever noted that no tag holds any more: a build that moves a tag leaves the image it moved
+/// from without a name (dangling), which removing the tags alone would leave behind.
+pub struct RemoveTags {
+    repo: String,
+    seen: Replaced,
+}
+
+impl RemoveTags {
+    pub fn new(repo: impl Into<String>) -> RemoveTags {
+        let repo = repo.into();
+        RemoveTags {
+            seen: Replaced::new(&repo),
+            repo,
+        }
+    }
+
+    /// Notes the images the repository's tags point to now (call it after each build).
+    pub fn note(&self) {
+        self.seen.note();
+    }
+}
 
 impl Drop for RemoveTags {
     fn drop(&mut self) {
@@ -331,10 +364,62 @@ impl Drop for RemoveTags {
             "ls",
             "--format",
             "{{.Repository}}:{{.Tag}}",
-            &self.0,
+            &self.repo,
         ]);
         for tag in out.stdout.lines().filter(|l| !l.is_empty()) {
             docker(&["image", "rm", "-f", tag]);
+        }
+    }
+}
+
+/// The images a reference (a repository, or one tag) pointed to while a test ran, noted when it
+/// is made, on [`Replaced::note`] and when it drops; then those no tag holds any more are
+/// removed, by ID. An image another tag still holds stays.
+pub struct Replaced {
+    reference: String,
+    ids: Mutex<Vec<String>>,
+}
+
+impl Replaced {
+    pub fn new(reference: &str) -> Replaced {
+        let replaced = Replaced {
+            reference: reference.to_string(),
+            ids: Mutex::new(Vec::new()),
+        };
+        replaced.note();
+        replaced
+    }
+
+    pub fn note(&self) {
+        let out = docker(&[
+            "image",
+            "ls",
+            "--no-trunc",
+            "--format",
+            "{{.ID}}",
+            &self.reference,
+        ]);
+        let mut ids = self.ids.lock().unwrap_or_else(|p| p.into_inner());
+        ids.extend(
+            out.stdout
+                .lines()
+                .filter(|l| !l.is_empty())
+                .map(str::to_owned),
+        );
+        ids.sort_unstable();
+        ids.dedup();
+    }
+}
+
+impl Drop for Replaced {
+    fn drop(&mut self) {
+        self.note();
+        let ids = self.ids.lock().unwrap_or_else(|p| p.into_inner());
+        for id in ids.iter() {
+            let tags = docker(&["image", "inspect", "--format", "{{len .RepoTags}}", id]);
+            if tags.code == 0 && tags.stdout.trim() == "0" {
+                docker(&["image", "rm", id]);
+            }
         }
     }
 }
