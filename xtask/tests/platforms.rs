@@ -193,7 +193,7 @@ fn cpu_minimal_for_arm64_has_aarch64_extensions_and_passes_smoke_under_emulation
         .collect();
     emulated.sort();
     emulated.dedup();
-    assert_eq!(emulated, ["app 1/3", "base 2/2"], "{}", tail(&build.stderr));
+    assert_eq!(emulated, ["app 1/4", "base 2/2"], "{}", tail(&build.stderr));
     assert!(
         build.stderr.contains("[linux/amd64 installed 1/1] RUN"),
         "{}",

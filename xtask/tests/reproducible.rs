@@ -156,6 +156,12 @@ fn xtask_with(config: &str, args: &[&str]) -> Run {
     Run::of(xtask().args(["--config", config]).args(args))
 }
 
+/// Held while a test reproduces: what is left is counted machine-wide (temp dirs, bridges), and
+/// another test's engines would be counted as this one's.
+fn one_reproduce_at_a_time() -> Exclusive {
+    exclusive("xtask reproduce")
+}
+
 /// No private engine, bridge or scratch directory of the run is left.
 fn assert_nothing_left(run: &Run) {
     let engines = std::fs::read_dir(std::env::temp_dir())
@@ -179,6 +185,7 @@ fn assert_nothing_left(run: &Run) {
 
 #[test]
 fn two_cold_builds_on_fresh_engines_are_one_image_and_a_stamp_is_named() {
+    let _one = one_reproduce_at_a_time();
     ensure_base();
     let dir = Scratch::new("reproduce");
     let config = repro_config(&dir, &format!("localhost/xtask-repro-{}", run_id()), None);
@@ -208,6 +215,7 @@ fn two_cold_builds_on_fresh_engines_are_one_image_and_a_stamp_is_named() {
 
 #[test]
 fn a_published_image_is_rebuilt_from_its_commit_and_a_replaced_one_is_found() {
+    let _one = one_reproduce_at_a_time();
     ensure_base();
     let dir = Scratch::new("reproduce-published");
     let registry = Registry::start();
