@@ -293,7 +293,7 @@ impl OfficialLike {
 impl Drop for OfficialLike {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.config);
-        RemoveTags(self.image.clone());
+        drop(RemoveTags::new(self.image.clone()));
     }
 }
 
