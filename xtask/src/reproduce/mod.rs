@@ -217,7 +217,8 @@ fn warn_versions(recorded: &inputs::Inputs) -> Result<()> {
     let here = docker::info()?.server_version;
     if *engine != here {
         warning!(
-            "the published image was built by engine {engine} (BuildKit {}), this one is {here}:              its configs should agree, its manifests may not (docs/REPRODUCIBLE.md)",
+            "the published image was built by engine {engine} (BuildKit {}), this one is {here}: \
+             its configs should agree, its manifests may not (docs/REPRODUCIBLE.md)",
             recorded.buildkit.as_deref().unwrap_or("?")
         );
     }
