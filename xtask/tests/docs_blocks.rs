@@ -208,7 +208,15 @@ fn a_renamed_column_a_dropped_row_a_missing_date_or_chart_are_found() {
     let argv = ["bench", "rebuild", "cpu-minimal", "--runs", "3"];
     let words: Vec<String> = argv.iter().map(|w| w.to_string()).collect();
     let shape = xtask::cli::report_shape(root().as_path().try_into().unwrap(), &words).unwrap();
-    assert_eq!(shape.tables[0].columns.last().unwrap(), "peer's runs (s)");
+    // Both committed peers of cpu-minimal: the repository's own, then the uv guide's.
+    assert_eq!(
+        shape.tables[0].columns[3..7],
+        ["peer", "ours/peer", "uv-guide peer", "ours/uv-guide"]
+    );
+    assert_eq!(
+        shape.tables[0].columns.last().unwrap(),
+        "uv-guide peer's runs (s)"
+    );
     assert_eq!(shape.tables[0].rows.len(), 4, "{shape:?}");
     assert!(shape.chart, "bench rebuild draws a chart: {shape:?}");
     let stamp = "_`cargo xtask bench rebuild cpu-minimal --runs 3` on 2026-12-02, exit 0; 2 CPUs._";
@@ -230,7 +238,8 @@ fn a_renamed_column_a_dropped_row_a_missing_date_or_chart_are_found() {
         found,
         [
             "no row `warm, dependency file changed` in the table `build | time | vs cold | peer | \
-          ours/peer | steps cached | steps run | runs (s) | peer's runs (s)`"
+          ours/peer | uv-guide peer | ours/uv-guide | steps cached | steps run | runs (s) | \
+          peer's runs (s) | uv-guide peer's runs (s)`"
         ]
     );
 

@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use super::plan::Scenario;
+use super::plan::{peer_title, Scenario};
 use super::run::Row;
 use crate::report::{Check, Machine};
 use xtask::config::Variant;
@@ -104,7 +104,7 @@ pub fn judge(rows: &[Row], last_stage: &str, max_secs: f64, max_percent: f64) ->
     checks
 }
 
-/// Against the peer Dockerfile built right after each of ours with the same change: ours / peer
+/// Against each peer Dockerfile built right after each of ours with the same change: ours / peer
 /// at most the given ratio for the app-only, the dependency-change and the cold build.
 pub fn peer_checks(rows: &[Row], max_app: f64, max_dep: f64, max_cold: f64) -> Vec<Check> {
     let mut checks = Vec::new();
@@ -116,18 +116,18 @@ pub fn peer_checks(rows: &[Row], max_app: f64, max_dep: f64, max_cold: f64) -> V
         let Some(row) = rows.iter().find(|r| r.scenario == scenario) else {
             continue;
         };
-        let Some(peer) = &row.peer else {
-            continue;
-        };
-        checks.push(Check {
-            name: format!("{what} vs the peer"),
-            target: format!("≤ {max:.2}× the peer"),
-            measured: match row.ratio_to_peer {
-                Some(r) => format!("{r:.2}× ({:.1} s vs {:.1} s)", row.secs, peer.secs),
-                None => "?".into(),
-            },
-            pass: row.ratio_to_peer.is_some_and(|r| r <= max),
-        });
+        for peer in &row.peers {
+            let title = peer_title(&peer.name);
+            checks.push(Check {
+                name: format!("{what} vs the {title}"),
+                target: format!("≤ {max:.2}× the {title}"),
+                measured: match peer.ratio {
+                    Some(r) => format!("{r:.2}× ({:.1} s vs {:.1} s)", row.secs, peer.secs),
+                    None => "?".into(),
+                },
+                pass: peer.ratio.is_some_and(|r| r <= max),
+            });
+        }
     }
     checks
 }
@@ -193,6 +193,7 @@ mod tests {
             steps_total: Some(13),
             steps_cached: Some(13 - run.len() as u64),
             steps_run: run.iter().map(|s| s.to_string()).collect(),
+            peers: vec![],
             peer: None,
             ratio_to_peer: None,
         }
@@ -295,6 +296,18 @@ mod tests {
         assert!(!checks[2].pass);
     }
 
+    fn peer(name: &str, secs: f64, ours: f64) -> crate::rebuild::run::PeerBuild {
+        crate::rebuild::run::PeerBuild {
+            name: name.into(),
+            file: format!("xtask/benches/peer/fx.{name}.Dockerfile"),
+            ratio: ratio(ours, Some(secs)),
+            secs,
+            runs: vec![secs],
+            steps_total: Some(9),
+            steps_cached: Some(8),
+        }
+    }
+
     #[test]
     fn ratios_to_the_peer_are_judged_per_scenario() {
         let mut r = rows(4.0, &["[app 3/4] COPY x /x"]);
@@ -302,17 +315,8 @@ mod tests {
             peer_checks(&r, 0.5, 1.0, 1.0).is_empty(),
             "no peer, no checks"
         );
-        let peer = |secs| {
-            Some(crate::rebuild::run::PeerBuild {
-                secs,
-                runs: vec![secs],
-                steps_total: Some(9),
-                steps_cached: Some(8),
-            })
-        };
         for (row, peer_secs) in r.iter_mut().zip([120.0, 2.0, 10.0, 40.0]) {
-            row.peer = peer(peer_secs);
-            row.ratio_to_peer = ratio(row.secs, Some(peer_secs));
+            row.peers = vec![peer("peer", peer_secs, row.secs)];
         }
         let checks = peer_checks(&r, 0.5, 1.0, 1.0);
         let v: Vec<(&str, bool)> = checks.iter().map(|c| (c.name.as_str(), c.pass)).collect();
@@ -327,6 +331,59 @@ mod tests {
         assert_eq!(checks[0].measured, "0.40× (4.0 s vs 10.0 s)");
         let checks = peer_checks(&r, 0.3, 0.9, 0.5);
         assert!(checks.iter().all(|c| !c.pass), "{checks:?}");
+    }
+
+    #[test]
+    fn every_peer_is_judged_in_each_scenario_by_its_own_ratio() {
+        let mut r = rows(4.0, &["[app 3/4] COPY x /x"]);
+        // The dependency change: 40 s against 45 s (0.89) and against 60 s (0.67).
+        for (row, (own, plain)) in
+            r.iter_mut()
+                .zip([(120.0, 110.0), (2.0, 2.0), (10.0, 9.0), (45.0, 60.0)])
+        {
+            row.peers = vec![
+                peer("peer", own, row.secs),
+                peer("uv-guide", plain, row.secs),
+            ];
+        }
+        let checks = peer_checks(&r, 0.5, 0.8, 1.0);
+        let v: Vec<(&str, &str, bool)> = checks
+            .iter()
+            .map(|c| (c.name.as_str(), c.target.as_str(), c.pass))
+            .collect();
+        assert_eq!(
+            v,
+            [
+                ("app-only rebuild vs the peer", "≤ 0.50× the peer", true),
+                (
+                    "app-only rebuild vs the uv-guide peer",
+                    "≤ 0.50× the uv-guide peer",
+                    true
+                ),
+                (
+                    "dependency-change rebuild vs the peer",
+                    "≤ 0.80× the peer",
+                    false
+                ),
+                (
+                    "dependency-change rebuild vs the uv-guide peer",
+                    "≤ 0.80× the uv-guide peer",
+                    true
+                ),
+                ("cold build vs the peer", "≤ 1.00× the peer", true),
+                (
+                    "cold build vs the uv-guide peer",
+                    "≤ 1.00× the uv-guide peer",
+                    true
+                ),
+            ]
+        );
+        assert_eq!(checks[3].measured, "0.67× (40.0 s vs 60.0 s)");
+        // A peer whose time is unknown fails its checks, not the other peer's.
+        r[3].peers[1].ratio = None;
+        let checks = peer_checks(&r, 0.5, 1.0, 1.0);
+        assert_eq!((checks[2].pass, checks[3].pass), (true, false));
+        assert_eq!(checks[3].measured, "?");
     }
 
     #[test]

@@ -67,19 +67,20 @@ pub struct RebuildArgs {
     /// target/bench-cache), so the bench neither uses nor rotates the cache of `cargo xtask build`.
     #[arg(long, value_name = "DIR")]
     cache_dir: Option<Utf8PathBuf>,
-    /// The peer Dockerfile built after each of ours with the same change (default:
-    /// xtask/benches/peer/<variant>.Dockerfile, when it exists).
+    /// A peer Dockerfile built after each of ours with the same change; repeat it for several,
+    /// built in turn (default: the variant's committed peers, xtask/benches/peer/<variant>.Dockerfile
+    /// and <variant>.<name>.Dockerfile).
     #[arg(long, value_name = "FILE", conflicts_with = "no_peer")]
-    peer: Option<Utf8PathBuf>,
+    peer: Vec<Utf8PathBuf>,
     /// Build no peer.
     #[arg(long)]
     no_peer: bool,
-    /// Targets against the peer (ours / peer, same run): app-only rebuild at most this ratio.
+    /// Targets against each peer (ours / peer, same run): app-only rebuild at most this ratio.
     #[arg(long, default_value_t = 0.5, value_name = "RATIO",
           value_parser = target, allow_hyphen_values = true)]
     max_app_vs_peer: f64,
     /// … dependency-change rebuild at most this ratio.
-    #[arg(long, default_value_t = 1.0, value_name = "RATIO",
+    #[arg(long, default_value_t = 0.8, value_name = "RATIO",
           value_parser = target, allow_hyphen_values = true)]
     max_dep_vs_peer: f64,
     /// … cold build at most this ratio.
@@ -115,14 +116,16 @@ fn parse_platform(s: &str) -> std::result::Result<String, String> {
 }
 
 impl RebuildArgs {
-    /// The peer's Dockerfile: --peer, else the variant's default one where it exists; none with
-    /// --no-peer, nor with --platform unless --peer names one.
-    fn peer_file(&self, root: &Utf8Path) -> Option<Utf8PathBuf> {
-        match (&self.peer, self.no_peer || self.platform.is_some()) {
-            (Some(file), _) if !self.no_peer => Some(file.clone()),
-            (_, true) => None,
-            (Some(file), false) => Some(file.clone()),
-            (None, false) => Some(plan::default_peer(root, &self.variant)).filter(|f| f.is_file()),
+    /// The peers' Dockerfiles: each --peer, else the variant's committed ones; none with
+    /// --no-peer, nor with --platform unless --peer names some.
+    fn peer_files(&self, root: &Utf8Path) -> Vec<Utf8PathBuf> {
+        match (
+            self.peer.is_empty(),
+            self.no_peer || self.platform.is_some(),
+        ) {
+            (false, _) => self.peer.clone(),
+            (true, true) => vec![],
+            (true, false) => plan::default_peers(root, &self.variant),
         }
     }
 
@@ -134,7 +137,9 @@ impl RebuildArgs {
             .chain(Scenario::ALL)
             .map(Scenario::label)
             .collect();
-        let columns = render::columns(self.peer_file(root).is_some(), self.runs > 1);
+        let names = plan::peer_names(&self.variant, &self.peer_files(root));
+        let columns = render::columns(&names, self.runs > 1);
+        let columns: Vec<&str> = columns.iter().map(String::as_str).collect();
         xtask::report::Shape {
             chart: true,
             ..crate::report::shape(&columns, &rows)
@@ -160,7 +165,7 @@ impl RebuildArgs {
             &self.variant,
             self.app_file.as_ref(),
             self.dep_file.as_ref(),
-            self.peer_file(&ctx.root),
+            self.peer_files(&ctx.root),
         )?;
         let measured = run::builds(ctx, &plan, &self.setup(ctx))?;
 

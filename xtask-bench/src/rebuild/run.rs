@@ -7,7 +7,7 @@ use anyhow::{bail, Context, Result};
 use camino::Utf8PathBuf;
 use serde::Serialize;
 
-use super::plan::{Plan, Scenario, PEER_IMAGE};
+use super::plan::{peer_title, Plan, Scenario, PEER_IMAGE};
 use crate::report::median;
 use crate::touch::{Built, File};
 use xtask::build_cmd::CacheMode;
@@ -33,15 +33,22 @@ pub struct Row {
     pub steps_cached: Option<u64>,
     /// The steps that ran, as BuildKit names them (in the first run).
     pub steps_run: Vec<String>,
-    /// The peer's build with the same change, right after each of ours.
+    /// Each peer's build with the same change, right after each of ours, in the plan's order.
+    pub peers: Vec<PeerBuild>,
+    /// The first of `peers` and its ratio, as reports with one peer had them.
     pub peer: Option<PeerBuild>,
-    /// `secs` divided by the peer's (median by median).
     pub ratio_to_peer: Option<f64>,
 }
 
-/// The peer Dockerfile's build of one scenario.
+/// A peer Dockerfile's build of one scenario.
 #[derive(Debug, Clone, Serialize)]
 pub struct PeerBuild {
+    /// The peer's name in the report (`peer`, or `<name>` of `<variant>.<name>.Dockerfile`).
+    pub name: String,
+    /// Its Dockerfile.
+    pub file: String,
+    /// Ours divided by the peer's time (median by median).
+    pub ratio: Option<f64>,
     /// The median of `runs`.
     pub secs: f64,
     pub runs: Vec<f64>,
@@ -169,15 +176,16 @@ fn native_cold(b: &Builder, platform: &str, native: &str) -> Result<Row> {
         Scenario::ColdNative,
         None,
         (report, secs, times),
-        None,
+        vec![],
         None,
     ))
 }
 
-/// One scenario, `runs` times: ours, then the peer's with the same change.
+/// One scenario, `runs` times: ours, then each peer's with the same change.
 fn scenario_row(b: &Builder, scenario: Scenario, cold: Option<f64>) -> Result<Row> {
     let (name, total) = (&b.plan.variant.name, b.setup.runs);
-    let (mut ours, mut theirs) = (Runs::default(), Runs::default());
+    let mut ours = Runs::default();
+    let mut theirs: Vec<Runs> = b.plan.peers.iter().map(|_| Runs::default()).collect();
     for run in 1..=total {
         match total {
             1 => progress!("bench rebuild {name}: {}", scenario.label()),
@@ -186,22 +194,30 @@ fn scenario_row(b: &Builder, scenario: Scenario, cold: Option<f64>) -> Result<Ro
                 scenario.label()
             ),
         }
-        let (mine, peer) = pair(b, scenario)?;
+        let (mine, peers) = pair(b, scenario)?;
         ours.push(mine);
-        if let Some(peer) = peer {
-            theirs.push(peer);
+        for (runs, peer) in theirs.iter_mut().zip(peers) {
+            runs.push(peer);
         }
     }
-    let peer = theirs.finish().map(|(p, secs, runs)| PeerBuild {
-        secs,
-        runs,
-        steps_total: p.steps_total,
-        steps_cached: p.steps_cached,
-    });
     let ours = ours.finish().context("no run")?;
+    let peers = (b.plan.peers.iter().zip(theirs))
+        .filter_map(|(peer, runs)| {
+            let (p, secs, runs) = runs.finish()?;
+            Some(PeerBuild {
+                name: peer.name.clone(),
+                file: peer.file.clone(),
+                ratio: ratio(ours.1, Some(secs)),
+                secs,
+                runs,
+                steps_total: p.steps_total,
+                steps_cached: p.steps_cached,
+            })
+        })
+        .collect();
     let cold = cold.or(Some(ours.1));
     let touched = touched(b.plan, scenario).map(|f| f.shown.clone());
-    Ok(row(scenario, touched, ours, peer, cold))
+    Ok(row(scenario, touched, ours, peers, cold))
 }
 
 /// The file a scenario changes.
@@ -214,9 +230,9 @@ fn touched<'a>(plan: &'a Plan, scenario: Scenario) -> Option<&'a File> {
 }
 
 /// One run of a scenario: its change in place (a comment line of a value of its own, so that
-/// no earlier run's cache answers for it), our build, then the peer's — pairs keep the ratio
-/// meaningful when the shared machine's speed drifts.
-fn pair(b: &Builder, scenario: Scenario) -> Result<(BuildReport, Option<BuildReport>)> {
+/// no earlier run's cache answers for it), our build, then each peer's — builds side by side
+/// keep the ratios meaningful when the shared machine's speed drifts.
+fn pair(b: &Builder, scenario: Scenario) -> Result<(BuildReport, Vec<BuildReport>)> {
     let what = |whose: &str| {
         format!(
             "bench rebuild {}: {whose}{} build",
@@ -229,11 +245,13 @@ fn pair(b: &Builder, scenario: Scenario) -> Result<(BuildReport, Option<BuildRep
         let ours = b
             .build(&b.plan.ours, None, no_cache)
             .with_context(|| what(""))?;
-        let peer = b.plan.peer.as_ref().map(|peer| {
-            b.build(peer, None, no_cache)
-                .with_context(|| what("the peer's "))
-        });
-        Ok((ours, peer.transpose()?))
+        let peers = (b.plan.peers.iter())
+            .map(|peer| {
+                b.build(&peer.variant, None, no_cache)
+                    .with_context(|| what(&format!("the {}'s ", peer_title(&peer.name))))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok((ours, peers))
     };
     match touched(b.plan, scenario) {
         Some(file) => file.changed(&file.commented(), both)?,
@@ -245,7 +263,7 @@ fn row(
     scenario: Scenario,
     touched: Option<Utf8PathBuf>,
     (report, secs, runs): (BuildReport, f64, Vec<f64>),
-    peer: Option<PeerBuild>,
+    peers: Vec<PeerBuild>,
     cold: Option<f64>,
 ) -> Row {
     Row {
@@ -257,8 +275,9 @@ fn row(
         steps_total: report.steps_total,
         steps_cached: report.steps_cached,
         steps_run: report.steps_run,
-        ratio_to_peer: peer.as_ref().and_then(|p| ratio(secs, Some(p.secs))),
-        peer,
+        ratio_to_peer: peers.first().and_then(|p| p.ratio),
+        peer: peers.first().cloned(),
+        peers,
     }
 }
 
