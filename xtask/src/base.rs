@@ -40,24 +40,24 @@ pub struct Args {
 
 /// The Debian mirrors the image's apt sources will name.
 #[derive(Debug, PartialEq, Eq)]
-pub struct Mirrors {
-    pub main: String,
-    pub security: String,
+pub(crate) struct Mirrors {
+    pub(crate) main: String,
+    pub(crate) security: String,
 }
 
 /// One platform of the index: its root filesystem and the mmdebstrap run that makes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PlatformPlan {
-    pub platform: String,
+pub(crate) struct PlatformPlan {
+    pub(crate) platform: String,
     /// Debian's name of the architecture.
-    pub arch: String,
+    pub(crate) arch: String,
     /// `rootfs-<TARGETARCH><TARGETVARIANT>.tar`: the name the Dockerfile's ADD resolves to.
-    pub tar: String,
-    pub mmdebstrap: Vec<String>,
+    pub(crate) tar: String,
+    pub(crate) mmdebstrap: Vec<String>,
 }
 
 /// The Dockerfile of the index: each platform adds its own tar.
-pub const DOCKERFILE: &str = "FROM scratch\nARG TARGETARCH\nARG TARGETVARIANT\n\
+pub(crate) const DOCKERFILE: &str = "FROM scratch\nARG TARGETARCH\nARG TARGETVARIANT\n\
                               ADD rootfs-${TARGETARCH}${TARGETVARIANT}.tar /\nCMD [\"bash\"]\n";
 
 impl Args {
@@ -326,7 +326,7 @@ fn run_mmdebstrap(
 }
 
 /// The mmdebstrap run of each platform, its tar in `dir` (pure).
-pub fn plan(
+pub(crate) fn plan(
     base: &Base,
     platforms: &[String],
     mirrors: Option<&Mirrors>,
@@ -354,7 +354,7 @@ pub fn plan(
 
 /// `rootfs-arm64.tar` for linux/arm64, `rootfs-armv7.tar` for linux/arm/v7: what
 /// `rootfs-${TARGETARCH}${TARGETVARIANT}.tar` becomes in the Dockerfile.
-pub fn tar_name(platform: &str) -> String {
+pub(crate) fn tar_name(platform: &str) -> String {
     let mut parts = platform.split('/').skip(1);
     let arch = parts.next().unwrap_or_default();
     let variant = parts.next().unwrap_or_default();
@@ -394,7 +394,7 @@ fn host_mirrors() -> (Option<String>, Option<String>) {
 }
 
 /// The first Debian archive and security URIs named in apt sources, in deb822 or one-line style.
-pub fn mirrors_from_sources(text: &str) -> (Option<String>, Option<String>) {
+pub(crate) fn mirrors_from_sources(text: &str) -> (Option<String>, Option<String>) {
     let mut main = None;
     let mut security = None;
     let mut note = |uri: &str, suites: &str| {
@@ -444,7 +444,7 @@ pub fn mirrors_from_sources(text: &str) -> (Option<String>, Option<String>) {
 }
 
 /// mmdebstrap's argv: minbase, docs/man/locales excluded, apt sources with updates and security.
-pub fn mmdebstrap_args(
+pub(crate) fn mmdebstrap_args(
     base: &Base,
     arch: &str,
     mirrors: Option<&Mirrors>,
@@ -484,7 +484,7 @@ pub fn mmdebstrap_args(
 
 /// buildx argv that turns the rootfs tars into one image (an index for several platforms) with a
 /// stable digest.
-pub fn import_args(
+pub(crate) fn import_args(
     base: &Base,
     platforms: &[String],
     context: &Utf8Path,

@@ -50,7 +50,7 @@ impl Args {
     }
 
     /// The shape of the bench's Markdown report, from the bench binary (`--report-shape`).
-    pub fn report_shape(&self, root: &Utf8Path) -> Result<Shape> {
+    pub(crate) fn report_shape(&self, root: &Utf8Path) -> Result<Shape> {
         let out = command(root, None, &self.args)
             .arg("--report-shape")
             .output()

@@ -10,17 +10,17 @@ use camino::Utf8PathBuf;
 use crate::config::Config;
 
 /// The environment variables that name a CA bundle, in the order they are looked at.
-pub const ENV_VARS: [&str; 3] = ["SSL_CERT_FILE", "PIP_CERT", "REQUESTS_CA_BUNDLE"];
+pub(crate) const ENV_VARS: [&str; 3] = ["SSL_CERT_FILE", "PIP_CERT", "REQUESTS_CA_BUNDLE"];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CaBundle {
-    pub path: Utf8PathBuf,
+pub(crate) struct CaBundle {
+    pub(crate) path: Utf8PathBuf,
     /// Where the path came from, e.g. `SSL_CERT_FILE` or `images.toml [build].ca_bundle`.
-    pub source: String,
+    pub(crate) source: String,
 }
 
 /// The CA bundle from the environment, else from images.toml; an error when it names a missing file.
-pub fn find(config: &Config) -> Result<Option<CaBundle>> {
+pub(crate) fn find(config: &Config) -> Result<Option<CaBundle>> {
     let from_env = ENV_VARS.iter().find_map(|var| match std::env::var(var) {
         Ok(v) if !v.is_empty() => Some(CaBundle {
             path: v.into(),

@@ -56,7 +56,7 @@ impl Guard {
     }
 
     /// Forget the action without running it (e.g. `--keep`, or a child that exited).
-    pub fn disarm(self) {
+    pub(crate) fn disarm(self) {
         lock_pending().actions.remove(&self.id);
         std::mem::forget(self);
     }

@@ -33,29 +33,32 @@ use files::Repository;
 use located::Located;
 use variant::RawVariant;
 
-pub use base::{Base, Project};
-pub use names::Reference;
-pub use names::{check_platform, check_reference};
-pub use registry::Registry;
-pub use scan::{Date, Ignore, Scan, ScanSettings, Severity};
-pub use smoke::{ExecCheck, HttpCheck, Smoke};
-pub use values::{human_size, parse_duration, parse_health_timeout, parse_size};
+pub(crate) use base::Base;
+
+pub(crate) use base::Project;
+pub use names::check_platform;
+pub(crate) use names::{check_reference, Reference};
+pub(crate) use registry::Registry;
+pub(crate) use scan::{Date, Ignore, Scan, ScanSettings, Severity};
+pub(crate) use smoke::{ExecCheck, HttpCheck, Smoke};
+pub use values::{human_size, parse_size};
+pub(crate) use values::{parse_duration, parse_health_timeout};
 
 /// The resolved, validated config.
 #[derive(Debug, Clone, Serialize)]
 pub struct Config {
     /// The file it was read from.
     #[serde(serialize_with = "crate::util::serialize_shown")]
-    pub path: Utf8PathBuf,
+    pub(crate) path: Utf8PathBuf,
     /// The directory relative paths in it are based on.
     #[serde(serialize_with = "crate::util::serialize_shown")]
-    pub dir: Utf8PathBuf,
-    pub project: Project,
+    pub(crate) dir: Utf8PathBuf,
+    pub(crate) project: Project,
     pub base: Base,
-    pub build: BuildSettings,
+    pub(crate) build: BuildSettings,
     /// The top-level `[scan]` table: Trivy DB settings for every variant.
-    pub scan: ScanSettings,
-    pub variants: Vec<Variant>,
+    pub(crate) scan: ScanSettings,
+    pub(crate) variants: Vec<Variant>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -63,13 +66,13 @@ pub struct Config {
     deny_unknown_fields,
     expecting = r#"a table like { ca_bundle = "ca.crt", cache_dir = "target/cache" }"#
 )]
-pub struct BuildSettings {
+pub(crate) struct BuildSettings {
     /// A CA bundle to pass to builds as the `ca-bundle` secret (besides SSL_CERT_FILE & co.).
     #[serde(default)]
-    pub ca_bundle: Option<Utf8PathBuf>,
+    pub(crate) ca_bundle: Option<Utf8PathBuf>,
     /// Where `--cache local` keeps BuildKit's cache, one directory per variant.
     #[serde(default)]
-    pub cache_dir: Option<Utf8PathBuf>,
+    pub(crate) cache_dir: Option<Utf8PathBuf>,
 }
 
 /// One image variant with defaults applied.
@@ -89,14 +92,14 @@ pub struct Variant {
     /// Extra tags besides the standard ones.
     pub tags: Vec<String>,
     pub build_args: BTreeMap<String, String>,
-    pub platforms: Vec<String>,
+    pub(crate) platforms: Vec<String>,
     /// Layer compression for `cargo xtask build --push` when `--compression` is not given
     /// (None: buildx's default, gzip).
     pub push_compression: Option<Compression>,
-    pub budget: Budget,
-    pub smoke: Smoke,
-    pub scan: Scan,
-    pub dive: Dive,
+    pub(crate) budget: Budget,
+    pub(crate) smoke: Smoke,
+    pub(crate) scan: Scan,
+    pub(crate) dive: Dive,
 }
 
 /// Layer compression of pushed images.
@@ -132,20 +135,20 @@ impl Variant {
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
-pub struct Budget {
+pub(crate) struct Budget {
     /// Bytes.
-    pub compressed: Option<u64>,
+    pub(crate) compressed: Option<u64>,
     /// Bytes.
-    pub unpacked: Option<u64>,
+    pub(crate) unpacked: Option<u64>,
     /// `budget.platforms."linux/arm64" = { unpacked = "…" }`: what differs for one platform's
     /// image (unset kinds keep the variant's).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub platforms: BTreeMap<String, Budget>,
+    pub(crate) platforms: BTreeMap<String, Budget>,
 }
 
 impl Budget {
     /// The budget of one platform's image: the variant's, with that platform's kinds over it.
-    pub fn for_platform(&self, platform: Option<&str>) -> Budget {
+    pub(crate) fn for_platform(&self, platform: Option<&str>) -> Budget {
         let own = platform.and_then(|p| self.platforms.get(p));
         Budget {
             compressed: own.and_then(|b| b.compressed).or(self.compressed),
@@ -157,13 +160,13 @@ impl Budget {
 
 /// Thresholds of `cargo xtask lint --dive` (`dive --ci`); unset ones keep dive's defaults.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct Dive {
+pub(crate) struct Dive {
     /// Lowest image efficiency (0–1): the share of bytes not overwritten or deleted later.
-    pub lowest_efficiency: Option<f64>,
+    pub(crate) lowest_efficiency: Option<f64>,
     /// Most bytes wasted (written, then replaced or deleted by a later layer).
-    pub highest_wasted_bytes: Option<u64>,
+    pub(crate) highest_wasted_bytes: Option<u64>,
     /// Highest share (0–1) of the bytes the image's own layers add that are wasted.
-    pub highest_user_wasted_percent: Option<f64>,
+    pub(crate) highest_user_wasted_percent: Option<f64>,
 }
 
 /// images.toml as written.
@@ -186,7 +189,7 @@ struct RawFile {
 }
 
 impl Config {
-    pub fn load(path: &Utf8Path) -> Result<Config> {
+    pub(crate) fn load(path: &Utf8Path) -> Result<Config> {
         let text = std::fs::read_to_string(path).map_err(|e| {
             anyhow::anyhow!(
                 "cannot read the images config {} ({e}): pass an existing file with --config",
@@ -196,7 +199,7 @@ impl Config {
         Config::parse(path, &text)
     }
 
-    pub fn parse(path: &Utf8Path, text: &str) -> Result<Config> {
+    pub(crate) fn parse(path: &Utf8Path, text: &str) -> Result<Config> {
         let loc = Located { path, text };
         let raw: RawFile = toml::from_str(text).map_err(|e| loc.toml_error(&e))?;
         let dir = path
@@ -286,11 +289,11 @@ impl Config {
         names.iter().map(|n| self.variant(n)).collect()
     }
 
-    pub fn variant_names(&self) -> Vec<&str> {
+    pub(crate) fn variant_names(&self) -> Vec<&str> {
         self.variants.iter().map(|v| v.name.as_str()).collect()
     }
 
-    pub fn version(&self) -> &str {
+    pub(crate) fn version(&self) -> &str {
         self.project.version.as_deref().unwrap_or("0.0.0")
     }
 }

@@ -18,7 +18,7 @@ use crate::util::shown;
 
 /// How signatures are made.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Signer {
+pub(crate) enum Signer {
     Key {
         /// What cosign's `--key` gets: a path, a KMS URI or `env://COSIGN_KEY`.
         key: String,
@@ -30,7 +30,7 @@ pub enum Signer {
 
 /// How signatures are checked.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Verifier {
+pub(crate) enum Verifier {
     Key {
         /// Public key: a path or KMS URI.
         key: String,
@@ -48,7 +48,7 @@ pub enum Verifier {
 impl Signer {
     /// `--key` (clap folds `COSIGN_KEY` into it); a key given *as content* in `COSIGN_KEY` (PEM,
     /// as CI secrets hold it) is passed by reference, never on the command line.
-    pub fn from_flags(key: Option<&str>, keyless: bool, tlog: bool) -> Result<Signer> {
+    pub(crate) fn from_flags(key: Option<&str>, keyless: bool, tlog: bool) -> Result<Signer> {
         match (key, keyless) {
             (Some(_), true) => {
                 bail!("--key and --keyless exclude each other: pick one way to sign")
@@ -73,7 +73,7 @@ impl Signer {
         }
     }
 
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match self {
             Signer::Key { key, tlog: false } => format!("key {} (offline, no tlog)", shown(key)),
             Signer::Key { key, tlog: true } => format!("key {} (tlog)", shown(key)),
@@ -90,7 +90,7 @@ fn in_github_actions_with_oidc() -> bool {
 
 /// `cosign signing-config create --out FILE`: a signing config without any service, which makes
 /// key-based signing offline (cosign 3 refuses `--tlog-upload=false`).
-pub fn offline_signing_config_argv(out: &Utf8Path) -> Vec<String> {
+pub(crate) fn offline_signing_config_argv(out: &Utf8Path) -> Vec<String> {
     vec![
         "signing-config".into(),
         "create".into(),
@@ -116,7 +116,7 @@ fn common(signer: &Signer, signing_config: Option<&Utf8Path>, plain_http: bool) 
 }
 
 /// `cosign sign … REPO@DIGEST`.
-pub fn sign_argv(
+pub(crate) fn sign_argv(
     subject: &str,
     signer: &Signer,
     signing_config: Option<&Utf8Path>,
@@ -137,7 +137,7 @@ fn attestation_type(format: SbomFormat) -> &'static str {
 }
 
 /// The in-toto predicate type cosign writes for an SBOM of `format`.
-pub fn predicate_type(format: SbomFormat) -> &'static str {
+pub(crate) fn predicate_type(format: SbomFormat) -> &'static str {
     match format {
         SbomFormat::Spdx => "https://spdx.dev/Document",
         SbomFormat::Cyclonedx => "https://cyclonedx.org/bom",
@@ -145,7 +145,7 @@ pub fn predicate_type(format: SbomFormat) -> &'static str {
 }
 
 /// `cosign attest --type spdxjson|cyclonedx --predicate SBOM … REPO@DIGEST`.
-pub fn attest_argv(
+pub(crate) fn attest_argv(
     subject: &str,
     signer: &Signer,
     signing_config: Option<&Utf8Path>,
@@ -187,7 +187,7 @@ fn verify_common(verifier: &Verifier, plain_http: bool) -> Vec<String> {
 }
 
 /// `cosign verify … REPO@DIGEST`.
-pub fn verify_argv(subject: &str, verifier: &Verifier, plain_http: bool) -> Vec<String> {
+pub(crate) fn verify_argv(subject: &str, verifier: &Verifier, plain_http: bool) -> Vec<String> {
     let mut argv = vec!["verify".to_string()];
     argv.extend(verify_common(verifier, plain_http));
     argv.push(subject.into());
@@ -195,7 +195,7 @@ pub fn verify_argv(subject: &str, verifier: &Verifier, plain_http: bool) -> Vec<
 }
 
 /// `cosign verify-attestation --type spdxjson|cyclonedx … REPO@DIGEST`.
-pub fn verify_attestation_argv(
+pub(crate) fn verify_attestation_argv(
     subject: &str,
     verifier: &Verifier,
     plain_http: bool,
@@ -211,15 +211,15 @@ pub fn verify_attestation_argv(
 }
 
 /// What one cosign run did.
-pub struct Output {
-    pub ok: bool,
-    pub stdout: String,
-    pub stderr: String,
+pub(crate) struct Output {
+    pub(crate) ok: bool,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
 }
 
 /// What a `cosign verify…` run found out about an image.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Checked {
+pub(crate) enum Checked {
     /// Verified: cosign's JSON output.
     Verified(String),
     /// Not signed, or not by this key or identity, in a deployer's words.
@@ -227,7 +227,7 @@ pub enum Checked {
 }
 
 /// The verdict in a failed verification's reason; None when cosign could not check at all.
-pub fn refusal(reason: &str) -> Option<&'static str> {
+pub(crate) fn refusal(reason: &str) -> Option<&'static str> {
     const NOT_BY_THEM: &[&str] = &[
         "do not match threshold",
         "invalid signature",
@@ -255,7 +255,7 @@ pub fn refusal(reason: &str) -> Option<&'static str> {
 impl Output {
     /// Verified or refused; an error (exit 2) when cosign could not check `subject`: its key,
     /// identity, trust root or network, which says nothing about the image.
-    pub fn checked(&self, subject: &str) -> Result<Checked> {
+    pub(crate) fn checked(&self, subject: &str) -> Result<Checked> {
         if self.ok {
             return Ok(Checked::Verified(self.stdout.clone()));
         }
@@ -270,7 +270,7 @@ impl Output {
     }
 
     /// cosign's own reason for a failure: its last `Error: …` line.
-    pub fn reason(&self) -> String {
+    pub(crate) fn reason(&self) -> String {
         self.stderr
             .lines()
             .rev()
@@ -281,7 +281,7 @@ impl Output {
     }
 }
 
-pub fn ensure_installed() -> Result<()> {
+pub(crate) fn ensure_installed() -> Result<()> {
     if which::which("cosign").is_err() {
         bail!(
             "cosign is not on PATH: install it (Debian trixie and later: `apt-get install cosign`; \
@@ -293,7 +293,7 @@ pub fn ensure_installed() -> Result<()> {
 
 /// Runs cosign with stdin closed (a key whose password is not in COSIGN_PASSWORD fails instead
 /// of waiting for a prompt); killed on Ctrl-C.
-pub fn run(argv: &[String]) -> Result<Output> {
+pub(crate) fn run(argv: &[String]) -> Result<Output> {
     let out = Cmd::new("cosign")
         .args(argv)
         .output()
@@ -306,7 +306,7 @@ pub fn run(argv: &[String]) -> Result<Output> {
 }
 
 /// What is wrong with a `verify --key` file, from its text: a private key, or no PEM public key.
-pub fn public_key_problem(pem: &str) -> Option<&'static str> {
+pub(crate) fn public_key_problem(pem: &str) -> Option<&'static str> {
     if pem.contains("PRIVATE KEY-----") {
         Some("is a private key: verify with its public key (the cosign.pub of `cosign generate-key-pair`)")
     } else if !(pem.contains("-----BEGIN ") && pem.contains("PUBLIC KEY-----")) {
@@ -317,7 +317,7 @@ pub fn public_key_problem(pem: &str) -> Option<&'static str> {
 }
 
 /// Checks a `verify --key` before any image is looked at (KMS URIs are cosign's to check).
-pub fn check_public_key(key: &str) -> Result<()> {
+pub(crate) fn check_public_key(key: &str) -> Result<()> {
     if key.contains("://") {
         return Ok(());
     }
@@ -335,7 +335,7 @@ pub fn check_public_key(key: &str) -> Result<()> {
 }
 
 /// What to tell a signer whose key cosign could not open (`reason`).
-pub fn signing_key_problem(key: &str, reason: &str, password_set: bool) -> String {
+pub(crate) fn signing_key_problem(key: &str, reason: &str, password_set: bool) -> String {
     let key = shown(key);
     if reason.contains("PUBLIC KEY") {
         format!("{key} is a public key: sign with its private key (the cosign.key of `cosign generate-key-pair`)")
@@ -356,7 +356,7 @@ pub fn signing_key_problem(key: &str, reason: &str, password_set: bool) -> Strin
 
 /// Opens the signing key as `cosign sign` will (`cosign public-key`), so that a wrong key or
 /// COSIGN_PASSWORD fails before any SBOM is made.
-pub fn check_signing_key(signer: &Signer) -> Result<()> {
+pub(crate) fn check_signing_key(signer: &Signer) -> Result<()> {
     let Signer::Key { key, .. } = signer else {
         return Ok(());
     };
@@ -369,7 +369,7 @@ pub fn check_signing_key(signer: &Signer) -> Result<()> {
 }
 
 /// Writes an offline signing config into `dir` and returns its path.
-pub fn offline_signing_config(dir: &Utf8Path) -> Result<Utf8PathBuf> {
+pub(crate) fn offline_signing_config(dir: &Utf8Path) -> Result<Utf8PathBuf> {
     let path = dir.join("signing-config.json");
     let out = run(&offline_signing_config_argv(&path))?;
     if !out.ok {

@@ -13,7 +13,7 @@ pub struct Ctx {
     /// The workspace root (where `Cargo.toml` and `target/` live).
     pub root: Utf8PathBuf,
     /// The images config file; its directory is the base of the paths it names.
-    pub config_path: Utf8PathBuf,
+    pub(crate) config_path: Utf8PathBuf,
     config: OnceLock<Config>,
 }
 
@@ -41,7 +41,7 @@ impl Ctx {
     }
 
     /// The same project in another checkout (a worktree at another commit), with its config.
-    pub fn at(root: Utf8PathBuf, config_path: Utf8PathBuf) -> Ctx {
+    pub(crate) fn at(root: Utf8PathBuf, config_path: Utf8PathBuf) -> Ctx {
         Ctx {
             root,
             config_path,
@@ -50,7 +50,7 @@ impl Ctx {
     }
 
     /// `target/xtask`: reports and scratch space of the xtask.
-    pub fn out_dir(&self) -> Utf8PathBuf {
+    pub(crate) fn out_dir(&self) -> Utf8PathBuf {
         host_join(&self.root, "target/xtask")
     }
 }

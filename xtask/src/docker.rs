@@ -11,7 +11,7 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 
 /// Fails with the fix when the `docker` CLI is not on PATH.
-pub fn ensure_cli() -> Result<()> {
+pub(crate) fn ensure_cli() -> Result<()> {
     if which::which("docker").is_err() {
         bail!(
             "the `docker` CLI is not on PATH: install Docker (Docker Desktop, or your distribution's \
@@ -22,7 +22,7 @@ pub fn ensure_cli() -> Result<()> {
 }
 
 /// Where the CLI will look for the engine, for error messages.
-pub fn engine_address() -> String {
+pub(crate) fn engine_address() -> String {
     match std::env::var("DOCKER_HOST") {
         Ok(host) if !host.is_empty() => format!("DOCKER_HOST={host}"),
         _ => match std::env::var("DOCKER_CONTEXT") {
@@ -34,7 +34,7 @@ pub fn engine_address() -> String {
 
 /// The CLI's own version (`docker --version`), asked without the engine; None when the CLI
 /// cannot be run or prints no version.
-pub fn cli_version() -> Option<String> {
+pub(crate) fn cli_version() -> Option<String> {
     let out = docker(["--version"]).output().ok()?;
     parse_cli_version(&String::from_utf8_lossy(&out.stdout))
 }
@@ -58,20 +58,20 @@ struct VersionDoc {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub struct Component {
-    pub version: String,
+pub(crate) struct Component {
+    pub(crate) version: String,
     #[serde(default)]
-    pub api_version: String,
+    pub(crate) api_version: String,
 }
 
 #[derive(Debug, Clone)]
-pub struct Versions {
-    pub client: Component,
-    pub server: Component,
+pub(crate) struct Versions {
+    pub(crate) client: Component,
+    pub(crate) server: Component,
 }
 
 /// Client and engine versions; an unreachable engine is an error that says how to fix it.
-pub fn versions() -> Result<Versions> {
+pub(crate) fn versions() -> Result<Versions> {
     ensure_cli()?;
     let format = "{{json .}}";
     let out = docker(["version", "--format"])
@@ -102,20 +102,20 @@ pub fn versions() -> Result<Versions> {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct Info {
-    pub server_version: String,
+    pub(crate) server_version: String,
     /// `overlay2` (classic store) or `overlayfs` (containerd snapshotter) and others.
-    pub driver: String,
+    pub(crate) driver: String,
     #[serde(default)]
-    pub driver_status: Option<Vec<(String, String)>>,
+    pub(crate) driver_status: Option<Vec<(String, String)>>,
     /// The engine's data directory (on the engine's machine), e.g. `/var/lib/docker`.
     #[serde(default)]
     pub docker_root_dir: String,
     /// `linux` (or `windows`).
     #[serde(default, rename = "OSType")]
-    pub os_type: String,
+    pub(crate) os_type: String,
     /// The engine's CPU as its kernel names it: `x86_64`, `aarch64`.
     #[serde(default)]
-    pub architecture: String,
+    pub(crate) architecture: String,
 }
 
 impl Info {
@@ -179,13 +179,13 @@ pub fn info() -> Result<Info> {
 }
 
 /// The buildx plugin's version, or None when it is not installed.
-pub fn buildx_version() -> Option<String> {
+pub(crate) fn buildx_version() -> Option<String> {
     let out = docker(["buildx", "version"]).read().ok()?;
     // "github.com/docker/buildx 0.29.1+ds1 <commit>"
     out.split_whitespace().nth(1).map(str::to_owned)
 }
 
-pub fn ensure_buildx() -> Result<String> {
+pub(crate) fn ensure_buildx() -> Result<String> {
     buildx_version().ok_or_else(|| {
         anyhow::anyhow!(
             "docker buildx is not installed: install the buildx plugin (Debian/Ubuntu: `apt-get install \
@@ -196,29 +196,29 @@ pub fn ensure_buildx() -> Result<String> {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub struct Builder {
-    pub name: String,
-    pub driver: String,
+pub(crate) struct Builder {
+    pub(crate) name: String,
+    pub(crate) driver: String,
     #[serde(default)]
-    pub current: bool,
+    pub(crate) current: bool,
     #[serde(default)]
-    pub nodes: Vec<BuilderNode>,
+    pub(crate) nodes: Vec<BuilderNode>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub struct BuilderNode {
+pub(crate) struct BuilderNode {
     /// What the node runs, natively or emulated (BuildKit finds the emulators itself).
     #[serde(default)]
-    pub platforms: Vec<String>,
+    pub(crate) platforms: Vec<String>,
     /// Its BuildKit's version (the docker driver's is the engine's own, which may not know it).
     #[serde(default)]
-    pub version: String,
+    pub(crate) version: String,
 }
 
 impl Builder {
     /// Every platform a node of this builder runs.
-    pub fn platforms(&self) -> Vec<String> {
+    pub(crate) fn platforms(&self) -> Vec<String> {
         let mut all: Vec<String> = self
             .nodes
             .iter()
@@ -232,7 +232,7 @@ impl Builder {
 /// The platforms the engine itself runs, natively or through the emulators of its host (the
 /// BuildKit inside it finds them the same way containers will use them): its `docker`-driver
 /// builder, named after the current docker context. None when that builder is not listed.
-pub fn engine_platforms() -> Result<Option<Vec<String>>> {
+pub(crate) fn engine_platforms() -> Result<Option<Vec<String>>> {
     let context = docker(["context", "show"])
         .read()
         .context("running `docker context show`")?;
@@ -243,7 +243,7 @@ pub fn engine_platforms() -> Result<Option<Vec<String>>> {
 }
 
 /// The builder `name`, or the active one.
-pub fn builder(name: Option<&str>) -> Result<Builder> {
+pub(crate) fn builder(name: Option<&str>) -> Result<Builder> {
     let out = docker(["buildx", "ls", "--format", "json"])
         .read()
         .context("running `docker buildx ls`")?;
@@ -271,7 +271,7 @@ pub fn builder(name: Option<&str>) -> Result<Builder> {
 /// lists every context as a `docker`-driver builder of the same name, but builds on it only with
 /// `docker --context NAME`. None for the current engine's builder and for other drivers
 /// (docker-container, kubernetes, remote), which `--builder NAME` reaches.
-pub fn builder_context(builder: &Builder) -> Result<Option<String>> {
+pub(crate) fn builder_context(builder: &Builder) -> Result<Option<String>> {
     if builder.driver != "docker" {
         return Ok(None);
     }
@@ -283,7 +283,7 @@ pub fn builder_context(builder: &Builder) -> Result<Option<String>> {
 
 /// Whether a builder can export build cache (`--cache-to`). The `docker` driver can only with
 /// the containerd image store; the container, kubernetes and remote drivers always can.
-pub fn can_export_cache(builder: &Builder, info: &Info) -> bool {
+pub(crate) fn can_export_cache(builder: &Builder, info: &Info) -> bool {
     builder.driver != "docker" || info.containerd_store()
 }
 
@@ -294,25 +294,25 @@ pub struct ImageInspect {
     #[serde(default)]
     pub repo_tags: Vec<String>,
     #[serde(default)]
-    pub architecture: String,
+    pub(crate) architecture: String,
     #[serde(default)]
-    pub os: String,
+    pub(crate) os: String,
     #[serde(default)]
-    pub variant: Option<String>,
+    pub(crate) variant: Option<String>,
     pub config: ImageConfig,
     #[serde(rename = "RootFS")]
-    pub root_fs: RootFs,
+    pub(crate) root_fs: RootFs,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct ImageConfig {
     #[serde(default)]
-    pub user: String,
+    pub(crate) user: String,
     #[serde(default)]
-    pub env: Option<Vec<String>>,
+    pub(crate) env: Option<Vec<String>>,
     #[serde(default)]
-    pub labels: Option<BTreeMap<String, String>>,
+    pub(crate) labels: Option<BTreeMap<String, String>>,
     #[serde(default)]
     pub healthcheck: Option<Healthcheck>,
 }
@@ -321,25 +321,25 @@ pub struct ImageConfig {
 #[serde(rename_all = "PascalCase")]
 pub struct Healthcheck {
     #[serde(default)]
-    pub test: Option<Vec<String>>,
+    pub(crate) test: Option<Vec<String>>,
     /// Nanoseconds between probes (None: the engine's default, 30 s).
     #[serde(default)]
     pub interval: Option<u64>,
     /// Nanoseconds one probe may take (0 or absent: the engine's default, 30 s).
     #[serde(default)]
-    pub timeout: Option<i64>,
+    pub(crate) timeout: Option<i64>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub struct RootFs {
+pub(crate) struct RootFs {
     #[serde(default)]
-    pub layers: Vec<String>,
+    pub(crate) layers: Vec<String>,
 }
 
 impl ImageInspect {
     /// `os/arch[/variant]` of the image's config.
-    pub fn platform(&self) -> String {
+    pub(crate) fn platform(&self) -> String {
         let mut p = format!("{}/{}", self.os, self.architecture);
         if let Some(v) = self.variant.as_deref().filter(|v| !v.is_empty()) {
             p.push('/');
@@ -351,7 +351,7 @@ impl ImageInspect {
 
 /// Equal platforms after normalising (`linux/arm64/v8` = `linux/arm64`, `aarch64` = `arm64`,
 /// `x86_64` = `amd64`).
-pub fn same_platform(a: &str, b: &str) -> bool {
+pub(crate) fn same_platform(a: &str, b: &str) -> bool {
     fn norm(p: &str) -> (String, String, String) {
         let mut parts = p.trim().split('/').map(str::to_ascii_lowercase);
         let os = parts.next().unwrap_or_default();
@@ -417,7 +417,7 @@ fn ref_matches(r: &str, img: &ImageInspect) -> bool {
 /// What the engine knows of one platform's image in a local image (an index, or an image of
 /// that platform): `docker image inspect --platform`. None when the image or the platform is not
 /// there.
-pub fn image_inspect_platform(image: &str, platform: &str) -> Result<Option<ImageInspect>> {
+pub(crate) fn image_inspect_platform(image: &str, platform: &str) -> Result<Option<ImageInspect>> {
     let out = docker(["image", "inspect", "--platform"])
         .arg(platform)
         .arg(image)
@@ -440,7 +440,7 @@ pub fn image_id(image: &str) -> Result<Option<String>> {
 
 /// Whether a local image provides a platform.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LocalPlatform {
+pub(crate) enum LocalPlatform {
     Provided,
     /// It exists locally, but not for this platform; `default` is the one it has (or shows first).
     Missing {
@@ -452,7 +452,7 @@ pub enum LocalPlatform {
 
 /// Whether the local image `image` provides `platform` (`os/arch[/variant]`): `docker image
 /// inspect --platform` (Docker ≥ 28), else the platform of its config.
-pub fn local_platform(image: &str, platform: &str) -> Result<LocalPlatform> {
+pub(crate) fn local_platform(image: &str, platform: &str) -> Result<LocalPlatform> {
     let out = inspect_platform(image, platform)?;
     let stderr = String::from_utf8_lossy(&out.stderr);
     if out.status.success() {
@@ -487,7 +487,7 @@ fn inspect_platform(image: &str, platform: &str) -> Result<std::process::Output>
 }
 
 /// `docker tag SOURCE TARGET` for each target.
-pub fn tag_image(source: &str, targets: &[String]) -> Result<()> {
+pub(crate) fn tag_image(source: &str, targets: &[String]) -> Result<()> {
     for target in targets {
         docker(["tag"])
             .arg(source)
@@ -501,7 +501,7 @@ pub fn tag_image(source: &str, targets: &[String]) -> Result<()> {
 /// `docker image rm NAME` for one tag, on the
 /// engine of `context` (`DOCKER_CONTEXT`) or the default one; a tag that does not exist is not
 /// an error.
-pub fn untag_image(context: Option<&str>, name: &str) -> Result<()> {
+pub(crate) fn untag_image(context: Option<&str>, name: &str) -> Result<()> {
     let mut cmd = docker(["image", "rm", name]);
     if let Some(context) = context {
         cmd = cmd.env("DOCKER_CONTEXT", context);
@@ -524,7 +524,7 @@ fn remove(cmd: Cmd, what: &str, gone: &str) -> Result<()> {
 /// The ID of one platform's image in a local image (a multi-platform index, or a single image of
 /// that platform): `docker image inspect --platform`. None when the image or that platform is
 /// not there.
-pub fn platform_image_id(image: &str, platform: &str) -> Result<Option<String>> {
+pub(crate) fn platform_image_id(image: &str, platform: &str) -> Result<Option<String>> {
     let out = inspect_platform(image, platform)?;
     let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
     Ok((out.status.success() && id.starts_with("sha256:")).then_some(id))
@@ -533,7 +533,7 @@ pub fn platform_image_id(image: &str, platform: &str) -> Result<Option<String>> 
 /// The disk usage the engine reports for each entry of an image's config history, oldest first
 /// (`docker history`; 0 for entries without a layer). On the containerd store it is the usage of
 /// each layer's snapshot, counted in file-system blocks.
-pub fn history_usage(image: &str, platform: Option<&str>) -> Result<Vec<u64>> {
+pub(crate) fn history_usage(image: &str, platform: Option<&str>) -> Result<Vec<u64>> {
     let format = "{{.Size}}";
     let platform: Vec<String> = platform
         .map(|p| format!("--platform={p}"))
@@ -560,14 +560,14 @@ pub fn history_usage(image: &str, platform: Option<&str>) -> Result<Vec<u64>> {
 /// A running `docker` whose stdout is a tar stream (an OCI image layout: blobs, `index.json`).
 /// Read it to the end, then call [`TarStream::finish`] for the exit status; dropping it early
 /// kills `docker`.
-pub struct TarStream {
+pub(crate) struct TarStream {
     reader: crate::process::Reader,
     /// The command, for messages.
     what: String,
 }
 
 /// Starts `docker save` for several images at once (shared blobs are written once).
-pub fn save(refs: &[String]) -> Result<TarStream> {
+pub(crate) fn save(refs: &[String]) -> Result<TarStream> {
     ensure_cli()?;
     let what = format!("docker save {}", refs.join(" "));
     let reader = docker(["save"])
@@ -580,7 +580,11 @@ pub fn save(refs: &[String]) -> Result<TarStream> {
 /// `FROM image` (its `platform`) exported by BuildKit as an OCI layout on stdout, each layer
 /// compressed anew with the buildx output options `compression`: the blobs a push with those
 /// options sends. Nothing is stored or tagged.
-pub fn export_recompressed(image: &str, platform: &str, compression: &str) -> Result<TarStream> {
+pub(crate) fn export_recompressed(
+    image: &str,
+    platform: &str,
+    compression: &str,
+) -> Result<TarStream> {
     let what = format!("docker buildx build (FROM {image}, {compression})");
     let reader = recompress(image, platform)?
         .arg(format!("--output=type=oci,dest=-,{compression}"))
@@ -591,7 +595,7 @@ pub fn export_recompressed(image: &str, platform: &str, compression: &str) -> Re
 
 /// [`export_recompressed`] into the image store instead, tagged `name` (the caller removes the
 /// tag): what the engine then knows of that image.
-pub fn store_recompressed(
+pub(crate) fn store_recompressed(
     image: &str,
     platform: &str,
     compression: &str,
@@ -630,7 +634,7 @@ impl std::io::Read for TarStream {
 
 impl TarStream {
     /// Reads what is left and fails with docker's message when it did not succeed.
-    pub fn finish(self) -> Result<()> {
+    pub(crate) fn finish(self) -> Result<()> {
         let output = self.reader.finish()?;
         if !output.status.success() {
             let stderr = String::from_utf8_lossy(&output.stderr);
@@ -642,7 +646,7 @@ impl TarStream {
 }
 
 /// `docker load --input ARCHIVE` (an archive of `docker save`).
-pub fn load(archive: &camino::Utf8Path) -> Result<()> {
+pub(crate) fn load(archive: &camino::Utf8Path) -> Result<()> {
     let args = [
         "load".to_string(),
         "--quiet".into(),
@@ -659,69 +663,69 @@ pub fn load(archive: &camino::Utf8Path) -> Result<()> {
 
 /// What `docker buildx build --call=check,format=json` reported: BuildKit's own Dockerfile checks.
 #[derive(Debug, Clone, Default, Deserialize)]
-pub struct BuildCheck {
+pub(crate) struct BuildCheck {
     #[serde(default)]
-    pub warnings: Option<Vec<CheckWarning>>,
+    pub(crate) warnings: Option<Vec<CheckWarning>>,
     /// Set when the Dockerfile could not be evaluated (a parse error, an unresolvable `FROM`).
     #[serde(default, rename = "buildError")]
-    pub build_error: Option<CheckError>,
+    pub(crate) build_error: Option<CheckError>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct CheckWarning {
-    pub rule_name: String,
+pub(crate) struct CheckWarning {
+    pub(crate) rule_name: String,
     #[serde(default)]
-    pub description: String,
+    pub(crate) description: String,
     #[serde(default)]
-    pub url: Option<String>,
+    pub(crate) url: Option<String>,
     #[serde(default)]
-    pub detail: String,
+    pub(crate) detail: String,
     #[serde(default)]
-    pub location: Option<CheckLocation>,
+    pub(crate) location: Option<CheckLocation>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
-pub struct CheckError {
-    pub message: String,
+pub(crate) struct CheckError {
+    pub(crate) message: String,
     #[serde(default)]
-    pub location: Option<CheckLocation>,
+    pub(crate) location: Option<CheckLocation>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
-pub struct CheckLocation {
+pub(crate) struct CheckLocation {
     #[serde(default)]
-    pub ranges: Vec<CheckRange>,
+    pub(crate) ranges: Vec<CheckRange>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
-pub struct CheckRange {
+pub(crate) struct CheckRange {
     #[serde(default)]
-    pub start: CheckPosition,
+    pub(crate) start: CheckPosition,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
-pub struct CheckPosition {
+pub(crate) struct CheckPosition {
     #[serde(default)]
-    pub line: u32,
+    pub(crate) line: u32,
 }
 
 impl CheckLocation {
     /// The first line the location covers (1-based), if any.
-    pub fn line(&self) -> Option<u32> {
+    pub(crate) fn line(&self) -> Option<u32> {
         self.ranges.first().map(|r| r.start.line).filter(|&l| l > 0)
     }
 }
 
 /// Parses the JSON `--call=check,format=json` prints.
-pub fn parse_build_check(json: &str) -> Result<BuildCheck> {
+pub(crate) fn parse_build_check(json: &str) -> Result<BuildCheck> {
     serde_json::from_str(json).context("parsing the JSON of `docker buildx build --call=check`")
 }
 
 /// Runs `docker <args>` (a `buildx build --call=check,format=json …` argv) in `dir` and returns
 /// its verdict. Exit 1 with a report means "the check found something"; anything else is an
 /// error that quotes docker.
-pub fn build_check_in(dir: &camino::Utf8Path, args: &[String]) -> Result<BuildCheck> {
+pub(crate) fn build_check_in(dir: &camino::Utf8Path, args: &[String]) -> Result<BuildCheck> {
     let out = docker(args)
         .dir(dir)
         .output()
@@ -758,20 +762,20 @@ fn set_target(target: Option<Target>) -> Option<Target> {
 
 /// Sends every later docker call of this process to the engine of `context` (a build on
 /// another context's builder: its image store and build records are there).
-pub fn use_context(context: &str) {
+pub(crate) fn use_context(context: &str) {
     set_target(Some(Target::Context(context.to_string())));
 }
 
 /// Sends every docker call of this process to the engine at `host` until the guard drops (then
 /// they go where they went before).
-pub fn use_host(host: &str) -> HostGuard {
+pub(crate) fn use_host(host: &str) -> HostGuard {
     HostGuard {
         previous: set_target(Some(Target::Host(host.to_string()))),
     }
 }
 
 /// Restores the engine docker calls went to before [`use_host`].
-pub struct HostGuard {
+pub(crate) struct HostGuard {
     previous: Option<Target>,
 }
 
@@ -796,7 +800,7 @@ fn docker<I: IntoIterator<Item = S>, S: AsRef<std::ffi::OsStr>>(args: I) -> Cmd 
 }
 
 /// Where a build's output goes.
-pub enum BuildOutput<'a> {
+pub(crate) enum BuildOutput<'a> {
     /// Straight to stderr: BuildKit draws its TTY progress there, and its error stays on screen.
     Stderr,
     /// stdout and stderr merged, handed over line by line (plain progress).
@@ -807,14 +811,17 @@ pub enum BuildOutput<'a> {
 /// returns its exit status. The build is killed when this returns early (a read error) and on
 /// Ctrl-C / SIGTERM. buildx is asked to put BuildKit's warnings into the metadata file
 /// (`buildx.build.warnings`), where [`build_warnings`] reads them.
-pub fn buildx_build(argv: &[String], output: BuildOutput) -> Result<std::process::ExitStatus> {
+pub(crate) fn buildx_build(
+    argv: &[String],
+    output: BuildOutput,
+) -> Result<std::process::ExitStatus> {
     buildx_build_in(None, argv, output)
 }
 
 /// [`buildx_build`] with the CLI pointed at another `docker context` (`docker --context NAME
 /// buildx build …`): the only way buildx uses the `docker` driver of a context that is not the
 /// current one (it refuses `--builder NAME` for those).
-pub fn buildx_build_in(
+pub(crate) fn buildx_build_in(
     context: Option<&str>,
     argv: &[String],
     output: BuildOutput,
@@ -836,14 +843,14 @@ pub fn buildx_build_in(
 
 /// One warning BuildKit reported for a build (`buildx.build.warnings` of the metadata file).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BuildWarning {
+pub(crate) struct BuildWarning {
     /// `InvalidBaseImagePlatform: Base image … was pulled with platform "linux/amd64", …`
-    pub short: String,
-    pub detail: Vec<String>,
+    pub(crate) short: String,
+    pub(crate) detail: Vec<String>,
 }
 
 /// The warnings in a buildx metadata document (base64 in the file, decoded here).
-pub fn build_warnings(metadata: &serde_json::Value) -> Vec<BuildWarning> {
+pub(crate) fn build_warnings(metadata: &serde_json::Value) -> Vec<BuildWarning> {
     let decode = |v: &serde_json::Value| {
         v.as_str()
             .and_then(crate::util::base64_decode)
@@ -869,7 +876,7 @@ pub fn build_warnings(metadata: &serde_json::Value) -> Vec<BuildWarning> {
 
 /// The plain progress log of a finished build (`docker buildx history logs`), for any progress
 /// mode the build ran with. `build_ref` is `builder/node/id` as in buildx's metadata file.
-pub fn build_log(builder: Option<&str>, build_ref: &str) -> Result<String> {
+pub(crate) fn build_log(builder: Option<&str>, build_ref: &str) -> Result<String> {
     let id = build_ref.rsplit('/').next().unwrap_or(build_ref);
     let builder_flag: Vec<String> = builder
         .map(|b| format!("--builder={b}"))
@@ -889,7 +896,7 @@ pub fn build_log(builder: Option<&str>, build_ref: &str) -> Result<String> {
 // so that cleanup guards (which run on another thread from the signal handler) can call them.
 
 /// `docker <args>` (args start with `run --detach …`); returns the new container's ID.
-pub fn run_detached(args: &[String]) -> Result<String> {
+pub(crate) fn run_detached(args: &[String]) -> Result<String> {
     let out = stdout_of(args, "`docker run`", "`docker run` failed")?;
     let stdout = String::from_utf8_lossy(&out);
     // The ID is the last line; warnings (e.g. "no swap limit support") go to stderr.
@@ -902,53 +909,53 @@ pub fn run_detached(args: &[String]) -> Result<String> {
 /// `.State` of `docker container inspect`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub struct ContainerState {
+pub(crate) struct ContainerState {
     /// created, running, paused, restarting, removing, exited or dead.
     #[serde(default)]
-    pub status: String,
+    pub(crate) status: String,
     #[serde(default)]
-    pub running: bool,
+    pub(crate) running: bool,
     #[serde(default, rename = "OOMKilled")]
-    pub oom_killed: bool,
+    pub(crate) oom_killed: bool,
     #[serde(default)]
-    pub exit_code: i64,
+    pub(crate) exit_code: i64,
     /// The engine's error starting the container, if any.
     #[serde(default)]
-    pub error: String,
+    pub(crate) error: String,
     #[serde(default)]
-    pub health: Option<Health>,
+    pub(crate) health: Option<Health>,
 }
 
 /// `.State.Health`: present when the container has a health check.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub struct Health {
+pub(crate) struct Health {
     /// starting, healthy or unhealthy.
     #[serde(default)]
-    pub status: String,
+    pub(crate) status: String,
     #[serde(default)]
-    pub failing_streak: u32,
+    pub(crate) failing_streak: u32,
     /// The last probes (the engine keeps five), oldest first.
     #[serde(default)]
-    pub log: Option<Vec<HealthProbe>>,
+    pub(crate) log: Option<Vec<HealthProbe>>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
 #[serde(rename_all = "PascalCase")]
-pub struct HealthProbe {
+pub(crate) struct HealthProbe {
     /// RFC 3339 timestamps from the engine.
     #[serde(default)]
-    pub start: String,
+    pub(crate) start: String,
     #[serde(default)]
-    pub end: String,
+    pub(crate) end: String,
     #[serde(default)]
-    pub exit_code: i64,
+    pub(crate) exit_code: i64,
     #[serde(default)]
-    pub output: String,
+    pub(crate) output: String,
 }
 
 /// The state of a container; an error when it does not exist.
-pub fn container_state(name: &str) -> Result<ContainerState> {
+pub(crate) fn container_state(name: &str) -> Result<ContainerState> {
     let args = [
         "container".to_string(),
         "inspect".into(),
@@ -968,18 +975,18 @@ pub fn container_state(name: &str) -> Result<ContainerState> {
 
 /// What a command run in a container did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ExecOutput {
+pub(crate) struct ExecOutput {
     /// Exit code; -1 when it timed out or was killed.
-    pub code: i32,
-    pub stdout: String,
-    pub stderr: String,
-    pub timed_out: bool,
+    pub(crate) code: i32,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
+    pub(crate) timed_out: bool,
 }
 
 impl ExecOutput {
     /// True when the command's program does not exist in the container (docker exec's 126/127
     /// with the runtime's "executable file not found").
-    pub fn missing_executable(&self) -> bool {
+    pub(crate) fn missing_executable(&self) -> bool {
         matches!(self.code, 126 | 127)
             && [&self.stdout, &self.stderr].iter().any(|s| {
                 s.contains("executable file not found") || s.contains("no such file or directory")
@@ -988,7 +995,7 @@ impl ExecOutput {
 }
 
 /// `docker exec [--user USER] NAME CMD…`, killed after `timeout`.
-pub fn exec(
+pub(crate) fn exec(
     name: &str,
     user: Option<&str>,
     cmd: &[String],
@@ -1020,7 +1027,7 @@ pub fn exec(
 }
 
 /// The last `lines` lines of a container's output, stdout and stderr interleaved.
-pub fn logs_tail(name: &str, lines: usize) -> Result<String> {
+pub(crate) fn logs_tail(name: &str, lines: usize) -> Result<String> {
     let out = docker(["logs", "--tail", &lines.to_string(), name])
         .output_merged()
         .with_context(|| format!("running `docker logs {name}`"))?;
@@ -1058,10 +1065,10 @@ pub fn remove_repository_tags(repository: &str) -> Result<()> {
 
 /// A container's ID, name and labels.
 #[derive(Debug, Clone)]
-pub struct ContainerFacts {
-    pub id: String,
-    pub name: String,
-    pub labels: BTreeMap<String, String>,
+pub(crate) struct ContainerFacts {
+    pub(crate) id: String,
+    pub(crate) name: String,
+    pub(crate) labels: BTreeMap<String, String>,
 }
 
 #[derive(Deserialize)]
@@ -1082,7 +1089,7 @@ struct ContainerConfigDoc {
 }
 
 /// Every container (running or not) that has the label `key`, with its labels.
-pub fn containers_labelled(key: &str) -> Result<Vec<ContainerFacts>> {
+pub(crate) fn containers_labelled(key: &str) -> Result<Vec<ContainerFacts>> {
     let filter = format!("label={key}");
     let ids = docker(["ps", "--all", "--quiet", "--no-trunc", "--filter"])
         .arg(filter)
@@ -1114,7 +1121,7 @@ pub fn containers_labelled(key: &str) -> Result<Vec<ContainerFacts>> {
 }
 
 /// Every image that has all the labels `keys`.
-pub fn images_labelled(keys: &[&str]) -> Result<Vec<ImageInspect>> {
+pub(crate) fn images_labelled(keys: &[&str]) -> Result<Vec<ImageInspect>> {
     let filters: Vec<String> = keys
         .iter()
         .flat_map(|k| ["--filter".to_string(), format!("label={k}")])
@@ -1131,7 +1138,7 @@ pub fn images_labelled(keys: &[&str]) -> Result<Vec<ImageInspect>> {
 
 /// `docker image rm REF…`: untags (and removes the image with its last tag). An image a
 /// container still uses stays, with a warning.
-pub fn remove_images(refs: &[String]) -> Result<()> {
+pub(crate) fn remove_images(refs: &[String]) -> Result<()> {
     if refs.is_empty() {
         return Ok(());
     }
@@ -1153,7 +1160,7 @@ pub fn remove_images(refs: &[String]) -> Result<()> {
 }
 
 /// `docker rm --force --volumes NAME`; a container that does not exist is not an error.
-pub fn remove_container(name: &str) -> Result<()> {
+pub(crate) fn remove_container(name: &str) -> Result<()> {
     remove(
         docker(["rm", "--force", "--volumes", name]),
         &format!("container {name}"),
@@ -1212,7 +1219,7 @@ fn stdout_of(args: &[String], what: &str, failed: &str) -> Result<Vec<u8>> {
 // (no pull, nothing stored locally) with the CLI's credentials; loopback registries over HTTP.
 
 /// The digest of the manifest or index `reference` points at in its registry.
-pub fn registry_digest(reference: &str) -> Result<String> {
+pub(crate) fn registry_digest(reference: &str) -> Result<String> {
     let format = "{{json .Manifest}}";
     let out = imagetools(&["--format", format, reference])?;
     let doc: serde_json::Value = serde_json::from_str(&out)
@@ -1224,13 +1231,13 @@ pub fn registry_digest(reference: &str) -> Result<String> {
 }
 
 /// The manifest or index `reference` points at, as the registry serves it (`--raw`).
-pub fn registry_manifest(reference: &str) -> Result<serde_json::Value> {
+pub(crate) fn registry_manifest(reference: &str) -> Result<serde_json::Value> {
     let out = imagetools(&["--raw", reference])?;
     serde_json::from_str(&out).with_context(|| format!("parsing the manifest of {reference}"))
 }
 
 /// The image config (`os`, `architecture`, …) of a single-platform `reference`.
-pub fn registry_image_config(reference: &str) -> Result<serde_json::Value> {
+pub(crate) fn registry_image_config(reference: &str) -> Result<serde_json::Value> {
     let format = "{{json .Image}}";
     let out = imagetools(&["--format", format, reference])?;
     serde_json::from_str(&out).with_context(|| format!("parsing the image config of {reference}"))
@@ -1238,7 +1245,7 @@ pub fn registry_image_config(reference: &str) -> Result<serde_json::Value> {
 
 /// `docker buildx imagetools create …` (argv from `buildx`): writes an index in the registry
 /// from manifests already there (no layer is copied through this machine).
-pub fn imagetools_create(argv: &[String]) -> Result<()> {
+pub(crate) fn imagetools_create(argv: &[String]) -> Result<()> {
     ensure_cli()?;
     if argv.len() < 3 || argv[..3] != ["buildx", "imagetools", "create"] {
         bail!("not a `docker buildx imagetools create` argv: {argv:?}");

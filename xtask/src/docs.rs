@@ -18,7 +18,7 @@ use crate::process::Cmd;
 use crate::report::{self, Machine, Shape, Table};
 
 /// The line that closes a block.
-pub const END: &str = "<!-- end -->";
+pub(crate) const END: &str = "<!-- end -->";
 const OPEN: &str = "<!-- cargo xtask ";
 const OPEN_PENDING: &str = "<!-- to regenerate: cargo xtask ";
 
@@ -133,7 +133,7 @@ fn opening(line: &str) -> Result<Option<(Vec<String>, bool)>> {
 }
 
 /// The first line of a generated block.
-pub fn stamp(argv: &[String], date: &str, exit: i32, machine: &Machine) -> String {
+pub(crate) fn stamp(argv: &[String], date: &str, exit: i32, machine: &Machine) -> String {
     format!(
         "_`cargo xtask {}` on {date}, exit {exit}; {}._",
         argv.join(" "),
@@ -143,7 +143,7 @@ pub fn stamp(argv: &[String], date: &str, exit: i32, machine: &Machine) -> Strin
 
 /// The document with a block replaced by a generated one: its marker (no longer pending), the
 /// stamp line and the report.
-pub fn replace(text: &str, block: &Block, stamp: &str, markdown: &str) -> String {
+pub(crate) fn replace(text: &str, block: &Block, stamp: &str, markdown: &str) -> String {
     format!(
         "{}{OPEN}{} -->\n{stamp}\n\n{}\n{}",
         &text[..block.span.start],
@@ -170,7 +170,7 @@ pub fn documents(root: &Utf8Path) -> Result<Vec<Utf8PathBuf>> {
 
 /// What `cargo xtask docs` needs to know of a command line: the shape of its Markdown report
 /// (an error for a command without one).
-pub type ShapeOf = fn(&Utf8Path, &[String]) -> Result<Shape>;
+pub(crate) type ShapeOf = fn(&Utf8Path, &[String]) -> Result<Shape>;
 
 #[derive(clap::Args)]
 pub struct Args {

@@ -489,7 +489,7 @@ fn tool_version(tool: &str, args: &[&str]) -> Option<String> {
     Some(parse_version(&text).unwrap_or_else(|| format!("found at {}", util::shown(&path))))
 }
 
-pub fn parse_version(text: &str) -> Option<String> {
+pub(crate) fn parse_version(text: &str) -> Option<String> {
     text.split(|c: char| c.is_whitespace() || c == ',' || c == '"')
         .map(|w| w.trim_start_matches('v'))
         .find(|w| {

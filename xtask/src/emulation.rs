@@ -14,13 +14,13 @@ use crate::process::Cmd;
 
 /// What mmdebstrap, the ELF header and QEMU call one buildx platform.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Arch {
+pub(crate) struct Arch {
     /// `linux/arm64`, as buildx writes it.
-    pub platform: &'static str,
+    pub(crate) platform: &'static str,
     /// Debian's architecture name (`dpkg --print-architecture`), e.g. `arm64`.
-    pub debian: &'static str,
+    pub(crate) debian: &'static str,
     /// QEMU's name, as in `/usr/lib/binfmt.d/qemu-<name>.conf`, e.g. `aarch64`.
-    pub qemu: &'static str,
+    pub(crate) qemu: &'static str,
     /// ELF class: 1 = 32-bit, 2 = 64-bit.
     class: u8,
     /// ELF data: 1 = little-endian, 2 = big-endian.
@@ -62,7 +62,7 @@ const fn arch(
 }
 
 /// The Debian architecture of a buildx platform; an error naming the ones Debian has.
-pub fn debian_arch(platform: &str) -> Result<Arch> {
+pub(crate) fn debian_arch(platform: &str) -> Result<Arch> {
     match ARCHES.iter().find(|a| a.platform == platform) {
         Some(a) => Ok(*a),
         None => {
@@ -76,7 +76,7 @@ pub fn debian_arch(platform: &str) -> Result<Arch> {
 }
 
 /// The platform this program runs on natively, e.g. `linux/amd64`.
-pub fn host_platform() -> &'static str {
+pub(crate) fn host_platform() -> &'static str {
     match std::env::consts::ARCH {
         "x86_64" => "linux/amd64",
         "aarch64" => "linux/arm64",
@@ -91,7 +91,7 @@ pub fn host_platform() -> &'static str {
 }
 
 /// Whether `platform` runs on a CPU of `host` without emulation (x86-64 runs i386).
-pub fn is_native(platform: &str, host: &str) -> bool {
+pub(crate) fn is_native(platform: &str, host: &str) -> bool {
     platform == host || (host == "linux/amd64" && platform == "linux/386")
 }
 
@@ -114,11 +114,11 @@ fn elf_header(a: &Arch) -> [u8; 20] {
 
 /// One binfmt_misc entry, as `/proc/sys/fs/binfmt_misc/<name>` describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Handler {
-    pub name: String,
-    pub enabled: bool,
-    pub interpreter: String,
-    pub flags: String,
+pub(crate) struct Handler {
+    pub(crate) name: String,
+    pub(crate) enabled: bool,
+    pub(crate) interpreter: String,
+    pub(crate) flags: String,
     offset: usize,
     magic: Vec<u8>,
     mask: Vec<u8>,
@@ -127,7 +127,7 @@ pub struct Handler {
 impl Handler {
     /// Parses an entry file (`enabled`, `interpreter …`, `flags: …`, `offset …`, `magic …`,
     /// `mask …`); None for extension-matching entries or text it does not understand.
-    pub fn parse(name: &str, text: &str) -> Option<Handler> {
+    pub(crate) fn parse(name: &str, text: &str) -> Option<Handler> {
         let mut h = Handler {
             name: name.to_string(),
             enabled: false,
@@ -157,7 +157,7 @@ impl Handler {
     }
 
     /// True when the kernel would hand `header` (a file's first bytes) to this entry.
-    pub fn matches(&self, header: &[u8]) -> bool {
+    pub(crate) fn matches(&self, header: &[u8]) -> bool {
         let Some(bytes) = header.get(self.offset..self.offset + self.magic.len()) else {
             return false;
         };
@@ -183,11 +183,11 @@ fn hex(s: &str) -> Option<Vec<u8>> {
 }
 
 /// Where the kernel's binfmt_misc table is mounted.
-pub const BINFMT_DIR: &str = "/proc/sys/fs/binfmt_misc";
+pub(crate) const BINFMT_DIR: &str = "/proc/sys/fs/binfmt_misc";
 
 /// The state of binfmt_misc on this machine.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Table {
+pub(crate) enum Table {
     /// `/proc/sys/fs/binfmt_misc` is not mounted (or not Linux).
     NotMounted,
     /// Mounted; `enabled` is the global switch (`status`).
@@ -198,7 +198,7 @@ pub enum Table {
 }
 
 /// Reads binfmt_misc from `dir` (normally [`BINFMT_DIR`]).
-pub fn read_table(dir: &Utf8Path) -> Table {
+pub(crate) fn read_table(dir: &Utf8Path) -> Table {
     let Ok(status) = std::fs::read_to_string(dir.join("status")) else {
         return Table::NotMounted;
     };
@@ -223,7 +223,7 @@ pub fn read_table(dir: &Utf8Path) -> Table {
 
 /// How this machine runs binaries of a platform.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Support {
+pub(crate) enum Support {
     Native,
     /// Through this binfmt_misc entry (its interpreter, e.g. qemu-aarch64-static).
     Emulated {
@@ -235,7 +235,7 @@ pub enum Support {
 }
 
 /// Judges a platform against a binfmt_misc table (pure).
-pub fn support(a: &Arch, host: &str, table: &Table) -> Support {
+pub(crate) fn support(a: &Arch, host: &str, table: &Table) -> Support {
     if is_native(a.platform, host) {
         return Support::Native;
     }
@@ -276,7 +276,7 @@ pub fn support(a: &Arch, host: &str, table: &Table) -> Support {
 
 /// How this machine runs binaries of `platform`: the kernel's table, then `arch-test` (which
 /// runs a real binary) when the table has no handler and arch-test is installed.
-pub fn host_support(platform: &str) -> Result<Support> {
+pub(crate) fn host_support(platform: &str) -> Result<Support> {
     let a = debian_arch(platform)?;
     let found = support(&a, host_platform(), &read_table(Utf8Path::new(BINFMT_DIR)));
     if let Support::Missing(_) = &found {
@@ -294,14 +294,14 @@ pub fn host_support(platform: &str) -> Result<Support> {
 /// The system the xtask runs on, as far as advice differs: on macOS and Windows the engine is
 /// Docker Desktop's VM, which emulates other platforms itself.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Host {
+pub(crate) enum Host {
     Linux,
     MacOs,
     Windows,
 }
 
 impl Host {
-    pub fn current() -> Host {
+    pub(crate) fn current() -> Host {
         if cfg!(target_os = "macos") {
             Host::MacOs
         } else if cfg!(windows) {
@@ -313,12 +313,12 @@ impl Host {
 }
 
 /// What to do when `platform` cannot run here (one sentence, for `error:` lines).
-pub fn fix(platform: &str) -> String {
+pub(crate) fn fix(platform: &str) -> String {
     fix_on(Host::current(), platform)
 }
 
 /// What to do when `platform` cannot run on `host` (pure).
-pub fn fix_on(host: Host, platform: &str) -> String {
+pub(crate) fn fix_on(host: Host, platform: &str) -> String {
     let qemu = debian_arch(platform).map_or("ARCH", |a| a.qemu);
     let short = platform.rsplit('/').next().unwrap_or(platform);
     if host != Host::Linux {

@@ -203,7 +203,7 @@ impl LocalEngine {
 
     /// True when the API answers `GET /_ping` with `OK`.
     #[cfg(unix)]
-    pub fn ping(&self) -> bool {
+    pub(crate) fn ping(&self) -> bool {
         use std::io::{Read, Write};
         let Ok(mut stream) = std::os::unix::net::UnixStream::connect(self.dir.join("docker.sock"))
         else {
@@ -220,13 +220,13 @@ impl LocalEngine {
     }
 
     #[cfg(not(unix))]
-    pub fn ping(&self) -> bool {
+    pub(crate) fn ping(&self) -> bool {
         false
     }
 
     /// Stops the daemon (SIGTERM, so that it stops its containerd; SIGKILL after 30 s), deletes
     /// its bridge and removes its files. Again: nothing.
-    pub fn stop(&self) {
+    pub(crate) fn stop(&self) {
         if let Some(child) = lock(&self.child).take() {
             child.stop();
         }

@@ -37,40 +37,40 @@ pub struct Args {
 
 /// The parts of a build report a merge reads.
 #[derive(Debug, Clone, Deserialize)]
-pub struct Pushed {
-    pub variant: String,
+pub(crate) struct Pushed {
+    pub(crate) variant: String,
     #[serde(default)]
-    pub version: Option<String>,
+    pub(crate) version: Option<String>,
     #[serde(default)]
-    pub revision: Option<String>,
+    pub(crate) revision: Option<String>,
     #[serde(default)]
-    pub repository: Option<String>,
+    pub(crate) repository: Option<String>,
     #[serde(default)]
-    pub pushed: bool,
+    pub(crate) pushed: bool,
     #[serde(default)]
-    pub digest: Option<String>,
+    pub(crate) digest: Option<String>,
     #[serde(default)]
-    pub tags: Vec<String>,
+    pub(crate) tags: Vec<String>,
     #[serde(default)]
-    pub platform_digests: BTreeMap<String, String>,
+    pub(crate) platform_digests: BTreeMap<String, String>,
 }
 
 /// What a merge will do.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Plan {
-    pub repository: String,
-    pub tags: Vec<String>,
+pub(crate) struct Plan {
+    pub(crate) repository: String,
+    pub(crate) tags: Vec<String>,
     /// `<repository>@<digest>` of each report, in the order given.
-    pub sources: Vec<String>,
+    pub(crate) sources: Vec<String>,
     /// Every platform and the report it comes from.
-    pub platforms: BTreeMap<String, String>,
-    pub version: Option<String>,
-    pub revision: Option<String>,
+    pub(crate) platforms: BTreeMap<String, String>,
+    pub(crate) version: Option<String>,
+    pub(crate) revision: Option<String>,
 }
 
 impl Plan {
     /// `docker buildx imagetools create --tag=T… SOURCE…`.
-    pub fn argv(&self) -> Vec<String> {
+    pub(crate) fn argv(&self) -> Vec<String> {
         let mut argv: Vec<String> = ["buildx", "imagetools", "create"].map(String::from).into();
         argv.extend(self.tags.iter().map(|t| format!("--tag={t}")));
         argv.extend(self.sources.iter().cloned());
@@ -79,7 +79,7 @@ impl Plan {
 }
 
 /// Checks the reports against each other and the variant (pure); `(path, report)` pairs.
-pub fn plan(variant: &str, reports: &[(String, Pushed)]) -> Result<Plan> {
+pub(crate) fn plan(variant: &str, reports: &[(String, Pushed)]) -> Result<Plan> {
     let Some((first_path, first)) = reports.first() else {
         bail!("no report to merge: pass --from REPORT once per platform");
     };
@@ -162,20 +162,20 @@ fn source(
 
 /// The merged index, written as `build-<variant>.json` (what `sign` reads).
 #[derive(Debug, Clone, Serialize)]
-pub struct Merged {
-    pub variant: String,
-    pub image: String,
-    pub tags: Vec<String>,
+pub(crate) struct Merged {
+    pub(crate) variant: String,
+    pub(crate) image: String,
+    pub(crate) tags: Vec<String>,
     /// The index digest the tags point at.
-    pub digest: String,
-    pub repository: String,
-    pub pushed: bool,
-    pub platforms: Vec<String>,
-    pub platform_digests: BTreeMap<String, String>,
-    pub version: Option<String>,
-    pub revision: Option<String>,
+    pub(crate) digest: String,
+    pub(crate) repository: String,
+    pub(crate) pushed: bool,
+    pub(crate) platforms: Vec<String>,
+    pub(crate) platform_digests: BTreeMap<String, String>,
+    pub(crate) version: Option<String>,
+    pub(crate) revision: Option<String>,
     /// The reports merged.
-    pub merged_from: Vec<String>,
+    pub(crate) merged_from: Vec<String>,
 }
 
 impl Args {

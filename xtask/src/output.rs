@@ -52,7 +52,7 @@ pub fn message(text: std::fmt::Arguments) {
 }
 
 /// Writes a line to stderr whatever happens: the cleanup's own lines and the final error.
-pub fn notice(text: std::fmt::Arguments) {
+pub(crate) fn notice(text: std::fmt::Arguments) {
     write_stderr(text);
 }
 
@@ -62,7 +62,7 @@ fn lock_gate() -> MutexGuard<'static, ()> {
 
 /// Runs `f` — writing a result to stdout, a report file, the step summary — unless the run was
 /// interrupted: then the caller parks until the handler exits with 130, and nothing is written.
-pub fn deliver<T>(f: impl FnOnce() -> T) -> T {
+pub(crate) fn deliver<T>(f: impl FnOnce() -> T) -> T {
     if FINISHED.load(Ordering::SeqCst) {
         return f();
     }
@@ -109,7 +109,7 @@ pub(crate) fn close_gate(patience: Duration) {
 }
 
 /// True once a signal arrived: the handler is cleaning up and will exit with 130.
-pub fn interrupted() -> bool {
+pub(crate) fn interrupted() -> bool {
     INTERRUPTED.load(Ordering::SeqCst)
 }
 
@@ -121,7 +121,7 @@ pub(crate) fn wait_for_handler() -> ! {
 }
 
 /// Whether stderr is a terminal (where BuildKit draws its own progress).
-pub fn stderr_is_terminal() -> bool {
+pub(crate) fn stderr_is_terminal() -> bool {
     use std::io::IsTerminal;
     #[allow(clippy::disallowed_methods)] // asks, writes nothing
     std::io::stderr().is_terminal()

@@ -58,12 +58,12 @@ impl Cmd {
         self
     }
 
-    pub fn dir(mut self, dir: impl AsRef<Path>) -> Cmd {
+    pub(crate) fn dir(mut self, dir: impl AsRef<Path>) -> Cmd {
         self.dir = Some(dir.as_ref().to_owned());
         self
     }
 
-    pub fn env(mut self, name: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> Cmd {
+    pub(crate) fn env(mut self, name: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> Cmd {
         let value = Some(value.as_ref().to_owned());
         self.env.push((name.as_ref().to_owned(), value));
         self
@@ -76,13 +76,13 @@ impl Cmd {
     }
 
     /// How long its process group has to end after SIGTERM before SIGKILL.
-    pub fn grace(mut self, grace: Duration) -> Cmd {
+    pub(crate) fn grace(mut self, grace: Duration) -> Cmd {
         self.grace = grace;
         self
     }
 
     /// The program and its arguments as text, for messages and tests.
-    pub fn argv(&self) -> Vec<String> {
+    pub(crate) fn argv(&self) -> Vec<String> {
         std::iter::once(&self.program)
             .chain(&self.args)
             .map(|a| a.to_string_lossy().into_owned())
@@ -90,7 +90,7 @@ impl Cmd {
     }
 
     /// `program arg…` for messages, a path argument (or a `--flag=` value) as [`util::shown`].
-    pub fn display(&self) -> String {
+    pub(crate) fn display(&self) -> String {
         let shown = |arg: &String| match arg.split_once('=') {
             Some((flag, value)) if flag.starts_with('-') => {
                 format!("{flag}={}", util::shown(value))
@@ -154,7 +154,7 @@ impl Cmd {
     }
 
     /// [`Cmd::output`] for a command that must succeed: a failure is an error quoting its stderr.
-    pub fn output_checked(&self) -> Result<Output> {
+    pub(crate) fn output_checked(&self) -> Result<Output> {
         let out = self.output()?;
         if !out.status.success() {
             bail!(
@@ -169,30 +169,30 @@ impl Cmd {
 
     /// Runs it to the end with its stdout and stderr on this process's stderr (progress of
     /// builds and installs); stdout stays free for results.
-    pub fn stream(&self) -> Result<ExitStatus> {
+    pub(crate) fn stream(&self) -> Result<ExitStatus> {
         self.run_handle(self.expression().stdout_to_stderr())
             .map(|out| out.status)
     }
 
     /// Runs it to the end with its stdout captured and its stderr on this process's stderr (a
     /// child command's report, its progress shown as it comes).
-    pub fn output_showing_progress(&self) -> Result<Output> {
+    pub(crate) fn output_showing_progress(&self) -> Result<Output> {
         self.run_handle(self.expression().stdout_capture())
     }
 
     /// Runs it to the end with this process's stdout and stderr: a tool whose output is this
     /// one's own (`cargo xtask bench` runs the bench binary so).
-    pub fn inherit(&self) -> Result<ExitStatus> {
+    pub(crate) fn inherit(&self) -> Result<ExitStatus> {
         self.run_handle(self.expression()).map(|out| out.status)
     }
 
     /// Runs it to the end with stdout and stderr merged and captured.
-    pub fn output_merged(&self) -> Result<Output> {
+    pub(crate) fn output_merged(&self) -> Result<Output> {
         self.run_handle(self.expression().stderr_to_stdout().stdout_capture())
     }
 
     /// Like [`Cmd::output`], but stops it after `timeout`: `None` when it timed out.
-    pub fn output_within(&self, timeout: Duration) -> Result<Option<Output>> {
+    pub(crate) fn output_within(&self, timeout: Duration) -> Result<Option<Output>> {
         let expr = self.expression().stdout_capture().stderr_capture();
         let (handle, guard) = self.spawn_guarded(&expr)?;
         let done = handle
@@ -207,7 +207,7 @@ impl Cmd {
     }
 
     /// Runs it to the end with stdout and stderr merged, handing over each line as it comes.
-    pub fn lines(&self, mut on_line: impl FnMut(&str)) -> Result<ExitStatus> {
+    pub(crate) fn lines(&self, mut on_line: impl FnMut(&str)) -> Result<ExitStatus> {
         let reader = self.reader_of(self.expression().stderr_to_stdout())?;
         for line in BufReader::new(&reader).lines() {
             on_line(
@@ -218,12 +218,12 @@ impl Cmd {
     }
 
     /// Starts it with its stdout to be read as it comes (stderr captured for [`Reader::finish`]).
-    pub fn reader(&self) -> Result<Reader> {
+    pub(crate) fn reader(&self) -> Result<Reader> {
         self.reader_of(self.expression().stderr_capture())
     }
 
     /// Starts it with stdout and stderr merged, to be read as they come.
-    pub fn reader_merged(&self) -> Result<Reader> {
+    pub(crate) fn reader_merged(&self) -> Result<Reader> {
         self.reader_of(self.expression().stderr_to_stdout())
     }
 
@@ -234,7 +234,6 @@ impl Cmd {
                 .map_err(|e| self.started(e))?;
         Ok(Reader {
             handle,
-            grace,
             program: self.program_name(),
             _guard: guard,
         })
@@ -242,7 +241,7 @@ impl Cmd {
 
     /// Starts it for [`daemon`]'s `start`, with stdout and stderr appended to `log`. Not guarded
     /// on its own: the daemon's owner stops it ([`Child::stop`]).
-    pub fn spawn_daemon(&self, log: &Path) -> Result<Child> {
+    pub(crate) fn spawn_daemon(&self, log: &Path) -> Result<Child> {
         let handle = self
             .expression()
             .stderr_to_stdout()
@@ -270,7 +269,7 @@ impl Cmd {
 }
 
 /// The last `n` non-empty lines of a tool's output, or "no output".
-pub fn tail(text: &str, n: usize) -> String {
+pub(crate) fn tail(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text
         .lines()
         .map(str::trim)
@@ -284,9 +283,8 @@ pub fn tail(text: &str, n: usize) -> String {
 
 /// A child whose stdout is read as it comes; stopped (its process group) on drop and on
 /// Ctrl-C / SIGTERM.
-pub struct Reader {
+pub(crate) struct Reader {
     handle: Arc<duct::ReaderHandle>,
-    grace: Duration,
     program: String,
     _guard: Guard,
 }
@@ -294,7 +292,7 @@ pub struct Reader {
 impl Reader {
     /// Reads what is left and returns the output (stderr captured unless merged); the exit
     /// status is the caller's to judge.
-    pub fn finish(&self) -> Result<Output> {
+    pub(crate) fn finish(&self) -> Result<Output> {
         io::copy(&mut &*self.handle, &mut io::sink())
             .with_context(|| format!("reading the output of {}", self.program))?;
         let out = self
@@ -308,17 +306,12 @@ impl Reader {
 
     /// Asks it to stop, from any thread, without waiting: SIGTERM to its process group. Its
     /// reader then sees the end of its output.
-    pub fn stop(&self) {
+    pub(crate) fn stop(&self) {
         if !matches!(self.handle.try_wait(), Ok(Some(_))) {
             for pid in self.handle.pids() {
                 signal_group(pid, Signal::Term);
             }
         }
-    }
-
-    /// How long it has after SIGTERM.
-    pub fn grace(&self) -> Duration {
-        self.grace
     }
 }
 
@@ -335,19 +328,19 @@ impl Read for Reader {
 }
 
 /// A daemon's process, started by [`Cmd::spawn_daemon`] inside [`daemon`]'s `start`.
-pub struct Child {
+pub(crate) struct Child {
     handle: duct::Handle,
     grace: Duration,
 }
 
 impl Child {
     /// True once it has exited.
-    pub fn exited(&self) -> bool {
+    pub(crate) fn exited(&self) -> bool {
         matches!(self.handle.try_wait(), Ok(Some(_)))
     }
 
     /// SIGTERM to its process group, SIGKILL after the grace; returns once it has ended.
-    pub fn stop(&self) {
+    pub(crate) fn stop(&self) {
         stop_handle(&self.handle, self.grace);
         let _ = self.handle.wait();
     }

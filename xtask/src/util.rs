@@ -104,7 +104,7 @@ pub fn rfc3339(epoch: u64) -> String {
 /// The time since the epoch of an RFC 3339 timestamp as the Docker engine and Trivy write them
 /// (`2026-11-28T03:30:26.264194744Z`, or with an offset such as `+01:00`), to the nanosecond
 /// whatever the host clock's resolution; None for another text or a time before the epoch.
-pub fn parse_rfc3339(s: &str) -> Option<std::time::Duration> {
+pub(crate) fn parse_rfc3339(s: &str) -> Option<std::time::Duration> {
     let format = time::format_description::well_known::Rfc3339;
     let at = time::OffsetDateTime::parse(s.trim(), &format).ok()?;
     let nanos = u64::try_from(at.unix_timestamp_nanos()).ok()?;
@@ -113,7 +113,7 @@ pub fn parse_rfc3339(s: &str) -> Option<std::time::Duration> {
 
 /// The last non-blank line of a tool's output (its error, usually), trimmed; "no message" when
 /// there is none.
-pub fn last_line(text: &str) -> &str {
+pub(crate) fn last_line(text: &str) -> &str {
     text.lines()
         .rev()
         .map(str::trim)
@@ -123,7 +123,7 @@ pub fn last_line(text: &str) -> &str {
 
 /// Decodes standard base64, with or without padding (buildx's metadata file encodes BuildKit's
 /// warnings so). None on anything else.
-pub fn base64_decode(text: &str) -> Option<Vec<u8>> {
+pub(crate) fn base64_decode(text: &str) -> Option<Vec<u8>> {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD_PAD_INDIFFERENT
         .decode(text)
@@ -143,7 +143,7 @@ pub fn absolute(path: &Utf8Path) -> Result<Utf8PathBuf> {
 /// `base/rel` as the host writes it: `rel`'s parts (images.toml and this code write them with
 /// `/`) joined with the separator `base` already uses, so that no path mixes `/` and `\` (Windows
 /// takes both). An absolute `rel` replaces `base`, as with [`Utf8Path::join`].
-pub fn host_join(base: &Utf8Path, rel: impl AsRef<Utf8Path>) -> Utf8PathBuf {
+pub(crate) fn host_join(base: &Utf8Path, rel: impl AsRef<Utf8Path>) -> Utf8PathBuf {
     let rel = rel.as_ref();
     if !cfg!(windows) || rel.has_root() {
         return base.join(rel);
@@ -173,7 +173,7 @@ pub fn shown(path: impl AsRef<std::path::Path>) -> String {
 }
 
 /// [`shown`] for `#[serde(serialize_with = …)]`: a path field of a report a user reads.
-pub fn serialize_shown<P: AsRef<std::path::Path>, S: serde::Serializer>(
+pub(crate) fn serialize_shown<P: AsRef<std::path::Path>, S: serde::Serializer>(
     path: &P,
     serializer: S,
 ) -> Result<S::Ok, S::Error> {
@@ -181,7 +181,7 @@ pub fn serialize_shown<P: AsRef<std::path::Path>, S: serde::Serializer>(
 }
 
 /// [`serialize_shown`] for an optional path.
-pub fn serialize_shown_opt<P: AsRef<std::path::Path>, S: serde::Serializer>(
+pub(crate) fn serialize_shown_opt<P: AsRef<std::path::Path>, S: serde::Serializer>(
     path: &Option<P>,
     serializer: S,
 ) -> Result<S::Ok, S::Error> {
@@ -192,7 +192,7 @@ pub fn serialize_shown_opt<P: AsRef<std::path::Path>, S: serde::Serializer>(
 }
 
 /// [`serialize_shown`] for a list of paths.
-pub fn serialize_shown_all<P: AsRef<std::path::Path>, S: serde::Serializer>(
+pub(crate) fn serialize_shown_all<P: AsRef<std::path::Path>, S: serde::Serializer>(
     paths: &[P],
     serializer: S,
 ) -> Result<S::Ok, S::Error> {
@@ -250,16 +250,16 @@ fn lexical_parts(path: &str, windows: bool) -> Vec<&str> {
 /// runs): `/`-separated on every host, since the Linux in the container reads it.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 #[serde(transparent)]
-pub struct ContainerPath(String);
+pub(crate) struct ContainerPath(String);
 
 impl ContainerPath {
-    pub fn new(path: impl Into<String>) -> ContainerPath {
+    pub(crate) fn new(path: impl Into<String>) -> ContainerPath {
         ContainerPath(path.into())
     }
 
     /// `self/rel`; `rel` may be a host path relative to a directory (`app\tests` on Windows):
     /// its parts are joined with `/` too. An absolute `rel` replaces `self`.
-    pub fn join(&self, rel: impl AsRef<Utf8Path>) -> ContainerPath {
+    pub(crate) fn join(&self, rel: impl AsRef<Utf8Path>) -> ContainerPath {
         let mut out = self.0.clone();
         for part in rel.as_ref().components() {
             match part {
@@ -276,7 +276,7 @@ impl ContainerPath {
         ContainerPath(out)
     }
 
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
 }

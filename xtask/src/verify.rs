@@ -47,20 +47,16 @@ pub struct Args {
 
 /// The outcome of one subject's checks: None when a check passed, else why not.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
-pub struct Verdict {
+pub(crate) struct Verdict {
     #[serde(flatten)]
-    pub subject: Pushed,
-    pub signature: Option<String>,
-    pub attestation: Option<String>,
+    pub(crate) subject: Pushed,
+    pub(crate) signature: Option<String>,
+    pub(crate) attestation: Option<String>,
     /// The format of the SBOM attested, where one was found.
-    pub sbom_format: Option<SbomFormat>,
+    pub(crate) sbom_format: Option<SbomFormat>,
 }
 
 impl Verdict {
-    pub fn ok(&self) -> bool {
-        self.signature.is_none() && self.attestation.is_none()
-    }
-
     /// What failed, for the error line; None when nothing did.
     fn failure(&self) -> Option<String> {
         let what = match (&self.signature, &self.attestation) {
@@ -86,7 +82,7 @@ const SIGNATURE_TYPES: &[&str] = &[
 
 /// Judges `cosign verify --output json`: at least one verified *signature* payload (not an
 /// attestation, which cosign 3 lists too) must name `digest`.
-pub fn judge_signature(stdout: &str, digest: &str) -> Option<String> {
+pub(crate) fn judge_signature(stdout: &str, digest: &str) -> Option<String> {
     let payloads: Vec<serde_json::Value> = match serde_json::from_str(stdout.trim()) {
         Ok(serde_json::Value::Array(items)) => items,
         _ => return Some("cosign printed no verified payloads".into()),
@@ -112,7 +108,7 @@ fn statement(envelope: &serde_json::Value) -> Option<serde_json::Value> {
 
 /// Judges `cosign verify-attestation --type <format> --output json` (an envelope per line): a
 /// statement of that type, each holding a document of that format, which is what readers parse.
-pub fn judge_attestation(stdout: &str, format: SbomFormat) -> Option<String> {
+pub(crate) fn judge_attestation(stdout: &str, format: SbomFormat) -> Option<String> {
     let statements: Vec<serde_json::Value> = stdout
         .lines()
         .filter_map(|l| serde_json::from_str(l.trim()).ok())

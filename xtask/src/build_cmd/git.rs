@@ -5,14 +5,14 @@ use crate::process::Cmd;
 
 /// Facts from git for labels and tags.
 #[derive(Clone, Debug, Default)]
-pub struct GitInfo {
-    pub revision: Option<String>,
-    pub source: Option<String>,
-    pub commit_time: Option<u64>,
+pub(crate) struct GitInfo {
+    pub(crate) revision: Option<String>,
+    pub(crate) source: Option<String>,
+    pub(crate) commit_time: Option<u64>,
 }
 
 /// What git knows of the checkout; each fact is None when git cannot tell.
-pub fn git_info(ctx: &Ctx) -> GitInfo {
+pub(crate) fn git_info(ctx: &Ctx) -> GitInfo {
     let read = |args: &[&str]| {
         Cmd::new("git")
             .args(args)
@@ -29,7 +29,7 @@ pub fn git_info(ctx: &Ctx) -> GitInfo {
 }
 
 /// A remote URL without credentials, in https form where it was an scp-like ssh address.
-pub fn public_url(url: &str) -> String {
+pub(crate) fn public_url(url: &str) -> String {
     let url = match url.split_once("://") {
         Some((scheme, rest)) => {
             let rest = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
@@ -53,7 +53,7 @@ pub fn public_url(url: &str) -> String {
 /// of the HEAD commit (so a rebuild of the same commit gives the same image), else now. The
 /// build passes it to BuildKit (the config's `created` and history times) and the `created`
 /// label says the same time.
-pub fn source_date_epoch(git: &GitInfo, overrides: &[(String, String)]) -> u64 {
+pub(crate) fn source_date_epoch(git: &GitInfo, overrides: &[(String, String)]) -> u64 {
     let given = overrides
         .iter()
         .rfind(|(k, _)| k == "SOURCE_DATE_EPOCH")

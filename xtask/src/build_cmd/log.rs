@@ -3,19 +3,19 @@
 
 /// Dockerfile steps of a build and how many of them came from the cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct StepCounts {
-    pub total: u64,
-    pub cached: u64,
+pub(crate) struct StepCounts {
+    pub(crate) total: u64,
+    pub(crate) cached: u64,
 }
 
 /// One Dockerfile instruction of a build, from its plain progress log.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Step {
+pub(crate) struct Step {
     /// The stage name (`app` in `[app 2/4]`); None for an unnamed stage (`[3/3]`).
-    pub stage: Option<String>,
+    pub(crate) stage: Option<String>,
     /// BuildKit's name of the step: `[app 2/4] COPY …`.
-    pub name: String,
-    pub cached: bool,
+    pub(crate) name: String,
+    pub(crate) cached: bool,
 }
 
 /// The Dockerfile instructions (`#7 [app 1/2] RUN …`; FROM and BuildKit's internal vertices
@@ -23,7 +23,7 @@ pub struct Step {
 /// from the cache: reported `#7 CACHED`, or — a hit in an imported (registry) cache, whose record
 /// BuildKit logs as the download of the step's layers — a step whose only lines are blob
 /// transfers (`#7 sha256:… 136B / 136B done`) before its `DONE`.
-pub fn list_steps(log: &str) -> Vec<Step> {
+pub(crate) fn list_steps(log: &str) -> Vec<Step> {
     let mut steps: Vec<(String, Step)> = Vec::new();
     let mut cached = std::collections::BTreeSet::new();
     // Per vertex: (blob transfers seen, anything else seen: output, errors).
@@ -72,7 +72,7 @@ pub fn list_steps(log: &str) -> Vec<Step> {
 }
 
 /// Counts the Dockerfile instructions of a build and those that came from the cache.
-pub fn count_steps(log: &str) -> StepCounts {
+pub(crate) fn count_steps(log: &str) -> StepCounts {
     let steps = list_steps(log);
     StepCounts {
         total: steps.len() as u64,
@@ -82,13 +82,13 @@ pub fn count_steps(log: &str) -> StepCounts {
 
 /// Finds the failing step and BuildKit's error in plain progress output.
 #[derive(Default)]
-pub struct FailureScan {
+pub(crate) struct FailureScan {
     last_step: Option<String>,
     error: Option<String>,
 }
 
 impl FailureScan {
-    pub fn feed(&mut self, line: &str) {
+    pub(crate) fn feed(&mut self, line: &str) {
         // ` > [deps 3/7] RUN uv pip install …:` opens BuildKit's error block for the failing step.
         if let Some(step) = line.strip_prefix(" > [") {
             self.last_step = Some(format!("[{}", step.trim_end_matches(':')));
@@ -97,7 +97,7 @@ impl FailureScan {
         }
     }
 
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match (&self.last_step, &self.error) {
             // BuildKit repeats the step's command in its error; keep only the outcome.
             (Some(step), Some(err)) => match err.split_once("did not complete successfully: ") {

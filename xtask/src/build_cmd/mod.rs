@@ -33,7 +33,8 @@ use resolve::Setting;
 
 pub use crate::config::Compression;
 pub(crate) use git::{git_info, source_date_epoch};
-pub use plan::{Progress, Provenance};
+pub use plan::Progress;
+pub(crate) use plan::Provenance;
 pub use resolve::CacheMode;
 pub use run::BuildReport;
 
@@ -46,7 +47,7 @@ pub struct Args {
     #[arg(long, conflicts_with = "variants")]
     pub all: bool,
     #[command(flatten)]
-    pub options: Options,
+    pub(crate) options: Options,
     /// Summary format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
@@ -145,7 +146,7 @@ pub struct Options {
 
 impl Options {
     /// `--push` or `--push-by-digest`: the image goes to a registry instead of the local store.
-    pub fn pushing(&self) -> bool {
+    pub(crate) fn pushing(&self) -> bool {
         self.push || self.push_by_digest
     }
 }

@@ -30,7 +30,7 @@ pub enum Provenance {
 
 impl Provenance {
     /// The `--provenance` argument buildx gets.
-    pub fn arg(self) -> &'static str {
+    pub(crate) fn arg(self) -> &'static str {
         match self {
             Provenance::Max => "--provenance=mode=max",
             Provenance::Min => "--provenance=mode=min",
@@ -50,7 +50,7 @@ pub enum Progress {
 
 /// Cache import/export for one variant.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum CacheSpec {
+pub(crate) enum CacheSpec {
     None,
     /// The variant's cache lives in `current` (imported when `import`, i.e. when it holds a
     /// cache); the build exports to `to`, a fresh directory swapped in for `current` afterwards.
@@ -68,72 +68,72 @@ pub enum CacheSpec {
 }
 
 /// Everything `plan` needs; no I/O happens in planning.
-pub struct PlanInput<'a> {
-    pub variant: &'a Variant,
-    pub title: &'a str,
-    pub description: &'a str,
-    pub licenses: &'a str,
-    pub version: &'a str,
-    pub git: &'a GitInfo,
+pub(crate) struct PlanInput<'a> {
+    pub(crate) variant: &'a Variant,
+    pub(crate) title: &'a str,
+    pub(crate) description: &'a str,
+    pub(crate) licenses: &'a str,
+    pub(crate) version: &'a str,
+    pub(crate) git: &'a GitInfo,
     /// The image's times: BuildKit's SOURCE_DATE_EPOCH and the `created` label.
-    pub source_date_epoch: u64,
-    pub push: bool,
+    pub(crate) source_date_epoch: u64,
+    pub(crate) push: bool,
     /// Push to `repository` without tags (`push-by-digest`): one platform's image, for
     /// `cargo xtask merge` to join with the other platforms' into one tagged index.
-    pub push_by_digest: bool,
+    pub(crate) push_by_digest: bool,
     /// With `push_by_digest` on a builder that cannot push untagged (the `docker` driver:
     /// "push-by-digest is currently not implemented"): the one tag the push gets instead, of
     /// that platform alone (see [`platform_tag`]).
-    pub platform_tag: Option<String>,
+    pub(crate) platform_tag: Option<String>,
     /// The repository the standard tags are made in: `<registry>/<image>` when pushing, the
     /// variant's `image` otherwise.
-    pub repository: String,
+    pub(crate) repository: String,
     /// The registry pushed to, `HOST[/NAMESPACE]` (for the report), with `push`.
-    pub registry: Option<String>,
-    pub compression: Option<Compression>,
+    pub(crate) registry: Option<String>,
+    pub(crate) compression: Option<Compression>,
     /// With `push`: the provenance attestation (loaded images carry none).
-    pub provenance: Provenance,
+    pub(crate) provenance: Provenance,
     /// With `push`: BuildKit's SBOM attestation, by this generator image (None inside: BuildKit's
     /// default generator).
-    pub sbom: Option<Option<String>>,
-    pub platforms: Vec<String>,
-    pub builder: Option<String>,
+    pub(crate) sbom: Option<Option<String>>,
+    pub(crate) platforms: Vec<String>,
+    pub(crate) builder: Option<String>,
     /// The `docker context` the build runs in (`docker --context`), for a context's builder.
-    pub context: Option<String>,
-    pub no_cache: bool,
-    pub pull: bool,
+    pub(crate) context: Option<String>,
+    pub(crate) no_cache: bool,
+    pub(crate) pull: bool,
     /// The network of RUN steps (`--network`), when not the builder's default.
-    pub network: Option<String>,
+    pub(crate) network: Option<String>,
     /// Labels `KEY=VALUE` besides the OCI ones.
-    pub labels: Vec<String>,
-    pub build_arg_overrides: Vec<(String, String)>,
+    pub(crate) labels: Vec<String>,
+    pub(crate) build_arg_overrides: Vec<(String, String)>,
     /// Passed as BASE_IMAGE unless a build arg already sets it.
-    pub base_image: Option<String>,
+    pub(crate) base_image: Option<String>,
     /// Its digest in the local store.
-    pub base_digest: Option<String>,
-    pub extra_tags: Vec<String>,
+    pub(crate) base_digest: Option<String>,
+    pub(crate) extra_tags: Vec<String>,
     /// With --load: the only tag buildx sets; `run` moves the real tags to the image once the
     /// build is judged (BuildKit's platform warnings), so a bad build moves none.
-    pub staging_tag: Option<String>,
-    pub cache: CacheSpec,
-    pub ca_bundle: Option<Utf8PathBuf>,
-    pub progress: Progress,
-    pub metadata_file: Utf8PathBuf,
+    pub(crate) staging_tag: Option<String>,
+    pub(crate) cache: CacheSpec,
+    pub(crate) ca_bundle: Option<Utf8PathBuf>,
+    pub(crate) progress: Progress,
+    pub(crate) metadata_file: Utf8PathBuf,
 }
 
 #[derive(Debug, Clone)]
-pub struct BuildPlan {
-    pub argv: Vec<String>,
+pub(crate) struct BuildPlan {
+    pub(crate) argv: Vec<String>,
     /// The tags the image gets (from buildx, or from `run` after the staging tag).
-    pub tags: Vec<String>,
-    pub staging_tag: Option<String>,
-    pub build_args: BTreeMap<String, String>,
+    pub(crate) tags: Vec<String>,
+    pub(crate) staging_tag: Option<String>,
+    pub(crate) build_args: BTreeMap<String, String>,
 }
 
 /// The plan's input for one variant: the run's facts, the options and the variant decided into
 /// one value (pure). Errors: a push by digest of several platforms on the docker driver, and a
 /// load of several platforms into the classic image store.
-pub fn input<'a>(
+pub(crate) fn input<'a>(
     config: &'a Config,
     setting: &'a Setting,
     options: &'a Options,
@@ -248,7 +248,7 @@ fn check_load(platforms: &[String], setting: &Setting) -> Result<()> {
 /// The platforms a build targets: `--platform` when given; the variant's when pushing; for a
 /// load, the engine's own platform when the variant lists it among several (a contributor's
 /// build stays native and fast), else the variant's. Empty: buildx's default, the builder's own.
-pub fn default_platforms(
+pub(crate) fn default_platforms(
     given: &[String],
     variant: &[String],
     pushing: bool,
@@ -285,7 +285,7 @@ fn short_revision(revision: &str) -> String {
 }
 
 /// The standard tags in `repository`: `:<variant>`, `:<version>-<variant>`, `:sha-<7>-<variant>`.
-pub fn standard_tags(
+pub(crate) fn standard_tags(
     repository: &str,
     variant: &str,
     version: &str,
@@ -305,7 +305,7 @@ pub fn standard_tags(
 }
 
 /// The `docker buildx build` argv of one variant (pure).
-pub fn plan(input: &PlanInput) -> BuildPlan {
+pub(crate) fn plan(input: &PlanInput) -> BuildPlan {
     let v = input.variant;
     let build_args = build_args(input);
     let tags = tags(input);
@@ -509,14 +509,14 @@ fn output_args(input: &PlanInput) -> Vec<String> {
 }
 
 /// The staging tag of a build that loads into the local store (`<image>:xtask-staging-…`).
-pub fn staging_tag(push: bool, variant: &Variant, suffix: &str) -> Option<String> {
+pub(crate) fn staging_tag(push: bool, variant: &Variant, suffix: &str) -> Option<String> {
     (!push).then(|| format!("{}:xtask-staging-{}-{suffix}", variant.image, variant.name))
 }
 
 /// The tag a push by digest gets where the builder cannot push untagged: the commit's tag of the
 /// variant for that platform alone, `<repository>:sha-<7>-<variant>-<os>-<arch>` (without git:
 /// `<version>-<variant>-<os>-<arch>`), so that runs of other commits never move it.
-pub fn platform_tag(
+pub(crate) fn platform_tag(
     repository: &str,
     variant: &str,
     version: &str,
@@ -533,7 +533,7 @@ pub fn platform_tag(
 /// The cache for a variant under a mode; `cache_dir` is the root of local caches (`has_local`:
 /// the variant's holds a cache), `repository` the variant's repository in the registry
 /// (`--cache registry` needs one).
-pub fn cache_spec(
+pub(crate) fn cache_spec(
     mode: CacheMode,
     variant: &Variant,
     cache_dir: &Utf8Path,
@@ -569,7 +569,7 @@ pub fn cache_spec(
 
 /// The layer compression of a push: `--compression`, else the variant's `push_compression`.
 /// Loads are never recompressed.
-pub fn push_compression(
+pub(crate) fn push_compression(
     push: bool,
     flag: Option<Compression>,
     variant: &Variant,

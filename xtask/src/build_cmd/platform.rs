@@ -20,7 +20,7 @@ const PLATFORM_RULES: &[&str] = &["InvalidBaseImagePlatform"];
 /// Fails, naming the platform and the fix, when the local image `base` lacks one of `platforms`.
 /// A base that is not local is left to BuildKit (a registry index without the platform is an
 /// error there; a single-platform image, a warning that fails the build after it ran).
-pub fn check_base(
+pub(crate) fn check_base(
     variant: &Variant,
     base: &str,
     offline_base: &Base,
@@ -54,7 +54,7 @@ pub fn check_base(
 
 /// True when the Dockerfile declares the build argument `name` (`ARG NAME`, `ARG NAME=default`,
 /// one of several names on an ARG line): only then does passing it choose the base.
-pub fn declares_arg(dockerfile: &str, name: &str) -> bool {
+pub(crate) fn declares_arg(dockerfile: &str, name: &str) -> bool {
     dockerfile.lines().any(|line| {
         let mut words = line.split_whitespace();
         words.next().is_some_and(|w| w.eq_ignore_ascii_case("ARG"))
@@ -64,7 +64,7 @@ pub fn declares_arg(dockerfile: &str, name: &str) -> bool {
 
 /// The error for a base image that lacks target platforms (pure). `offline_platforms`: when the
 /// base is the offline base of `cargo xtask base`, the platforms `[base].platforms` lists.
-pub fn missing_platform_message(
+pub(crate) fn missing_platform_message(
     variant: &str,
     base: &str,
     offline_platforms: Option<&[String]>,
@@ -105,7 +105,7 @@ pub fn missing_platform_message(
 }
 
 /// BuildKit's warnings that the build used a base image of another platform.
-pub fn platform_warnings(warnings: &[BuildWarning]) -> Vec<&BuildWarning> {
+pub(crate) fn platform_warnings(warnings: &[BuildWarning]) -> Vec<&BuildWarning> {
     warnings
         .iter()
         .filter(|w| {
@@ -116,7 +116,7 @@ pub fn platform_warnings(warnings: &[BuildWarning]) -> Vec<&BuildWarning> {
 }
 
 /// The error for a build BuildKit warned about (pure); `pushed`: the tags went to the registry.
-pub fn warned_message(variant: &str, warnings: &[&BuildWarning], pushed: bool) -> String {
+pub(crate) fn warned_message(variant: &str, warnings: &[&BuildWarning], pushed: bool) -> String {
     let said: Vec<&str> = warnings.iter().map(|w| w.short.as_str()).collect();
     let tags = if pushed {
         "the pushed tags already point at it: push a fixed build over them"

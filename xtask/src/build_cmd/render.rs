@@ -11,7 +11,7 @@ use crate::report::{self, Format, Kind, List, Table};
 use crate::util;
 
 /// Prints the reports as `format` and writes the step summary.
-pub fn render(format: Format, reports: &[BuildReport]) -> Result<()> {
+pub(crate) fn render(format: Format, reports: &[BuildReport]) -> Result<()> {
     let mut table = Table::new(&[
         "variant",
         "image",
@@ -45,7 +45,7 @@ pub fn render(format: Format, reports: &[BuildReport]) -> Result<()> {
 
 /// `building cpu (…/Dockerfile.cpu) for linux/amd64 with builder `default``, and which of the
 /// variant's platforms a load leaves out.
-pub fn starting(input: &PlanInput, setting: &Setting, platforms_given: bool) -> String {
+pub(crate) fn starting(input: &PlanInput, setting: &Setting, platforms_given: bool) -> String {
     let variant = input.variant;
     let others: Vec<&str> = variant
         .platforms
@@ -76,7 +76,7 @@ pub fn starting(input: &PlanInput, setting: &Setting, platforms_given: bool) -> 
 }
 
 /// `built cpu in 41.2 s (12 of 14 steps cached); report: …`.
-pub fn built(report: &BuildReport, path: &Utf8Path) -> String {
+pub(crate) fn built(report: &BuildReport, path: &Utf8Path) -> String {
     let count = |n: Option<u64>| n.map_or("?".into(), |n| n.to_string());
     format!(
         "built {} in {:.1} s ({} of {} steps cached); report: {}",

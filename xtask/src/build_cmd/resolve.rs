@@ -34,47 +34,47 @@ pub enum CacheMode {
 }
 
 /// The facts every build of one run shares.
-pub struct Setting {
-    pub builder: Builder,
+pub(crate) struct Setting {
+    pub(crate) builder: Builder,
     /// The engine's version (the docker driver builds with the engine's BuildKit).
-    pub engine_version: String,
+    pub(crate) engine_version: String,
     /// The `docker context` whose engine runs the builder (reached with `docker --context`).
-    pub context: Option<String>,
+    pub(crate) context: Option<String>,
     /// The engine's own platform, e.g. `linux/amd64`.
-    pub native: String,
-    pub containerd_store: bool,
+    pub(crate) native: String,
+    pub(crate) containerd_store: bool,
     /// The engine's image store, as errors name it.
-    pub store_name: String,
-    pub cache: CacheMode,
+    pub(crate) store_name: String,
+    pub(crate) cache: CacheMode,
     /// Where pushes go and `--cache registry` lives.
-    pub registry: Option<Registry>,
-    pub ca: Option<CaBundle>,
-    pub build_arg_overrides: Vec<(String, String)>,
-    pub git: GitInfo,
+    pub(crate) registry: Option<Registry>,
+    pub(crate) ca: Option<CaBundle>,
+    pub(crate) build_arg_overrides: Vec<(String, String)>,
+    pub(crate) git: GitInfo,
     /// SOURCE_DATE_EPOCH, else the HEAD commit's time, else now: the image's times.
-    pub source_date_epoch: u64,
+    pub(crate) source_date_epoch: u64,
     /// The offline base, when the builder sees it in the local store, and its digest there.
-    pub base_image: Option<String>,
-    pub base_digest: Option<String>,
+    pub(crate) base_image: Option<String>,
+    pub(crate) base_digest: Option<String>,
     /// Root of the local caches, one directory per variant.
-    pub cache_dir: Utf8PathBuf,
-    pub report_dir: Utf8PathBuf,
+    pub(crate) cache_dir: Utf8PathBuf,
+    pub(crate) report_dir: Utf8PathBuf,
 }
 
 /// What one variant adds to the run's facts.
-pub struct VariantFacts {
+pub(crate) struct VariantFacts {
     /// Holds buildx's metadata file; removed when the run ends.
-    pub tmp: TempDir,
+    pub(crate) tmp: TempDir,
     /// Makes the names of this build's staging tag and fresh cache directory unique.
-    pub suffix: String,
+    pub(crate) suffix: String,
     /// The variant's local cache directory holds a cache to import.
-    pub has_local_cache: bool,
+    pub(crate) has_local_cache: bool,
     /// The Dockerfile declares `ARG BASE_IMAGE`: passing it chooses the base.
-    pub declares_base_image: bool,
+    pub(crate) declares_base_image: bool,
 }
 
 /// Resolves the run's facts; every input error is found here, before any build starts.
-pub fn resolve(ctx: &Ctx, config: &Config, options: &Options) -> Result<Setting> {
+pub(crate) fn resolve(ctx: &Ctx, config: &Config, options: &Options) -> Result<Setting> {
     let (builder, context, info) = engine(options.builder.as_deref())?;
     let wanted = cache_mode(options.cache, in_github_actions(), true);
     let cache = cache_mode(
@@ -150,7 +150,7 @@ fn in_github_actions() -> bool {
 /// `--cache`, else `gha` in GitHub Actions and `none` elsewhere (the builder's own cache serves
 /// the next build on this machine; exporting it again costs time); `none` when the builder
 /// cannot export a cache.
-pub fn cache_mode(given: Option<CacheMode>, in_gha: bool, can_export: bool) -> CacheMode {
+pub(crate) fn cache_mode(given: Option<CacheMode>, in_gha: bool, can_export: bool) -> CacheMode {
     let wanted = given.unwrap_or(if in_gha {
         CacheMode::Gha
     } else {
@@ -228,7 +228,11 @@ fn cache_dir(ctx: &Ctx, config: &Config, options: &Options) -> Utf8PathBuf {
 }
 
 /// The variant's scratch directory, its local cache, and what its Dockerfile declares.
-pub fn variant_facts(ctx: &Ctx, setting: &Setting, variant: &Variant) -> Result<VariantFacts> {
+pub(crate) fn variant_facts(
+    ctx: &Ctx,
+    setting: &Setting,
+    variant: &Variant,
+) -> Result<VariantFacts> {
     let dockerfile = std::fs::read_to_string(&variant.dockerfile)
         .map_err(|e| anyhow::anyhow!("reading {}: {e}", util::shown(&variant.dockerfile)))?;
     let cache = local_cache_dir(&setting.cache_dir, variant);
@@ -241,12 +245,12 @@ pub fn variant_facts(ctx: &Ctx, setting: &Setting, variant: &Variant) -> Result<
 }
 
 /// The directory that holds a variant's local cache.
-pub fn local_cache_dir(cache_dir: &Utf8Path, variant: &Variant) -> Utf8PathBuf {
+pub(crate) fn local_cache_dir(cache_dir: &Utf8Path, variant: &Variant) -> Utf8PathBuf {
     crate::util::host_join(cache_dir, &variant.name)
 }
 
 /// `--build-arg KEY=VALUE` flags as pairs.
-pub fn parse_build_args(args: &[String]) -> Result<Vec<(String, String)>> {
+pub(crate) fn parse_build_args(args: &[String]) -> Result<Vec<(String, String)>> {
     args.iter()
         .map(|a| match a.split_once('=') {
             Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),

@@ -22,70 +22,70 @@ use crate::util::{self, CheckFailed};
 /// What one build produced; written to `target/xtask/build-<variant>.json`.
 #[derive(Debug, Clone, Serialize)]
 pub struct BuildReport {
-    pub variant: String,
-    pub image: String,
-    pub tags: Vec<String>,
+    pub(crate) variant: String,
+    pub(crate) image: String,
+    pub(crate) tags: Vec<String>,
     /// Local image ID (with --load).
     pub image_id: Option<String>,
     /// Manifest (or index) digest BuildKit reported: with --push, the pushed digest, which
     /// `cargo xtask sign` signs.
-    pub digest: Option<String>,
+    pub(crate) digest: Option<String>,
     /// The registry pushed to (`HOST[/NAMESPACE]`), with --push.
-    pub registry: Option<String>,
+    pub(crate) registry: Option<String>,
     /// Provenance attestation of the pushed image: `max`, `min` or `false`; None for a load.
-    pub provenance: Option<Provenance>,
+    pub(crate) provenance: Option<Provenance>,
     /// BuildKit's SBOM attestation of the push: `buildkit` or `buildkit (generator IMAGE)`.
-    pub sbom: Option<String>,
+    pub(crate) sbom: Option<String>,
     /// Layer compression of the push (None: buildx's default, gzip; loads are not recompressed).
-    pub compression: Option<Compression>,
+    pub(crate) compression: Option<Compression>,
     pub duration_secs: f64,
     pub steps_total: Option<u64>,
     pub steps_cached: Option<u64>,
     /// The Dockerfile steps that ran (were not cached), as BuildKit names them
     /// (`[app 3/4] COPY …`); empty when the build record could not be read.
     pub steps_run: Vec<String>,
-    pub cache: String,
-    pub builder: String,
+    pub(crate) cache: String,
+    pub(crate) builder: String,
     /// The builder's BuildKit version and the engine's: what a rebuild should build with to
     /// get the same manifest digests (docs/REPRODUCIBLE.md).
-    pub buildkit: Option<String>,
-    pub engine: String,
-    pub platforms: Vec<String>,
+    pub(crate) buildkit: Option<String>,
+    pub(crate) engine: String,
+    pub(crate) platforms: Vec<String>,
     /// The image of each platform built: its manifest digest (locally: the platform's image ID
     /// in the store; pushed: as the registry lists it in the index).
-    pub platform_digests: BTreeMap<String, String>,
+    pub(crate) platform_digests: BTreeMap<String, String>,
     /// The project version and the git commit built (None outside a git checkout): `merge`
     /// joins only reports of one revision.
-    pub version: String,
-    pub revision: Option<String>,
+    pub(crate) version: String,
+    pub(crate) revision: Option<String>,
     /// The repository pushed to (`<registry>/<image>`), with --push or --push-by-digest.
-    pub repository: Option<String>,
-    pub pushed: bool,
+    pub(crate) repository: Option<String>,
+    pub(crate) pushed: bool,
     /// Pushed by digest (`--push-by-digest`): `tags` are those `merge` gives the index.
     #[serde(default)]
-    pub pushed_by_digest: bool,
+    pub(crate) pushed_by_digest: bool,
     /// The one tag such a push got where the builder cannot push untagged (docker driver).
-    pub platform_tag: Option<String>,
+    pub(crate) platform_tag: Option<String>,
     /// Where the CA bundle came from (its path and content never appear in the image).
-    pub ca_bundle_from: Option<String>,
+    pub(crate) ca_bundle_from: Option<String>,
     /// Every build argument, SOURCE_DATE_EPOCH and BASE_IMAGE among them.
-    pub build_args: BTreeMap<String, String>,
+    pub(crate) build_args: BTreeMap<String, String>,
     /// The image's times (the SOURCE_DATE_EPOCH build argument).
-    pub source_date_epoch: Option<u64>,
+    pub(crate) source_date_epoch: Option<u64>,
     /// BASE_IMAGE pinned to the digest it had in the local store (`name@sha256:…`).
-    pub base_image: Option<String>,
+    pub(crate) base_image: Option<String>,
 }
 
 /// Who builds, for the report.
-pub struct Builder<'a> {
-    pub name: &'a str,
-    pub buildkit: Option<&'a str>,
-    pub engine: &'a str,
+pub(crate) struct Builder<'a> {
+    pub(crate) name: &'a str,
+    pub(crate) buildkit: Option<&'a str>,
+    pub(crate) engine: &'a str,
 }
 
 /// Runs the build, then judges BuildKit's warnings, moves the tags, swaps the cache in and
 /// gathers the report.
-pub fn execute(
+pub(crate) fn execute(
     input: &PlanInput,
     plan: &BuildPlan,
     builder: &Builder,

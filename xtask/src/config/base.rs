@@ -12,19 +12,19 @@ use super::names::{self, Reference};
 use super::registry::Registry;
 
 #[derive(Debug, Clone, Serialize)]
-pub struct Project {
+pub(crate) struct Project {
     /// Image title (OCI `title` label) and default repository name.
-    pub name: String,
-    pub description: String,
+    pub(crate) name: String,
+    pub(crate) description: String,
     /// SPDX licence expression (OCI `licenses` label).
-    pub licenses: String,
+    pub(crate) licenses: String,
     /// URL of the source repository (OCI `source` label); defaults to git's `origin` remote.
-    pub source: Option<String>,
+    pub(crate) source: Option<String>,
     /// The version: given here, or read from `[project].version` of this pyproject.toml.
-    pub version: Option<String>,
-    pub version_from: Option<Utf8PathBuf>,
+    pub(crate) version: Option<String>,
+    pub(crate) version_from: Option<Utf8PathBuf>,
     /// Where `build --push`, `sign` and `verify` publish (`--registry` and `XTASK_REGISTRY` win).
-    pub registry: Option<Registry>,
+    pub(crate) registry: Option<Registry>,
 }
 
 /// The offline Debian base image (`cargo xtask base`).
@@ -32,25 +32,25 @@ pub struct Project {
 pub struct Base {
     /// Name the base image is stored under, e.g. `localhost/debian:trixie-slim`.
     pub image: String,
-    pub suite: String,
-    pub variant: String,
-    pub include: Vec<String>,
+    pub(crate) suite: String,
+    pub(crate) variant: String,
+    pub(crate) include: Vec<String>,
     /// Fixed timestamp: the same inputs give the same image ID.
-    pub source_date_epoch: u64,
+    pub(crate) source_date_epoch: u64,
     /// dpkg `path-exclude` globs (docs, man pages, locales).
-    pub path_exclude: Vec<String>,
+    pub(crate) path_exclude: Vec<String>,
     /// dpkg `path-include` globs that win over `path_exclude` (licence files).
-    pub path_include: Vec<String>,
+    pub(crate) path_include: Vec<String>,
     /// Absolute path globs removed once every package is installed (each must match): what a
     /// package's maintainer script needs at install time but an image never reads.
-    pub remove: Vec<String>,
+    pub(crate) remove: Vec<String>,
     /// Debian mirror; default: the host's apt sources, else mmdebstrap's default.
-    pub mirror: Option<String>,
+    pub(crate) mirror: Option<String>,
     /// Debian security mirror; default: the host's apt sources, else mmdebstrap's default.
-    pub security_mirror: Option<String>,
+    pub(crate) security_mirror: Option<String>,
     /// The platforms the base image's index holds (`linux/amd64` when not given), each a
     /// Debian architecture; foreign ones are built under emulation.
-    pub platforms: Vec<String>,
+    pub(crate) platforms: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -99,13 +99,17 @@ pub(super) struct RawBase {
     platforms: Option<Spanned<Vec<Str>>>,
 }
 
-pub struct ResolvedProject {
-    pub project: Project,
+pub(crate) struct ResolvedProject {
+    pub(crate) project: Project,
     /// Where the version came from, for errors about it.
-    pub version_span: Option<Range<usize>>,
+    pub(crate) version_span: Option<Range<usize>>,
 }
 
-pub fn resolve_project(loc: &Located, dir: &Utf8Path, raw: RawProject) -> Result<ResolvedProject> {
+pub(crate) fn resolve_project(
+    loc: &Located,
+    dir: &Utf8Path,
+    raw: RawProject,
+) -> Result<ResolvedProject> {
     let version_span = raw
         .version
         .as_ref()
@@ -170,13 +174,13 @@ const MMDEBSTRAP_VARIANTS: &[&str] = &[
 ];
 
 /// The base's platform when `[base].platforms` is not given.
-pub const DEFAULT_PLATFORM: &str = "linux/amd64";
+pub(crate) const DEFAULT_PLATFORM: &str = "linux/amd64";
 
 /// The last second RFC 3339 can write (9999-12-31T23:59:59Z): the `created` label needs it.
 const MAX_EPOCH: u64 = 253_402_300_799;
 
 /// `[base]`, every value checked as mmdebstrap, dpkg and the image labels take it.
-pub fn resolve_base(loc: &Located, raw: RawBase) -> Result<Base> {
+pub(crate) fn resolve_base(loc: &Located, raw: RawBase) -> Result<Base> {
     let err =
         |s: &Str, key: &str, msg: String| loc.at(Some(s.span()), None, format!("{key}: {msg}"));
     names::check_reference(raw.image.get_ref(), Reference::Tagged)

@@ -5,10 +5,10 @@ use std::collections::BTreeSet;
 
 /// The stage names and declared ARGs of a Dockerfile.
 #[derive(Debug, Default, PartialEq)]
-pub struct Facts {
+pub(crate) struct Facts {
     /// `FROM … AS name`, lowercased (BuildKit matches `--target` case-insensitively).
-    pub stages: Vec<String>,
-    pub args: BTreeSet<String>,
+    pub(crate) stages: Vec<String>,
+    pub(crate) args: BTreeSet<String>,
 }
 
 /// ARGs BuildKit defines without a declaration: the proxy variables and its own switches.
@@ -26,13 +26,13 @@ const PREDEFINED_ARGS: &[&str] = &[
     "SOURCE_DATE_EPOCH",
 ];
 
-pub fn is_predefined_arg(name: &str) -> bool {
+pub(crate) fn is_predefined_arg(name: &str) -> bool {
     PREDEFINED_ARGS.contains(&name) || name.starts_with("BUILDKIT_")
 }
 
 /// Parses the instructions of a Dockerfile: lines joined at a trailing escape character
 /// (`\`, or the one of a `# escape=` directive), comments skipped.
-pub fn facts(text: &str) -> Facts {
+pub(crate) fn facts(text: &str) -> Facts {
     let escape = text
         .lines()
         .take_while(|l| l.trim_start().starts_with('#'))

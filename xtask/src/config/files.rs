@@ -11,25 +11,25 @@ use super::located::{At, Str};
 use crate::util;
 
 /// A variant's Dockerfile and context, found and read.
-pub struct Files {
+pub(crate) struct Files {
     /// Absolute path of the Dockerfile.
-    pub dockerfile: Utf8PathBuf,
+    pub(crate) dockerfile: Utf8PathBuf,
     /// Absolute path of the build context.
-    pub context: Utf8PathBuf,
+    pub(crate) context: Utf8PathBuf,
     /// The Dockerfile's stages and ARGs.
-    pub facts: Facts,
+    pub(crate) facts: Facts,
 }
 
 impl Files {
     /// The Dockerfile's file name, as errors about its content name it.
-    pub fn dockerfile_name(&self) -> &str {
+    pub(crate) fn dockerfile_name(&self) -> &str {
         self.dockerfile.file_name().unwrap_or("the Dockerfile")
     }
 }
 
 /// Finds the Dockerfile and the context below `dir` (the directory of images.toml), checks
 /// that both stay inside `repository`, and reads the Dockerfile's stages and ARGs.
-pub fn locate(
+pub(crate) fn locate(
     at: &At,
     dir: &Utf8Path,
     repository: &Repository,
@@ -95,13 +95,13 @@ fn dockerfile_path(at: &At, dir: &Utf8Path, dockerfile: &Str) -> Result<Utf8Path
 
 /// What Dockerfiles and build contexts must stay inside: the git work tree that holds
 /// images.toml, else (no `.git` above it) the directory of images.toml; symlinks resolved.
-pub struct Repository {
+pub(crate) struct Repository {
     path: std::path::PathBuf,
     what: &'static str,
 }
 
 impl Repository {
-    pub fn of(dir: &Utf8Path) -> std::result::Result<Repository, String> {
+    pub(crate) fn of(dir: &Utf8Path) -> std::result::Result<Repository, String> {
         // dunce: Windows' canonical form without the `\\?\` prefix, as the host writes paths.
         let real = dunce::canonicalize(dir)
             .map_err(|e| format!("cannot resolve {}: {e}", util::shown(dir)))?;

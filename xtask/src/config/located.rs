@@ -5,16 +5,16 @@ use camino::Utf8Path;
 use std::ops::Range;
 
 /// A string value with its place in the file.
-pub type Str = toml::Spanned<String>;
+pub(crate) type Str = toml::Spanned<String>;
 
 /// A config file's path and text, to place errors in.
-pub struct Located<'a> {
-    pub path: &'a Utf8Path,
-    pub text: &'a str,
+pub(crate) struct Located<'a> {
+    pub(crate) path: &'a Utf8Path,
+    pub(crate) text: &'a str,
 }
 
 impl Located<'_> {
-    pub fn at(
+    pub(crate) fn at(
         &self,
         span: Option<Range<usize>>,
         variant: Option<&str>,
@@ -41,7 +41,7 @@ impl Located<'_> {
     }
 
     /// A TOML parse or type error, with serde's type names replaced by the shape the key takes.
-    pub fn toml_error(&self, err: &toml::de::Error) -> anyhow::Error {
+    pub(crate) fn toml_error(&self, err: &toml::de::Error) -> anyhow::Error {
         let key = err.span().and_then(|s| key_before(self.text, s.start));
         let mut msg = explain(err.message().trim_end(), key.as_deref());
         if msg == "duplicate key" {
@@ -89,19 +89,23 @@ impl Located<'_> {
 }
 
 /// Places the errors of one variant.
-pub struct At<'a> {
+pub(crate) struct At<'a> {
     pub(super) loc: &'a Located<'a>,
     pub(super) variant: &'a str,
 }
 
 impl At<'_> {
     /// The error at `span` (the file alone without one), naming the variant.
-    pub fn err(&self, span: Option<Range<usize>>, msg: impl std::fmt::Display) -> anyhow::Error {
+    pub(crate) fn err(
+        &self,
+        span: Option<Range<usize>>,
+        msg: impl std::fmt::Display,
+    ) -> anyhow::Error {
         self.loc.at(span, Some(self.variant), msg)
     }
 
     /// `key: message` at the value.
-    pub fn bad(&self, value: &Str, key: &str, msg: impl std::fmt::Display) -> anyhow::Error {
+    pub(crate) fn bad(&self, value: &Str, key: &str, msg: impl std::fmt::Display) -> anyhow::Error {
         self.err(Some(value.span()), format!("{key}: {msg}"))
     }
 }
@@ -115,7 +119,7 @@ enum Table {
 }
 
 /// 1-based line and column of a byte offset.
-pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+pub(crate) fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];
     let line = before.matches('\n').count() + 1;
     let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;

@@ -5,7 +5,7 @@ use anyhow::{bail, Result};
 
 /// What a reference may carry.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum Reference {
+pub(crate) enum Reference {
     /// A repository name only (`voxserve`, `registry.example:5000/team/voxserve`): a tag is added.
     Repository,
     /// A name with an optional tag: what `docker build --tag` takes.
@@ -20,7 +20,7 @@ const TAG_HELP: &str =
 
 /// Checks an image reference against the distribution reference grammar:
 /// `[host[:port]/]path[:tag]`, `path` made of lowercase components.
-pub fn check_reference(s: &str, kind: Reference) -> Result<()> {
+pub(crate) fn check_reference(s: &str, kind: Reference) -> Result<()> {
     if s.is_empty() {
         bail!("the image name is empty; {NAME_HELP}");
     }
@@ -49,7 +49,7 @@ pub fn check_reference(s: &str, kind: Reference) -> Result<()> {
 }
 
 /// Checks a tag: `[\w][\w.-]{0,127}`.
-pub fn check_tag(tag: &str) -> Result<()> {
+pub(crate) fn check_tag(tag: &str) -> Result<()> {
     let word = |c: char| c.is_ascii_alphanumeric() || c == '_';
     let valid = (1..=128).contains(&tag.len())
         && tag.starts_with(word)

@@ -6,11 +6,11 @@ use anyhow::{bail, Result};
 
 /// A registry host with an optional namespace (`ghcr.io/acme`, `127.0.0.1:5000`).
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct Registry {
+pub(crate) struct Registry {
     /// `host[:port]`.
-    pub host: String,
+    pub(crate) host: String,
     /// Path below the host, without slashes at either end; may be empty.
-    pub namespace: String,
+    pub(crate) namespace: String,
 }
 
 impl std::fmt::Display for Registry {
@@ -25,7 +25,7 @@ impl std::fmt::Display for Registry {
 
 impl Registry {
     /// Parses `HOST[:PORT][/NAMESPACE]`; `what` names where it came from, for the error.
-    pub fn parse(text: &str, what: &str) -> Result<Registry> {
+    pub(crate) fn parse(text: &str, what: &str) -> Result<Registry> {
         let text = text.trim().trim_end_matches('/');
         if text.contains("://") {
             bail!(
@@ -69,7 +69,7 @@ impl Registry {
     }
 
     /// `host/namespace/image`: the repository `image` (a variant's `image`) is published to.
-    pub fn repository(&self, image: &str) -> String {
+    pub(crate) fn repository(&self, image: &str) -> String {
         if self.namespace.is_empty() {
             format!("{}/{image}", self.host)
         } else {
@@ -87,7 +87,7 @@ impl Registry {
 
     /// True for `localhost`, 127.0.0.0/8 and ::1: registries every client here speaks plain
     /// HTTP to without configuration (Docker's built-in insecure range).
-    pub fn is_loopback(&self) -> bool {
+    pub(crate) fn is_loopback(&self) -> bool {
         let name = self.hostname();
         name == "localhost"
             || name

@@ -16,7 +16,7 @@ use super::values::parse_duration;
 /// A vulnerability's severity as Trivy names it, lowest first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
-pub enum Severity {
+pub(crate) enum Severity {
     Unknown,
     Low,
     Medium,
@@ -26,7 +26,7 @@ pub enum Severity {
 
 impl Severity {
     /// Highest first, the order of the scan summary's columns.
-    pub const DESCENDING: [Severity; 5] = [
+    pub(crate) const DESCENDING: [Severity; 5] = [
         Severity::Critical,
         Severity::High,
         Severity::Medium,
@@ -35,13 +35,13 @@ impl Severity {
     ];
 
     /// One of Trivy's names, in any case.
-    pub fn named(s: &str) -> Option<Severity> {
+    pub(crate) fn named(s: &str) -> Option<Severity> {
         Severity::DESCENDING
             .into_iter()
             .find(|sev| sev.as_str().eq_ignore_ascii_case(s))
     }
 
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Severity::Unknown => "UNKNOWN",
             Severity::Low => "LOW",
@@ -54,46 +54,46 @@ impl Severity {
 
 /// A variant's scan policy.
 #[derive(Debug, Clone, Serialize)]
-pub struct Scan {
+pub(crate) struct Scan {
     /// Severities that fail the scan.
-    pub fail_on: Vec<Severity>,
+    pub(crate) fail_on: Vec<Severity>,
     /// Ignore vulnerabilities without a fixed version.
-    pub ignore_unfixed: bool,
+    pub(crate) ignore_unfixed: bool,
     /// Findings accepted for this variant: reported, never failing (until they expire).
-    pub ignore: Vec<Ignore>,
+    pub(crate) ignore: Vec<Ignore>,
     /// Files that pin the image's Python packages (`name==version` lines): SARIF points a
     /// Python finding at the line that pins it. Absolute.
     #[serde(serialize_with = "crate::util::serialize_shown_all")]
-    pub lockfiles: Vec<Utf8PathBuf>,
+    pub(crate) lockfiles: Vec<Utf8PathBuf>,
 }
 
 /// One `scan.ignore` entry: `"CVE-…"` or `{ id = "CVE-…", reason = "…", expires = "YYYY-MM-DD" }`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Ignore {
+pub(crate) struct Ignore {
     /// A vulnerability ID (`CVE-…`, `GHSA-…`), matched without regard to case.
-    pub id: String,
-    pub reason: Option<String>,
+    pub(crate) id: String,
+    pub(crate) reason: Option<String>,
     /// The first day (UTC) on which the entry no longer applies.
-    pub expires: Option<Date>,
+    pub(crate) expires: Option<Date>,
 }
 
 impl Ignore {
     /// Whether the entry has expired on `today`: it applies up to the day before `expires`.
-    pub fn expired(&self, today: Date) -> bool {
+    pub(crate) fn expired(&self, today: Date) -> bool {
         self.expires.is_some_and(|e| today >= e)
     }
 }
 
 /// A calendar date, `YYYY-MM-DD`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Date {
-    pub year: u16,
-    pub month: u8,
-    pub day: u8,
+pub(crate) struct Date {
+    pub(crate) year: u16,
+    pub(crate) month: u8,
+    pub(crate) day: u8,
 }
 
 impl Date {
-    pub fn parse(s: &str) -> Result<Date> {
+    pub(crate) fn parse(s: &str) -> Result<Date> {
         let bad =
             || anyhow::anyhow!("`{s}` is not a date; write it as YYYY-MM-DD, e.g. 2026-03-31");
         let parts: Vec<&str> = s.trim().split('-').collect();
@@ -138,17 +138,17 @@ impl Serialize for Date {
 /// The top-level `[scan]` table: where Trivy's DB lives and how it may be fetched. The
 /// command line wins over each of these.
 #[derive(Debug, Clone, Default, Serialize)]
-pub struct ScanSettings {
+pub(crate) struct ScanSettings {
     /// Trivy's cache directory (the DB is `<cache_dir>/db/trivy.db`). Absolute.
     #[serde(serialize_with = "crate::util::serialize_shown_opt")]
-    pub cache_dir: Option<Utf8PathBuf>,
+    pub(crate) cache_dir: Option<Utf8PathBuf>,
     /// OCI repositories to download the DB from, tried in order.
-    pub db_repository: Vec<String>,
+    pub(crate) db_repository: Vec<String>,
     /// Never download: scan with the DB in the cache directory, or fail.
-    pub offline: bool,
+    pub(crate) offline: bool,
     /// Trivy's `--timeout` for one image.
     #[serde(serialize_with = "ser_opt_secs")]
-    pub timeout: Option<Duration>,
+    pub(crate) timeout: Option<Duration>,
 }
 
 fn ser_opt_secs<S: serde::Serializer>(

@@ -12,35 +12,35 @@ use super::located::Str;
 use super::values::{self, parse_health_timeout};
 
 #[derive(Debug, Clone, Serialize)]
-pub struct Smoke {
+pub(crate) struct Smoke {
     /// How long the container may take to become healthy.
     #[serde(serialize_with = "ser_secs")]
-    pub health_timeout: Duration,
+    pub(crate) health_timeout: Duration,
     /// `docker run --memory`, e.g. `1g`.
-    pub memory: Option<String>,
+    pub(crate) memory: Option<String>,
     /// `docker run --cpus`, e.g. `1.5`.
-    pub cpus: Option<String>,
+    pub(crate) cpus: Option<String>,
     /// Port the service listens on inside the container.
-    pub port: u16,
+    pub(crate) port: u16,
     /// HTTP path probed when the image has no HEALTHCHECK.
-    pub http_probe: Option<String>,
+    pub(crate) http_probe: Option<String>,
     /// Environment variables the image must define (`NAME` or `NAME=VALUE`).
-    pub env: Vec<String>,
+    pub(crate) env: Vec<String>,
     /// Labels the image must carry.
-    pub labels: Vec<String>,
+    pub(crate) labels: Vec<String>,
     /// Paths that must not exist in the image.
-    pub forbidden_paths: Vec<String>,
+    pub(crate) forbidden_paths: Vec<String>,
     /// Python distributions that must not be installed (globs such as `nvidia-*`).
-    pub forbidden_packages: Vec<String>,
+    pub(crate) forbidden_packages: Vec<String>,
     /// Shared libraries (sonames) the host provides at run time, such as the GPU driver's
     /// `libcuda.so.1`: the check that every ELF file's DT_NEEDED resolves inside the image
     /// reports them apart instead of failing.
-    pub host_libraries: Vec<String>,
+    pub(crate) host_libraries: Vec<String>,
     /// Check that torch finds and loads every library it loads by name (torch images).
-    pub torch_libraries: bool,
-    pub exec: Vec<ExecCheck>,
-    pub http: Vec<HttpCheck>,
-    pub pytest: Vec<PytestCheck>,
+    pub(crate) torch_libraries: bool,
+    pub(crate) exec: Vec<ExecCheck>,
+    pub(crate) http: Vec<HttpCheck>,
+    pub(crate) pytest: Vec<PytestCheck>,
 }
 
 fn ser_secs<S: serde::Serializer>(d: &Duration, s: S) -> std::result::Result<S::Ok, S::Error> {
@@ -50,45 +50,45 @@ fn ser_secs<S: serde::Serializer>(d: &Duration, s: S) -> std::result::Result<S::
 /// A command run in the container, with its expected exit code and output.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
-pub struct ExecCheck {
-    pub name: String,
-    pub cmd: Vec<String>,
+pub(crate) struct ExecCheck {
+    pub(crate) name: String,
+    pub(crate) cmd: Vec<String>,
     #[serde(default)]
-    pub exit_code: i32,
+    pub(crate) exit_code: i32,
     /// Stdout must contain this text.
     #[serde(default)]
-    pub stdout_contains: Option<String>,
+    pub(crate) stdout_contains: Option<String>,
 }
 
 /// An HTTP request made from inside the container.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
-pub struct HttpCheck {
-    pub name: String,
+pub(crate) struct HttpCheck {
+    pub(crate) name: String,
     #[serde(default = "default_method")]
-    pub method: String,
-    pub path: String,
+    pub(crate) method: String,
+    pub(crate) path: String,
     #[serde(default = "default_status")]
-    pub status: u16,
+    pub(crate) status: u16,
     /// Top-level JSON fields the response must have, with these values.
     #[serde(default)]
-    pub json: BTreeMap<String, toml::Value>,
+    pub(crate) json: BTreeMap<String, toml::Value>,
     /// Upload a generated WAV of this many seconds as the multipart field `file`.
     #[serde(default)]
-    pub wav_seconds: Option<f64>,
+    pub(crate) wav_seconds: Option<f64>,
 }
 
 /// A pytest file of the repository, run inside the container with the image's own Python and
 /// packages (e.g. tests that need the image's torch); pytest itself comes from `requirements`.
 #[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct PytestCheck {
-    pub name: String,
+pub(crate) struct PytestCheck {
+    pub(crate) name: String,
     /// The test file (absolute; images.toml names it relative to itself).
     #[serde(serialize_with = "crate::util::serialize_shown")]
-    pub path: Utf8PathBuf,
+    pub(crate) path: Utf8PathBuf,
     /// A hash-pinned requirements file that pins pytest and what it needs (absolute).
     #[serde(serialize_with = "crate::util::serialize_shown")]
-    pub requirements: Utf8PathBuf,
+    pub(crate) requirements: Utf8PathBuf,
 }
 
 fn default_method() -> String {
@@ -168,7 +168,7 @@ type Bad<'a> = &'a dyn Fn(&Str, &str, String) -> anyhow::Error;
 
 /// The smoke settings of a variant over the defaults', each value checked against what
 /// `docker run` and the checks take.
-pub fn resolve_smoke(bad: Bad, dir: &Utf8Path, ds: RawSmoke, vs: RawSmoke) -> Result<Smoke> {
+pub(crate) fn resolve_smoke(bad: Bad, dir: &Utf8Path, ds: RawSmoke, vs: RawSmoke) -> Result<Smoke> {
     let health_timeout = match vs.health_timeout.or(ds.health_timeout) {
         Some(t) => parse_health_timeout(t.get_ref())
             .map_err(|e| bad(&t, "smoke.health_timeout", e.to_string()))?,

@@ -5,17 +5,17 @@ use anyhow::{bail, Result};
 use std::time::Duration;
 
 /// The longest duration docker takes: Go's `time.Duration` is an int64 of nanoseconds.
-pub const DOCKER_MAX_DURATION: Duration = Duration::from_nanos(i64::MAX as u64);
+pub(crate) const DOCKER_MAX_DURATION: Duration = Duration::from_nanos(i64::MAX as u64);
 /// `DOCKER_MAX_DURATION` as people read it (2562047h47m16.854775807s).
 const DOCKER_MAX_TEXT: &str = "2562047h (about 292 years, Go's int64 nanoseconds)";
 /// Docker refuses a health start period below 1 ms ("cannot be less than 1ms").
-pub const DOCKER_MIN_HEALTH_PERIOD: Duration = Duration::from_millis(1);
+pub(crate) const DOCKER_MIN_HEALTH_PERIOD: Duration = Duration::from_millis(1);
 const UNITS: &str = "ns, us, ms, s, m and h";
 
 /// Parses a duration as Go (and so docker) writes them: `90s`, `2m`, `1m30s`, `1.5h`, `500ms`,
 /// with the units ns, us (µs), ms, s, m and h; spaces between the parts are allowed. A number
 /// without a unit, a negative duration and one longer than docker takes are errors that say so.
-pub fn parse_duration(s: &str) -> Result<Duration> {
+pub(crate) fn parse_duration(s: &str) -> Result<Duration> {
     let text = s.trim();
     if text.is_empty() {
         bail!("empty duration; write e.g. `90s`, `2m` or `1m30s` (units: {UNITS})");
@@ -97,7 +97,7 @@ fn number(whole: &str, frac: &str) -> String {
 }
 
 /// A health timeout: becomes `docker run --health-start-period`, so 1 ms to docker's maximum.
-pub fn parse_health_timeout(s: &str) -> Result<Duration> {
+pub(crate) fn parse_health_timeout(s: &str) -> Result<Duration> {
     let d = parse_duration(s)?;
     if d < DOCKER_MIN_HEALTH_PERIOD {
         bail!(
@@ -164,7 +164,7 @@ const DOCKER_MIN_MEMORY: u64 = 6 * 1024 * 1024;
 
 /// Checks a `docker run --memory` value as docker parses it (`RAMInBytes`: a number, then
 /// optionally b, k, m, g, t or p, powers of 1024, with an optional `i`/`b`), at least 6 MiB.
-pub fn check_memory(s: &str) -> Result<()> {
+pub(crate) fn check_memory(s: &str) -> Result<()> {
     let shape = || {
         anyhow::anyhow!(
             "`{s}` is not a memory size `docker run --memory` takes; write a number and b, k, m \
@@ -207,7 +207,7 @@ pub fn check_memory(s: &str) -> Result<()> {
 
 /// Checks a `docker run --cpus` value: a positive decimal number of CPUs from 0.01 (the daemon's
 /// floor) with at most 9 decimals (docker counts nano-CPUs).
-pub fn check_cpus(s: &str) -> Result<()> {
+pub(crate) fn check_cpus(s: &str) -> Result<()> {
     let shape = || {
         anyhow::anyhow!(
             "`{s}` is not a number of CPUs; write a positive number such as \"2\" or \"1.5\""

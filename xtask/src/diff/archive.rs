@@ -18,7 +18,7 @@ pub(crate) struct Archive {
 }
 
 impl Archive {
-    pub fn open(path: &Utf8Path) -> Result<Archive> {
+    pub(crate) fn open(path: &Utf8Path) -> Result<Archive> {
         let file = File::open(path).with_context(|| format!("opening {}", util::shown(path)))?;
         let mut tar = tar::Archive::new(file);
         let mut members = BTreeMap::new();
@@ -42,7 +42,7 @@ impl Archive {
     }
 
     /// `index.json`, the layout's top document.
-    pub fn index_json(&self) -> Result<Vec<u8>> {
+    pub(crate) fn index_json(&self) -> Result<Vec<u8>> {
         let mut bytes = Vec::new();
         self.member("index.json")?
             .read_to_end(&mut bytes)
@@ -50,11 +50,11 @@ impl Archive {
         Ok(bytes)
     }
 
-    pub fn has_blob(&self, digest: &str) -> bool {
+    pub(crate) fn has_blob(&self, digest: &str) -> bool {
         blob_path(digest).is_some_and(|p| self.members.contains_key(&p))
     }
 
-    pub fn blob(&self, digest: &str) -> Result<std::io::Take<File>> {
+    pub(crate) fn blob(&self, digest: &str) -> Result<std::io::Take<File>> {
         let path = blob_path(digest).with_context(|| format!("`{digest}` is not a digest"))?;
         self.member(&path)
             .with_context(|| format!("blob {digest} is not in {}", util::shown(&self.path)))

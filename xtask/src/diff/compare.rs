@@ -9,31 +9,31 @@ use super::layer::{FileFacts, Files};
 
 /// One image as the comparison sees it.
 pub(crate) struct Image {
-    pub side: Side,
-    pub config: Value,
-    pub layers: Vec<LayerSide>,
+    pub(crate) side: Side,
+    pub(crate) config: Value,
+    pub(crate) layers: Vec<LayerSide>,
     /// The instruction that made each layer (the config's history).
-    pub created_by: Vec<String>,
+    pub(crate) created_by: Vec<String>,
 }
 
 /// What names one image in the report.
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct Side {
-    pub name: String,
-    pub platform: String,
+    pub(crate) name: String,
+    pub(crate) platform: String,
     /// The index the image was found in, when there was one with a digest.
-    pub index: Option<String>,
-    pub manifest: String,
-    pub config: String,
+    pub(crate) index: Option<String>,
+    pub(crate) manifest: String,
+    pub(crate) config: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub(crate) struct LayerSide {
     /// The blob as stored (compressed).
-    pub digest: String,
+    pub(crate) digest: String,
     /// The uncompressed tar's digest (the config's `rootfs.diff_ids`).
-    pub diff_id: Option<String>,
-    pub size: u64,
+    pub(crate) diff_id: Option<String>,
+    pub(crate) size: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -50,17 +50,17 @@ pub(crate) enum LayerStatus {
 #[derive(Debug, Serialize)]
 pub(crate) struct LayerDiff {
     /// 0 is the bottom layer.
-    pub index: usize,
-    pub created_by: String,
-    pub a: Option<LayerSide>,
-    pub b: Option<LayerSide>,
-    pub status: LayerStatus,
-    pub files: Vec<FileChange>,
+    pub(crate) index: usize,
+    pub(crate) created_by: String,
+    pub(crate) a: Option<LayerSide>,
+    pub(crate) b: Option<LayerSide>,
+    pub(crate) status: LayerStatus,
+    pub(crate) files: Vec<FileChange>,
 }
 
 impl LayerDiff {
     /// Whether its files must be read to say what differs.
-    pub fn needs_files(&self) -> bool {
+    pub(crate) fn needs_files(&self) -> bool {
         matches!(
             self.status,
             LayerStatus::Differs | LayerStatus::OnlyA | LayerStatus::OnlyB
@@ -78,31 +78,31 @@ pub(crate) enum Change {
 
 #[derive(Debug, Serialize)]
 pub(crate) struct FileChange {
-    pub path: String,
-    pub change: Change,
+    pub(crate) path: String,
+    pub(crate) change: Change,
     /// What differs: `type`, `content`, `size`, `mode`, `owner`, `mtime`, `link`, `xattrs`.
-    pub fields: Vec<&'static str>,
-    pub a: Option<FileFacts>,
-    pub b: Option<FileFacts>,
+    pub(crate) fields: Vec<&'static str>,
+    pub(crate) a: Option<FileFacts>,
+    pub(crate) b: Option<FileFacts>,
 }
 
 #[derive(Debug, Serialize)]
 pub(crate) struct ConfigChange {
     /// `created`, `config.Env[2]`, `rootfs.diff_ids[5]`, `history[7].created_by`, …
-    pub field: String,
-    pub a: Option<Value>,
-    pub b: Option<Value>,
+    pub(crate) field: String,
+    pub(crate) a: Option<Value>,
+    pub(crate) b: Option<Value>,
 }
 
 /// The whole comparison; `--format json` prints it.
 #[derive(Debug, Serialize)]
 pub(crate) struct Diff {
-    pub a: Side,
-    pub b: Side,
+    pub(crate) a: Side,
+    pub(crate) b: Side,
     /// The same manifest: the same image, byte for byte.
-    pub identical: bool,
-    pub config: Vec<ConfigChange>,
-    pub layers: Vec<LayerDiff>,
+    pub(crate) identical: bool,
+    pub(crate) config: Vec<ConfigChange>,
+    pub(crate) layers: Vec<LayerDiff>,
 }
 
 /// The layers of `a` and `b` paired by position, each with its status (files not read yet).

@@ -12,19 +12,19 @@ use std::io::{BufRead, BufReader, Read};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub(crate) struct FileFacts {
     /// `file`, `dir`, `symlink`, `hardlink`, `char`, `block`, `fifo`.
-    pub kind: &'static str,
+    pub(crate) kind: &'static str,
     /// Permission bits and set-ID bits, octal.
-    pub mode: String,
-    pub uid: u64,
-    pub gid: u64,
-    pub size: u64,
-    pub mtime: u64,
+    pub(crate) mode: String,
+    pub(crate) uid: u64,
+    pub(crate) gid: u64,
+    pub(crate) size: u64,
+    pub(crate) mtime: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub link: Option<String>,
+    pub(crate) link: Option<String>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub xattrs: BTreeMap<String, String>,
+    pub(crate) xattrs: BTreeMap<String, String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub sha256: Option<String>,
+    pub(crate) sha256: Option<String>,
 }
 
 /// A layer's files by absolute path (`/etc/passwd`); whiteouts (`.wh.*`) are files like others.

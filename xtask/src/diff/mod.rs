@@ -28,9 +28,9 @@ use source::Opened;
 pub struct Args {
     /// The first image: a `docker save` / OCI archive file, an image of the engine, or a
     /// registry reference; `archive:`, `local:` or `registry:` in front says which.
-    pub a: String,
+    pub(crate) a: String,
     /// The second image, named the same ways.
-    pub b: String,
+    pub(crate) b: String,
     /// The platform to compare in images of several (default: this machine's).
     #[arg(long, value_parser = parse_platform)]
     pub platform: Option<String>,

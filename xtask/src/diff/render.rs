@@ -178,7 +178,7 @@ fn facts(f: Option<&FileFacts>, fields: &[&str]) -> String {
 }
 
 /// A few lines for an error: what differs, and in which layers, with an example path each.
-pub fn summary(diff: &Diff) -> String {
+pub(crate) fn summary(diff: &Diff) -> String {
     if diff.identical {
         return verdict(diff);
     }

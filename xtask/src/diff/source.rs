@@ -30,7 +30,7 @@ pub(crate) enum Spec {
 
 impl Spec {
     /// The spec from its prefix; None when there is none (then [`Spec::detect`] decides).
-    pub fn parse(text: &str) -> Option<Spec> {
+    pub(crate) fn parse(text: &str) -> Option<Spec> {
         let (prefix, rest) = text.split_once(':')?;
         match prefix {
             "archive" | "oci-archive" | "docker-archive" => Some(Spec::Archive(rest.into())),
@@ -41,7 +41,7 @@ impl Spec {
     }
 
     /// Without a prefix: an existing file, else an image in the engine, else a registry's.
-    pub fn detect(text: &str) -> Result<Spec> {
+    pub(crate) fn detect(text: &str) -> Result<Spec> {
         if let Some(spec) = Spec::parse(text) {
             return Ok(spec);
         }
@@ -66,7 +66,7 @@ pub(crate) enum Blobs {
 
 impl Blobs {
     /// Whether the source holds the blob (an index may list platforms never pulled or saved).
-    pub fn has(&self, digest: &str) -> bool {
+    pub(crate) fn has(&self, digest: &str) -> bool {
         match self {
             Blobs::Archive(archive) => archive.has_blob(digest),
             Blobs::Store(store) => store.open(digest).is_ok(),
@@ -75,7 +75,7 @@ impl Blobs {
     }
 
     /// The blob's bytes as a stream.
-    pub fn open(&self, digest: &str) -> Result<Box<dyn Read + Send + '_>> {
+    pub(crate) fn open(&self, digest: &str) -> Result<Box<dyn Read + Send + '_>> {
         match self {
             Blobs::Archive(archive) => Ok(Box::new(archive.blob(digest)?)),
             Blobs::Store(store) => Ok(Box::new(store.open(digest)?.0)),
@@ -93,7 +93,7 @@ impl Blobs {
     }
 
     /// A JSON document (manifest, index, config), whole.
-    pub fn json(&self, digest: &str) -> Result<Vec<u8>> {
+    pub(crate) fn json(&self, digest: &str) -> Result<Vec<u8>> {
         let mut bytes = Vec::new();
         self.open(digest)?
             .take(MAX_JSON + 1)
@@ -108,13 +108,13 @@ impl Blobs {
 
 /// An opened source: its blobs and the document the walk starts from.
 pub(crate) struct Opened {
-    pub name: String,
-    pub blobs: Blobs,
+    pub(crate) name: String,
+    pub(crate) blobs: Blobs,
     /// The top document: an archive's `index.json` (no digest), or the image ID's document.
-    pub top: Vec<u8>,
-    pub top_digest: Option<String>,
+    pub(crate) top: Vec<u8>,
+    pub(crate) top_digest: Option<String>,
     /// A `docker save` archive made for this source, removed on drop.
-    pub _temp: Option<TempDir>,
+    pub(crate) _temp: Option<TempDir>,
 }
 
 /// Opens what the user named.
@@ -205,25 +205,25 @@ pub(crate) fn sha256_of(bytes: &[u8]) -> String {
 /// An entry of an index.
 #[derive(Debug, Clone, Deserialize)]
 pub(crate) struct IndexEntry {
-    pub digest: String,
+    pub(crate) digest: String,
     #[serde(default)]
-    pub platform: Option<Platform>,
+    pub(crate) platform: Option<Platform>,
     #[serde(default)]
-    pub annotations: BTreeMap<String, String>,
+    pub(crate) annotations: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 pub(crate) struct Platform {
     #[serde(default)]
-    pub os: String,
+    pub(crate) os: String,
     #[serde(default)]
-    pub architecture: String,
+    pub(crate) architecture: String,
     #[serde(default)]
-    pub variant: Option<String>,
+    pub(crate) variant: Option<String>,
 }
 
 impl Platform {
-    pub fn name(&self) -> String {
+    pub(crate) fn name(&self) -> String {
         match self.variant.as_deref().filter(|v| !v.is_empty()) {
             Some(v) => format!("{}/{}/{v}", self.os, self.architecture),
             None => format!("{}/{}", self.os, self.architecture),
@@ -245,9 +245,9 @@ impl IndexEntry {
 /// The image of one platform, as its source holds it.
 pub(crate) struct Picked {
     /// The innermost index it was found in (None: the source named a manifest).
-    pub index: Option<String>,
-    pub manifest_digest: String,
-    pub manifest: ManifestDoc,
+    pub(crate) index: Option<String>,
+    pub(crate) manifest_digest: String,
+    pub(crate) manifest: ManifestDoc,
 }
 
 /// Walks from `doc` through indexes to the manifest of `want` (or the only image there is).

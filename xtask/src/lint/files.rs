@@ -16,7 +16,7 @@ const SHELL_DIRS: [&str; 3] = ["scripts", ".ci", "app"];
 const SKIP_DIRS: [&str; 5] = ["target", "node_modules", ".venv", "__pycache__", ".git"];
 
 /// `path` relative to the project directory, with `/` separators, as every tool is given it.
-pub fn relative(dir: &Utf8Path, path: &Utf8Path) -> Utf8PathBuf {
+pub(crate) fn relative(dir: &Utf8Path, path: &Utf8Path) -> Utf8PathBuf {
     let rel = path.strip_prefix(dir).unwrap_or(path);
     let rel = if rel.as_str().is_empty() {
         Utf8Path::new(".")
@@ -27,7 +27,7 @@ pub fn relative(dir: &Utf8Path, path: &Utf8Path) -> Utf8PathBuf {
 }
 
 /// Gathers the inputs of the selected (and available) tools; `cargo` runs cargo subcommands.
-pub fn gather(config: &Config, tools: &[Tool], cargo: &str) -> Result<Inputs> {
+pub(crate) fn gather(config: &Config, tools: &[Tool], cargo: &str) -> Result<Inputs> {
     let dir = &config.dir;
     let mut dockerfiles: Vec<Utf8PathBuf> = Vec::new();
     for v in &config.variants {

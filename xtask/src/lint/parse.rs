@@ -12,14 +12,14 @@ use crate::docker::BuildCheck;
 /// How bad a finding is, in SARIF's terms.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Level {
+pub(crate) enum Level {
     Error,
     Warning,
     Note,
 }
 
 impl Level {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Level::Error => "error",
             Level::Warning => "warning",
@@ -30,18 +30,18 @@ impl Level {
 
 /// One thing a linter reported. Every finding fails `cargo xtask lint`; the level says how bad.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-pub struct Finding {
+pub(crate) struct Finding {
     /// Relative to the project directory, `/`-separated.
-    pub file: String,
+    pub(crate) file: String,
     /// 1-based; None for findings about a whole file or image (dive).
-    pub line: Option<u32>,
-    pub column: Option<u32>,
-    pub tool: Tool,
-    pub rule: String,
-    pub level: Level,
-    pub message: String,
+    pub(crate) line: Option<u32>,
+    pub(crate) column: Option<u32>,
+    pub(crate) tool: Tool,
+    pub(crate) rule: String,
+    pub(crate) level: Level,
+    pub(crate) message: String,
     /// The rule's documentation.
-    pub url: Option<String>,
+    pub(crate) url: Option<String>,
 }
 
 impl std::fmt::Display for Finding {
@@ -85,7 +85,7 @@ struct Hadolint {
     message: String,
 }
 
-pub fn hadolint(stdout: &str) -> Result<Vec<Finding>> {
+pub(crate) fn hadolint(stdout: &str) -> Result<Vec<Finding>> {
     let items: Vec<Hadolint> =
         serde_json::from_str(stdout.trim()).context("parsing hadolint's JSON")?;
     Ok(items
@@ -127,7 +127,7 @@ struct ShellcheckComment {
     message: String,
 }
 
-pub fn shellcheck(stdout: &str) -> Result<Vec<Finding>> {
+pub(crate) fn shellcheck(stdout: &str) -> Result<Vec<Finding>> {
     let doc: ShellcheckDoc =
         serde_json::from_str(stdout.trim()).context("parsing shellcheck's JSON")?;
     Ok(doc
@@ -161,7 +161,7 @@ struct Actionlint {
     kind: String,
 }
 
-pub fn actionlint(stdout: &str) -> Result<Vec<Finding>> {
+pub(crate) fn actionlint(stdout: &str) -> Result<Vec<Finding>> {
     let stdout = stdout.trim();
     // actionlint prints nothing at all (not `[]`) when there is nothing to report.
     if stdout.is_empty() {
@@ -238,7 +238,7 @@ struct ZizmorPoint {
     column: u32,
 }
 
-pub fn zizmor(stdout: &str) -> Result<Vec<Finding>> {
+pub(crate) fn zizmor(stdout: &str) -> Result<Vec<Finding>> {
     let items: Vec<Zizmor> =
         serde_json::from_str(stdout.trim()).context("parsing zizmor's JSON")?;
     let mut out = Vec::new();
@@ -284,7 +284,7 @@ pub fn zizmor(stdout: &str) -> Result<Vec<Finding>> {
 // -----------------------------------------------------------------------------------------------
 // docker buildx build --call=check,format=json
 
-pub fn buildkit(check: &BuildCheck, dockerfile: &Utf8Path) -> Vec<Finding> {
+pub(crate) fn buildkit(check: &BuildCheck, dockerfile: &Utf8Path) -> Vec<Finding> {
     let file = dockerfile.as_str();
     let mut out = Vec::new();
     for w in check.warnings.iter().flatten() {
@@ -345,7 +345,7 @@ struct Span {
 }
 
 /// Compiler and clippy diagnostics at error or warning level that point into a file.
-pub fn clippy(stdout: &str, workspace: &Utf8Path) -> Result<Vec<Finding>> {
+pub(crate) fn clippy(stdout: &str, workspace: &Utf8Path) -> Result<Vec<Finding>> {
     let mut out: Vec<Finding> = Vec::new();
     for line in stdout.lines().filter(|l| l.starts_with('{')) {
         let msg: CargoMessage = serde_json::from_str(line).context("parsing cargo's JSON")?;
@@ -390,7 +390,7 @@ pub fn clippy(stdout: &str, workspace: &Utf8Path) -> Result<Vec<Finding>> {
 
 /// One finding per hunk rustfmt would change (`Diff in FILE:LINE:`, or `… at line N:` in older
 /// releases).
-pub fn rustfmt(stdout: &str, workspace: &Utf8Path) -> Vec<Finding> {
+pub(crate) fn rustfmt(stdout: &str, workspace: &Utf8Path) -> Vec<Finding> {
     let mut out = Vec::new();
     for line in stdout.lines() {
         let Some(rest) = line.strip_prefix("Diff in ") else {
@@ -416,7 +416,7 @@ pub fn rustfmt(stdout: &str, workspace: &Utf8Path) -> Vec<Finding> {
 // dive --ci
 
 /// The rules dive's CI mode failed (`FAIL: rule: why`), as findings on the variant's Dockerfile.
-pub fn dive(stdout: &str, image: &str, dockerfile: &Utf8Path) -> Vec<Finding> {
+pub(crate) fn dive(stdout: &str, image: &str, dockerfile: &Utf8Path) -> Vec<Finding> {
     let mut out = Vec::new();
     for line in strip_ansi(stdout).lines() {
         let Some(rest) = line.trim().strip_prefix("FAIL:") else {
@@ -439,7 +439,7 @@ pub fn dive(stdout: &str, image: &str, dockerfile: &Utf8Path) -> Vec<Finding> {
 
 /// dive's measurements (`efficiency: 99.9126 %`, `wastedBytes: 322451 bytes`,
 /// `userWastedPercent: 0.2748 %`) as one line for the report.
-pub fn dive_stats(stdout: &str) -> Option<String> {
+pub(crate) fn dive_stats(stdout: &str) -> Option<String> {
     let text = strip_ansi(stdout);
     let value = |key: &str| {
         text.lines()
@@ -461,7 +461,7 @@ pub fn dive_stats(stdout: &str) -> Option<String> {
 }
 
 /// Removes ANSI escape sequences (`ESC [ … letter`).
-pub fn strip_ansi(s: &str) -> String {
+pub(crate) fn strip_ansi(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut chars = s.chars().peekable();
     while let Some(c) = chars.next() {

@@ -10,7 +10,7 @@ use crate::config::Dive;
 /// The linters of `cargo xtask lint`, in the order they are reported.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, clap::ValueEnum, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Tool {
+pub(crate) enum Tool {
     /// `cargo fmt --check` on the Rust workspace.
     Rustfmt,
     /// `cargo clippy -D warnings` on the Rust workspace.
@@ -30,7 +30,7 @@ pub enum Tool {
 }
 
 impl Tool {
-    pub const ALL: [Tool; 8] = [
+    pub(crate) const ALL: [Tool; 8] = [
         Tool::Rustfmt,
         Tool::Clippy,
         Tool::Hadolint,
@@ -41,7 +41,7 @@ impl Tool {
         Tool::Dive,
     ];
 
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Tool::Rustfmt => "rustfmt",
             Tool::Clippy => "clippy",
@@ -56,7 +56,7 @@ impl Tool {
 
     /// How to install it when it is missing. The versions CI uses are pinned in
     /// `.ci/lint-tools.txt`.
-    pub fn install(self) -> &'static str {
+    pub(crate) fn install(self) -> &'static str {
         match self {
             Tool::Rustfmt => "`rustup component add rustfmt`",
             Tool::Clippy => "`rustup component add clippy`",
@@ -74,7 +74,7 @@ impl Tool {
 
     /// Runs only when asked for (`--dive`, `--only dive`): it needs built images and takes a
     /// `docker save` of each.
-    pub fn opt_in(self) -> bool {
+    pub(crate) fn opt_in(self) -> bool {
         self == Tool::Dive
     }
 }
@@ -86,7 +86,7 @@ impl std::fmt::Display for Tool {
 }
 
 /// The linters to run: `--only` if given, else every default one; minus `--skip`.
-pub fn selected(only: &[Tool], skip: &[Tool], dive: bool) -> Vec<Tool> {
+pub(crate) fn selected(only: &[Tool], skip: &[Tool], dive: bool) -> Vec<Tool> {
     Tool::ALL
         .into_iter()
         .filter(|t| {
@@ -102,60 +102,60 @@ pub fn selected(only: &[Tool], skip: &[Tool], dive: bool) -> Vec<Tool> {
 
 /// What the project has for each linter, found by `files::gather`.
 #[derive(Debug, Clone, Default)]
-pub struct Inputs {
+pub(crate) struct Inputs {
     /// The program that runs cargo subcommands (the cargo that runs the xtask).
-    pub cargo: String,
+    pub(crate) cargo: String,
     /// A `Cargo.toml` at the project root.
-    pub rust_workspace: bool,
+    pub(crate) rust_workspace: bool,
     /// Every Dockerfile images.toml names, once.
-    pub dockerfiles: Vec<Utf8PathBuf>,
-    pub hadolint_config: Option<Utf8PathBuf>,
+    pub(crate) dockerfiles: Vec<Utf8PathBuf>,
+    pub(crate) hadolint_config: Option<Utf8PathBuf>,
     /// One BuildKit check per variant.
-    pub checks: Vec<CheckTarget>,
-    pub shell_scripts: Vec<Utf8PathBuf>,
+    pub(crate) checks: Vec<CheckTarget>,
+    pub(crate) shell_scripts: Vec<Utf8PathBuf>,
     /// `.github/workflows/*.yml`.
-    pub workflows: Vec<Utf8PathBuf>,
+    pub(crate) workflows: Vec<Utf8PathBuf>,
     /// Composite actions' `action.yml` under `.github/actions/`.
-    pub actions: Vec<Utf8PathBuf>,
-    pub zizmor_config: Option<Utf8PathBuf>,
+    pub(crate) actions: Vec<Utf8PathBuf>,
+    pub(crate) zizmor_config: Option<Utf8PathBuf>,
     /// Built variants, for dive.
-    pub dive: Vec<DiveTarget>,
+    pub(crate) dive: Vec<DiveTarget>,
 }
 
 /// A variant as BuildKit's checks see it: the Dockerfile evaluated with its target, platform
 /// and build arguments (which decide the `FROM` lines it resolves).
 #[derive(Debug, Clone, PartialEq)]
-pub struct CheckTarget {
-    pub variant: String,
-    pub dockerfile: Utf8PathBuf,
-    pub context: Utf8PathBuf,
-    pub target: Option<String>,
-    pub platforms: Vec<String>,
-    pub build_args: BTreeMap<String, String>,
+pub(crate) struct CheckTarget {
+    pub(crate) variant: String,
+    pub(crate) dockerfile: Utf8PathBuf,
+    pub(crate) context: Utf8PathBuf,
+    pub(crate) target: Option<String>,
+    pub(crate) platforms: Vec<String>,
+    pub(crate) build_args: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct DiveTarget {
-    pub variant: String,
-    pub image: String,
-    pub dockerfile: Utf8PathBuf,
-    pub thresholds: Dive,
+pub(crate) struct DiveTarget {
+    pub(crate) variant: String,
+    pub(crate) image: String,
+    pub(crate) dockerfile: Utf8PathBuf,
+    pub(crate) thresholds: Dive,
 }
 
 /// One run of one linter.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Job {
-    pub tool: Tool,
+pub(crate) struct Job {
+    pub(crate) tool: Tool,
     /// `docker` for BuildKit checks (run through docker.rs), else the linter's program.
-    pub program: String,
-    pub args: Vec<String>,
-    pub env: Vec<(String, String)>,
+    pub(crate) program: String,
+    pub(crate) args: Vec<String>,
+    pub(crate) env: Vec<(String, String)>,
     /// What it lints, for the summary: files, or `variant cpu`.
-    pub subject: String,
+    pub(crate) subject: String,
     /// The variant of a BuildKit check or dive run.
-    pub variant: Option<String>,
+    pub(crate) variant: Option<String>,
     /// The Dockerfile that BuildKit check / dive findings point at.
-    pub dockerfile: Option<Utf8PathBuf>,
+    pub(crate) dockerfile: Option<Utf8PathBuf>,
 }
 
 impl Job {
@@ -185,7 +185,7 @@ fn paths(list: &[Utf8PathBuf]) -> impl Iterator<Item = String> + '_ {
 }
 
 /// The jobs for the selected tools; a tool with nothing to lint gets no job.
-pub fn plan(inputs: &Inputs, tools: &[Tool]) -> Vec<Job> {
+pub(crate) fn plan(inputs: &Inputs, tools: &[Tool]) -> Vec<Job> {
     tools
         .iter()
         .flat_map(|&tool| match tool {
@@ -305,7 +305,7 @@ fn dive_job(target: &DiveTarget) -> Job {
 
 /// `docker buildx build --call=check,format=json …` for one variant. No outputs, no cache
 /// export, no secrets: the check evaluates the Dockerfile and resolves its `FROM` lines only.
-pub fn check_argv(check: &CheckTarget) -> Vec<String> {
+pub(crate) fn check_argv(check: &CheckTarget) -> Vec<String> {
     let mut argv = vec![
         "buildx".to_string(),
         "build".into(),
@@ -327,7 +327,7 @@ pub fn check_argv(check: &CheckTarget) -> Vec<String> {
 }
 
 /// `dive --ci IMAGE` with the variant's thresholds (dive's defaults for those not set).
-pub fn dive_argv(target: &DiveTarget) -> Vec<String> {
+pub(crate) fn dive_argv(target: &DiveTarget) -> Vec<String> {
     let t = &target.thresholds;
     let mut argv = vec!["--ci".to_string(), "--source=docker".into()];
     // The thresholds below are the whole policy: a `.dive-ci` in the working directory must not

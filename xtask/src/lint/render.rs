@@ -10,7 +10,7 @@ use crate::report::{Section, Table};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Status {
+pub(crate) enum Status {
     /// Ran and found nothing.
     Passed,
     /// Ran and reported findings.
@@ -36,30 +36,30 @@ impl Status {
 }
 
 #[derive(Clone, Debug, Serialize)]
-pub struct ToolSummary {
-    pub tool: Tool,
-    pub status: Status,
-    pub version: Option<String>,
+pub(crate) struct ToolSummary {
+    pub(crate) tool: Tool,
+    pub(crate) status: Status,
+    pub(crate) version: Option<String>,
     /// What it ran on: files, or variants.
-    pub linted: Vec<String>,
-    pub findings: usize,
+    pub(crate) linted: Vec<String>,
+    pub(crate) findings: usize,
     /// Why it was skipped (and how to install it), or its error.
-    pub detail: Option<String>,
+    pub(crate) detail: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]
-pub struct Report {
+pub(crate) struct Report {
     /// The project directory every path is relative to.
     #[serde(serialize_with = "crate::util::serialize_shown")]
-    pub project: Utf8PathBuf,
+    pub(crate) project: Utf8PathBuf,
     /// No findings, nothing skipped, no tool errors.
-    pub ok: bool,
-    pub tools: Vec<ToolSummary>,
-    pub findings: Vec<Finding>,
+    pub(crate) ok: bool,
+    pub(crate) tools: Vec<ToolSummary>,
+    pub(crate) findings: Vec<Finding>,
 }
 
 impl ToolSummary {
-    pub fn new(
+    pub(crate) fn new(
         tool: Tool,
         status: Status,
         version: Option<String>,
@@ -78,7 +78,11 @@ impl ToolSummary {
 
 impl Report {
     /// `ok` when nothing was found, skipped or failed.
-    pub fn new(project: Utf8PathBuf, tools: Vec<ToolSummary>, findings: Vec<Finding>) -> Report {
+    pub(crate) fn new(
+        project: Utf8PathBuf,
+        tools: Vec<ToolSummary>,
+        findings: Vec<Finding>,
+    ) -> Report {
         let ran = tools
             .iter()
             .all(|s| !matches!(s.status, Status::Skipped | Status::Error));
@@ -90,11 +94,11 @@ impl Report {
         }
     }
 
-    pub fn skipped(&self) -> impl Iterator<Item = &ToolSummary> {
+    pub(crate) fn skipped(&self) -> impl Iterator<Item = &ToolSummary> {
         self.tools.iter().filter(|t| t.status == Status::Skipped)
     }
 
-    pub fn errors(&self) -> impl Iterator<Item = &ToolSummary> {
+    pub(crate) fn errors(&self) -> impl Iterator<Item = &ToolSummary> {
         self.tools.iter().filter(|t| t.status == Status::Error)
     }
 }
@@ -132,7 +136,7 @@ fn tools_table(report: &Report) -> Table {
     table
 }
 
-pub fn text(report: &Report) -> String {
+pub(crate) fn text(report: &Report) -> String {
     let mut out = String::new();
     for f in &report.findings {
         out.push_str(&f.to_string());
@@ -145,7 +149,7 @@ pub fn text(report: &Report) -> String {
     out
 }
 
-pub fn sections(report: &Report) -> Vec<Section> {
+pub(crate) fn sections(report: &Report) -> Vec<Section> {
     let mut sections = Vec::new();
     if !report.findings.is_empty() {
         let mut table = Table::new(&["location", "linter", "rule", "level", "message"]);

@@ -10,7 +10,7 @@ use crate::docker;
 use crate::process::Cmd;
 
 /// Whether a linter can run here: its version, or why not and how to fix it.
-pub fn probe(tool: Tool, cargo: &str) -> std::result::Result<Option<String>, String> {
+pub(crate) fn probe(tool: Tool, cargo: &str) -> std::result::Result<Option<String>, String> {
     let missing = |why: String| format!("{why}: install it with {}", tool.install());
     let version_of = |program: &str, args: &[&str]| -> std::result::Result<String, String> {
         let out = Cmd::new(program)
@@ -73,17 +73,17 @@ fn buildx_has_checks(version: &str) -> bool {
 }
 
 /// What a job produced.
-pub struct Outcome {
-    pub job: Job,
+pub(crate) struct Outcome {
+    pub(crate) job: Job,
     /// The findings, or why the tool could not be run or understood.
-    pub result: Result<Vec<Finding>>,
+    pub(crate) result: Result<Vec<Finding>>,
     /// What the tool measured, for the report (dive's efficiency).
-    pub note: Option<String>,
+    pub(crate) note: Option<String>,
 }
 
 /// Runs every job at the same time (they are independent and mostly wait on I/O) and returns
 /// the outcomes in the order of `jobs`.
-pub fn execute(dir: &Utf8Path, jobs: Vec<Job>) -> Vec<Outcome> {
+pub(crate) fn execute(dir: &Utf8Path, jobs: Vec<Job>) -> Vec<Outcome> {
     std::thread::scope(|scope| {
         let handles: Vec<_> = jobs
             .into_iter()

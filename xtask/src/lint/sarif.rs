@@ -62,7 +62,7 @@ fn rule(f: &Finding) -> ReportingDescriptor {
 }
 
 /// One log per linter that ran.
-pub fn logs(report: &Report) -> Vec<(Tool, Log)> {
+pub(crate) fn logs(report: &Report) -> Vec<(Tool, Log)> {
     report
         .tools
         .iter()
@@ -90,7 +90,7 @@ pub fn logs(report: &Report) -> Vec<(Tool, Log)> {
 }
 
 /// Writes `<dir>/<linter>.sarif` for every linter that ran; returns the paths.
-pub fn write(report: &Report, dir: &Utf8Path) -> Result<Vec<Utf8PathBuf>> {
+pub(crate) fn write(report: &Report, dir: &Utf8Path) -> Result<Vec<Utf8PathBuf>> {
     let mut written = Vec::new();
     for (tool, log) in logs(report) {
         let path = dir.join(format!("{tool}.sarif"));

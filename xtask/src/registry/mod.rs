@@ -10,18 +10,18 @@ use anyhow::{bail, Context, Result};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
-pub use crate::config::Registry;
+pub(crate) use crate::config::Registry;
 use crate::config::{Config, Variant};
 
 /// What to tell a user who configured nothing.
-pub const HOW_TO_SET: &str =
+pub(crate) const HOW_TO_SET: &str =
     "set `registry = \"HOST[/NAMESPACE]\"` under [project] in images.toml, \
      pass --registry HOST[/NAMESPACE], or export XTASK_REGISTRY";
 
 impl Registry {
     /// The registry from the command line (or `XTASK_REGISTRY`, which clap folds into the flag),
     /// else images.toml; None when neither sets one.
-    pub fn configured(flag: Option<&str>, config: &Config) -> Result<Option<Registry>> {
+    pub(crate) fn configured(flag: Option<&str>, config: &Config) -> Result<Option<Registry>> {
         match flag {
             Some(flag) => Registry::parse(flag, "--registry").map(Some),
             // Checked when images.toml was loaded.
@@ -30,20 +30,20 @@ impl Registry {
     }
 
     /// Like [`Registry::configured`], but none is an error that says what to set.
-    pub fn required(flag: Option<&str>, config: &Config, command: &str) -> Result<Registry> {
+    pub(crate) fn required(flag: Option<&str>, config: &Config, command: &str) -> Result<Registry> {
         Registry::configured(flag, config)?.with_context(|| {
             format!("`{command}` needs a registry and none is configured: {HOW_TO_SET}")
         })
     }
 
     /// `host/namespace/<image>:<variant>`: the tag a variant is published and verified under.
-    pub fn variant_ref(&self, variant: &Variant) -> String {
+    pub(crate) fn variant_ref(&self, variant: &Variant) -> String {
         format!("{}:{}", self.repository(&variant.image), variant.name)
     }
 
     /// Fails with one clear line when nothing accepts a connection at the registry's address,
     /// before a build spends minutes and then cannot push.
-    pub fn ensure_reachable(&self) -> Result<()> {
+    pub(crate) fn ensure_reachable(&self) -> Result<()> {
         let address = self.socket_address();
         let addrs: Vec<_> = match address.to_socket_addrs() {
             Ok(addrs) => addrs.collect(),
@@ -70,13 +70,13 @@ impl Registry {
 
 /// The registry host of an image reference (`127.0.0.1:5000/a/b:t` → `127.0.0.1:5000`), or None
 /// for a Docker Hub reference without one.
-pub fn host_of(reference: &str) -> Option<&str> {
+pub(crate) fn host_of(reference: &str) -> Option<&str> {
     let (first, _) = reference.split_once('/')?;
     (first.contains('.') || first.contains(':') || first == "localhost").then_some(first)
 }
 
 /// True when the reference's registry is on loopback (plain HTTP, see [`Registry::is_loopback`]).
-pub fn reference_is_loopback(reference: &str) -> bool {
+pub(crate) fn reference_is_loopback(reference: &str) -> bool {
     host_of(reference)
         .and_then(|h| Registry::parse(h, "the image reference").ok())
         .is_some_and(|r| r.is_loopback())
@@ -84,7 +84,7 @@ pub fn reference_is_loopback(reference: &str) -> bool {
 
 /// Splits `repo[:tag][@digest]` into the repository and the rest; the tag's colon is told apart
 /// from a port's by coming after the last slash.
-pub fn repository_of(reference: &str) -> &str {
+pub(crate) fn repository_of(reference: &str) -> &str {
     let without_digest = reference.split('@').next().unwrap_or(reference);
     let last_slash = without_digest.rfind('/').map_or(0, |i| i + 1);
     match without_digest[last_slash..].find(':') {
@@ -96,26 +96,26 @@ pub fn repository_of(reference: &str) -> &str {
 /// The published images a command acts on: variants, in the configured registry, and images
 /// named by reference (`sign` and `verify` flatten this into their arguments).
 #[derive(clap::Args)]
-pub struct Selection {
+pub(crate) struct Selection {
     /// Variants, published as `<registry>/<image>:<variant>`.
-    pub variants: Vec<String>,
+    pub(crate) variants: Vec<String>,
     /// Every variant of images.toml.
     #[arg(long, conflicts_with = "variants")]
-    pub all: bool,
+    pub(crate) all: bool,
     /// A published image instead (repeatable): `REGISTRY/IMAGE:TAG` (resolved to its digest) or
     /// `REGISTRY/IMAGE@sha256:…`.
     #[arg(long, value_name = "REF", conflicts_with = "all")]
-    pub image: Vec<String>,
+    pub(crate) image: Vec<String>,
     /// Registry of the variants, `HOST[:PORT][/NAMESPACE]` (default: `[project].registry` of
     /// images.toml).
     #[arg(long, env = "XTASK_REGISTRY", value_name = "HOST[/NAMESPACE]")]
-    pub registry: Option<String>,
+    pub(crate) registry: Option<String>,
 }
 
 impl Selection {
     /// The selected variants with the registry they are published in (none selected when only
     /// `--image` is given); the registry must be configured and answer.
-    pub fn variants<'c>(
+    pub(crate) fn variants<'c>(
         &self,
         config: impl FnOnce() -> Result<&'c Config>,
         command: &str,
@@ -133,26 +133,26 @@ impl Selection {
 
 /// An image in a registry, pinned by digest: what is signed and verified.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct Pushed {
+pub(crate) struct Pushed {
     /// The variant, or the reference as given.
-    pub name: String,
+    pub(crate) name: String,
     /// `host/namespace/image`.
-    pub repository: String,
+    pub(crate) repository: String,
     /// The tag it was found under, where it was found by tag.
-    pub tag: Option<String>,
+    pub(crate) tag: Option<String>,
     /// `sha256:…` of the manifest or index.
-    pub digest: String,
+    pub(crate) digest: String,
 }
 
 impl Pushed {
     /// `repository@digest`.
-    pub fn reference(&self) -> String {
+    pub(crate) fn reference(&self) -> String {
         format!("{}@{}", self.repository, self.digest)
     }
 
     /// Asks the registry what `repo:tag` points at, or whether it has `repo@digest`, before
     /// anything slow is done with it.
-    pub fn resolve(name: &str, reference: &str) -> Result<Pushed> {
+    pub(crate) fn resolve(name: &str, reference: &str) -> Result<Pushed> {
         let repository = repository_of(reference).to_string();
         if host_of(&repository).is_none() {
             bail!(
@@ -172,7 +172,7 @@ impl Pushed {
 
 /// The platforms an index (or a single manifest, given its own digest) lists: `(platform,
 /// manifest digest)`, attestation manifests left out. None for a single image manifest.
-pub fn index_platforms(index: &serde_json::Value) -> Option<Vec<(String, String)>> {
+pub(crate) fn index_platforms(index: &serde_json::Value) -> Option<Vec<(String, String)>> {
     let entries = index["manifests"].as_array()?;
     Some(
         entries
@@ -192,7 +192,7 @@ pub fn index_platforms(index: &serde_json::Value) -> Option<Vec<(String, String)
 }
 
 /// The platform of a config blob's facts as `os/arch[/variant]` (for matching the local copy).
-pub fn platform_of(os: &str, architecture: &str, variant: Option<&str>) -> String {
+pub(crate) fn platform_of(os: &str, architecture: &str, variant: Option<&str>) -> String {
     match variant {
         Some(v) if !v.is_empty() => format!("{os}/{architecture}/{v}"),
         _ => format!("{os}/{architecture}"),

@@ -45,7 +45,7 @@ pub fn free_port() -> io::Result<u16> {
 
 /// The registry's config: loopback only, filesystem storage under `storage`, deletes allowed, no
 /// access log.
-pub fn config_yaml(addr: &str, storage: &Path) -> String {
+pub(crate) fn config_yaml(addr: &str, storage: &Path) -> String {
     format!(
         "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\n\
          storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n\
@@ -236,7 +236,7 @@ pub fn read_response(stream: &mut TcpStream) -> io::Result<HttpResponse> {
 
 impl HttpResponse {
     /// Parses a whole response; a chunked body is decoded.
-    pub fn parse(raw: &[u8]) -> io::Result<HttpResponse> {
+    pub(crate) fn parse(raw: &[u8]) -> io::Result<HttpResponse> {
         let bad = || io::Error::new(io::ErrorKind::InvalidData, "not an HTTP response");
         let end = raw
             .windows(4)

@@ -59,7 +59,7 @@ impl Kind {
     ];
 
     /// The `kind` written into the report.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Kind::Build => "build",
             Kind::Builds => "builds",
@@ -83,7 +83,7 @@ impl Kind {
     }
 
     /// The version of its shape this xtask writes; readers take every one from 1 up to it.
-    pub fn schema(self) -> u64 {
+    pub(crate) fn schema(self) -> u64 {
         match self {
             // 1: before secrets and ignore dates were reported.
             Kind::Scan => 2,
@@ -142,14 +142,14 @@ struct Tagged<'a, T: ?Sized> {
 }
 
 /// The report as pretty JSON with its kind and schema first, ending in a newline.
-pub fn to_json<T: Serialize + ?Sized>(kind: Kind, report: &T) -> Result<String> {
+pub(crate) fn to_json<T: Serialize + ?Sized>(kind: Kind, report: &T) -> Result<String> {
     let json = serde_json::to_string_pretty(&kind.tag(report))
         .map_err(|e| anyhow::anyhow!("serializing the `{kind}` report: {e}"))?;
     Ok(json + "\n")
 }
 
 /// Reads the report of `kind` at `path`; any other document is an error naming what it is.
-pub fn read<T: DeserializeOwned>(path: &Utf8Path, kind: Kind) -> Result<T> {
+pub(crate) fn read<T: DeserializeOwned>(path: &Utf8Path, kind: Kind) -> Result<T> {
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(e) => bail!(
@@ -162,7 +162,7 @@ pub fn read<T: DeserializeOwned>(path: &Utf8Path, kind: Kind) -> Result<T> {
 }
 
 /// Parses `text` (from `source`, a path or a command) as a report of `kind`.
-pub fn parse<T: DeserializeOwned>(source: &str, text: &str, kind: Kind) -> Result<T> {
+pub(crate) fn parse<T: DeserializeOwned>(source: &str, text: &str, kind: Kind) -> Result<T> {
     let doc: Value = match serde_json::from_str(text) {
         Ok(doc) => doc,
         Err(e) => bail!(

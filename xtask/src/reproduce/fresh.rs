@@ -18,37 +18,37 @@ use crate::util::progress;
 /// What one build is: which, where its engine lives, where it pushes, with what.
 pub(crate) struct Fresh<'a> {
     /// `build 1`, `rebuild`: names it in progress and reports.
-    pub label: String,
+    pub(crate) label: String,
     /// Makes the engine's socket directory and bridge unique.
-    pub n: usize,
-    pub scratch: &'a Utf8Path,
+    pub(crate) n: usize,
+    pub(crate) scratch: &'a Utf8Path,
     /// `docker save` of the base image, loaded into the engine.
-    pub base_archive: &'a Utf8Path,
+    pub(crate) base_archive: &'a Utf8Path,
     /// `HOST:PORT/NAMESPACE` of the registry on 127.0.0.1.
-    pub registry: String,
-    pub platforms: Vec<String>,
+    pub(crate) registry: String,
+    pub(crate) platforms: Vec<String>,
     /// `KEY=VALUE` build arguments over the variant's.
-    pub build_args: Vec<String>,
-    pub compression: Option<Compression>,
+    pub(crate) build_args: Vec<String>,
+    pub(crate) compression: Option<Compression>,
     /// `min` to give the published images' OCI media types where they were pushed attested;
     /// else none (the attestation carries the build's time; the images are what is compared).
-    pub provenance: Provenance,
+    pub(crate) provenance: Provenance,
 }
 
 /// The digests of one platform's image.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub(crate) struct Digests {
-    pub manifest: String,
-    pub config: String,
+    pub(crate) manifest: String,
+    pub(crate) config: String,
 }
 
 /// One image, as a registry holds it: per platform, its digests.
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct Built {
-    pub label: String,
+    pub(crate) label: String,
     /// `HOST/REPOSITORY`: where `repository@manifest` reads each platform's image.
-    pub repository: String,
-    pub platforms: BTreeMap<String, Digests>,
+    pub(crate) repository: String,
+    pub(crate) platforms: BTreeMap<String, Digests>,
 }
 
 /// Builds `variant` in a fresh engine and reads back what it pushed.

@@ -21,18 +21,18 @@ use crate::util;
 /// What a rebuild must build with to give the published image.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Inputs {
-    pub revision: String,
-    pub source_date_epoch: u64,
+    pub(crate) revision: String,
+    pub(crate) source_date_epoch: u64,
     /// `name@sha256:…`, when recorded.
-    pub base: Option<String>,
+    pub(crate) base: Option<String>,
     /// Build arguments besides SOURCE_DATE_EPOCH and BASE_IMAGE (a report's).
-    pub build_args: BTreeMap<String, String>,
-    pub compression: Option<Compression>,
-    pub buildkit: Option<String>,
-    pub engine: Option<String>,
+    pub(crate) build_args: BTreeMap<String, String>,
+    pub(crate) compression: Option<Compression>,
+    pub(crate) buildkit: Option<String>,
+    pub(crate) engine: Option<String>,
     /// The registry serves attestations beside the images (a push with provenance, which makes
     /// BuildKit write OCI media types: a rebuild must attest too to give the same manifests).
-    pub attested: bool,
+    pub(crate) attested: bool,
 }
 
 /// The fields of a build report a rebuild reads.
@@ -166,7 +166,7 @@ pub(crate) fn check_base(inputs: &Inputs, offline: &str, local: Option<&str>) ->
 
 /// A checkout of the commit to rebuild, removed (with git's record of it) on drop.
 pub(crate) struct Worktree {
-    pub ctx: Ctx,
+    pub(crate) ctx: Ctx,
     _remove: Guard,
 }
 

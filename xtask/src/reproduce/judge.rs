@@ -8,19 +8,19 @@ use super::fresh::{Built, Digests};
 /// One platform of one variant, as both images have it.
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct Row {
-    pub variant: String,
-    pub platform: String,
-    pub a: Option<Digests>,
-    pub b: Option<Digests>,
+    pub(crate) variant: String,
+    pub(crate) platform: String,
+    pub(crate) a: Option<Digests>,
+    pub(crate) b: Option<Digests>,
 }
 
 impl Row {
-    pub fn same(&self) -> bool {
+    pub(crate) fn same(&self) -> bool {
         self.a.is_some() && self.a == self.b
     }
 
     /// `the config and the manifest differ`, `only in A`, … (None: the same image).
-    pub fn difference(&self, a: &str, b: &str) -> Option<String> {
+    pub(crate) fn difference(&self, a: &str, b: &str) -> Option<String> {
         match (&self.a, &self.b) {
             (Some(x), Some(y)) if x == y => None,
             (Some(x), Some(y)) if x.config == y.config => Some("the manifest differs".into()),

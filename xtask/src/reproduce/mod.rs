@@ -43,15 +43,15 @@ pub struct Args {
     /// Rebuild the commit of the published `<registry>/<image>:<variant>` and compare with what
     /// the registry serves, instead of building this checkout twice.
     #[arg(long)]
-    pub published: bool,
+    pub(crate) published: bool,
     /// The registry with --published: `HOST[:PORT][/NAMESPACE]` (default: `[project].registry`).
     #[arg(long, env = "XTASK_REGISTRY", value_name = "HOST[/NAMESPACE]")]
-    pub registry: Option<String>,
+    pub(crate) registry: Option<String>,
     /// With --published: the build report of the published build (`build-<variant>.json`), whose
     /// commit, SOURCE_DATE_EPOCH, base, build arguments and compression the rebuild takes
     /// (default: the image's labels).
     #[arg(long, requires = "published", value_name = "FILE")]
-    pub report: Option<Utf8PathBuf>,
+    pub(crate) report: Option<Utf8PathBuf>,
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
 }

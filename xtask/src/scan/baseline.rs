@@ -42,11 +42,11 @@ struct SavedSecret {
 }
 
 #[derive(Debug)]
-pub struct Baseline {
+pub(crate) struct Baseline {
     scans: Vec<SavedScan>,
 }
 
-pub fn load(path: &Utf8Path) -> Result<Baseline> {
+pub(crate) fn load(path: &Utf8Path) -> Result<Baseline> {
     let saved: Saved = report::read(path, Kind::Scan)?;
     Ok(Baseline { scans: saved.scans })
 }
@@ -61,13 +61,13 @@ fn key(id: &str, package: &str, class: &str) -> (String, String, String) {
 }
 
 impl Baseline {
-    pub fn has(&self, variant: &str) -> bool {
+    pub(crate) fn has(&self, variant: &str) -> bool {
         self.scans.iter().any(|s| s.variant == variant)
     }
 
     /// Marks every finding and secret of `variant` new or not, and lists what is gone (all
     /// is new for a variant the baseline has no scan of).
-    pub fn compare(&self, variant: &str, judged: &mut Judged) -> Vec<Gone> {
+    pub(crate) fn compare(&self, variant: &str, judged: &mut Judged) -> Vec<Gone> {
         let before = self.scans.iter().find(|s| s.variant == variant);
         let old_findings = before.map_or(&[][..], |s| &s.findings);
         let old_secrets = before.map_or(&[][..], |s| &s.secrets);

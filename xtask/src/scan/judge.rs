@@ -14,7 +14,7 @@ use crate::config::{Date, Ignore, Scan, Severity};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Verdict {
+pub(crate) enum Verdict {
     /// Its severity is in `fail_on` and nothing ignores it.
     Fail,
     /// Its severity is not in `fail_on`.
@@ -27,20 +27,20 @@ pub enum Verdict {
 
 impl Verdict {
     /// Ignored by the policy: reported, but not a SARIF result and never failing.
-    pub fn ignored(self) -> bool {
+    pub(crate) fn ignored(self) -> bool {
         matches!(self, Verdict::Ignored | Verdict::IgnoredUnfixed)
     }
 }
 
 /// A place in the repository, relative to its root (`Dockerfile.cpu`, line 24).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Location {
-    pub file: String,
-    pub line: usize,
+pub(crate) struct Location {
+    pub(crate) file: String,
+    pub(crate) line: usize,
     /// `base image`, `install line`, `lockfile`, `instruction`, `stage`.
-    pub why: String,
+    pub(crate) why: String,
     /// False when the file is outside the repository (then `file` is absolute).
-    pub in_repo: bool,
+    pub(crate) in_repo: bool,
 }
 
 impl Location {
@@ -56,54 +56,54 @@ impl Location {
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct Finding {
-    pub id: String,
-    pub package: String,
-    pub installed: String,
+pub(crate) struct Finding {
+    pub(crate) id: String,
+    pub(crate) package: String,
+    pub(crate) installed: String,
     /// Empty when no fixed version is known.
-    pub fixed: String,
-    pub status: String,
-    pub severity: Severity,
-    pub target: String,
+    pub(crate) fixed: String,
+    pub(crate) status: String,
+    pub(crate) severity: Severity,
+    pub(crate) target: String,
     /// Where in the image a language package was found (its `METADATA` file, …).
-    pub path: String,
+    pub(crate) path: String,
     /// Trivy's result class and type, e.g. `os-pkgs` / `debian`, `lang-pkgs` / `python-pkg`.
-    pub class: String,
+    pub(crate) class: String,
     #[serde(rename = "type")]
-    pub kind: String,
-    pub title: String,
-    pub url: String,
-    pub unfixed: bool,
-    pub verdict: Verdict,
+    pub(crate) kind: String,
+    pub(crate) title: String,
+    pub(crate) url: String,
+    pub(crate) unfixed: bool,
+    pub(crate) verdict: Verdict,
     /// The `scan.ignore` entry listing it expired on this day: it is judged as not listed.
-    pub ignore_expired: Option<Date>,
+    pub(crate) ignore_expired: Option<Date>,
     /// The layer the package is in (diff ID) and the history entry that made it.
-    pub layer: String,
-    pub created_by: Option<String>,
-    pub location: Location,
+    pub(crate) layer: String,
+    pub(crate) created_by: Option<String>,
+    pub(crate) location: Location,
     /// Not in the baseline (None without `--baseline`).
-    pub new: Option<bool>,
+    pub(crate) new: Option<bool>,
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct Secret {
+pub(crate) struct Secret {
     /// Trivy's rule, e.g. `private-key`.
-    pub rule: String,
-    pub category: String,
-    pub severity: Severity,
-    pub title: String,
+    pub(crate) rule: String,
+    pub(crate) category: String,
+    pub(crate) severity: Severity,
+    pub(crate) title: String,
     /// The file in the image.
-    pub file: String,
-    pub line: usize,
-    pub layer: String,
-    pub created_by: Option<String>,
-    pub location: Location,
-    pub new: Option<bool>,
+    pub(crate) file: String,
+    pub(crate) line: usize,
+    pub(crate) layer: String,
+    pub(crate) created_by: Option<String>,
+    pub(crate) location: Location,
+    pub(crate) new: Option<bool>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum IgnoreStatus {
+pub(crate) enum IgnoreStatus {
     /// It matched findings, which are ignored.
     Applied,
     /// Its date has passed: the findings it lists are judged again.
@@ -114,77 +114,77 @@ pub enum IgnoreStatus {
 
 /// A `scan.ignore` entry and what it did in this scan.
 #[derive(Debug, Clone, Serialize)]
-pub struct IgnoreUse {
-    pub id: String,
-    pub reason: Option<String>,
-    pub expires: Option<Date>,
-    pub status: IgnoreStatus,
+pub(crate) struct IgnoreUse {
+    pub(crate) id: String,
+    pub(crate) reason: Option<String>,
+    pub(crate) expires: Option<Date>,
+    pub(crate) status: IgnoreStatus,
     /// Findings with this ID.
-    pub findings: usize,
+    pub(crate) findings: usize,
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct Policy {
-    pub fail_on: Vec<Severity>,
-    pub ignore_unfixed: bool,
+pub(crate) struct Policy {
+    pub(crate) fail_on: Vec<Severity>,
+    pub(crate) ignore_unfixed: bool,
 }
 
 impl Policy {
     /// `CRITICAL,HIGH`.
-    pub fn fail_on_names(&self, separator: &str) -> String {
+    pub(crate) fn fail_on_names(&self, separator: &str) -> String {
         let names: Vec<&str> = self.fail_on.iter().map(|s| s.as_str()).collect();
         names.join(separator)
     }
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct VariantScan {
-    pub variant: String,
-    pub image: String,
+pub(crate) struct VariantScan {
+    pub(crate) variant: String,
+    pub(crate) image: String,
     /// The image ID scanned (the tag may move while a scan runs; the ID does not).
-    pub image_id: String,
+    pub(crate) image_id: String,
     /// `trivy`, `trivy --input FILE`, or `report FILE` for --from-report.
-    pub source: String,
+    pub(crate) source: String,
     /// Trivy's `ArtifactName` and `ArtifactType`.
-    pub artifact: String,
-    pub artifact_type: String,
+    pub(crate) artifact: String,
+    pub(crate) artifact_type: String,
     /// The version of Trivy that made the report, when it says.
-    pub trivy_version: Option<String>,
+    pub(crate) trivy_version: Option<String>,
     /// `debian 13.8`; empty when Trivy detected no OS.
-    pub os: String,
+    pub(crate) os: String,
     /// Trivy says the OS release is past its end of life: no more fixes will come.
-    pub os_end_of_life: bool,
+    pub(crate) os_end_of_life: bool,
     /// Packages Trivy found (OS and language), the proof it saw something.
-    pub packages: usize,
-    pub policy: Policy,
+    pub(crate) packages: usize,
+    pub(crate) policy: Policy,
     /// Every finding, by severity.
-    pub counts: BTreeMap<Severity, usize>,
-    pub failing: usize,
-    pub ignored: usize,
+    pub(crate) counts: BTreeMap<Severity, usize>,
+    pub(crate) failing: usize,
+    pub(crate) ignored: usize,
     /// Whether the gate passed: no failing finding and no secret (with `--fail-on new`: none
     /// that is new).
-    pub passed: bool,
+    pub(crate) passed: bool,
     /// Failing findings first, then by severity (highest first) and ID.
-    pub findings: Vec<Finding>,
-    pub secrets: Vec<Secret>,
-    pub ignores: Vec<IgnoreUse>,
+    pub(crate) findings: Vec<Finding>,
+    pub(crate) secrets: Vec<Secret>,
+    pub(crate) ignores: Vec<IgnoreUse>,
     /// With `--baseline`: what was there before and is not any more.
-    pub fixed_since_baseline: Option<Vec<Gone>>,
+    pub(crate) fixed_since_baseline: Option<Vec<Gone>>,
 }
 
 /// A finding of the baseline the scan no longer has (a secret: `secret` class, its rule as ID
 /// and its file as package).
 #[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct Gone {
-    pub id: String,
-    pub package: String,
-    pub class: String,
-    pub installed: String,
+pub(crate) struct Gone {
+    pub(crate) id: String,
+    pub(crate) package: String,
+    pub(crate) class: String,
+    pub(crate) installed: String,
 }
 
 /// Refuses a report in which Trivy saw nothing: no OS packages, no language packages and no
 /// finding, which would pass any policy. Returns the packages it saw.
-pub fn check_saw_something(what: &str, trivy: &TrivyReport) -> Result<usize> {
+pub(crate) fn check_saw_something(what: &str, trivy: &TrivyReport) -> Result<usize> {
     let results = || trivy.results.iter().flatten();
     let listed = |class: &str| -> usize {
         results()
@@ -217,13 +217,17 @@ pub fn check_saw_something(what: &str, trivy: &TrivyReport) -> Result<usize> {
 
 /// No fix to install: no fixed version, or a status other than `fixed` (reports of Trivy
 /// before 0.37 have no status; the fixed version alone decides there).
-pub fn is_unfixed(v: &TrivyVulnerability) -> bool {
+pub(crate) fn is_unfixed(v: &TrivyVulnerability) -> bool {
     v.fixed.trim().is_empty() || (!v.status.is_empty() && v.status != "fixed")
 }
 
 /// The verdict on one vulnerability, and the expiry date of an ignore entry that no longer
 /// applies to it.
-pub fn verdict(policy: &Scan, today: Date, v: &TrivyVulnerability) -> (Verdict, Option<Date>) {
+pub(crate) fn verdict(
+    policy: &Scan,
+    today: Date,
+    v: &TrivyVulnerability,
+) -> (Verdict, Option<Date>) {
     let listed = policy
         .ignore
         .iter()
@@ -247,24 +251,24 @@ fn severity(name: &str) -> Severity {
 }
 
 /// What the judge needs to know about the scan besides the report.
-pub struct Subject<'a> {
-    pub variant: &'a str,
-    pub image: String,
-    pub source: String,
-    pub policy: &'a Scan,
-    pub today: Date,
-    pub locator: &'a Locator<'a>,
+pub(crate) struct Subject<'a> {
+    pub(crate) variant: &'a str,
+    pub(crate) image: String,
+    pub(crate) source: String,
+    pub(crate) policy: &'a Scan,
+    pub(crate) today: Date,
+    pub(crate) locator: &'a Locator<'a>,
     /// The repository root, which locations are relative to.
-    pub root: &'a Utf8Path,
+    pub(crate) root: &'a Utf8Path,
 }
 
 /// Every vulnerability (failing first) and secret of a report, judged and located.
-pub struct Judged {
-    pub findings: Vec<Finding>,
-    pub secrets: Vec<Secret>,
+pub(crate) struct Judged {
+    pub(crate) findings: Vec<Finding>,
+    pub(crate) secrets: Vec<Secret>,
 }
 
-pub fn judge(subject: &Subject, trivy: &TrivyReport) -> Judged {
+pub(crate) fn judge(subject: &Subject, trivy: &TrivyReport) -> Judged {
     let mut findings: Vec<Finding> = trivy
         .vulnerabilities()
         .map(|(result, v)| finding(subject, trivy, result, v))
@@ -356,7 +360,7 @@ fn secret(subject: &Subject, trivy: &TrivyReport, result: &TrivyResult, s: &Triv
 
 /// The variant's scan, and the one place it passes or fails: after the baseline marked what
 /// is new (`gone`: what the baseline had and this scan has not).
-pub fn variant_scan(
+pub(crate) fn variant_scan(
     subject: &Subject,
     trivy: &TrivyReport,
     packages: usize,
@@ -430,7 +434,7 @@ fn ignore_use(ignore: &Ignore, today: Date, findings: &[Finding]) -> IgnoreUse {
 /// Which findings and secrets make the scan fail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum FailOn {
+pub(crate) enum FailOn {
     /// Every finding the policy fails, and every secret.
     All,
     /// Only those not in the `--baseline` report (a pull request's gate).
@@ -458,7 +462,7 @@ fn gate<'a>(
 const NAMED_IN_ERROR: usize = 10;
 
 /// The error of a failed scan, naming what failed in each variant that did not pass.
-pub fn failure_message(scans: &[VariantScan], mode: FailOn) -> Option<String> {
+pub(crate) fn failure_message(scans: &[VariantScan], mode: FailOn) -> Option<String> {
     let parts: Vec<String> = scans
         .iter()
         .filter(|s| !s.passed)
@@ -520,7 +524,7 @@ fn what_failed(s: &VariantScan, mode: FailOn) -> Vec<String> {
 }
 
 /// `sha256:cb6853fbb591`.
-pub fn short_layer(diff_id: &str) -> String {
+pub(crate) fn short_layer(diff_id: &str) -> String {
     let (algo, hex) = diff_id.split_once(':').unwrap_or(("", diff_id));
     let hex = crate::util::short_id(hex);
     if algo.is_empty() {
@@ -531,7 +535,7 @@ pub fn short_layer(diff_id: &str) -> String {
 }
 
 /// A history entry without BuildKit's marker, cut to a readable length.
-pub fn short_command(created_by: &str) -> String {
+pub(crate) fn short_command(created_by: &str) -> String {
     let c = created_by.trim();
     let c = c.strip_suffix("# buildkit").unwrap_or(c).trim();
     let c: String = c.split_whitespace().collect::<Vec<_>>().join(" ");

@@ -15,17 +15,17 @@ use crate::util::pep503_name;
 
 /// One Dockerfile instruction with the lines it spans.
 #[derive(Debug, Clone)]
-pub struct Instruction {
+pub(crate) struct Instruction {
     /// Upper case: `RUN`, `COPY`, `FROM`, …
-    pub keyword: String,
+    pub(crate) keyword: String,
     /// 1-based line of the keyword.
-    pub line: usize,
+    pub(crate) line: usize,
     /// Every line of the instruction (continuations, heredoc bodies), comments left out.
-    pub lines: Vec<(usize, String)>,
+    pub(crate) lines: Vec<(usize, String)>,
     /// The arguments as one string: continuations joined, the escape character removed.
-    pub args: String,
+    pub(crate) args: String,
     /// The body of a heredoc it opens (`RUN <<EOF` … `EOF`), which history records instead.
-    pub heredoc: Option<String>,
+    pub(crate) heredoc: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -40,8 +40,8 @@ struct Stage {
 }
 
 #[derive(Debug, Clone)]
-pub struct Dockerfile {
-    pub instructions: Vec<Instruction>,
+pub(crate) struct Dockerfile {
+    pub(crate) instructions: Vec<Instruction>,
     stages: Vec<Stage>,
     /// The `ARG`s before the first `FROM` (the only ones a `FROM` can use), with defaults.
     global_args: Vec<(String, Option<String>)>,
@@ -49,7 +49,7 @@ pub struct Dockerfile {
 
 /// Parses a Dockerfile's instructions: line continuations with its escape character (`\`, or
 /// the one of an `# escape=` directive), comment lines, and heredocs (`<<EOF` … `EOF`).
-pub fn parse(text: &str) -> Dockerfile {
+pub(crate) fn parse(text: &str) -> Dockerfile {
     let instructions = instructions(text);
     let (stages, global_args) = stages(&instructions);
     Dockerfile {
@@ -307,16 +307,16 @@ impl Dockerfile {
 
 /// A place in a file of the repository.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Place {
-    pub file: Utf8PathBuf,
+pub(crate) struct Place {
+    pub(crate) file: Utf8PathBuf,
     /// 1-based.
-    pub line: usize,
+    pub(crate) line: usize,
     /// Why this line: `base image`, `RUN`, `lockfile`, …
-    pub why: &'static str,
+    pub(crate) why: &'static str,
 }
 
 /// Finds places for one image built from one Dockerfile.
-pub struct Locator<'a> {
+pub(crate) struct Locator<'a> {
     dockerfile_path: Utf8PathBuf,
     dockerfile: &'a Dockerfile,
     /// The first stage's FROM: where the base image's layers come from.
@@ -347,7 +347,7 @@ const INSTALLERS: [&str; 8] = [
 impl<'a> Locator<'a> {
     /// `layer_commands`: each layer's diff ID and `created_by`, oldest first; `build_args`: the
     /// variant's, which pick the stages a `FROM` names through arguments.
-    pub fn new(
+    pub(crate) fn new(
         dockerfile_path: &Utf8Path,
         dockerfile: &'a Dockerfile,
         target: Option<&str>,
@@ -413,14 +413,14 @@ impl<'a> Locator<'a> {
     }
 
     /// The line that made the layer `diff_id`.
-    pub fn layer(&self, diff_id: &str) -> Place {
+    pub(crate) fn layer(&self, diff_id: &str) -> Place {
         let (i, why) = self.layer_instruction(diff_id);
         self.at(self.dockerfile.instructions[i].line, why)
     }
 
     /// An OS package: the base's FROM, or the line of the instruction that installed it —
     /// the one naming the package (or its source package), else its install command.
-    pub fn os_package(&self, diff_id: &str, names: &[&str]) -> Place {
+    pub(crate) fn os_package(&self, diff_id: &str, names: &[&str]) -> Place {
         let (i, why) = self.layer_instruction(diff_id);
         let instr = &self.dockerfile.instructions[i];
         if why != "instruction" {
@@ -442,7 +442,7 @@ impl<'a> Locator<'a> {
     }
 
     /// A Python package: the lockfile line that pins it, else the layer's instruction.
-    pub fn python_package(&self, diff_id: &str, name: &str) -> Place {
+    pub(crate) fn python_package(&self, diff_id: &str, name: &str) -> Place {
         let wanted = pep503_name(name);
         for (path, text) in self.lockfiles {
             for (i, line) in text.lines().enumerate() {

@@ -39,14 +39,20 @@ use baseline::Baseline;
 use judge::{FailOn, IgnoreStatus, VariantScan};
 use plan::{DbOptions, Input};
 
-pub use plan::{db_state, DbState, DB_SCHEMA, INSTALL_HINT};
+pub(crate) use plan::db_state;
+
+pub(crate) use plan::DbState;
+
+pub(crate) use plan::DB_SCHEMA;
+
+pub(crate) use plan::INSTALL_HINT;
 
 /// What the JSON report is (its schema 2: secrets, ignore entries, locations, baseline).
 const KIND: report::Kind = report::Kind::Scan;
 
 /// `--format`: the formats of every report, and SARIF.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Format {
+pub(crate) enum Format {
     Report(report::Format),
     Sarif,
 }
@@ -133,13 +139,13 @@ fn parse_timeout(s: &str) -> std::result::Result<Duration, String> {
 
 /// The JSON report (`--format json`, `--save`).
 #[derive(Debug, Serialize)]
-pub struct Report {
-    pub fail_on: FailOn,
+pub(crate) struct Report {
+    pub(crate) fail_on: FailOn,
     /// The `--baseline` file.
-    pub baseline: Option<String>,
+    pub(crate) baseline: Option<String>,
     /// The DB Trivy used (None for `--from-report` only).
-    pub db: Option<plan::DbInfo>,
-    pub scans: Vec<VariantScan>,
+    pub(crate) db: Option<plan::DbInfo>,
+    pub(crate) scans: Vec<VariantScan>,
 }
 
 /// One scan: a variant's policy and what is scanned.
@@ -489,7 +495,7 @@ fn warn(scan: &VariantScan, baseline: Option<&Baseline>) {
 
 /// Where `scan` would find the DB with images.toml's settings and no flags, and its state
 /// (for `doctor`).
-pub fn configured_db(config: Option<&Config>) -> (Utf8PathBuf, DbState) {
+pub(crate) fn configured_db(config: Option<&Config>) -> (Utf8PathBuf, DbState) {
     let settings = config.map(|c| c.scan.clone()).unwrap_or_default();
     let env = |name: &str| std::env::var(name).ok();
     let db = DbOptions::resolve(&ScanSettings::default(), &settings, &env);

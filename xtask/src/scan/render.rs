@@ -7,7 +7,7 @@ use super::Report;
 use crate::config::Severity;
 use crate::report::{Section, Table};
 
-pub fn sections(report: &Report) -> Vec<Section> {
+pub(crate) fn sections(report: &Report) -> Vec<Section> {
     let mut titled = vec![
         ("Failing", failing(report)),
         ("Secrets", secrets(report)),

@@ -18,7 +18,7 @@ use crate::process::Cmd;
 const QUOTED_LINES: usize = 6;
 
 /// The `trivy` on PATH, or the install hint.
-pub fn find_trivy() -> Result<Utf8PathBuf> {
+pub(crate) fn find_trivy() -> Result<Utf8PathBuf> {
     let path = which::which("trivy").map_err(|_| {
         anyhow::anyhow!(
             "trivy is not installed: {}; or run Trivy in its own step and judge its report with \
@@ -78,7 +78,7 @@ fn run(ctx: &Ctx, trivy: &Utf8Path, argv: &[String]) -> Result<std::result::Resu
 }
 
 /// Makes the DB ready: with `--offline` it must be there already, else it is updated when due.
-pub fn prepare_db(ctx: &Ctx, trivy: &Utf8Path, db: &DbOptions) -> Result<()> {
+pub(crate) fn prepare_db(ctx: &Ctx, trivy: &Utf8Path, db: &DbOptions) -> Result<()> {
     if db.offline {
         plan::check_offline(db, &plan::db_state(&db.cache_dir)).map(drop)
     } else {
@@ -128,7 +128,7 @@ fn update_db(ctx: &Ctx, trivy: &Utf8Path, db: &DbOptions) -> Result<()> {
 
 /// Scans one image (or archive) and returns Trivy's JSON report as text. `what` names it in
 /// progress and errors.
-pub fn scan(
+pub(crate) fn scan(
     ctx: &Ctx,
     trivy: &Utf8Path,
     input: &Input,

@@ -13,22 +13,22 @@ use crate::sarif::{
 };
 
 /// The file `--sarif DIR` writes for a variant.
-pub fn file_name(variant: &str) -> String {
+pub(crate) fn file_name(variant: &str) -> String {
     format!("trivy-{variant}.sarif")
 }
 
 /// GitHub's analysis category of a variant's run.
-pub fn category(variant: &str) -> String {
+pub(crate) fn category(variant: &str) -> String {
     format!("trivy/{variant}")
 }
 
-pub fn log(scans: &[VariantScan]) -> Log {
+pub(crate) fn log(scans: &[VariantScan]) -> Log {
     Log::new(scans.iter().map(run).collect())
 }
 
 /// Failing findings are errors; the others by severity: CRITICAL to MEDIUM warnings, LOW and
 /// UNKNOWN notes. Ignored ones are no result at all.
-pub fn level(f: &Finding) -> Option<Level> {
+pub(crate) fn level(f: &Finding) -> Option<Level> {
     match f.verdict {
         Verdict::Fail => Some(Level::Error),
         Verdict::BelowThreshold => Some(match f.severity {
@@ -51,7 +51,7 @@ fn security_severity(s: Severity) -> &'static str {
     }
 }
 
-pub fn run(scan: &VariantScan) -> Run {
+pub(crate) fn run(scan: &VariantScan) -> Run {
     let mut driver = ToolComponent::new("Trivy");
     driver.full_name = Some("Trivy Vulnerability Scanner".into());
     driver.version = scan.trivy_version.clone();

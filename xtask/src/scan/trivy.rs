@@ -5,134 +5,134 @@ use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 
 /// The only Trivy report schema understood (Trivy ≥ 0.20).
-pub const TRIVY_SCHEMA: u64 = 2;
+pub(crate) const TRIVY_SCHEMA: u64 = 2;
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, rename_all = "PascalCase")]
-pub struct TrivyReport {
-    pub artifact_name: String,
-    pub artifact_type: String,
+pub(crate) struct TrivyReport {
+    pub(crate) artifact_name: String,
+    pub(crate) artifact_type: String,
     /// Absent in reports of Trivy before 0.48.
-    pub trivy: Option<TrivyTool>,
-    pub metadata: Metadata,
-    pub results: Option<Vec<TrivyResult>>,
+    pub(crate) trivy: Option<TrivyTool>,
+    pub(crate) metadata: Metadata,
+    pub(crate) results: Option<Vec<TrivyResult>>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, rename_all = "PascalCase")]
-pub struct TrivyTool {
-    pub version: String,
+pub(crate) struct TrivyTool {
+    pub(crate) version: String,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, rename_all = "PascalCase")]
-pub struct Metadata {
+pub(crate) struct Metadata {
     /// The OS Trivy detected; None when it found none it knows.
     #[serde(rename = "OS")]
-    pub os: Option<Os>,
+    pub(crate) os: Option<Os>,
     #[serde(rename = "ImageID")]
-    pub image_id: String,
-    pub image_config: ImageConfig,
+    pub(crate) image_id: String,
+    pub(crate) image_config: ImageConfig,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, rename_all = "PascalCase")]
-pub struct Os {
-    pub family: String,
-    pub name: String,
+pub(crate) struct Os {
+    pub(crate) family: String,
+    pub(crate) name: String,
     /// End of service life: the distribution no longer publishes fixes.
     #[serde(rename = "EOSL")]
-    pub eosl: bool,
+    pub(crate) eosl: bool,
 }
 
 /// The image's OCI config as Trivy copied it: its history says which instruction made a layer.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
-pub struct ImageConfig {
-    pub history: Vec<History>,
-    pub rootfs: RootFs,
+pub(crate) struct ImageConfig {
+    pub(crate) history: Vec<History>,
+    pub(crate) rootfs: RootFs,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
-pub struct History {
-    pub created_by: String,
-    pub empty_layer: bool,
+pub(crate) struct History {
+    pub(crate) created_by: String,
+    pub(crate) empty_layer: bool,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
-pub struct RootFs {
-    pub diff_ids: Vec<String>,
+pub(crate) struct RootFs {
+    pub(crate) diff_ids: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, rename_all = "PascalCase")]
-pub struct TrivyResult {
-    pub target: String,
+pub(crate) struct TrivyResult {
+    pub(crate) target: String,
     /// `os-pkgs`, `lang-pkgs`, `secret`, …
-    pub class: String,
+    pub(crate) class: String,
     /// `debian`, `python-pkg`, …
     #[serde(rename = "Type")]
-    pub kind: String,
+    pub(crate) kind: String,
     /// Every package found (Trivy ≥ 0.52 lists them in JSON by default); None when not listed.
-    pub packages: Option<Vec<Package>>,
-    pub vulnerabilities: Option<Vec<TrivyVulnerability>>,
-    pub secrets: Option<Vec<TrivySecret>>,
+    pub(crate) packages: Option<Vec<Package>>,
+    pub(crate) vulnerabilities: Option<Vec<TrivyVulnerability>>,
+    pub(crate) secrets: Option<Vec<TrivySecret>>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, rename_all = "PascalCase")]
-pub struct Package {
+pub(crate) struct Package {
     #[serde(rename = "ID")]
-    pub id: String,
+    pub(crate) id: String,
     /// The Debian source package a binary package was built from.
-    pub src_name: String,
+    pub(crate) src_name: String,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
-pub struct TrivyVulnerability {
+pub(crate) struct TrivyVulnerability {
     #[serde(rename = "VulnerabilityID")]
-    pub id: String,
+    pub(crate) id: String,
     #[serde(rename = "PkgName", default)]
-    pub pkg_name: String,
+    pub(crate) pkg_name: String,
     #[serde(rename = "PkgID", default)]
-    pub pkg_id: String,
+    pub(crate) pkg_id: String,
     /// Where a language package was found (e.g. its `METADATA` file).
     #[serde(rename = "PkgPath", default)]
-    pub pkg_path: String,
+    pub(crate) pkg_path: String,
     #[serde(rename = "InstalledVersion", default)]
-    pub installed: String,
+    pub(crate) installed: String,
     #[serde(rename = "FixedVersion", default)]
-    pub fixed: String,
+    pub(crate) fixed: String,
     /// `fixed`, `affected`, `will_not_fix`, `fix_deferred`, `end_of_life`, … (Trivy ≥ 0.37).
     #[serde(rename = "Status", default)]
-    pub status: String,
+    pub(crate) status: String,
     #[serde(rename = "Severity", default)]
-    pub severity: String,
+    pub(crate) severity: String,
     #[serde(rename = "Title", default)]
-    pub title: String,
+    pub(crate) title: String,
     #[serde(rename = "PrimaryURL", default)]
-    pub url: String,
+    pub(crate) url: String,
     #[serde(rename = "Layer", default)]
-    pub layer: Layer,
+    pub(crate) layer: Layer,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, rename_all = "PascalCase")]
-pub struct TrivySecret {
+pub(crate) struct TrivySecret {
     #[serde(rename = "RuleID")]
-    pub rule_id: String,
-    pub category: String,
-    pub severity: String,
-    pub title: String,
-    pub start_line: usize,
-    pub layer: Layer,
+    pub(crate) rule_id: String,
+    pub(crate) category: String,
+    pub(crate) severity: String,
+    pub(crate) title: String,
+    pub(crate) start_line: usize,
+    pub(crate) layer: Layer,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(default, rename_all = "PascalCase")]
-pub struct Layer {
+pub(crate) struct Layer {
     pub digest: String,
     #[serde(rename = "DiffID")]
     pub diff_id: String,
@@ -141,7 +141,7 @@ pub struct Layer {
 }
 
 /// Parses a Trivy JSON report; `source` names it in errors.
-pub fn parse(source: &str, text: &str) -> Result<TrivyReport> {
+pub(crate) fn parse(source: &str, text: &str) -> Result<TrivyReport> {
     let value: serde_json::Value = serde_json::from_str(text)
         .with_context(|| format!("{source} is not valid JSON (a truncated or partial report?)"))?;
     let schema = match &value {
@@ -167,14 +167,16 @@ pub fn parse(source: &str, text: &str) -> Result<TrivyReport> {
 }
 
 impl TrivyReport {
-    pub fn vulnerabilities(&self) -> impl Iterator<Item = (&TrivyResult, &TrivyVulnerability)> {
+    pub(crate) fn vulnerabilities(
+        &self,
+    ) -> impl Iterator<Item = (&TrivyResult, &TrivyVulnerability)> {
         self.results
             .iter()
             .flatten()
             .flat_map(|r| r.vulnerabilities.iter().flatten().map(move |v| (r, v)))
     }
 
-    pub fn secrets(&self) -> impl Iterator<Item = (&TrivyResult, &TrivySecret)> {
+    pub(crate) fn secrets(&self) -> impl Iterator<Item = (&TrivyResult, &TrivySecret)> {
         self.results
             .iter()
             .flatten()
@@ -182,7 +184,7 @@ impl TrivyReport {
     }
 
     /// The Debian source package of an OS package, from the package list (`PkgID` → `SrcName`).
-    pub fn source_package(&self, pkg_id: &str) -> Option<&str> {
+    pub(crate) fn source_package(&self, pkg_id: &str) -> Option<&str> {
         self.results
             .iter()
             .flatten()
@@ -193,20 +195,20 @@ impl TrivyReport {
     }
 
     /// The version of Trivy that made the report, when it says.
-    pub fn version(&self) -> Option<String> {
+    pub(crate) fn version(&self) -> Option<String> {
         let version = &self.trivy.as_ref()?.version;
         (!version.is_empty()).then(|| version.clone())
     }
 
     /// `debian 13.8`, or None.
-    pub fn os_name(&self) -> Option<String> {
+    pub(crate) fn os_name(&self) -> Option<String> {
         let os = self.metadata.os.as_ref()?;
         (!os.family.is_empty()).then(|| format!("{} {}", os.family, os.name).trim().to_string())
     }
 
     /// The command that made each layer, by diff ID, from the image history (the entries
     /// that are not `empty_layer` are the layers, in order).
-    pub fn layer_commands(&self) -> Vec<(String, String)> {
+    pub(crate) fn layer_commands(&self) -> Vec<(String, String)> {
         let config = &self.metadata.image_config;
         config
             .history
@@ -218,7 +220,7 @@ impl TrivyReport {
     }
 
     /// The command that made the layer `diff_id`, if the report's history says.
-    pub fn created_by(&self, layer: &Layer) -> Option<String> {
+    pub(crate) fn created_by(&self, layer: &Layer) -> Option<String> {
         if !layer.created_by.is_empty() {
             return Some(layer.created_by.clone());
         }

@@ -143,7 +143,7 @@ fn zstd_content_len(r: impl Read) -> Result<u64> {
 
 /// The length of `r` gzip-compressed at level 6 (a 10-byte header with no name, as Go's and
 /// zlib's gzip writers make it, the deflate stream, and the 8-byte trailer).
-pub fn gzip_len(r: &mut dyn Read) -> Result<u64> {
+pub(crate) fn gzip_len(r: &mut dyn Read) -> Result<u64> {
     let mut encoder = GzEncoder::new(Counter(0), Compression::new(GZIP_LEVEL));
     let mut buf = vec![0u8; 256 << 10];
     loop {
@@ -221,7 +221,7 @@ pub(super) fn measure_file(
 /// and padding against file-system blocks, which is far less. Anything else gives None, and the
 /// caller decompresses: a layer whose usage is unknown or far off (sparse files, many empty files),
 /// or a blob of several gzip members (whose trailer counts only the last).
-pub fn unpacked_from_trailer(isize: u32, compressed: u64, usage: u64) -> Option<u64> {
+pub(crate) fn unpacked_from_trailer(isize: u32, compressed: u64, usage: u64) -> Option<u64> {
     let base = u64::from(isize);
     let k = if usage > base {
         (usage - base + WRAP / 2) / WRAP

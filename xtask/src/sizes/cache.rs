@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::facts::{BlobFacts, ImageFacts, Method, Store, UnpackedFrom, COMPRESSOR, FACTS_VERSION};
 
 /// The sizes cache: `images/<store>-<algo>-<hex>.json` and `blobs/<algo>-<hex>.json`.
-pub struct Cache {
+pub(crate) struct Cache {
     dir: Utf8PathBuf,
     /// False with `--no-cache`: measure again, then refresh the cache.
     read: bool,
@@ -17,7 +17,7 @@ pub struct Cache {
 }
 
 impl Cache {
-    pub fn new(dir: Utf8PathBuf, read: bool, trust_trailers: bool) -> Cache {
+    pub(crate) fn new(dir: Utf8PathBuf, read: bool, trust_trailers: bool) -> Cache {
         Cache {
             dir,
             read,
@@ -41,7 +41,7 @@ impl Cache {
         )
     }
 
-    pub fn image(&self, store: Store, id: &str) -> Option<ImageFacts> {
+    pub(crate) fn image(&self, store: Store, id: &str) -> Option<ImageFacts> {
         if !self.read {
             return None;
         }

@@ -30,7 +30,7 @@ impl ContentStore {
     /// The content stores this engine may use, in the order tried: the containerd that dockerd
     /// manages under its data directory, then the system containerd (its configured root, then
     /// its default root).
-    pub fn candidates(docker_root_dir: &str) -> Vec<Utf8PathBuf> {
+    pub(crate) fn candidates(docker_root_dir: &str) -> Vec<Utf8PathBuf> {
         let mut roots: Vec<Utf8PathBuf> = Vec::new();
         if !docker_root_dir.is_empty() {
             roots.push(
@@ -74,7 +74,7 @@ impl ContentStore {
         ))
     }
 
-    pub fn dir(&self) -> &Utf8Path {
+    pub(crate) fn dir(&self) -> &Utf8Path {
         &self.dir
     }
 
@@ -165,7 +165,7 @@ fn configured_root(config: &Utf8Path) -> Option<Utf8PathBuf> {
 }
 
 /// The manifests, configs and layer facts of the `todo` images, from the content store.
-pub fn read_layout(
+pub(crate) fn read_layout(
     store: &ContentStore,
     todo: &[&Wanted],
     cache: &Cache,

@@ -14,14 +14,14 @@ use serde::{Deserialize, Serialize};
 use crate::docker::{self, ImageInspect};
 
 /// Bumped when the meaning of a cached fact changes; older cache files are then ignored.
-pub const FACTS_VERSION: u32 = 3;
+pub(crate) const FACTS_VERSION: u32 = 3;
 /// How `computed` compressed sizes are made; part of every cached computed fact.
-pub const COMPRESSOR: &str = "gzip level 6 (flate2 with zlib-rs)";
+pub(crate) const COMPRESSOR: &str = "gzip level 6 (flate2 with zlib-rs)";
 
 /// Where the engine keeps images.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Store {
+pub(crate) enum Store {
     /// The containerd image store (snapshotter): compressed blobs are kept.
     Containerd,
     /// The classic graph-driver store (overlay2, …): only unpacked layers are kept.
@@ -29,7 +29,7 @@ pub enum Store {
 }
 
 impl Store {
-    pub fn of(info: &docker::Info) -> Store {
+    pub(crate) fn of(info: &docker::Info) -> Store {
         if info.containerd_store() {
             Store::Containerd
         } else {
@@ -37,7 +37,7 @@ impl Store {
         }
     }
 
-    pub fn method(self) -> Method {
+    pub(crate) fn method(self) -> Method {
         match self {
             Store::Containerd => Method::Stored,
             Store::Classic => Method::Computed,
@@ -55,7 +55,7 @@ impl Store {
 
 /// How the compressed size was obtained.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Method {
+pub(crate) enum Method {
     /// The lengths of the layer blobs the store keeps (and would push).
     #[serde(rename = "stored (registry blobs)")]
     Stored,
@@ -68,7 +68,7 @@ pub enum Method {
 }
 
 impl Method {
-    pub fn describe(self) -> &'static str {
+    pub(crate) fn describe(self) -> &'static str {
         match self {
             Method::Stored => "stored (registry blobs)",
             Method::Computed => "computed (gzip of layer tars)",
@@ -109,22 +109,22 @@ pub struct Layer {
 
 /// The measured facts about one image ID.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ImageFacts {
-    pub version: u32,
-    pub id: String,
-    pub store: Store,
-    pub method: Method,
+pub(crate) struct ImageFacts {
+    pub(crate) version: u32,
+    pub(crate) id: String,
+    pub(crate) store: Store,
+    pub(crate) method: Method,
     /// The compressor of computed sizes; None when sizes are stored.
-    pub compressor: Option<String>,
-    pub layers: Vec<Layer>,
+    pub(crate) compressor: Option<String>,
+    pub(crate) layers: Vec<Layer>,
 }
 
 impl ImageFacts {
-    pub fn compressed(&self) -> u64 {
+    pub(crate) fn compressed(&self) -> u64 {
         self.layers.iter().map(|l| l.compressed).sum()
     }
 
-    pub fn unpacked(&self) -> u64 {
+    pub(crate) fn unpacked(&self) -> u64 {
         self.layers.iter().map(|l| l.unpacked).sum()
     }
 }
@@ -142,24 +142,24 @@ pub(super) enum Encoding {
 /// Facts about one blob, cached by its digest.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(super) struct BlobFacts {
-    pub version: u32,
-    pub size: u64,
-    pub encoding: Encoding,
+    pub(crate) version: u32,
+    pub(crate) size: u64,
+    pub(crate) encoding: Encoding,
     /// Length of the uncompressed content.
-    pub unpacked: Option<u64>,
-    pub unpacked_from: UnpackedFrom,
+    pub(crate) unpacked: Option<u64>,
+    pub(crate) unpacked_from: UnpackedFrom,
     /// Length after gzip with `compressor`, for uncompressed layer tars on the classic store.
-    pub gzip: Option<u64>,
-    pub compressor: Option<String>,
+    pub(crate) gzip: Option<u64>,
+    pub(crate) compressor: Option<String>,
 }
 
 /// An image to measure: the reference to save it by and what `docker image inspect` said.
-pub struct Wanted<'a> {
-    pub reference: &'a str,
-    pub inspect: &'a ImageInspect,
+pub(crate) struct Wanted<'a> {
+    pub(crate) reference: &'a str,
+    pub(crate) inspect: &'a ImageInspect,
     /// Set for one platform of a multi-platform image: its `inspect.id` is that platform's
     /// manifest, which the engine names only as `reference` + `--platform`.
-    pub platform: Option<&'a str>,
+    pub(crate) platform: Option<&'a str>,
 }
 
 /// How a measurement went: the progress line, and `run` in the JSON report (which

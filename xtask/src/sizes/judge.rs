@@ -13,26 +13,26 @@ pub(crate) const WARN_PERCENT: u64 = 90;
 
 /// One thing to measure: a variant's image, or an image named with --image.
 #[derive(Debug, Clone)]
-pub struct Target {
+pub(crate) struct Target {
     /// The variant name, or the image reference for --image.
-    pub name: String,
-    pub variant: Option<String>,
-    pub image: String,
+    pub(crate) name: String,
+    pub(crate) variant: Option<String>,
+    pub(crate) image: String,
     /// One platform of a multi-platform image (None: the image as the engine resolves it).
-    pub platform: Option<String>,
-    pub budget: Budget,
+    pub(crate) platform: Option<String>,
+    pub(crate) budget: Budget,
     /// The variant's `push_compression`: zstd layers are sized as a push sends them.
-    pub push_zstd: bool,
+    pub(crate) push_zstd: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     /// The engine's version and image store, e.g. `28.5.2, containerd snapshotter (overlayfs)`.
-    pub engine: String,
+    pub(crate) engine: String,
     pub images: Vec<Entry>,
     /// Images read from their registry (`--image REGISTRY/IMAGE:TAG`), per platform.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub registry: Vec<super::registry::RegistryEntry>,
+    pub(crate) registry: Vec<super::registry::RegistryEntry>,
     /// How this run measured (absent from reports built in memory, e.g. in unit tests).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub run: Option<Stats>,
@@ -51,55 +51,55 @@ pub enum Status {
 #[derive(Debug, Clone, Serialize)]
 pub struct Entry {
     pub name: String,
-    pub variant: Option<String>,
-    pub image: String,
+    pub(crate) variant: Option<String>,
+    pub(crate) image: String,
     /// The platform measured, for one platform of a multi-platform image.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub platform: Option<String>,
-    pub id: Option<String>,
+    pub(crate) platform: Option<String>,
+    pub(crate) id: Option<String>,
     pub status: Status,
     /// Bytes: sum of the compressed layer blobs.
-    pub compressed: Option<u64>,
+    pub(crate) compressed: Option<u64>,
     /// Bytes: sum of the uncompressed layer tars.
     pub unpacked: Option<u64>,
-    pub method: Option<Method>,
-    pub budget: BudgetOut,
+    pub(crate) method: Option<Method>,
+    pub(crate) budget: BudgetOut,
     /// Budget warnings and overshoots.
-    pub findings: Vec<Finding>,
+    pub(crate) findings: Vec<Finding>,
     /// What to do when the image is not built.
-    pub hint: Option<String>,
+    pub(crate) hint: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub delta: Option<Delta>,
+    pub(crate) delta: Option<Delta>,
     /// Every layer, base first.
     pub layers: Vec<Layer>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct BudgetOut {
-    pub compressed: Option<u64>,
-    pub unpacked: Option<u64>,
+pub(crate) struct BudgetOut {
+    pub(crate) compressed: Option<u64>,
+    pub(crate) unpacked: Option<u64>,
 }
 
 /// The change against a baseline report.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Delta {
+pub(crate) struct Delta {
     /// False when the baseline has no entry of this name.
-    pub in_baseline: bool,
-    pub compressed: Option<Change>,
-    pub unpacked: Option<Change>,
+    pub(crate) in_baseline: bool,
+    pub(crate) compressed: Option<Change>,
+    pub(crate) unpacked: Option<Change>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Change {
-    pub before: u64,
-    pub after: u64,
+pub(crate) struct Change {
+    pub(crate) before: u64,
+    pub(crate) after: u64,
     /// after − before, bytes.
-    pub bytes: i64,
+    pub(crate) bytes: i64,
     /// 100 × (after − before) / before; None when before is 0.
-    pub percent: Option<f64>,
+    pub(crate) percent: Option<f64>,
 }
 
-pub fn change(before: u64, after: u64) -> Change {
+pub(crate) fn change(before: u64, after: u64) -> Change {
     let bytes = after as i64 - before as i64;
     Change {
         before,
@@ -116,14 +116,14 @@ struct BaselineDoc {
 }
 
 #[derive(Debug, Clone, Deserialize)]
-pub struct BaselineEntry {
-    pub name: String,
+pub(crate) struct BaselineEntry {
+    pub(crate) name: String,
     #[serde(default)]
-    pub platform: Option<String>,
+    pub(crate) platform: Option<String>,
     #[serde(default)]
-    pub compressed: Option<u64>,
+    pub(crate) compressed: Option<u64>,
     #[serde(default)]
-    pub unpacked: Option<u64>,
+    pub(crate) unpacked: Option<u64>,
 }
 
 pub(super) fn load_baseline(path: &Utf8PathBuf) -> Result<Vec<BaselineEntry>> {
@@ -131,7 +131,7 @@ pub(super) fn load_baseline(path: &Utf8PathBuf) -> Result<Vec<BaselineEntry>> {
     Ok(doc.images)
 }
 
-pub fn delta(
+pub(crate) fn delta(
     baseline: &[BaselineEntry],
     name: &str,
     platform: Option<&str>,
@@ -154,7 +154,7 @@ pub fn delta(
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Level {
+pub(crate) enum Level {
     /// At or above 90 % of the budget.
     Warning,
     /// Above the budget.
@@ -162,13 +162,13 @@ pub enum Level {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Finding {
-    pub level: Level,
-    pub message: String,
+pub(crate) struct Finding {
+    pub(crate) level: Level,
+    pub(crate) message: String,
 }
 
 /// Judges one size against its budget: over when above it, a warning from 90 % of it.
-pub fn judge(name: &str, kind: &str, size: u64, budget: Option<u64>) -> Option<Finding> {
+pub(crate) fn judge(name: &str, kind: &str, size: u64, budget: Option<u64>) -> Option<Finding> {
     let budget = budget?;
     let percent = if budget == 0 {
         f64::INFINITY
@@ -202,7 +202,7 @@ pub fn judge(name: &str, kind: &str, size: u64, budget: Option<u64>) -> Option<F
 }
 
 /// Builds the report from the targets and what was measured (pure).
-pub fn build_report(
+pub(crate) fn build_report(
     engine: String,
     targets: &[Target],
     measured: &dyn Fn(&Target) -> Option<ImageFacts>,
@@ -300,7 +300,7 @@ pub(super) mod tests {
     use super::*;
     use crate::sizes::facts::{Store, UnpackedFrom, FACTS_VERSION};
 
-    pub fn facts(id: &str, layers: &[(u64, u64, &str)]) -> ImageFacts {
+    pub(crate) fn facts(id: &str, layers: &[(u64, u64, &str)]) -> ImageFacts {
         ImageFacts {
             version: FACTS_VERSION,
             id: id.into(),
@@ -322,7 +322,7 @@ pub(super) mod tests {
                 .collect(),
         }
     }
-    pub fn target(name: &str, compressed: Option<u64>, unpacked: Option<u64>) -> Target {
+    pub(crate) fn target(name: &str, compressed: Option<u64>, unpacked: Option<u64>) -> Target {
         Target {
             push_zstd: false,
             name: name.into(),
@@ -363,7 +363,7 @@ pub(super) mod tests {
     }
 
     /// Three targets: one near its budget with a baseline, one over, one not built.
-    pub fn sample_report() -> Report {
+    pub(crate) fn sample_report() -> Report {
         let targets = [
             target("cpu", None, Some(1000)),
             target("small", Some(500), None),

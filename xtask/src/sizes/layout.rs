@@ -15,10 +15,10 @@ pub(super) const MAX_JSON_BLOB: u64 = 16 << 20;
 /// What the saved layout (or the content store) held, minus the layer bytes.
 #[derive(Default)]
 pub(super) struct Layout {
-    pub blobs: BTreeMap<String, BlobFacts>,
+    pub(crate) blobs: BTreeMap<String, BlobFacts>,
     /// Blobs measured in this run (not from the cache), to cache afterwards.
-    pub new_blobs: BTreeMap<String, BlobFacts>,
-    pub json: BTreeMap<String, Vec<u8>>,
+    pub(crate) new_blobs: BTreeMap<String, BlobFacts>,
+    pub(crate) json: BTreeMap<String, Vec<u8>>,
 }
 
 pub(super) fn looks_like_json(bytes: &[u8]) -> bool {
@@ -34,7 +34,7 @@ pub struct Descriptor {
     #[serde(default)]
     platform: Option<Platform>,
     #[serde(default)]
-    pub annotations: BTreeMap<String, String>,
+    pub(crate) annotations: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -49,20 +49,20 @@ struct Platform {
 
 #[derive(Debug, Deserialize)]
 pub struct ManifestDoc {
-    pub config: Descriptor,
+    pub(crate) config: Descriptor,
     pub layers: Vec<Descriptor>,
 }
 
 #[derive(Debug, Deserialize)]
 pub(super) struct IndexDoc {
-    pub manifests: Vec<Descriptor>,
+    pub(crate) manifests: Vec<Descriptor>,
 }
 
 #[derive(Debug, Deserialize)]
 pub(super) struct ConfigDoc {
     rootfs: RootFsDoc,
     #[serde(default)]
-    pub history: Vec<HistoryDoc>,
+    pub(crate) history: Vec<HistoryDoc>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -75,13 +75,13 @@ struct RootFsDoc {
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct HistoryDoc {
     #[serde(default)]
-    pub created_by: String,
+    pub(crate) created_by: String,
     #[serde(default)]
-    pub empty_layer: bool,
+    pub(crate) empty_layer: bool,
 }
 
 impl Layout {
-    pub fn doc<T: for<'de> Deserialize<'de>>(&self, digest: &str) -> Option<Result<T>> {
+    pub(crate) fn doc<T: for<'de> Deserialize<'de>>(&self, digest: &str) -> Option<Result<T>> {
         self.json.get(digest).map(|bytes| {
             serde_json::from_slice(bytes).with_context(|| format!("parsing blob {digest}"))
         })
@@ -90,7 +90,7 @@ impl Layout {
     /// The image manifest of an image ID: on the containerd store the ID is the digest of the
     /// manifest (or of an index, resolved to the image's platform); on the classic store it is
     /// the digest of the config.
-    pub fn manifest_for(&self, inspect: &ImageInspect) -> Result<ManifestDoc> {
+    pub(crate) fn manifest_for(&self, inspect: &ImageInspect) -> Result<ManifestDoc> {
         let id = &inspect.id;
         let is_manifest_or_index = self
             .doc::<serde_json::Value>(id)
@@ -245,7 +245,7 @@ pub fn layer_history(history: &[HistoryDoc], layers: usize) -> Vec<String> {
 /// The disk usage of each of `layers` layers: `docker history` has one row per config history
 /// entry (oldest first here), and the entries not marked `empty_layer` belong to the layers in
 /// order. None when the two do not line up.
-pub fn layer_usage(history: &[HistoryDoc], rows: &[u64], layers: usize) -> Option<Vec<u64>> {
+pub(crate) fn layer_usage(history: &[HistoryDoc], rows: &[u64], layers: usize) -> Option<Vec<u64>> {
     if history.len() != rows.len() {
         return None;
     }

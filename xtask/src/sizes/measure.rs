@@ -26,16 +26,16 @@ pub enum Source {
 }
 
 /// How to measure.
-pub struct Options<'a> {
-    pub source: Source,
+pub(crate) struct Options<'a> {
+    pub(crate) source: Source,
     /// Decompress every gzip layer instead of reading lengths from gzip trailers.
-    pub decompress: bool,
-    pub info: &'a docker::Info,
+    pub(crate) decompress: bool,
+    pub(crate) info: &'a docker::Info,
 }
 
 /// Facts for each wanted image ID: from the cache, else read from the content store or one
 /// `docker save` of the rest, then cached.
-pub fn measure(
+pub(crate) fn measure(
     store: Store,
     wanted: &[Wanted],
     cache: &Cache,

@@ -81,7 +81,7 @@ impl Args {
     /// The tables of the Markdown report, as [`render::sections`] makes them: the sizes (a row
     /// per variant named), the registry's images, the largest layers; a chart when a variant
     /// measured has a budget.
-    pub fn report_shape(&self, config: &crate::config::Config) -> report::Shape {
+    pub(crate) fn report_shape(&self, config: &crate::config::Config) -> report::Shape {
         let in_registry = self
             .images
             .iter()
@@ -120,7 +120,7 @@ impl Args {
 /// What one run measured: the report `--format json` prints, and its closing progress line.
 pub struct Measurement {
     pub report: Report,
-    pub summary: Option<String>,
+    pub(crate) summary: Option<String>,
 }
 
 /// How local images are measured in this run.

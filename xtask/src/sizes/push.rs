@@ -20,24 +20,24 @@ use crate::docker;
 use crate::util::progress;
 
 /// What the sizes were made with.
-pub const COMPRESSOR: &str = "zstd (BuildKit's, as pushed)";
+pub(crate) const COMPRESSOR: &str = "zstd (BuildKit's, as pushed)";
 /// The buildx output options of a push with zstd layers (`cargo xtask build --push`).
 const ZSTD_PUSH: &str = "compression=zstd,force-compression=true,oci-mediatypes=true";
 /// The file name suffix of a cached size; another compressor gets another suffix.
 const CACHE_SUFFIX: &str = "buildkit-zstd";
 
 /// Where and how the zstd sizes are found.
-pub struct PushOptions<'a> {
-    pub cache_dir: &'a Utf8Path,
+pub(crate) struct PushOptions<'a> {
+    pub(crate) cache_dir: &'a Utf8Path,
     /// False with `--no-cache`: compress again.
-    pub read_cache: bool,
+    pub(crate) read_cache: bool,
     /// `--source`: docker-save streams the export, as a user who cannot read the store must.
-    pub source: Source,
-    pub docker_root_dir: &'a str,
+    pub(crate) source: Source,
+    pub(crate) docker_root_dir: &'a str,
 }
 
 /// `facts` (of `image` for `platform`) with every layer's compressed size as a zstd push sends it.
-pub fn as_zstd_push(
+pub(crate) fn as_zstd_push(
     facts: &ImageFacts,
     image: &str,
     platform: &str,

@@ -12,50 +12,50 @@ use serde::Serialize;
 
 use crate::config::human_size;
 use crate::docker;
-pub use crate::registry::{index_platforms, platform_of};
+pub(crate) use crate::registry::{index_platforms, platform_of};
 use crate::report::Table;
 
 /// How the registry rows were measured (the `method` of the JSON report).
-pub const METHOD: &str = "registry manifest (layer sizes as pushed, no pull)";
+pub(crate) const METHOD: &str = "registry manifest (layer sizes as pushed, no pull)";
 
 /// One registry reference and its platforms.
 #[derive(Debug, Clone, Serialize)]
-pub struct RegistryEntry {
-    pub image: String,
+pub(crate) struct RegistryEntry {
+    pub(crate) image: String,
     /// Digest of the manifest or index the reference points at.
-    pub digest: String,
-    pub media_type: String,
-    pub method: &'static str,
-    pub platforms: Vec<PlatformSize>,
+    pub(crate) digest: String,
+    pub(crate) media_type: String,
+    pub(crate) method: &'static str,
+    pub(crate) platforms: Vec<PlatformSize>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct PlatformSize {
+pub(crate) struct PlatformSize {
     /// `linux/amd64`, `linux/arm64/v8`.
-    pub platform: String,
+    pub(crate) platform: String,
     /// Digest of this platform's image manifest.
-    pub digest: String,
-    pub layers: usize,
+    pub(crate) digest: String,
+    pub(crate) layers: usize,
     /// `gzip`, `zstd`, `uncompressed`, or several joined by `+`.
-    pub compression: String,
+    pub(crate) compression: String,
     /// Bytes: the sum of the manifest's layer sizes.
-    pub compressed: u64,
+    pub(crate) compressed: u64,
     /// Bytes, from the local copy of the same image; None when there is none (or it cannot be
     /// measured: a warning says why).
-    pub unpacked: Option<u64>,
+    pub(crate) unpacked: Option<u64>,
 }
 
 /// True for references `sizes` reads from a registry: their first component is a registry host
 /// with a dot or a port. A bare `localhost/…` is the conventional name of a local image (as the
 /// offline base is), so it stays local.
-pub fn is_registry_reference(reference: &str) -> bool {
+pub(crate) fn is_registry_reference(reference: &str) -> bool {
     reference
         .split_once('/')
         .is_some_and(|(first, _)| first.contains('.') || first.contains(':'))
 }
 
 /// Layers, their summed size and their compression, from an image manifest.
-pub fn manifest_size(manifest: &serde_json::Value) -> Result<(usize, u64, String)> {
+pub(crate) fn manifest_size(manifest: &serde_json::Value) -> Result<(usize, u64, String)> {
     let layers = manifest["layers"]
         .as_array()
         .context("the manifest lists no layers (not an image manifest)")?;
@@ -82,7 +82,7 @@ pub fn manifest_size(manifest: &serde_json::Value) -> Result<(usize, u64, String
 
 /// Reads `reference` from its registry: its digest, then the manifest of each platform
 /// `platforms` names (every platform when none is named).
-pub fn measure(reference: &str, platforms: &[String]) -> Result<RegistryEntry> {
+pub(crate) fn measure(reference: &str, platforms: &[String]) -> Result<RegistryEntry> {
     let digest = docker::registry_digest(reference)?;
     let top = docker::registry_manifest(reference)?;
     let listed = match index_platforms(&top) {
@@ -156,7 +156,7 @@ fn chosen(
 
 /// The registry section's table.
 /// The columns of [`table`].
-pub const COLUMNS: [&str; 7] = [
+pub(crate) const COLUMNS: [&str; 7] = [
     "image",
     "platform",
     "manifest",
@@ -166,7 +166,7 @@ pub const COLUMNS: [&str; 7] = [
     "unpacked",
 ];
 
-pub fn table(entries: &[RegistryEntry]) -> Table {
+pub(crate) fn table(entries: &[RegistryEntry]) -> Table {
     let mut t = Table::new(&COLUMNS).right_align(&[3, 5, 6]);
     for e in entries {
         for p in &e.platforms {

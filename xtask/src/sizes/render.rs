@@ -7,7 +7,7 @@ use crate::config::human_size;
 use crate::report::{self, Series, Table};
 
 /// `+12.3 MB (+4.1 %)`, `-1.0 kB (-0.5 %)`, `0 B (0.0 %)`.
-pub fn format_change(c: &Change) -> String {
+pub(crate) fn format_change(c: &Change) -> String {
     let sign = match c.bytes.signum() {
         1 => "+",
         -1 => "-",
@@ -64,7 +64,7 @@ pub fn instruction(created_by: &str) -> String {
 }
 
 /// The columns of the sizes table; with a baseline, the changes too.
-pub fn sizes_columns(with_delta: bool) -> Vec<&'static str> {
+pub(crate) fn sizes_columns(with_delta: bool) -> Vec<&'static str> {
     let mut headers = vec![
         "variant",
         "image",
@@ -81,7 +81,7 @@ pub fn sizes_columns(with_delta: bool) -> Vec<&'static str> {
 }
 
 /// The sizes table: one row per target.
-pub fn sizes_table(report: &Report) -> Table {
+pub(crate) fn sizes_table(report: &Report) -> Table {
     let with_delta = report.images.iter().any(|e| e.delta.is_some());
     let mut right = vec![2, 3];
     if with_delta {
@@ -141,7 +141,7 @@ pub fn sizes_table(report: &Report) -> Table {
 }
 
 /// The `n` largest layers of an image by unpacked size (then compressed), heaviest first.
-pub fn largest_layers(layers: &[Layer], n: usize) -> Vec<(usize, &Layer)> {
+pub(crate) fn largest_layers(layers: &[Layer], n: usize) -> Vec<(usize, &Layer)> {
     let mut indexed: Vec<(usize, &Layer)> = layers.iter().enumerate().collect();
     indexed.sort_by(|(ia, a), (ib, b)| {
         (b.unpacked, b.compressed)
@@ -153,9 +153,9 @@ pub fn largest_layers(layers: &[Layer], n: usize) -> Vec<(usize, &Layer)> {
 }
 
 /// The columns of [`layers_table`].
-pub const LAYER_COLUMNS: [&str; 4] = ["layer", "unpacked", "compressed", "created by"];
+pub(crate) const LAYER_COLUMNS: [&str; 4] = ["layer", "unpacked", "compressed", "created by"];
 
-pub fn layers_table(layers: &[Layer], n: usize) -> Table {
+pub(crate) fn layers_table(layers: &[Layer], n: usize) -> Table {
     let mut table = Table::new(&LAYER_COLUMNS).right_align(&[0, 1, 2]);
     for (i, layer) in largest_layers(layers, n) {
         let by = instruction(&layer.created_by);
@@ -189,7 +189,7 @@ pub(super) fn markdown(report: &Report, sections: &[report::Section]) -> String 
 type SizeAndBudget = fn(&Entry) -> (Option<u64>, Option<u64>);
 
 /// The sizes that have a budget as one Mermaid chart (none when nothing has a budget).
-pub fn budget_charts(report: &Report) -> Vec<String> {
+pub(crate) fn budget_charts(report: &Report) -> Vec<String> {
     let kinds: [(&str, SizeAndBudget); 2] = [
         ("compressed", |e| (e.compressed, e.budget.compressed)),
         ("unpacked", |e| (e.unpacked, e.budget.unpacked)),
@@ -278,7 +278,7 @@ pub(super) fn sections(report: &Report, layers: Option<usize>) -> Vec<report::Se
 }
 
 /// The closing progress line: where the facts came from, and how the layers were sized.
-pub fn summary(images: usize, store: Store, stats: &Stats) -> String {
+pub(crate) fn summary(images: usize, store: Store, stats: &Stats) -> String {
     let mut sources = Vec::new();
     if stats.from_cache > 0 {
         sources.push(format!("{} from the cache", stats.from_cache));

@@ -12,11 +12,11 @@ use crate::util;
 
 /// One check's verdict: what was expected, and what the container or its image showed.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct CheckResult {
-    pub name: String,
-    pub passed: bool,
-    pub expected: String,
-    pub actual: String,
+pub(crate) struct CheckResult {
+    pub(crate) name: String,
+    pub(crate) passed: bool,
+    pub(crate) expected: String,
+    pub(crate) actual: String,
 }
 
 impl CheckResult {
@@ -37,7 +37,7 @@ impl CheckResult {
 
 impl Check {
     /// Judges what the check's command did.
-    pub fn judge(&self, out: &ExecOutput, config: &ImageConfig) -> CheckResult {
+    pub(crate) fn judge(&self, out: &ExecOutput, config: &ImageConfig) -> CheckResult {
         match self {
             Check::Exec(c) => judge_exec(c, out),
             Check::Http(c) => judge_http(c, out),
@@ -91,7 +91,7 @@ pub(super) fn describe_exec(out: &ExecOutput) -> String {
     s
 }
 
-pub fn judge_exec(check: &ExecCheck, out: &ExecOutput) -> CheckResult {
+pub(crate) fn judge_exec(check: &ExecCheck, out: &ExecOutput) -> CheckResult {
     let mut expected = format!("exit {}", check.exit_code);
     if let Some(text) = &check.stdout_contains {
         expected.push_str(&format!(", stdout contains {text:?}"));
@@ -129,7 +129,7 @@ pub(super) fn http_status(out: &ExecOutput) -> Option<u16> {
     serde_json::from_str::<HttpAnswer>(line).ok()?.status
 }
 
-pub fn judge_http(check: &HttpCheck, out: &ExecOutput) -> CheckResult {
+pub(crate) fn judge_http(check: &HttpCheck, out: &ExecOutput) -> CheckResult {
     let mut expected = format!("{} {} → status {}", check.method, check.path, check.status);
     let want: BTreeMap<&String, serde_json::Value> = check
         .json
@@ -199,7 +199,7 @@ fn pytest_summary(stdout: &str) -> Option<&str> {
 
 /// Every test of the file passed, and none was skipped: a skip (torch not importable…) would
 /// make the check pass without testing what it names.
-pub fn judge_pytest(name: &str, file: &str, out: &ExecOutput) -> CheckResult {
+pub(crate) fn judge_pytest(name: &str, file: &str, out: &ExecOutput) -> CheckResult {
     let short = file.rsplit('/').next().unwrap_or(file);
     let expected = format!("pytest {short}: every test passed, none skipped");
     let fail = |actual: String| CheckResult::new(name, false, expected.clone(), actual);
@@ -227,7 +227,7 @@ pub fn judge_pytest(name: &str, file: &str, out: &ExecOutput) -> CheckResult {
     CheckResult::new(name, true, expected, summary)
 }
 
-pub fn judge_not_root(out: &ExecOutput) -> CheckResult {
+pub(crate) fn judge_not_root(out: &ExecOutput) -> CheckResult {
     let expected = "uid ≠ 0 (`id -u`, or Python's os.getuid() where there is no `id`)".to_string();
     let name = Check::NotRoot.name();
     if let Some(problem) = exec_problem(out, "id", "nor python3: they tell the user's ID") {
@@ -242,7 +242,7 @@ pub fn judge_not_root(out: &ExecOutput) -> CheckResult {
 }
 
 /// `NAME` must be defined; `NAME=VALUE` must have that value.
-pub fn judge_env(want: &[String], env: &[String]) -> CheckResult {
+pub(crate) fn judge_env(want: &[String], env: &[String]) -> CheckResult {
     let defined: BTreeMap<&str, &str> = env
         .iter()
         .map(|e| e.split_once('=').unwrap_or((e.as_str(), "")))
@@ -268,7 +268,10 @@ pub fn judge_env(want: &[String], env: &[String]) -> CheckResult {
     CheckResult::new("env vars", passed, want.join(", "), actual)
 }
 
-pub fn judge_labels(want: &[String], labels: Option<&BTreeMap<String, String>>) -> CheckResult {
+pub(crate) fn judge_labels(
+    want: &[String],
+    labels: Option<&BTreeMap<String, String>>,
+) -> CheckResult {
     let missing: Vec<&str> = want
         .iter()
         .filter(|l| !labels.is_some_and(|m| m.contains_key(l.as_str())))
@@ -285,11 +288,11 @@ pub fn judge_labels(want: &[String], labels: Option<&BTreeMap<String, String>>) 
 
 #[derive(Debug, Default, serde::Deserialize, Serialize)]
 pub(super) struct PathsAnswer {
-    pub present: Vec<String>,
-    pub unreadable: Vec<String>,
+    pub(crate) present: Vec<String>,
+    pub(crate) unreadable: Vec<String>,
 }
 
-pub fn judge_paths(paths: &[String], out: &ExecOutput) -> CheckResult {
+pub(crate) fn judge_paths(paths: &[String], out: &ExecOutput) -> CheckResult {
     let name = "forbidden paths absent";
     let expected = format!("none of {}", paths.join(", "));
     let answer: PathsAnswer = match serde_json::from_str(out.stdout.trim()) {
@@ -316,7 +319,7 @@ pub fn judge_paths(paths: &[String], out: &ExecOutput) -> CheckResult {
     CheckResult::new(name, passed, expected, actual)
 }
 
-pub fn judge_packages(globs: &[String], out: &ExecOutput) -> CheckResult {
+pub(crate) fn judge_packages(globs: &[String], out: &ExecOutput) -> CheckResult {
     let name = "forbidden python packages absent";
     let expected = format!("no distribution matching {}", globs.join(", "));
     if let Some(problem) = exec_problem(out, "python3", "it lists the installed packages") {
@@ -366,7 +369,7 @@ fn name_some(items: &[String]) -> String {
     text
 }
 
-pub fn judge_shared_libraries(host: &[String], out: &ExecOutput) -> CheckResult {
+pub(crate) fn judge_shared_libraries(host: &[String], out: &ExecOutput) -> CheckResult {
     let name = Check::SharedLibraries { host: vec![] }.name();
     let expected = if host.is_empty() {
         "every DT_NEEDED of every ELF file found in the image".to_string()
@@ -420,7 +423,7 @@ struct TorchAnswer {
     dlopened: Vec<String>,
 }
 
-pub fn judge_torch_libraries(out: &ExecOutput) -> CheckResult {
+pub(crate) fn judge_torch_libraries(out: &ExecOutput) -> CheckResult {
     let name = Check::TorchLibraries.name();
     let expected = "`import torch` works; every library torch preloads, and every one its \
                     libraries dlopen by name, is there and loads"
@@ -455,14 +458,14 @@ pub fn judge_torch_libraries(out: &ExecOutput) -> CheckResult {
 
 /// What one look at the container's state says.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StateVerdict {
+pub(crate) enum StateVerdict {
     Waiting,
     Healthy,
     Unhealthy(String),
     Exited(String),
 }
 
-pub fn judge_state(state: &ContainerState, mode: &HealthMode) -> StateVerdict {
+pub(crate) fn judge_state(state: &ContainerState, mode: &HealthMode) -> StateVerdict {
     if !state.running && matches!(state.status.as_str(), "exited" | "dead" | "created") {
         if state.status == "created" && state.error.is_empty() {
             return StateVerdict::Waiting;
@@ -490,7 +493,7 @@ pub fn judge_state(state: &ContainerState, mode: &HealthMode) -> StateVerdict {
 }
 
 /// The end of the first passing probe in the engine's log: the app's first healthy answer.
-pub fn first_pass_end(log: &[HealthProbe]) -> Option<SystemTime> {
+pub(crate) fn first_pass_end(log: &[HealthProbe]) -> Option<SystemTime> {
     log.iter()
         .find(|p| p.exit_code == 0)
         .and_then(|p| util::parse_rfc3339(&p.end))
@@ -498,7 +501,7 @@ pub fn first_pass_end(log: &[HealthProbe]) -> Option<SystemTime> {
 }
 
 /// Why a container that never became healthy failed, once its time is up.
-pub fn not_healthy_within(timeout: Duration, state: &ContainerState) -> String {
+pub(crate) fn not_healthy_within(timeout: Duration, state: &ContainerState) -> String {
     let status = state
         .health
         .as_ref()

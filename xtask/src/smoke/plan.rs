@@ -11,7 +11,7 @@ use crate::docker::ImageConfig;
 use crate::util::ContainerPath;
 
 /// The label every smoke container carries; its value is the variant.
-pub const LABEL: &str = "voxserve.xtask.smoke";
+pub(crate) const LABEL: &str = "voxserve.xtask.smoke";
 /// Probe interval while the container is starting (the whole health timeout).
 const START_INTERVAL: &str = "500ms";
 /// Probe interval once healthy.
@@ -40,32 +40,32 @@ const PYTEST_MOUNTS: &str = "/xtask-smoke/pytest";
 /// How much slower a container runs under emulation (QEMU user mode) than natively, as far as
 /// the smoke timeouts are concerned. Measured 2026-12-01 with `cargo xtask smoke cpu-minimal
 /// --platform linux/arm64` on a 2-core amd64 machine: see docs/MULTI_PLATFORM.md.
-pub const EMULATION_FACTOR: u32 = 5;
+pub(crate) const EMULATION_FACTOR: u32 = 5;
 
 /// The run options that shape the plan.
 #[derive(Debug, Clone, Default)]
-pub struct Options {
+pub(crate) struct Options {
     /// `--platform`: the platform of the image to run (None: the engine's).
     pub platform: Option<String>,
     /// The platform runs under emulation on this engine: timeouts are scaled by
     /// [`EMULATION_FACTOR`] (unless `timeout` is given).
-    pub emulated: bool,
-    pub allow_root: bool,
-    pub gpus: bool,
-    pub rocm: bool,
+    pub(crate) emulated: bool,
+    pub(crate) allow_root: bool,
+    pub(crate) gpus: bool,
+    pub(crate) rocm: bool,
     /// `Some(0)`: a free host port.
-    pub publish: Option<u16>,
+    pub(crate) publish: Option<u16>,
     pub labels: Vec<String>,
     /// `crate::reclaim` owner labels (none for a kept container: it is the user's then).
-    pub owner: Vec<String>,
-    pub timeout: Option<Duration>,
+    pub(crate) owner: Vec<String>,
+    pub(crate) timeout: Option<Duration>,
     /// For `smoke.pytest` checks: the site directory holding pytest, per requirements file.
-    pub pytest_sites: BTreeMap<Utf8PathBuf, Utf8PathBuf>,
+    pub(crate) pytest_sites: BTreeMap<Utf8PathBuf, Utf8PathBuf>,
 }
 
 /// How health is judged.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum HealthMode {
+pub(crate) enum HealthMode {
     /// The image's HEALTHCHECK, with run-time timing overrides.
     Engine,
     /// No HEALTHCHECK: xtask GETs this path from inside the container until it answers 2xx.
@@ -74,7 +74,7 @@ pub enum HealthMode {
 
 /// One check run once the container is healthy.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Check {
+pub(crate) enum Check {
     Exec(ExecCheck),
     Http(HttpCheck),
     NotRoot,
@@ -100,23 +100,23 @@ pub enum Check {
 }
 
 #[derive(Debug, Clone)]
-pub struct Plan {
-    pub variant: String,
-    pub image: String,
-    pub container: String,
+pub(crate) struct Plan {
+    pub(crate) variant: String,
+    pub(crate) image: String,
+    pub(crate) container: String,
     /// `docker` arguments, from `run` to the image.
-    pub run_args: Vec<String>,
-    pub health: HealthMode,
-    pub timeout: Duration,
-    pub check_timeout: Duration,
+    pub(crate) run_args: Vec<String>,
+    pub(crate) health: HealthMode,
+    pub(crate) timeout: Duration,
+    pub(crate) check_timeout: Duration,
     /// The factor the timeouts were scaled by (1: native).
-    pub slowdown: u32,
-    pub port: u16,
-    pub checks: Vec<Check>,
+    pub(crate) slowdown: u32,
+    pub(crate) port: u16,
+    pub(crate) checks: Vec<Check>,
 }
 
 /// True when an image's `User` means root (empty, `root`, `0`, with any group).
-pub fn runs_as_root(user: &str) -> bool {
+pub(crate) fn runs_as_root(user: &str) -> bool {
     let user = user.split(':').next().unwrap_or("").trim();
     user.is_empty() || user == "root" || user == "0"
 }
@@ -132,7 +132,7 @@ pub fn has_healthcheck(config: &ImageConfig) -> bool {
 }
 
 /// The plan for one variant, or the reason the image is refused.
-pub fn plan(
+pub(crate) fn plan(
     variant: &Variant,
     image: &str,
     config: &ImageConfig,
@@ -352,7 +352,7 @@ fn configured_checks(smoke: &Smoke, allow_root: bool) -> Vec<Check> {
 }
 
 impl Check {
-    pub fn name(&self) -> String {
+    pub(crate) fn name(&self) -> String {
         match self {
             Check::Exec(c) => c.name.clone(),
             Check::Http(c) => c.name.clone(),
@@ -368,7 +368,7 @@ impl Check {
     }
 
     /// The user to exec as (None: the image's). Root where a check must read every file.
-    pub fn user(&self) -> Option<&'static str> {
+    pub(crate) fn user(&self) -> Option<&'static str> {
         match self {
             Check::ForbiddenPaths(_) | Check::SharedLibraries { .. } => Some("0"),
             _ => None,
@@ -376,7 +376,7 @@ impl Check {
     }
 
     /// The command to try when the first one's executable is not in the image.
-    pub fn fallback_argv(&self) -> Option<Vec<String>> {
+    pub(crate) fn fallback_argv(&self) -> Option<Vec<String>> {
         match self {
             Check::NotRoot => Some(vec!["python3".into(), "-c".into(), UID_PROBE.into()]),
             _ => None,
@@ -384,7 +384,7 @@ impl Check {
     }
 
     /// The command run in the container; None for checks judged from the image config.
-    pub fn argv(&self, port: u16, timeout: Duration) -> Option<Vec<String>> {
+    pub(crate) fn argv(&self, port: u16, timeout: Duration) -> Option<Vec<String>> {
         let python = |snippet: &str, args: Vec<String>| {
             let mut argv = vec!["python3".to_string(), "-c".into(), snippet.into()];
             argv.extend(args);
@@ -423,7 +423,7 @@ impl Check {
 }
 
 /// `python3 -c <the HTTP probe> METHOD URL WAV_SECONDS TIMEOUT`.
-pub fn http_argv(
+pub(crate) fn http_argv(
     method: &str,
     port: u16,
     path: &str,

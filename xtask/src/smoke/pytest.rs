@@ -14,7 +14,7 @@ use crate::util::{progress, shown};
 
 /// The requirements of `root` and of everything it needs, by the `# via` notes of a lock that
 /// `uv pip compile` (or pip-compile) wrote: each requirement with its hashes, nothing else.
-pub fn closure(lock: &str, root: &str) -> Result<String> {
+pub(crate) fn closure(lock: &str, root: &str) -> Result<String> {
     struct Block {
         name: String,
         lines: Vec<String>,
@@ -92,7 +92,7 @@ fn digest(text: &str) -> String {
 }
 
 /// The site directory holding pytest from `lock`, installed now unless a previous run did.
-pub fn site(ctx: &Ctx, lock: &Utf8Path) -> Result<Utf8PathBuf> {
+pub(crate) fn site(ctx: &Ctx, lock: &Utf8Path) -> Result<Utf8PathBuf> {
     let text = std::fs::read_to_string(lock).with_context(|| format!("reading {}", shown(lock)))?;
     let pins = closure(&text, "pytest").with_context(|| {
         format!(

@@ -4,7 +4,7 @@
 use super::run::{Outcome, LOG_LINES};
 use crate::report::Table;
 
-pub fn summary_table(outcomes: &[Outcome]) -> Table {
+pub(crate) fn summary_table(outcomes: &[Outcome]) -> Table {
     let mut table = Table::new(&[
         "variant",
         "image",
@@ -36,7 +36,7 @@ pub fn summary_table(outcomes: &[Outcome]) -> Table {
 }
 
 /// Which check failed, expected vs actual, the last probes and the last log lines.
-pub fn render_diagnostics(o: &Outcome) -> String {
+pub(crate) fn render_diagnostics(o: &Outcome) -> String {
     let mut out = format!(
         "smoke {} FAILED: {}\n",
         o.variant,
@@ -70,7 +70,7 @@ pub fn render_diagnostics(o: &Outcome) -> String {
 }
 
 /// The step summary: the table, then each failed variant's diagnostics, folded.
-pub fn summary_markdown(table: &Table, outcomes: &[Outcome]) -> String {
+pub(crate) fn summary_markdown(table: &Table, outcomes: &[Outcome]) -> String {
     let mut markdown = table.render_markdown();
     for outcome in outcomes.iter().filter(|o| !o.passed) {
         markdown.push_str(&format!(

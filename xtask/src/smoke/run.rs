@@ -22,20 +22,20 @@ use crate::util::{self, progress};
 /// How often the container's state is polled.
 const POLL: Duration = Duration::from_millis(250);
 /// Log lines shown on failure.
-pub const LOG_LINES: usize = 50;
+pub(crate) const LOG_LINES: usize = 50;
 /// Checks run at the same time in one container.
 const PARALLEL_CHECKS: usize = 4;
 
 /// The result for one variant; `--format json` prints a list of these.
 #[derive(Debug, Clone, Serialize)]
 pub struct Outcome {
-    pub variant: String,
-    pub image: String,
+    pub(crate) variant: String,
+    pub(crate) image: String,
     /// `--platform`, when given.
-    pub platform: Option<String>,
+    pub(crate) platform: Option<String>,
     /// The timeouts' factor: 1 natively, more under emulation.
-    pub slowdown: u32,
-    pub container: Option<String>,
+    pub(crate) slowdown: u32,
+    pub(crate) container: Option<String>,
     pub passed: bool,
     /// From `docker run` to the first healthy observation.
     pub healthy_after_ms: Option<u64>,
@@ -45,14 +45,14 @@ pub struct Outcome {
     pub verdict_after_probe_ms: Option<u64>,
     pub checks_passed: usize,
     pub checks_total: usize,
-    pub checks: Vec<CheckResult>,
+    pub(crate) checks: Vec<CheckResult>,
     /// Why the variant failed, in one line.
     pub failure: Option<String>,
     /// The last health probes (from the engine, or xtask's own with `http_probe`).
-    pub health_log: Vec<HealthProbe>,
+    pub(crate) health_log: Vec<HealthProbe>,
     /// The last log lines of the container, on failure.
-    pub logs: Option<String>,
-    pub kept: bool,
+    pub(crate) logs: Option<String>,
+    pub(crate) kept: bool,
 }
 
 enum Waited {
@@ -85,7 +85,7 @@ fn container_guard(name: &str, in_flight: Arc<AtomicBool>) -> Guard {
 }
 
 /// Smoke-tests one image: plan, start, wait, check, diagnose, remove (unless `keep`).
-pub fn smoke_one(
+pub(crate) fn smoke_one(
     variant: &Variant,
     image: &str,
     config: &ImageConfig,

@@ -10,7 +10,7 @@ use crate::util::{self, CheckFailed};
 
 /// pytest in `target/app-venv`, made by uv from `app/requirements-dev.lock` with hashes checked;
 /// as root, as `nobody` in `target/app-venv-nobody` (see [`Nobody`]).
-pub fn run(ctx: &Ctx) -> Result<()> {
+pub(crate) fn run(ctx: &Ctx) -> Result<()> {
     if which::which("uv").is_err() {
         bail!("uv is not on PATH: install it (`pip install uv`) to run the app tests, or pass --skip-app");
     }

@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 /// Which tests a run takes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Scope {
+pub(crate) enum Scope {
     /// Every test: unit, integration (against the engine), and the app's.
     Full,
     /// No image builds: the unit tests, the CLI and config tests, the docs checks, the app's.
@@ -50,17 +50,17 @@ const ALONE: &[&str] = &["alone"];
 
 /// One test binary to run.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Job {
-    pub name: String,
-    pub program: String,
-    pub args: Vec<String>,
+pub(crate) struct Job {
+    pub(crate) name: String,
+    pub(crate) program: String,
+    pub(crate) args: Vec<String>,
     /// Where it runs: its package's directory, as `cargo test` runs it.
-    pub dir: Utf8PathBuf,
+    pub(crate) dir: Utf8PathBuf,
 }
 
 /// `cargo test` arguments that compile the scope's tests without running them, the list of
 /// binaries on stdout as JSON.
-pub fn compile_args(scope: Scope) -> Vec<String> {
+pub(crate) fn compile_args(scope: Scope) -> Vec<String> {
     let mut args: Vec<String> = [
         "test",
         "--workspace",
@@ -85,7 +85,7 @@ pub fn compile_args(scope: Scope) -> Vec<String> {
 /// `cargo build` arguments for the binaries the tests run through Cargo: `cargo xtask bench`
 /// runs `cargo run -p xtask-bench`, which would otherwise compile it inside a test's time limit.
 /// Its package alone, as `cargo run` selects it, so that the features and the artifact match.
-pub fn bins_args(scope: Scope) -> Option<Vec<String>> {
+pub(crate) fn bins_args(scope: Scope) -> Option<Vec<String>> {
     (scope != Scope::Unit).then(|| {
         ["build", "--locked", "-p", "xtask-bench", "--bins"]
             .map(String::from)
@@ -119,7 +119,7 @@ struct Profile {
 }
 
 /// The test binaries in Cargo's JSON messages, each to run with `args` (a filter, libtest flags).
-pub fn binaries(cargo_json: &str, args: &[String]) -> Result<Vec<Job>> {
+pub(crate) fn binaries(cargo_json: &str, args: &[String]) -> Result<Vec<Job>> {
     let mut jobs = Vec::new();
     for line in cargo_json.lines().filter(|l| l.starts_with('{')) {
         let message: Message = serde_json::from_str(line)
@@ -154,7 +154,7 @@ pub fn binaries(cargo_json: &str, args: &[String]) -> Result<Vec<Job>> {
 }
 
 /// The order to start the jobs in: [`LONGEST_FIRST`], then the others by name.
-pub fn start_order(jobs: &[Job]) -> Vec<usize> {
+pub(crate) fn start_order(jobs: &[Job]) -> Vec<usize> {
     let rank = |job: &Job| {
         LONGEST_FIRST
             .iter()
@@ -167,7 +167,7 @@ pub fn start_order(jobs: &[Job]) -> Vec<usize> {
 }
 
 /// Whether `a` and `b` may run at the same time.
-pub fn compatible(a: &str, b: &str) -> bool {
+pub(crate) fn compatible(a: &str, b: &str) -> bool {
     let apart = |x: &str, y: &str| {
         APART
             .iter()
@@ -178,7 +178,7 @@ pub fn compatible(a: &str, b: &str) -> bool {
 
 /// The next job to start: the first in `order` not started yet that is compatible with every
 /// running one; None when `limit` jobs run, or none can start now.
-pub fn next_job(
+pub(crate) fn next_job(
     jobs: &[Job],
     order: &[usize],
     started: &[bool],
@@ -198,13 +198,13 @@ pub fn next_job(
 
 /// How many tests passed, failed and were ignored, summed over libtest's `test result:` lines.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Counts {
-    pub passed: u32,
-    pub failed: u32,
-    pub ignored: u32,
+pub(crate) struct Counts {
+    pub(crate) passed: u32,
+    pub(crate) failed: u32,
+    pub(crate) ignored: u32,
 }
 
-pub fn counts(output: &str) -> Counts {
+pub(crate) fn counts(output: &str) -> Counts {
     let mut counts = Counts::default();
     for line in output.lines() {
         let Some(rest) = line.trim().strip_prefix("test result: ") else {

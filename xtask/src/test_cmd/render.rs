@@ -8,7 +8,7 @@ use super::run::Outcome;
 use crate::report::Table;
 
 /// `12.3 s` under a minute, `3m07s` from a minute on.
-pub fn duration(d: Duration) -> String {
+pub(crate) fn duration(d: Duration) -> String {
     let secs = d.as_secs_f64();
     if secs < 60.0 {
         format!("{secs:.1} s")
@@ -19,7 +19,7 @@ pub fn duration(d: Duration) -> String {
 }
 
 /// `6 passed`, `1 failed, 5 passed`, `17 passed, 1 ignored`.
-pub fn tests(counts: &Counts) -> String {
+pub(crate) fn tests(counts: &Counts) -> String {
     let mut parts = Vec::new();
     if counts.failed > 0 {
         parts.push(format!("{} failed", counts.failed));
@@ -32,7 +32,7 @@ pub fn tests(counts: &Counts) -> String {
 }
 
 /// The phases in the order they ran, and the total.
-pub fn phases(phases: &[(String, Duration)]) -> Table {
+pub(crate) fn phases(phases: &[(String, Duration)]) -> Table {
     let mut table = Table::new(&["phase", "time"]).right_align(&[1]);
     for (name, took) in phases {
         table.row(vec![name.clone(), duration(*took)]);
@@ -44,7 +44,7 @@ pub fn phases(phases: &[(String, Duration)]) -> Table {
 
 /// Every binary, the longest first: how it ended, its tests, when it started within the tests
 /// phase and how long it ran.
-pub fn binaries(outcomes: &[Outcome]) -> Table {
+pub(crate) fn binaries(outcomes: &[Outcome]) -> Table {
     let mut sorted: Vec<&Outcome> = outcomes.iter().collect();
     sorted.sort_by(|a, b| b.took.cmp(&a.took).then_with(|| a.name.cmp(&b.name)));
     let mut table =
@@ -62,7 +62,7 @@ pub fn binaries(outcomes: &[Outcome]) -> Table {
 }
 
 /// One line under the tables: what running the binaries side by side saved.
-pub fn overlap(outcomes: &[Outcome], wall: Duration, limit: usize) -> String {
+pub(crate) fn overlap(outcomes: &[Outcome], wall: Duration, limit: usize) -> String {
     let sum: Duration = outcomes.iter().map(|o| o.took).sum();
     format!(
         "{} test binaries, at most {limit} at once: {} of their time in {} of the run's",

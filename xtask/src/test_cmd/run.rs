@@ -20,13 +20,13 @@ use crate::util;
 const HEARTBEAT: Duration = Duration::from_secs(60);
 
 /// The Cargo that runs `cargo xtask` (so the same toolchain), else the one on PATH.
-pub fn cargo() -> String {
+pub(crate) fn cargo() -> String {
     std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
 }
 
 /// Compiles the scope's tests (Cargo's progress and diagnostics on stderr) and lists what to run,
 /// each with `args`; None when they do not compile.
-pub fn compile(ctx: &Ctx, scope: Scope, args: &[String]) -> Result<Option<Vec<Job>>> {
+pub(crate) fn compile(ctx: &Ctx, scope: Scope, args: &[String]) -> Result<Option<Vec<Job>>> {
     let cargo = cargo();
     let compile = plan::compile_args(scope);
     progress!("cargo {}", compile.join(" "));
@@ -59,14 +59,14 @@ fn build_bins(cargo: &str, ctx: &Ctx, scope: Scope) -> Result<bool> {
 
 /// What the test binaries of a run share: its ID and the directory where they note the fixture
 /// images they built; the images are removed when it drops, and on Ctrl-C.
-pub struct Shared {
-    pub id: String,
+pub(crate) struct Shared {
+    pub(crate) id: String,
     dir: TempDir,
     _images: Guard,
 }
 
 impl Shared {
-    pub fn new(ctx: &Ctx) -> Result<Shared> {
+    pub(crate) fn new(ctx: &Ctx) -> Result<Shared> {
         let id = util::unique_suffix();
         let dir = TempDir::new(ctx, "test-run")?;
         let of_run = id.clone();
@@ -79,7 +79,7 @@ impl Shared {
     }
 
     /// The environment that tells a test binary it is part of this run.
-    pub fn env(&self) -> Vec<(String, String)> {
+    pub(crate) fn env(&self) -> Vec<(String, String)> {
         vec![
             (RUN_ENV.to_string(), self.id.clone()),
             (RUN_DIR_ENV.to_string(), self.dir.path().to_string()),
@@ -109,7 +109,7 @@ fn remove_fixtures(id: &str) {
 
 /// The offline base for the engine's own platform, built when missing (every test binary starts
 /// from it; the tests that need another platform build that themselves).
-pub fn ensure_base(ctx: &Ctx) {
+pub(crate) fn ensure_base(ctx: &Ctx) {
     let image = match ctx.config() {
         Ok(config) => config.base.image.clone(),
         Err(err) => return warning!("{err:#}"),
@@ -137,7 +137,7 @@ pub fn ensure_base(ctx: &Ctx) {
 
 /// Removes containers and fixture images whose owner is gone, when an engine answers (the app
 /// tests need none). Best effort: the tests' verdict does not depend on it.
-pub fn reclaim_stale() {
+pub(crate) fn reclaim_stale() {
     if docker::versions().is_err() {
         return;
     }
@@ -149,19 +149,19 @@ pub fn reclaim_stale() {
 
 /// How one job ended.
 #[derive(Debug, Clone)]
-pub struct Outcome {
-    pub name: String,
+pub(crate) struct Outcome {
+    pub(crate) name: String,
     pub passed: bool,
-    pub counts: Counts,
+    pub(crate) counts: Counts,
     /// When it started, from the start of the run's tests.
-    pub started: Duration,
-    pub took: Duration,
+    pub(crate) started: Duration,
+    pub(crate) took: Duration,
 }
 
 /// Runs the jobs, at most `limit` at once, in [`plan::start_order`] and as
 /// [`plan::compatible`] allows; says how each ended as it ends, with its whole output when it
 /// failed.
-pub fn jobs(jobs: &[Job], limit: usize, env: &[(String, String)]) -> Vec<Outcome> {
+pub(crate) fn jobs(jobs: &[Job], limit: usize, env: &[(String, String)]) -> Vec<Outcome> {
     let order = plan::start_order(jobs);
     let start = Instant::now();
     let (tx, rx) = mpsc::channel();
