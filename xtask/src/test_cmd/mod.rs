@@ -54,7 +54,7 @@ pub struct Args {
 #[derive(Default)]
 struct Record {
     phases: Vec<(String, Duration)>,
-    outcomes: Vec<run::Outcome>,
+    outcomes: Vec<plan::Outcome>,
     tests_wall: Duration,
     failed: Vec<String>,
 }

@@ -4,6 +4,7 @@
 use anyhow::{Context, Result};
 use camino::{Utf8Path, Utf8PathBuf};
 use serde::Deserialize;
+use std::time::Duration;
 
 /// Which tests a run takes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -194,6 +195,17 @@ pub(crate) fn next_job(
                 .iter()
                 .all(|&r| compatible(&jobs[i].name, &jobs[r].name))
     })
+}
+
+/// How one job ended.
+#[derive(Debug, Clone)]
+pub(crate) struct Outcome {
+    pub(crate) name: String,
+    pub passed: bool,
+    pub(crate) counts: Counts,
+    /// When it started, from the start of the run's tests.
+    pub(crate) started: Duration,
+    pub(crate) took: Duration,
 }
 
 /// How many tests passed, failed and were ignored, summed over libtest's `test result:` lines.

@@ -3,8 +3,7 @@
 
 use std::time::Duration;
 
-use super::plan::Counts;
-use super::run::Outcome;
+use super::plan::{Counts, Outcome};
 use crate::report::Table;
 
 /// `12.3 s` under a minute, `3m07s` from a minute on.

@@ -5,7 +5,7 @@ use anyhow::{Context, Result};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use super::plan::{self, Counts, Job, Scope};
+use super::plan::{self, Job, Outcome, Scope};
 use super::{RUN_DIR_ENV, RUN_ENV};
 use crate::cleanup::Guard;
 use crate::ctx::{Ctx, TempDir};
@@ -145,17 +145,6 @@ pub(crate) fn reclaim_stale() {
     if let Err(err) = reclaimed {
         warning!("{err:#}");
     }
-}
-
-/// How one job ended.
-#[derive(Debug, Clone)]
-pub(crate) struct Outcome {
-    pub(crate) name: String,
-    pub passed: bool,
-    pub(crate) counts: Counts,
-    /// When it started, from the start of the run's tests.
-    pub(crate) started: Duration,
-    pub(crate) took: Duration,
 }
 
 /// Runs the jobs, at most `limit` at once, in [`plan::start_order`] and as
