@@ -343,6 +343,7 @@ fn cpu_minimal_on_an_official_like_base_builds_passes_smoke_and_reproduces() {
     assert_eq!(smoke.code, 0, "{}\n{}", smoke.stdout, tail(&smoke.stderr));
     assert!(labelled_containers().is_empty(), "smoke left containers");
 
+    let _one = one_reproduce_at_a_time();
     let run = official.xtask(&["reproduce", "cpu-minimal", "--format", "json"]);
     assert_eq!(run.code, 0, "{}", tail(&run.stderr));
     let report: Value = serde_json::from_str(&run.stdout).unwrap();
