@@ -322,6 +322,7 @@ fn cpu_minimal_on_an_official_like_base_builds_passes_smoke_and_reproduces() {
     let build = official.xtask(&[
         "build",
         "cpu-minimal",
+        "--no-cache",
         "--progress",
         "plain",
         "--report-dir",
