@@ -226,7 +226,7 @@ fn relative_to_root(root: &str, path: &str, windows: bool) -> Option<String> {
 /// part is its root (`""`, or the drive `C:` on Windows).
 fn lexical_parts(path: &str, windows: bool) -> Vec<&str> {
     let path = match windows {
-        true => path.strip_prefix(r"\\?\").unwrap_or(path),
+        true => path.strip_prefix("\\\\?\\").unwrap_or(path),
         false => path,
     };
     let mut parts: Vec<&str> = Vec::new();
