@@ -81,12 +81,14 @@ RUN --mount=type=bind,from=base,source=/var/lib/dpkg/status,target=/tmp/target-s
     python3 /tmp/target_python.py /tmp/target-status "$TARGETARCH" >/opt/uv/target \
  && echo "venv for $TARGETARCH: $(cat /opt/uv/target)"
 # copy: the uv cache is another filesystem. No UV_COMPILE_BYTECODE: compiled after the trim,
-# by source hash, not mtime (reproducible; the image never changes its sources).
+# by source hash, not mtime (reproducible; the image never changes its sources). No byte code
+# from the build's scripts: a .pth import would write it after the mtimes are reset.
 ENV PATH=/opt/venv/bin:/opt/uv/bin:$PATH \
     VIRTUAL_ENV=/opt/venv \
     UV_CACHE_DIR=/root/.cache/uv \
     UV_LINK_MODE=copy \
     UV_PYTHON_DOWNLOADS=never \
+    PYTHONDONTWRITEBYTECODE=1 \
     STRIP=target-strip
 
 # The lock's names only: a version bump in the lock does not re-run the torch stage.
