@@ -26,15 +26,22 @@ const QUICK_TESTS: &[&str] = &["bad_input", "cli"];
 /// (docs/TESTING.md has their times). The others follow in name order.
 const LONGEST_FIRST: &[&str] = &[
     "platforms",
+    "reproducible",
     "images",
-    "sizes",
+    "bench",
     "foundation",
     "publish",
-    "bench",
-    "smoke",
+    "sizes",
     "scan",
     "build",
+    "lint",
+    "smoke",
 ];
+
+/// Test threads for binaries whose tests wait on emulation, image builds and locks rather than on
+/// the CPUs: all of their tests start at once, so that the longest (the emulated arm64 base) does
+/// not queue behind the others (libtest's default is one thread per CPU).
+const TEST_THREADS: &[(&str, &str)] = &[("platforms", "5")];
 
 /// Binaries that never run while certain others do.
 const APART: &[(&str, &[&str])] = &[
@@ -165,6 +172,14 @@ pub(crate) fn start_order(jobs: &[Job]) -> Vec<usize> {
     let mut order: Vec<usize> = (0..jobs.len()).collect();
     order.sort_by(|&a, &b| (rank(&jobs[a]), &jobs[a].name).cmp(&(rank(&jobs[b]), &jobs[b].name)));
     order
+}
+
+/// `RUST_TEST_THREADS` for binary `name`, when it is not libtest's default.
+pub(crate) fn test_threads(name: &str) -> Option<&'static str> {
+    TEST_THREADS
+        .iter()
+        .find(|(binary, _)| *binary == name)
+        .map(|(_, threads)| *threads)
 }
 
 /// Whether `a` and `b` may run at the same time.
@@ -337,6 +352,13 @@ mod tests {
         assert_eq!(next_job(&jobs, &order, &started, &[3], 3), None);
         assert!(compatible("sizes", "images"));
         assert!(!compatible("bench", "signals"));
+    }
+
+    #[test]
+    fn only_the_binaries_that_wait_on_emulation_get_more_test_threads() {
+        assert_eq!(test_threads("platforms"), Some("5"));
+        assert_eq!(test_threads("images"), None);
+        assert_eq!(test_threads("xtask (lib)"), None);
     }
 
     #[test]

@@ -199,6 +199,9 @@ fn output(job: &Job, env: &[(String, String)]) -> (bool, String) {
     for (name, value) in env {
         cmd = cmd.env(name, value);
     }
+    if let Some(threads) = plan::test_threads(&job.name) {
+        cmd = cmd.env("RUST_TEST_THREADS", threads);
+    }
     match cmd.output_merged() {
         Ok(out) => (
             out.status.success(),
