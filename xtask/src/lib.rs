@@ -13,6 +13,7 @@ mod cosign;
 pub mod ctx;
 mod diff;
 pub mod docker;
+pub mod dockerignore;
 pub mod docs;
 mod doctor;
 mod emulation;
