@@ -6,6 +6,8 @@
 
 # Pin by digest to reproduce a build; `cargo xtask build` passes the offline base when present.
 ARG BASE_IMAGE=debian:trixie-slim
+# The stage the app comes from; `cargo xtask build` names a build context instead (app-src below).
+ARG APP_SRC=app-src-build
 
 # ---- base: the target's Debian with python3 at /usr/bin/python3, where the venv points.
 FROM ${BASE_IMAGE} AS base
@@ -40,11 +42,17 @@ RUN --mount=type=bind,from=base,source=/etc,target=/tmp/target-etc \
  && install -d -o 10001 -g 0 -m 0770 /users/data \
  && find /users -exec touch -h -d @0 {} +
 
-FROM build-base AS app-src
+# The app at /app-src/opt/voxserve/voxserve, every mtime 0 (not the checkout's). `cargo xtask
+# build` passes this tree prepared, as a build context named by its content's hash (APP_SRC):
+# an app change runs one COPY, and no stale sync of the context is reused. `docker build` runs
+# this stage.
+FROM build-base AS app-src-build
 RUN --mount=type=bind,source=app/src/voxserve,target=/tmp/voxserve \
     mkdir -p /app-src/opt/voxserve \
  && cp -r /tmp/voxserve /app-src/opt/voxserve/voxserve \
  && find /app-src -exec touch -h -d @0 {} +
+# hadolint ignore=DL3006
+FROM ${APP_SRC} AS app-src
 
 # ---- deps: uv, the torch family and the locked venv, on the build machine.
 FROM build-base AS tools
@@ -151,9 +159,10 @@ COPY --link --from=deps --chown=0:0 /image/ /
 # The import proof, by the image's own Python on the finished venv; it writes nothing.
 RUN --mount=type=bind,source=app/docker/smoke_test.py,target=/tmp/smoke_test.py \
     /opt/venv/bin/python -B /tmp/smoke_test.py --torch required
-COPY --link --from=app-src --chown=0:0 /app-src/ /
-# Last: the step takes SOURCE_DATE_EPOCH, new with every commit (the directory is the users').
+# Just before the app: the step takes SOURCE_DATE_EPOCH, new with every commit, and re-runs with
+# it but not with an app change (the directory is the users').
 WORKDIR /opt/voxserve
+COPY --link --from=app-src --chown=0:0 /app-src/ /
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONPATH=/opt/voxserve \
     PYTHONDONTWRITEBYTECODE=1 \

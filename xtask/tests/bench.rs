@@ -10,18 +10,6 @@ mod common;
 use common::*;
 use std::path::Path;
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap().flatten() {
-        let target = to.join(entry.file_name());
-        if entry.path().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
-
 /// A copy of `tests/fixtures/<fixture>` in a scratch directory, as variant `fx` of its own
 /// images.toml (image `localhost/<image>-<run id>`, removed on drop), with the bytes of the two
 /// files the benches touch (`src/app.py`, `deps.lock`) before the bench.

@@ -558,3 +558,49 @@ fn a_buildkit_platform_warning_fails_the_build_and_moves_no_tag() {
     );
     assert_ne!(after, before, "the tag did not move to the new image");
 }
+
+/// The id of the image a tag names.
+fn image_id(reference: &str) -> String {
+    let run = docker(&["image", "inspect", "--format", "{{.Id}}", reference]).assert_ok();
+    run.stdout.trim().to_string()
+}
+
+#[test]
+fn the_app_comes_as_a_context_named_by_its_content_and_gives_the_stage_s_image() {
+    let setup = Setup::new("app-src", "build-app-src");
+    // A copy of the fixture as the variant's context, to edit its app.
+    let context = setup.dir.path().join("context");
+    copy_dir(&fixtures().join("build-app-src"), &context);
+    let config = std::fs::read_to_string(&setup.config).unwrap().replace(
+        &fixtures().join("build-app-src").display().to_string(),
+        &context.display().to_string(),
+    );
+    std::fs::write(&setup.config, config).unwrap();
+    let app = context.join("app/src/voxserve");
+    // What a contributor's tree holds besides the app: left out, like the stage leaves it out.
+    std::fs::create_dir_all(app.join("__pycache__")).unwrap();
+    std::fs::write(app.join("__pycache__/main.cpython-313.pyc"), "pyc").unwrap();
+    let tag = format!("{}:app-src", setup.image);
+
+    let run = setup.build(&["app-src"]).assert_ok();
+    assert!(run.stderr.contains("[context app-src-"), "{}", run.stderr);
+    assert!(!run.stderr.contains("[app-src-build"), "{}", run.stderr);
+    let from_context = image_id(&tag);
+
+    // The Dockerfile's own stage, as a plain `docker build` runs it: the same image.
+    let run = setup
+        .build(&["app-src", "--build-arg", "APP_SRC=app-src-build"])
+        .assert_ok();
+    assert!(run.stderr.contains("[app-src-build"), "{}", run.stderr);
+    assert_eq!(image_id(&tag), from_context, "{}", run.stderr);
+
+    // An edit that keeps the file's size and, in the context, its mtime (0) is built.
+    std::fs::write(app.join("main.py"), "print(\"two\")\n").unwrap();
+    let run = setup.build(&["app-src"]).assert_ok();
+    assert_ne!(image_id(&tag), from_context, "{}", run.stderr);
+    assert!(
+        saved_image_contains(&tag, b"print(\"two\")"),
+        "{}",
+        run.stderr
+    );
+}

@@ -6,23 +6,8 @@
 mod common;
 
 use common::*;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
-
-/// Copies a fixture directory (hidden files included) into a scratch directory, so that the
-/// fixture's Cargo build (clippy) writes its target/ there.
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let dest = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &dest);
-        } else {
-            std::fs::copy(entry.path(), dest).unwrap();
-        }
-    }
-}
 
 /// The linters `cargo xtask lint` runs without options.
 const DEFAULT_LINTERS: [&str; 7] = [
@@ -89,6 +74,7 @@ fn lint_is_clean_on_this_repository() {
 fn every_linter_reports_its_fixture_finding_with_file_and_line() {
     ensure_base();
     let project = Scratch::new("lint-bad");
+    // A copy: the fixture's Cargo build (clippy) writes its target/ there.
     copy_dir(&fixtures().join("lint-bad"), project.path());
     let config = project.path().join("images.toml");
     let sarif = project.path().join("sarif");

@@ -2,17 +2,19 @@
 //! the CA bundle as a BuildKit secret, OCI labels, standard tags and a build report.
 //!
 //! The story, one file per stage: [`resolve`] (the engine and builder, the cache mode, the
-//! registry, the CA bundle, the offline base, [`git`]: asked once per run) → [`plan`] (pure: the
-//! buildx argv as data, unit-tested) → [`platform`] (the base provides every target platform,
-//! checked before buildx starts) → [`run`] (buildx through `crate::docker`, its output read by
-//! [`log`], BuildKit's platform warnings judged before the tags move, the local cache swapped
-//! in, the report gathered) → [`render`].
+//! registry, the CA bundle, the offline base, [`git`]: asked once per run) → [`app_src`] (the app
+//! as a build context with every mtime 0, for a Dockerfile that declares `ARG APP_SRC`) →
+//! [`plan`] (pure: the buildx argv as data, unit-tested) → [`platform`] (the base provides every
+//! target platform, checked before buildx starts) → [`run`] (buildx through `crate::docker`, its
+//! output read by [`log`], BuildKit's platform warnings judged before the tags move, the local
+//! cache swapped in, the report gathered) → [`render`].
 //!
 //! [`build`] is the library's entry point: the benches call it with [`Options`] of their own.
 //!
 //! The module is `build_cmd`, like `config_cmd` and `test_cmd`: a `src/build/` folder reads as
 //! build output to many tools (global gitignores, linters, structure viewers), which skip it.
 
+mod app_src;
 mod git;
 mod log;
 mod plan;
@@ -208,7 +210,11 @@ fn prepare<'a>(
     variant: &'a Variant,
 ) -> Result<Prepared<'a>> {
     let facts = resolve::variant_facts(ctx, setting, variant)?;
-    let input = plan::input(config, setting, options, variant, &facts)?;
+    let app_src = match facts.declares_app_src {
+        true => Some(app_src::prepare(&variant.context, facts.tmp.path())?),
+        false => None,
+    };
+    let input = plan::input(config, setting, options, variant, &facts, app_src)?;
     if let Some(tag) = &input.platform_tag {
         progress!(
             "the `{}` builder (docker driver) cannot push untagged: {} is pushed as {tag}",

@@ -6,6 +6,7 @@ use camino::{Utf8Path, Utf8PathBuf};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
+use super::app_src::{self, AppSrc};
 use super::git::GitInfo;
 use super::resolve::{local_cache_dir, CacheMode, Setting, VariantFacts};
 use super::Options;
@@ -119,6 +120,8 @@ pub(crate) struct PlanInput<'a> {
     pub(crate) ca_bundle: Option<Utf8PathBuf>,
     pub(crate) progress: Progress,
     pub(crate) metadata_file: Utf8PathBuf,
+    /// The app as a prepared build context, for a Dockerfile that declares `ARG APP_SRC`.
+    pub(crate) app_src: Option<AppSrc>,
 }
 
 #[derive(Debug, Clone)]
@@ -139,6 +142,7 @@ pub(crate) fn input<'a>(
     options: &'a Options,
     variant: &'a Variant,
     facts: &VariantFacts,
+    app_src: Option<AppSrc>,
 ) -> Result<PlanInput<'a>> {
     let pushing = options.pushing();
     let registry = setting.registry.as_ref();
@@ -203,6 +207,7 @@ pub(crate) fn input<'a>(
         ca_bundle: setting.ca.as_ref().map(|c| c.path.clone()),
         progress: options.progress,
         metadata_file: crate::util::host_join(facts.tmp.path(), "metadata.json"),
+        app_src,
         repository,
     })
 }
@@ -321,6 +326,7 @@ pub(crate) fn plan(input: &PlanInput) -> BuildPlan {
             .iter()
             .map(|(k, val)| format!("--build-arg={k}={val}")),
     );
+    argv.extend(app_context_arg(input, &build_args));
     argv.extend(label_args(input, &build_args));
     argv.extend(input.labels.iter().map(|l| format!("--label={l}")));
     argv.extend(tag_args(input, &tags));
@@ -355,8 +361,9 @@ pub(crate) fn plan(input: &PlanInput) -> BuildPlan {
     }
 }
 
-/// The variant's build args, the `--build-arg` flags over them, the offline base as BASE_IMAGE
-/// and the source's time as SOURCE_DATE_EPOCH unless one of them sets it.
+/// The variant's build args, the `--build-arg` flags over them, the offline base as BASE_IMAGE,
+/// the prepared app's context as APP_SRC and the source's time as SOURCE_DATE_EPOCH unless one
+/// of them sets it.
 fn build_args(input: &PlanInput) -> BTreeMap<String, String> {
     let mut args = input.variant.build_args.clone();
     args.extend(input.build_arg_overrides.iter().cloned());
@@ -364,9 +371,20 @@ fn build_args(input: &PlanInput) -> BTreeMap<String, String> {
         args.entry("BASE_IMAGE".into())
             .or_insert_with(|| base.clone());
     }
+    if let Some(app) = &input.app_src {
+        args.entry(app_src::ARG.into())
+            .or_insert_with(|| app.name.clone());
+    }
     args.entry("SOURCE_DATE_EPOCH".into())
         .or_insert_with(|| input.source_date_epoch.to_string());
     args
+}
+
+/// `--build-context` of the prepared app, unless a `--build-arg APP_SRC` chose another source.
+fn app_context_arg(input: &PlanInput, build_args: &BTreeMap<String, String>) -> Option<String> {
+    let app = input.app_src.as_ref()?;
+    (build_args.get(app_src::ARG) == Some(&app.name))
+        .then(|| format!("--build-context={}={}", app.name, app.dir))
 }
 
 /// The OCI labels that have a value; `base.name` and `base.digest` say what a rebuild starts from.
@@ -658,6 +676,7 @@ mod tests {
             ca_bundle: None,
             progress: Progress::Plain,
             metadata_file: "/t/meta.json".into(),
+            app_src: None,
         }
     }
 
@@ -671,6 +690,42 @@ mod tests {
 
     fn has(argv: &[String], arg: &str) -> bool {
         argv.iter().any(|a| a == arg)
+    }
+
+    #[test]
+    fn the_prepared_app_is_a_named_context_that_app_src_names() {
+        let (v, g) = (variant(), git());
+        let mut i = input(&v, &g);
+        i.app_src = Some(AppSrc {
+            name: "app-src-0123456789abcdef".into(),
+            dir: "/t/app-src".into(),
+        });
+        let p = plan(&i);
+        for want in [
+            "--build-arg=APP_SRC=app-src-0123456789abcdef",
+            "--build-context=app-src-0123456789abcdef=/t/app-src",
+        ] {
+            assert!(has(&p.argv, want), "missing {want} in {:?}", p.argv);
+        }
+        // A --build-arg APP_SRC (the Dockerfile's own stage, say) wins, and no context is sent.
+        i.build_arg_overrides = vec![("APP_SRC".into(), "app-src-build".into())];
+        let p = plan(&i);
+        assert!(
+            has(&p.argv, "--build-arg=APP_SRC=app-src-build"),
+            "{:?}",
+            p.argv
+        );
+        assert!(
+            !p.argv.iter().any(|a| a.starts_with("--build-context")),
+            "{:?}",
+            p.argv
+        );
+        // Without a prepared app (a Dockerfile without the ARG): neither.
+        let p = plan(&input(&v, &g));
+        assert!(!p
+            .argv
+            .iter()
+            .any(|a| a.contains("APP_SRC") || a.starts_with("--build-context")));
     }
 
     #[test]

@@ -71,6 +71,8 @@ pub(crate) struct VariantFacts {
     pub(crate) has_local_cache: bool,
     /// The Dockerfile declares `ARG BASE_IMAGE`: passing it chooses the base.
     pub(crate) declares_base_image: bool,
+    /// The Dockerfile declares `ARG APP_SRC`: it takes the app as a prepared build context.
+    pub(crate) declares_app_src: bool,
 }
 
 /// Resolves the run's facts; every input error is found here, before any build starts.
@@ -241,6 +243,7 @@ pub(crate) fn variant_facts(
         suffix: util::unique_suffix(),
         has_local_cache: util::host_join(&cache, "index.json").is_file(),
         declares_base_image: platform::declares_arg(&dockerfile, "BASE_IMAGE"),
+        declares_app_src: platform::declares_arg(&dockerfile, super::app_src::ARG),
     })
 }
 

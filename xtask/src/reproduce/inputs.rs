@@ -54,6 +54,8 @@ pub(crate) fn from_report(source: &str, text: &str) -> Result<Inputs> {
     let mut build_args = r.build_args;
     let epoch = build_args.remove("SOURCE_DATE_EPOCH");
     build_args.remove("BASE_IMAGE");
+    // Derived from the commit's app by the build itself, like the base from the base's name.
+    build_args.remove("APP_SRC");
     Ok(Inputs {
         revision: r
             .revision
@@ -248,7 +250,7 @@ mod tests {
     #[test]
     fn a_report_gives_every_input() {
         let text = r#"{"kind": "build", "schema": 1, "revision": "abc",
-            "build_args": {"SOURCE_DATE_EPOCH": "7", "BASE_IMAGE": "b", "STAMP": "1"},
+            "build_args": {"SOURCE_DATE_EPOCH": "7", "BASE_IMAGE": "b", "APP_SRC": "app-src-0123", "STAMP": "1"},
             "source_date_epoch": 7, "base_image": "b@sha256:1", "compression": "zstd",
             "buildkit": "v0.26.0", "engine": "28.5.2"}"#;
         let inputs = from_report("r.json", text).unwrap();

@@ -316,6 +316,20 @@ impl Drop for Scratch {
     }
 }
 
+/// Copies a directory, hidden files included (a fixture into a scratch directory, to change it).
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let dest = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &dest);
+        } else {
+            std::fs::copy(entry.path(), dest).unwrap();
+        }
+    }
+}
+
 /// Minimal valid images.toml head (project + base) for test configs; append variants to it.
 pub fn config_head() -> String {
     format!(
