@@ -99,7 +99,8 @@ impl Setup {
 
 /// True when `needle` occurs in any file of `docker save IMAGE`, gzip layers decompressed.
 fn saved_image_contains(image: &str, needle: &[u8]) -> bool {
-    let dir = Scratch::new("save");
+    // One directory per image: tests that run together save into directories of their own.
+    let dir = Scratch::new(&format!("save-{}", image.replace(['/', ':'], "-")));
     let tar = dir.path().join("image.tar");
     docker(&["save", "-o", tar.to_str().unwrap(), image]).assert_ok();
     let out = dir.path().join("x");
