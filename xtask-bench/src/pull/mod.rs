@@ -5,7 +5,7 @@
 //! The four images are made from the built image's own layer blobs (containerd's content
 //! store): the layers as built are the same blobs (gzip) or the same tars compressed with zstd;
 //! "one venv layer" replaces the venv's layers (`--venv`, default: those of the instructions that
-//! write `/opt/venv`) by one layer holding exactly the files an overlay of them shows — so the
+//! copy the venv's trees or mount `/opt/venv`) by one layer holding exactly the files an overlay of them shows — so the
 //! images differ in layout and compression and in nothing else. Each image goes into a registry
 //! of its own on 127.0.0.1 (Debian's `docker-registry`, `registry::serve`), and is pulled
 //! `--runs` times, each time by a private engine started for that pull alone (`engine.rs`): the
@@ -62,10 +62,11 @@ pub struct PullArgs {
     /// Measure this local image instead of the variant's tag.
     #[arg(long, value_name = "REF")]
     image: Option<String>,
-    /// The venv's layers: those made by an instruction containing TEXT (they must follow one
-    /// another).
-    #[arg(long, default_value = "/opt/venv", value_name = "TEXT")]
-    venv: String,
+    /// The venv's layers: those made by an instruction containing one of these TEXTs
+    /// (repeatable; they must follow one another). Default: the Dockerfiles' trees of the venv
+    /// (`/layers/…`, `/image/`) and the import proof that mounts `/opt/venv`.
+    #[arg(long, value_name = "TEXT", default_values_t = ["/layers/".to_string(), "/image/".into(), "/opt/venv".into()])]
+    venv: Vec<String>,
     /// Pulls of each image, each by a fresh engine; the table shows the median.
     #[arg(long, default_value_t = 1, value_name = "N",
           value_parser = clap::value_parser!(u32).range(1..=20), allow_hyphen_values = true)]

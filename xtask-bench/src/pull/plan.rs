@@ -108,24 +108,30 @@ impl ImagePlan {
     }
 }
 
-/// The venv's layers: those whose instruction contains `text`, which must follow one another.
-pub fn venv_layers(layers: &[SourceLayer], text: &str) -> Result<Range<usize>> {
+/// The venv's layers: those whose instruction contains one of `texts`, which must follow one
+/// another.
+pub fn venv_layers(layers: &[SourceLayer], texts: &[String]) -> Result<Range<usize>> {
     let hits: Vec<usize> = layers
         .iter()
         .enumerate()
-        .filter(|(_, l)| l.created_by.contains(text))
+        .filter(|(_, l)| texts.iter().any(|t| l.created_by.contains(t.as_str())))
         .map(|(i, _)| i)
         .collect();
+    let texts = texts
+        .iter()
+        .map(|t| format!("`{t}`"))
+        .collect::<Vec<_>>()
+        .join(" or ");
     let (Some(&first), Some(&last)) = (hits.first(), hits.last()) else {
         bail!(
-            "no layer of the image was made by an instruction containing `{text}`: name the \
+            "no layer of the image was made by an instruction containing {texts}: name the \
              venv's layers with --venv TEXT (see `cargo xtask sizes --layers 20`)"
         );
     };
     if last - first + 1 != hits.len() {
         let numbers: Vec<String> = hits.iter().map(|i| (i + 1).to_string()).collect();
         bail!(
-            "the layers made by instructions containing `{text}` ({}) do not follow one \
+            "the layers made by instructions containing {texts} ({}) do not follow one \
              another: one layer in their place would change what the layers between them see",
             numbers.join(", ")
         );
@@ -225,16 +231,25 @@ mod tests {
     fn the_venv_is_the_run_of_layers_that_name_it() {
         let layers = [
             layer("ADD rootfs.tar /"),
-            layer("COPY --link /layers/nvidia-1/ /opt/venv/"),
-            layer("COPY --link /layers/torch/ /opt/venv/"),
-            layer("COPY --link /opt/venv /opt/venv"),
-            layer("COPY --link /opt/voxserve /opt/voxserve"),
+            layer("COPY --chown=0:0 /layers/nvidia-1/ / # buildkit"),
+            layer("COPY --chown=0:0 /layers/torch/ / # buildkit"),
+            layer("COPY --chown=0:0 /image/ / # buildkit"),
+            layer("RUN /opt/venv/bin/python -B /tmp/smoke_test.py # buildkit"),
+            layer("COPY --chown=0:0 /app-src/ / # buildkit"),
         ];
-        assert_eq!(venv_layers(&layers, "/opt/venv").unwrap(), 1..4);
-        let err = venv_layers(&layers, "/nowhere").unwrap_err().to_string();
-        assert!(err.contains("--venv"), "{err}");
+        let texts = |t: &[&str]| t.iter().map(|t| t.to_string()).collect::<Vec<_>>();
+        let default = texts(&["/layers/", "/image/", "/opt/venv"]);
+        assert_eq!(venv_layers(&layers, &default).unwrap(), 1..5);
+        assert_eq!(venv_layers(&layers, &texts(&["/layers/"])).unwrap(), 1..3);
+        let err = venv_layers(&layers, &texts(&["/nowhere"]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("`/nowhere`") && err.contains("--venv"),
+            "{err}"
+        );
         let gap = [layers[1].clone(), layers[0].clone(), layers[3].clone()];
-        let err = venv_layers(&gap, "/opt/venv").unwrap_err().to_string();
+        let err = venv_layers(&gap, &default).unwrap_err().to_string();
         assert!(err.contains("(1, 3) do not follow"), "{err}");
     }
 
