@@ -222,11 +222,16 @@ fn relative_to_root(root: &str, path: &str, windows: bool) -> Option<String> {
     })
 }
 
+/// A Windows path without the verbatim prefix `\\?\` that canonical paths carry.
+pub(crate) fn without_verbatim_prefix(path: &str) -> &str {
+    path.strip_prefix("\\\\?\\").unwrap_or(path)
+}
+
 /// A path's parts with `.` and empty parts dropped and `..` applied; an absolute path's first
 /// part is its root (`""`, or the drive `C:` on Windows).
 fn lexical_parts(path: &str, windows: bool) -> Vec<&str> {
     let path = match windows {
-        true => path.strip_prefix("\\\\?\\").unwrap_or(path),
+        true => without_verbatim_prefix(path),
         false => path,
     };
     let mut parts: Vec<&str> = Vec::new();

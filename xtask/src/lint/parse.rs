@@ -404,7 +404,10 @@ pub(crate) fn rustfmt(stdout: &str, workspace: &Utf8Path) -> Vec<Finding> {
                 _ => (rest, None),
             },
         };
-        let file = relative(workspace, Utf8Path::new(file.trim_start_matches("\\\\?\\")));
+        let file = relative(
+            workspace,
+            Utf8Path::new(crate::util::without_verbatim_prefix(file)),
+        );
         let mut f = finding(Tool::Rustfmt, file.as_str(), number, "fmt", Level::Warning);
         f.message = "not formatted as rustfmt formats it: run `cargo fmt --all`".into();
         out.push(f);
