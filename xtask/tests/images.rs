@@ -74,6 +74,7 @@ fn downloads(log: &str) -> Vec<&str> {
 /// by every Dockerfile on the builder), where two builds at once would both fetch it.
 #[test]
 fn cpu_and_rocm_builds_with_the_cuda_torch_stop_at_their_guards() {
+    let _uv = uv_cache();
     let cpu = assert_guard_stops_cuda_torch("cpu");
     let rocm = assert_guard_stops_cuda_torch("rocm");
     eprintln!(

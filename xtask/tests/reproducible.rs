@@ -319,6 +319,7 @@ fn cpu_minimal_on_an_official_like_base_builds_passes_smoke_and_reproduces() {
     assert_eq!(python.code, 0, "the base has python3 or CA certificates");
 
     let reports = Scratch::new("official-like");
+    let uv = uv_cache();
     let build = official.xtask(&[
         "build",
         "cpu-minimal",
@@ -328,6 +329,7 @@ fn cpu_minimal_on_an_official_like_base_builds_passes_smoke_and_reproduces() {
         "--report-dir",
         &reports.path().to_string_lossy(),
     ]);
+    drop(uv);
     assert_eq!(build.code, 0, "{}", tail(&build.stderr));
     assert!(
         !build.stderr.contains("python3: from the base image")

@@ -57,6 +57,13 @@ fn revision_tags(repo: &str) -> Vec<String> {
         .collect()
 }
 
+/// Held around builds that read what BuildKit's uv cache mount (`/root/.cache/uv`, shared by every
+/// Dockerfile) holds, and around `--no-cache` builds of the Dockerfiles: those start that mount
+/// anew, and the next build on the engine takes the new, empty one.
+pub fn uv_cache() -> Exclusive {
+    exclusive("buildkit cache mount /root/.cache/uv")
+}
+
 /// Held while a test changes engine state that tests of other binaries read: one holder at a
 /// time on this machine. Released on drop.
 pub struct Exclusive(#[allow(dead_code)] File);
