@@ -1150,7 +1150,8 @@ pub(crate) fn remove_images(refs: &[String]) -> Result<()> {
         let stderr = String::from_utf8_lossy(&out.stderr);
         let problems: Vec<&str> = stderr
             .lines()
-            .filter(|l| !l.contains("No such image"))
+            // Gone already (another run removed it): the Docker store and the containerd store's words.
+            .filter(|l| !l.contains("No such image") && !l.contains("NotFound"))
             .collect();
         if !problems.is_empty() {
             warning!("cannot remove {}: {}", refs.join(", "), problems.join("; "));

@@ -10,6 +10,22 @@ mod common;
 use common::*;
 use std::path::Path;
 
+/// Every bench first removes what killed benches of the checkout left: a test that kills one and
+/// checks that its own next run repairs runs while no other bench of this binary runs.
+static RECLAIM: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+fn reclaim_turn() -> std::sync::RwLockReadGuard<'static, ()> {
+    RECLAIM
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn reclaim_alone() -> std::sync::RwLockWriteGuard<'static, ()> {
+    RECLAIM
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// A copy of `tests/fixtures/<fixture>` in a scratch directory, as variant `fx` of its own
 /// images.toml (image `localhost/<image>-<run id>`, removed on drop), with the bytes of the two
 /// files the benches touch (`src/app.py`, `deps.lock`) before the bench.
@@ -72,6 +88,7 @@ fn image_id(reference: &str) -> Option<String> {
 
 #[test]
 fn rebuild_bench_reports_four_builds_judges_them_and_restores_the_files() {
+    let _turn = reclaim_turn();
     let Touched {
         dir: _dir,
         context,
@@ -227,6 +244,7 @@ fn rebuild_bench_reports_four_builds_judges_them_and_restores_the_files() {
 
 #[test]
 fn rebuild_bench_refuses_a_file_outside_the_build_context() {
+    let _turn = reclaim_turn();
     let dir = Scratch::new("bench-outside");
     let context = dir.path().join("fixture");
     copy_dir(&fixtures().join("bench"), &context);
@@ -259,6 +277,7 @@ fn rebuild_bench_refuses_a_file_outside_the_build_context() {
 
 #[test]
 fn update_bench_pulls_only_the_changed_layers_and_keeps_the_torch_layer() {
+    let _turn = reclaim_turn();
     let Touched {
         dir: _dir,
         context: _,
@@ -364,6 +383,7 @@ fn update_bench_pulls_only_the_changed_layers_and_keeps_the_torch_layer() {
 
 #[test]
 fn smoke_bench_times_every_run_and_judges_the_latency_targets() {
+    let _turn = reclaim_turn();
     let image = fixture_image("smoke-app", &["--target=app"]);
     let dir = Scratch::new("bench-smoke");
     let config = dir.write(
@@ -439,6 +459,7 @@ fn pushed_layers<'a>(row: &'a serde_json::Value, field: &str) -> Vec<&'a str> {
 
 #[test]
 fn pull_bench_pushes_both_layouts_with_both_compressions_and_pulls_them_on_fresh_engines() {
+    let _turn = reclaim_turn();
     let image = fixture_image("pull", &[]);
     let dir = Scratch::new("bench-pull");
     let config = pull_config(&dir);
@@ -641,6 +662,7 @@ fn pull_left_by(pid: u32) -> Vec<String> {
 
 #[test]
 fn pull_bench_through_a_shaped_link_is_held_to_it_and_repairs_what_a_killed_run_left() {
+    let _turn = reclaim_alone();
     let image = fixture_image("pull", &[]);
     let dir = Scratch::new("bench-pull-shaped");
     let config = pull_config(&dir);
@@ -729,6 +751,7 @@ fn pull_bench_through_a_shaped_link_is_held_to_it_and_repairs_what_a_killed_run_
 
 #[test]
 fn pull_bench_refuses_a_bad_network_setting_before_anything_starts() {
+    let _turn = reclaim_turn();
     for (setting, says) in [
         ("40ms", "give two or three values"),
         ("40ms,200mbps", "not a rate"),
@@ -760,6 +783,7 @@ fn pull_bench_refuses_a_bad_network_setting_before_anything_starts() {
 
 #[test]
 fn pull_bench_of_an_image_that_was_not_built_is_one_error_before_anything_starts() {
+    let _turn = reclaim_turn();
     ensure_engine();
     let dir = Scratch::new("bench-pull-missing");
     let config = dir.write(
@@ -795,6 +819,7 @@ fn pull_bench_of_an_image_that_was_not_built_is_one_error_before_anything_starts
 
 #[test]
 fn a_negative_target_is_refused_before_anything_starts() {
+    let _turn = reclaim_turn();
     let cases: [(&[&str], &str); 6] = [
         (
             &["bench", "rebuild", "fx", "--max-app-secs=-1"],
@@ -833,6 +858,7 @@ fn a_negative_target_is_refused_before_anything_starts() {
 
 #[test]
 fn update_bench_refuses_a_dependency_file_the_build_cannot_see_before_any_build() {
+    let _turn = reclaim_turn();
     let Touched {
         dir,
         context,
@@ -900,6 +926,7 @@ fn processes_with(texts: &[&str]) -> Vec<u32> {
 
 #[test]
 fn a_bench_killed_mid_change_leaves_the_files_and_the_tags_as_they_were() {
+    let _turn = reclaim_alone();
     let Touched {
         dir: _dir,
         app_file,
@@ -1016,6 +1043,7 @@ fn started_until(
 /// tags and images nor its temporary dirs left.
 #[test]
 fn an_interrupted_bench_update_leaves_nothing_and_prints_no_verdict() {
+    let _turn = reclaim_turn();
     let Touched {
         dir: _dir,
         app_file,
