@@ -17,15 +17,20 @@ fn base_twice_gives_the_same_image_id_with_updates_and_security_sources() {
     let _tags = RemoveTags::new("localhost/xtask-test-base-native");
     let args = ["base", "--platform", "linux/amd64", "--image", &image];
     let first = xtask_run(&args).assert_ok();
-    let second = xtask_run(&args).assert_ok();
     let id1 = first.stdout.trim();
-    let id2 = second.stdout.trim();
     assert!(
         id1.starts_with("sha256:"),
         "base printed no image ID: {:?}",
         first.stdout
     );
-    assert_eq!(id1, id2, "base is not reproducible");
+    // The shared base, when built from the same images.toml (by .ci/run, or another binary), is
+    // the second build; when it is missing or older (the mirror moved on since), build twice here.
+    let shared = platform_id(BASE_IMAGE, "linux/amd64");
+    if shared.as_deref() != Some(id1) {
+        eprintln!("the shared base's amd64 image ({shared:?}) is of other inputs: building again");
+        let second = xtask_run(&args).assert_ok();
+        assert_eq!(id1, second.stdout.trim(), "base is not reproducible");
+    }
 
     let run = docker(&[
         "run",

@@ -44,20 +44,6 @@ fn ensure_multiplatform_base() {
     });
 }
 
-/// ID of one platform's image in a local (multi-platform) image.
-fn platform_id(image: &str, platform: &str) -> Option<String> {
-    let run = docker(&[
-        "image",
-        "inspect",
-        "--platform",
-        platform,
-        "--format",
-        "{{.Id}}",
-        image,
-    ]);
-    (run.code == 0).then(|| run.stdout.trim().to_string())
-}
-
 /// `docker cp` (following links) of `path` in `platform`'s image of `image` into `dest`.
 fn copy_out(image: &str, platform: &str, path: &str, dest: &Path) -> PathBuf {
     let name = format!("xtask-cp-{}-{}", run_id(), platform.replace('/', "-"));

@@ -24,3 +24,17 @@ pub fn unregistered_platform() -> Option<&'static str> {
     .into_iter()
     .find(|p| !runs.iter().any(|r| r == p))
 }
+
+/// ID of one platform's image in a local (multi-platform) image.
+pub fn platform_id(image: &str, platform: &str) -> Option<String> {
+    let run = docker(&[
+        "image",
+        "inspect",
+        "--platform",
+        platform,
+        "--format",
+        "{{.Id}}",
+        image,
+    ]);
+    (run.code == 0).then(|| run.stdout.trim().to_string())
+}
