@@ -19,9 +19,10 @@ fn build(variant: &str, extra: &[&str], reports: &Scratch) -> Run {
     Run::of(&mut cmd)
 }
 
-/// Builds `variant` with PyPI's torch — the CUDA build, which pulls the nvidia wheels: exactly
-/// what the variant's torch guard is for — checks that the build stops at the guard, and returns
-/// the build's output.
+/// Builds `variant` with PyPI's torch — the CUDA build: exactly what the variant's torch guard is
+/// for — checks that the build stops at the guard, and returns the build's output. Without its
+/// nvidia wheels (`--no-deps`): the guard reads the CUDA build from torch/version.py, and its
+/// check of the nvidia wheels is unit-tested (app/tests/test_image_scripts.py).
 fn assert_guard_stops_cuda_torch(variant: &str) -> String {
     let reports = Scratch::new(&format!("guard-{variant}"));
     let tag = format!("localhost/xtask-guard:{variant}");
@@ -33,7 +34,7 @@ fn assert_guard_stops_cuda_torch(variant: &str) -> String {
             "--build-arg",
             "TORCH_INDEX_URL=default",
             "--build-arg",
-            "TORCH_SPEC=torch==2.15.0",
+            "TORCH_SPEC=--no-deps torch==2.15.0",
             "--tag",
             &tag,
         ],
@@ -69,9 +70,9 @@ fn downloads(log: &str) -> Vec<&str> {
         .collect()
 }
 
-/// One after the other, so that CUDA torch (≈ 3.5 GB with its nvidia wheels) is downloaded at
-/// most once per run: the second build finds it in uv's cache mount (`/root/.cache/uv`, shared
-/// by every Dockerfile on the builder), where two builds at once would both fetch it.
+/// One after the other, so that CUDA torch is downloaded at most once per run: the second build
+/// finds it in uv's cache mount (`/root/.cache/uv`, shared by every Dockerfile on the builder),
+/// where two builds at once would both fetch it.
 #[test]
 fn cpu_and_rocm_builds_with_the_cuda_torch_stop_at_their_guards() {
     let _uv = uv_cache();
