@@ -1150,7 +1150,7 @@ pub(crate) fn remove_images(refs: &[String]) -> Result<()> {
         let stderr = String::from_utf8_lossy(&out.stderr);
         let problems: Vec<&str> = stderr
             .lines()
-            // Gone already (another run removed it): the Docker store and the containerd store's words.
+            // Gone already, another run removed it (the classic store's words, then containerd's).
             .filter(|l| !l.contains("No such image") && !l.contains("NotFound"))
             .collect();
         if !problems.is_empty() {

@@ -2,14 +2,14 @@
 //! pull it — with its layers as built and with the venv in one layer as before issue 13, each
 //! with gzip and with zstd layers, in one run.
 //!
-//! The four images are made from the built image's own layer blobs (containerd's content
-//! store): the layers as built are the same blobs (gzip) or the same tars compressed with zstd;
-//! "one venv layer" replaces the venv's layers (`--venv`, default: those of the instructions that
-//! copy the venv's trees or mount `/opt/venv`) by one layer holding exactly the files an overlay of them shows — so the
-//! images differ in layout and compression and in nothing else. Each image goes into a registry
-//! of its own on 127.0.0.1 (Debian's `docker-registry`, `registry::serve`), and is pulled
-//! `--runs` times, each time by a private engine started for that pull alone (`engine.rs`): the
-//! shared engine already holds every layer of a built image, and a pull there measures nothing.
+//! The four images are made from the built image's own layer blobs (containerd's content store):
+//! the layers as built are the same blobs (gzip) or the same tars compressed with zstd; "one venv
+//! layer" replaces the venv's layers (`--venv`, default: those of the instructions that copy the
+//! venv's trees or mount `/opt/venv`) by one layer holding exactly the files an overlay of them
+//! shows — so the images differ in layout and compression and in nothing else. Each image goes into
+//! a registry of its own on 127.0.0.1 (Debian's `docker-registry`, `registry::serve`), and is
+//! pulled `--runs` times, each time by a private engine started for that pull alone (`engine.rs`):
+//! the shared engine already holds every layer of a built image, and a pull there measures nothing.
 //! Registries, engines and their files are removed after each image, and on every path (error,
 //! Ctrl-C). Needs root (the private engines) and the containerd image store.
 //!
