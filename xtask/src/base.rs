@@ -443,6 +443,34 @@ pub(crate) fn mirrors_from_sources(text: &str) -> (Option<String>, Option<String
     (main, security)
 }
 
+/// Before the remaining packages install (every variant but extract and custom has dpkg):
+/// update-ca-certificates becomes a no-op. ca-certificates runs it twice, each run ~750 processes,
+/// and under emulation every process pays QEMU's start-up: most of a minute.
+const CA_DEFER: &str = "chroot \"$1\" dpkg-divert --quiet --local --rename --divert \
+    /usr/sbin/update-ca-certificates.xtask --add /usr/sbin/update-ca-certificates \
+    && printf '#!/bin/sh\\n' >\"$1/usr/sbin/update-ca-certificates\" \
+    && chmod 755 \"$1/usr/sbin/update-ca-certificates\"";
+
+/// After every package is configured: the diversion undone (dpkg's backup `diversions-old` as it
+/// would be without it), then Debian's script run once by the host's shell, sed and openssl on
+/// the root's files, its links made relative to the root again. The tar is byte for byte what
+/// the run in the root makes (docs/MULTI_PLATFORM.md). With update hooks (a JDK's) or no openssl
+/// on the host, the script runs in the root.
+const CA_LINK: &str = "set -e; r=$1; d=$r/var/lib/dpkg; u=$r/usr/sbin/update-ca-certificates; \
+    rm \"$u\"; if [ -e \"$d/diversions-old\" ]; then cp \"$d/diversions-old\" \"$d/old.xtask\"; fi; \
+    chroot \"$r\" dpkg-divert --quiet --local --rename --remove /usr/sbin/update-ca-certificates; \
+    if [ -e \"$d/old.xtask\" ]; then awk -v p=/usr/sbin/update-ca-certificates 'NR % 3 == 1 \
+    { a = $0; getline b; getline c; if (a != p) printf \"%s\\n%s\\n%s\\n\", a, b, c }' \
+    \"$d/old.xtask\" >\"$d/diversions-old\"; rm \"$d/old.xtask\"; fi; \
+    [ -e \"$u\" ] || exit 0; \
+    if [ -n \"$(ls -A \"$r/etc/ca-certificates/update.d\" 2>/dev/null)\" ] \
+    || ! command -v openssl >/dev/null; then chroot \"$r\" update-ca-certificates; exit 0; fi; \
+    sh \"$u\" --hooksdir '' --certsconf \"$r/etc/ca-certificates.conf\" \
+    --certsdir \"$r/usr/share/ca-certificates\" --localcertsdir \"$r/usr/local/share/ca-certificates\" \
+    --etccertsdir \"$r/etc/ssl/certs\" >/dev/null; \
+    for l in \"$r\"/etc/ssl/certs/*; do t=$(readlink \"$l\") || continue; \
+    case $t in \"$r\"/*) ln -sfn \"${t#\"$r\"}\" \"$l\" ;; esac; done";
+
 /// mmdebstrap's argv: minbase, docs/man/locales excluded, apt sources with updates and security.
 pub(crate) fn mmdebstrap_args(
     base: &Base,
@@ -463,6 +491,10 @@ pub(crate) fn mmdebstrap_args(
     }
     for glob in &base.path_include {
         args.push(format!("--dpkgopt=path-include={glob}"));
+    }
+    if !["extract", "custom"].contains(&base.variant.as_str()) {
+        args.push(format!("--essential-hook={CA_DEFER}"));
+        args.push(format!("--customize-hook={CA_LINK}"));
     }
     // After every package is configured, in the root filesystem ($1): each glob must match.
     for glob in &base.remove {
@@ -573,6 +605,14 @@ mod tests {
               rm -r \"$p\"; done"
                 .to_string()
         ));
+        assert!(args.contains(&format!("--essential-hook={CA_DEFER}")));
+        assert!(args.contains(&format!("--customize-hook={CA_LINK}")));
+        let extract = Base {
+            variant: "extract".into(),
+            ..base()
+        };
+        let plain = mmdebstrap_args(&extract, "amd64", None, Utf8Path::new("/t/rootfs.tar"));
+        assert!(!plain.iter().any(|a| a.contains("update-ca-certificates")));
         let tail: Vec<&str> = args[args.len() - 5..].iter().map(String::as_str).collect();
         assert_eq!(
             tail,

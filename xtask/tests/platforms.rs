@@ -140,9 +140,28 @@ fn the_arm64_base_is_reproducible_and_its_python3_is_an_aarch64_binary() {
         &image,
         "sh",
         "-c",
-        "ls -d /usr/lib/python3.*/test /usr/lib/python3.*/pydoc_data 2>&1; uname -m",
+        "ls -d /usr/lib/python3.*/test /usr/lib/python3.*/pydoc_data 2>&1; uname -m; cd /etc/ssl/certs; \
+         echo certs $(readlink ISRG_Root_X1.pem) $(find -L . -type l | wc -l) $(ls | grep -c '[.]pem$') \
+         $(ls | grep -c '[.][0-9]$') $(grep -c 'BEGIN CERT' ca-certificates.crt)",
     ]);
     assert!(listing.stdout.contains("aarch64"), "{}", listing.stdout);
+    // The certificates, linked by the host's tools: each link points into the image and resolves,
+    // and every certificate has its hash link and its place in the bundle.
+    let certs: Vec<&str> = listing
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("certs "))
+        .unwrap_or_default()
+        .split(' ')
+        .collect();
+    let ok = matches!(certs[..], [link, "0", pems, hashes, bundled]
+        if link == "/usr/share/ca-certificates/mozilla/ISRG_Root_X1.crt"
+            && pems.parse::<u32>().is_ok_and(|n| n > 100)
+            && pems == hashes && hashes == bundled);
+    assert!(
+        ok,
+        "link, broken links, certificates, hash links, in the bundle: {certs:?}"
+    );
     assert!(
         listing.stdout.contains("No such file"),
         "{}",
