@@ -465,7 +465,7 @@ const CA_LINK: &str = "set -e; r=$1; d=$r/var/lib/dpkg; u=$r/usr/sbin/update-ca-
     [ -e \"$u\" ] || exit 0; \
     if [ -n \"$(ls -A \"$r/etc/ca-certificates/update.d\" 2>/dev/null)\" ] \
     || ! command -v openssl >/dev/null; then chroot \"$r\" update-ca-certificates; exit 0; fi; \
-    sh \"$u\" --hooksdir '' --certsconf \"$r/etc/ca-certificates.conf\" \
+    sh -e \"$u\" --hooksdir '' --certsconf \"$r/etc/ca-certificates.conf\" \
     --certsdir \"$r/usr/share/ca-certificates\" --localcertsdir \"$r/usr/local/share/ca-certificates\" \
     --etccertsdir \"$r/etc/ssl/certs\" >/dev/null; \
     for l in \"$r\"/etc/ssl/certs/*; do t=$(readlink \"$l\") || continue; \
