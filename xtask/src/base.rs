@@ -443,19 +443,15 @@ pub(crate) fn mirrors_from_sources(text: &str) -> (Option<String>, Option<String
     (main, security)
 }
 
-/// Before the remaining packages install (every variant but extract and custom has dpkg):
-/// update-ca-certificates becomes a no-op. ca-certificates runs it twice, each run ~750 processes,
-/// and under emulation every process pays QEMU's start-up: most of a minute.
+/// While packages install, update-ca-certificates is a no-op: run twice, its ~750 processes each
+/// pay QEMU's start-up under emulation, most of a minute.
 const CA_DEFER: &str = "chroot \"$1\" dpkg-divert --quiet --local --rename --divert \
     /usr/sbin/update-ca-certificates.xtask --add /usr/sbin/update-ca-certificates \
     && printf '#!/bin/sh\\n' >\"$1/usr/sbin/update-ca-certificates\" \
     && chmod 755 \"$1/usr/sbin/update-ca-certificates\"";
 
-/// After every package is configured: the diversion undone (dpkg's backup `diversions-old` as it
-/// would be without it), then Debian's script run once by the host's shell, sed and openssl on
-/// the root's files, its links made relative to the root again. The tar is byte for byte what
-/// the run in the root makes (docs/MULTI_PLATFORM.md). With update hooks (a JDK's) or no openssl
-/// on the host, the script runs in the root.
+/// Then it runs once with the host's tools, its links pointed into the root: the same tar byte for
+/// byte (docs/MULTI_PLATFORM.md). In the root when it has update hooks or the host no openssl.
 const CA_LINK: &str = "set -e; r=$1; d=$r/var/lib/dpkg; u=$r/usr/sbin/update-ca-certificates; \
     rm \"$u\"; if [ -e \"$d/diversions-old\" ]; then cp \"$d/diversions-old\" \"$d/old.xtask\"; fi; \
     chroot \"$r\" dpkg-divert --quiet --local --rename --remove /usr/sbin/update-ca-certificates; \
@@ -492,6 +488,7 @@ pub(crate) fn mmdebstrap_args(
     for glob in &base.path_include {
         args.push(format!("--dpkgopt=path-include={glob}"));
     }
+    // These two variants may have no dpkg to divert with.
     if !["extract", "custom"].contains(&base.variant.as_str()) {
         args.push(format!("--essential-hook={CA_DEFER}"));
         args.push(format!("--customize-hook={CA_LINK}"));
