@@ -445,23 +445,22 @@ pub(crate) fn mirrors_from_sources(text: &str) -> (Option<String>, Option<String
 
 /// While packages install, update-ca-certificates is a no-op: run twice, its ~750 processes each
 /// pay QEMU's start-up under emulation, most of a minute.
-const CA_DEFER: &str = "chroot \"$1\" dpkg-divert --quiet --local --rename --divert \
-    /usr/sbin/update-ca-certificates.xtask --add /usr/sbin/update-ca-certificates \
-    && printf '#!/bin/sh\\n' >\"$1/usr/sbin/update-ca-certificates\" \
-    && chmod 755 \"$1/usr/sbin/update-ca-certificates\"";
+const CA_DEFER: &str = "p=/usr/sbin/update-ca-certificates; \
+    chroot \"$1\" dpkg-divert --quiet --local --rename --divert \"$p.xtask\" --add \"$p\" \
+    && printf '#!/bin/sh\\n' >\"$1$p\" && chmod 755 \"$1$p\"";
 
 /// Then it runs once with the host's tools, its links pointed into the root: the same tar byte for
 /// byte (docs/MULTI_PLATFORM.md). In the root when it has update hooks or the host no openssl.
-const CA_LINK: &str = "set -e; r=$1; d=$r/var/lib/dpkg; u=$r/usr/sbin/update-ca-certificates; \
-    rm \"$u\"; if [ -e \"$d/diversions-old\" ]; then cp \"$d/diversions-old\" \"$d/old.xtask\"; fi; \
-    chroot \"$r\" dpkg-divert --quiet --local --rename --remove /usr/sbin/update-ca-certificates; \
-    if [ -e \"$d/old.xtask\" ]; then awk -v p=/usr/sbin/update-ca-certificates 'NR % 3 == 1 \
+const CA_LINK: &str = "set -e; p=/usr/sbin/update-ca-certificates; r=$1; d=$r/var/lib/dpkg; \
+    rm \"$r$p\"; if [ -e \"$d/diversions-old\" ]; then cp \"$d/diversions-old\" \"$d/old.xtask\"; fi; \
+    chroot \"$r\" dpkg-divert --quiet --local --rename --remove \"$p\"; \
+    if [ -e \"$d/old.xtask\" ]; then awk -v p=\"$p\" 'NR % 3 == 1 \
     { a = $0; getline b; getline c; if (a != p) printf \"%s\\n%s\\n%s\\n\", a, b, c }' \
     \"$d/old.xtask\" >\"$d/diversions-old\"; rm \"$d/old.xtask\"; fi; \
-    [ -e \"$u\" ] || exit 0; \
+    [ -e \"$r$p\" ] || exit 0; \
     if [ -n \"$(ls -A \"$r/etc/ca-certificates/update.d\" 2>/dev/null)\" ] \
-    || ! command -v openssl >/dev/null; then chroot \"$r\" update-ca-certificates; exit 0; fi; \
-    sh -e \"$u\" --hooksdir '' --certsconf \"$r/etc/ca-certificates.conf\" \
+    || ! command -v openssl >/dev/null; then chroot \"$r\" \"$p\"; exit 0; fi; \
+    sh -e \"$r$p\" --hooksdir '' --certsconf \"$r/etc/ca-certificates.conf\" \
     --certsdir \"$r/usr/share/ca-certificates\" --localcertsdir \"$r/usr/local/share/ca-certificates\" \
     --etccertsdir \"$r/etc/ssl/certs\" >/dev/null; \
     for l in \"$r\"/etc/ssl/certs/*; do t=$(readlink \"$l\") || continue; \
